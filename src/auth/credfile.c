@@ -1,0 +1,154 @@
+/* Credential files, read like ssh reads a private key: open without
+ * following a symlink, then check the opened file itself (fstat), so that
+ * nothing can be swapped between the check and the read.  Refusals are
+ * worded like ssh's so an administrator recognises them.  Thread-safe;
+ * never logs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/credfile.h"
+#include "util.h"
+
+static void closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+
+static int check_file(const char *path, const struct stat *st, unsigned flags,
+		      struct kvfs_error *err)
+{
+	if (!S_ISREG(st->st_mode)) {
+		kvfs_error_set_message(err, "'%s' is not a regular file", path);
+		return -EINVAL;
+	}
+	if (!(flags & KVFS_CREDFILE_ANY_MODE)) {
+		uid_t euid = geteuid();
+
+		if (st->st_uid != euid && st->st_uid != 0) {
+			kvfs_error_set_message(
+				err,
+				"'%s' is owned by uid %u; it must be owned by "
+				"uid %u or root",
+				path, (unsigned)st->st_uid, (unsigned)euid);
+			return -EPERM;
+		}
+		if (st->st_mode & 077) {
+			kvfs_error_set_message(
+				err,
+				"UNPROTECTED PRIVATE KEY FILE: permissions "
+				"%04o for '%s' are too open; it must not be "
+				"readable by group or others",
+				(unsigned)(st->st_mode & 07777), path);
+			return -EPERM;
+		}
+	}
+	if (st->st_size > (off_t)KVFS_CREDFILE_MAX) {
+		kvfs_error_set_message(err, "'%s' is larger than %u KiB", path,
+				       KVFS_CREDFILE_MAX >> 10);
+		return -EFBIG;
+	}
+	return 0;
+}
+
+int kvfs_credfile_read(const char *path, unsigned flags, char **ret,
+		       size_t *ret_len, struct kvfs_error *err)
+{
+	_cleanup_(closep) int fd = -1;
+	struct stat st;
+	char *buf;
+	size_t len = 0, cap;
+	int oflags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	int r;
+
+	if (!path || !*path) {
+		kvfs_error_set_message(err, "no credential file given");
+		return -EINVAL;
+	}
+	if (!(flags & KVFS_CREDFILE_ANY_MODE))
+		oflags |= O_NOFOLLOW;
+
+	fd = open(path, oflags);
+	if (fd < 0) {
+		r = -errno;
+		if (r == -ELOOP && !(flags & KVFS_CREDFILE_ANY_MODE))
+			kvfs_error_set_message(
+				err,
+				"'%s' is a symbolic link; give the path of the "
+				"file itself",
+				path);
+		else
+			kvfs_error_set_message(err, "cannot open '%s': %s",
+					       path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		kvfs_error_set_message(err, "cannot stat '%s': %s", path,
+				       strerror(-r));
+		return r;
+	}
+	r = check_file(path, &st, flags, err);
+	if (r < 0)
+		return r;
+
+	/* One byte more than allowed, to see a file that grew meanwhile. */
+	cap = KVFS_CREDFILE_MAX + 1;
+	buf = malloc(cap + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, cap - len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			kvfs_secure_free(buf, cap + 1);
+			kvfs_error_set_message(err, "cannot read '%s': %s",
+					       path, strerror(-r));
+			return r;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == cap)
+			break;
+	}
+	if (len > KVFS_CREDFILE_MAX) {
+		kvfs_secure_free(buf, cap + 1);
+		kvfs_error_set_message(err, "'%s' is larger than %u KiB", path,
+				       KVFS_CREDFILE_MAX >> 10);
+		return -EFBIG;
+	}
+	buf[len] = '\0';
+
+	if (flags & KVFS_CREDFILE_STRIP_NEWLINES)
+		while (len > 0 &&
+		       (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+			buf[--len] = '\0';
+
+	if (len == 0) {
+		kvfs_secure_free(buf, cap + 1);
+		kvfs_error_set_message(err, "'%s' is empty", path);
+		return -EINVAL;
+	}
+
+	/* Shrink by copying, and wipe the big buffer. */
+	{
+		char *out = malloc(len + 1);
+
+		if (!out) {
+			kvfs_secure_free(buf, cap + 1);
+			return -ENOMEM;
+		}
+		memcpy(out, buf, len + 1);
+		kvfs_secure_free(buf, cap + 1);
+		*ret = out;
+		*ret_len = len;
+	}
+	return 0;
+}

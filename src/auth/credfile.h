@@ -1,0 +1,32 @@
+/* Reading a credential file (client secret, certificate, password,
+ * federated token) the way ssh reads a private key: a regular file, owned
+ * by the mounting user or root, not accessible to group or others, at most
+ * KVFS_CREDFILE_MAX bytes.  Contents come back in a buffer meant to be
+ * wiped.  Thread-safe; never logs (refusals go to err->message). */
+#ifndef KVFS_AUTH_CREDFILE_H
+#define KVFS_AUTH_CREDFILE_H
+
+#include <stddef.h>
+
+#include "../error.h"
+
+#define KVFS_CREDFILE_MAX (64u << 10)
+
+enum {
+	/* Strip trailing "\n" / "\r\n" (secrets, passwords, tokens). */
+	KVFS_CREDFILE_STRIP_NEWLINES = 1 << 0,
+	/* Skip the owner and mode checks and follow a symlink: for the
+	 * federated token_file, which Kubernetes projects with mode 0644
+	 * behind a symlink. */
+	KVFS_CREDFILE_ANY_MODE = 1 << 1,
+};
+
+/* Read path into a NUL-terminated buffer of *ret_len bytes (the NUL not
+ * counted; binary contents may hold NULs).  Free with
+ * kvfs_secure_free(buf, len + 1).  Errors: -EPERM (mode or owner),
+ * -ELOOP (a symlink), -EINVAL (not a regular file, or empty), -EFBIG,
+ * or the -errno of open/read; err->message says which, naming the path. */
+int kvfs_credfile_read(const char *path, unsigned flags, char **ret,
+		       size_t *ret_len, struct kvfs_error *err);
+
+#endif

@@ -1,0 +1,917 @@
+/* The option table and everything around it: the command line (-o
+ * key=value, possibly repeated, -f, -d, --help, --version), the Azure SDK
+ * environment variables as defaults (an option always wins), validation,
+ * and the argument vector handed to libfuse.  A secret is never accepted on
+ * the command line.  Runs once in main() before any thread exists. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+#define DEFAULT_REFRESH 300
+#define DEFAULT_MAX_STALE 86400
+#define DEFAULT_DEADLINE 10
+#define DEFAULT_API_VERSION "7.4"
+#define DEFAULT_KEY_MODE 0400
+#define DEFAULT_IMDS_URL "http://169.254.169.254/metadata/identity/oauth2/token"
+
+struct cloud_defaults {
+	const char *name;
+	const char *authority;
+	const char *vault_suffix;
+	const char *resource;
+};
+
+static const struct cloud_defaults clouds[] = {
+	[KVFS_CLOUD_PUBLIC] = {"public", "https://login.microsoftonline.com",
+			       "vault.azure.net", "https://vault.azure.net"},
+	[KVFS_CLOUD_CHINA] = {"china", "https://login.chinacloudapi.cn",
+			      "vault.azure.cn", "https://vault.azure.cn"},
+	[KVFS_CLOUD_USGOV] = {"usgov", "https://login.microsoftonline.us",
+			      "vault.usgovcloudapi.net",
+			      "https://vault.usgovcloudapi.net"},
+};
+
+static const char *const auth_names[] = {
+	[KVFS_AUTH_AUTO] = "auto",	   [KVFS_AUTH_IMDS] = "imds",
+	[KVFS_AUTH_SECRET] = "secret",	   [KVFS_AUTH_CERT] = "cert",
+	[KVFS_AUTH_WORKLOAD] = "workload",
+};
+
+enum opt_kind {
+	OPT_STRING,  /* any non-empty value */
+	OPT_ID,	     /* tenant and the like: goes into a URL path */
+	OPT_PATH,    /* made absolute: the daemon runs in / */
+	OPT_HTTPS,   /* https:// URL, trailing slashes dropped */
+	OPT_URL,     /* http:// or https:// URL */
+	OPT_SECONDS, /* decimal, within [min, max] */
+	OPT_FLAG,    /* no value */
+	OPT_AUTH,
+	OPT_CLOUD,
+	OPT_LOGLEVEL,
+	OPT_UID,
+	OPT_GID,
+	OPT_MODE,
+	OPT_VERSION, /* api_version: [0-9A-Za-z.-] */
+};
+
+struct opt {
+	const char *name;
+	enum opt_kind kind;
+	size_t off;
+	unsigned min, max;
+	const char *arg;
+	const char *help;
+};
+
+#define F(field) offsetof(struct kvfs_config, field)
+
+static const struct opt opts[] = {
+	{"auth", OPT_AUTH, F(auth), 0, 0, "auto|imds|secret|cert|workload",
+	 "credential provider (default auto)"},
+	{"tenant", OPT_ID, F(tenant), 0, 0, "ID",
+	 "Entra tenant (default: from the vault)"},
+	{"client_id", OPT_ID, F(client_id), 0, 0, "ID",
+	 "app, or user-assigned managed identity"},
+	{"object_id", OPT_ID, F(object_id), 0, 0, "ID",
+	 "user-assigned identity by object id"},
+	{"msi_res_id", OPT_STRING, F(msi_res_id), 0, 0, "ID",
+	 "user-assigned identity by resource id"},
+	{"secret_file", OPT_PATH, F(secret_file), 0, 0, "PATH",
+	 "file holding the client secret"},
+	{"cert_file", OPT_PATH, F(cert_file), 0, 0, "PATH",
+	 "client certificate and key, PEM or PKCS#12"},
+	{"cert_password_file", OPT_PATH, F(cert_password_file), 0, 0, "PATH",
+	 "file holding the PKCS#12 password"},
+	{"token_file", OPT_PATH, F(token_file), 0, 0, "PATH",
+	 "federated token (workload identity)"},
+	{"authority", OPT_HTTPS, F(authority), 0, 0, "URL",
+	 "Entra ID host (default per cloud=)"},
+	{"imds_url", OPT_URL, F(imds_url), 0, 0, "URL",
+	 "managed identity endpoint (default: IMDS)"},
+	{"cloud", OPT_CLOUD, F(cloud), 0, 0, "public|china|usgov",
+	 "vault suffix, authority and resource defaults"},
+	{"resource", OPT_HTTPS, F(resource), 0, 0, "URL",
+	 "token audience (default: from the vault)"},
+	{"ca_file", OPT_PATH, F(ca_file), 0, 0, "PATH",
+	 "extra trusted CA certificates (PEM)"},
+	{"api_version", OPT_VERSION, F(api_version), 0, 0, "V",
+	 "Key Vault API version (default " DEFAULT_API_VERSION ")"},
+	{"refresh", OPT_SECONDS, F(refresh), 1, 31536000, "SECONDS",
+	 "revalidate this often (default 300)"},
+	{"max_stale", OPT_SECONDS, F(max_stale), 0, 315360000, "SECONDS",
+	 "serve stale data this long (default 86400)"},
+	{"deadline", OPT_SECONDS, F(deadline), 1, 3600, "SECONDS",
+	 "longest wait of a file operation (default 10)"},
+	{"allow_expired", OPT_FLAG, F(allow_expired), 0, 0, NULL,
+	 "keep expired certificates readable"},
+	{"allow_other", OPT_FLAG, F(allow_other), 0, 0, NULL,
+	 "let other users in (with default_permissions)"},
+	{"uid", OPT_UID, F(uid), 0, 0, "N",
+	 "owner of every file (default: you)"},
+	{"gid", OPT_GID, F(gid), 0, 0, "N",
+	 "group of every file (default: yours)"},
+	{"key_mode", OPT_MODE, F(key_mode), 0, 0, "0NNN",
+	 "mode of key-bearing files (default 0400)"},
+	{"loglevel", OPT_LOGLEVEL, F(loglevel), 0, 0, "LEVEL",
+	 "err|warning|notice|info|debug (default notice)"},
+	{"debug", OPT_FLAG, F(debug), 0, 0, NULL, "same as -d"},
+};
+
+#undef F
+
+/* Options that fstab, mount(8) and mount.fuse3 pass along: accepted and
+ * dropped.  The mount is read-only whatever they say. */
+static const char *const dropped[] = {
+	"_netdev",    "nofail",	     "noauto",
+	"auto",	      "user",	     "users",
+	"nouser",     "owner",	     "group",
+	"defaults",   "rw",	     "ro",
+	"dev",	      "nodev",	     "suid",
+	"nosuid",     "exec",	     "noexec",
+	"atime",      "noatime",     "relatime",
+	"norelatime", "strictatime", "nostrictatime",
+	"lazytime",   "nolazytime",  "diratime",
+	"nodiratime", "async",	     "sync",
+	"dirsync",    "mand",	     "nomand",
+	"silent",     "loud",	     "iversion",
+	"noiversion", "nonempty",    "default_permissions",
+};
+
+/* Options with a value that are dropped whatever the value: ours win. */
+static const char *const dropped_prefixes[] = {
+	"x-",
+	"comment=",
+	"subtype=",
+	"fsname=",
+};
+
+static int fail(struct kvfs_error *err, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct kvfs_error *err, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+const char *kvfs_config_auth_name(enum kvfs_auth_kind k)
+{
+	if ((size_t)k >= ELEMENTSOF(auth_names))
+		return "unknown";
+	return auth_names[k];
+}
+
+static bool ends_with(const char *s, size_t n, const char *suffix)
+{
+	size_t m = strlen(suffix);
+
+	return n >= m && strncasecmp(s + n - m, suffix, m) == 0;
+}
+
+/* Azure: 3-24 of [0-9A-Za-z-], starting with a letter, ending with a
+ * letter or digit, no two hyphens in a row. */
+static bool vault_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 3 || n > 24)
+		return false;
+	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return false;
+	if (s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		bool alnum = (ch >= '0' && ch <= '9') ||
+			     (ch >= 'a' && ch <= 'z') ||
+			     (ch >= 'A' && ch <= 'Z');
+
+		if (!alnum && ch != '-')
+			return false;
+		if (ch == '-' && s[i + 1] == '-')
+			return false;
+	}
+	return true;
+}
+
+static bool host_char(char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+	       (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '.';
+}
+
+/* "https://host[:port][/]" -> "https://host[:port]" with the host in lower
+ * case and the port without leading zeros.  An IPv6 literal is [bracketed].
+ * Anything else, including userinfo, a path, a query or a fragment, is
+ * -EINVAL. */
+static int parse_https_origin(const char *arg, char **ret)
+{
+	const char *p, *host, *host_end;
+	unsigned long port = 0;
+	bool has_port = false;
+	char *url;
+	size_t hlen;
+
+	if (strncasecmp(arg, "https://", 8) != 0)
+		return -EINVAL;
+	p = host = arg + 8;
+	if (*p == '[') {
+		p++;
+		while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
+		       (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.')
+			p++;
+		if (*p != ']' || p == host + 1)
+			return -EINVAL;
+		p++;
+	} else {
+		while (host_char(*p))
+			p++;
+		if (p == host || *host == '.' || *host == '-')
+			return -EINVAL;
+	}
+	host_end = p;
+	if (*p == ':') {
+		const char *digits = ++p;
+
+		while (*p >= '0' && *p <= '9' && p - digits < 6)
+			port = port * 10 + (unsigned long)(*p++ - '0');
+		if (p == digits || (*p >= '0' && *p <= '9') || port < 1 ||
+		    port > 65535)
+			return -EINVAL;
+		has_port = true;
+	}
+	if (*p == '/')
+		p++;
+	if (*p != '\0')
+		return -EINVAL;
+
+	hlen = (size_t)(host_end - host);
+	url = malloc(8 + hlen + 7);
+	if (!url)
+		return -ENOMEM;
+	memcpy(url, "https://", 8);
+	for (size_t i = 0; i < hlen; i++) {
+		char ch = host[i];
+
+		url[8 + i] =
+			(ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+	}
+	url[8 + hlen] = '\0';
+	if (has_port)
+		sprintf(url + 8 + hlen, ":%lu", port);
+	*ret = url;
+	return 0;
+}
+
+int kvfs_config_vault_url(const char *arg, enum kvfs_cloud cloud,
+			  char **ret_url)
+{
+	char *url;
+
+	if (!arg || (size_t)cloud >= ELEMENTSOF(clouds))
+		return -EINVAL;
+	if (strncasecmp(arg, "https://", 8) == 0)
+		return parse_https_origin(arg, ret_url);
+	if (!vault_name_valid(arg))
+		return -EINVAL;
+	if (asprintf(&url, "https://%s.%s", arg, clouds[cloud].vault_suffix) <
+	    0)
+		return -ENOMEM;
+	for (char *p = url; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	*ret_url = url;
+	return 0;
+}
+
+static int parse_unsigned(const char *s, int base, unsigned long max,
+			  unsigned long *ret)
+{
+	unsigned long v;
+	char *end;
+
+	if (!s || !*s || (base == 10 && !(*s >= '0' && *s <= '9')) ||
+	    (base == 8 && !(*s >= '0' && *s <= '7')))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, base);
+	if (errno || *end || v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+/* URLs from options and the environment: the scheme checked, trailing
+ * slashes dropped so that paths can be appended. */
+static int normalize_url(const char *value, bool https_only, char **ret)
+{
+	size_t n = strlen(value);
+	const char *rest;
+	char *s;
+
+	if (strncasecmp(value, "https://", 8) == 0)
+		rest = value + 8;
+	else if (!https_only && strncasecmp(value, "http://", 7) == 0)
+		rest = value + 7;
+	else
+		return -EINVAL;
+	if (!host_char(*rest) && *rest != '[')
+		return -EINVAL;
+	for (const char *p = value; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#' ||
+		    *p == '@')
+			return -EINVAL;
+	while (n > 0 && value[n - 1] == '/')
+		n--;
+	s = strndup(value, n);
+	if (!s)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static int absolute_path(const char *value, char **ret)
+{
+	_cleanup_free_ char *cwd = NULL;
+	char *s;
+
+	if (value[0] == '/') {
+		s = strdup(value);
+	} else {
+		cwd = getcwd(NULL, 0);
+		if (!cwd)
+			return -errno;
+		if (asprintf(&s, "%s/%s", cwd, value) < 0)
+			s = NULL;
+	}
+	if (!s)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static bool id_valid(const char *s)
+{
+	for (; *s; s++)
+		if (!host_char(*s) && *s != '_')
+			return false;
+	return true;
+}
+
+static bool api_version_valid(const char *s)
+{
+	for (; *s; s++)
+		if (!host_char(*s))
+			return false;
+	return true;
+}
+
+static int set_string(char **field, char *value)
+{
+	if (!value)
+		return -ENOMEM;
+	free(*field);
+	*field = value;
+	return 0;
+}
+
+static int apply(struct kvfs_config *c, const struct opt *o, const char *value,
+		 struct kvfs_error *err)
+{
+	void *field = (char *)c + o->off;
+	unsigned long v;
+	char *s = NULL;
+	int r, i;
+
+	if (o->kind == OPT_FLAG) {
+		if (value)
+			return fail(err, -EINVAL, "option '%s' takes no value",
+				    o->name);
+		*(bool *)field = true;
+		return 0;
+	}
+	if (!value || !*value)
+		return fail(err, -EINVAL, "option '%s' needs a value (%s=%s)",
+			    o->name, o->name, o->arg);
+
+	switch (o->kind) {
+	case OPT_STRING:
+		return set_string(field, strdup(value));
+	case OPT_ID:
+		if (!id_valid(value))
+			return fail(err, -EINVAL, "invalid %s '%s'", o->name,
+				    value);
+		return set_string(field, strdup(value));
+	case OPT_VERSION:
+		if (!api_version_valid(value))
+			return fail(err, -EINVAL, "invalid %s '%s'", o->name,
+				    value);
+		return set_string(field, strdup(value));
+	case OPT_PATH:
+		r = absolute_path(value, &s);
+		if (r < 0)
+			return fail(err, r, "cannot resolve %s '%s': %s",
+				    o->name, value, strerror(-r));
+		return set_string(field, s);
+	case OPT_HTTPS:
+	case OPT_URL:
+		r = normalize_url(value, o->kind == OPT_HTTPS, &s);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return fail(err, r,
+				    "invalid %s '%s': expected an %s URL",
+				    o->name, value,
+				    o->kind == OPT_HTTPS ? "https://"
+							 : "http(s)://");
+		return set_string(field, s);
+	case OPT_SECONDS:
+		r = parse_unsigned(value, 10, o->max, &v);
+		if (r < 0 || v < o->min)
+			return fail(
+				err, -EINVAL,
+				"invalid %s '%s': expected seconds, %u to %u",
+				o->name, value, o->min, o->max);
+		*(unsigned *)field = (unsigned)v;
+		return 0;
+	case OPT_UID:
+	case OPT_GID:
+		/* (uid_t)-1 means "no change" to chown(2): never an owner. */
+		r = parse_unsigned(value, 10, (unsigned long)UINT32_MAX - 1,
+				   &v);
+		if (r < 0)
+			return fail(err, -EINVAL,
+				    "invalid %s '%s': expected a number",
+				    o->name, value);
+		if (o->kind == OPT_UID)
+			*(uid_t *)field = (uid_t)v;
+		else
+			*(gid_t *)field = (gid_t)v;
+		return 0;
+	case OPT_MODE:
+		r = parse_unsigned(value, 8, 0777, &v);
+		if (r < 0)
+			return fail(err, -EINVAL,
+				    "invalid %s '%s': expected an octal mode "
+				    "such as 0400",
+				    o->name, value);
+		*(mode_t *)field = (mode_t)v;
+		return 0;
+	case OPT_LOGLEVEL:
+		r = kvfs_log_parse_level(value);
+		if (r < 0)
+			return fail(err, -EINVAL,
+				    "invalid loglevel '%s': expected err, "
+				    "warning, notice, info or debug",
+				    value);
+		*(int *)field = r;
+		return 0;
+	case OPT_AUTH:
+		for (i = 0; i < (int)ELEMENTSOF(auth_names); i++)
+			if (strcmp(value, auth_names[i]) == 0) {
+				*(enum kvfs_auth_kind *)field = i;
+				return 0;
+			}
+		return fail(err, -EINVAL,
+			    "invalid auth '%s': expected auto, imds, secret, "
+			    "cert or workload",
+			    value);
+	case OPT_CLOUD:
+		for (i = 0; i < (int)ELEMENTSOF(clouds); i++)
+			if (strcmp(value, clouds[i].name) == 0) {
+				*(enum kvfs_cloud *)field = i;
+				return 0;
+			}
+		return fail(err, -EINVAL,
+			    "invalid cloud '%s': expected public, china or "
+			    "usgov",
+			    value);
+	case OPT_FLAG:
+		break;
+	}
+	return -EINVAL;
+}
+
+/* secret=, client_secret=, password=, token= and the like would show the
+ * secret to anyone running ps. */
+static const char *secret_hint(const char *key, size_t n)
+{
+	if (ends_with(key, n, "secret"))
+		return "put the secret in a file readable only by you and use "
+		       "secret_file=PATH (or set AZURE_CLIENT_SECRET)";
+	if (ends_with(key, n, "password"))
+		return "put the password in a file readable only by you and "
+		       "use cert_password_file=PATH";
+	if (ends_with(key, n, "token"))
+		return "put the token in a file and use token_file=PATH";
+	return NULL;
+}
+
+static int parse_one(struct kvfs_config *c, const char *item,
+		     struct kvfs_error *err)
+{
+	const char *eq = strchr(item, '=');
+	size_t klen = eq ? (size_t)(eq - item) : strlen(item);
+	const char *hint;
+
+	if (klen == 0)
+		return item[0] ? fail(err, -EINVAL, "invalid option '%s'", item)
+			       : 0;
+
+	hint = secret_hint(item, klen);
+	if (hint)
+		return fail(err, -EINVAL,
+			    "refusing option '%.*s': a secret on the command "
+			    "line is visible to every user; %s",
+			    (int)klen, item, hint);
+
+	for (size_t i = 0; i < ELEMENTSOF(opts); i++)
+		if (strlen(opts[i].name) == klen &&
+		    strncmp(item, opts[i].name, klen) == 0)
+			return apply(c, &opts[i], eq ? eq + 1 : NULL, err);
+
+	for (size_t i = 0; i < ELEMENTSOF(dropped); i++)
+		if (strcmp(item, dropped[i]) == 0)
+			return 0;
+	for (size_t i = 0; i < ELEMENTSOF(dropped_prefixes); i++)
+		if (strncmp(item, dropped_prefixes[i],
+			    strlen(dropped_prefixes[i])) == 0)
+			return 0;
+
+	return fail(err, -EINVAL, "unknown option '%.*s' (see kvfs --help)",
+		    (int)klen, item);
+}
+
+/* Split "a=b,c" at unescaped commas ("\," is a literal comma, as libfuse
+ * has it) and apply each item. */
+static int parse_o(struct kvfs_config *c, const char *arg,
+		   struct kvfs_error *err)
+{
+	_cleanup_free_ char *item = malloc(strlen(arg) + 1);
+	const char *p = arg;
+	int r;
+
+	if (!item)
+		return -ENOMEM;
+	for (;;) {
+		size_t n = 0;
+
+		while (*p && *p != ',') {
+			if (*p == '\\' && p[1])
+				p++;
+			item[n++] = *p++;
+		}
+		item[n] = '\0';
+		r = parse_one(c, item, err);
+		OPENSSL_cleanse(item, n);
+		if (r < 0)
+			return r;
+		if (!*p)
+			return 0;
+		p++;
+	}
+}
+
+/* Take a secret from the environment and remove it from there, wiping the
+ * bytes in place so /proc/PID/environ no longer shows it either. */
+static int take_env_secret(const char *name, bool wanted, char **field)
+{
+	char *v = getenv(name);
+	int r = 0;
+
+	if (!v)
+		return 0;
+	if (wanted && *v && !*field) {
+		*field = strdup(v);
+		if (!*field)
+			r = -ENOMEM;
+	}
+	OPENSSL_cleanse(v, strlen(v));
+	unsetenv(name);
+	return r;
+}
+
+static int env_default(struct kvfs_config *c, const char *env, const char *key,
+		       char **field, struct kvfs_error *err)
+{
+	const char *v = getenv(env);
+	_cleanup_free_ char *item = NULL;
+	int r;
+
+	if (*field || !v || !*v)
+		return 0;
+	if (asprintf(&item, "%s=%s", key, v) < 0)
+		return -ENOMEM;
+	r = parse_one(c, item, err);
+	if (r < 0 && r != -ENOMEM) {
+		/* Say where the bad value came from. */
+		char msg[sizeof(err->message)];
+
+		snprintf(msg, sizeof(msg), "%s", err->message);
+		fail(err, r, "%s (from %s)", msg, env);
+	}
+	return r;
+}
+
+static char *escape_commas(const char *s)
+{
+	char *out = malloc(strlen(s) * 2 + 1), *p = out;
+
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		if (*s == ',' || *s == '\\')
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	*p = '\0';
+	return out;
+}
+
+static int build_fuse_argv(struct kvfs_config *c, const char *argv0)
+{
+	_cleanup_free_ char *vault = escape_commas(c->vault_arg);
+	char **v;
+	int n = 0;
+
+	if (!vault)
+		return -ENOMEM;
+	v = calloc(5, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	c->fuse_argv = v;
+	v[n++] = strdup(argv0 && *argv0 ? argv0 : "kvfs");
+	v[n++] = strdup("-o");
+	if (asprintf(&v[n++], "ro,subtype=kvfs,fsname=kvfs:%s%s", vault,
+		     c->allow_other ? ",allow_other,default_permissions" : "") <
+	    0)
+		v[n - 1] = NULL;
+	if (c->debug)
+		v[n++] = strdup("-d");
+	c->fuse_argc = n;
+	for (int i = 0; i < n; i++)
+		if (!v[i])
+			return -ENOMEM;
+	return 0;
+}
+
+static void print_help(void)
+{
+	printf("usage: kvfs [options] VAULT MOUNTPOINT\n"
+	       "\n"
+	       "Mount the certificates of an Azure Key Vault as a read-only "
+	       "tree.\n"
+	       "VAULT is a vault name (myvault) or an https:// URL, "
+	       "optionally with a port.\n"
+	       "\n"
+	       "general options:\n"
+	       "    -o opt,[opt...]        mount options (below)\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -d                     debug log; implies -f\n"
+	       "    -h, --help             print this help\n"
+	       "    -V, --version          print the version\n"
+	       "\n"
+	       "kvfs options:\n");
+	for (size_t i = 0; i < ELEMENTSOF(opts); i++) {
+		char left[64];
+
+		if (opts[i].arg)
+			snprintf(left, sizeof(left), "%s=%s", opts[i].name,
+				 opts[i].arg);
+		else
+			snprintf(left, sizeof(left), "%s", opts[i].name);
+		if (strlen(left) > 22)
+			printf("    -o %s\n%30s%s\n", left, "", opts[i].help);
+		else
+			printf("    -o %-23s%s\n", left, opts[i].help);
+	}
+	printf("\n"
+	       "environment (defaults; an option wins):\n"
+	       "    AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,\n"
+	       "    AZURE_CLIENT_CERTIFICATE_PATH, "
+	       "AZURE_CLIENT_CERTIFICATE_PASSWORD,\n"
+	       "    AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST\n"
+	       "\n"
+	       "Secrets are never accepted on the command line: use "
+	       "secret_file=,\n"
+	       "cert_password_file= or the environment.  fstab options "
+	       "(_netdev, nofail,\n"
+	       "noauto, x-systemd.*, ...) and generic mount options (rw, "
+	       "dev, suid, ...)\n"
+	       "are accepted and ignored: the mount is always read-only.\n");
+}
+
+void kvfs_config_free(struct kvfs_config *c)
+{
+	if (!c)
+		return;
+	free(c->vault_arg);
+	free(c->vault_url);
+	free(c->mountpoint);
+	free(c->tenant);
+	free(c->client_id);
+	free(c->object_id);
+	free(c->msi_res_id);
+	free(c->secret_file);
+	kvfs_secure_free_str(c->client_secret);
+	free(c->cert_file);
+	free(c->cert_password_file);
+	kvfs_secure_free_str(c->cert_password);
+	free(c->token_file);
+	free(c->authority);
+	free(c->imds_url);
+	free(c->resource);
+	free(c->default_resource);
+	free(c->ca_file);
+	free(c->api_version);
+	for (int i = 0; c->fuse_argv && i < c->fuse_argc; i++)
+		free(c->fuse_argv[i]);
+	free(c->fuse_argv);
+	memset(c, 0, sizeof(*c));
+}
+
+static int take_positional(const char *arg, char **pos, size_t *npos,
+			   struct kvfs_error *err)
+{
+	if (*npos >= 2)
+		return fail(err, -EINVAL,
+			    "unexpected argument '%s' (usage: kvfs [options] "
+			    "VAULT MOUNTPOINT)",
+			    arg);
+	pos[(*npos)++] = (char *)arg;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct kvfs_config *c, char **pos,
+		      size_t *npos, struct kvfs_error *err)
+{
+	bool only_positional = false;
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (only_positional || a[0] != '-' || a[1] == '\0') {
+			r = take_positional(a, pos, npos, err);
+		} else if (strcmp(a, "--") == 0) {
+			only_positional = true;
+			r = 0;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			print_help();
+			return 1;
+		} else if (strcmp(a, "-V") == 0 ||
+			   strcmp(a, "--version") == 0) {
+			printf("kvfs version %s\n", KVFS_VERSION);
+			return 1;
+		} else if (strcmp(a, "-f") == 0) {
+			c->foreground = true;
+			r = 0;
+		} else if (strcmp(a, "-d") == 0 || strcmp(a, "--debug") == 0) {
+			c->debug = true;
+			r = 0;
+		} else if (strcmp(a, "-o") == 0) {
+			if (i + 1 >= argc)
+				return fail(err, -EINVAL,
+					    "option '-o' needs an argument");
+			r = parse_o(c, argv[++i], err);
+		} else if (strncmp(a, "-o", 2) == 0) {
+			r = parse_o(c, a + 2, err);
+		} else {
+			r = fail(err, -EINVAL,
+				 "unknown option '%s' (see kvfs --help)", a);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int finish(struct kvfs_config *c, char **pos, size_t npos,
+		  const char *argv0, struct kvfs_error *err)
+{
+	static const struct {
+		const char *env, *key;
+		size_t off;
+	} envs[] = {
+		{"AZURE_TENANT_ID", "tenant",
+		 offsetof(struct kvfs_config, tenant)},
+		{"AZURE_CLIENT_ID", "client_id",
+		 offsetof(struct kvfs_config, client_id)},
+		{"AZURE_CLIENT_CERTIFICATE_PATH", "cert_file",
+		 offsetof(struct kvfs_config, cert_file)},
+		{"AZURE_FEDERATED_TOKEN_FILE", "token_file",
+		 offsetof(struct kvfs_config, token_file)},
+		{"AZURE_AUTHORITY_HOST", "authority",
+		 offsetof(struct kvfs_config, authority)},
+	};
+	const struct cloud_defaults *cd = &clouds[c->cloud];
+	char *resolved;
+	int r;
+
+	/* Even when an option wins, the secrets leave the environment. */
+	r = take_env_secret("AZURE_CLIENT_SECRET", !c->secret_file,
+			    &c->client_secret);
+	if (r < 0)
+		return r;
+	r = take_env_secret("AZURE_CLIENT_CERTIFICATE_PASSWORD",
+			    !c->cert_password_file, &c->cert_password);
+	if (r < 0)
+		return r;
+
+	if (npos < 2)
+		return fail(err, -EINVAL,
+			    "missing %s (usage: kvfs [options] VAULT "
+			    "MOUNTPOINT)",
+			    npos == 0 ? "VAULT and MOUNTPOINT" : "MOUNTPOINT");
+
+	for (size_t i = 0; i < ELEMENTSOF(envs); i++) {
+		r = env_default(c, envs[i].env, envs[i].key,
+				(char **)((char *)c + envs[i].off), err);
+		if (r < 0)
+			return r;
+	}
+
+	if (c->debug) {
+		c->foreground = true;
+		c->loglevel = KVFS_LOG_DEBUG;
+	}
+
+	if (!c->authority && !(c->authority = strdup(cd->authority)))
+		return -ENOMEM;
+	if (!(c->default_resource = strdup(cd->resource)))
+		return -ENOMEM;
+	if (!c->imds_url && !(c->imds_url = strdup(DEFAULT_IMDS_URL)))
+		return -ENOMEM;
+	if (!c->api_version && !(c->api_version = strdup(DEFAULT_API_VERSION)))
+		return -ENOMEM;
+
+	if (!(c->vault_arg = strdup(pos[0])))
+		return -ENOMEM;
+	r = kvfs_config_vault_url(pos[0], c->cloud, &c->vault_url);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return fail(err, r,
+			    "invalid vault '%s': expected a vault name (3-24 "
+			    "letters, digits and hyphens) or an "
+			    "https://host[:port] URL",
+			    pos[0]);
+
+	/* The daemon runs in /, and libfuse unmounts by this path. */
+	resolved = realpath(pos[1], NULL);
+	if (!resolved)
+		return fail(err, -errno, "cannot access mountpoint '%s': %s",
+			    pos[1], strerror(errno));
+	c->mountpoint = resolved;
+
+	return build_fuse_argv(c, argv0);
+}
+
+int kvfs_config_parse(int argc, char **argv, struct kvfs_config *ret,
+		      struct kvfs_error *err)
+{
+	_cleanup_(kvfs_config_free) struct kvfs_config c = {
+		.auth = KVFS_AUTH_AUTO,
+		.cloud = KVFS_CLOUD_PUBLIC,
+		.refresh = DEFAULT_REFRESH,
+		.max_stale = DEFAULT_MAX_STALE,
+		.deadline = DEFAULT_DEADLINE,
+		.loglevel = KVFS_LOG_NOTICE,
+		.uid = getuid(),
+		.gid = getgid(),
+		.key_mode = DEFAULT_KEY_MODE,
+	};
+	char *pos[2] = {NULL, NULL};
+	size_t npos = 0;
+	int r;
+
+	kvfs_error_clear(err);
+	r = parse_args(argc, argv, &c, pos, &npos, err);
+	if (r == 1)
+		return 1;
+	if (r == 0)
+		r = finish(&c, pos, npos, argc > 0 ? argv[0] : NULL, err);
+	if (r == -ENOMEM && !err->message[0])
+		fail(err, r, "out of memory");
+	if (r < 0)
+		return r;
+
+	*ret = c;
+	memset(&c, 0, sizeof(c));
+	return 0;
+}

@@ -1,0 +1,87 @@
+/* The option table: command line (-o key=value, -f, -d, --help, --version),
+ * the Azure SDK environment variables as defaults, validation, and the
+ * argument vector handed to libfuse.  Knows nothing of the network.
+ * Parsed once in main() before any thread starts; read-only afterwards. */
+#ifndef KVFS_CONFIG_H
+#define KVFS_CONFIG_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+enum kvfs_auth_kind {
+	KVFS_AUTH_AUTO,
+	KVFS_AUTH_IMDS,
+	KVFS_AUTH_SECRET,
+	KVFS_AUTH_CERT,
+	KVFS_AUTH_WORKLOAD,
+};
+
+enum kvfs_cloud {
+	KVFS_CLOUD_PUBLIC,
+	KVFS_CLOUD_CHINA,
+	KVFS_CLOUD_USGOV,
+};
+
+struct kvfs_config {
+	char *vault_arg; /* VAULT as given: used in fsname=kvfs:VAULT */
+	char *vault_url; /* "https://host[:port]", no trailing slash */
+	char *mountpoint;
+
+	enum kvfs_auth_kind auth;
+	enum kvfs_cloud cloud;
+	char *tenant; /* NULL: discover from the vault's challenge */
+	char *client_id;
+	char *object_id;
+	char *msi_res_id;
+	char *secret_file;
+	char *client_secret; /* AZURE_CLIENT_SECRET's value; wiped when freed */
+	char *cert_file;
+	char *cert_password_file;
+	char *cert_password; /* AZURE_CLIENT_CERTIFICATE_PASSWORD; wiped */
+	char *token_file;
+	char *authority; /* "https://login.microsoftonline.com", no slash */
+	char *imds_url;
+	char *resource;		/* explicit resource=, or NULL */
+	char *default_resource; /* from cloud=: "https://vault.azure.net" */
+	char *ca_file;
+	char *api_version; /* "7.4" */
+
+	unsigned refresh;   /* seconds */
+	unsigned max_stale; /* seconds */
+	unsigned deadline;  /* seconds */
+	bool allow_expired;
+	bool allow_other;
+	bool foreground;
+	bool debug;
+	int loglevel;
+
+	uid_t uid;
+	gid_t gid;
+	mode_t key_mode;
+
+	/* argv for fuse_new(): program name, "-o", "ro,subtype=kvfs,...". */
+	int fuse_argc;
+	char **fuse_argv;
+};
+
+/* Parse argv and the environment into *ret.  Returns 0 to go on, 1 when
+ * --help or --version was printed (exit 0), or -errno with a message in
+ * err->message (exit 2: usage error).  An option that would carry a secret
+ * on the command line (secret=, client_secret=, password=, ...) is refused
+ * with a message naming the *_file= option to use instead. */
+int kvfs_config_parse(int argc, char **argv, struct kvfs_config *ret,
+		      struct kvfs_error *err);
+
+void kvfs_config_free(struct kvfs_config *c);
+
+/* "myvault" -> "https://myvault.vault.azure.net" (per cloud);
+ * "https://host[:port][/]" -> "https://host[:port]".  Anything else,
+ * including http://, userinfo, a path or a query: -EINVAL. */
+int kvfs_config_vault_url(const char *arg, enum kvfs_cloud cloud,
+			  char **ret_url);
+
+const char *kvfs_config_auth_name(enum kvfs_auth_kind k);
+
+#endif

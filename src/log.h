@@ -1,0 +1,31 @@
+/* Logging: levels, target (stderr in the foreground, syslog once
+ * daemonized).  Thread-safe.  Callers must never pass a token or secret. */
+#ifndef KVFS_LOG_H
+#define KVFS_LOG_H
+
+#include <stdbool.h>
+
+enum kvfs_log_level {
+	KVFS_LOG_ERR = 3,
+	KVFS_LOG_WARNING = 4,
+	KVFS_LOG_NOTICE = 5,
+	KVFS_LOG_INFO = 6,
+	KVFS_LOG_DEBUG = 7,
+};
+
+void kvfs_log_set_level(int level);
+int kvfs_log_get_level(void);
+void kvfs_log_use_syslog(bool on);
+/* "err", "warning", "notice", "info", "debug" -> level, or -EINVAL */
+int kvfs_log_parse_level(const char *s);
+
+void kvfs_log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) kvfs_log(KVFS_LOG_ERR, __VA_ARGS__)
+#define log_warning(...) kvfs_log(KVFS_LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) kvfs_log(KVFS_LOG_NOTICE, __VA_ARGS__)
+#define log_info(...) kvfs_log(KVFS_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) kvfs_log(KVFS_LOG_DEBUG, __VA_ARGS__)
+
+#endif

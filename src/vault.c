@@ -1,0 +1,801 @@
+/* The Key Vault REST client: list certificates (every page, nextLink
+ * followed only within the vault's origin, a page cap, loop detection) and
+ * get a certificate bundle.  Each request carries a token from auth; the
+ * first one goes without when auth does not know the tenant yet, and its
+ * 401 challenge tells it; a 401 to a token drops that token and retries
+ * once.  JSON is read with jansson field by field: strict about the types
+ * of the fields kvfs uses, silent about fields it does not know.  A page or
+ * bundle that does not parse completely is an error, never a partial
+ * result.  Parsers log at debug at most.  Thread-safe: no state of its own
+ * beyond what auth and http lock. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "pki.h"
+#include "util.h"
+#include "vault.h"
+
+#define PAGE_SIZE 25
+
+struct kvfs_vault {
+	struct kvfs_http *http;
+	struct kvfs_auth *auth;
+	char *url;	   /* "https://host[:port]" */
+	char *api_version; /* "7.4" */
+};
+
+int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
+		   struct kvfs_auth *a, struct kvfs_vault **ret)
+{
+	struct kvfs_vault *v;
+	size_t n;
+
+	if (!c->vault_url || !h || !a)
+		return -EINVAL;
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->http = h;
+	v->auth = a;
+	v->url = strdup(c->vault_url);
+	v->api_version = strdup(c->api_version ? c->api_version : "7.4");
+	if (!v->url || !v->api_version) {
+		kvfs_vault_free(v);
+		return -ENOMEM;
+	}
+	n = strlen(v->url);
+	while (n > 0 && v->url[n - 1] == '/')
+		v->url[--n] = '\0';
+	*ret = v;
+	return 0;
+}
+
+void kvfs_vault_free(struct kvfs_vault *v)
+{
+	if (!v)
+		return;
+	free(v->url);
+	free(v->api_version);
+	free(v);
+}
+
+/* ---- names and origins ---- */
+
+bool kvfs_vault_name_valid(const char *name)
+{
+	size_t n = 0;
+
+	if (!name)
+		return false;
+	for (const char *p = name; *p; p++, n++) {
+		if (n >= 127)
+			return false;
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= 'A' && *p <= 'Z') || *p == '-'))
+			return false;
+	}
+	return n > 0;
+}
+
+struct origin {
+	char scheme[8];
+	char host[256];
+	unsigned port;
+};
+
+/* "scheme://host[:port]" of an absolute http(s) URL.  Userinfo, an empty
+ * host or port, or a character that has no business in a host name make
+ * the URL unusable: -EINVAL. */
+static int parse_origin(const char *url, struct origin *o)
+{
+	const char *p, *auth, *end, *hend, *port = NULL;
+	size_t sl, hl;
+
+	if (!url)
+		return -EINVAL;
+	p = strstr(url, "://");
+	if (!p)
+		return -EINVAL;
+	sl = (size_t)(p - url);
+	if (sl == 0 || sl >= sizeof(o->scheme))
+		return -EINVAL;
+	for (size_t i = 0; i < sl; i++) {
+		char c = url[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+			return -EINVAL;
+		o->scheme[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+	}
+	o->scheme[sl] = '\0';
+	if (strcmp(o->scheme, "https") != 0 && strcmp(o->scheme, "http") != 0)
+		return -EINVAL;
+
+	auth = p + 3;
+	end = auth + strcspn(auth, "/?#");
+	if (*auth == '[') {
+		hend = memchr(auth, ']', (size_t)(end - auth));
+		if (!hend)
+			return -EINVAL;
+		hend++;
+		if (hend < end && *hend != ':')
+			return -EINVAL;
+	} else {
+		hend = memchr(auth, ':', (size_t)(end - auth));
+		if (!hend)
+			hend = end;
+	}
+	if (hend < end)
+		port = hend + 1;
+
+	hl = (size_t)(hend - auth);
+	if (hl == 0 || hl >= sizeof(o->host))
+		return -EINVAL;
+	for (size_t i = 0; i < hl; i++) {
+		char c = auth[i];
+
+		/* '@' (userinfo), '%', '\\' and the like all land here. */
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		      c == '[' || c == ']' || c == ':'))
+			return -EINVAL;
+		o->host[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+	}
+	o->host[hl] = '\0';
+
+	if (port) {
+		unsigned long v = 0;
+
+		if (port == end)
+			return -EINVAL;
+		for (const char *q = port; q < end; q++) {
+			if (*q < '0' || *q > '9')
+				return -EINVAL;
+			v = v * 10 + (unsigned long)(*q - '0');
+			if (v > 65535)
+				return -EINVAL;
+		}
+		if (v == 0)
+			return -EINVAL;
+		o->port = (unsigned)v;
+	} else {
+		o->port = strcmp(o->scheme, "https") == 0 ? 443 : 80;
+	}
+	return 0;
+}
+
+bool kvfs_vault_same_origin(const char *a, const char *b)
+{
+	struct origin oa, ob;
+
+	if (parse_origin(a, &oa) < 0 || parse_origin(b, &ob) < 0)
+		return false;
+	return strcmp(oa.scheme, ob.scheme) == 0 &&
+	       strcmp(oa.host, ob.host) == 0 && oa.port == ob.port;
+}
+
+/* "https://v.vault.azure.net/certificates/NAME[/VERSION]" -> NAME, VERSION.
+ * want_version: 1 required, 0 forbidden. */
+static int parse_id(const char *id, bool want_version, char **ret_name,
+		    char **ret_version)
+{
+	static const char seg[] = "/certificates/";
+	_cleanup_free_ char *name = NULL, *version = NULL;
+	const char *p, *path, *slash;
+
+	p = strstr(id, "://");
+	if (!p)
+		return -EBADMSG;
+	path = strchr(p + 3, '/');
+	if (!path || strncmp(path, seg, sizeof(seg) - 1) != 0)
+		return -EBADMSG;
+	path += sizeof(seg) - 1;
+	if (strpbrk(path, "?#"))
+		return -EBADMSG;
+
+	slash = strchr(path, '/');
+	name = slash ? strndup(path, (size_t)(slash - path)) : strdup(path);
+	if (!name)
+		return -ENOMEM;
+	if (slash) {
+		if (!want_version || strchr(slash + 1, '/'))
+			return -EBADMSG;
+		version = strdup(slash + 1);
+		if (!version)
+			return -ENOMEM;
+	} else if (want_version) {
+		return -EBADMSG;
+	}
+
+	/* Names that cannot be paths are reported as such, apart from
+	 * malformed ids. */
+	if (!kvfs_vault_name_valid(name))
+		return -EINVAL;
+	if (version && (!kvfs_vault_name_valid(version) ||
+			strcasecmp(version, "pending") == 0))
+		return -EINVAL;
+
+	*ret_name = TAKE_PTR(name);
+	if (ret_version)
+		*ret_version = TAKE_PTR(version);
+	return 0;
+}
+
+/* ---- JSON field readers: absent or null is "not there"; a present
+ * field of the wrong type is an error. ---- */
+
+static json_t *field(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return v && !json_is_null(v) ? v : NULL;
+}
+
+static int get_string(json_t *obj, const char *key, bool required, char **ret)
+{
+	json_t *v = field(obj, key);
+	char *s;
+
+	if (!v)
+		return required ? -EBADMSG : 0;
+	if (!json_is_string(v))
+		return -EBADMSG;
+	/* An embedded NUL would make the C string lie about its length. */
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return -EBADMSG;
+	s = strdup(json_string_value(v));
+	if (!s)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static int get_int(json_t *obj, const char *key, int64_t *ret)
+{
+	json_t *v = field(obj, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v))
+		return -EBADMSG;
+	*ret = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+static int get_bool(json_t *obj, const char *key, bool *ret)
+{
+	json_t *v = field(obj, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return -EBADMSG;
+	*ret = json_is_true(v);
+	return 0;
+}
+
+static int parse_attrs(json_t *obj, struct kvfs_cert_attrs *ret)
+{
+	struct kvfs_cert_attrs a = {.enabled = true};
+	json_t *attrs = field(obj, "attributes");
+	int r;
+
+	if (!attrs) {
+		*ret = a;
+		return 0;
+	}
+	if (!json_is_object(attrs))
+		return -EBADMSG;
+	if ((r = get_bool(attrs, "enabled", &a.enabled)) < 0 ||
+	    (r = get_int(attrs, "nbf", &a.nbf)) < 0 ||
+	    (r = get_int(attrs, "exp", &a.exp)) < 0 ||
+	    (r = get_int(attrs, "created", &a.created)) < 0 ||
+	    (r = get_int(attrs, "updated", &a.updated)) < 0)
+		return r;
+	*ret = a;
+	return 0;
+}
+
+/* tags: a map of strings -> compact JSON with sorted keys, "{}" when
+ * absent, so that equal tags give equal strings. */
+static int parse_tags(json_t *obj, char **ret)
+{
+	json_t *tags = field(obj, "tags");
+	const char *key;
+	json_t *val;
+	char *s;
+
+	if (!tags) {
+		s = strdup("{}");
+	} else {
+		if (!json_is_object(tags))
+			return -EBADMSG;
+		json_object_foreach (tags, key, val)
+			if (!json_is_string(val))
+				return -EBADMSG;
+		s = json_dumps(tags, JSON_COMPACT | JSON_SORT_KEYS);
+	}
+	if (!s)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static json_t *load(const char *json, size_t len, struct kvfs_error *err)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		kvfs_error_set_message(err, "malformed JSON: %s (line %d)",
+				       jerr.text, jerr.line);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		kvfs_error_set_message(err, "malformed JSON: not an object");
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* ---- list ---- */
+
+static void cert_item_clear(struct kvfs_cert_item *it)
+{
+	free(it->name);
+	free(it->x5t);
+	free(it->tags_json);
+	memset(it, 0, sizeof(*it));
+}
+
+void kvfs_cert_list_clear(struct kvfs_cert_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		cert_item_clear(&l->items[i]);
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+/* 0: parsed into *ret; 1: a valid item whose name cannot be a path
+ * (skipped); <0: malformed. */
+static int parse_item(json_t *o, struct kvfs_cert_item *ret)
+{
+	_cleanup_(cert_item_clear) struct kvfs_cert_item it = {0};
+	_cleanup_free_ char *id = NULL;
+	int r;
+
+	if (!json_is_object(o))
+		return -EBADMSG;
+	r = get_string(o, "id", true, &id);
+	if (r < 0)
+		return r;
+	if ((r = get_string(o, "x5t", false, &it.x5t)) < 0 ||
+	    (r = parse_attrs(o, &it.attrs)) < 0 ||
+	    (r = parse_tags(o, &it.tags_json)) < 0)
+		return r;
+
+	r = parse_id(id, false, &it.name, NULL);
+	if (r == -EINVAL) {
+		log_debug("skipping certificate id '%s': not a valid name", id);
+		return 1;
+	}
+	if (r < 0)
+		return r;
+
+	*ret = it;
+	memset(&it, 0, sizeof(it));
+	return 0;
+}
+
+int kvfs_vault_parse_list_page(const char *json, size_t len,
+			       struct kvfs_cert_list *append_to,
+			       char **ret_next_link, struct kvfs_error *err)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+	_cleanup_free_ char *next = NULL;
+	struct kvfs_cert_item *items = NULL;
+	json_t *value, *o;
+	size_t n = 0, i;
+	int r = 0;
+
+	root = load(json, len, err);
+	if (!root)
+		return -EBADMSG;
+
+	value = json_object_get(root, "value");
+	if (!json_is_array(value)) {
+		kvfs_error_set_message(err, "list page without a value array");
+		return -EBADMSG;
+	}
+	r = get_string(root, "nextLink", false, &next);
+	if (r < 0) {
+		kvfs_error_set_message(err, "list page with a bad nextLink");
+		return r;
+	}
+	if (next && !*next) {
+		free(next);
+		next = NULL;
+	}
+
+	if (json_array_size(value) > 0) {
+		items = calloc(json_array_size(value), sizeof(*items));
+		if (!items)
+			return -ENOMEM;
+	}
+	json_array_foreach (value, i, o) {
+		r = parse_item(o, &items[n]);
+		if (r < 0) {
+			kvfs_error_set_message(
+				err, "malformed certificate item %zu", i);
+			break;
+		}
+		if (r == 0)
+			n++;
+	}
+	if (r >= 0 && n > 0) {
+		struct kvfs_cert_item *all;
+
+		all = realloc(append_to->items,
+			      (append_to->n + n) * sizeof(*all));
+		if (!all) {
+			r = -ENOMEM;
+		} else {
+			memcpy(all + append_to->n, items, n * sizeof(*all));
+			append_to->items = all;
+			append_to->n += n;
+			n = 0; /* moved */
+		}
+	}
+	for (size_t k = 0; k < n; k++)
+		cert_item_clear(&items[k]);
+	free(items);
+	if (r < 0)
+		return r;
+
+	*ret_next_link = TAKE_PTR(next);
+	return 0;
+}
+
+/* ---- bundle ---- */
+
+void kvfs_cert_bundle_clear(struct kvfs_cert_bundle *b)
+{
+	if (!b)
+		return;
+	free(b->id);
+	free(b->name);
+	free(b->version);
+	free(b->x5t);
+	free(b->sid);
+	free(b->der);
+	free(b->tags_json);
+	free(b->content_type);
+	memset(b, 0, sizeof(*b));
+}
+
+static int parse_policy(json_t *root, struct kvfs_cert_bundle *b)
+{
+	json_t *policy = field(root, "policy"), *kp, *sp;
+	int r;
+
+	b->exportable = true;
+	if (!policy)
+		return 0;
+	if (!json_is_object(policy))
+		return -EBADMSG;
+	kp = field(policy, "key_props");
+	if (kp) {
+		if (!json_is_object(kp))
+			return -EBADMSG;
+		r = get_bool(kp, "exportable", &b->exportable);
+		if (r < 0)
+			return r;
+	}
+	sp = field(policy, "secret_props");
+	if (sp) {
+		if (!json_is_object(sp))
+			return -EBADMSG;
+		r = get_string(sp, "contentType", false, &b->content_type);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int kvfs_vault_parse_bundle(const char *json, size_t len,
+			    struct kvfs_cert_bundle *ret,
+			    struct kvfs_error *err)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+	_cleanup_(kvfs_cert_bundle_clear) struct kvfs_cert_bundle b = {0};
+	json_t *cer;
+	int r;
+
+	root = load(json, len, err);
+	if (!root)
+		return -EBADMSG;
+
+	r = get_string(root, "id", true, &b.id);
+	if (r < 0) {
+		kvfs_error_set_message(err, "certificate without an id");
+		return r;
+	}
+	r = parse_id(b.id, true, &b.name, &b.version);
+	if (r < 0) {
+		kvfs_error_set_message(err, "certificate with a bad id");
+		return r == -ENOMEM ? r : -EBADMSG;
+	}
+
+	cer = field(root, "cer");
+	if (!cer || !json_is_string(cer) || json_string_length(cer) == 0) {
+		kvfs_error_set_message(err, "certificate without cer");
+		return -EBADMSG;
+	}
+	r = kvfs_pki_base64_decode(json_string_value(cer),
+				   json_string_length(cer), &b.der, &b.der_len);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 || b.der_len == 0) {
+		kvfs_error_set_message(err, "certificate with a bad cer");
+		return -EBADMSG;
+	}
+
+	if ((r = get_string(root, "x5t", false, &b.x5t)) < 0 ||
+	    (r = get_string(root, "sid", false, &b.sid)) < 0 ||
+	    (r = parse_attrs(root, &b.attrs)) < 0 ||
+	    (r = parse_tags(root, &b.tags_json)) < 0 ||
+	    (r = parse_policy(root, &b)) < 0) {
+		kvfs_error_set_message(err, "malformed certificate bundle");
+		return r;
+	}
+
+	*ret = b;
+	memset(&b, 0, sizeof(b));
+	return 0;
+}
+
+void kvfs_vault_parse_error(const char *json, size_t len,
+			    struct kvfs_error *err)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+	json_t *e, *v, *inner;
+
+	if (!err || !json)
+		return;
+	root = json_loadb(json, len, 0, NULL);
+	if (!root || !json_is_object(root))
+		return;
+	e = json_object_get(root, "error");
+	if (!json_is_object(e))
+		return;
+	v = json_object_get(e, "code");
+	if (json_is_string(v))
+		snprintf(err->code, sizeof(err->code), "%s",
+			 json_string_value(v));
+	inner = json_object_get(e, "innererror");
+	if (json_is_object(inner)) {
+		v = json_object_get(inner, "code");
+		if (json_is_string(v))
+			snprintf(err->inner, sizeof(err->inner), "%s",
+				 json_string_value(v));
+	}
+	v = json_object_get(e, "message");
+	if (json_is_string(v)) {
+		const char *m = json_string_value(v);
+
+		snprintf(err->message, sizeof(err->message), "%.*s",
+			 (int)strcspn(m, "\r\n"), m);
+	}
+}
+
+/* ---- requests ---- */
+
+/* GET url with a token, doing the challenge and the 401 retry.  *ret is
+ * the 2xx response; any other status is an error with err filled. */
+static int vault_get(struct kvfs_vault *v, const char *url,
+		     struct kvfs_http_response *ret, struct kvfs_error *err)
+{
+	bool challenged = false, retried = false;
+
+	for (;;) {
+		_cleanup_(kvfs_http_response_clear) struct kvfs_http_response
+			resp = {0};
+		_cleanup_secret_ char *token = NULL;
+		struct kvfs_http_request rq = {.method = "GET", .url = url};
+		int r;
+
+		if (kvfs_auth_ready(v->auth)) {
+			r = kvfs_auth_get_token(v->auth, &token, err);
+			if (r < 0)
+				return r;
+			rq.bearer = token;
+		}
+
+		r = kvfs_http_perform(v->http, &rq, &resp, err);
+		if (r < 0)
+			return r;
+
+		if (resp.status == 401) {
+			int cr = 0;
+
+			if (token)
+				kvfs_auth_invalidate(v->auth, token);
+			if (resp.www_authenticate)
+				cr = kvfs_auth_set_challenge(
+					v->auth, v->url, resp.www_authenticate,
+					err);
+			if (cr < 0) {
+				err->http_status = 401;
+				kvfs_error_set_endpoint(err, url);
+				return cr;
+			}
+			if (!token && resp.www_authenticate && !challenged) {
+				challenged = true;
+				continue;
+			}
+			if (token && !retried) {
+				retried = true;
+				continue;
+			}
+		}
+
+		if (resp.status < 200 || resp.status >= 300) {
+			kvfs_vault_parse_error(resp.body, resp.len, err);
+			if (resp.status >= 300 && resp.status < 400)
+				kvfs_error_set_message(err, "redirect not "
+							    "followed");
+			r = kvfs_http_status_to_errno(resp.status);
+			return r < 0 ? r : -EPROTO;
+		}
+
+		*ret = resp;
+		memset(&resp, 0, sizeof(resp));
+		return 0;
+	}
+}
+
+/* FNV-1a: the nextLinks seen, to catch a service that loops. */
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+int kvfs_vault_list_certificates(struct kvfs_vault *v,
+				 struct kvfs_cert_list *ret,
+				 struct kvfs_error *err)
+{
+	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
+	_cleanup_free_ uint64_t *seen = NULL;
+	_cleanup_free_ char *url = NULL;
+	size_t pages = 0;
+
+	if (asprintf(&url, "%s/certificates?api-version=%s&maxresults=%d",
+		     v->url, v->api_version, PAGE_SIZE) < 0)
+		return -ENOMEM;
+
+	for (;;) {
+		_cleanup_(kvfs_http_response_clear) struct kvfs_http_response
+			resp = {0};
+		char *next = NULL;
+		uint64_t h;
+		int r;
+
+		r = vault_get(v, url, &resp, err);
+		if (r < 0)
+			return r;
+		r = kvfs_vault_parse_list_page(resp.body, resp.len, &list,
+					       &next, err);
+		if (r < 0) {
+			kvfs_error_set_endpoint(err, url);
+			return r;
+		}
+		pages++;
+		if (!next)
+			break;
+
+		if (!kvfs_vault_same_origin(v->url, next)) {
+			kvfs_error_set_endpoint(err, next);
+			kvfs_error_set_message(err,
+					       "nextLink leaves the vault's "
+					       "origin; not followed");
+			free(next);
+			return -EPROTO;
+		}
+		if (pages >= KVFS_VAULT_MAX_PAGES) {
+			kvfs_error_set_endpoint(err, url);
+			kvfs_error_set_message(err, "more than %d list pages",
+					       KVFS_VAULT_MAX_PAGES);
+			free(next);
+			return -E2BIG;
+		}
+		h = hash_str(next);
+		for (size_t i = 0; i + 1 < pages; i++) {
+			if (seen[i] == h) {
+				kvfs_error_set_endpoint(err, next);
+				kvfs_error_set_message(
+					err, "nextLink repeats; the listing "
+					     "loops");
+				free(next);
+				return -ELOOP;
+			}
+		}
+		if ((pages & (pages - 1)) == 0) {
+			uint64_t *ns = realloc(seen, 2 * pages * sizeof(*ns));
+
+			if (!ns) {
+				free(next);
+				return -ENOMEM;
+			}
+			seen = ns;
+		}
+		seen[pages - 1] = h;
+		free(url);
+		url = next;
+	}
+
+	log_debug("listed %zu certificates in %zu pages", list.n, pages);
+	*ret = list;
+	memset(&list, 0, sizeof(list));
+	return 0;
+}
+
+int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
+			       const char *version,
+			       struct kvfs_cert_bundle *ret,
+			       struct kvfs_error *err)
+{
+	_cleanup_(kvfs_http_response_clear) struct kvfs_http_response resp = {
+		0};
+	_cleanup_(kvfs_cert_bundle_clear) struct kvfs_cert_bundle b = {0};
+	_cleanup_free_ char *url = NULL;
+	int r;
+
+	if (!kvfs_vault_name_valid(name) ||
+	    (version && (!kvfs_vault_name_valid(version) ||
+			 strcasecmp(version, "pending") == 0))) {
+		kvfs_error_set_message(err, "not a valid certificate name");
+		return -ENOENT;
+	}
+
+	if (asprintf(&url, "%s/certificates/%s%s%s?api-version=%s", v->url,
+		     name, version ? "/" : "", version ? version : "",
+		     v->api_version) < 0)
+		return -ENOMEM;
+
+	r = vault_get(v, url, &resp, err);
+	if (r < 0)
+		return r;
+	r = kvfs_vault_parse_bundle(resp.body, resp.len, &b, err);
+	if (r < 0) {
+		kvfs_error_set_endpoint(err, url);
+		return r;
+	}
+	if (strcasecmp(b.name, name) != 0 ||
+	    (version && strcasecmp(b.version, version) != 0)) {
+		kvfs_error_set_endpoint(err, url);
+		kvfs_error_set_message(err,
+				       "the vault answered with "
+				       "certificate '%s'",
+				       b.name);
+		return -EBADMSG;
+	}
+
+	*ret = b;
+	memset(&b, 0, sizeof(b));
+	return 0;
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The README's first command: install what is needed, build, start the fake
+# Azure with its demo vault, mount it with kvfs and show it.  The mount and
+# the fake stay up so that you can look around; `tests/demo.sh stop` ends
+# both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+state=/run/kvfs-demo
+mnt=/mnt/kvfs-demo
+
+stop() {
+	if grep -qs " $mnt fuse" /proc/mounts; then
+		fusermount3 -u "$mnt"
+	fi
+	if [ -f "$state/fake.pid" ]; then
+		kill "$(cat "$state/fake.pid")" 2>/dev/null || true
+		rm -f "$state/fake.pid"
+	fi
+}
+
+if [ "${1:-}" = stop ]; then
+	stop
+	echo "demo stopped: $mnt unmounted, fake Azure ended"
+	exit 0
+fi
+
+tests/install-deps
+[ -d build ] || meson setup build
+ninja -C build
+
+stop
+mkdir -p "$state" "$mnt"
+rm -f "$state/info.json"
+setsid /usr/bin/python3 tests/fakeazure/fakeazure.py --state-dir "$state" \
+	>"$state/fake.log" 2>&1 </dev/null &
+echo $! >"$state/fake.pid"
+for _ in $(seq 300); do
+	[ -f "$state/info.json" ] && break
+	sleep 0.1
+done
+[ -f "$state/info.json" ] || { cat "$state/fake.log"; exit 1; }
+
+info() {
+	/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."): d=d[k]
+print(d)' "$state/info.json" "$1"
+}
+
+opts="auth=secret,tenant=$(info tenant),client_id=$(info apps.secret.client_id)"
+opts="$opts,secret_file=$(info apps.secret.secret_file)"
+opts="$opts,authority=$(info authority),ca_file=$(info ca_file),resource=$(info resource)"
+
+set -x
+build/kvfs -o "$opts" "$(info vault_url)" "$mnt"
+ls "$mnt/certificates" | head -n 12
+ls -l "$mnt/certificates/www"
+openssl x509 -in "$mnt/certificates/www/cert.pem" -noout -subject -enddate
+{ set +x; } 2>/dev/null
+echo
+echo "kvfs is mounted on $mnt (fake Azure: $state/info.json)."
+echo "Unmount and stop the fake with: tests/demo.sh stop"

@@ -1,0 +1,212 @@
+"""Test-side helper for the fake Azure (standard library only).
+
+    from client import FakeAzure
+    with FakeAzure(tmp_path / "fake") as fake:
+        fake.info["vault_url"]
+        fake.rotate("www")
+        fake.fault(kind="429", count=2, retry_after=1)
+        [e for e in fake.log() if e["server"] == "vault"]
+
+start() spawns tests/fakeazure/fakeazure.py with Debian's /usr/bin/python3
+and waits for DIR/info.json; the fake's stdout and stderr go to
+DIR/fakeazure.log and are quoted in the exception when start-up fails.
+"""
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKE = os.path.join(HERE, "fakeazure.py")
+PYTHON = "/usr/bin/python3"
+
+
+class FakeAzureError(RuntimeError):
+    pass
+
+
+class FakeAzure:
+    def __init__(self, state_dir, bulk=60, python=PYTHON, extra_args=()):
+        self.state_dir = os.path.abspath(str(state_dir))
+        self.bulk = bulk
+        self.python = python
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.info = None
+        self.log_path = os.path.join(self.state_dir, "fakeazure.log")
+        self._ssl = None
+
+    # --- life cycle ---------------------------------------------------------
+
+    def start(self, timeout=30):
+        os.makedirs(self.state_dir, exist_ok=True)
+        info_path = os.path.join(self.state_dir, "info.json")
+        if os.path.exists(info_path):
+            os.unlink(info_path)
+        out = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                [self.python, FAKE, "--state-dir", self.state_dir, "--bulk", str(self.bulk)]
+                + self.extra_args,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(info_path):
+                with open(info_path) as f:
+                    self.info = json.load(f)
+                return self
+            if self.proc.poll() is not None:
+                raise FakeAzureError("fake Azure exited with %d during start-up:\n%s"
+                                     % (self.proc.returncode, self.output()))
+            time.sleep(0.05)
+        self.stop()
+        raise FakeAzureError("fake Azure not ready after %ss:\n%s" % (timeout, self.output()))
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def output(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # --- control API --------------------------------------------------------
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.info["control_url"] + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise FakeAzureError("control %s %s: %d %s"
+                                 % (method, path, e.code, e.read().decode("utf-8", "replace")))
+
+    def health(self):
+        return self.call("GET", "/health")
+
+    def log(self, server=None):
+        entries = self.call("GET", "/log")
+        return [e for e in entries if server is None or e["server"] == server]
+
+    def reset_log(self):
+        return self.call("POST", "/log/reset")
+
+    def state(self):
+        return self.call("GET", "/state")
+
+    def certificate(self, name):
+        return self.call("GET", "/certificates/" + urllib.parse.quote(name))
+
+    def rotate(self, name):
+        return self.call("POST", "/certificates/%s/rotate" % urllib.parse.quote(name))
+
+    def disable(self, name):
+        return self.call("POST", "/certificates/%s/disable" % urllib.parse.quote(name))
+
+    def enable(self, name):
+        return self.call("POST", "/certificates/%s/enable" % urllib.parse.quote(name))
+
+    def delete(self, name):
+        return self.call("DELETE", "/certificates/" + urllib.parse.quote(name))
+
+    def create(self, name, kty="RSA", **kw):
+        kw.update({"name": name, "kty": kty})
+        return self.call("POST", "/certificates", kw)
+
+    def fault(self, **kw):
+        """kind=429|500|503|delay|reset|truncate|malformed|foreign_nextlink|redirect,
+        server=vault|login|imds|appservice|foreign, count=K or seconds=T, path=regex,
+        retry_after=S, delay=S."""
+        return self.call("POST", "/faults", kw)
+
+    def faults(self):
+        return self.call("GET", "/faults")
+
+    def clear_faults(self):
+        return self.call("DELETE", "/faults")
+
+    def set_token_lifetime(self, seconds):
+        return self.call("POST", "/tokens", {"lifetime": seconds})
+
+    def revoke_tokens(self):
+        return self.call("POST", "/tokens/revoke")
+
+    def settings(self, **kw):
+        return self.call("POST", "/settings", kw)
+
+    def foreign(self):
+        return self.call("GET", "/foreign")["requests"]
+
+    def reset_foreign(self):
+        return self.call("POST", "/foreign/reset")
+
+    def renew_federated_token(self, lifetime=7 * 86400):
+        return self.call("POST", "/federated-token", {"lifetime": lifetime})
+
+    # --- direct HTTPS access, for tests of the fake itself --------------------
+
+    def ssl_context(self):
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context(cafile=self.info["ca_file"])
+        return self._ssl
+
+    def request(self, url, method="GET", data=None, headers=None):
+        """-> (status, headers, body bytes); never raises for HTTP errors."""
+        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        ctx = self.ssl_context() if url.startswith("https:") else None
+        try:
+            with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
+                return resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def token(self, app="secret"):
+        """An access token for app ('secret', 'reader' or 'nolist') via client secret."""
+        a = self.info["apps"][app]
+        form = urllib.parse.urlencode({
+            "client_id": a["client_id"], "client_secret": a["secret"],
+            "grant_type": "client_credentials",
+            "scope": self.info["resource"] + "/.default"}).encode()
+        status, _, body = self.request(self.info["token_endpoint"], "POST", form,
+                                       {"Content-Type": "application/x-www-form-urlencoded"})
+        if status != 200:
+            raise FakeAzureError("token for %s: %d %s" % (app, status, body[:500]))
+        return json.loads(body)["access_token"]
+
+    def vault_get(self, path, token=None, api_version="7.4"):
+        """GET vault_url + path (api-version added) -> (status, json or None)."""
+        sep = "&" if "?" in path else "?"
+        url = "%s%s%sapi-version=%s" % (self.info["vault_url"], path, sep, api_version)
+        headers = {"Authorization": "Bearer " + token} if token else {}
+        status, _, body = self.request(url, headers=headers)
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, None

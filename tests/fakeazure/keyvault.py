@@ -1,0 +1,378 @@
+"""Key Vault data plane (HTTPS): certificates and their backing secrets.
+
+Shapes follow AZURE.md §0-§3 and the recorded bodies S1-S4: the 401
+challenge, integer unix timestamps, x5t base64url, cer std base64, list pages
+with an absolute nextLink (explicit port, unencoded $skiptoken, echoed
+api-version and maxresults), undocumented `subject: ""`, `pending` and
+`basic_constraints`, case-insensitive names, RBAC 403s, SecretDisabled.
+"""
+
+import base64
+import json
+import re
+import time
+import uuid
+from urllib.parse import unquote
+
+from httpbase import BaseHandler
+from state import PFX_TYPE
+
+API_VERSION_RE = re.compile(r"^(\d+\.\d+(-preview(\.\d+)?)?|\d{4}-\d{2}-\d{2}(-preview)?)$")
+RECOVERY = {"recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}
+FWLINK = "For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+CERT_READ = "Microsoft.KeyVault/vaults/certificates/read"
+SECRET_GET = "Microsoft.KeyVault/vaults/secrets/getSecret/action"
+REGION = "westeurope"
+
+
+class KVError(Exception):
+    def __init__(self, status, code, message, inner=None, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"code": code, "message": message}}
+        if inner:
+            self.body["error"]["innererror"] = {"code": inner}
+        self.headers = headers or {}
+
+
+def bad_parameter(message):
+    return KVError(400, "BadParameter", message)
+
+
+def encode_skiptoken(marker):
+    raw = json.dumps({"NextMarker": marker, "TargetLocation": 0}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode("ascii")
+
+
+def decode_skiptoken(token):
+    try:
+        text = token.replace("-", "+").replace("_", "/")
+        text += "=" * (-len(text) % 4)
+        obj = json.loads(base64.b64decode(text, validate=True))
+        return obj["NextMarker"]
+    except (ValueError, KeyError, TypeError):
+        raise bad_parameter("The skip token '%s' is invalid." % token)
+
+
+def attributes(ver, recovery=False):
+    attrs = {"enabled": ver.enabled, "nbf": ver.nbf, "exp": ver.exp,
+             "created": ver.created, "updated": ver.updated}
+    if recovery:
+        attrs.update(RECOVERY)
+    return attrs
+
+
+class VaultHandler(BaseHandler):
+
+    def extra_headers(self):
+        h = {
+            "Cache-Control": "no-cache",
+            "Pragma": "no-cache",
+            "Expires": "-1",
+            "x-ms-keyvault-region": REGION,
+            "x-ms-request-id": self.request_id,
+            "x-ms-keyvault-service-version": "1.9.2031.1",
+            "x-ms-keyvault-network-info": "conn_type=Ipv4;addr=%s;act_addr_fam=InterNetwork;"
+                                          % self.client_address[0],
+            "Strict-Transport-Security": "max-age=31536000;includeSubDomains",
+            "X-Content-Type-Options": "nosniff",
+        }
+        crid = self.headers.get("x-ms-client-request-id")
+        if crid:
+            h["x-ms-client-request-id"] = crid
+        if getattr(self, "rbac_assignment", None):
+            h["x-ms-keyvault-rbac-assignment-id"] = self.rbac_assignment
+        return h
+
+    def fault_body(self, status):
+        if status == 429:
+            return {"error": {"code": "Throttled", "message":
+                              "Request was not processed because too many requests were "
+                              "received. Reason: VaultRequestTypeLimitReached"}}
+        if status == 503:
+            return {"error": {"code": "ServiceUnavailable",
+                              "message": "The service is temporarily unavailable. Please retry."}}
+        return {"error": {"code": "InternalServerError",
+                          "message": "An unexpected error occurred while processing the request."}}
+
+    @property
+    def vault(self):
+        return self.fake.urls["vault"]
+
+    @property
+    def resource(self):
+        """The audience the vault expects; settable as {"resource": ...} for cloud tests."""
+        return self.state.setting("resource") or self.fake.resource
+
+    def _dispatch(self):
+        self.rbac_assignment = None
+        super()._dispatch()
+
+    # --- entry ------------------------------------------------------------
+
+    def route(self):
+        try:
+            self._route()
+        except KVError as e:
+            self.send_json(e.status, e.body, e.headers)
+
+    def _route(self):
+        segs = [unquote(s) for s in self.url_path.split("/")[1:]]
+        api = self.params.get("api-version")
+        if api is None or api == "":
+            raise bad_parameter("The 'api-version' query parameter is required.")
+        if not API_VERSION_RE.match(api):
+            raise bad_parameter("The specified version (%s) is not recognized. Consider using "
+                                "the latest supported version (7.6)." % api)
+        principal = self.authenticate()
+        if self.command not in ("GET", "HEAD"):
+            raise KVError(405, "BadParameter",
+                          "The requested method %s is not supported by the fake." % self.command)
+        kind = segs[0].lower() if segs else ""
+        if kind == "certificates":
+            self.certificates(segs[1:], principal, api)
+        elif kind == "secrets":
+            self.secrets(segs[1:], principal)
+        else:
+            self.authorize(principal, CERT_READ, "")
+            raise KVError(404, "NotFound", "The requested resource %s was not found."
+                          % self.url_path)
+
+    # --- authentication and authorization ---------------------------------
+
+    def challenge(self, message):
+        fake = self.fake
+        header = 'Bearer authorization="%s/%s", resource="%s"' % (
+            fake.urls["login"], fake.tenant, self.resource)
+        return KVError(401, "Unauthorized", message, headers={"WWW-Authenticate": header})
+
+    def authenticate(self):
+        auth = self.headers.get("Authorization")
+        if not auth or not auth[:7].lower() == "bearer ":
+            raise self.challenge("AKV10000: Request is missing a Bearer or PoP token.")
+        token = auth[7:].strip()
+        info = self.state.lookup_token(token)
+        if info is None:
+            raise self.challenge("AKV10013: Invalid token: signature validation failed "
+                                 "or the token was revoked.")
+        if info["exp"] <= time.time():
+            raise self.challenge("AKV10032: Token has expired.")
+        aud = info["aud"].rstrip("/")
+        if aud != self.resource:
+            raise self.challenge("AKV10022: Invalid audience. Expected %s, found: %s."
+                                 % (self.resource, info["aud"]))
+        return info["principal"]
+
+    def authorize(self, principal, action, resource_tail):
+        role = principal.get("role", "full")
+        allowed = role == "full" or (role == "reader" and action == CERT_READ)
+        if allowed:
+            self.rbac_assignment = principal.get("assignment") or str(uuid.uuid4())
+            return
+        fake = self.fake
+        message = (
+            "Caller is not authorized to perform action on resource.\r\n"
+            "If role assignments, deny assignments or role definitions were changed recently, "
+            "please observe propagation time.\r\n"
+            "Caller: appid=%s;oid=%s;iss=https://sts.windows.net/%s/\r\n"
+            "Action: '%s'\r\n"
+            "Resource: '/subscriptions/%s/resourcegroups/kvfs-test/providers/"
+            "microsoft.keyvault/vaults/%s%s'\r\n"
+            "Assignment: (not found)\r\n"
+            "DenyAssignmentId: null\r\n"
+            "DecisionReason: null \r\n"
+            "Vault: %s;location=%s\r\n"
+        ) % (principal.get("client_id"), principal.get("object_id"), fake.tenant, action,
+             fake.subscription, fake.vault_name, resource_tail.lower(), fake.vault_name, REGION)
+        raise KVError(403, "Forbidden", message, inner="ForbiddenByRbac")
+
+    # --- certificates -------------------------------------------------------
+
+    def not_found(self, what):
+        return KVError(404, "CertificateNotFound",
+                       "A certificate with (name/id) %s was not found in this key vault. If you "
+                       "recently deleted this certificate you may be able to recover it using "
+                       "the correct recovery command. %s" % (what, FWLINK))
+
+    def certificates(self, rest, principal, api):
+        if not rest or (len(rest) == 1 and rest[0] == ""):
+            self.authorize(principal, CERT_READ, "/certificates")
+            return self.list_certificates(api)
+        name = rest[0]
+        self.authorize(principal, CERT_READ, "/certificates/%s" % name)
+        cert = self.state.get_certificate(name) if name else None
+        sub = rest[1] if len(rest) > 1 else ""
+        if len(rest) > 3 or (len(rest) == 3 and rest[2] != ""):
+            raise KVError(404, "NotFound", "The requested resource %s was not found."
+                          % self.url_path)
+        if cert is None or not cert.versions:
+            raise self.not_found(name if not sub else "%s/%s" % (name, sub))
+        low = sub.lower()
+        if low == "versions":
+            return self.list_versions(cert, api)
+        if low == "policy":
+            return self.send_json(200, self.policy(cert))
+        if low == "pending":
+            raise KVError(404, "PendingCertificateNotFound",
+                          "Pending certificate not found: %s" % name)
+        ver = cert.latest if sub == "" else cert.find_version(sub)
+        if ver is None:
+            raise self.not_found("%s/%s" % (name, sub))
+        self.send_json(200, self.bundle(cert, ver))
+
+    def page_args(self):
+        raw = self.params.get("maxresults")
+        if raw is None or raw == "":
+            return 25
+        try:
+            k = int(raw)
+        except ValueError:
+            k = 0
+        if not 1 <= k <= 25:
+            raise bad_parameter("Invalid value '%s' for parameter maxresults. The value must be "
+                                "between 1 and 25." % raw)
+        return k
+
+    def next_link(self, base_path, api, marker, k):
+        origin = self.vault
+        if self.state.take_fault("vault", self.url_path, kinds=("foreign_nextlink",)):
+            origin = self.fake.urls["foreign"]
+            if marker is None:
+                marker = "~foreign"
+        if marker is None:
+            return None
+        return "%s%s?api-version=%s&$skiptoken=%s&maxresults=%d" % (
+            origin, base_path, api, encode_skiptoken(marker), k)
+
+    def list_certificates(self, api):
+        k = self.page_args()
+        token = self.params.get("$skiptoken")
+        after = decode_skiptoken(token) if token else None
+        certs = [c for c in self.state.sorted_certificates() if c.versions]
+        if after is not None:
+            certs = [c for c in certs if c.name.lower() > after]
+        page, rest = certs[:k], certs[k:]
+        marker = None
+        if rest:
+            marker = page[-1].name.lower()
+        elif page and self.state.setting("empty_last_page"):
+            marker = page[-1].name.lower()
+        items = [self.item(c, c.latest, with_version=False) for c in page]
+        self.send_json(200, {"value": items,
+                             "nextLink": self.next_link("/certificates", api, marker, k)})
+
+    def list_versions(self, cert, api):
+        k = self.page_args()
+        token = self.params.get("$skiptoken")
+        start = 0
+        if token:
+            try:
+                start = int(decode_skiptoken(token))
+            except (TypeError, ValueError):
+                raise bad_parameter("The skip token '%s' is invalid." % token)
+        versions = list(cert.versions)
+        page = versions[start:start + k]
+        end = start + len(page)
+        marker = None
+        if end < len(versions) or (page and self.state.setting("empty_last_page")):
+            marker = str(end)
+        items = [self.item(cert, v, with_version=True) for v in page]
+        path = "/certificates/%s/versions" % cert.name
+        self.send_json(200, {"value": items, "nextLink": self.next_link(path, api, marker, k)})
+
+    def item(self, cert, ver, with_version):
+        cid = "%s/certificates/%s" % (self.vault, cert.name)
+        if with_version:
+            cid += "/" + ver.version
+        item = {"id": cid, "x5t": ver.x5t, "attributes": attributes(ver), "subject": ""}
+        if cert.tags:
+            item["tags"] = dict(cert.tags)
+        return item
+
+    def policy(self, cert):
+        key_props = {"exportable": cert.exportable, "kty": cert.kty}
+        if cert.kty.startswith("EC"):
+            key_props["crv"] = cert.crv
+        else:
+            key_props["key_size"] = cert.key_size
+        key_props["reuse_key"] = False
+        sans = {"dns_names": list(cert.dns_names)} if cert.dns_names else {}
+        if cert.issuer_name == "Self":
+            action = {"trigger": {"lifetime_percentage": 80}, "action": {"action_type": "AutoRenew"}}
+        else:
+            action = {"trigger": {"lifetime_percentage": 80},
+                      "action": {"action_type": "EmailContacts"}}
+        created = cert.policy_created or cert.versions[0].created
+        return {
+            "id": "%s/certificates/%s/policy" % (self.vault, cert.name),
+            "key_props": key_props,
+            "secret_props": {"contentType": cert.content_type},
+            "x509_props": {
+                "subject": cert.subject,
+                "sans": sans,
+                "ekus": list(cert.ekus),
+                "key_usage": list(cert.key_usage),
+                "validity_months": cert.validity_months,
+                "basic_constraints": {"ca": False},
+            },
+            "lifetime_actions": [action],
+            "issuer": {"name": cert.issuer_name},
+            "attributes": {"enabled": True, "created": created, "updated": created},
+        }
+
+    def bundle(self, cert, ver):
+        base = self.vault
+        body = {
+            "id": "%s/certificates/%s/%s" % (base, cert.name, ver.version),
+            "kid": "%s/keys/%s/%s" % (base, cert.name, ver.version),
+            "sid": "%s/secrets/%s/%s" % (base, cert.name, ver.version),
+            "x5t": ver.x5t,
+            "cer": ver.cer,
+            "attributes": attributes(ver, recovery=True),
+            "policy": self.policy(cert),
+        }
+        if cert.tags:
+            body["tags"] = dict(cert.tags)
+        body["pending"] = {"id": "%s/certificates/%s/pending" % (base, cert.name)}
+        return body
+
+    # --- secrets ------------------------------------------------------------
+
+    def secrets(self, rest, principal):
+        name = rest[0] if rest else ""
+        self.authorize(principal, SECRET_GET, "/secrets/%s" % name)
+        if not name:
+            raise KVError(404, "NotFound", "Listing secrets is not implemented by the fake.")
+        if len(rest) > 3 or (len(rest) == 3 and rest[2] != ""):
+            raise KVError(404, "NotFound", "The requested resource %s was not found."
+                          % self.url_path)
+        sub = rest[1] if len(rest) > 1 else ""
+        cert = self.state.get_certificate(name)
+        ver = None
+        if cert is not None and cert.versions:
+            ver = cert.latest if sub == "" else cert.find_version(sub)
+        if ver is None:
+            what = name if not sub else "%s/%s" % (name, sub)
+            raise KVError(404, "SecretNotFound",
+                          "A secret with (name/id) %s was not found in this key vault. If you "
+                          "recently deleted this secret you may be able to recover it using the "
+                          "correct recovery command. %s" % (what, FWLINK))
+        if not ver.enabled:
+            raise KVError(403, "Forbidden", "Operation get is not allowed on a disabled secret.",
+                          inner="SecretDisabled")
+        if cert.content_type == PFX_TYPE:
+            value = ver.pfx_value(cert.exportable)
+        else:
+            value = ver.pem_value(cert.exportable)
+        base = self.vault
+        body = {
+            "value": value,
+            "contentType": cert.content_type,
+            "id": "%s/secrets/%s/%s" % (base, cert.name, ver.version),
+            "managed": True,
+            "attributes": attributes(ver, recovery=True),
+        }
+        if cert.tags:
+            body["tags"] = dict(cert.tags)
+        body["kid"] = "%s/keys/%s/%s" % (base, cert.name, ver.version)
+        self.send_json(200, body)

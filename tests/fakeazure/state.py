@@ -1,0 +1,282 @@
+"""The fake's mutable world: certificates and versions, issued tokens, the
+request log, injected faults and settings.
+
+All servers share one State.  Every public method takes the one lock for a
+short time; nothing slow (key generation, PKCS#12 encoding) runs under it.
+"""
+
+import base64
+import calendar
+import re
+import threading
+import time
+
+import pkcs12
+import pki
+
+PEM_TYPE = "application/x-pem-file"
+PFX_TYPE = "application/x-pkcs12"
+
+FAULT_KINDS = ("429", "500", "503", "delay", "reset", "truncate", "malformed",
+               "foreign_nextlink", "redirect")
+SERVERS = ("vault", "login", "imds", "appservice", "foreign")
+LOG_CAP = 200000
+
+
+class Version:
+    """One certificate version: the X.509 leaf, its key and the issuers."""
+
+    def __init__(self, cert, key, chain, created, updated=None, enabled=True,
+                 chain_reversed=False, version=None):
+        self.version = version or pki.random_hex(16)
+        self.cert = cert
+        self.key = key
+        self.chain = list(chain)          # issuers, nearest first
+        self.chain_reversed = chain_reversed
+        self.der = pki.cert_der(cert)
+        self.x5t = pki.x5t_sha1(cert)
+        self.cer = pki.b64std(self.der)
+        self.created = int(created)
+        self.updated = int(updated if updated is not None else created)
+        self.enabled = enabled
+        self.nbf = _ts(cert.not_valid_before)
+        self.exp = _ts(cert.not_valid_after)
+        self._pem = None
+        self._pfx = None
+        self._lock = threading.Lock()
+
+    def pem_value(self, exportable):
+        """PEM secret: PKCS#8 key first, then leaf, then issuers."""
+        with self._lock:
+            if self._pem is None:
+                certs = [self.cert] + self.chain
+                if self.chain_reversed:
+                    certs.reverse()
+                text = pki.key_pem(self.key) if exportable else ""
+                text += "".join(pki.cert_pem(c) for c in certs)
+                self._pem = text
+            return self._pem
+
+    def pfx_value(self, exportable):
+        """PKCS#12 secret, base64, NULL password, SHA-1/3DES as Key Vault."""
+        with self._lock:
+            if self._pfx is None:
+                der = pkcs12.build(self.key if exportable else None, self.cert, self.chain)
+                self._pfx = base64.b64encode(der).decode("ascii")
+            return self._pfx
+
+
+def _ts(dt):
+    return calendar.timegm(dt.utctimetuple())
+
+
+class Certificate:
+    """A Key Vault certificate: its policy and its versions, oldest first."""
+
+    def __init__(self, name, kty="RSA", key_size=2048, crv=None, content_type=PEM_TYPE,
+                 exportable=True, tags=None, subject="", dns_names=(), issuer_name="Unknown",
+                 ekus=("1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"), key_usage=(),
+                 validity_months=12, policy_created=None):
+        self.name = name
+        self.kty = kty
+        self.key_size = key_size
+        self.crv = crv
+        self.content_type = content_type
+        self.exportable = exportable
+        self.tags = dict(tags or {})
+        self.subject = subject
+        self.dns_names = list(dns_names)
+        self.issuer_name = issuer_name
+        self.ekus = list(ekus)
+        self.key_usage = list(key_usage)
+        self.validity_months = validity_months
+        self.policy_created = policy_created
+        self.versions = []
+
+    @property
+    def latest(self):
+        return self.versions[-1]
+
+    def find_version(self, version):
+        v = version.lower()
+        for ver in self.versions:
+            if ver.version == v:
+                return ver
+        return None
+
+
+class Fault:
+    def __init__(self, spec, seq):
+        self.id = seq
+        self.server = spec.get("server", "vault")
+        self.kind = str(spec.get("kind", ""))
+        if self.server not in SERVERS:
+            raise ValueError("unknown server %r" % self.server)
+        if self.kind not in FAULT_KINDS:
+            raise ValueError("unknown fault kind %r" % self.kind)
+        self.count = spec.get("count")
+        seconds = spec.get("seconds")
+        self.until = time.time() + float(seconds) if seconds is not None else None
+        if self.count is None and self.until is None:
+            self.count = 1
+        if self.count is not None:
+            self.count = int(self.count)
+        self.path = spec.get("path")
+        self.path_re = re.compile(self.path) if self.path else None
+        self.retry_after = spec.get("retry_after")
+        self.delay = float(spec.get("delay", 1.0))
+
+    def live(self, now):
+        if self.count is not None and self.count <= 0:
+            return False
+        if self.until is not None and now >= self.until:
+            return False
+        return True
+
+    def describe(self):
+        return {"id": self.id, "server": self.server, "kind": self.kind, "count": self.count,
+                "until": self.until, "path": self.path, "retry_after": self.retry_after,
+                "delay": self.delay}
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.certs = {}                 # lower-case name -> Certificate
+        self.tokens = {}                # access token -> dict
+        self.entra_lifetime = 3599
+        self.mi_lifetime = 86399
+        self.log = []
+        self.log_seq = 0
+        self.faults = []
+        self.fault_seq = 0
+        self.settings = {"empty_last_page": False}
+        self.foreign_requests = []
+        self.clock = int(time.time())
+
+    # --- certificates -----------------------------------------------------
+
+    def add_certificate(self, cert):
+        with self.lock:
+            self.certs[cert.name.lower()] = cert
+
+    def get_certificate(self, name):
+        with self.lock:
+            return self.certs.get(name.lower())
+
+    def delete_certificate(self, name):
+        with self.lock:
+            return self.certs.pop(name.lower(), None)
+
+    def sorted_certificates(self):
+        with self.lock:
+            return [self.certs[k] for k in sorted(self.certs)]
+
+    def add_version(self, cert, version):
+        with self.lock:
+            cert.versions.append(version)
+
+    def next_timestamp(self):
+        """A fresh 'updated' value: now, and strictly increasing."""
+        with self.lock:
+            self.clock = max(self.clock + 1, int(time.time()))
+            return self.clock
+
+    # --- tokens -----------------------------------------------------------
+
+    def issue_token(self, token, principal, audience, lifetime):
+        now = time.time()
+        with self.lock:
+            self.tokens[token] = {"principal": principal, "aud": audience,
+                                  "exp": now + lifetime, "iat": now}
+
+    def lookup_token(self, token):
+        with self.lock:
+            return self.tokens.get(token)
+
+    def revoke_tokens(self):
+        with self.lock:
+            n = len(self.tokens)
+            self.tokens.clear()
+            return n
+
+    def set_lifetime(self, seconds):
+        with self.lock:
+            self.entra_lifetime = int(seconds)
+            self.mi_lifetime = int(seconds)
+
+    # --- request log --------------------------------------------------------
+
+    def record(self, entry):
+        with self.lock:
+            self.log_seq += 1
+            entry["seq"] = self.log_seq
+            self.log.append(entry)
+            if len(self.log) > LOG_CAP:
+                del self.log[: len(self.log) - LOG_CAP]
+
+    def get_log(self):
+        with self.lock:
+            return list(self.log)
+
+    def reset_log(self):
+        with self.lock:
+            self.log.clear()
+
+    # --- faults -------------------------------------------------------------
+
+    def add_fault(self, spec):
+        with self.lock:
+            self.fault_seq += 1
+            fault = Fault(spec, self.fault_seq)
+            self.faults.append(fault)
+            return fault
+
+    def clear_faults(self):
+        with self.lock:
+            self.faults.clear()
+
+    def list_faults(self):
+        now = time.time()
+        with self.lock:
+            return [f.describe() for f in self.faults if f.live(now)]
+
+    def take_fault(self, server, path, kinds=None, exclude=()):
+        """Consume and return the first live fault matching this request."""
+        now = time.time()
+        with self.lock:
+            self.faults = [f for f in self.faults if f.live(now)]
+            for f in self.faults:
+                if f.server != server or f.kind in exclude:
+                    continue
+                if kinds is not None and f.kind not in kinds:
+                    continue
+                if f.path_re is not None and not f.path_re.search(path):
+                    continue
+                if f.count is not None:
+                    f.count -= 1
+                return f
+            return None
+
+    # --- settings and the foreign origin ------------------------------------
+
+    def setting(self, name):
+        with self.lock:
+            return self.settings.get(name)
+
+    def update_settings(self, values):
+        with self.lock:
+            self.settings.update(values)
+            return dict(self.settings)
+
+    def record_foreign(self, entry):
+        with self.lock:
+            self.foreign_requests.append(entry)
+
+    def get_foreign(self):
+        with self.lock:
+            return list(self.foreign_requests)
+
+    def reset_foreign(self):
+        with self.lock:
+            self.foreign_requests.clear()

@@ -1,0 +1,548 @@
+"""Self-check of the fake Azure over real HTTP(S).
+
+    /usr/bin/python3 -m pytest tests/fakeazure -q
+"""
+
+import base64
+import calendar
+import hashlib
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from client import FakeAzure  # noqa: E402
+import jwtutil  # noqa: E402
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    f = FakeAzure(tmp_path_factory.mktemp("fakeazure"), bulk=60)
+    f.start()
+    yield f
+    f.stop()
+    assert "Traceback" not in f.output(), f.output()
+
+
+@pytest.fixture(scope="module")
+def token(fake):
+    return fake.token("secret")
+
+
+@pytest.fixture(autouse=True)
+def no_faults(fake):
+    fake.clear_faults()
+    fake.settings(empty_last_page=False)
+    yield
+    fake.clear_faults()
+
+
+def post_token(fake, form, tenant=None, headers=None):
+    url = "%s/%s/oauth2/v2.0/token" % (fake.info["authority"], tenant or fake.info["tenant"])
+    h = dict(FORM)
+    h.update(headers or {})
+    status, _, body = fake.request(url, "POST", urllib.parse.urlencode(form).encode(), h)
+    return status, json.loads(body)
+
+
+def list_all(fake, token, path="/certificates", maxresults=None):
+    """Follow nextLinks; returns (items, pages)."""
+    url = fake.info["vault_url"] + path + "?api-version=7.4"
+    if maxresults:
+        url += "&maxresults=%d" % maxresults
+    items, pages = [], []
+    while url:
+        status, _, body = fake.request(url, headers={"Authorization": "Bearer " + token})
+        assert status == 200, body
+        page = json.loads(body)
+        pages.append(page)
+        assert "nextLink" in page
+        items += page["value"]
+        url = page["nextLink"]
+        if url:
+            assert url.startswith(fake.info["vault_url"] + path + "?api-version=7.4&$skiptoken=")
+    return items, pages
+
+
+def key_matches(key, cert):
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    return (key.public_key().public_bytes(serialization.Encoding.DER, pub)
+            == cert.public_key().public_bytes(serialization.Encoding.DER, pub))
+
+
+def cn(cert):
+    return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def split_pem(text):
+    blocks, cur = [], []
+    for line in text.splitlines(keepends=True):
+        cur.append(line)
+        if line.startswith("-----END "):
+            blocks.append("".join(cur))
+            cur = []
+    assert not "".join(cur).strip()
+    return blocks
+
+
+# --- Entra ID -------------------------------------------------------------------
+
+def test_discovery_and_unknown_tenant(fake):
+    a, t = fake.info["authority"], fake.info["tenant"]
+    status, _, body = fake.request("%s/%s/v2.0/.well-known/openid-configuration" % (a, t))
+    assert status == 200
+    doc = json.loads(body)
+    assert doc["token_endpoint"] == fake.info["token_endpoint"]
+    assert "private_key_jwt" in doc["token_endpoint_auth_methods_supported"]
+    status, _, body = fake.request("%s/%s/v2.0/.well-known/openid-configuration"
+                                   % (a, uuid.uuid4()))
+    assert status == 400 and json.loads(body)["error_codes"] == [90002]
+    status, err = post_token(fake, {"client_id": fake.info["apps"]["secret"]["client_id"]},
+                             tenant=str(uuid.uuid4()))
+    assert status == 400 and err["error"] == "invalid_request" and err["error_codes"] == [90002]
+
+
+def test_secret_token_shape(fake):
+    app = fake.info["apps"]["secret"]
+    status, tok = post_token(fake, {"client_id": app["client_id"], "client_secret": app["secret"],
+                                    "grant_type": "client_credentials",
+                                    "scope": "https://vault.azure.net/.default"})
+    assert status == 200
+    assert tok["token_type"] == "Bearer"
+    assert isinstance(tok["expires_in"], int) and isinstance(tok["ext_expires_in"], int)
+    assert tok["access_token"].startswith("eyJ")
+    with open(app["secret_file"]) as f:
+        assert f.read() == app["secret"]
+    assert os.stat(app["secret_file"]).st_mode & 0o777 == 0o600
+
+
+def test_basic_auth_secret(fake):
+    app = fake.info["apps"]["secret"]
+    basic = base64.b64encode(("%s:%s" % (urllib.parse.quote(app["client_id"]),
+                                         urllib.parse.quote(app["secret"]))).encode()).decode()
+    status, tok = post_token(fake, {"grant_type": "client_credentials",
+                                    "scope": "https://vault.azure.net/.default"},
+                             headers={"Authorization": "Basic " + basic})
+    assert status == 200, tok
+
+
+def test_token_errors(fake):
+    app = fake.info["apps"]["secret"]
+    base = {"client_id": app["client_id"], "grant_type": "client_credentials",
+            "scope": "https://vault.azure.net/.default"}
+    status, err = post_token(fake, dict(base, client_secret="wrong"))
+    assert status == 401 and err["error"] == "invalid_client" and err["error_codes"] == [7000215]
+    assert err["error_description"].startswith("AADSTS7000215: ")
+    assert "\r\nTrace ID: " in err["error_description"]
+    assert "\r\nCorrelation ID: " in err["error_description"]
+    assert "\r\nTimestamp: " in err["error_description"]
+    for k in ("timestamp", "trace_id", "correlation_id", "error_uri"):
+        assert k in err
+    status, err = post_token(fake, dict(base, client_id=str(uuid.uuid4()), client_secret="x"))
+    assert status == 400 and err["error"] == "unauthorized_client"
+    assert err["error_codes"] == [700016]
+    status, err = post_token(fake, base)
+    assert status == 401 and err["error_codes"] == [7000218]
+    status, err = post_token(fake, dict(base, client_secret=app["secret"],
+                                        scope="https://vault.azure.net"))
+    assert status == 400 and err["error_codes"] == [70011]
+
+
+def assertion(fake, key, cert, alg="PS256", thumb="x5t#S256", aud=None, exp_in=600,
+              std_b64=False, iss=None):
+    cid = fake.info["apps"]["cert"]["client_id"]
+    der = cert.public_bytes(serialization.Encoding.DER)
+    if thumb == "x5t#S256":
+        digest = hashlib.sha256(der).digest()
+    else:
+        digest = hashlib.sha1(der).digest()
+    if std_b64:
+        tp = base64.b64encode(digest).decode()
+    else:
+        tp = jwtutil.b64url_encode(digest)
+    now = int(time.time())
+    header = {"alg": alg, "typ": "JWT", thumb: tp}
+    claims = {"aud": aud or fake.info["token_endpoint"], "iss": iss or cid, "sub": iss or cid,
+              "jti": str(uuid.uuid4()), "nbf": now, "iat": now, "exp": now + exp_in}
+    return jwtutil.sign(header, claims, key)
+
+
+def cert_app_key(fake):
+    with open(fake.info["apps"]["cert"]["cert_file"], "rb") as f:
+        data = f.read()
+    key = serialization.load_pem_private_key(data, None)
+    cert = x509.load_pem_x509_certificate(data[data.index(b"-----BEGIN CERTIFICATE"):])
+    return key, cert
+
+
+def assertion_token(fake, jwt):
+    return post_token(fake, {
+        "client_id": fake.info["apps"]["cert"]["client_id"], "grant_type": "client_credentials",
+        "scope": "https://vault.azure.net/.default",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": jwt})
+
+
+def test_client_assertion(fake):
+    key, cert = cert_app_key(fake)
+    for alg, thumb, std in (("PS256", "x5t#S256", False), ("RS256", "x5t", False),
+                            ("PS256", "x5t#S256", True)):
+        status, tok = assertion_token(fake, assertion(fake, key, cert, alg, thumb, std_b64=std))
+        assert status == 200, (alg, thumb, tok)
+        st, _ = fake.vault_get("/certificates", tok["access_token"])
+        assert st == 200
+
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    status, err = assertion_token(fake, assertion(fake, other, cert))
+    assert status == 401 and err["error"] == "invalid_client" and err["error_codes"] == [700027]
+    status, err = assertion_token(fake, assertion(fake, key, cert, exp_in=-300))
+    assert status == 401 and err["error_codes"] == [700024]
+    status, err = assertion_token(fake, assertion(fake, key, cert, exp_in=3600))
+    assert status == 401 and err["error_codes"] == [700024]
+    status, err = assertion_token(fake, assertion(fake, key, cert,
+                                                  aud="https://login.microsoftonline.com/x"))
+    assert status == 401 and err["error"] == "invalid_client"
+
+
+def test_workload_token(fake):
+    app = fake.info["apps"]["workload"]
+    with open(app["token_file"]) as f:
+        jwt = f.read()
+    form = {"client_id": app["client_id"], "grant_type": "client_credentials",
+            "scope": "https://vault.azure.net/.default",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    status, tok = post_token(fake, dict(form, client_assertion=jwt))
+    assert status == 200, tok
+    status, err = post_token(fake, dict(form, client_assertion=jwt[:-4] + "AAAA"))
+    assert status == 400 and err["error_codes"] == [70021]
+
+
+# --- managed identity ------------------------------------------------------------
+
+def test_imds(fake):
+    url = fake.info["imds_url"] + "?api-version=2018-02-01&resource=https://vault.azure.net"
+    status, _, body = fake.request(url)
+    assert status == 400
+    assert json.loads(body) == {"error": "invalid_request",
+                                "error_description": "Required metadata header not specified"}
+    status, _, body = fake.request(url, headers={"Metadata": "true"})
+    assert status == 200
+    tok = json.loads(body)
+    for k in ("access_token", "client_id", "expires_in", "expires_on", "ext_expires_in",
+              "not_before", "resource", "token_type"):
+        assert isinstance(tok[k], str), k
+    assert tok["client_id"] == fake.info["identities"]["system"]["client_id"]
+    assert fake.vault_get("/certificates", tok["access_token"])[0] == 200
+    user = fake.info["identities"]["user"]
+    status, _, body = fake.request(url + "&msi_res_id=" + urllib.parse.quote(user["msi_res_id"]),
+                                   headers={"Metadata": "true"})
+    assert status == 200 and json.loads(body)["client_id"] == user["client_id"]
+    status, _, body = fake.request(url + "&client_id=" + str(uuid.uuid4()),
+                                   headers={"Metadata": "true"})
+    assert status == 400 and json.loads(body)["error_description"] == "Identity not found"
+    status, _, body = fake.request(url + "/.default", headers={"Metadata": "true"})
+    assert status == 400 and json.loads(body)["error"] == "invalid_resource"
+
+
+def test_appservice(fake):
+    url = fake.info["identity_endpoint"] + "?api-version=2019-08-01&resource=https://vault.azure.net"
+    status, _, _ = fake.request(url)
+    assert status in (400, 401)
+    status, _, _ = fake.request(url, headers={"X-IDENTITY-HEADER": "wrong"})
+    assert status == 401
+    status, _, body = fake.request(url, headers={"X-IDENTITY-HEADER": fake.info["identity_header"]})
+    assert status == 200
+    tok = json.loads(body)
+    assert isinstance(tok["expires_on"], str) and "expires_in" not in tok
+    assert tok["token_type"] == "Bearer"
+    assert fake.vault_get("/certificates", tok["access_token"])[0] == 200
+
+
+# --- Key Vault ---------------------------------------------------------------------
+
+def test_challenge(fake):
+    status, headers, body = fake.request(fake.info["vault_url"] + "/certificates?api-version=7.4")
+    assert status == 401
+    assert headers["WWW-Authenticate"] == 'Bearer authorization="%s/%s", resource="%s"' % (
+        fake.info["authority"], fake.info["tenant"], "https://vault.azure.net")
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert json.loads(body) == {"error": {"code": "Unauthorized", "message":
+                                          "AKV10000: Request is missing a Bearer or PoP token."}}
+    status, _ = fake.vault_get("/certificates", "eyJnot.a.token")
+    assert status == 401
+    status, _, _ = fake.request(fake.info["vault_url"] + "/certificates")
+    assert status == 400
+
+
+def test_list_all_pages_and_get_each(fake, token):
+    items, pages = list_all(fake, token)
+    names = [i["id"].rsplit("/", 1)[1] for i in items]
+    assert len(pages) >= 3 and all(len(p["value"]) <= 25 for p in pages)
+    assert pages[-1]["nextLink"] is None and pages[-1]["value"]
+    assert names == sorted(names, key=str.lower)
+    for n in ("www", "api", "mail", "WebFrontend", "disabled-cert", "expired-cert",
+              "future-cert", "hsm-key", "reversed-chain", "selfsigned", "bulk-000", "bulk-059"):
+        assert n in names
+    for item in items:
+        assert item["subject"] == ""
+        assert set(item["attributes"]) == {"enabled", "nbf", "exp", "created", "updated"}
+        assert ("tags" in item) == bool(item.get("tags"))
+    state = {c["name"]: c for c in fake.state()["certificates"]}
+    for name in names:
+        status, b = fake.vault_get("/certificates/%s/" % name, token)
+        assert status == 200, b
+        der = base64.b64decode(b["cer"])
+        assert b["x5t"] == jwtutil.b64url_encode(hashlib.sha1(der).digest())
+        cert = x509.load_der_x509_certificate(der)
+        assert b["attributes"]["nbf"] == calendar.timegm(cert.not_valid_before.utctimetuple())
+        assert b["attributes"]["exp"] == calendar.timegm(cert.not_valid_after.utctimetuple())
+        assert b["id"].endswith("/certificates/%s/%s" % (name, state[name]["latest"]))
+        assert b["sid"] == b["id"].replace("/certificates/", "/secrets/")
+        assert b["pending"] == {"id": "%s/certificates/%s/pending" % (fake.info["vault_url"], name)}
+        assert "contentType" not in b
+        assert b["policy"]["x509_props"]["basic_constraints"] == {"ca": False}
+        assert b["attributes"]["recoveryLevel"]
+
+
+def test_empty_last_page_setting(fake, token):
+    fake.settings(empty_last_page=True)
+    _, pages = list_all(fake, token)
+    assert pages[-1] == {"value": [], "nextLink": None}
+
+
+def test_case_insensitive_and_versions(fake, token):
+    status, b = fake.vault_get("/certificates/WEBFRONTEND", token)
+    assert status == 200 and "/certificates/WebFrontend/" in b["id"]
+    items, pages = list_all(fake, token, "/certificates/mail/versions", maxresults=2)
+    assert len(items) == 3 and len(pages) == 2
+    assert all(len(i["id"].rsplit("/", 1)[1]) == 32 for i in items)
+    status, latest = fake.vault_get("/certificates/mail", token)
+    created = [i["attributes"]["created"] for i in items]
+    assert latest["attributes"]["created"] == max(created)
+    for i in items:
+        v = i["id"].rsplit("/", 1)[1]
+        status, b = fake.vault_get("/certificates/mail/" + v, token)
+        assert status == 200 and b["id"].endswith(v)
+    status, b = fake.vault_get("/certificates/mail/pending", token)
+    assert status == 404
+    status, b = fake.vault_get("/certificates?maxresults=26", token)
+    assert status == 400 and b["error"]["code"] == "BadParameter"
+
+
+def test_not_found(fake, token):
+    status, b = fake.vault_get("/certificates/does-not-exist", token)
+    assert status == 404 and b["error"]["code"] == "CertificateNotFound"
+    assert "does-not-exist" in b["error"]["message"]
+    status, b = fake.vault_get("/secrets/does-not-exist", token)
+    assert status == 404 and b["error"]["code"] == "SecretNotFound"
+
+
+def test_secret_pem(fake, token):
+    status, s = fake.vault_get("/secrets/www/", token)
+    assert status == 200 and s["contentType"] == "application/x-pem-file" and s["managed"] is True
+    blocks = split_pem(s["value"])
+    assert blocks[0].startswith("-----BEGIN PRIVATE KEY-----\n")
+    assert s["value"].endswith("\n") and "\r" not in s["value"]
+    assert all(len(line) <= 64 for line in s["value"].splitlines())
+    key = serialization.load_pem_private_key(blocks[0].encode(), None)
+    certs = [x509.load_pem_x509_certificate(b.encode()) for b in blocks[1:]]
+    assert len(certs) == 2 and key_matches(key, certs[0])
+    assert cn(certs[1]) == "kvfs Test Intermediate CA"
+    assert certs[0].issuer == certs[1].subject
+    _, b = fake.vault_get("/certificates/www", token)
+    assert base64.b64decode(b["cer"]) == certs[0].public_bytes(serialization.Encoding.DER)
+    assert b["tags"] == {"env": "prod", "team": "web"}
+
+    status, s = fake.vault_get("/secrets/reversed-chain", token)
+    certs = [x509.load_pem_x509_certificate(b.encode()) for b in split_pem(s["value"])[1:]]
+    assert [cn(c) for c in certs] == [
+        "kvfs Test Root CA", "kvfs Test Intermediate CA", "reversed-chain.kvfs.test"]
+
+
+def test_secret_pkcs12(fake, token, tmp_path):
+    status, s = fake.vault_get("/secrets/api", token)
+    assert status == 200 and s["contentType"] == "application/x-pkcs12"
+    der = base64.b64decode(s["value"])
+    key, cert, extra = pkcs12.load_key_and_certificates(der, None)
+    assert key_matches(key, cert) and len(extra) == 1
+    p = tmp_path / "api.pfx"
+    p.write_bytes(der)
+    r = subprocess.run(["openssl", "pkcs12", "-in", str(p), "-passin", "pass:", "-info",
+                        "-noout"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "MAC: sha1, Iteration 2000" in r.stdout + r.stderr
+    assert "pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 2000" in r.stdout + r.stderr
+
+    status, s = fake.vault_get("/secrets/hsm-key", token)
+    key, cert, extra = pkcs12.load_key_and_certificates(base64.b64decode(s["value"]), None)
+    # no key bag: OpenSSL (and cryptography) report the lone certificate among the extras
+    assert key is None and cert is None and cn(extra[0]) == "hsm-key.kvfs.test"
+
+
+def test_disabled_and_rbac(fake, token):
+    status, b = fake.vault_get("/certificates/disabled-cert", token)
+    assert status == 200 and b["attributes"]["enabled"] is False
+    status, b = fake.vault_get("/secrets/disabled-cert", token)
+    assert status == 403 and b == {"error": {
+        "code": "Forbidden", "message": "Operation get is not allowed on a disabled secret.",
+        "innererror": {"code": "SecretDisabled"}}}
+    reader = fake.token("reader")
+    assert fake.vault_get("/certificates/www", reader)[0] == 200
+    status, b = fake.vault_get("/secrets/www", reader)
+    assert status == 403 and b["error"]["innererror"]["code"] == "ForbiddenByRbac"
+    nolist = fake.token("nolist")
+    status, b = fake.vault_get("/certificates", nolist)
+    assert status == 403 and b["error"]["innererror"]["code"] == "ForbiddenByRbac"
+
+
+# --- control and faults ----------------------------------------------------------------
+
+def test_rotate_disable_enable(fake, token):
+    before = fake.vault_get("/certificates/www", token)[1]
+    r = fake.rotate("www")
+    after = fake.vault_get("/certificates/www", token)[1]
+    assert after["id"].endswith("/" + r["version"]) and after["id"] != before["id"]
+    assert after["attributes"]["updated"] > before["attributes"]["updated"]
+    s = fake.vault_get("/secrets/www", token)[1]
+    blocks = split_pem(s["value"])
+    key = serialization.load_pem_private_key(blocks[0].encode(), None)
+    assert key_matches(key, x509.load_pem_x509_certificate(blocks[1].encode()))
+    assert base64.b64decode(after["cer"]) == x509.load_pem_x509_certificate(
+        blocks[1].encode()).public_bytes(serialization.Encoding.DER)
+    fake.disable("www")
+    assert fake.vault_get("/secrets/www", token)[0] == 403
+    fake.enable("www")
+    assert fake.vault_get("/secrets/www", token)[0] == 200
+    fake.create("added-cert", kty="EC")
+    assert fake.vault_get("/certificates/added-cert", token)[0] == 200
+    fake.delete("added-cert")
+    assert fake.vault_get("/certificates/added-cert", token)[0] == 404
+
+
+def test_fault_429(fake, token):
+    fake.fault(kind="429", count=1)
+    fake.fault(kind="429", count=1, retry_after=2)
+    url = fake.info["vault_url"] + "/certificates/www?api-version=7.4"
+    auth = {"Authorization": "Bearer " + token}
+    status, h, body = fake.request(url, headers=auth)
+    assert status == 429 and h.get("Retry-After") is None
+    assert json.loads(body)["error"]["code"] == "Throttled"
+    status, h, body = fake.request(url, headers=auth)
+    assert status == 429 and h["Retry-After"] == "2"
+    assert fake.request(url, headers=auth)[0] == 200
+    fake.fault(kind="503", seconds=60, path="/secrets/")
+    assert fake.vault_get("/certificates/www", token)[0] == 200
+    assert fake.vault_get("/secrets/www", token)[0] == 503
+
+
+def https_conn(fake):
+    host, port = fake.info["vault_url"].split("//")[1].split(":")
+    return http.client.HTTPSConnection(host, int(port), context=fake.ssl_context(), timeout=10)
+
+
+def test_fault_reset_truncate_malformed(fake, token):
+    auth = {"Authorization": "Bearer " + token}
+    path = "/certificates/www?api-version=7.4"
+    fake.fault(kind="reset")
+    c = https_conn(fake)
+    c.request("GET", path, headers=auth)
+    with pytest.raises((ConnectionError, http.client.RemoteDisconnected, OSError)):
+        c.getresponse().read()
+    c.close()
+    fake.fault(kind="truncate")
+    c = https_conn(fake)
+    c.request("GET", path, headers=auth)
+    with pytest.raises(http.client.IncompleteRead):
+        c.getresponse().read()
+    c.close()
+    fake.fault(kind="malformed")
+    status, body = fake.vault_get("/certificates/www", token)
+    assert status == 200 and body is None
+    # keep-alive still works on a fresh connection after the faults
+    c = https_conn(fake)
+    for _ in range(3):
+        c.request("GET", path, headers=auth)
+        r = c.getresponse()
+        assert r.status == 200 and json.loads(r.read())["x5t"]
+    c.close()
+
+
+def test_foreign_nextlink_and_redirect(fake, token):
+    fake.reset_foreign()
+    fake.fault(kind="foreign_nextlink")
+    status, page = fake.vault_get("/certificates?maxresults=5", token)
+    assert page["nextLink"].startswith(fake.info["foreign_url"] + "/certificates?")
+    status, _, _ = fake.request(page["nextLink"], headers={"Authorization": "Bearer " + token})
+    assert status == 200
+    assert fake.foreign()[-1]["auth"] is True
+    fake.fault(kind="redirect")
+    c = https_conn(fake)
+    c.request("GET", "/certificates/www?api-version=7.4",
+              headers={"Authorization": "Bearer " + token})
+    r = c.getresponse()
+    r.read()
+    assert r.status == 302 and r.getheader("Location").startswith(fake.info["foreign_url"])
+    c.close()
+
+
+def test_log_and_revoke(fake):
+    fake.reset_log()
+    tok = fake.token("secret")
+    fake.vault_get("/certificates/www", tok)
+    log = fake.log()
+    assert [(e["server"], e["status"], e["auth"]) for e in log] == [
+        ("login", 200, False), ("vault", 200, True)]
+    assert log[1]["path"] == "/certificates/www" and "api-version=7.4" in log[1]["query"]
+    fake.revoke_tokens()
+    assert fake.vault_get("/certificates/www", tok)[0] == 401
+
+
+def test_concurrent_keepalive(fake):
+    import threading
+    errors = []
+    token = fake.token("secret")
+
+    def worker():
+        try:
+            c = https_conn(fake)
+            for name in ("www", "api", "mail", "selfsigned", "bulk-007"):
+                c.request("GET", "/secrets/%s?api-version=7.4" % name,
+                          headers={"Authorization": "Bearer " + token})
+                r = c.getresponse()
+                assert r.status == 200 and json.loads(r.read())["value"]
+            c.close()
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_short_token_lifetime(fake):
+    fake.set_token_lifetime(1)
+    try:
+        tok = fake.token("secret")
+        assert fake.vault_get("/certificates/www", tok)[0] == 200
+        time.sleep(1.2)
+        assert fake.vault_get("/certificates/www", tok)[0] == 401
+    finally:
+        fake.set_token_lifetime(3599)

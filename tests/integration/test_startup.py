@@ -1,0 +1,169 @@
+"""Start-up contract: authenticate and list before mounting; on failure one
+precise line, a non-zero exit and nothing mounted."""
+
+import os
+import subprocess
+import time
+
+import util
+from conftest import clean_env, option_string, run_kvfs, secret_options
+
+
+def assert_not_mounted(path):
+    assert not util.is_mounted(str(path)), "%s is mounted" % path
+
+
+def one_line(text):
+    lines = [l for l in text.splitlines() if l.strip()]
+    assert len(lines) == 1, "expected one line, got:\n" + text
+    return lines[0]
+
+
+def test_help_lists_options():
+    r = run_kvfs(["--help"])
+    assert r.returncode == 0
+    out = r.stdout + r.stderr
+    for opt in ("auth=", "tenant=", "client_id=", "secret_file=", "ca_file=",
+                "api_version=", "allow_expired", "uid=", "gid="):
+        assert opt in out, opt
+
+
+def test_version():
+    r = run_kvfs(["--version"])
+    assert r.returncode == 0
+    assert "kvfs" in (r.stdout + r.stderr)
+
+
+def test_secret_on_command_line_is_refused(fake, tmp_path):
+    opts = secret_options(fake)
+    del opts["secret_file"]
+    opts["secret"] = fake.info["apps"]["secret"]["secret"]
+    r = run_kvfs(["-f", "-o", option_string(opts), fake.info["vault_url"],
+                  str(tmp_path)])
+    assert r.returncode != 0
+    assert "secret_file=" in r.stderr
+    assert fake.info["apps"]["secret"]["secret"] not in r.stderr
+    assert_not_mounted(tmp_path)
+
+
+def test_wrong_secret(az, tmp_path):
+    bad = tmp_path / "bad-secret"
+    bad.write_text("not-the-secret\n")
+    bad.chmod(0o600)
+    opts = secret_options(az)
+    opts["secret_file"] = str(bad)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = run_kvfs(["-f", "-o", option_string(opts), az.info["vault_url"],
+                  str(mnt)])
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert "AADSTS7000215" in line
+    assert "secret" in line and "401" in line
+    assert "/oauth2/v2.0/token" in line
+    assert "not-the-secret" not in r.stderr
+    assert_not_mounted(mnt)
+    # no token, so the vault was never asked for anything with a bearer
+    assert [e for e in az.log() if e["server"] == "vault" and e["auth"]] == []
+
+
+def test_unknown_vault_host(fake, tmp_path):
+    opts = secret_options(fake)
+    # a port on loopback where nothing listens
+    r = run_kvfs(["-f", "-o", option_string(opts), "https://127.0.0.1:9",
+                  str(tmp_path)])
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert "127.0.0.1:9" in line
+    assert_not_mounted(tmp_path)
+
+
+def test_unknown_vault_name_does_not_hang(fake, tmp_path):
+    opts = secret_options(fake)
+    t0 = time.monotonic()
+    r = run_kvfs(["-f", "-o", option_string(opts) + ",deadline=5",
+                  "no-such-vault-kvfs", str(tmp_path)], timeout=90)
+    assert r.returncode == 1
+    assert "no-such-vault-kvfs.vault.azure.net" in one_line(r.stderr)
+    assert time.monotonic() - t0 < 60
+    assert_not_mounted(tmp_path)
+
+
+def test_forbidden_listing_names_the_code(az, tmp_path):
+    r = run_kvfs(["-f", "-o", option_string(secret_options(az, "nolist")),
+                  az.info["vault_url"], str(tmp_path)])
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert "403" in line and "ForbiddenByRbac" in line
+    assert_not_mounted(tmp_path)
+
+
+def test_unprotected_secret_file_is_refused(fake, tmp_path):
+    loose = tmp_path / "secret"
+    loose.write_text(fake.info["apps"]["secret"]["secret"])
+    loose.chmod(0o644)
+    opts = secret_options(fake)
+    opts["secret_file"] = str(loose)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = run_kvfs(["-f", "-o", option_string(opts), fake.info["vault_url"],
+                  str(mnt)])
+    assert r.returncode != 0
+    assert "UNPROTECTED" in r.stderr and "0644" in r.stderr
+    assert fake.info["apps"]["secret"]["secret"] not in r.stderr
+    assert_not_mounted(mnt)
+
+
+def test_unknown_option_is_refused(fake, tmp_path):
+    r = run_kvfs(["-f", "-o", "frobnicate=1", fake.info["vault_url"],
+                  str(tmp_path)])
+    assert r.returncode == 2
+    assert "frobnicate" in r.stderr
+    assert_not_mounted(tmp_path)
+
+
+def test_secret_from_environment(mount, fake):
+    m = mount(secret_file=None,
+              env={"AZURE_CLIENT_SECRET": fake.info["apps"]["secret"]["secret"]})
+    assert "www" in os.listdir(m.p("certificates"))
+
+
+def test_environment_defaults_and_option_wins(mount, fake):
+    info = fake.info
+    # tenant and client id from the environment; a wrong client id in the
+    # environment is overridden by the option.
+    m = mount(tenant=None, env={"AZURE_TENANT_ID": info["tenant"],
+                                "AZURE_CLIENT_ID": "00000000-0000-0000-0000-00000000dead"})
+    assert "www" in os.listdir(m.p("certificates"))
+
+
+def test_fstab_options_are_accepted_and_mount_is_read_only(mount):
+    m = mount(_netdev=True, nofail=True, rw=True, dev=True, suid=True)
+    fstype, source, opts = util.mount_info(m.path)
+    assert fstype == "fuse.kvfs"
+    assert source.startswith("kvfs:")
+    assert "ro" in opts.split(",")
+
+
+def test_daemonizes_without_f(fake, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    args = [util.kvfs_binary(), "-o", option_string(secret_options(fake)),
+            fake.info["vault_url"], str(mnt)]
+    r = subprocess.run(args, env=clean_env(), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60)
+    try:
+        assert r.returncode == 0, r.stderr
+        # mounted by the time the command returned
+        assert util.is_mounted(str(mnt))
+        assert "www" in os.listdir(mnt / "certificates")
+    finally:
+        util.umount(str(mnt))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = subprocess.run(["pgrep", "-f", str(mnt)], capture_output=True,
+                             text=True).stdout.strip()
+        if not out:
+            break
+        time.sleep(0.1)
+    assert not out, "kvfs still running after unmount"

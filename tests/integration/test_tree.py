@@ -1,0 +1,171 @@
+"""The tree of issue 3: certificates/ lists the vault, cert.pem and cert.der
+hold the latest leaf, modes and times follow the certificate's attributes,
+and nothing can be written."""
+
+import base64
+import errno
+import os
+import ssl
+import stat
+import time
+
+import pytest
+
+CLOSED = ("disabled-cert", "expired-cert", "future-cert")
+
+
+def state_by_name(fake):
+    return {c["name"]: c for c in fake.state()["certificates"]}
+
+
+def latest(cert):
+    return next(v for v in cert["versions"] if v["version"] == cert["latest"])
+
+
+@pytest.fixture(scope="module")
+def shared_mount(fake, tmp_path_factory):
+    """One read-only mount shared by the tests that only look."""
+    import subprocess
+    import util
+    from conftest import clean_env, option_string, secret_options
+    mnt = tmp_path_factory.mktemp("shared")
+    errpath = str(mnt) + ".stderr"
+    with open(errpath, "w") as err:
+        proc = subprocess.Popen(
+            [util.kvfs_binary(), "-f", "-o", option_string(secret_options(fake)),
+             fake.info["vault_url"], str(mnt)],
+            env=clean_env(), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    m = util.Mount(proc, str(mnt), errpath)
+    util.wait_for_mount(proc, str(mnt), stderr_path=errpath)
+    yield m
+    m.unmount()
+
+
+def test_listing_equals_vault_across_pages(shared_mount, fake):
+    names = sorted(os.listdir(shared_mount.p("certificates")), key=str.lower)
+    want = sorted(state_by_name(fake), key=str.lower)
+    assert len(want) > 50  # spans several pages of 25
+    assert names == want
+
+
+def test_listing_with_empty_last_page(mount, az):
+    az.settings(empty_last_page=True)
+    try:
+        m = mount()
+        names = set(os.listdir(m.p("certificates")))
+    finally:
+        az.settings(empty_last_page=False)
+    assert names == set(state_by_name(az))
+
+
+def test_cert_pem_and_der_equal_vault(shared_mount, fake):
+    for name, cert in state_by_name(fake).items():
+        if name in CLOSED:
+            continue
+        der = base64.b64decode(latest(cert)["cer"])
+        with open(shared_mount.p("certificates", name, "cert.der"), "rb") as f:
+            assert f.read() == der, name
+        with open(shared_mount.p("certificates", name, "cert.pem")) as f:
+            assert f.read() == ssl.DER_cert_to_PEM_cert(der), name
+
+
+def test_certificate_directory_lists_its_files(shared_mount):
+    files = set(os.listdir(shared_mount.p("certificates", "www")))
+    assert {"cert.pem", "cert.der"} <= files
+
+
+def test_modes_owner_and_times(shared_mount, fake):
+    st_root = os.stat(shared_mount.p("certificates"))
+    assert stat.S_ISDIR(st_root.st_mode)
+    assert stat.S_IMODE(st_root.st_mode) == 0o555
+    now = time.time()
+    for name, cert in state_by_name(fake).items():
+        d = shared_mount.p("certificates", name)
+        st = os.stat(d)
+        assert stat.S_IMODE(st.st_mode) == 0o555, name
+        assert st.st_mtime == cert["updated"], name
+        assert st.st_ctime == cert["updated"], name
+        assert st.st_atime == cert["created"], name
+        assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+        if not name.startswith("bulk-") or name == "bulk-000":
+            f = os.stat(os.path.join(d, "cert.pem"))
+            closed = (not cert["enabled"] or now < cert["nbf"]
+                      or now >= cert["exp"])
+            assert stat.S_IMODE(f.st_mode) == (0 if closed else 0o444), name
+            assert f.st_mtime == cert["updated"], name
+            assert f.st_atime == cert["created"], name
+            # a closed file is not fetched just to be stat'ed
+            assert (f.st_size > 0) == (not closed), name
+
+
+@pytest.mark.parametrize("name", CLOSED)
+def test_closed_certificates_refuse_open_even_for_root(shared_mount, name):
+    assert os.getuid() == 0
+    for fn in ("cert.pem", "cert.der"):
+        with pytest.raises(PermissionError):
+            open(shared_mount.p("certificates", name, fn), "rb")
+
+
+def test_allow_expired_opens_expired_and_future_not_disabled(mount, fake):
+    m = mount(allow_expired=True)
+    state = state_by_name(fake)
+    for name in ("expired-cert", "future-cert"):
+        p = m.p("certificates", name, "cert.der")
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o444
+        with open(p, "rb") as f:
+            assert f.read() == base64.b64decode(latest(state[name])["cer"])
+    with pytest.raises(PermissionError):
+        open(m.p("certificates", "disabled-cert", "cert.pem"))
+
+
+def test_owner_from_uid_gid(mount):
+    m = mount(uid=4242, gid=4343)
+    st = os.stat(m.p("certificates", "www", "cert.pem"))
+    assert (st.st_uid, st.st_gid) == (4242, 4343)
+
+
+def test_case_insensitive_lookup_keeps_vault_spelling(shared_mount, fake):
+    assert "WebFrontend" in os.listdir(shared_mount.p("certificates"))
+    assert "webfrontend" not in os.listdir(shared_mount.p("certificates"))
+    for spelling in ("WWW", "Www", "webfrontend", "WEBFRONTEND"):
+        with open(shared_mount.p("certificates", spelling, "cert.pem")) as f:
+            assert f.read().startswith("-----BEGIN CERTIFICATE-----")
+
+
+@pytest.mark.parametrize("bad", ["a.b", "a_b", "a b", "x" * 128, "ünï",
+                                 ".hidden", "www%2fcert.pem"])
+def test_invalid_names_never_become_paths(shared_mount, az, bad):
+    with pytest.raises(FileNotFoundError):
+        os.stat(shared_mount.p("certificates", bad))
+    assert [e for e in az.log() if e["server"] == "vault"] == []
+
+
+def test_unknown_certificate_costs_no_request(shared_mount, az):
+    with pytest.raises(FileNotFoundError):
+        os.stat(shared_mount.p("certificates", "does-not-exist"))
+    assert [e for e in az.log() if e["server"] == "vault"] == []
+
+
+def eroFS(fn, *args):
+    with pytest.raises(OSError) as e:
+        fn(*args)
+    assert e.value.errno == errno.EROFS, e.value
+
+
+def test_every_write_is_erofs(shared_mount):
+    d = shared_mount.p("certificates", "www")
+    f = os.path.join(d, "cert.pem")
+    eroFS(open, os.path.join(d, "new.pem"), "w")
+    eroFS(open, f, "w")
+    eroFS(open, f, "a")
+    eroFS(os.unlink, f)
+    eroFS(os.mkdir, os.path.join(d, "sub"))
+    eroFS(os.rmdir, d)
+    eroFS(os.rename, f, os.path.join(d, "x.pem"))
+    eroFS(os.chmod, f, 0o644)
+    eroFS(os.chown, f, 1, 1)
+    eroFS(os.utime, f, (0, 0))
+    eroFS(os.truncate, f, 0)
+    eroFS(os.symlink, "cert.pem", os.path.join(d, "link"))
+    eroFS(os.link, f, os.path.join(d, "hard"))
+    eroFS(os.setxattr, f, "user.test", b"1")

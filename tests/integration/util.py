@@ -1,0 +1,109 @@
+"""Mount helpers for the integration tests, in the style of sshfs's
+test/util.py: start kvfs for real, wait for the mount, always unmount, and
+fail when the daemon printed a sanitizer report."""
+
+import os
+import subprocess
+import time
+
+SANITIZER_MARKS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "WARNING: ThreadSanitizer",
+    "==ERROR",
+)
+
+
+def kvfs_binary():
+    path = os.environ.get("KVFS_BINARY")
+    if not path:
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.path.join(here, "..", "..", "build", "kvfs")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError("kvfs binary not found at %s (set KVFS_BINARY)" % path)
+    return os.path.abspath(path)
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mnt = fields[4].replace("\\040", " ")
+            if mnt == path:
+                return True
+    return False
+
+
+def mount_info(path):
+    """(fstype, source, options) of the mount at path, or None."""
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            fields = left.split()
+            if fields[4] == path:
+                fstype, source, sopts = right.split()[:3]
+                return fstype, source, fields[5] + "," + sopts
+    return None
+
+
+def check_sanitizer_output(text):
+    for mark in SANITIZER_MARKS:
+        if mark in text:
+            raise AssertionError("kvfs printed a sanitizer report:\n" + text)
+
+
+def umount(path):
+    if is_mounted(path):
+        subprocess.run(["fusermount3", "-u", "-z", path], check=False)
+
+
+def wait_for_mount(proc, path, timeout=20.0, stderr_path=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_mounted(path):
+            return
+        if proc is not None and proc.poll() is not None:
+            err = ""
+            if stderr_path:
+                with open(stderr_path, errors="replace") as f:
+                    err = f.read()
+            raise AssertionError(
+                "kvfs exited with %d before mounting:\n%s" % (proc.returncode, err))
+        time.sleep(0.02)
+    raise AssertionError("%s was not mounted after %.0f s" % (path, timeout))
+
+
+class Mount:
+    """A running kvfs -f process and its mount point."""
+
+    def __init__(self, proc, path, stderr_path):
+        self.proc = proc
+        self.path = path
+        self.stderr_path = stderr_path
+
+    def p(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    def stderr(self):
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()
+
+    def unmount(self, timeout=15.0):
+        """Unmount and check that the daemon ended cleanly."""
+        if self.proc is None:
+            return
+        umount(self.path)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("kvfs did not exit after unmount:\n" + self.stderr())
+        finally:
+            self.proc = None
+        text = self.stderr()
+        check_sanitizer_output(text)
+        assert code == 0, "kvfs exited with %d:\n%s" % (code, text)

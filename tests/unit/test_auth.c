@@ -1,0 +1,276 @@
+/* Unit tests for the auth helpers that need no network: credential files
+ * (credfile.c: mode, owner, symlink, size, newline stripping) and the
+ * Entra ID parsers (entra.c: discovery, token, error bodies from samples
+ * S5). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/credfile.h"
+#include "auth/entra.h"
+#include "tap.h"
+#include "util.h"
+
+/* A string literal and its length. */
+#define S(lit) (lit), (sizeof(lit) - 1)
+
+static char dir[] = "/tmp/kvfs-test-auth-XXXXXX";
+
+static char *path_of(const char *name)
+{
+	static char p[256];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return p;
+}
+
+static void write_file(const char *name, const char *data, size_t len,
+		       mode_t mode)
+{
+	int fd = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+		abort();
+	fchmod(fd, mode);
+	close(fd);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	if (buf) {
+		buf[n] = '\0';
+		*len = (size_t)n;
+	}
+	return buf;
+}
+
+static void test_credfile(void)
+{
+	struct kvfs_error err = {0};
+	char *buf = NULL, *big;
+	size_t len = 0;
+	int r;
+
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+
+	write_file("secret", "s3cr3t~value\r\n\n", 15, 0600);
+	r = kvfs_credfile_read(path_of("secret"), KVFS_CREDFILE_STRIP_NEWLINES,
+			       &buf, &len, &err);
+	is_int(r, 0, "0600 secret file read");
+	is_str(buf, "s3cr3t~value", "trailing newlines stripped");
+	is_int(len, 12, "length without newlines");
+	kvfs_secure_free(buf, len + 1);
+
+	r = kvfs_credfile_read(path_of("secret"), 0, &buf, &len, &err);
+	is_int(r, 0, "read without stripping");
+	is_int(len, 15, "newlines kept");
+	kvfs_secure_free(buf, len + 1);
+
+	write_file("open", "x\n", 2, 0644);
+	buf = NULL;
+	r = kvfs_credfile_read(path_of("open"), KVFS_CREDFILE_STRIP_NEWLINES,
+			       &buf, &len, &err);
+	is_int(r, -EPERM, "0644 refused");
+	ok(buf == NULL, "nothing returned");
+	ok(strstr(err.message, "UNPROTECTED PRIVATE KEY FILE: permissions "
+			       "0644 for '") != NULL,
+	   "ssh-style message: %s", err.message);
+
+	write_file("group", "x\n", 2, 0610);
+	r = kvfs_credfile_read(path_of("group"), 0, &buf, &len, &err);
+	is_int(r, -EPERM, "any group bit refused (0610)");
+
+	r = kvfs_credfile_read(path_of("open"), KVFS_CREDFILE_ANY_MODE, &buf,
+			       &len, &err);
+	is_int(r, 0, "ANY_MODE reads a 0644 token file");
+	kvfs_secure_free(buf, len + 1);
+
+	if (symlink(path_of("secret"), path_of("link")) == 0) {
+		r = kvfs_credfile_read(path_of("link"), 0, &buf, &len, &err);
+		is_int(r, -ELOOP, "symlink refused");
+		ok(strstr(err.message, "symbolic link") != NULL, "says why: %s",
+		   err.message);
+		r = kvfs_credfile_read(path_of("link"), KVFS_CREDFILE_ANY_MODE,
+				       &buf, &len, &err);
+		is_int(r, 0, "ANY_MODE follows a symlink");
+		kvfs_secure_free(buf, len + 1);
+	}
+
+	r = kvfs_credfile_read(dir, 0, &buf, &len, &err);
+	is_int(r, -EINVAL, "directory refused");
+
+	r = kvfs_credfile_read(path_of("missing"), 0, &buf, &len, &err);
+	is_int(r, -ENOENT, "missing file");
+	ok(strstr(err.message, "missing") != NULL, "names the path");
+
+	write_file("empty", "\n", 1, 0600);
+	r = kvfs_credfile_read(path_of("empty"), KVFS_CREDFILE_STRIP_NEWLINES,
+			       &buf, &len, &err);
+	is_int(r, -EINVAL, "only a newline: empty");
+
+	big = malloc(KVFS_CREDFILE_MAX + 1);
+	memset(big, 'a', KVFS_CREDFILE_MAX + 1);
+	write_file("max", big, KVFS_CREDFILE_MAX, 0400);
+	r = kvfs_credfile_read(path_of("max"), 0, &buf, &len, &err);
+	is_int(r, 0, "exactly 64 KiB accepted");
+	is_int(len, KVFS_CREDFILE_MAX, "all of it");
+	if (r == 0)
+		kvfs_secure_free(buf, len + 1);
+	write_file("big", big, KVFS_CREDFILE_MAX + 1, 0600);
+	r = kvfs_credfile_read(path_of("big"), 0, &buf, &len, &err);
+	is_int(r, -EFBIG, "64 KiB + 1 refused");
+	free(big);
+
+	if (geteuid() == 0 && chown(path_of("secret"), 12345, 12345) == 0) {
+		r = kvfs_credfile_read(path_of("secret"), 0, &buf, &len, &err);
+		is_int(r, -EPERM, "owned by another user: refused");
+		ok(strstr(err.message, "owned by uid 12345") != NULL,
+		   "says whose: %s", err.message);
+	}
+
+	unlink(path_of("secret"));
+	unlink(path_of("open"));
+	unlink(path_of("group"));
+	unlink(path_of("link"));
+	unlink(path_of("empty"));
+	unlink(path_of("max"));
+	unlink(path_of("big"));
+	rmdir(dir);
+}
+
+static int token_str(const char *json, struct kvfs_token *t)
+{
+	memset(t, 0, sizeof(*t));
+	return kvfs_entra_parse_token(json, strlen(json), t);
+}
+
+static void test_entra(void)
+{
+	struct kvfs_error err = {0};
+	struct kvfs_token t = {0};
+	char *json, *endpoint = NULL;
+	size_t len;
+	int r;
+
+	json = slurp("entra-discovery.json", &len);
+	ok(json != NULL, "fixture entra-discovery.json");
+	r = kvfs_entra_parse_discovery(json, len, &endpoint);
+	is_int(r, 0, "S5 discovery parses");
+	is_str(endpoint,
+	       "https://login.microsoftonline.com/"
+	       "00000000-0000-0000-0000-000000000000/oauth2/v2.0/token",
+	       "token_endpoint");
+	free(endpoint);
+	free(json);
+	endpoint = NULL;
+	r = kvfs_entra_parse_discovery(
+		S("{\"token_endpoint\":\"http://login.example/t/token\"}"),
+		&endpoint);
+	is_int(r, -EPROTO, "plain http token_endpoint refused");
+	r = kvfs_entra_parse_discovery(S("{\"issuer\":\"x\"}"), &endpoint);
+	is_int(r, -EBADMSG, "no token_endpoint");
+	ok(endpoint == NULL, "nothing returned");
+
+	json = slurp("entra-token.json", &len);
+	ok(json != NULL, "fixture entra-token.json");
+	r = kvfs_entra_parse_token(json, len, &t);
+	is_int(r, 0, "S5 token response parses");
+	is_str(t.access_token, "access_token", "access_token");
+	is_int(t.expires_in, 86399, "expires_in as a number");
+	is_int(t.refresh_in, 0, "no refresh_in");
+	kvfs_token_clear(&t);
+	free(json);
+
+	json = slurp("imds-token.json", &len);
+	r = kvfs_entra_parse_token(json, len, &t);
+	is_int(r, 0, "IMDS-style strings parse");
+	is_int(t.expires_in, 86333, "expires_in as a string");
+	kvfs_token_clear(&t);
+	free(json);
+
+	r = token_str("{\"access_token\":\"abc\",\"expires_in\":3599,"
+		      "\"refresh_in\":\"1800\"}",
+		      &t);
+	is_int(r, 0, "refresh_in as a string");
+	is_int(t.refresh_in, 1800, "refresh_in");
+	kvfs_token_clear(&t);
+
+	static const char *const bad[] = {
+		"{}",
+		"[]",
+		"{\"access_token\":\"abc\"}",
+		"{\"access_token\":\"\",\"expires_in\":1}",
+		"{\"access_token\":5,\"expires_in\":1}",
+		"{\"access_token\":\"a b\",\"expires_in\":1}",
+		"{\"access_token\":\"a\\r\\nX-Evil: 1\",\"expires_in\":1}",
+		"{\"access_token\":\"abc\",\"expires_in\":0}",
+		"{\"access_token\":\"abc\",\"expires_in\":-5}",
+		"{\"access_token\":\"abc\",\"expires_in\":\"12x\"}",
+		"{\"access_token\":\"abc\",\"expires_in\":\"\"}",
+		"{\"access_token\":\"abc\",\"expires_in\":true}",
+		"{\"access_token\":\"abc\",\"expires_in\":1,\"refresh_in\":[]}",
+		"{\"access_token\":\"abc\",\"expires_in\":1,\"token_type\":"
+		"\"pop\"}",
+		"{\"access_token\":\"abc\",\"expires_in\":1",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		r = token_str(bad[i], &t);
+		is_int(r, -EBADMSG, "bad token response %zu refused", i);
+		ok(t.access_token == NULL, "bad token response %zu: no token",
+		   i);
+	}
+
+	json = slurp("entra-error-invalid-client.json", &len);
+	kvfs_error_clear(&err);
+	kvfs_entra_parse_error(json, len, &err);
+	is_str(err.code, "invalid_client", "OAuth error code");
+	is_str(err.aadsts, "AADSTS7000215", "AADSTS from error_codes");
+	ok(strncmp(err.message, "Invalid client secret provided.", 31) == 0,
+	   "message without the AADSTS prefix: %s", err.message);
+	ok(strchr(err.message, '\r') == NULL &&
+		   strchr(err.message, '\n') == NULL,
+	   "first line only");
+	free(json);
+
+	kvfs_error_clear(&err);
+	kvfs_entra_parse_error(S("{\"error\":\"invalid_request\","
+				 "\"error_description\":\"AADSTS90002: Tenant "
+				 "'x' not found.\\r\\nTrace ID: y\"}"),
+			       &err);
+	is_str(err.aadsts, "AADSTS90002", "AADSTS from the description");
+	is_str(err.message, "Tenant 'x' not found.", "its first line");
+
+	kvfs_error_clear(&err);
+	kvfs_entra_parse_error(S("not json"), &err);
+	ok(!err.code[0] && !err.aadsts[0] && !err.message[0],
+	   "non-JSON error body leaves err alone");
+}
+
+int main(void)
+{
+	test_credfile();
+	test_entra();
+	return done_testing();
+}

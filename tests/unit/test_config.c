@@ -1,0 +1,550 @@
+/* Unit tests of config.c: vault name and URL expansion, secrets refused on
+ * the command line, environment defaults and options winning over them,
+ * fstab options dropped, unknown options refused, numbers, cloud defaults,
+ * --help, and the argument vector handed to libfuse.  Runs in tests/data,
+ * which serves as the mountpoint. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "tap.h"
+#include "util.h"
+
+static const char *const azure_env[] = {
+	"AZURE_TENANT_ID",
+	"AZURE_CLIENT_ID",
+	"AZURE_CLIENT_SECRET",
+	"AZURE_CLIENT_CERTIFICATE_PATH",
+	"AZURE_CLIENT_CERTIFICATE_PASSWORD",
+	"AZURE_FEDERATED_TOKEN_FILE",
+	"AZURE_AUTHORITY_HOST",
+};
+
+static void clear_env(void)
+{
+	for (size_t i = 0; i < ELEMENTSOF(azure_env); i++)
+		unsetenv(azure_env[i]);
+}
+
+/* Parse "kvfs" followed by the NULL-terminated arguments. */
+static int parse(struct kvfs_config *c, struct kvfs_error *err, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = (char *)"kvfs";
+	va_start(ap, err);
+	for (char *a; (a = va_arg(ap, char *)) && argc < 31;)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	memset(c, 0, sizeof(*c));
+	return kvfs_config_parse(argc, argv, c, err);
+}
+
+static void url_ok(const char *arg, enum kvfs_cloud cloud, const char *want)
+{
+	char *url = NULL;
+	int r = kvfs_config_vault_url(arg, cloud, &url);
+
+	is_int(r, 0, "vault '%s' accepted", arg);
+	is_str(url, want, "vault '%s' -> '%s'", arg, want);
+	free(url);
+}
+
+static void url_bad(const char *arg)
+{
+	char *url = (char *)"untouched";
+
+	is_int(kvfs_config_vault_url(arg, KVFS_CLOUD_PUBLIC, &url), -EINVAL,
+	       "vault '%s' refused", arg);
+	ok(url && strcmp(url, "untouched") == 0, "ret_url untouched ('%s')",
+	   arg);
+}
+
+static void test_vault_url(void)
+{
+	url_ok("myvault", KVFS_CLOUD_PUBLIC, "https://myvault.vault.azure.net");
+	url_ok("My-Vault-01", KVFS_CLOUD_PUBLIC,
+	       "https://my-vault-01.vault.azure.net");
+	url_ok("abc", KVFS_CLOUD_CHINA, "https://abc.vault.azure.cn");
+	url_ok("abcdefghijklmnopqrstuvwx", KVFS_CLOUD_USGOV,
+	       "https://abcdefghijklmnopqrstuvwx.vault.usgovcloudapi.net");
+	url_ok("https://127.0.0.1:8443", KVFS_CLOUD_PUBLIC,
+	       "https://127.0.0.1:8443");
+	url_ok("https://127.0.0.1:8443/", KVFS_CLOUD_PUBLIC,
+	       "https://127.0.0.1:8443");
+	url_ok("https://MyVault.Vault.Azure.NET", KVFS_CLOUD_PUBLIC,
+	       "https://myvault.vault.azure.net");
+	url_ok("HTTPS://kv.example.com:1", KVFS_CLOUD_PUBLIC,
+	       "https://kv.example.com:1");
+	url_ok("https://kv.example.com:65535", KVFS_CLOUD_PUBLIC,
+	       "https://kv.example.com:65535");
+	url_ok("https://[::1]:8443", KVFS_CLOUD_PUBLIC, "https://[::1]:8443");
+
+	url_bad("");
+	url_bad("ab");
+	url_bad("abcdefghijklmnopqrstuvwxy"); /* 25 */
+	url_bad("1vault");
+	url_bad("vault-");
+	url_bad("my--vault");
+	url_bad("my_vault");
+	url_bad("my.vault");
+	url_bad("../x");
+	url_bad("http://myvault.vault.azure.net");
+	url_bad("ftp://myvault");
+	url_bad("https://");
+	url_bad("https://:443");
+	url_bad("https://host:0");
+	url_bad("https://host:65536");
+	url_bad("https://host:");
+	url_bad("https://host:44a");
+	url_bad("https://host:0000443");
+	url_bad("https://user@host");
+	url_bad("https://user:pw@host");
+	url_bad("https://host/path");
+	url_bad("https://host//");
+	url_bad("https://host?x=1");
+	url_bad("https://host/?x=1");
+	url_bad("https://host#frag");
+	url_bad("https://ho st");
+	url_bad("https://[::1");
+}
+
+static void test_defaults(void)
+{
+	struct kvfs_config c;
+	struct kvfs_error err;
+	char cwd[4096];
+	int r;
+
+	clear_env();
+	r = parse(&c, &err, "myvault", ".", NULL);
+	is_int(r, 0, "minimal command line parses");
+	if (r < 0)
+		return;
+	ok(getcwd(cwd, sizeof(cwd)) != NULL, "getcwd");
+	is_str(c.mountpoint, cwd, "mountpoint made absolute");
+	is_str(c.vault_arg, "myvault", "vault_arg kept as given");
+	is_str(c.vault_url, "https://myvault.vault.azure.net", "vault_url");
+	is_int(c.auth, KVFS_AUTH_AUTO, "auth defaults to auto");
+	is_int(c.cloud, KVFS_CLOUD_PUBLIC, "cloud defaults to public");
+	is_str(c.authority, "https://login.microsoftonline.com",
+	       "public authority");
+	is_str(c.default_resource, "https://vault.azure.net",
+	       "public resource");
+	ok(c.resource == NULL, "no explicit resource");
+	ok(c.tenant == NULL && c.client_id == NULL && c.secret_file == NULL &&
+		   c.client_secret == NULL,
+	   "no credentials by default");
+	is_str(c.api_version, "7.4", "api_version 7.4");
+	is_str(c.imds_url,
+	       "http://169.254.169.254/metadata/identity/oauth2/token",
+	       "imds_url");
+	is_int(c.refresh, 300, "refresh 300");
+	is_int(c.max_stale, 86400, "max_stale 86400");
+	is_int(c.deadline, 10, "deadline 10");
+	is_int(c.uid, getuid(), "uid defaults to getuid()");
+	is_int(c.gid, getgid(), "gid defaults to getgid()");
+	is_int(c.key_mode, 0400, "key_mode 0400");
+	ok(!c.allow_expired && !c.allow_other && !c.foreground && !c.debug,
+	   "flags off");
+	is_int(c.fuse_argc, 3, "fuse_argc");
+	is_str(c.fuse_argv[0], "kvfs", "fuse_argv[0] is the program");
+	is_str(c.fuse_argv[1], "-o", "fuse_argv[1]");
+	is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=kvfs:myvault",
+	       "fuse_argv[2]: ro, subtype, fsname");
+	ok(c.fuse_argv[3] == NULL, "fuse_argv NULL-terminated");
+	kvfs_config_free(&c);
+	ok(c.vault_url == NULL, "free clears the struct");
+	kvfs_config_free(NULL);
+}
+
+static void test_options(void)
+{
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	clear_env();
+	r = parse(&c, &err, "-o",
+		  "auth=secret,tenant=my-tenant,client_id=0000-1111,"
+		  "secret_file=/etc/kvfs/secret,authority=https://"
+		  "127.0.0.1:9443/,ca_file=ca.pem,resource=https://"
+		  "vault.azure.net/,api_version=7.5",
+		  "-o", "uid=1000,gid=1001,key_mode=0440,allow_expired",
+		  "https://127.0.0.1:8443", ".", "-ologlevel=debug", "-f",
+		  NULL);
+	is_int(r, 0, "a full command line parses (%s)", err.message);
+	if (r < 0)
+		return;
+	is_int(c.auth, KVFS_AUTH_SECRET, "auth=secret");
+	is_str(c.tenant, "my-tenant", "tenant=");
+	is_str(c.client_id, "0000-1111", "client_id=");
+	is_str(c.secret_file, "/etc/kvfs/secret", "secret_file=");
+	is_str(c.authority, "https://127.0.0.1:9443",
+	       "authority= without trailing slash");
+	ok(c.ca_file && c.ca_file[0] == '/' &&
+		   strcmp(c.ca_file + strlen(c.ca_file) - 7, "/ca.pem") == 0,
+	   "relative ca_file made absolute");
+	is_str(c.resource, "https://vault.azure.net", "resource=");
+	is_str(c.api_version, "7.5", "api_version=");
+	is_int(c.uid, 1000, "uid=");
+	is_int(c.gid, 1001, "gid=");
+	is_int(c.key_mode, 0440, "key_mode= is octal");
+	ok(c.allow_expired, "allow_expired");
+	is_int(c.loglevel, 7, "loglevel=debug");
+	ok(c.foreground && !c.debug, "-f: foreground without debug");
+	is_str(c.vault_url, "https://127.0.0.1:8443", "URL vault");
+	is_str(c.fuse_argv[2],
+	       "ro,subtype=kvfs,fsname=kvfs:https://127.0.0.1:8443",
+	       "fsname carries the URL");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-o", "key_mode=600", "myvault", ".", NULL);
+	is_int(r, 0, "key_mode without a leading zero");
+	is_int(c.key_mode, 0600, "key_mode=600 is octal too");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-d", "myvault", ".", NULL);
+	is_int(r, 0, "-d parses");
+	ok(c.debug && c.foreground, "-d: debug and foreground");
+	is_int(c.loglevel, 7, "-d: debug log level");
+	is_int(c.fuse_argc, 4, "-d is passed to libfuse");
+	is_str(c.fuse_argv[3], "-d", "fuse_argv[3] is -d");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "myvault", ".", "-o", "allow_other", NULL);
+	is_int(r, 0, "allow_other parses");
+	ok(c.allow_other, "allow_other set");
+	is_str(c.fuse_argv[2],
+	       "ro,subtype=kvfs,fsname=kvfs:myvault,allow_other,"
+	       "default_permissions",
+	       "allow_other forces default_permissions");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-o", "tenant=a,tenant=b", "myvault", ".", NULL);
+	is_int(r, 0, "a repeated option parses");
+	is_str(c.tenant, "b", "the last one wins");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-o", "cloud=china", "myvault", ".", NULL);
+	is_int(r, 0, "cloud=china");
+	is_str(c.vault_url, "https://myvault.vault.azure.cn", "china vault");
+	is_str(c.authority, "https://login.chinacloudapi.cn",
+	       "china authority");
+	is_str(c.default_resource, "https://vault.azure.cn", "china resource");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "myvault", ".", "-o", "cloud=usgov", NULL);
+	is_int(r, 0, "cloud=usgov after VAULT");
+	is_str(c.vault_url, "https://myvault.vault.usgovcloudapi.net",
+	       "usgov vault");
+	is_str(c.authority, "https://login.microsoftonline.us",
+	       "usgov authority");
+	is_str(c.default_resource, "https://vault.usgovcloudapi.net",
+	       "usgov resource");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-o", "auth=imds,cloud=public", "myvault", ".",
+		  NULL);
+	is_int(r, 0, "auth=imds,cloud=public");
+	is_int(c.auth, KVFS_AUTH_IMDS, "auth=imds");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "--", "myvault", ".", NULL);
+	is_int(r, 0, "-- ends the options");
+	kvfs_config_free(&c);
+}
+
+static void test_fstab_options(void)
+{
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	clear_env();
+	r = parse(&c, &err, "myvault", ".", "-o",
+		  "rw,nosuid,nodev,noexec,relatime,_netdev,nofail,noauto,"
+		  "user,users,nouser,auto,defaults,x-systemd.automount,"
+		  "x-systemd.requires=network-online.target,comment=foo,"
+		  "dev,suid,exec,atime,noatime,async,sync,"
+		  "subtype=other,fsname=other",
+		  "-o", "dev,suid", NULL);
+	is_int(r, 0, "fstab and generic mount options accepted (%s)",
+	       err.message);
+	if (r == 0)
+		is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=kvfs:myvault",
+		       "and dropped: always ro, our subtype and fsname");
+	kvfs_config_free(&c);
+}
+
+static void refused(const char *opt, const char *what, const char *needle)
+{
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	r = parse(&c, &err, "-o", opt, "myvault", ".", NULL);
+	ok(r < 0, "%s refused", what);
+	if (r < 0)
+		ok(strstr(err.message, needle) != NULL,
+		   "message for %s names '%s': %s", what, needle, err.message);
+	else
+		kvfs_config_free(&c);
+}
+
+static void test_refusals(void)
+{
+	clear_env();
+	refused("secret=abc", "secret=", "secret_file=");
+	refused("client_secret=abc", "client_secret=", "secret_file=");
+	refused("Client_Secret=abc", "Client_Secret=", "secret_file=");
+	refused("password=abc", "password=", "cert_password_file=");
+	refused("cert_password=abc", "cert_password=", "cert_password_file=");
+	refused("token=abc", "token=", "token_file=");
+	refused("my_secret", "a bare secret flag", "secret_file=");
+	refused("bogus=1", "an unknown option", "bogus");
+	refused("bogus", "an unknown flag", "bogus");
+	refused("auth=kerberos", "an unknown auth", "auth");
+	refused("cloud=mars", "an unknown cloud", "cloud");
+	refused("uid=abc", "a non-numeric uid", "uid");
+	refused("uid=-1", "a negative uid", "uid");
+	refused("uid=4294967295", "uid (uid_t)-1", "uid");
+	refused("gid=12x", "a gid with junk", "gid");
+	refused("key_mode=0800", "a non-octal key_mode", "key_mode");
+	refused("key_mode=01000", "a key_mode beyond 0777", "key_mode");
+	refused("refresh=0", "refresh=0", "refresh");
+	refused("refresh=10s", "refresh with a unit", "refresh");
+	refused("deadline=", "an empty deadline", "deadline");
+	refused("tenant=", "an empty tenant", "tenant");
+	refused("tenant=a/b", "a tenant with a slash", "tenant");
+	refused("authority=http://login.example", "an http authority",
+		"authority");
+	refused("resource=vault.azure.net", "a resource without scheme",
+		"resource");
+	refused("allow_other=1", "a value on a flag", "allow_other");
+	refused("loglevel=chatty", "an unknown loglevel", "loglevel");
+	refused("api_version=7.4&x=1", "a bad api_version", "api_version");
+}
+
+static void test_usage(void)
+{
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	clear_env();
+	r = parse(&c, &err, NULL);
+	ok(r < 0 && strstr(err.message, "VAULT"), "no arguments: %s",
+	   err.message);
+	r = parse(&c, &err, "myvault", NULL);
+	ok(r < 0 && strstr(err.message, "MOUNTPOINT"), "no mountpoint: %s",
+	   err.message);
+	r = parse(&c, &err, "myvault", ".", "extra", NULL);
+	ok(r < 0 && strstr(err.message, "extra"), "a third argument: %s",
+	   err.message);
+	r = parse(&c, &err, "my_vault", ".", NULL);
+	ok(r < 0 && strstr(err.message, "my_vault"), "a bad vault: %s",
+	   err.message);
+	r = parse(&c, &err, "myvault", "./does-not-exist", NULL);
+	ok(r < 0 && strstr(err.message, "does-not-exist"),
+	   "a missing mountpoint: %s", err.message);
+	r = parse(&c, &err, "-x", "myvault", ".", NULL);
+	ok(r < 0 && strstr(err.message, "-x"), "an unknown flag: %s",
+	   err.message);
+	r = parse(&c, &err, "myvault", ".", "-o", NULL);
+	ok(r < 0, "-o without an argument: %s", err.message);
+}
+
+static void test_env(void)
+{
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	clear_env();
+	setenv("AZURE_TENANT_ID", "env-tenant", 1);
+	setenv("AZURE_CLIENT_ID", "env-client", 1);
+	setenv("AZURE_CLIENT_SECRET", "s3cr3t-value", 1);
+	setenv("AZURE_CLIENT_CERTIFICATE_PATH", "/etc/kvfs/cert.pem", 1);
+	setenv("AZURE_CLIENT_CERTIFICATE_PASSWORD", "pfx-pass", 1);
+	setenv("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token", 1);
+	setenv("AZURE_AUTHORITY_HOST", "https://login.example.net/", 1);
+	r = parse(&c, &err, "myvault", ".", NULL);
+	is_int(r, 0, "environment defaults parse (%s)", err.message);
+	if (r == 0) {
+		is_str(c.tenant, "env-tenant", "AZURE_TENANT_ID");
+		is_str(c.client_id, "env-client", "AZURE_CLIENT_ID");
+		is_str(c.client_secret, "s3cr3t-value",
+		       "AZURE_CLIENT_SECRET copied");
+		is_str(c.cert_file, "/etc/kvfs/cert.pem",
+		       "AZURE_CLIENT_CERTIFICATE_PATH");
+		is_str(c.cert_password, "pfx-pass",
+		       "AZURE_CLIENT_CERTIFICATE_PASSWORD copied");
+		is_str(c.token_file, "/var/run/token",
+		       "AZURE_FEDERATED_TOKEN_FILE");
+		is_str(c.authority, "https://login.example.net",
+		       "AZURE_AUTHORITY_HOST, trailing slash dropped");
+		kvfs_config_free(&c);
+	}
+	ok(getenv("AZURE_CLIENT_SECRET") == NULL,
+	   "AZURE_CLIENT_SECRET removed from the environment");
+	ok(getenv("AZURE_CLIENT_CERTIFICATE_PASSWORD") == NULL,
+	   "AZURE_CLIENT_CERTIFICATE_PASSWORD removed from the environment");
+
+	clear_env();
+	setenv("AZURE_TENANT_ID", "env-tenant", 1);
+	setenv("AZURE_CLIENT_ID", "env-client", 1);
+	setenv("AZURE_CLIENT_SECRET", "s3cr3t-value", 1);
+	setenv("AZURE_AUTHORITY_HOST", "https://login.example.net", 1);
+	r = parse(&c, &err, "-o",
+		  "tenant=opt-tenant,client_id=opt-client,secret_file=/s,"
+		  "authority=https://opt.example.net,cloud=china",
+		  "myvault", ".", NULL);
+	is_int(r, 0, "options with the environment set (%s)", err.message);
+	if (r == 0) {
+		is_str(c.tenant, "opt-tenant", "tenant= wins");
+		is_str(c.client_id, "opt-client", "client_id= wins");
+		ok(c.client_secret == NULL,
+		   "secret_file= wins over AZURE_CLIENT_SECRET");
+		is_str(c.authority, "https://opt.example.net",
+		       "authority= wins over AZURE_AUTHORITY_HOST and cloud=");
+		kvfs_config_free(&c);
+	}
+	ok(getenv("AZURE_CLIENT_SECRET") == NULL,
+	   "AZURE_CLIENT_SECRET removed even when secret_file= wins");
+
+	clear_env();
+	setenv("AZURE_AUTHORITY_HOST", "https://login.example.net", 1);
+	r = parse(&c, &err, "-o", "cloud=usgov", "myvault", ".", NULL);
+	is_int(r, 0, "AZURE_AUTHORITY_HOST and cloud=");
+	if (r == 0) {
+		is_str(c.authority, "https://login.example.net",
+		       "the environment wins over cloud='s default");
+		kvfs_config_free(&c);
+	}
+
+	clear_env();
+	setenv("AZURE_AUTHORITY_HOST", "http://insecure.example", 1);
+	r = parse(&c, &err, "myvault", ".", NULL);
+	ok(r < 0 && strstr(err.message, "AZURE_AUTHORITY_HOST"),
+	   "a bad environment value is refused, naming the variable: %s",
+	   err.message);
+	clear_env();
+}
+
+static char *capture_stdout(int (*fn)(const char *), const char *arg,
+			    int *ret_r)
+{
+	char path[] = "/tmp/kvfs-test-config-XXXXXX";
+	int fd = mkstemp(path), saved;
+	char *buf = NULL;
+	FILE *f;
+	long n;
+
+	if (fd < 0)
+		return NULL;
+	unlink(path);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	*ret_r = fn(arg);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+
+	f = fdopen(fd, "r");
+	if (!f)
+		return NULL;
+	n = lseek(fd, 0, SEEK_END);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+static int run_flag(const char *flag)
+{
+	struct kvfs_config c;
+	struct kvfs_error err;
+
+	return parse(&c, &err, flag, NULL);
+}
+
+static void test_help(void)
+{
+	static const char *const names[] = {
+		"auth=",
+		"tenant=",
+		"client_id=",
+		"object_id=",
+		"msi_res_id=",
+		"secret_file=",
+		"cert_file=",
+		"cert_password_file=",
+		"token_file=",
+		"authority=",
+		"imds_url=",
+		"cloud=",
+		"resource=",
+		"ca_file=",
+		"api_version=",
+		"refresh=",
+		"max_stale=",
+		"deadline=",
+		"allow_expired",
+		"uid=",
+		"gid=",
+		"key_mode=",
+		"loglevel=",
+		"allow_other",
+		"-f",
+		"-d",
+		"--version",
+	};
+	_cleanup_free_ char *help = NULL, *help2 = NULL, *version = NULL;
+	int r = 0;
+
+	help = capture_stdout(run_flag, "--help", &r);
+	is_int(r, 1, "--help returns 1");
+	ok(help && strstr(help, "usage:"), "--help prints a usage line");
+	for (size_t i = 0; help && i < ELEMENTSOF(names); i++)
+		ok(strstr(help, names[i]) != NULL, "--help lists %s", names[i]);
+	help2 = capture_stdout(run_flag, "-h", &r);
+	is_int(r, 1, "-h returns 1");
+	version = capture_stdout(run_flag, "-V", &r);
+	is_int(r, 1, "-V returns 1");
+	ok(version && strstr(version, KVFS_VERSION), "-V prints the version");
+}
+
+static void test_auth_names(void)
+{
+	is_str(kvfs_config_auth_name(KVFS_AUTH_SECRET), "secret",
+	       "auth name secret");
+	is_str(kvfs_config_auth_name(KVFS_AUTH_WORKLOAD), "workload",
+	       "auth name workload");
+}
+
+int main(void)
+{
+	test_vault_url();
+	test_defaults();
+	test_options();
+	test_fstab_options();
+	test_refusals();
+	test_usage();
+	test_env();
+	test_help();
+	test_auth_names();
+	return done_testing();
+}

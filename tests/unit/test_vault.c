@@ -1,0 +1,448 @@
+/* Unit tests for the Key Vault parsers and URL checks (vault.c): real
+ * recorded bodies from tests/data (samples S2, S3, S4), then malformed and
+ * hostile variants, then the same-origin rule for nextLink. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+#include "tap.h"
+#include "vault.h"
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	if (buf) {
+		buf[n] = '\0';
+		*len = (size_t)n;
+	}
+	return buf;
+}
+
+static int parse_page_str(const char *json, struct kvfs_cert_list *l,
+			  char **next)
+{
+	struct kvfs_error err = {0};
+
+	*next = NULL;
+	return kvfs_vault_parse_list_page(json, strlen(json), l, next, &err);
+}
+
+static int parse_bundle_str(const char *json, struct kvfs_cert_bundle *b)
+{
+	struct kvfs_error err = {0};
+
+	return kvfs_vault_parse_bundle(json, strlen(json), b, &err);
+}
+
+static void test_list_pages(void)
+{
+	struct kvfs_cert_list l = {0};
+	struct kvfs_error err = {0};
+	char *json, *next = (char *)"unset";
+	size_t len;
+	int r;
+
+	json = slurp("vault-list-page.json", &len);
+	ok(json != NULL, "fixture vault-list-page.json");
+	if (!json)
+		return;
+	r = kvfs_vault_parse_list_page(json, len, &l, &next, &err);
+	is_int(r, 0, "S2 page parses");
+	is_int(l.n, 6, "six items");
+	if (l.n == 6) {
+		is_str(l.items[0].name,
+		       "livekvtestimportPasswordEncodedCertificate3df33f0d",
+		       "name from the id URL, vault's spelling");
+		is_str(l.items[0].x5t, "7Hd8wjMNV61gvzAY4LfCGxWwi_I", "x5t");
+		ok(l.items[0].attrs.enabled, "enabled");
+		is_int(l.items[0].attrs.nbf, 1628270437, "nbf");
+		is_int(l.items[0].attrs.exp, 4781870437LL, "exp beyond 2038");
+		is_int(l.items[0].attrs.created, 1651244916, "created");
+		is_int(l.items[0].attrs.updated, 1651244916, "updated");
+		is_str(l.items[0].tags_json, "{}", "no tags: {}");
+		is_str(l.items[5].name, "livekvtestpolicyCertificate96b32ef2",
+		       "last item");
+		is_int(l.items[5].attrs.exp, 1682780946, "last item exp");
+	}
+	is_str(next,
+	       "https://vaultname.vault.azure.net:443/certificates?api-versi"
+	       "on=7.3&$skiptoken=eyJOZXh0TWFya2VyIjoiMiExMzIhTURBd01EVTBJV0"
+	       "5sY25ScFptbGpZWFJsTDB4SlZrVkxWbFJGVTFSUVQweEpRMWxEUlZKVVNVWk"
+	       "pRMEZVUlRrMlFqTXlSVVl5TDFCUFRFbERXU0V3TURBd01qZ2hPVGs1T1MweE"
+	       "1pMHpNVlF5TXpvMU9UbzFPUzQ1T1RrNU9UazVXaUUtIiwiVGFyZ2V0TG9jYX"
+	       "Rpb24iOjB9&maxresults=6",
+	       "nextLink returned verbatim");
+	ok(kvfs_vault_same_origin("https://vaultname.vault.azure.net", next),
+	   "nextLink with :443 is the vault's origin");
+	free(next);
+	free(json);
+
+	json = slurp("vault-list-last.json", &len);
+	ok(json != NULL, "fixture vault-list-last.json");
+	if (!json)
+		return;
+	next = (char *)"unset";
+	r = kvfs_vault_parse_list_page(json, len, &l, &next, &err);
+	is_int(r, 0, "empty last page parses");
+	ok(next == NULL, "nextLink null: the end");
+	is_int(l.n, 6, "nothing appended by an empty page");
+	free(json);
+	kvfs_cert_list_clear(&l);
+	ok(l.items == NULL && l.n == 0, "list cleared");
+}
+
+static void test_list_details(void)
+{
+	struct kvfs_cert_list l = {0};
+	char *next;
+	int r;
+
+	r = parse_page_str(
+		"{\"value\":[{\"id\":\"https://v.vault.azure.net/certificates/"
+		"a\",\"tags\":{\"b\":\"2\",\"a\":\"1\"},\"attributes\":{"
+		"\"enabled\":false}},{\"id\":\"https://v.vault.azure.net/"
+		"certificates/my\\u002Dcert\",\"subject\":\"\",\"pending\":{},"
+		"\"x5t\":null}]}",
+		&l, &next);
+	is_int(r, 0, "page with tags, unknown fields, escapes");
+	is_int(l.n, 2, "two items");
+	if (l.n == 2) {
+		is_str(l.items[0].tags_json, "{\"a\":\"1\",\"b\":\"2\"}",
+		       "tags: compact, sorted");
+		ok(!l.items[0].attrs.enabled, "enabled false");
+		is_int(l.items[0].attrs.nbf, 0, "absent nbf is 0");
+		is_str(l.items[1].name, "my-cert", "\\u escape decoded");
+		ok(l.items[1].x5t == NULL, "x5t null is absent");
+		ok(l.items[1].attrs.enabled, "no attributes: enabled");
+	}
+	ok(next == NULL, "no nextLink key: the end");
+
+	r = parse_page_str(
+		"{\"value\":[{\"id\":\"https://v.vault.azure.net/certificates/"
+		"ok1\"},{\"id\":\"https://v.vault.azure.net/certificates/"
+		"bad_name\"},{\"id\":\"https://v.vault.azure.net/certificates/"
+		"..\"}],\"nextLink\":\"\"}",
+		&l, &next);
+	is_int(r, 0, "invalid names are skipped, not fatal");
+	is_int(l.n, 3, "only the valid name appended");
+	if (l.n == 3)
+		is_str(l.items[2].name, "ok1", "the valid one");
+	ok(next == NULL, "empty nextLink: the end");
+
+	static const char *const malformed[] = {
+		"",
+		"not json",
+		"[]",
+		"{\"value\":{}}",
+		"{\"nextLink\":null}",
+		"{\"value\":[],\"nextLink\":5}",
+		"{\"value\":[5]}",
+		"{\"value\":[{}]}",
+		"{\"value\":[{\"id\":5}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x\","
+		"\"attributes\":{\"enabled\":\"true\"}}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x\","
+		"\"attributes\":{\"nbf\":1.5}}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x\","
+		"\"attributes\":{\"exp\":\"1682780946\"}}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x\","
+		"\"attributes\":{\"exp\":99999999999999999999999}}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x\","
+		"\"attributes\":[]}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x\","
+		"\"tags\":[]}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x\","
+		"\"tags\":{\"k\":1}}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x\","
+		"\"x5t\":7}]}",
+		"{\"value\":[{\"id\":\"https://v/secrets/x\"}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x/v1\"}]}",
+		"{\"value\":[{\"id\":\"/certificates/x\"}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x?a=b\"}]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/x\\u0000y\"}]}",
+		"{\"value\":[],\"value\":[]}",
+		"{\"value\":[{\"id\":\"https://v/certificates/a\"}]",
+	};
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(*malformed); i++) {
+		next = NULL;
+		r = parse_page_str(malformed[i], &l, &next);
+		is_int(r, -EBADMSG, "malformed page %zu refused", i);
+		is_int(l.n, 3, "malformed page %zu: nothing appended", i);
+		ok(next == NULL, "malformed page %zu: no nextLink", i);
+	}
+
+	r = parse_page_str("{\"value\":[{\"id\":\"https://v/certificates/y\"},"
+			   "{\"id\":\"https://v/certificates/z\","
+			   "\"attributes\":{\"enabled\":1}}]}",
+			   &l, &next);
+	is_int(r, -EBADMSG, "one bad item spoils the page");
+	is_int(l.n, 3, "and its good items are not appended");
+	kvfs_cert_list_clear(&l);
+}
+
+static void b64url_sha1(const unsigned char *der, size_t len, char *out)
+{
+	static const char a[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
+		"vwxyz0123456789-_";
+	unsigned char d[SHA_DIGEST_LENGTH + 2] = {0};
+	size_t o = 0;
+
+	SHA1(der, len, d);
+	for (size_t i = 0; i < SHA_DIGEST_LENGTH; i += 3) {
+		unsigned v = (unsigned)d[i] << 16 | (unsigned)d[i + 1] << 8 |
+			     d[i + 2];
+
+		out[o++] = a[v >> 18 & 63];
+		out[o++] = a[v >> 12 & 63];
+		if (i + 1 < SHA_DIGEST_LENGTH)
+			out[o++] = a[v >> 6 & 63];
+		if (i + 2 < SHA_DIGEST_LENGTH)
+			out[o++] = a[v & 63];
+	}
+	out[o] = '\0';
+}
+
+static void test_bundle(void)
+{
+	struct kvfs_cert_bundle b = {0};
+	struct kvfs_error err = {0};
+	char x5t[64];
+	char *json;
+	size_t len;
+	int r;
+
+	json = slurp("vault-bundle.json", &len);
+	ok(json != NULL, "fixture vault-bundle.json");
+	if (!json)
+		return;
+	r = kvfs_vault_parse_bundle(json, len, &b, &err);
+	is_int(r, 0, "S3 bundle parses");
+	free(json);
+	if (r < 0)
+		return;
+	is_str(b.name,
+	       "CRUDCertificateName-cangetacertificatessecretinPEMformat-",
+	       "name");
+	is_str(b.version, "f8ac48a294d941e18d0e5d85b3c8ea3f", "version");
+	is_str(b.id,
+	       "https://keyvault_name.vault.azure.net/certificates/"
+	       "CRUDCertificateName-cangetacertificatessecretinPEMformat-/"
+	       "f8ac48a294d941e18d0e5d85b3c8ea3f",
+	       "id with version");
+	is_str(b.x5t, "tHOUOqgt-GCK61US0qlkPr8j1-w", "x5t");
+	is_str(b.sid,
+	       "https://keyvault_name.vault.azure.net/secrets/"
+	       "CRUDCertificateName-cangetacertificatessecretinPEMformat-/"
+	       "f8ac48a294d941e18d0e5d85b3c8ea3f",
+	       "sid");
+	is_int(b.der_len, 812, "cer decoded to 812 bytes of DER");
+	ok(b.der && b.der[0] == 0x30, "DER starts with a SEQUENCE");
+	b64url_sha1(b.der, b.der_len, x5t);
+	is_str(x5t, b.x5t, "x5t = base64url(SHA-1(cer))");
+	ok(b.attrs.enabled, "enabled");
+	is_int(b.attrs.nbf, 1658442315, "nbf");
+	is_int(b.attrs.exp, 1689978915, "exp");
+	is_int(b.attrs.created, 1658442915, "created");
+	is_int(b.attrs.updated, 1658442915, "updated");
+	ok(b.exportable, "exportable");
+	is_str(b.content_type, "application/x-pem-file", "contentType");
+	is_str(b.tags_json, "{}", "no tags");
+	kvfs_cert_bundle_clear(&b);
+	ok(b.der == NULL, "bundle cleared");
+
+	r = parse_bundle_str(
+		"{\"id\":\"https://v/certificates/c/0123\",\"cer\":\"MIIB\","
+		"\"policy\":{\"key_props\":{\"exportable\":false}},"
+		"\"tags\":{\"env\":\"prod\"},\"preserveCertOrder\":false}",
+		&b);
+	is_int(r, 0, "minimal bundle parses");
+	ok(!b.exportable, "not exportable");
+	ok(b.content_type == NULL, "no contentType");
+	is_str(b.tags_json, "{\"env\":\"prod\"}", "tags");
+	kvfs_cert_bundle_clear(&b);
+
+	static const char *const malformed[] = {
+		"{}",
+		"{\"cer\":\"MIIB\"}",
+		"{\"id\":\"https://v/certificates/c\",\"cer\":\"MIIB\"}",
+		"{\"id\":\"https://v/certificates/c/"
+		"pending\",\"cer\":\"MIIB\"}",
+		"{\"id\":\"https://v/certificates/c/v/x\",\"cer\":\"MIIB\"}",
+		"{\"id\":\"https://v/keys/c/v\",\"cer\":\"MIIB\"}",
+		"{\"id\":\"https://v/certificates/c/v\"}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":\"\"}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":\"MII\"}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":\"MI-_\"}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":\"MI IB\"}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":5}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":\"MIIB\","
+		"\"policy\":[]}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":\"MIIB\","
+		"\"policy\":{\"key_props\":{\"exportable\":\"yes\"}}}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":\"MIIB\","
+		"\"policy\":{\"secret_props\":{\"contentType\":1}}}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":\"MIIB\","
+		"\"attributes\":{\"updated\":true}}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":\"MIIB\","
+		"\"sid\":[]}",
+		"{\"id\":\"https://v/certificates/c/v\",\"cer\":\"MIIB\"",
+	};
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(*malformed); i++) {
+		memset(&b, 0, sizeof(b));
+		r = parse_bundle_str(malformed[i], &b);
+		is_int(r, -EBADMSG, "malformed bundle %zu refused", i);
+		ok(b.id == NULL && b.der == NULL,
+		   "malformed bundle %zu: nothing returned", i);
+	}
+}
+
+static void test_errors(void)
+{
+	static const char rbac[] =
+		"{\"error\":{\"code\":\"Forbidden\",\"message\":\"Caller is "
+		"not "
+		"authorized.\\r\\nCaller: appid=x\",\"innererror\":{\"code\":"
+		"\"ForbiddenByRbac\"}}}";
+	struct kvfs_error err;
+	char *json;
+	size_t len;
+
+	kvfs_error_clear(&err);
+	json = slurp("vault-error-404.json", &len);
+	kvfs_vault_parse_error(json, len, &err);
+	is_str(err.code, "CertificateNotFound", "404 code");
+	is_str(err.inner, "", "404 has no inner code");
+	ok(strncmp(err.message, "A certificate with (name/id) ", 29) == 0,
+	   "404 message");
+	free(json);
+
+	kvfs_error_clear(&err);
+	json = slurp("vault-error-403-disabled.json", &len);
+	kvfs_vault_parse_error(json, len, &err);
+	is_str(err.code, "Forbidden", "403 code");
+	is_str(err.inner, "SecretDisabled", "403 inner code");
+	free(json);
+
+	kvfs_error_clear(&err);
+	json = slurp("vault-error-429.json", &len);
+	kvfs_vault_parse_error(json, len, &err);
+	is_str(err.code, "Throttled", "429 code");
+	free(json);
+
+	kvfs_error_clear(&err);
+	kvfs_vault_parse_error(rbac, strlen(rbac), &err);
+	is_str(err.inner, "ForbiddenByRbac", "RBAC inner code");
+	is_str(err.message, "Caller is not authorized.",
+	       "message cut at the first line");
+
+	kvfs_error_clear(&err);
+	kvfs_vault_parse_error("<html>502</html>", 16, &err);
+	ok(!err.code[0] && !err.message[0], "non-JSON body leaves err alone");
+	kvfs_vault_parse_error("{\"error\":\"x\"}", 13, &err);
+	ok(!err.code[0], "OAuth-style body is not a Key Vault error");
+	kvfs_vault_parse_error(NULL, 0, &err);
+	ok(!err.code[0], "NULL body");
+}
+
+static void test_origin(void)
+{
+	static const struct {
+		const char *a, *b;
+		bool same;
+	} cases[] = {
+		{"https://v.vault.azure.net", "https://v.vault.azure.net/x",
+		 true},
+		{"https://v.vault.azure.net",
+		 "https://v.vault.azure.net:443/certificates?a=b", true},
+		{"https://V.Vault.Azure.NET", "HTTPS://v.vault.azure.net/",
+		 true},
+		{"https://127.0.0.1:8443", "https://127.0.0.1:8443/c?x", true},
+		{"https://[::1]:8443", "https://[::1]:8443/c", true},
+		{"https://v.vault.azure.net", "https://v.vault.azure.net:8443/",
+		 false},
+		{"https://v.vault.azure.net", "http://v.vault.azure.net/",
+		 false},
+		{"https://v.vault.azure.net", "http://v.vault.azure.net:443/",
+		 false},
+		{"https://v.vault.azure.net", "https://w.vault.azure.net/",
+		 false},
+		{"https://v.vault.azure.net", "https://v.vault.azure.net.evil/",
+		 false},
+		{"https://v.vault.azure.net", "https://v.vault.azure.net@evil/",
+		 false},
+		{"https://v.vault.azure.net",
+		 "https://v.vault.azure.net:443@evil.example/", false},
+		{"https://v.vault.azure.net", "https://evil@v.vault.azure.net/",
+		 false},
+		{"https://v.vault.azure.net",
+		 "https://v.vault.azure.net\\@evil/", false},
+		{"https://v.vault.azure.net", "https://v.vault.azure.net:/",
+		 false},
+		{"https://v.vault.azure.net",
+		 "https://v.vault.azure.net:0443x/", false},
+		{"https://v.vault.azure.net",
+		 "https://v.vault.azure.net:99999/", false},
+		{"https://v.vault.azure.net", "//v.vault.azure.net/", false},
+		{"https://v.vault.azure.net", "/certificates?x", false},
+		{"https://v.vault.azure.net", "ftp://v.vault.azure.net/",
+		 false},
+		{"https://v.vault.azure.net", "", false},
+		{"https://v.vault.azure.net", NULL, false},
+		{"https://127.0.0.1:8443", "https://localhost:8443/", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+		ok(kvfs_vault_same_origin(cases[i].a, cases[i].b) ==
+			   cases[i].same,
+		   "%s %s %s", cases[i].a, cases[i].same ? "==" : "!=",
+		   cases[i].b ? cases[i].b : "(null)");
+}
+
+static void test_names(void)
+{
+	char name[130];
+
+	ok(kvfs_vault_name_valid("web-01"), "web-01");
+	ok(kvfs_vault_name_valid("A"), "one letter");
+	ok(!kvfs_vault_name_valid(""), "empty");
+	ok(!kvfs_vault_name_valid(NULL), "NULL");
+	ok(!kvfs_vault_name_valid(".."), "..");
+	ok(!kvfs_vault_name_valid("a/b"), "slash");
+	ok(!kvfs_vault_name_valid("a_b"), "underscore");
+	ok(!kvfs_vault_name_valid("a b"), "space");
+	memset(name, 'a', 127);
+	name[127] = '\0';
+	ok(kvfs_vault_name_valid(name), "127 characters");
+	name[127] = 'a';
+	name[128] = '\0';
+	ok(!kvfs_vault_name_valid(name), "128 characters");
+}
+
+int main(void)
+{
+	test_list_pages();
+	test_list_details();
+	test_bundle();
+	test_errors();
+	test_origin();
+	test_names();
+	return done_testing();
+}
