@@ -15,29 +15,6 @@
 #include "tap.h"
 #include "util.h"
 
-static char *slurp(const char *path, size_t *ret_len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n + 1);
-		if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-			buf[n] = '\0';
-			*ret_len = (size_t)n;
-		} else {
-			free(buf);
-			buf = NULL;
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
 static void decodes(const char *in, const char *want)
 {
 	unsigned char *out = NULL;
@@ -121,8 +98,8 @@ static void test_base64(void)
 static void test_der_to_pem(void)
 {
 	size_t der_len = 0, pem_len = 0, len = 0, body_len = 0;
-	_cleanup_free_ char *der = slurp("pki-leaf.der", &der_len);
-	_cleanup_free_ char *want = slurp("pki-leaf.pem", &pem_len);
+	_cleanup_free_ char *der = tap_slurp("pki-leaf.der", &der_len);
+	_cleanup_free_ char *want = tap_slurp("pki-leaf.pem", &pem_len);
 	_cleanup_free_ char *pem = NULL, *body = NULL;
 	_cleanup_free_ unsigned char *back = NULL;
 	_cleanup_free_ unsigned char *longer = NULL;

@@ -11,30 +11,6 @@
 #include "tap.h"
 #include "vault.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	if (buf) {
-		buf[n] = '\0';
-		*len = (size_t)n;
-	}
-	return buf;
-}
-
 static int parse_page_str(const char *json, struct kvfs_cert_list *l,
 			  char **next)
 {
@@ -59,7 +35,7 @@ static void test_list_pages(void)
 	size_t len;
 	int r;
 
-	json = slurp("vault-list-page.json", &len);
+	json = tap_slurp("vault-list-page.json", &len);
 	ok(json != NULL, "fixture vault-list-page.json");
 	if (!json)
 		return;
@@ -94,7 +70,7 @@ static void test_list_pages(void)
 	free(next);
 	free(json);
 
-	json = slurp("vault-list-last.json", &len);
+	json = tap_slurp("vault-list-last.json", &len);
 	ok(json != NULL, "fixture vault-list-last.json");
 	if (!json)
 		return;
@@ -229,7 +205,7 @@ static void test_bundle(void)
 	size_t len;
 	int r;
 
-	json = slurp("vault-bundle.json", &len);
+	json = tap_slurp("vault-bundle.json", &len);
 	ok(json != NULL, "fixture vault-bundle.json");
 	if (!json)
 		return;
@@ -326,7 +302,7 @@ static void test_errors(void)
 	size_t len;
 
 	kvfs_error_clear(&err);
-	json = slurp("vault-error-404.json", &len);
+	json = tap_slurp("vault-error-404.json", &len);
 	kvfs_vault_parse_error(json, len, &err);
 	is_str(err.code, "CertificateNotFound", "404 code");
 	is_str(err.inner, "", "404 has no inner code");
@@ -335,14 +311,14 @@ static void test_errors(void)
 	free(json);
 
 	kvfs_error_clear(&err);
-	json = slurp("vault-error-403-disabled.json", &len);
+	json = tap_slurp("vault-error-403-disabled.json", &len);
 	kvfs_vault_parse_error(json, len, &err);
 	is_str(err.code, "Forbidden", "403 code");
 	is_str(err.inner, "SecretDisabled", "403 inner code");
 	free(json);
 
 	kvfs_error_clear(&err);
-	json = slurp("vault-error-429.json", &len);
+	json = tap_slurp("vault-error-429.json", &len);
 	kvfs_vault_parse_error(json, len, &err);
 	is_str(err.code, "Throttled", "429 code");
 	free(json);
