@@ -1,8 +1,10 @@
 /* What the tree is made of: the current listing (an immutable, refcounted
- * snapshot) and, per certificate, the bundle fetched on first use with
- * single-flight, so concurrent first readers share one request.  Readers
- * hold references, so an open file's bytes never change.  Knows nothing of
- * HTTP details.  Thread-safe; never holds its lock across a vault call. */
+ * snapshot) and, per certificate, the bundle of the latest version, the
+ * bundle of any version looked at, the versions listing and each bundle's
+ * secret, all fetched on first use with single-flight, so concurrent first
+ * readers share one request.  Readers hold references, so an open file's
+ * bytes never change.  Knows nothing of HTTP details.  Thread-safe; never
+ * holds its lock across a vault call. */
 #ifndef KVFS_CACHE_H
 #define KVFS_CACHE_H
 
@@ -11,6 +13,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "pki.h"
 #include "vault.h"
 
 struct kvfs_cache;
@@ -32,11 +35,33 @@ struct kvfs_listing {
 	struct kvfs_cert_list owned; /* owns the strings entries point to */
 };
 
-/* The files of one certificate version, built once from its bundle. */
+/* The files of one certificate version: built once from its bundle, and
+ * the secret-derived ones from the secret of that same version (the
+ * bundle's sid) the first time one is looked at.  This is how the files of
+ * one directory stay of one version through a rotation: a directory's
+ * files all come from one kvfs_files, which never mixes versions; a
+ * rotation makes a new kvfs_files for the directory, and an open file
+ * keeps a reference to the one it opened, so its bytes never change.
+ * Everything but the private part is immutable once published. */
 struct kvfs_files {
 	struct kvfs_cert_bundle bundle;
 	char *cert_pem;
 	size_t cert_pem_len;
+	char *subject;	 /* RFC 2253 */
+	char sha256[65]; /* lower-case hex of the DER */
+	char x5t[28];	 /* base64url SHA-1 of the DER */
+	/* private */
+	int refs;
+	int secret_state;
+	int secret_r;	      /* a failure kept for a while */
+	int64_t secret_until; /* monotonic seconds the failure is kept */
+	struct kvfs_pki_secret_files secret; /* when secret_state is ready */
+};
+
+/* The versions of one certificate, as the vault lists them (oldest
+ * first); the items carry their version. */
+struct kvfs_versions {
+	struct kvfs_cert_list list;
 	/* private */
 	int refs;
 };
@@ -71,5 +96,32 @@ int kvfs_cache_files(struct kvfs_cache *cache, const char *name,
 int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
 			  struct kvfs_files **ret);
 void kvfs_files_unref(struct kvfs_files *f);
+
+/* The files of one version of name (a version the versions listing
+ * shows, any spelling); fetched and shared like the latest. */
+int kvfs_cache_version_files(struct kvfs_cache *cache, const char *name,
+			     const char *version, struct kvfs_files **ret);
+
+/* The versions listing of name, fetched the first time (single-flight)
+ * and kept until the certificate changes.  Release with
+ * kvfs_versions_unref. */
+int kvfs_cache_versions(struct kvfs_cache *cache, const char *name,
+			struct kvfs_versions **ret);
+void kvfs_versions_unref(struct kvfs_versions *v);
+/* The item of version (case-insensitive), or NULL. */
+const struct kvfs_cert_item *kvfs_versions_find(const struct kvfs_versions *v,
+						const char *version);
+
+/* The secret-derived files of f (which the caller holds a reference to),
+ * fetching its secret the first time (single-flight; waits at most the
+ * deadline).  The result lives as long as f.  -EACCES when the vault does
+ * not let this identity read the secret (kept for the refresh interval),
+ * -EIO when the secret is malformed or does not match the certificate
+ * (kept likewise) or the vault is failing (not kept). */
+int kvfs_cache_secret(struct kvfs_cache *cache, struct kvfs_files *f,
+		      const struct kvfs_pki_secret_files **ret);
+/* The same without the network: -ENODATA when it would need a fetch. */
+int kvfs_cache_secret_peek(struct kvfs_cache *cache, struct kvfs_files *f,
+			   const struct kvfs_pki_secret_files **ret);
 
 #endif
