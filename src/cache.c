@@ -62,9 +62,20 @@ struct slot {
 	void *obj;	       /* SLOT_READY: the slot's reference */
 };
 
+/* The version a process saw when it first opened a directory. */
+struct pin {
+	int64_t tgid;
+	char *name; /* the vault's spelling */
+	struct kvfs_files *files;
+	int64_t until; /* monotonic seconds */
+};
+
 struct kvfs_cache {
 	const struct kvfs_config *config;
 	struct kvfs_vault *vault;
+	unsigned pin_seconds;
+	struct pin *pins;
+	size_t npins, apins;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a flight landed */
@@ -244,6 +255,7 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		return -ENOMEM;
 	}
 	cache->listing->refs = 1;
+	cache->pin_seconds = KVFS_CACHE_PIN_SECONDS;
 	cache->config = c;
 	cache->vault = v;
 
@@ -283,6 +295,11 @@ void kvfs_cache_free(struct kvfs_cache *cache)
 	for (size_t i = 0; i < cache->nslots; i++)
 		slot_free(cache->slots[i]);
 	free(cache->slots);
+	for (size_t i = 0; i < cache->npins; i++) {
+		kvfs_files_unref(cache->pins[i].files);
+		free(cache->pins[i].name);
+	}
+	free(cache->pins);
 	kvfs_listing_unref(cache->listing);
 	pthread_cond_destroy(&cache->cond);
 	pthread_mutex_destroy(&cache->lock);
@@ -826,4 +843,103 @@ int kvfs_cache_secret_peek(struct kvfs_cache *cache, struct kvfs_files *f,
 			   const struct kvfs_pki_secret_files **ret)
 {
 	return secret_get(cache, f, false, ret);
+}
+
+/* ---- pins: one process, one version per directory ---- */
+
+void kvfs_cache_set_pin_seconds(struct kvfs_cache *cache, unsigned seconds)
+{
+	pthread_mutex_lock(&cache->lock);
+	cache->pin_seconds = seconds;
+	pthread_mutex_unlock(&cache->lock);
+}
+
+static void pins_prune_locked(struct kvfs_cache *cache, int64_t now)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < cache->npins; i++) {
+		struct pin *p = &cache->pins[i];
+
+		if (p->until > now) {
+			cache->pins[k++] = *p;
+			continue;
+		}
+		kvfs_files_unref(p->files);
+		free(p->name);
+	}
+	cache->npins = k;
+}
+
+/* Whether f is what the directory shows now. */
+static bool files_current_locked(struct kvfs_cache *cache, const char *name,
+				 const struct kvfs_files *f)
+{
+	ssize_t i = slot_index_locked(cache, name);
+
+	return i >= 0 && cache->slots[i]->state == SLOT_READY &&
+	       cache->slots[i]->obj == f;
+}
+
+int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
+			 int64_t tgid, struct kvfs_files **ret,
+			 bool *ret_current)
+{
+	struct kvfs_files *f = NULL;
+	int64_t now = now_monotonic();
+	bool current = true;
+	int r;
+
+	pthread_mutex_lock(&cache->lock);
+	pins_prune_locked(cache, now);
+	for (size_t i = 0; i < cache->npins; i++) {
+		struct pin *p = &cache->pins[i];
+
+		if (p->tgid == tgid && strcasecmp(p->name, name) == 0) {
+			f = files_ref(p->files);
+			current = files_current_locked(cache, p->name, f);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&cache->lock);
+	if (f) {
+		*ret = f;
+		*ret_current = current;
+		return 0;
+	}
+
+	r = kvfs_cache_files(cache, name, &f);
+	if (r < 0)
+		return r;
+
+	pthread_mutex_lock(&cache->lock);
+	if (cache->pin_seconds > 0) {
+		if (cache->npins == cache->apins) {
+			size_t na = cache->apins ? cache->apins * 2 : 16;
+			struct pin *np = realloc(cache->pins, na * sizeof(*np));
+
+			if (np) {
+				cache->pins = np;
+				cache->apins = na;
+			}
+		}
+		/* Without memory for a pin the open still works; it is
+		 * just not pinned. */
+		if (cache->npins < cache->apins) {
+			struct pin *p = &cache->pins[cache->npins];
+
+			p->name =
+				strdup(f->bundle.name ? f->bundle.name : name);
+			if (p->name) {
+				p->tgid = tgid;
+				p->files = files_ref(f);
+				p->until = now + cache->pin_seconds;
+				cache->npins++;
+			}
+		}
+	}
+	pthread_mutex_unlock(&cache->lock);
+	*ret = f;
+	*ret_current = true;
+	return 0;
 }

@@ -8,6 +8,7 @@
 #ifndef KVFS_CACHE_H
 #define KVFS_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,6 +97,25 @@ int kvfs_cache_files(struct kvfs_cache *cache, const char *name,
 int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
 			  struct kvfs_files **ret);
 void kvfs_files_unref(struct kvfs_files *f);
+
+/* How long the opens of one process keep seeing the version its first
+ * open of a directory saw. */
+#define KVFS_CACHE_PIN_SECONDS 5
+
+/* kvfs_cache_files() for an open by process tgid.  A program that loads a
+ * certificate and its key opens two files one after the other (nginx:
+ * fullchain.pem, then privkey.pem); if the directory rotated in between,
+ * the key would be of another version.  So the first open of a directory
+ * by a process pins the files it got, and that process's further opens of
+ * the directory within KVFS_CACHE_PIN_SECONDS of the first get the same
+ * files; later opens, and other processes, get the current ones.
+ * *ret_current tells whether the files are the directory's current ones
+ * (if not, the kernel's attributes may describe the newer version). */
+int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
+			 int64_t tgid, struct kvfs_files **ret,
+			 bool *ret_current);
+/* For tests: the pin lifetime in seconds (0 turns pinning off). */
+void kvfs_cache_set_pin_seconds(struct kvfs_cache *cache, unsigned seconds);
 
 /* The files of one version of name (a version the versions listing
  * shows, any spelling); fetched and shared like the latest. */

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -458,10 +459,33 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	return r;
 }
 
+/* The process (thread group) behind the request: FUSE gives the thread.
+ * Pins are per process, as a program's threads share what they load. */
+static int64_t caller_tgid(void)
+{
+	pid_t tid = fuse_get_context()->pid;
+	char path[64], line[128];
+	int64_t tgid = tid;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return tgid;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Tgid:", 5) == 0) {
+			tgid = strtoll(line + 5, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return tgid;
+}
+
 static int kvfs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
 	struct kvfs_files *files = NULL;
+	bool current = true;
 	struct handle *h;
 	struct view v;
 	struct node n;
@@ -484,7 +508,11 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		return -EACCES;
 	}
 
-	r = node_files(fs, &n, true, &files);
+	if (n.version)
+		r = node_files(fs, &n, true, &files);
+	else
+		r = kvfs_cache_files_for(fs->cache, n.entry->item.name,
+					 caller_tgid(), &files, &current);
 	if (r == 0)
 		r = file_view(fs, &n, files, n.file, true, &v);
 	if (r == 0 && v.forbidden)
@@ -506,8 +534,15 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	h->len = v.len;
 
 	fi->fh = (uint64_t)(uintptr_t)h;
-	/* Warm reads never reach us: the page cache serves them. */
-	fi->keep_cache = 1;
+	if (current) {
+		/* Warm reads never reach us: the page cache serves them. */
+		fi->keep_cache = 1;
+	} else {
+		/* A version the directory no longer shows (this process
+		 * pinned it): the page cache and the file size the kernel
+		 * knows are of the newer one, so read past both. */
+		fi->direct_io = 1;
+	}
 	return 0;
 }
 
