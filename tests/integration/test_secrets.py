@@ -320,3 +320,25 @@ def test_rotation_between_bundle_and_secret_keeps_one_version(mount, az):
             x509.load_pem_x509_certificate(read(cert_path))
     finally:
         az.delete(name)
+
+
+def test_disabled_secret_is_not_an_auth_failure(mount, az):
+    """A version disabled after the listing: the vault refuses its secret
+    with SecretDisabled, which closes the secret-derived files like a 403
+    but is not reported as a permission problem."""
+    name = "disabled-later"
+    az.create(name, kty="EC", crv="P-256", content_type="pem")
+    try:
+        m = mount()
+        d = m.p("certificates", name)
+        read(os.path.join(d, "cert.pem"))
+        az.disable(name)
+        with pytest.raises(PermissionError):
+            read(os.path.join(d, "privkey.pem"))
+        assert stat.S_IMODE(os.stat(os.path.join(d, "privkey.pem")).st_mode) == 0
+        assert any(e["status"] == 403 for e in secret_gets(az))
+        err = m.stderr()
+        assert "cannot get the secret" not in err, err
+        assert "ForbiddenByRbac" not in err, err
+    finally:
+        az.delete(name)
