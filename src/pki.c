@@ -211,7 +211,10 @@ static int parse_pem(const char *value, size_t len, struct parsed *p, char *why,
 		const unsigned char *q;
 		long dlen = 0;
 
-		if (!PEM_read_bio(in, &name, &header, &data, &dlen)) {
+		/* Secure memory: the decoded block may be the key. */
+		if (!PEM_read_bio_ex(in, &name, &header, &data, &dlen,
+				     PEM_FLAG_SECURE |
+					     PEM_FLAG_EAY_COMPATIBLE)) {
 			unsigned long e = ERR_peek_last_error();
 
 			ERR_clear_error();
@@ -260,11 +263,9 @@ static int parse_pem(const char *value, size_t len, struct parsed *p, char *why,
 				"a certificate nor an unencrypted key");
 			r = -EBADMSG;
 		}
-		if (data)
-			OPENSSL_cleanse(data, (size_t)dlen);
-		OPENSSL_free(name);
-		OPENSSL_free(header);
-		OPENSSL_free(data);
+		OPENSSL_secure_free(name);
+		OPENSSL_secure_free(header);
+		OPENSSL_secure_clear_free(data, (size_t)dlen);
 		ERR_clear_error();
 		if (r < 0)
 			return r;
