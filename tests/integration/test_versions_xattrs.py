@@ -199,3 +199,20 @@ def test_no_xattrs_above_certificates_and_none_writable(shared_mount):
     with pytest.raises(OSError) as e:
         os.setxattr(shared_mount.p("certificates", "www"), "user.kvfs.id", b"x")
     assert e.value.errno == errno.EROFS
+
+
+def test_a_version_costs_its_bundle_and_secret(mount, az):
+    cert = state_by_name(az)["mail"]
+    old = cert["versions"][0]["version"]
+    assert old != cert["latest"]
+    m = mount()
+    # version ids are case-insensitive, like names
+    d = m.p("certificates", "mail", "versions", old.upper())
+    az.reset_log()
+    assert read(os.path.join(d, "cert.der")) == \
+        base64.b64decode(cert["versions"][0]["cer"])
+    read(os.path.join(d, "privkey.pem"))
+    paths = [e["path"].rstrip("/") for e in vault_requests(az)]
+    assert paths == ["/certificates/mail/versions",
+                     "/certificates/mail/" + old,
+                     "/secrets/mail/" + old], paths
