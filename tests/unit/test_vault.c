@@ -412,8 +412,86 @@ static void test_names(void)
 	ok(!kvfs_vault_name_valid(name), "128 characters");
 }
 
+static void test_secret(void)
+{
+	struct kvfs_secret sec = {0};
+	struct kvfs_cert_list l = {0};
+	struct kvfs_error err = {0};
+	char *next = NULL;
+	size_t len;
+	char *body;
+	static const char pem[] =
+		"{\"value\":\"-----BEGIN PRIVATE KEY-----\\nAAAA\\n\","
+		"\"contentType\":\"application/x-pem-file\","
+		"\"id\":\"https://v.vault.azure.net/secrets/www/abc123\","
+		"\"managed\":true,\"attributes\":{\"enabled\":true},"
+		"\"kid\":\"https://v.vault.azure.net/keys/www/abc123\"}";
+	static const char versions[] =
+		"{\"value\":[{\"id\":\"https://v.vault.azure.net/certificates/"
+		"mail/0a1b\",\"x5t\":\"abc\",\"attributes\":{\"enabled\":false,"
+		"\"created\":5,\"updated\":6}},{\"id\":\"https://v.vault.azure."
+		"net/certificates/mail/0a1c\"}],\"nextLink\":null}";
+
+	is_int(kvfs_vault_parse_secret(pem, strlen(pem), &sec, &err), 0,
+	       "a PEM secret parses");
+	is_str(sec.content_type, "application/x-pem-file", "its contentType");
+	is_str(sec.version, "abc123", "its version, from the id");
+	ok(sec.value &&
+		   strncmp(sec.value, "-----BEGIN PRIVATE KEY-----\n", 28) ==
+			   0 &&
+		   sec.value_len == strlen(sec.value),
+	   "its value, JSON escapes undone");
+	kvfs_secret_clear(&sec);
+	ok(sec.value == NULL, "cleared");
+
+	body = "{\"contentType\":\"application/x-pem-file\",\"id\":"
+	       "\"https://v.vault.azure.net/secrets/www/abc\"}";
+	is_int(kvfs_vault_parse_secret(body, strlen(body), &sec, &err),
+	       -EBADMSG, "a secret without a value is refused");
+	body = "{\"value\":\"x\",\"id\":\"https://v.vault.azure.net/"
+	       "certificates/www/abc\"}";
+	is_int(kvfs_vault_parse_secret(body, strlen(body), &sec, &err),
+	       -EBADMSG, "a secret whose id is not a secret is refused");
+	body = "{\"value\":\"x\",\"id\":\"https://v.vault.azure.net/"
+	       "secrets/www\"}";
+	is_int(kvfs_vault_parse_secret(body, strlen(body), &sec, &err),
+	       -EBADMSG, "a secret id without a version is refused");
+	body = "{\"value\":7,\"id\":\"https://v.vault.azure.net/"
+	       "secrets/www/abc\"}";
+	is_int(kvfs_vault_parse_secret(body, strlen(body), &sec, &err),
+	       -EBADMSG, "a value that is not a string is refused");
+
+	is_int(kvfs_vault_parse_page(versions, strlen(versions), true, &l,
+				     &next, &err),
+	       0, "a versions page parses");
+	is_int((int)l.n, 2, "two versions");
+	is_str(l.items[0].name, "mail", "the certificate's name");
+	is_str(l.items[0].version, "0a1b", "the first version");
+	ok(!l.items[0].attrs.enabled && l.items[0].attrs.updated == 6,
+	   "its attributes");
+	ok(next == NULL, "no nextLink");
+	kvfs_cert_list_clear(&l);
+	is_int(kvfs_vault_parse_page(versions, strlen(versions), false, &l,
+				     &next, &err),
+	       -EBADMSG, "ids with a version are not a certificates listing");
+	kvfs_cert_list_clear(&l);
+
+	body = slurp("vault-error-403-disabled.json", &len);
+	ok(body != NULL, "403 SecretDisabled fixture");
+	memset(&err, 0, sizeof(err));
+	err.http_status = 403;
+	kvfs_vault_parse_error(body, len, &err);
+	ok(kvfs_vault_error_secret_disabled(&err),
+	   "SecretDisabled is told apart");
+	snprintf(err.inner, sizeof(err.inner), "ForbiddenByRbac");
+	ok(!kvfs_vault_error_secret_disabled(&err),
+	   "ForbiddenByRbac is not SecretDisabled");
+	free(body);
+}
+
 int main(void)
 {
+	test_secret();
 	test_list_pages();
 	test_list_details();
 	test_bundle();
