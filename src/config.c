@@ -698,7 +698,10 @@ static int build_fuse_argv(struct kvfs_config *c, const char *argv0)
 	c->fuse_argv = v;
 	v[n++] = strdup(argv0 && *argv0 ? argv0 : "kvfs");
 	v[n++] = strdup("-o");
-	if (asprintf(&v[n++], "ro,subtype=kvfs,fsname=kvfs:%s%s", vault,
+	/* fsname is VAULT exactly as given, the first field of the fstab line:
+	 * mount -a and findmnt recognise the mount by it, and with anything
+	 * else a second mount -a would stack another kvfs on top. */
+	if (asprintf(&v[n++], "ro,subtype=kvfs,fsname=%s%s", vault,
 		     c->allow_other ? ",allow_other,default_permissions" : "") <
 	    0)
 		v[n - 1] = NULL;

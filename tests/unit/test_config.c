@@ -159,7 +159,7 @@ static void test_defaults(void)
 	is_int(c.fuse_argc, 3, "fuse_argc");
 	is_str(c.fuse_argv[0], "kvfs", "fuse_argv[0] is the program");
 	is_str(c.fuse_argv[1], "-o", "fuse_argv[1]");
-	is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=kvfs:myvault",
+	is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=myvault",
 	       "fuse_argv[2]: ro, subtype, fsname");
 	ok(c.fuse_argv[3] == NULL, "fuse_argv NULL-terminated");
 	kvfs_config_free(&c);
@@ -203,8 +203,7 @@ static void test_options(void)
 	is_int(c.loglevel, 7, "loglevel=debug");
 	ok(c.foreground && !c.debug, "-f: foreground without debug");
 	is_str(c.vault_url, "https://127.0.0.1:8443", "URL vault");
-	is_str(c.fuse_argv[2],
-	       "ro,subtype=kvfs,fsname=kvfs:https://127.0.0.1:8443",
+	is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=https://127.0.0.1:8443",
 	       "fsname carries the URL");
 	kvfs_config_free(&c);
 
@@ -225,7 +224,7 @@ static void test_options(void)
 	is_int(r, 0, "allow_other parses");
 	ok(c.allow_other, "allow_other set");
 	is_str(c.fuse_argv[2],
-	       "ro,subtype=kvfs,fsname=kvfs:myvault,allow_other,"
+	       "ro,subtype=kvfs,fsname=myvault,allow_other,"
 	       "default_permissions",
 	       "allow_other forces default_permissions");
 	kvfs_config_free(&c);
@@ -281,7 +280,7 @@ static void test_fstab_options(void)
 	is_int(r, 0, "fstab and generic mount options accepted (%s)",
 	       err.message);
 	if (r == 0)
-		is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=kvfs:myvault",
+		is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=myvault",
 		       "and dropped: always ro, our subtype and fsname");
 	kvfs_config_free(&c);
 }
