@@ -183,3 +183,33 @@ def test_secret_on_the_mount_command_line_is_refused(system_kvfs, az, env,
     assert r.returncode != 0
     assert "secret_file=" in r.stderr, r.stderr
     assert not util.is_mounted(path)
+
+
+def test_credential_from_credentials_directory(system_kvfs, az, env, mounts,
+                                               tmp_path):
+    """kvfs@.service with LoadCredential=kvfs-client-secret:...: systemd
+    sets $CREDENTIALS_DIRECTORY, mount(8) and mount.fuse3 pass it on."""
+    path = mnt_dir(tmp_path)
+    creds = tmp_path / "credentials"
+    creds.mkdir(mode=0o500)
+    secret = creds / "kvfs-client-secret"
+    with open(az.info["apps"]["secret"]["secret_file"]) as f:
+        secret.write_text(f.read())
+    secret.chmod(0o400)
+    opts = secret_options(az)
+    del opts["secret_file"]
+    env["CREDENTIALS_DIRECTORY"] = str(creds)
+    m = sysmount.mount(["-t", "fuse.kvfs", az.info["vault_url"], path, "-o",
+                        option_string(opts)], path, env)
+    mounts.append(m)
+    assert_serves(m, az)
+    subprocess.run(["umount", path], check=True)
+    assert_ended(m)
+
+    # and without the credential, the same options have no secret at all
+    del env["CREDENTIALS_DIRECTORY"]
+    r = subprocess.run(["mount", "-t", "fuse.kvfs", az.info["vault_url"],
+                        path, "-o", option_string(opts)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert not util.is_mounted(path)
