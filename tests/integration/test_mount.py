@@ -7,7 +7,9 @@ mount(8) finds kvfs only in a system directory: for the duration of this
 module /usr/local/sbin/kvfs is a symlink to the build's kvfs (see
 sysmount.build_kvfs_in_path)."""
 
+import json
 import os
+import re
 import signal
 import subprocess
 
@@ -212,4 +214,33 @@ def test_credential_from_credentials_directory(system_kvfs, az, env, mounts,
                         path, "-o", option_string(opts)], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
+    assert not util.is_mounted(path)
+
+
+def test_daemon_logs_to_syslog_not_stderr(system_kvfs, az, env, tmp_path):
+    """Once in the background kvfs logs to syslog: run in a private mount
+    namespace whose /dev/log is a socket the test listens on
+    (syslog_ns.py)."""
+    path = mnt_dir(tmp_path)
+    work = tmp_path / "ns"
+    work.mkdir()
+    opts = secret_options(az)
+    opts["loglevel"] = "info"
+    script = os.path.join(os.path.dirname(__file__), "syslog_ns.py")
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                        "/usr/bin/python3", script, str(work), path,
+                        az.info["vault_url"], option_string(opts)],
+                       env=env, capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["mount_rc"] == 0, out["mount_out"]
+    assert out["mount_out"] == "", "kvfs wrote to stderr in the background"
+    assert out["read_ok"]
+    lines = out["syslog"]
+    mounted = [l for l in lines if "mounted '%s'" % az.info["vault_url"] in l]
+    assert len(mounted) == 1, lines
+    # <facility daemon (3) * 8 + info (6)>, then "... kvfs[PID]: "
+    assert mounted[0].startswith("<30>"), mounted[0]
+    assert re.search(r" kvfs\[\d+\]: mounted ", mounted[0]), mounted[0]
+    assert any("unmounting" in l for l in lines), lines
     assert not util.is_mounted(path)
