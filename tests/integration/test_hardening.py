@@ -58,6 +58,9 @@ def nobody_dir():
         f.write("not-a-real-secret\n")
     os.chown(secret, NOBODY, NOBODY)
     os.chmod(secret, 0o600)
+    # a copy of kvfs: the build tree may be in a directory nobody cannot enter
+    shutil.copy(util.kvfs_binary(), os.path.join(d, "kvfs"))
+    os.chmod(os.path.join(d, "kvfs"), 0o755)
     yield d
     shutil.rmtree(d)
 
@@ -89,7 +92,7 @@ def test_kvfs_is_not_dumpable_and_has_no_core_limit(silent_server,
     url = "https://127.0.0.1:%d" % silent_server
     control = spawn_as_nobody(["sleep", "30"], str(nobody_dir))
     kvfs = spawn_as_nobody(
-        [util.kvfs_binary(), "-f", "-o",
+        [os.path.join(nobody_dir, "kvfs"), "-f", "-o",
          "auth=secret,tenant=t,client_id=c,secret_file=%s/secret,"
          "authority=%s,resource=https://vault.azure.net,deadline=30"
          % (nobody_dir, url), url, str(nobody_dir)], str(nobody_dir))
