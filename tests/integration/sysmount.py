@@ -111,13 +111,18 @@ class SystemMount:
         raise AssertionError("kvfs (pid %d) did not exit" % self.pid)
 
     def cleanup(self):
-        if util.is_mounted(self.path):
+        """After a failed test: every kvfs stacked on the path (a broken
+        mount -a could stack several) unmounted, its daemons killed."""
+        for _ in range(8):
+            if not util.is_mounted(self.path):
+                break
             subprocess.run(["umount", "-l", self.path], check=False)
-        try:
-            os.kill(self.pid, 9)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        for pid in set([self.pid] + kvfs_pids(self.path)):
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
 
 
 def mount(args, path, env, timeout=60):
