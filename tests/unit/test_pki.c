@@ -167,7 +167,8 @@ static void test_der_to_pem(void)
 static char *cat2(const char *a, const char *b)
 {
 	size_t la, lb;
-	char *x = slurp(a, &la), *y = b ? slurp(b, &lb) : NULL, *out = NULL;
+	char *x = tap_slurp(a, &la), *y = b ? tap_slurp(b, &lb) : NULL,
+	     *out = NULL;
 
 	if (x && (y || !b)) {
 		out = malloc(la + (y ? lb : 0) + 1);
@@ -188,7 +189,7 @@ static int build(const char *secret, const char *type, const char *leaf,
 		 struct kvfs_pki_secret_files *f, char *why, size_t n)
 {
 	size_t sl = 0, ll = 0;
-	char *s = slurp(secret, &sl), *l = slurp(leaf, &ll);
+	char *s = tap_slurp(secret, &sl), *l = tap_slurp(leaf, &ll);
 	int r = -999;
 
 	if (s && l)
@@ -259,7 +260,7 @@ static void test_secret_files(void)
 	ok(f.privkey &&
 		   key_matches(f.privkey, f.privkey_len, "pki/rsa-leaf.pem"),
 	   "privkey.pem matches the leaf");
-	want = slurp("pki/inter.pem", &(size_t){0});
+	want = tap_slurp("pki/inter.pem", &(size_t){0});
 	is_str(f.chain, want, "chain.pem is the intermediate");
 	free(want);
 	want = cat2("pki/rsa-leaf.pem", "pki/inter.pem");
@@ -282,7 +283,7 @@ static void test_secret_files(void)
 	is_str(f.fullchain, want,
 	       "reversed chain: fullchain leaf -> intermediate, root left out");
 	free(want);
-	want = slurp("pki/inter.pem", &(size_t){0});
+	want = tap_slurp("pki/inter.pem", &(size_t){0});
 	is_str(f.chain, want, "reversed chain: chain.pem is the intermediate");
 	free(want);
 	kvfs_pki_secret_files_clear(&f);
@@ -319,7 +320,7 @@ static void test_secret_files(void)
 		  "pki/self-leaf.der", &f, why, sizeof(why));
 	is_int(r, 0, "self-signed: built (%s)", why);
 	is_str(f.chain, "", "self-signed: chain.pem empty");
-	want = slurp("pki/self-leaf.pem", &(size_t){0});
+	want = tap_slurp("pki/self-leaf.pem", &(size_t){0});
 	is_str(f.fullchain, want, "self-signed: fullchain.pem is the leaf");
 	free(want);
 	check_pfx(&f, "pki/self-leaf.pem", 0, "self-signed");
@@ -358,7 +359,7 @@ static void test_secret_files(void)
 			{"just text", "application/x-pem-file"},
 		};
 		size_t ll = 0;
-		char *leaf = slurp("pki/rsa-leaf.der", &ll);
+		char *leaf = tap_slurp("pki/rsa-leaf.der", &ll);
 
 		for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 			r = kvfs_pki_secret_files(bad[i][0], strlen(bad[i][0]),
@@ -375,24 +376,25 @@ static void test_secret_files(void)
 static void test_cert_info(void)
 {
 	size_t len = 0;
-	unsigned char *der = (unsigned char *)slurp("pki/rsa-leaf.der", &len);
+	unsigned char *der =
+		(unsigned char *)tap_slurp("pki/rsa-leaf.der", &len);
 	char *subject = NULL, sha256[65], x5t[28];
 	char *want;
 	size_t wl;
 
 	is_int(kvfs_pki_cert_info(der, len, &subject, sha256, x5t), 0,
 	       "cert info of rsa-leaf");
-	want = slurp("pki/rsa-leaf.subject", &wl);
+	want = tap_slurp("pki/rsa-leaf.subject", &wl);
 	if (want && wl > 0 && want[wl - 1] == '\n')
 		want[wl - 1] = '\0';
 	is_str(subject, want, "subject as openssl -nameopt RFC2253 prints it");
 	free(want);
-	want = slurp("pki/rsa-leaf.sha256", &wl);
+	want = tap_slurp("pki/rsa-leaf.sha256", &wl);
 	if (want && wl > 0 && want[wl - 1] == '\n')
 		want[wl - 1] = '\0';
 	is_str(sha256, want, "sha256 as openssl dgst prints it");
 	free(want);
-	want = slurp("pki/rsa-leaf.x5t", &wl);
+	want = tap_slurp("pki/rsa-leaf.x5t", &wl);
 	if (want && wl > 0 && want[wl - 1] == '\n')
 		want[wl - 1] = '\0';
 	is_str(x5t, want, "x5t: base64url SHA-1 without padding");

@@ -476,7 +476,7 @@ static void test_secret(void)
 	       -EBADMSG, "ids with a version are not a certificates listing");
 	kvfs_cert_list_clear(&l);
 
-	body = slurp("vault-error-403-disabled.json", &len);
+	body = tap_slurp("vault-error-403-disabled.json", &len);
 	ok(body != NULL, "403 SecretDisabled fixture");
 	memset(&err, 0, sizeof(err));
 	err.http_status = 403;
