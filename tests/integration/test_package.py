@@ -3,8 +3,8 @@ mount -t fuse.kvfs and an fstab line through the system's mount(8), with
 /usr/bin/kvfs, the man page and the unit from the package and nothing from
 the build tree.
 
-Runs only with KVFS_INSTALLED=1 (the meson suite 'package', which CI runs
-after apt-get install ./kvfs_*.deb).  There, a missing or shadowed package
+Collected only with KVFS_INSTALLED=1 (conftest.py; the meson suite
+'package', which CI runs after apt-get install ./kvfs_*.deb).  There, a missing or shadowed package
 is a failure, not a skip."""
 
 import os
@@ -17,11 +17,6 @@ import pytest
 import sysmount
 import util
 from conftest import option_string, secret_options
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("KVFS_INSTALLED") != "1",
-    reason="tests the installed package: run with KVFS_INSTALLED=1 "
-           "(meson test --setup installed --suite package)")
 
 INSTALLED = {
     "/usr/bin/kvfs",
