@@ -16,18 +16,24 @@
 
 #include <jansson.h>
 
+#include "gate.h"
 #include "log.h"
 #include "pki.h"
 #include "util.h"
 #include "vault.h"
 
 #define PAGE_SIZE 25
+/* A list page is never on a file operation's path (start-up, and later
+ * background revalidation): it may wait longer than deadline=. */
+#define LIST_BUDGET_MIN_S 30
 
 struct kvfs_vault {
 	struct kvfs_http *http;
 	struct kvfs_auth *auth;
-	char *url;	   /* "https://host[:port]" */
-	char *api_version; /* "7.4" */
+	char *url;		/* "https://host[:port]" */
+	char *api_version;	/* "7.4" */
+	struct kvfs_gate *gate; /* retries and backoff for this vault */
+	unsigned deadline_s;	/* budget of one GET, retries included */
 };
 
 int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
@@ -52,6 +58,11 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 	n = strlen(v->url);
 	while (n > 0 && v->url[n - 1] == '/')
 		v->url[--n] = '\0';
+	v->deadline_s = c->deadline ? c->deadline : 10;
+	if (kvfs_gate_new(v->url, &KVFS_BACKOFF_VAULT, &v->gate) < 0) {
+		kvfs_vault_free(v);
+		return -ENOMEM;
+	}
 	*ret = v;
 	return 0;
 }
@@ -60,6 +71,7 @@ void kvfs_vault_free(struct kvfs_vault *v)
 {
 	if (!v)
 		return;
+	kvfs_gate_free(v->gate);
 	free(v->url);
 	free(v->api_version);
 	free(v);
@@ -599,10 +611,14 @@ void kvfs_vault_parse_error(const char *json, size_t len,
 
 /* ---- requests ---- */
 
-/* GET url with a token, doing the challenge and the 401 retry.  *ret is
- * the 2xx response; any other status is an error with err filled. */
-static int vault_get(struct kvfs_vault *v, const char *url,
-		     struct kvfs_http_response *ret, struct kvfs_error *err)
+/* One attempt at GET url with a token, doing the challenge and the 401
+ * retry.  *ret is the 2xx response, whole and well-formed JSON; any other
+ * status is an error with err filled.  *ret_verdict tells the gate what
+ * to make of it. */
+static int vault_get_once(struct kvfs_vault *v, const char *url,
+			  long timeout_ms, struct kvfs_http_response *ret,
+			  struct kvfs_error *err,
+			  enum kvfs_verdict *ret_verdict)
 {
 	bool challenged = false, retried = false;
 
@@ -610,9 +626,13 @@ static int vault_get(struct kvfs_vault *v, const char *url,
 		_cleanup_(kvfs_http_response_clear) struct kvfs_http_response
 			resp = {0};
 		_cleanup_secret_ char *token = NULL;
-		struct kvfs_http_request rq = {.method = "GET", .url = url};
+		struct kvfs_http_request rq = {
+			.method = "GET", .url = url, .timeout_ms = timeout_ms};
+		json_t *whole;
 		int r;
 
+		/* Token trouble is auth's to retry, not the vault's. */
+		*ret_verdict = KVFS_VERDICT_LOCAL;
 		if (kvfs_auth_ready(v->auth)) {
 			r = kvfs_auth_get_token(v->auth, &token, err);
 			if (r < 0)
@@ -621,8 +641,11 @@ static int vault_get(struct kvfs_vault *v, const char *url,
 		}
 
 		r = kvfs_http_perform(v->http, &rq, &resp, err);
-		if (r < 0)
+		if (r < 0) {
+			*ret_verdict = kvfs_backoff_classify(r, 0);
 			return r;
+		}
+		*ret_verdict = KVFS_VERDICT_FINAL;
 
 		if (resp.status == 401) {
 			int cr = 0;
@@ -654,13 +677,70 @@ static int vault_get(struct kvfs_vault *v, const char *url,
 				kvfs_error_set_message(err, "redirect not "
 							    "followed");
 			r = kvfs_http_status_to_errno(resp.status);
-			return r < 0 ? r : -EPROTO;
+			r = r < 0 ? r : -EPROTO;
+			*ret_verdict = kvfs_backoff_classify(r, resp.status);
+			return r;
 		}
 
+		/* A body cut short or garbled on the way is worth another
+		 * attempt; one that is JSON but makes no sense is not (the
+		 * callers' parsers tell). */
+		whole = json_loadb(resp.body, resp.len, 0, NULL);
+		if (!whole) {
+			kvfs_error_set_message(err, "incomplete or malformed "
+						    "JSON body");
+			*ret_verdict =
+				kvfs_backoff_classify(-EBADMSG, resp.status);
+			return -EBADMSG;
+		}
+		json_decref(whole);
+
+		*ret_verdict = KVFS_VERDICT_OK;
 		*ret = resp;
 		memset(&resp, 0, sizeof(resp));
 		return 0;
 	}
+}
+
+struct get_attempt {
+	struct kvfs_vault *v;
+	const char *url;
+	struct kvfs_http_response *resp;
+};
+
+static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
+		       enum kvfs_verdict *ret_verdict)
+{
+	struct get_attempt *a = userdata;
+
+	return vault_get_once(a->v, a->url, timeout_ms, a->resp, err,
+			      ret_verdict);
+}
+
+/* GET url through the vault's gate (gate.c): 429, 5xx, resets, timeouts
+ * and bodies that are not whole JSON are retried with backoff until
+ * deadline_ms (kvfs_gate_now_ms() time): deadline= for a bundle, which a
+ * file operation waits for; max(deadline=, 30 s) for each list page. */
+static int vault_get_until(struct kvfs_vault *v, const char *url,
+			   int64_t deadline_ms, struct kvfs_http_response *ret,
+			   struct kvfs_error *err)
+{
+	struct get_attempt a = {.v = v, .url = url, .resp = ret};
+	int r;
+
+	r = kvfs_gate_run(v->gate, deadline_ms, get_attempt, &a, err);
+	if (r < 0 && !err->endpoint[0])
+		kvfs_error_set_endpoint(err, url);
+	return r;
+}
+
+/* GET url within the deadline of a file operation (deadline=). */
+static int vault_get(struct kvfs_vault *v, const char *url,
+		     struct kvfs_http_response *ret, struct kvfs_error *err)
+{
+	return vault_get_until(
+		v, url, kvfs_gate_now_ms() + (int64_t)v->deadline_s * 1000, ret,
+		err);
 }
 
 /* FNV-1a: the nextLinks seen, to catch a service that loops. */
@@ -682,6 +762,9 @@ int kvfs_vault_list_certificates(struct kvfs_vault *v,
 	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
 	_cleanup_free_ uint64_t *seen = NULL;
 	_cleanup_free_ char *url = NULL;
+	int64_t list_budget = 1000 * (int64_t)(v->deadline_s > LIST_BUDGET_MIN_S
+						       ? v->deadline_s
+						       : LIST_BUDGET_MIN_S);
 	size_t pages = 0;
 
 	if (asprintf(&url, "%s/certificates?api-version=%s&maxresults=%d",
@@ -695,7 +778,8 @@ int kvfs_vault_list_certificates(struct kvfs_vault *v,
 		uint64_t h;
 		int r;
 
-		r = vault_get(v, url, &resp, err);
+		r = vault_get_until(v, url, kvfs_gate_now_ms() + list_budget,
+				    &resp, err);
 		if (r < 0)
 			return r;
 		r = kvfs_vault_parse_list_page(resp.body, resp.len, &list,
