@@ -117,8 +117,9 @@ static int listing_build(struct kvfs_cert_list *list, struct kvfs_listing **ret)
 		const struct kvfs_cert_item *it = &l->owned.items[i];
 
 		if (!it->name || !kvfs_vault_name_valid(it->name)) {
-			log_warning("ignoring a certificate with an invalid "
-				    "name in the listing");
+			log_warning("ignoring certificate '%.140s' in the "
+				    "listing: not a valid Key Vault name",
+				    it->name ? it->name : "");
 			continue;
 		}
 		l->entries[n++].item = *it;

@@ -192,13 +192,18 @@ bool kvfs_vault_same_origin(const char *a, const char *b)
 }
 
 /* "https://v.vault.azure.net/certificates/NAME[/VERSION]" -> NAME, VERSION.
- * want_version: 1 required, 0 forbidden. */
+ * want_version: 1 required, 0 forbidden (then NAME is all that follows
+ * "/certificates/", slashes included).  Returns 1 when the id is well
+ * formed but NAME or VERSION cannot be a path ("..", "a%2Fb", "a/b", too
+ * long): they are handed back all the same, for the caller to skip and
+ * say so. */
 static int parse_id(const char *id, bool want_version, char **ret_name,
 		    char **ret_version)
 {
 	static const char seg[] = "/certificates/";
 	_cleanup_free_ char *name = NULL, *version = NULL;
 	const char *p, *path, *slash;
+	int r;
 
 	p = strstr(id, "://");
 	if (!p)
@@ -210,12 +215,12 @@ static int parse_id(const char *id, bool want_version, char **ret_name,
 	if (strpbrk(path, "?#"))
 		return -EBADMSG;
 
-	slash = strchr(path, '/');
+	slash = want_version ? strchr(path, '/') : NULL;
 	name = slash ? strndup(path, (size_t)(slash - path)) : strdup(path);
 	if (!name)
 		return -ENOMEM;
 	if (slash) {
-		if (!want_version || strchr(slash + 1, '/'))
+		if (strchr(slash + 1, '/'))
 			return -EBADMSG;
 		version = strdup(slash + 1);
 		if (!version)
@@ -226,16 +231,14 @@ static int parse_id(const char *id, bool want_version, char **ret_name,
 
 	/* Names that cannot be paths are reported as such, apart from
 	 * malformed ids. */
-	if (!kvfs_vault_name_valid(name))
-		return -EINVAL;
-	if (version && (!kvfs_vault_name_valid(version) ||
-			strcasecmp(version, "pending") == 0))
-		return -EINVAL;
+	r = !kvfs_vault_name_valid(name) ||
+	    (version && (!kvfs_vault_name_valid(version) ||
+			 strcasecmp(version, "pending") == 0));
 
 	*ret_name = TAKE_PTR(name);
 	if (ret_version)
 		*ret_version = TAKE_PTR(version);
-	return 0;
+	return r;
 }
 
 /* ---- JSON field readers: absent or null is "not there"; a present
@@ -377,8 +380,8 @@ void kvfs_cert_list_clear(struct kvfs_cert_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* 0: parsed into *ret; 1: a valid item whose name cannot be a path
- * (skipped); <0: malformed. */
+/* 0: parsed into *ret, whose name may be one that cannot be a path (the
+ * caller skips it, and says so); <0: malformed. */
 static int parse_item(json_t *o, struct kvfs_cert_item *ret)
 {
 	_cleanup_(cert_item_clear) struct kvfs_cert_item it = {0};
@@ -396,10 +399,6 @@ static int parse_item(json_t *o, struct kvfs_cert_item *ret)
 		return r;
 
 	r = parse_id(id, false, &it.name, NULL);
-	if (r == -EINVAL) {
-		log_debug("skipping certificate id '%s': not a valid name", id);
-		return 1;
-	}
 	if (r < 0)
 		return r;
 
@@ -542,7 +541,7 @@ int kvfs_vault_parse_bundle(const char *json, size_t len,
 		return r;
 	}
 	r = parse_id(b.id, true, &b.name, &b.version);
-	if (r < 0) {
+	if (r != 0) {
 		kvfs_error_set_message(err, "certificate with a bad id");
 		return r == -ENOMEM ? r : -EBADMSG;
 	}

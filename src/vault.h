@@ -26,7 +26,7 @@ struct kvfs_cert_attrs {
 };
 
 struct kvfs_cert_item {
-	char *name; /* the vault's own spelling */
+	char *name; /* the vault's own spelling; maybe not a valid name */
 	char *x5t;  /* base64url, or NULL */
 	struct kvfs_cert_attrs attrs;
 	char *tags_json; /* compact JSON object, "{}" when absent */

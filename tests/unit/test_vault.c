@@ -108,6 +108,16 @@ static void test_list_pages(void)
 	ok(l.items == NULL && l.n == 0, "list cleared");
 }
 
+/* Forget the last item of a list (the later checks count on its size). */
+static void cert_item_drop_last(struct kvfs_cert_list *l)
+{
+	struct kvfs_cert_item *it = &l->items[--l->n];
+
+	free(it->name);
+	free(it->x5t);
+	free(it->tags_json);
+}
+
 static void test_list_details(void)
 {
 	struct kvfs_cert_list l = {0};
@@ -138,13 +148,24 @@ static void test_list_details(void)
 		"{\"value\":[{\"id\":\"https://v.vault.azure.net/certificates/"
 		"ok1\"},{\"id\":\"https://v.vault.azure.net/certificates/"
 		"bad_name\"},{\"id\":\"https://v.vault.azure.net/certificates/"
-		"..\"}],\"nextLink\":\"\"}",
+		"..\"},{\"id\":\"https://v/certificates/x/v1\"},"
+		"{\"id\":\"https://v/certificates/a%2Fb\"}],\"nextLink\":\"\"}",
 		&l, &next);
-	is_int(r, 0, "invalid names are skipped, not fatal");
-	is_int(l.n, 3, "only the valid name appended");
-	if (l.n == 3)
+	is_int(r, 0, "invalid names are not fatal");
+	is_int(l.n, 7, "they are kept for the caller to skip and log");
+	if (l.n == 7) {
 		is_str(l.items[2].name, "ok1", "the valid one");
+		is_str(l.items[3].name, "bad_name", "an invalid one, as is");
+		is_str(l.items[4].name, "..", "'..', as is");
+		is_str(l.items[5].name, "x/v1", "a slash, as is");
+		is_str(l.items[6].name, "a%2Fb", "percent-encoding, as is");
+		for (size_t i = 3; i < 7; i++)
+			ok(!kvfs_vault_name_valid(l.items[i].name),
+			   "and not a valid name");
+	}
 	ok(next == NULL, "empty nextLink: the end");
+	while (l.n > 3)
+		cert_item_drop_last(&l);
 
 	static const char *const malformed[] = {
 		"",
@@ -173,7 +194,6 @@ static void test_list_details(void)
 		"{\"value\":[{\"id\":\"https://v/certificates/x\","
 		"\"x5t\":7}]}",
 		"{\"value\":[{\"id\":\"https://v/secrets/x\"}]}",
-		"{\"value\":[{\"id\":\"https://v/certificates/x/v1\"}]}",
 		"{\"value\":[{\"id\":\"/certificates/x\"}]}",
 		"{\"value\":[{\"id\":\"https://v/certificates/x?a=b\"}]}",
 		"{\"value\":[{\"id\":\"https://v/certificates/x\\u0000y\"}]}",
