@@ -117,9 +117,10 @@ static int listing_build(struct kvfs_cert_list *list, struct kvfs_listing **ret)
 		const struct kvfs_cert_item *it = &l->owned.items[i];
 
 		if (!it->name || !kvfs_vault_name_valid(it->name)) {
-			log_warning("ignoring certificate '%.140s' in the "
-				    "listing: not a valid Key Vault name",
-				    it->name ? it->name : "");
+			log_warning_ratelimited(
+				"ignoring certificate '%.140s' in the "
+				"listing: not a valid Key Vault name",
+				it->name ? it->name : "");
 			continue;
 		}
 		l->entries[n++].item = *it;
@@ -384,7 +385,8 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 				       &err);
 	if (r < 0) {
 		kvfs_error_describe(&err, msg, sizeof(msg));
-		log_warning("cannot get certificate '%s': %s", name, msg);
+		log_warning_ratelimited("cannot get certificate '%s': %s", name,
+					msg);
 		free(f);
 		/* What a reader can act on passes through; the rest of the
 		 * backend's trouble is an I/O error. */
@@ -425,9 +427,10 @@ static int flight_wait_locked(struct kvfs_cache *cache, struct flight *fl,
 		if (pthread_cond_timedwait(&cache->cond, &cache->lock,
 					   &until) == ETIMEDOUT &&
 		    !fl->done) {
-			log_warning("certificate '%s': no answer from the "
-				    "vault within the deadline",
-				    name);
+			log_warning_ratelimited(
+				"certificate '%s': no answer from the "
+				"vault within the deadline",
+				name);
 			flight_unref_locked(fl);
 			return -EIO;
 		}
