@@ -393,6 +393,7 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 		return r == -ENOENT || r == -EACCES ? r : -EIO;
 	}
 
+	f->fetched_at = time(NULL);
 	r = kvfs_pki_der_to_pem(f->bundle.der, f->bundle.der_len, &f->cert_pem,
 				&f->cert_pem_len);
 	if (r < 0) {

@@ -32,11 +32,17 @@ struct kvfs_listing {
 	struct kvfs_cert_list owned; /* owns the strings entries point to */
 };
 
-/* The files of one certificate version, built once from its bundle. */
+/* The files of one certificate version, built once from its bundle.
+ * Stale-on-error: once built they are served, whatever the vault does,
+ * until a listing says the certificate changed; a failed fetch never
+ * replaces or drops them.  The seam for revalidation: a re-fetch that
+ * fails keeps these and serves them until fetched_at + max_stale (and
+ * never past the certificate's exp, which fs already closes). */
 struct kvfs_files {
 	struct kvfs_cert_bundle bundle;
 	char *cert_pem;
 	size_t cert_pem_len;
+	int64_t fetched_at; /* Unix seconds of the GET that built them */
 	/* private */
 	int refs;
 };
