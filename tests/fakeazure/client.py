@@ -142,7 +142,7 @@ class FakeAzure:
 
     def fault(self, **kw):
         """kind=429|500|503|delay|reset|truncate|malformed|huge|stall|
-        foreign_nextlink|nextlink_loop|redirect, server=vault|login|imds|appservice|foreign,
+        foreign_nextlink|nextlink_loop|nextlink_endless|redirect, server=vault|login|imds|appservice|foreign,
         count=K or seconds=T, path=regex, query=regex, p=probability, seed=S,
         retry_after=S, delay=S, size_mb=M."""
         return self.call("POST", "/faults", kw)

@@ -255,6 +255,11 @@ class VaultHandler(BaseHandler):
                                  query=self.raw_query):
             # back to the first page: a listing that never ends
             return "%s%s?api-version=%s&maxresults=%d" % (origin, base_path, api, k)
+        if self.state.take_fault("vault", self.url_path, kinds=("nextlink_endless",),
+                                 query=self.raw_query):
+            # a fresh page every time, each empty: a listing without end
+            return "%s%s?api-version=%s&$skiptoken=%s&maxresults=%d" % (
+                origin, base_path, api, encode_skiptoken("~endless-" + uuid.uuid4().hex), k)
         if self.state.take_fault("vault", self.url_path, kinds=("foreign_nextlink",),
                                  query=self.raw_query):
             origin = self.fake.urls["foreign"]

@@ -19,9 +19,10 @@ PEM_TYPE = "application/x-pem-file"
 PFX_TYPE = "application/x-pkcs12"
 
 FAULT_KINDS = ("429", "500", "503", "delay", "reset", "truncate", "malformed",
-               "foreign_nextlink", "redirect", "huge", "stall", "nextlink_loop")
+               "foreign_nextlink", "redirect", "huge", "stall", "nextlink_loop",
+               "nextlink_endless")
 # Kinds that change a list page's nextLink rather than the response itself.
-NEXTLINK_KINDS = ("foreign_nextlink", "nextlink_loop")
+NEXTLINK_KINDS = ("foreign_nextlink", "nextlink_loop", "nextlink_endless")
 SERVERS = ("vault", "login", "imds", "appservice", "foreign")
 LOG_CAP = 200000
 

@@ -568,6 +568,20 @@ def test_fault_nextlink_loop(fake, token):
     assert json.loads(body)["nextLink"] == page1["nextLink"]  # round and round
 
 
+def test_fault_nextlink_endless(fake, token):
+    fake.fault(kind="nextlink_endless", seconds=60, path="^/certificates$")
+    auth = {"Authorization": "Bearer " + token}
+    status, page = fake.vault_get("/certificates?maxresults=5", token)
+    seen = set()
+    for _ in range(5):
+        link = page["nextLink"]
+        assert link.startswith(fake.info["vault_url"] + "/certificates?") and link not in seen
+        seen.add(link)
+        status, _, body = fake.request(link, headers=auth)
+        page = json.loads(body)
+        assert status == 200 and page["value"] == []
+
+
 def test_hostile_names_and_malformed_cer(fake, token):
     hostile = ["..", "a%2Fb", "a/b", "x" * 128]
     fake.settings(hostile_names=hostile)

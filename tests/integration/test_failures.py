@@ -344,3 +344,12 @@ def test_malformed_cer_fails_that_certificate_only(mount, az):
     # nothing was cached: once the vault is right, so is the file
     az.settings(malformed_cer={})
     assert read(m, "www") == expected_pem(az, "www")
+
+
+def test_endless_listing_stops_at_the_page_cap(az, tmp_path):
+    az.fault(kind="nextlink_endless", seconds=600, path="^/certificates$")
+    t0 = time.monotonic()
+    line = start_fails(az, tmp_path)
+    assert "more than 10000 list pages" in line
+    assert len(list_pages(az)) == 10000
+    assert time.monotonic() - t0 < 110
