@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -168,11 +169,15 @@ static int gate_enter(struct kvfs_gate *g, int64_t deadline, bool *ret_probe,
 	return r;
 }
 
+/* Record the verdict on an attempt.  The log line is composed under the
+ * lock and written after it, so that a slow syslog never holds up the
+ * other requests. */
 static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 		       const struct kvfs_error *err)
 {
-	char what[384];
+	char what[384], line[640] = "";
 	int64_t now = kvfs_gate_now_ms(), delay;
+	int level = KVFS_LOG_DEBUG;
 
 	pthread_mutex_lock(&g->lock);
 	if (probe)
@@ -182,9 +187,10 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 	case KVFS_VERDICT_OK:
 	case KVFS_VERDICT_FINAL:
 		if (g->failures > 0) {
-			kvfs_log(g->ever_ok ? KVFS_LOG_NOTICE : KVFS_LOG_DEBUG,
-				 "vault '%s' answers again after %lld s "
-				 "(%lu attempts failed)",
+			level = g->ever_ok ? KVFS_LOG_NOTICE : KVFS_LOG_DEBUG;
+			snprintf(line, sizeof(line),
+				 "vault '%s' answers again after %lld s (%lu "
+				 "attempts failed)",
 				 g->name,
 				 (long long)(now - g->failing_since) / 1000,
 				 g->failed);
@@ -211,23 +217,26 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 		if (g->failures == 1) {
 			g->failing_since = now;
 			g->last_report = now;
-			kvfs_log(g->ever_ok ? KVFS_LOG_WARNING : KVFS_LOG_DEBUG,
+			level = g->ever_ok ? KVFS_LOG_WARNING : KVFS_LOG_DEBUG;
+			snprintf(line, sizeof(line),
 				 "vault '%s' is failing: %s; retrying in "
 				 "%lld.%01lld s, cached files are still served",
 				 g->name, what, (long long)delay / 1000,
 				 (long long)(delay % 1000) / 100);
 		} else if (now - g->last_report >= REPORT_INTERVAL_MS) {
 			g->last_report = now;
-			kvfs_log(g->ever_ok ? KVFS_LOG_WARNING : KVFS_LOG_DEBUG,
+			level = g->ever_ok ? KVFS_LOG_WARNING : KVFS_LOG_DEBUG;
+			snprintf(line, sizeof(line),
 				 "vault '%s' still failing after %lld s (%lu "
 				 "attempts failed): %s; next attempt in %lld s",
 				 g->name,
 				 (long long)(now - g->failing_since) / 1000,
 				 g->failed, what, (long long)delay / 1000);
 		} else {
-			log_debug("vault '%s': %s; failure %u, next attempt "
-				  "in %lld ms",
-				  g->name, what, g->failures, (long long)delay);
+			snprintf(line, sizeof(line),
+				 "vault '%s': %s; failure %u, next attempt in "
+				 "%lld ms",
+				 g->name, what, g->failures, (long long)delay);
 		}
 		break;
 	case KVFS_VERDICT_LOCAL:
@@ -235,6 +244,9 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 	}
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
+
+	if (line[0])
+		kvfs_log(level, "%s", line);
 }
 
 int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
