@@ -203,9 +203,10 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 	case KVFS_VERDICT_RETRY:
 		g->failures++;
 		g->failed++;
-		/* Retry-After is honoured to the second: never earlier. */
+		/* Retry-After is honoured to the second: never earlier (the
+		 * extra millisecond makes up for the truncated clock). */
 		if (err && err->retry_after > 0)
-			delay = (int64_t)err->retry_after * 1000;
+			delay = (int64_t)err->retry_after * 1000 + 1;
 		else
 			delay = kvfs_backoff_delay_ms(&g->policy, g->failures,
 						      rng_next_locked(g));

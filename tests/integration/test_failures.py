@@ -39,7 +39,17 @@ def clean_settings(fake):
 # --- helpers ------------------------------------------------------------------
 
 def vault_log(fake):
-    return [e for e in fake.log() if e["server"] == "vault"]
+    """The vault's requests, once the log has settled: the fake records a
+    request just after answering it, so a reader may be back before the
+    entry is."""
+    log, deadline = fake.log(), time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        again = fake.log()
+        if len(again) == len(log):
+            break
+        log = again
+    return [e for e in log if e["server"] == "vault"]
 
 
 def bundle_gets(fake, name):
