@@ -146,8 +146,10 @@ static int listing_build(struct kvfs_cert_list *list, struct kvfs_listing **ret)
 		const struct kvfs_cert_item *it = &l->owned.items[i];
 
 		if (!it->name || !kvfs_vault_name_valid(it->name)) {
-			log_warning("ignoring a certificate with an invalid "
-				    "name in the listing");
+			log_warning_ratelimited(
+				"ignoring certificate '%.140s' in the "
+				"listing: not a valid Key Vault name",
+				it->name ? it->name : "");
 			continue;
 		}
 		l->entries[n++].item = *it;
@@ -470,14 +472,16 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 				       &err);
 	if (r < 0) {
 		kvfs_error_describe(&err, msg, sizeof(msg));
-		log_warning("cannot get certificate '%s%s%s': %s", name,
-			    version ? "/" : "", version ? version : "", msg);
+		log_warning_ratelimited("cannot get certificate '%s%s%s': %s",
+					name, version ? "/" : "",
+					version ? version : "", msg);
 		free(f);
 		/* What a reader can act on passes through; the rest of the
 		 * backend's trouble is an I/O error. */
 		return r == -ENOENT || r == -EACCES ? r : -EIO;
 	}
 
+	f->fetched_at = time(NULL);
 	r = kvfs_pki_der_to_pem(f->bundle.der, f->bundle.der_len, &f->cert_pem,
 				&f->cert_pem_len);
 	if (r == 0)
@@ -554,9 +558,10 @@ static int flight_wait_locked(struct kvfs_cache *cache, struct flight *fl,
 		if (pthread_cond_timedwait(&cache->cond, &cache->lock,
 					   &until) == ETIMEDOUT &&
 		    !fl->done) {
-			log_warning("certificate '%s': no answer from the "
-				    "vault within the deadline",
-				    name);
+			log_warning_ratelimited(
+				"certificate '%s': no answer from the "
+				"vault within the deadline",
+				name);
 			flight_unref_locked(fl);
 			return -EIO;
 		}

@@ -43,14 +43,21 @@ struct kvfs_listing {
  * files all come from one kvfs_files, which never mixes versions; a
  * rotation makes a new kvfs_files for the directory, and an open file
  * keeps a reference to the one it opened, so its bytes never change.
- * Everything but the private part is immutable once published. */
+ * Everything but the private part is immutable once published.
+ *
+ * Stale-on-error: once built they are served, whatever the vault does,
+ * until a listing says the certificate changed; a failed fetch never
+ * replaces or drops them.  The seam for revalidation: a re-fetch that
+ * fails keeps these and serves them until fetched_at + max_stale (and
+ * never past the certificate's exp, which fs already closes). */
 struct kvfs_files {
 	struct kvfs_cert_bundle bundle;
 	char *cert_pem;
 	size_t cert_pem_len;
-	char *subject;	 /* RFC 2253 */
-	char sha256[65]; /* lower-case hex of the DER */
-	char x5t[28];	 /* base64url SHA-1 of the DER */
+	char *subject;	    /* RFC 2253 */
+	char sha256[65];    /* lower-case hex of the DER */
+	char x5t[28];	    /* base64url SHA-1 of the DER */
+	int64_t fetched_at; /* Unix seconds of the GET that built them */
 	/* private */
 	int refs;
 	int secret_state;

@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "backoff.h"
 #include "http.h"
 #include "log.h"
 #include "util.h"
@@ -394,6 +395,13 @@ static int curl_to_errno(CURLcode c, const struct transfer *t, long os_errno)
 		return -ECONNREFUSED;
 	case CURLE_FILESIZE_EXCEEDED:
 		return -EFBIG;
+	/* The connection went away under the request: nothing, or part of
+	 * a response, came back. */
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		return -ECONNRESET;
 	case CURLE_WRITE_ERROR:
 		if (t->too_big)
 			return -EFBIG;
@@ -429,30 +437,14 @@ static int curl_to_errno(CURLcode c, const struct transfer *t, long os_errno)
 	}
 }
 
-/* Retry-After: delta-seconds or an HTTP-date; 0 when absent or unusable,
- * capped at an hour. */
-static int parse_retry_after(const char *v)
+/* Retry-After in whole seconds; 0 when absent, unusable or in the past. */
+static int retry_after_seconds(const char *v)
 {
-	long long s;
+	uint32_t s;
 
-	if (!v || !*v)
+	if (kvfs_backoff_parse_retry_after(v, time(NULL), &s) < 0)
 		return 0;
-	if (v[0] >= '0' && v[0] <= '9') {
-		char *end;
-
-		s = strtoll(v, &end, 10);
-		if (*end)
-			return 0;
-	} else {
-		time_t when = curl_getdate(v, NULL);
-
-		if (when == -1)
-			return 0;
-		s = (long long)(when - time(NULL));
-	}
-	if (s <= 0)
-		return 0;
-	return s > 3600 ? 3600 : (int)s;
+	return (int)s;
 }
 
 static long elapsed_ms(const struct timespec *start)
@@ -470,7 +462,14 @@ static int setup(struct kvfs_http *h, CURL *c,
 		 struct transfer *t, char *errbuf)
 {
 	const char *protocols = rq->allow_http ? "http,https" : "https";
+	long timeout_ms = h->timeout_ms, connect_ms = h->connect_timeout_ms;
 	CURLcode e = CURLE_OK;
+
+	/* A caller with a deadline may ask for less, never for more. */
+	if (rq->timeout_ms > 0 && rq->timeout_ms < timeout_ms)
+		timeout_ms = rq->timeout_ms;
+	if (connect_ms > timeout_ms)
+		connect_ms = timeout_ms;
 
 #define SET(opt, val)                                                          \
 	do {                                                                   \
@@ -487,8 +486,8 @@ static int setup(struct kvfs_http *h, CURL *c,
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
-	SET(CURLOPT_TIMEOUT_MS, h->timeout_ms);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	SET(CURLOPT_TIMEOUT_MS, timeout_ms);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_body);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_USERAGENT, "kvfs/" KVFS_VERSION);
@@ -635,7 +634,7 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 		t.cap = 1;
 	}
 	err->http_status = (int)status;
-	err->retry_after = parse_retry_after(t.retry_after);
+	err->retry_after = retry_after_seconds(t.retry_after);
 	*ret = (struct kvfs_http_response){
 		.status = status,
 		.body = TAKE_PTR(t.body),

@@ -35,6 +35,7 @@ struct kvfs_http_request {
 	size_t body_len;
 	bool allow_http; /* plain http allowed (IMDS on loopback) */
 	bool no_proxy;	 /* bypass any proxy (IMDS, identity) */
+	long timeout_ms; /* whole transfer, at most the client's; 0: its */
 };
 
 struct kvfs_http_response {
@@ -46,8 +47,9 @@ struct kvfs_http_response {
 };
 
 /* Perform one request.  Returns 0 when a complete response arrived,
- * whatever its status; -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EFBIG
- * (body over the cap), -EPROTO (TLS or protocol failure), -EIO otherwise,
+ * whatever its status; -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -ECONNRESET
+ * (the connection dropped before the response was whole), -EFBIG (body
+ * over the cap), -EPROTO (TLS or protocol failure), -EIO otherwise,
  * with err->message and err->endpoint filled.  A bearer token is refused
  * (-EPERM) on a non-https URL.  err is reset first; on a response,
  * err->http_status and err->retry_after (seconds, from Retry-After) are

@@ -153,24 +153,23 @@ int kvfs_log_parse_level(const char *s)
 	return -EINVAL;
 }
 
-void kvfs_log(int level, const char *fmt, ...)
+static void log_line(int level, const char *suffix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void log_line(int level, const char *suffix, const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX];
 	unsigned suppressed = 0;
 	int saved_errno = errno;
-	va_list ap;
 	int n;
 
-	if (level > atomic_load(&log_level))
-		return;
-
-	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	if (n < 0) {
 		errno = saved_errno;
 		return;
 	}
+	if (suffix && (size_t)n < sizeof(line))
+		snprintf(line + n, sizeof(line) - (size_t)n, "%s", suffix);
 
 	/* One line per call: newlines and other controls become '?'. */
 	for (char *p = line; *p; p++)
@@ -202,4 +201,54 @@ void kvfs_log(int level, const char *fmt, ...)
 		funlockfile(stderr);
 	}
 	errno = saved_errno;
+}
+
+void kvfs_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > atomic_load(&log_level))
+		return;
+	va_start(ap, fmt);
+	log_line(level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void kvfs_log_ratelimited(struct kvfs_ratelimit *rl, int level, const char *fmt,
+			  ...)
+{
+	char suffix[64] = "";
+	unsigned long dropped = 0;
+	int64_t now;
+	bool pass;
+	va_list ap;
+
+	if (level > atomic_load(&log_level))
+		return;
+
+	now = (int64_t)now_ms();
+	pthread_mutex_lock(&rl->lock);
+	if (rl->n == 0 ||
+	    now - rl->begin_ms >= (int64_t)rl->interval_s * 1000) {
+		rl->begin_ms = now;
+		rl->n = 0;
+	}
+	pass = rl->n < rl->burst;
+	if (pass) {
+		rl->n++;
+		dropped = rl->suppressed;
+		rl->suppressed = 0;
+	} else {
+		rl->suppressed++;
+	}
+	pthread_mutex_unlock(&rl->lock);
+	if (!pass)
+		return;
+
+	if (dropped)
+		snprintf(suffix, sizeof(suffix),
+			 " (%lu similar lines suppressed)", dropped);
+	va_start(ap, fmt);
+	log_line(level, suffix, fmt, ap);
+	va_end(ap);
 }

@@ -4,7 +4,9 @@
 #ifndef KVFS_LOG_H
 #define KVFS_LOG_H
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum kvfs_log_level {
 	KVFS_LOG_ERR = 3,
@@ -31,5 +33,33 @@ void kvfs_log(int level, const char *fmt, ...)
 #define log_notice(...) kvfs_log(KVFS_LOG_NOTICE, __VA_ARGS__)
 #define log_info(...) kvfs_log(KVFS_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) kvfs_log(KVFS_LOG_DEBUG, __VA_ARGS__)
+
+/* Rate limiting for lines that a flood of requests could repeat (a vault
+ * outage, a client retrying in a loop): at most burst lines per interval
+ * from one call site; the first line let through after some were dropped
+ * says how many. */
+struct kvfs_ratelimit {
+	pthread_mutex_t lock;
+	unsigned interval_s, burst;
+	int64_t begin_ms; /* start of the current interval */
+	unsigned n;	  /* lines in it */
+	unsigned long suppressed;
+};
+
+#define KVFS_RATELIMIT_INIT(interval, n)                                       \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER, (interval), (n), 0, 0, 0            \
+	}
+
+void kvfs_log_ratelimited(struct kvfs_ratelimit *rl, int level, const char *fmt,
+			  ...) __attribute__((format(printf, 3, 4)));
+
+/* Ten lines a minute per call site. */
+#define log_warning_ratelimited(...)                                           \
+	do {                                                                   \
+		static struct kvfs_ratelimit rl_ =                             \
+			KVFS_RATELIMIT_INIT(60, 10);                           \
+		kvfs_log_ratelimited(&rl_, KVFS_LOG_WARNING, __VA_ARGS__);     \
+	} while (0)
 
 #endif

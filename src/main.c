@@ -34,7 +34,8 @@ static void harden(void)
 static bool transport_error(int r)
 {
 	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
-	       r == -ENETUNREACH || r == -EPROTO || r == -EIO;
+	       r == -ECONNRESET || r == -ENETUNREACH || r == -EPROTO ||
+	       r == -EIO;
 }
 
 /* The one line an administrator reads when the mount was refused. */

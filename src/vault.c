@@ -18,18 +18,24 @@
 
 #include <jansson.h>
 
+#include "gate.h"
 #include "log.h"
 #include "pki.h"
 #include "util.h"
 #include "vault.h"
 
 #define PAGE_SIZE 25
+/* A list page is never on a file operation's path (start-up, and later
+ * background revalidation): it may wait longer than deadline=. */
+#define LIST_BUDGET_MIN_S 30
 
 struct kvfs_vault {
 	struct kvfs_http *http;
 	struct kvfs_auth *auth;
-	char *url;	   /* "https://host[:port]" */
-	char *api_version; /* "7.4" */
+	char *url;		/* "https://host[:port]" */
+	char *api_version;	/* "7.4" */
+	struct kvfs_gate *gate; /* retries and backoff for this vault */
+	unsigned deadline_s;	/* budget of one GET, retries included */
 };
 
 /* A secret's body goes through jansson, which copies its strings: every
@@ -67,6 +73,11 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 	n = strlen(v->url);
 	while (n > 0 && v->url[n - 1] == '/')
 		v->url[--n] = '\0';
+	v->deadline_s = c->deadline ? c->deadline : 10;
+	if (kvfs_gate_new(v->url, &KVFS_BACKOFF_VAULT, &v->gate) < 0) {
+		kvfs_vault_free(v);
+		return -ENOMEM;
+	}
 	*ret = v;
 	return 0;
 }
@@ -75,6 +86,7 @@ void kvfs_vault_free(struct kvfs_vault *v)
 {
 	if (!v)
 		return;
+	kvfs_gate_free(v->gate);
 	free(v->url);
 	free(v->api_version);
 	free(v);
@@ -195,13 +207,18 @@ bool kvfs_vault_same_origin(const char *a, const char *b)
 }
 
 /* "https://v.vault.azure.net/{certificates|secrets}/NAME[/VERSION]" ->
- * NAME, VERSION.  want_version: 1 required, 0 forbidden. */
+ * NAME, VERSION.  want_version: 1 required, 0 forbidden (then NAME is all
+ * that follows the segment, slashes included).  Returns 1 when the id is
+ * well formed but NAME or VERSION cannot be a path ("..", "a%2Fb", "a/b",
+ * too long): they are handed back all the same, for the caller to skip and
+ * say so. */
 static int parse_object_id(const char *id, const char *seg, bool want_version,
 			   char **ret_name, char **ret_version)
 {
 	_cleanup_free_ char *name = NULL, *version = NULL;
 	const char *p, *path, *slash;
 	size_t seglen = strlen(seg);
+	int r;
 
 	p = strstr(id, "://");
 	if (!p)
@@ -213,12 +230,12 @@ static int parse_object_id(const char *id, const char *seg, bool want_version,
 	if (strpbrk(path, "?#"))
 		return -EBADMSG;
 
-	slash = strchr(path, '/');
+	slash = want_version ? strchr(path, '/') : NULL;
 	name = slash ? strndup(path, (size_t)(slash - path)) : strdup(path);
 	if (!name)
 		return -ENOMEM;
 	if (slash) {
-		if (!want_version || strchr(slash + 1, '/'))
+		if (strchr(slash + 1, '/'))
 			return -EBADMSG;
 		version = strdup(slash + 1);
 		if (!version)
@@ -229,16 +246,14 @@ static int parse_object_id(const char *id, const char *seg, bool want_version,
 
 	/* Names that cannot be paths are reported as such, apart from
 	 * malformed ids. */
-	if (!kvfs_vault_name_valid(name))
-		return -EINVAL;
-	if (version && (!kvfs_vault_name_valid(version) ||
-			strcasecmp(version, "pending") == 0))
-		return -EINVAL;
+	r = !kvfs_vault_name_valid(name) ||
+	    (version && (!kvfs_vault_name_valid(version) ||
+			 strcasecmp(version, "pending") == 0));
 
 	*ret_name = TAKE_PTR(name);
 	if (ret_version)
 		*ret_version = TAKE_PTR(version);
-	return 0;
+	return r;
 }
 
 static int parse_id(const char *id, bool want_version, char **ret_name,
@@ -388,8 +403,9 @@ void kvfs_cert_list_clear(struct kvfs_cert_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* 0: parsed into *ret; 1: a valid item whose name cannot be a path
- * (skipped); <0: malformed. */
+/* 0: parsed into *ret, whose name may be one that cannot be a path (the
+ * caller skips it, and says so); 1: a version item whose version cannot be
+ * a path (skipped); <0: malformed. */
 static int parse_item(json_t *o, bool want_version, struct kvfs_cert_item *ret)
 {
 	_cleanup_(cert_item_clear) struct kvfs_cert_item it = {0};
@@ -408,8 +424,10 @@ static int parse_item(json_t *o, bool want_version, struct kvfs_cert_item *ret)
 
 	r = parse_id(id, want_version, &it.name,
 		     want_version ? &it.version : NULL);
-	if (r == -EINVAL) {
-		log_debug("skipping certificate id '%s': not a valid name", id);
+	if (r == 1 && want_version) {
+		log_debug("skipping certificate version id '%s': not a valid "
+			  "name",
+			  id);
 		return 1;
 	}
 	if (r < 0)
@@ -562,7 +580,7 @@ int kvfs_vault_parse_bundle(const char *json, size_t len,
 		return r;
 	}
 	r = parse_id(b.id, true, &b.name, &b.version);
-	if (r < 0) {
+	if (r != 0) {
 		kvfs_error_set_message(err, "certificate with a bad id");
 		return r == -ENOMEM ? r : -EBADMSG;
 	}
@@ -631,10 +649,14 @@ void kvfs_vault_parse_error(const char *json, size_t len,
 
 /* ---- requests ---- */
 
-/* GET url with a token, doing the challenge and the 401 retry.  *ret is
- * the 2xx response; any other status is an error with err filled. */
-static int vault_get(struct kvfs_vault *v, const char *url,
-		     struct kvfs_http_response *ret, struct kvfs_error *err)
+/* One attempt at GET url with a token, doing the challenge and the 401
+ * retry.  *ret is the 2xx response, whole and well-formed JSON; any other
+ * status is an error with err filled.  *ret_verdict tells the gate what
+ * to make of it. */
+static int vault_get_once(struct kvfs_vault *v, const char *url,
+			  long timeout_ms, struct kvfs_http_response *ret,
+			  struct kvfs_error *err,
+			  enum kvfs_verdict *ret_verdict)
 {
 	bool challenged = false, retried = false;
 
@@ -642,9 +664,13 @@ static int vault_get(struct kvfs_vault *v, const char *url,
 		_cleanup_(kvfs_http_response_clear) struct kvfs_http_response
 			resp = {0};
 		_cleanup_secret_ char *token = NULL;
-		struct kvfs_http_request rq = {.method = "GET", .url = url};
+		struct kvfs_http_request rq = {
+			.method = "GET", .url = url, .timeout_ms = timeout_ms};
+		json_t *whole;
 		int r;
 
+		/* Token trouble is auth's to retry, not the vault's. */
+		*ret_verdict = KVFS_VERDICT_LOCAL;
 		if (kvfs_auth_ready(v->auth)) {
 			r = kvfs_auth_get_token(v->auth, &token, err);
 			if (r < 0)
@@ -653,8 +679,11 @@ static int vault_get(struct kvfs_vault *v, const char *url,
 		}
 
 		r = kvfs_http_perform(v->http, &rq, &resp, err);
-		if (r < 0)
+		if (r < 0) {
+			*ret_verdict = kvfs_backoff_classify(r, 0);
 			return r;
+		}
+		*ret_verdict = KVFS_VERDICT_FINAL;
 
 		if (resp.status == 401) {
 			int cr = 0;
@@ -686,13 +715,70 @@ static int vault_get(struct kvfs_vault *v, const char *url,
 				kvfs_error_set_message(err, "redirect not "
 							    "followed");
 			r = kvfs_http_status_to_errno(resp.status);
-			return r < 0 ? r : -EPROTO;
+			r = r < 0 ? r : -EPROTO;
+			*ret_verdict = kvfs_backoff_classify(r, resp.status);
+			return r;
 		}
 
+		/* A body cut short or garbled on the way is worth another
+		 * attempt; one that is JSON but makes no sense is not (the
+		 * callers' parsers tell). */
+		whole = json_loadb(resp.body, resp.len, 0, NULL);
+		if (!whole) {
+			kvfs_error_set_message(err, "incomplete or malformed "
+						    "JSON body");
+			*ret_verdict =
+				kvfs_backoff_classify(-EBADMSG, resp.status);
+			return -EBADMSG;
+		}
+		json_decref(whole);
+
+		*ret_verdict = KVFS_VERDICT_OK;
 		*ret = resp;
 		memset(&resp, 0, sizeof(resp));
 		return 0;
 	}
+}
+
+struct get_attempt {
+	struct kvfs_vault *v;
+	const char *url;
+	struct kvfs_http_response *resp;
+};
+
+static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
+		       enum kvfs_verdict *ret_verdict)
+{
+	struct get_attempt *a = userdata;
+
+	return vault_get_once(a->v, a->url, timeout_ms, a->resp, err,
+			      ret_verdict);
+}
+
+/* GET url through the vault's gate (gate.c): 429, 5xx, resets, timeouts
+ * and bodies that are not whole JSON are retried with backoff until
+ * deadline_ms (kvfs_gate_now_ms() time): deadline= for a bundle, which a
+ * file operation waits for; max(deadline=, 30 s) for each list page. */
+static int vault_get_until(struct kvfs_vault *v, const char *url,
+			   int64_t deadline_ms, struct kvfs_http_response *ret,
+			   struct kvfs_error *err)
+{
+	struct get_attempt a = {.v = v, .url = url, .resp = ret};
+	int r;
+
+	r = kvfs_gate_run(v->gate, deadline_ms, get_attempt, &a, err);
+	if (r < 0 && !err->endpoint[0])
+		kvfs_error_set_endpoint(err, url);
+	return r;
+}
+
+/* GET url within the deadline of a file operation (deadline=). */
+static int vault_get(struct kvfs_vault *v, const char *url,
+		     struct kvfs_http_response *ret, struct kvfs_error *err)
+{
+	return vault_get_until(
+		v, url, kvfs_gate_now_ms() + (int64_t)v->deadline_s * 1000, ret,
+		err);
 }
 
 /* FNV-1a: the nextLinks seen, to catch a service that loops. */
@@ -715,6 +801,9 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
 	_cleanup_free_ uint64_t *seen = NULL;
 	_cleanup_free_ char *url = first;
+	int64_t list_budget = 1000 * (int64_t)(v->deadline_s > LIST_BUDGET_MIN_S
+						       ? v->deadline_s
+						       : LIST_BUDGET_MIN_S);
 	size_t pages = 0;
 
 	for (;;) {
@@ -724,7 +813,8 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 		uint64_t h;
 		int r;
 
-		r = vault_get(v, url, &resp, err);
+		r = vault_get_until(v, url, kvfs_gate_now_ms() + list_budget,
+				    &resp, err);
 		if (r < 0)
 			return r;
 		r = kvfs_vault_parse_page(resp.body, resp.len, want_version,
@@ -926,7 +1016,7 @@ int kvfs_vault_parse_secret(const char *json, size_t len,
 		return r;
 	}
 	r = parse_object_id(id, "/secrets/", true, &name, &sec.version);
-	if (r < 0) {
+	if (r != 0) {
 		kvfs_error_set_message(err, "secret with a bad id");
 		return r == -ENOMEM ? r : -EBADMSG;
 	}
@@ -959,7 +1049,7 @@ int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 	/* The sid comes from the vault, but a token goes with the request:
 	 * only to the vault's own origin, and rebuilt from its parts. */
 	if (!sid || !kvfs_vault_same_origin(v->url, sid) ||
-	    parse_object_id(sid, "/secrets/", true, &name, &version) < 0) {
+	    parse_object_id(sid, "/secrets/", true, &name, &version) != 0) {
 		kvfs_error_set_message(err, "the certificate's sid is not a "
 					    "secret of this vault");
 		return -EBADMSG;

@@ -27,7 +27,7 @@ struct kvfs_cert_attrs {
 };
 
 struct kvfs_cert_item {
-	char *name;    /* the vault's own spelling */
+	char *name;    /* the vault's own spelling; maybe not a valid name */
 	char *version; /* in a versions listing; NULL in the certificates one */
 	char *x5t;     /* base64url, or NULL */
 	struct kvfs_cert_attrs attrs;

@@ -141,9 +141,10 @@ class FakeAzure:
         return self.call("POST", "/certificates", kw)
 
     def fault(self, **kw):
-        """kind=429|500|503|delay|reset|truncate|malformed|foreign_nextlink|redirect,
-        server=vault|login|imds|appservice|foreign, count=K or seconds=T, path=regex,
-        retry_after=S, delay=S."""
+        """kind=429|500|503|delay|reset|truncate|malformed|huge|stall|
+        foreign_nextlink|nextlink_loop|nextlink_endless|redirect, server=vault|login|imds|appservice|foreign,
+        count=K or seconds=T, path=regex, query=regex, p=probability, seed=S,
+        retry_after=S, delay=S, size_mb=M."""
         return self.call("POST", "/faults", kw)
 
     def faults(self):

@@ -10,6 +10,7 @@ subclass's route(), writes compact JSON, and records the request in the log.
 """
 
 import json
+import select
 import socket
 import ssl
 import struct
@@ -19,6 +20,8 @@ import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
+
+from state import NEXTLINK_KINDS
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -141,7 +144,7 @@ class BaseHandler(BaseHTTPRequestHandler):
             fault = None
             if self.server.logged:
                 fault = self.state.take_fault(self.service_name(), self.url_path,
-                                              exclude=("foreign_nextlink",))
+                                              exclude=NEXTLINK_KINDS, query=self.raw_query)
             if fault is None or not self._apply_fault(fault):
                 self.route()
         except (ConnectionError, ssl.SSLError, socket.timeout):
@@ -196,6 +199,12 @@ class BaseHandler(BaseHTTPRequestHandler):
             self.send_raw(302, b"", JSON_TYPE,
                           {"Location": self.fake.urls["foreign"] + self.path_and_query()})
             return True
+        if kind == "huge":
+            self.send_huge(int(fault.size_mb * (1 << 20)))
+            return True
+        if kind == "stall":
+            self.stall(fault.hold)
+            return True
         if kind in ("429", "500", "503"):
             status = int(kind)
             headers = {}
@@ -221,6 +230,40 @@ class BaseHandler(BaseHTTPRequestHandler):
             self.connection.close()
         except OSError:
             pass
+
+    def send_huge(self, size):
+        """200 with a body of `size` bytes, chunked (no Content-Length, so the
+        client cannot refuse it up front), streamed without holding it."""
+        self.status_sent = 200
+        self.send_response_only(200)
+        self.send_header("Date", self.date_time_string())
+        self.send_header("Content-Type", JSON_TYPE)
+        self.send_header("Transfer-Encoding", "chunked")
+        for k, v in self.extra_headers().items():
+            self.send_header(k, v)
+        self.end_headers()
+        chunk = b'{"value":[' + b" " * (65536 - 10)
+        sent = 0
+        while sent < size:
+            n = min(len(chunk), size - sent)
+            self.wfile.write(b"%x\r\n" % n + chunk[:n] + b"\r\n")
+            sent += n
+            chunk = b" " * 65536
+        self.wfile.write(b"0\r\n\r\n")
+
+    def stall(self, hold):
+        """Accept the request and never answer: hold the connection for
+        `hold` seconds or until the client goes away, then close it."""
+        self.close_connection = True
+        end = time.time() + hold
+        sock = self.connection
+        while time.time() < end:
+            try:
+                readable, _, _ = select.select([sock], [], [], 0.2)
+                if readable and not sock.recv(1):
+                    break  # the client closed its side
+            except (OSError, ValueError, ssl.SSLError):
+                break
 
     def path_and_query(self):
         return self.url_path + ("?" + self.raw_query if self.raw_query else "")

@@ -62,6 +62,22 @@ def attributes(ver, recovery=False):
     return attrs
 
 
+class HostileName:
+    """A list item whose name cannot be a path ('..', 'a%2Fb', 'a/b', 128
+    characters): only ever listed, never served."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def item(self, vault):
+        now = int(time.time())
+        return {"id": "%s/certificates/%s" % (vault, self.name),
+                "x5t": "AAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "attributes": {"enabled": True, "nbf": now - 3600, "exp": now + 86400,
+                               "created": now - 3600, "updated": now - 3600},
+                "subject": ""}
+
+
 class VaultHandler(BaseHandler):
 
     def extra_headers(self):
@@ -235,7 +251,17 @@ class VaultHandler(BaseHandler):
 
     def next_link(self, base_path, api, marker, k):
         origin = self.vault
-        if self.state.take_fault("vault", self.url_path, kinds=("foreign_nextlink",)):
+        if self.state.take_fault("vault", self.url_path, kinds=("nextlink_loop",),
+                                 query=self.raw_query):
+            # back to the first page: a listing that never ends
+            return "%s%s?api-version=%s&maxresults=%d" % (origin, base_path, api, k)
+        if self.state.take_fault("vault", self.url_path, kinds=("nextlink_endless",),
+                                 query=self.raw_query):
+            # a fresh page every time, each empty: a listing without end
+            return "%s%s?api-version=%s&$skiptoken=%s&maxresults=%d" % (
+                origin, base_path, api, encode_skiptoken("~endless-" + uuid.uuid4().hex), k)
+        if self.state.take_fault("vault", self.url_path, kinds=("foreign_nextlink",),
+                                 query=self.raw_query):
             origin = self.fake.urls["foreign"]
             if marker is None:
                 marker = "~foreign"
@@ -249,6 +275,9 @@ class VaultHandler(BaseHandler):
         token = self.params.get("$skiptoken")
         after = decode_skiptoken(token) if token else None
         certs = [c for c in self.state.sorted_certificates() if c.versions]
+        # names no real vault would list, each as an item with that raw name
+        certs += [HostileName(n) for n in self.state.setting("hostile_names") or ()]
+        certs.sort(key=lambda c: c.name.lower())
         if after is not None:
             certs = [c for c in certs if c.name.lower() > after]
         page, rest = certs[:k], certs[k:]
@@ -257,7 +286,8 @@ class VaultHandler(BaseHandler):
             marker = page[-1].name.lower()
         elif page and self.state.setting("empty_last_page"):
             marker = page[-1].name.lower()
-        items = [self.item(c, c.latest, with_version=False) for c in page]
+        items = [c.item(self.vault) if isinstance(c, HostileName)
+                 else self.item(c, c.latest, with_version=False) for c in page]
         self.send_json(200, {"value": items,
                              "nextLink": self.next_link("/certificates", api, marker, k)})
 
@@ -320,6 +350,18 @@ class VaultHandler(BaseHandler):
             "attributes": {"enabled": True, "created": created, "updated": created},
         }
 
+    def cer(self, cert, ver):
+        """The version's cer, unless the malformed_cer setting spoils it:
+        {"name": "base64"} is not base64, {"name": "der"} is base64 of bytes
+        that are not a certificate."""
+        spoil = {n.lower(): m for n, m in
+                 (self.state.setting("malformed_cer") or {}).items()}.get(cert.name.lower())
+        if spoil == "base64":
+            return "MIIB!!not*base64" + ver.cer[16:]
+        if spoil == "der":
+            return base64.b64encode(b"this is not a DER certificate").decode("ascii")
+        return ver.cer
+
     def bundle(self, cert, ver):
         base = self.vault
         body = {
@@ -327,7 +369,7 @@ class VaultHandler(BaseHandler):
             "kid": "%s/keys/%s/%s" % (base, cert.name, ver.version),
             "sid": "%s/secrets/%s/%s" % (base, cert.name, ver.version),
             "x5t": ver.x5t,
-            "cer": ver.cer,
+            "cer": self.cer(cert, ver),
             "attributes": attributes(ver, recovery=True),
             "policy": self.policy(cert),
         }

@@ -7,6 +7,7 @@ short time; nothing slow (key generation, PKCS#12 encoding) runs under it.
 
 import base64
 import calendar
+import random
 import re
 import threading
 import time
@@ -18,7 +19,10 @@ PEM_TYPE = "application/x-pem-file"
 PFX_TYPE = "application/x-pkcs12"
 
 FAULT_KINDS = ("429", "500", "503", "delay", "reset", "truncate", "malformed",
-               "foreign_nextlink", "redirect")
+               "foreign_nextlink", "redirect", "huge", "stall", "nextlink_loop",
+               "nextlink_endless")
+# Kinds that change a list page's nextLink rather than the response itself.
+NEXTLINK_KINDS = ("foreign_nextlink", "nextlink_loop", "nextlink_endless")
 SERVERS = ("vault", "login", "imds", "appservice", "foreign")
 LOG_CAP = 200000
 
@@ -123,8 +127,19 @@ class Fault:
             self.count = int(self.count)
         self.path = spec.get("path")
         self.path_re = re.compile(self.path) if self.path else None
+        self.query = spec.get("query")
+        self.query_re = re.compile(self.query) if self.query else None
         self.retry_after = spec.get("retry_after")
         self.delay = float(spec.get("delay", 1.0))
+        # stall: how long to hold the connection (the client gives up first)
+        self.hold = float(spec.get("delay", 600.0))
+        self.size_mb = float(spec.get("size_mb", 100))
+        # p < 1: each matching request draws; seed makes the draws repeatable
+        self.p = float(spec.get("p", 1.0))
+        if not 0.0 < self.p <= 1.0:
+            raise ValueError("p must be in (0, 1]")
+        self.seed = spec.get("seed")
+        self.rng = random.Random(self.seed)
 
     def live(self, now):
         if self.count is not None and self.count <= 0:
@@ -135,8 +150,9 @@ class Fault:
 
     def describe(self):
         return {"id": self.id, "server": self.server, "kind": self.kind, "count": self.count,
-                "until": self.until, "path": self.path, "retry_after": self.retry_after,
-                "delay": self.delay}
+                "until": self.until, "path": self.path, "query": self.query,
+                "retry_after": self.retry_after, "delay": self.delay, "p": self.p,
+                "seed": self.seed, "size_mb": self.size_mb}
 
 
 class State:
@@ -150,7 +166,8 @@ class State:
         self.log_seq = 0
         self.faults = []
         self.fault_seq = 0
-        self.settings = {"empty_last_page": False}
+        self.settings = {"empty_last_page": False, "hostile_names": [],
+                         "malformed_cer": {}}
         self.foreign_requests = []
         self.clock = int(time.time())
 
@@ -241,8 +258,9 @@ class State:
         with self.lock:
             return [f.describe() for f in self.faults if f.live(now)]
 
-    def take_fault(self, server, path, kinds=None, exclude=()):
-        """Consume and return the first live fault matching this request."""
+    def take_fault(self, server, path, kinds=None, exclude=(), query=""):
+        """Consume and return the first live fault matching this request
+        (a fault with p < 1 matches only when its draw says so)."""
         now = time.time()
         with self.lock:
             self.faults = [f for f in self.faults if f.live(now)]
@@ -252,6 +270,10 @@ class State:
                 if kinds is not None and f.kind not in kinds:
                     continue
                 if f.path_re is not None and not f.path_re.search(path):
+                    continue
+                if f.query_re is not None and not f.query_re.search(query or ""):
+                    continue
+                if f.p < 1.0 and f.rng.random() >= f.p:
                     continue
                 if f.count is not None:
                     f.count -= 1

@@ -47,9 +47,10 @@ def token(fake):
 @pytest.fixture(autouse=True)
 def no_faults(fake):
     fake.clear_faults()
-    fake.settings(empty_last_page=False)
+    fake.settings(empty_last_page=False, hostile_names=[], malformed_cer={})
     yield
     fake.clear_faults()
+    fake.settings(hostile_names=[], malformed_cer={})
 
 
 def post_token(fake, form, tenant=None, headers=None):
@@ -498,6 +499,110 @@ def test_foreign_nextlink_and_redirect(fake, token):
     r.read()
     assert r.status == 302 and r.getheader("Location").startswith(fake.info["foreign_url"])
     c.close()
+
+
+def test_fault_huge(fake, token):
+    fake.fault(kind="huge", size_mb=3, path="^/certificates/www$")
+    c = https_conn(fake)
+    c.request("GET", "/certificates/www?api-version=7.4",
+              headers={"Authorization": "Bearer " + token})
+    r = c.getresponse()
+    assert r.status == 200 and r.getheader("Content-Length") is None
+    assert r.getheader("Transfer-Encoding") == "chunked"
+    body = r.read()
+    assert len(body) == 3 << 20 and body.startswith(b'{"value":[')
+    c.close()
+    assert fake.vault_get("/certificates/www", token)[0] == 200  # used up
+
+
+def test_fault_stall(fake, token):
+    fake.reset_log()
+    fake.fault(kind="stall", path="^/certificates/www$")
+    c = https_conn(fake)
+    c.timeout = 1
+    c.request("GET", "/certificates/www?api-version=7.4",
+              headers={"Authorization": "Bearer " + token})
+    c.sock.settimeout(1)
+    t0 = time.monotonic()
+    with pytest.raises((TimeoutError, OSError)):
+        c.getresponse()
+    assert 0.9 < time.monotonic() - t0 < 5
+    c.close()
+    # the client went away: the fake lets go and logs it without a status
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        entries = [e for e in fake.log() if e["path"] == "/certificates/www"]
+        if entries:
+            break
+        time.sleep(0.1)
+    assert entries and entries[0]["status"] == 0
+    assert fake.vault_get("/certificates/www", token)[0] == 200
+
+
+def test_fault_probability_and_query(fake, token):
+    fake.fault(kind="503", seconds=60, p=0.3, seed=7, path="^/certificates/www$")
+    got = [fake.vault_get("/certificates/www", token)[0] for _ in range(40)]
+    assert set(got) == {200, 503} and 4 <= got.count(503) <= 24
+    fake.clear_faults()
+    # the same seed draws the same sequence
+    fake.fault(kind="503", seconds=60, p=0.3, seed=7, path="^/certificates/www$")
+    assert [fake.vault_get("/certificates/www", token)[0] for _ in range(40)] == got
+    fake.clear_faults()
+    # query: only the pages after the first
+    fake.fault(kind="503", seconds=60, path="^/certificates$", query="skiptoken")
+    status, page = fake.vault_get("/certificates?maxresults=5", token)
+    assert status == 200
+    status, _, _ = fake.request(page["nextLink"], headers={"Authorization": "Bearer " + token})
+    assert status == 503
+
+
+def test_fault_nextlink_loop(fake, token):
+    fake.fault(kind="nextlink_loop", path="^/certificates$", query="skiptoken")
+    auth = {"Authorization": "Bearer " + token}
+    status, page1 = fake.vault_get("/certificates?maxresults=5", token)
+    status, _, body = fake.request(page1["nextLink"], headers=auth)
+    page2 = json.loads(body)
+    assert page2["nextLink"] == "%s/certificates?api-version=7.4&maxresults=5" % (
+        fake.info["vault_url"])
+    status, _, body = fake.request(page2["nextLink"], headers=auth)
+    assert json.loads(body)["nextLink"] == page1["nextLink"]  # round and round
+
+
+def test_fault_nextlink_endless(fake, token):
+    fake.fault(kind="nextlink_endless", seconds=60, path="^/certificates$")
+    auth = {"Authorization": "Bearer " + token}
+    status, page = fake.vault_get("/certificates?maxresults=5", token)
+    seen = set()
+    for _ in range(5):
+        link = page["nextLink"]
+        assert link.startswith(fake.info["vault_url"] + "/certificates?") and link not in seen
+        seen.add(link)
+        status, _, body = fake.request(link, headers=auth)
+        page = json.loads(body)
+        assert status == 200 and page["value"] == []
+
+
+def test_hostile_names_and_malformed_cer(fake, token):
+    hostile = ["..", "a%2Fb", "a/b", "x" * 128]
+    fake.settings(hostile_names=hostile)
+    items, _ = list_all(fake, token, maxresults=7)
+    ids = [i["id"] for i in items]
+    for name in hostile:
+        assert "%s/certificates/%s" % (fake.info["vault_url"], name) in ids
+    assert len(items) == len(fake.state()["certificates"]) + len(hostile)
+    fake.settings(hostile_names=[], malformed_cer={"www": "base64", "API": "der"})
+    _, www = fake.vault_get("/certificates/www", token)
+    with pytest.raises(ValueError):
+        base64.b64decode(www["cer"], validate=True)
+    _, api = fake.vault_get("/certificates/api", token)
+    der = base64.b64decode(api["cer"], validate=True)
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(der)
+    _, mail = fake.vault_get("/certificates/mail", token)
+    x509.load_der_x509_certificate(base64.b64decode(mail["cer"]))
+    fake.settings(malformed_cer={})
+    _, www = fake.vault_get("/certificates/www", token)
+    x509.load_der_x509_certificate(base64.b64decode(www["cer"]))
 
 
 def test_log_and_revoke(fake):

@@ -2,7 +2,9 @@
  * characters replaced, the level filter, and the rate limit of repeated
  * errors and warnings (identical lines dropped within the interval, the
  * count reported by the next one, other lines and debug lines untouched).
- * stderr is redirected to a temporary file and read back. */
+ * Also the per-call-site limiter (kvfs_log_ratelimited): a burst passes,
+ * the rest is dropped, and the first line after the interval says how many
+ * were.  stderr is redirected to a temporary file and read back. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,10 +131,48 @@ static void test_many_lines(void)
 	kvfs_log_set_ratelimit(0);
 }
 
+static void test_call_site_ratelimit(void)
+{
+	struct kvfs_ratelimit rl = KVFS_RATELIMIT_INIT(1, 3);
+	char line[512];
+	int lines = 0, saved = dup(2);
+	FILE *out = tmpfile();
+
+	if (!out || saved < 0)
+		abort();
+	kvfs_log_set_level(KVFS_LOG_NOTICE);
+	fflush(stderr);
+	dup2(fileno(out), 2);
+	for (int i = 0; i < 10; i++)
+		kvfs_log_ratelimited(&rl, KVFS_LOG_WARNING, "flood %d", i);
+	kvfs_log_ratelimited(&rl, KVFS_LOG_DEBUG, "below the level");
+	usleep(1100000);
+	kvfs_log_ratelimited(&rl, KVFS_LOG_WARNING, "after the interval");
+	fflush(stderr);
+	dup2(saved, 2);
+
+	rewind(out);
+	while (fgets(line, sizeof(line), out)) {
+		lines++;
+		if (lines <= 3)
+			ok(strncmp(line, "kvfs: flood ", 12) == 0,
+			   "line %d of the burst passes", lines);
+		if (lines == 4) {
+			ok(strstr(line, "after the interval") != NULL,
+			   "the next interval lets a line through");
+			ok(strstr(line, "(7 similar lines suppressed)") != NULL,
+			   "and it counts the dropped ones: %s", line);
+		}
+	}
+	is_int(lines, 4, "three of the flood and one after");
+	fclose(out);
+}
+
 int main(void)
 {
 	test_format();
 	test_ratelimit();
 	test_many_lines();
+	test_call_site_ratelimit();
 	return done_testing();
 }

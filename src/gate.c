@@ -1,0 +1,297 @@
+/* The per-origin gate: healthy, every caller passes at once; failing, the
+ * callers wait for not_before and then go one at a time (the "probe"),
+ * each verdict moving the state: OK or FINAL heals it, RETRY counts one
+ * more failure and pushes not_before out by Retry-After or by a jittered
+ * exponential backoff, LOCAL changes nothing.  One mutex and one
+ * condition variable on CLOCK_MONOTONIC; attempts run with the mutex
+ * released.  The outage is logged as warnings only once the origin has
+ * answered at least once: before that (the start-up listing) the caller
+ * prints the one line that matters. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gate.h"
+#include "log.h"
+
+/* Too little time left for an attempt to get anywhere. */
+#define MIN_ATTEMPT_MS 50
+/* While an outage lasts, a warning at most this often. */
+#define REPORT_INTERVAL_MS 60000
+
+struct kvfs_gate {
+	char *name;
+	struct kvfs_backoff policy;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* the state changed */
+
+	unsigned failures;  /* consecutive RETRY verdicts; 0: healthy */
+	int64_t not_before; /* ms: no attempt starts earlier */
+	bool probing;	    /* the one attempt out while failing */
+	uint64_t rng;	    /* xorshift64* state, for the jitter */
+
+	bool ever_ok; /* the origin has answered once */
+	int64_t failing_since, last_report;
+	unsigned long failed; /* attempts failed in this outage */
+};
+
+int64_t kvfs_gate_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void ms_to_timespec(int64_t ms, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(ms / 1000);
+	ts->tv_nsec = (long)(ms % 1000) * 1000000;
+}
+
+static uint64_t rng_next_locked(struct kvfs_gate *g)
+{
+	uint64_t x = g->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	g->rng = x;
+	return x * 2685821657736338717ull;
+}
+
+int kvfs_gate_new(const char *name, const struct kvfs_backoff *policy,
+		  struct kvfs_gate **ret)
+{
+	pthread_condattr_t ca;
+	struct kvfs_gate *g;
+	int r;
+
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->name = strdup(name ? name : "?");
+	if (!g->name) {
+		free(g);
+		return -ENOMEM;
+	}
+	g->policy = policy ? *policy : KVFS_BACKOFF_VAULT;
+	/* Mounts of a fleet must not draw the same jitter. */
+	if (getrandom(&g->rng, sizeof(g->rng), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(g->rng))
+		g->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
+			 (uint64_t)kvfs_gate_now_ms();
+	if (g->rng == 0)
+		g->rng = 0x9e3779b97f4a7c15ull;
+
+	r = pthread_condattr_init(&ca);
+	if (r == 0) {
+		r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		if (r == 0)
+			r = pthread_cond_init(&g->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if (r != 0) {
+		free(g->name);
+		free(g);
+		return -r;
+	}
+	pthread_mutex_init(&g->lock, NULL);
+	*ret = g;
+	return 0;
+}
+
+void kvfs_gate_free(struct kvfs_gate *g)
+{
+	if (!g)
+		return;
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+	free(g->name);
+	free(g);
+}
+
+unsigned kvfs_gate_failures(struct kvfs_gate *g)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&g->lock);
+	n = g->failures;
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+/* Wait for the right to make an attempt.  0 with *ret_probe telling
+ * whether this caller is the one attempt allowed while failing;
+ * -ETIMEDOUT when the deadline comes first, with *ret_wait_ms the time
+ * that was still to wait (for the message). */
+static int gate_enter(struct kvfs_gate *g, int64_t deadline, bool *ret_probe,
+		      int64_t *ret_wait_ms)
+{
+	struct timespec ts;
+	int r = 0;
+
+	pthread_mutex_lock(&g->lock);
+	for (;;) {
+		int64_t now = kvfs_gate_now_ms(), wake;
+
+		if (g->failures == 0) {
+			*ret_probe = false;
+			break;
+		}
+		if (!g->probing && now >= g->not_before) {
+			g->probing = true;
+			*ret_probe = true;
+			break;
+		}
+		/* Waiting for a backoff that ends after the deadline would
+		 * only delay the same failure. */
+		if (now + MIN_ATTEMPT_MS > deadline ||
+		    (!g->probing &&
+		     g->not_before + MIN_ATTEMPT_MS > deadline)) {
+			*ret_wait_ms =
+				g->not_before > now ? g->not_before - now : 0;
+			r = -ETIMEDOUT;
+			break;
+		}
+		wake = g->probing ? deadline : g->not_before;
+		ms_to_timespec(wake, &ts);
+		(void)pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+/* Record the verdict on an attempt.  The log line is composed under the
+ * lock and written after it, so that a slow syslog never holds up the
+ * other requests. */
+static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
+		       const struct kvfs_error *err)
+{
+	char what[384], line[640] = "";
+	int64_t now = kvfs_gate_now_ms(), delay;
+	int level = KVFS_LOG_DEBUG;
+
+	pthread_mutex_lock(&g->lock);
+	if (probe)
+		g->probing = false;
+
+	switch (v) {
+	case KVFS_VERDICT_OK:
+	case KVFS_VERDICT_FINAL:
+		if (g->failures > 0) {
+			level = g->ever_ok ? KVFS_LOG_NOTICE : KVFS_LOG_DEBUG;
+			snprintf(line, sizeof(line),
+				 "vault '%s' answers again after %lld s (%lu "
+				 "attempts failed)",
+				 g->name,
+				 (long long)(now - g->failing_since) / 1000,
+				 g->failed);
+			g->failures = 0;
+			g->failed = 0;
+			g->not_before = 0;
+		}
+		g->ever_ok = true;
+		break;
+	case KVFS_VERDICT_RETRY:
+		g->failures++;
+		g->failed++;
+		/* Retry-After is honoured to the second: never earlier (the
+		 * extra millisecond makes up for the truncated clock). */
+		if (err && err->retry_after > 0)
+			delay = (int64_t)err->retry_after * 1000 + 1;
+		else
+			delay = kvfs_backoff_delay_ms(&g->policy, g->failures,
+						      rng_next_locked(g));
+		if (now + delay > g->not_before)
+			g->not_before = now + delay;
+		delay = g->not_before - now;
+
+		kvfs_error_describe(err, what, sizeof(what));
+		if (g->failures == 1) {
+			g->failing_since = now;
+			g->last_report = now;
+			level = g->ever_ok ? KVFS_LOG_WARNING : KVFS_LOG_DEBUG;
+			snprintf(line, sizeof(line),
+				 "vault '%s' is failing: %s; retrying in "
+				 "%lld.%01lld s, cached files are still served",
+				 g->name, what, (long long)delay / 1000,
+				 (long long)(delay % 1000) / 100);
+		} else if (now - g->last_report >= REPORT_INTERVAL_MS) {
+			g->last_report = now;
+			level = g->ever_ok ? KVFS_LOG_WARNING : KVFS_LOG_DEBUG;
+			snprintf(line, sizeof(line),
+				 "vault '%s' still failing after %lld s (%lu "
+				 "attempts failed): %s; next attempt in %lld s",
+				 g->name,
+				 (long long)(now - g->failing_since) / 1000,
+				 g->failed, what, (long long)delay / 1000);
+		} else {
+			snprintf(line, sizeof(line),
+				 "vault '%s': %s; failure %u, next attempt in "
+				 "%lld ms",
+				 g->name, what, g->failures, (long long)delay);
+		}
+		break;
+	case KVFS_VERDICT_LOCAL:
+		break;
+	}
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+
+	if (line[0])
+		kvfs_log(level, "%s", line);
+}
+
+int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
+		  kvfs_gate_attempt_fn attempt, void *userdata,
+		  struct kvfs_error *err)
+{
+	bool tried = false;
+	int r = -ETIMEDOUT;
+
+	for (;;) {
+		enum kvfs_verdict v = KVFS_VERDICT_LOCAL;
+		int64_t wait_ms = 0, left;
+		bool probe = false;
+		int e;
+
+		e = gate_enter(g, deadline_ms, &probe, &wait_ms);
+		left = deadline_ms - kvfs_gate_now_ms();
+		if (e == 0 && left < MIN_ATTEMPT_MS) {
+			gate_leave(g, probe, KVFS_VERDICT_LOCAL, NULL);
+			e = -ETIMEDOUT;
+		}
+		if (e < 0) {
+			/* The last attempt's error says more than "gave
+			 * up". */
+			if (tried)
+				return r;
+			kvfs_error_clear(err);
+			if (wait_ms > 0)
+				kvfs_error_set_message(
+					err,
+					"not sent: the vault is failing and "
+					"the next attempt is %lld s away",
+					(long long)(wait_ms + 999) / 1000);
+			else
+				kvfs_error_set_message(err,
+						       "not sent before the "
+						       "deadline");
+			return -ETIMEDOUT;
+		}
+
+		r = attempt(userdata, (long)left, err, &v);
+		tried = true;
+		gate_leave(g, probe, v, err);
+		if (v != KVFS_VERDICT_RETRY)
+			return r;
+	}
+}
