@@ -613,8 +613,10 @@ static int readdir_cert(struct fs *fs, struct node *n, void *buf,
 	struct view v;
 	int r;
 
+	/* A certificate whose bundle is unusable still lists its names, so
+	 * that only its own files fail (with EIO), not the directory. */
 	r = node_files(fs, n, !closed, &files);
-	if (r < 0)
+	if (r < 0 && r != -EIO)
 		return r;
 	for (size_t i = 0; i < ELEMENTSOF(file_names); i++) {
 		r = file_view(fs, n, files, (enum file_kind)i, false, &v);

@@ -406,6 +406,11 @@ class VaultHandler(BaseHandler):
             value = ver.pfx_value(cert.exportable)
         else:
             value = ver.pem_value(cert.exportable)
+        spoil = {n.lower(): m for n, m in
+                 (self.state.setting("malformed_secret") or {}).items()}.get(cert.name.lower())
+        if spoil:
+            # well-formed JSON around a value no parser can use
+            value = "-----BEGIN PRIVATE KEY-----\nnot*base64\n-----END PRIVATE KEY-----\n"
         base = self.vault
         body = {
             "value": value,

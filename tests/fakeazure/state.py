@@ -167,7 +167,7 @@ class State:
         self.faults = []
         self.fault_seq = 0
         self.settings = {"empty_last_page": False, "hostile_names": [],
-                         "malformed_cer": {}}
+                         "malformed_cer": {}, "malformed_secret": {}}
         self.foreign_requests = []
         self.clock = int(time.time())
 

@@ -285,16 +285,25 @@ def test_concurrent_first_key_readers_share_one_secret_get(mount, az):
 
 
 def test_bad_secret_fails_that_certificate_only(mount, az):
+    """A secret whose value cannot be parsed (the JSON around it is fine, so
+    nothing is retried) fails that certificate's key files only."""
     m = mount()
-    az.fault(kind="malformed", count=1, path="^/secrets/mail")
-    d = m.p("certificates", "mail")
-    with pytest.raises(OSError) as e:
-        read(os.path.join(d, "privkey.pem"))
-    assert e.value.errno == errno.EIO
-    assert read(os.path.join(d, "cert.pem")).startswith(b"-----BEGIN CERT")
-    assert read(m.p("certificates", "www", "privkey.pem")).startswith(b"-----")
-    # a body that did not parse is not kept: the next look tries again
-    assert read(os.path.join(d, "privkey.pem")).startswith(b"-----BEGIN")
+    az.settings(malformed_secret={"mail": True})
+    try:
+        d = m.p("certificates", "mail")
+        with pytest.raises(OSError) as e:
+            read(os.path.join(d, "privkey.pem"))
+        assert e.value.errno == errno.EIO
+        assert read(os.path.join(d, "cert.pem")).startswith(b"-----BEGIN CERT")
+        assert read(m.p("certificates", "www", "privkey.pem")).startswith(b"-----")
+        # the verdict is kept until the next refresh: no request per look
+        az.reset_log()
+        with pytest.raises(OSError) as e:
+            read(os.path.join(d, "privkey.pem"))
+        assert e.value.errno == errno.EIO
+        assert secret_gets(az) == []
+    finally:
+        az.settings(malformed_secret={})
 
 
 def test_rotation_between_bundle_and_secret_keeps_one_version(mount, az):
