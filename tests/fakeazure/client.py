@@ -141,8 +141,8 @@ class FakeAzure:
         return self.call("POST", "/certificates", kw)
 
     def fault(self, **kw):
-        """kind=429|500|503|delay|reset|truncate|malformed|foreign_nextlink|redirect,
-        server=vault|login|imds|appservice|foreign, count=K or seconds=T, path=regex,
+        """kind=404|410|429|500|503|delay|reset|truncate|malformed|foreign_nextlink|redirect,
+        server=vault|login|imds|appservice|arc|foreign, count=K or seconds=T, path=regex,
         retry_after=S, delay=S."""
         return self.call("POST", "/faults", kw)
 
@@ -154,6 +154,11 @@ class FakeAzure:
 
     def set_token_lifetime(self, seconds):
         return self.call("POST", "/tokens", {"lifetime": seconds})
+
+    def credentials(self):
+        """{"tokens": [every access token issued], "assertions": [every
+        client assertion received]}: what kvfs must never print."""
+        return self.call("GET", "/credentials")
 
     def revoke_tokens(self):
         return self.call("POST", "/tokens/revoke")

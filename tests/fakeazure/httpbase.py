@@ -196,7 +196,7 @@ class BaseHandler(BaseHTTPRequestHandler):
             self.send_raw(302, b"", JSON_TYPE,
                           {"Location": self.fake.urls["foreign"] + self.path_and_query()})
             return True
-        if kind in ("429", "500", "503"):
+        if kind in ("404", "410", "429", "500", "503"):
             status = int(kind)
             headers = {}
             if fault.retry_after is not None:
