@@ -352,12 +352,20 @@ void kvfs_auth_free(struct kvfs_auth *a)
 	free(a);
 }
 
+/* Enough is known to ask for a token: the resource, and the tenant unless
+ * the provider is a managed identity (which needs none, and so spares the
+ * vault's challenge round trip). */
+static bool known_locked(struct kvfs_auth *a)
+{
+	return a->resource && (a->tenant || a->provider->managed);
+}
+
 bool kvfs_auth_ready(struct kvfs_auth *a)
 {
 	bool ready;
 
 	pthread_mutex_lock(&a->lock);
-	ready = a->tenant && a->resource;
+	ready = known_locked(a);
 	pthread_mutex_unlock(&a->lock);
 	return ready;
 }
@@ -518,11 +526,11 @@ static int fetch_locked(struct kvfs_auth *a, char **ret_token,
 	int r;
 
 	a->fetching = true;
-	tenant = strdup(a->tenant);
+	tenant = a->tenant ? strdup(a->tenant) : NULL;
 	resource = strdup(a->resource);
 	pthread_mutex_unlock(&a->lock);
 
-	if (!tenant || !resource)
+	if ((a->tenant && !tenant) || !resource)
 		r = -ENOMEM;
 	else
 		r = a->provider->fetch(a->provider, tenant, resource, &tok,
@@ -541,9 +549,9 @@ static int fetch_locked(struct kvfs_auth *a, char **ret_token,
 		a->failures = 0;
 		/* The challenge may have moved tenant or resource while we
 		 * fetched: then this token serves this caller only. */
-		if (a->tenant && a->resource &&
-		    strcmp(a->tenant, tenant) == 0 &&
-		    strcmp(a->resource, resource) == 0) {
+		if (a->resource && strcmp(a->resource, resource) == 0 &&
+		    (a->provider->managed ||
+		     (a->tenant && tenant && strcmp(a->tenant, tenant) == 0))) {
 			drop_token_locked(a);
 			a->token = strdup(tok.access_token);
 			if (a->token) {
@@ -593,7 +601,7 @@ int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
 		unsigned long gen;
 		bool due;
 
-		if (!a->tenant || !a->resource) {
+		if (!known_locked(a)) {
 			pthread_mutex_unlock(&a->lock);
 			kvfs_error_set_message(err, "tenant and resource of "
 						    "the vault not known yet");
@@ -650,7 +658,7 @@ void kvfs_auth_invalidate(struct kvfs_auth *a, const char *token)
  * token and no failure to retry (readers fetch then), or a fetch runs. */
 static int64_t next_due_locked(struct kvfs_auth *a)
 {
-	if (!a->tenant || !a->resource || a->fetching)
+	if (!known_locked(a) || a->fetching)
 		return -1;
 	if (a->token)
 		return a->mono_refresh > a->mono_retry ? a->mono_refresh

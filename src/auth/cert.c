@@ -376,9 +376,9 @@ int kvfs_cert_assertion(const struct kvfs_cert_cred *c, enum kvfs_cert_alg alg,
 			const char *audience, time_t now, char **ret)
 {
 	_cleanup_(json_decrefp) json_t *header = NULL, *claims = NULL;
-	_cleanup_free_ char *h = NULL, *p = NULL, *s = NULL;
-	_cleanup_free_ unsigned char *sig = NULL;
-	_cleanup_secret_ char *input = NULL;
+	_cleanup_free_ char *h = NULL, *p = NULL;
+	_cleanup_secret_ char *input = NULL, *s = NULL;
+	unsigned char *sig = NULL;
 	size_t siglen = 0;
 	char *jwt;
 	int r;
@@ -397,6 +397,7 @@ int kvfs_cert_assertion(const struct kvfs_cert_cred *c, enum kvfs_cert_alg alg,
 	if (r < 0)
 		return r;
 	s = b64(sig, siglen, true);
+	kvfs_secure_free(sig, siglen);
 	if (!s || asprintf(&jwt, "%s.%s", input, s) < 0)
 		return -ENOMEM;
 	*ret = jwt;

@@ -240,6 +240,16 @@ int kvfs_arc_realm_path(const char *www_authenticate, const char *dir,
 
 /* ---- requests ---- */
 
+/* jansson's copy of the token, in a tree parsed for something else. */
+static void wipe_access_token(json_t *root)
+{
+	json_t *at = json_object_get(root, "access_token");
+
+	if (json_is_string(at))
+		OPENSSL_cleanse((char *)json_string_value(at),
+				json_string_length(at));
+}
+
 static void describe_identity(const struct mi_provider *p, char *buf, size_t n)
 {
 	if (p->selector)
@@ -465,6 +475,7 @@ static int mi_fetch(struct kvfs_auth_provider *base, const char *tenant,
 			/* A legacy agent may silently give the system
 			 * identity instead of the one asked for. */
 			root = json_loadb(resp.body, resp.len, 0, NULL);
+			wipe_access_token(root);
 			cid = json_object_get(root, "client_id");
 			if (p->selector &&
 			    strcmp(p->option, "client_id") == 0 &&
