@@ -4,13 +4,15 @@ readers never see an error, tokens are fetched about once per lifetime
 arriving together after expiry share one token request.  These tests own a
 fake Azure of their own, because they change its token lifetimes."""
 
+import subprocess
 import threading
 import time
 
 import pytest
 
+import util
 from client import FakeAzure
-from conftest import secret_options
+from conftest import clean_env, option_string, secret_options
 from test_auth import mi_options, read_cert, token_posts
 
 BULK = 300
@@ -128,3 +130,40 @@ def test_absurd_lifetime_is_clamped_and_logged(mount, az, short):
     read_cert(m)
     assert "token lifetime of 864000 s; using 86400 s" in m.stderr()
     assert len(az.log("imds")) == 1
+
+
+def test_refresh_runs_in_the_background_of_the_daemon(az, short, tmp_path):
+    """Daemonized (no -f): the refresher lives in the forked daemon, renews
+    the token while nobody reads, and a read after idle lifetimes costs no
+    token request of its own."""
+    lifetime = 3
+    short(lifetime)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    args = [util.kvfs_binary(), "-o", option_string(secret_options(az)),
+            az.info["vault_url"], str(mnt)]
+    r = subprocess.run(args, env=clean_env(), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert util.is_mounted(str(mnt))
+        assert len(token_posts(az)) == 1
+        time.sleep(3 * lifetime)          # nobody reads
+        idle = token_posts(az)
+        assert 3 <= len(idle) <= 8, "refreshed while idle: %d" % len(idle)
+        az.reset_log()
+        with open(mnt / "certificates" / "www" / "cert.pem") as f:
+            assert f.read().startswith("-----BEGIN CERTIFICATE-----")
+        log = az.log()
+        assert [(e["server"], e["status"]) for e in log] == [("vault", 200)], \
+            "the read found a valid token waiting"
+    finally:
+        util.umount(str(mnt))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = subprocess.run(["pgrep", "-f", str(mnt)], capture_output=True,
+                             text=True).stdout.strip()
+        if not out:
+            break
+        time.sleep(0.1)
+    assert not out, "kvfs still running after unmount (refresher not stopped?)"
