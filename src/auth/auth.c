@@ -575,12 +575,18 @@ static int fetch_locked(struct kvfs_auth *a, char **ret_token,
 			kvfs_auth_retry_delay_ms(
 				a->failures,
 				usable ? (long)(a->mono_expires - now) : 0);
-		if (usable) {
-			kvfs_error_describe(&ferr, buf, sizeof(buf));
+		kvfs_error_describe(&ferr, buf, sizeof(buf));
+		/* -ECANCELED: the mount is going away; nothing to say. */
+		if (usable && r != -ECANCELED)
 			log_warning("cannot refresh the token from '%s': %s; "
 				    "using the current one until it expires",
 				    a->provider->name, buf);
-		}
+		else if (!ret_token && r != -ECANCELED)
+			/* the refresher's own attempt: nobody else says it */
+			log_warning("cannot get a token from '%s': %s; "
+				    "retrying in %ld ms",
+				    a->provider->name, buf,
+				    (long)(a->mono_retry - now));
 		if (err)
 			*err = ferr;
 	}
