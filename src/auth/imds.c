@@ -42,7 +42,7 @@ struct mi_provider {
 	struct kvfs_auth_provider base;
 	struct kvfs_http *http;
 	enum kvfs_mi_source source;
-	char *endpoint;	      /* without query */
+	char *endpoint;	      /* without fragment; may carry a query */
 	const char *selector; /* query parameter name, or NULL */
 	char *selector_value;
 	const char *option; /* the kvfs option the selector came from */
@@ -636,7 +636,7 @@ int kvfs_auth_mi_new(const struct kvfs_config *c, struct kvfs_http *h,
 		r = -EINVAL;
 		goto fail;
 	}
-	p->endpoint = strndup(endpoint, strcspn(endpoint, "?#"));
+	p->endpoint = strndup(endpoint, strcspn(endpoint, "#"));
 	if (!p->endpoint || (nsel && !p->selector_value)) {
 		r = -ENOMEM;
 		goto fail;
