@@ -1,13 +1,17 @@
 /* What the tree is made of.  The listing is an immutable snapshot, built off
- * the lock and swapped in under it; readers take a reference.  The files of
- * a certificate live in a per-name slot: the first caller fetches the bundle
- * with the lock released while later callers wait on the shared flight and
- * take its result, success or failure; a failure is not kept, so the next
- * call tries again.  Files are refcounted so that an open file keeps its
- * bytes whatever happens to the slot.  One mutex and one condition variable
- * for the whole cache; the mutex is never held across a vault call. */
+ * the lock and swapped in under it; readers take a reference.  What is
+ * fetched per certificate lives in slots keyed "name" (the latest bundle's
+ * files), "name/version" (a version's) and "name/" (the versions listing):
+ * the first caller fetches with the lock released while later callers wait
+ * on the shared flight and take its result, success or failure; a failure
+ * is not kept, so the next call tries again.  The secret of a kvfs_files is
+ * fetched the same way, once, into that kvfs_files.  Everything handed out
+ * is refcounted so that an open file keeps its bytes whatever happens to
+ * the slot.  One mutex and one condition variable for the whole cache; the
+ * mutex is never held across a vault call. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +25,24 @@
 
 /* One fetch in progress.  The loader and every waiter hold a reference;
  * the result stays readable until the last of them lets go. */
+enum obj_kind {
+	OBJ_FILES,
+	OBJ_VERSIONS,
+};
+
 struct flight {
 	int refs;
 	bool done;
 	int r;
-	struct kvfs_files *files; /* a reference, on success */
+	enum obj_kind kind;
+	void *obj; /* a reference, on success */
+};
+
+enum secret_state {
+	SECRET_NONE,
+	SECRET_LOADING,
+	SECRET_READY,
+	SECRET_FAILED,
 };
 
 enum slot_state {
@@ -35,24 +52,36 @@ enum slot_state {
 };
 
 struct slot {
-	char *name; /* the vault's spelling */
+	char *key; /* "name", "name/version" or "name/"; the vault's spelling */
+	enum obj_kind kind;
 	enum slot_state state;
 	/* A revalidation saw the certificate change while it was loading:
 	 * the result goes to the waiters but is not kept. */
 	bool stale;
-	struct flight *flight;	  /* SLOT_LOADING */
-	struct kvfs_files *files; /* SLOT_READY: the slot's reference */
+	struct flight *flight; /* SLOT_LOADING */
+	void *obj;	       /* SLOT_READY: the slot's reference */
+};
+
+/* The version a process saw when it first opened a directory. */
+struct pin {
+	int64_t tgid;
+	char *name; /* the vault's spelling */
+	struct kvfs_files *files;
+	int64_t until; /* monotonic seconds */
 };
 
 struct kvfs_cache {
 	const struct kvfs_config *config;
 	struct kvfs_vault *vault;
+	unsigned pin_seconds;
+	struct pin *pins;
+	size_t npins, apins;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a flight landed */
 
 	struct kvfs_listing *listing; /* never NULL after kvfs_cache_new */
-	struct slot **slots;	      /* sorted by name, case-insensitively */
+	struct slot **slots;	      /* sorted by key, case-insensitively */
 	size_t nslots, aslots;
 };
 
@@ -147,6 +176,8 @@ static void files_free(struct kvfs_files *f)
 {
 	kvfs_cert_bundle_clear(&f->bundle);
 	free(f->cert_pem);
+	free(f->subject);
+	kvfs_pki_secret_files_clear(&f->secret);
 	free(f);
 }
 
@@ -162,11 +193,49 @@ static struct kvfs_files *files_ref(struct kvfs_files *f)
 	return f;
 }
 
+void kvfs_versions_unref(struct kvfs_versions *v)
+{
+	if (v && __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		kvfs_cert_list_clear(&v->list);
+		free(v);
+	}
+}
+
+const struct kvfs_cert_item *kvfs_versions_find(const struct kvfs_versions *v,
+						const char *version)
+{
+	if (!v || !version)
+		return NULL;
+	for (size_t i = 0; i < v->list.n; i++)
+		if (v->list.items[i].version &&
+		    strcasecmp(v->list.items[i].version, version) == 0)
+			return &v->list.items[i];
+	return NULL;
+}
+
+static void *obj_ref(enum obj_kind kind, void *obj)
+{
+	if (kind == OBJ_FILES)
+		return files_ref(obj);
+	__atomic_add_fetch(&((struct kvfs_versions *)obj)->refs, 1,
+			   __ATOMIC_RELAXED);
+	return obj;
+}
+
+static void obj_unref(enum obj_kind kind, void *obj)
+{
+	if (kind == OBJ_FILES)
+		kvfs_files_unref(obj);
+	else
+		kvfs_versions_unref(obj);
+}
+
 static void flight_unref_locked(struct flight *fl)
 {
 	if (--fl->refs > 0)
 		return;
-	kvfs_files_unref(fl->files);
+	if (fl->obj)
+		obj_unref(fl->kind, fl->obj);
 	free(fl);
 }
 
@@ -186,6 +255,7 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		return -ENOMEM;
 	}
 	cache->listing->refs = 1;
+	cache->pin_seconds = KVFS_CACHE_PIN_SECONDS;
 	cache->config = c;
 	cache->vault = v;
 
@@ -211,8 +281,9 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 
 static void slot_free(struct slot *s)
 {
-	kvfs_files_unref(s->files);
-	free(s->name);
+	if (s->obj)
+		obj_unref(s->kind, s->obj);
+	free(s->key);
 	free(s);
 }
 
@@ -224,6 +295,11 @@ void kvfs_cache_free(struct kvfs_cache *cache)
 	for (size_t i = 0; i < cache->nslots; i++)
 		slot_free(cache->slots[i]);
 	free(cache->slots);
+	for (size_t i = 0; i < cache->npins; i++) {
+		kvfs_files_unref(cache->pins[i].files);
+		free(cache->pins[i].name);
+	}
+	free(cache->pins);
 	kvfs_listing_unref(cache->listing);
 	pthread_cond_destroy(&cache->cond);
 	pthread_mutex_destroy(&cache->lock);
@@ -240,14 +316,14 @@ struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache)
 	return l;
 }
 
-/* Index of name in the slot table, or where it would go (~index). */
-static ssize_t slot_index_locked(struct kvfs_cache *cache, const char *name)
+/* Index of key in the slot table, or where it would go (~index). */
+static ssize_t slot_index_locked(struct kvfs_cache *cache, const char *key)
 {
 	size_t lo = 0, hi = cache->nslots;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcasecmp(name, cache->slots[mid]->name);
+		int c = strcasecmp(key, cache->slots[mid]->key);
 
 		if (c == 0)
 			return (ssize_t)mid;
@@ -267,10 +343,10 @@ static void slot_remove_locked(struct kvfs_cache *cache, size_t i)
 	cache->nslots--;
 }
 
-static int slot_get_locked(struct kvfs_cache *cache, const char *name,
-			   struct slot **ret)
+static int slot_get_locked(struct kvfs_cache *cache, const char *key,
+			   enum obj_kind kind, struct slot **ret)
 {
-	ssize_t i = slot_index_locked(cache, name);
+	ssize_t i = slot_index_locked(cache, key);
 	struct slot *s;
 	size_t at;
 
@@ -291,8 +367,9 @@ static int slot_get_locked(struct kvfs_cache *cache, const char *name,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->name = strdup(name);
-	if (!s->name) {
+	s->kind = kind;
+	s->key = strdup(key);
+	if (!s->key) {
 		free(s);
 		return -ENOMEM;
 	}
@@ -302,6 +379,12 @@ static int slot_get_locked(struct kvfs_cache *cache, const char *name,
 	cache->nslots++;
 	*ret = s;
 	return 0;
+}
+
+/* The certificate name a slot key is of. */
+static void key_name(const char *key, char *buf, size_t size)
+{
+	snprintf(buf, size, "%.*s", (int)strcspn(key, "/"), key);
 }
 
 static bool item_changed(const struct kvfs_cert_item *a,
@@ -324,8 +407,12 @@ static void listing_replace_locked(struct kvfs_cache *cache,
 
 	for (size_t i = cache->nslots; i-- > 0;) {
 		struct slot *s = cache->slots[i];
-		const struct kvfs_entry *was = kvfs_listing_find(old, s->name);
-		const struct kvfs_entry *now = kvfs_listing_find(l, s->name);
+		char name[256];
+		const struct kvfs_entry *was, *now;
+
+		key_name(s->key, name, sizeof(name));
+		was = kvfs_listing_find(old, name);
+		now = kvfs_listing_find(l, name);
 		bool changed =
 			!now || !was || item_changed(&was->item, &now->item);
 
@@ -366,7 +453,7 @@ int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err)
 /* The network part of a first use: GET the bundle, build the files.  Runs
  * without the lock. */
 static int files_fetch(struct kvfs_cache *cache, const char *name,
-		       struct kvfs_files **ret)
+		       const char *version, struct kvfs_files **ret)
 {
 	struct kvfs_error err;
 	struct kvfs_files *f;
@@ -379,11 +466,12 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 	f->refs = 1;
 
 	kvfs_error_clear(&err);
-	r = kvfs_vault_get_certificate(cache->vault, name, NULL, &f->bundle,
+	r = kvfs_vault_get_certificate(cache->vault, name, version, &f->bundle,
 				       &err);
 	if (r < 0) {
 		kvfs_error_describe(&err, msg, sizeof(msg));
-		log_warning("cannot get certificate '%s': %s", name, msg);
+		log_warning("cannot get certificate '%s%s%s': %s", name,
+			    version ? "/" : "", version ? version : "", msg);
 		free(f);
 		/* What a reader can act on passes through; the rest of the
 		 * backend's trouble is an I/O error. */
@@ -392,6 +480,9 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 
 	r = kvfs_pki_der_to_pem(f->bundle.der, f->bundle.der_len, &f->cert_pem,
 				&f->cert_pem_len);
+	if (r == 0)
+		r = kvfs_pki_cert_info(f->bundle.der, f->bundle.der_len,
+				       &f->subject, f->sha256, f->x5t);
 	if (r < 0) {
 		log_warning("certificate '%s': the vault's 'cer' is not a "
 			    "certificate",
@@ -404,6 +495,45 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 	return 0;
 }
 
+static int versions_fetch(struct kvfs_cache *cache, const char *name,
+			  struct kvfs_versions **ret)
+{
+	struct kvfs_versions *v;
+	struct kvfs_error err;
+	char msg[512];
+	int r;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->refs = 1;
+	kvfs_error_clear(&err);
+	r = kvfs_vault_list_versions(cache->vault, name, &v->list, &err);
+	if (r < 0) {
+		kvfs_error_describe(&err, msg, sizeof(msg));
+		log_warning("cannot list the versions of '%s': %s", name, msg);
+		free(v);
+		return r == -ENOENT || r == -EACCES ? r : -EIO;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* Fetch what a slot key names. */
+static int obj_fetch(struct kvfs_cache *cache, const char *key,
+		     enum obj_kind kind, void **ret)
+{
+	char name[256];
+	const char *slash = strchr(key, '/');
+
+	key_name(key, name, sizeof(name));
+	if (kind == OBJ_VERSIONS)
+		return versions_fetch(cache, name,
+				      (struct kvfs_versions **)ret);
+	return files_fetch(cache, name, slash ? slash + 1 : NULL,
+			   (struct kvfs_files **)ret);
+}
+
 static void deadline_after(struct timespec *ts, unsigned seconds)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
@@ -413,7 +543,7 @@ static void deadline_after(struct timespec *ts, unsigned seconds)
 /* Wait for a flight someone else started; the lock is held on entry and on
  * return.  Returns the flight's result, with a files reference taken. */
 static int flight_wait_locked(struct kvfs_cache *cache, struct flight *fl,
-			      const char *name, struct kvfs_files **ret)
+			      const char *name, void **ret)
 {
 	struct timespec until;
 	int r;
@@ -433,7 +563,7 @@ static int flight_wait_locked(struct kvfs_cache *cache, struct flight *fl,
 	}
 	r = fl->r;
 	if (r == 0)
-		*ret = files_ref(fl->files);
+		*ret = obj_ref(fl->kind, fl->obj);
 	flight_unref_locked(fl);
 	return r;
 }
@@ -441,10 +571,12 @@ static int flight_wait_locked(struct kvfs_cache *cache, struct flight *fl,
 /* Fetch as the loader of a slot; the lock is held on entry and on return,
  * and dropped for the vault call. */
 static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
-			     const char *name, struct kvfs_files **ret)
+			     const char *key, void **ret)
 {
-	struct kvfs_files *f = NULL;
+	enum obj_kind kind = s->kind;
+	void *obj = NULL;
 	struct flight *fl;
+	char name[256];
 	ssize_t i;
 	int r;
 
@@ -452,44 +584,51 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 	if (!fl)
 		return -ENOMEM;
 	fl->refs = 1;
+	fl->kind = kind;
 	s->state = SLOT_LOADING;
 	s->stale = false;
 	s->flight = fl;
 
 	pthread_mutex_unlock(&cache->lock);
-	r = files_fetch(cache, name, &f);
+	r = obj_fetch(cache, key, kind, &obj);
 	pthread_mutex_lock(&cache->lock);
 
 	/* The slot cannot have gone: a loading slot is never removed. */
-	i = slot_index_locked(cache, name);
+	i = slot_index_locked(cache, key);
 	s = cache->slots[i];
 	s->flight = NULL;
 	if (r == 0 && !s->stale) {
 		s->state = SLOT_READY;
-		s->files = files_ref(f);
+		s->obj = obj_ref(kind, obj);
 	} else {
 		s->state = SLOT_NONE;
 	}
-	if (s->stale && !kvfs_listing_find(cache->listing, s->name))
+	key_name(s->key, name, sizeof(name));
+	if (s->stale && !kvfs_listing_find(cache->listing, name))
 		slot_remove_locked(cache, (size_t)i);
 
 	fl->done = true;
 	fl->r = r;
-	fl->files = f;
+	fl->obj = obj;
 	pthread_cond_broadcast(&cache->cond);
 
 	if (r == 0)
-		*ret = files_ref(f);
+		*ret = obj_ref(kind, obj);
 	flight_unref_locked(fl);
 	return r;
 }
 
-static int files_get(struct kvfs_cache *cache, const char *name, bool fetch,
-		     struct kvfs_files **ret)
+/* What name (any spelling) and version/kind name: the latest files
+ * (version NULL, OBJ_FILES), a version's files, or the versions listing
+ * (OBJ_VERSIONS).  fetch false: only what is already there, else
+ * -ENODATA. */
+static int obj_get(struct kvfs_cache *cache, const char *name,
+		   const char *version, enum obj_kind kind, bool fetch,
+		   void **ret)
 {
-	struct kvfs_files *f = NULL;
 	const struct kvfs_entry *e;
-	_cleanup_free_ char *canonical = NULL;
+	_cleanup_free_ char *key = NULL;
+	void *obj = NULL;
 	struct slot *s;
 	int r;
 
@@ -500,54 +639,307 @@ static int files_get(struct kvfs_cache *cache, const char *name, bool fetch,
 		goto out;
 	}
 	/* The GET uses the vault's spelling, whatever the reader typed. */
-	canonical = strdup(e->item.name);
-	if (!canonical) {
+	if (asprintf(&key, "%s%s%s", e->item.name,
+		     kind == OBJ_VERSIONS || version ? "/" : "",
+		     version ? version : "") < 0) {
+		key = NULL;
 		r = -ENOMEM;
 		goto out;
 	}
 
 	if (!fetch) {
-		ssize_t i = slot_index_locked(cache, canonical);
+		ssize_t i = slot_index_locked(cache, key);
 
 		r = -ENODATA;
 		if (i >= 0 && cache->slots[i]->state == SLOT_READY) {
-			f = files_ref(cache->slots[i]->files);
+			obj = obj_ref(kind, cache->slots[i]->obj);
 			r = 0;
 		}
 		goto out;
 	}
 
-	r = slot_get_locked(cache, canonical, &s);
+	r = slot_get_locked(cache, key, kind, &s);
 	if (r < 0)
 		goto out;
 	switch (s->state) {
 	case SLOT_READY:
-		f = files_ref(s->files);
+		obj = obj_ref(kind, s->obj);
 		r = 0;
 		break;
 	case SLOT_LOADING:
-		r = flight_wait_locked(cache, s->flight, canonical, &f);
+		r = flight_wait_locked(cache, s->flight, key, &obj);
 		break;
 	case SLOT_NONE:
-		r = flight_run_locked(cache, s, canonical, &f);
+		r = flight_run_locked(cache, s, key, &obj);
 		break;
 	}
 out:
 	pthread_mutex_unlock(&cache->lock);
 	if (r < 0)
 		return r;
-	*ret = f;
+	*ret = obj;
 	return 0;
 }
 
 int kvfs_cache_files(struct kvfs_cache *cache, const char *name,
 		     struct kvfs_files **ret)
 {
-	return files_get(cache, name, true, ret);
+	return obj_get(cache, name, NULL, OBJ_FILES, true, (void **)ret);
 }
 
 int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
 			  struct kvfs_files **ret)
 {
-	return files_get(cache, name, false, ret);
+	return obj_get(cache, name, NULL, OBJ_FILES, false, (void **)ret);
+}
+
+int kvfs_cache_version_files(struct kvfs_cache *cache, const char *name,
+			     const char *version, struct kvfs_files **ret)
+{
+	if (!version || !kvfs_vault_name_valid(version))
+		return -ENOENT;
+	return obj_get(cache, name, version, OBJ_FILES, true, (void **)ret);
+}
+
+int kvfs_cache_versions(struct kvfs_cache *cache, const char *name,
+			struct kvfs_versions **ret)
+{
+	return obj_get(cache, name, NULL, OBJ_VERSIONS, true, (void **)ret);
+}
+
+/* ---- the secret of one version ---- */
+
+static int64_t now_monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* GET the secret the bundle names and build its files.  Runs without the
+ * lock.  -EACCES (refused: not this identity's to read, or disabled),
+ * -EBADMSG (the secret does not make files for this certificate), -EIO. */
+static int secret_fetch(struct kvfs_cache *cache, const struct kvfs_files *f,
+			struct kvfs_pki_secret_files *ret)
+{
+	_cleanup_(kvfs_secret_clear) struct kvfs_secret sec = {0};
+	const struct kvfs_cert_bundle *b = &f->bundle;
+	struct kvfs_error err;
+	char msg[512];
+	int r;
+
+	kvfs_error_clear(&err);
+	r = kvfs_vault_get_secret(cache->vault, b->sid, &sec, &err);
+	if (r < 0) {
+		kvfs_error_describe(&err, msg, sizeof(msg));
+		if (kvfs_vault_error_secret_disabled(&err)) {
+			/* Not an authentication failure: the version is
+			 * disabled, and its files closed anyway. */
+			log_info("the secret of '%s/%s' is disabled", b->name,
+				 b->version);
+			return -EACCES;
+		}
+		log_warning("cannot get the secret of '%s/%s': %s", b->name,
+			    b->version, msg);
+		/* A body that did not parse says nothing lasting about the
+		 * secret: -EIO, not kept. */
+		return r == -EACCES ? r : -EIO;
+	}
+	r = kvfs_pki_secret_files(
+		sec.value, sec.value_len,
+		sec.content_type ? sec.content_type : b->content_type, b->der,
+		b->der_len, b->name, ret, msg, sizeof(msg));
+	if (r == -EBADMSG)
+		log_warning("certificate '%s/%s': %s", b->name, b->version,
+			    msg);
+	return r;
+}
+
+static int secret_get(struct kvfs_cache *cache, struct kvfs_files *f,
+		      bool fetch, const struct kvfs_pki_secret_files **ret)
+{
+	struct kvfs_pki_secret_files sf = {0};
+	struct timespec until;
+	bool waited = false;
+	int r;
+
+	deadline_after(&until, cache->config ? cache->config->deadline : 10);
+	pthread_mutex_lock(&cache->lock);
+	for (;;) {
+		switch (f->secret_state) {
+		case SECRET_READY:
+			*ret = &f->secret;
+			r = 0;
+			goto out;
+		case SECRET_FAILED:
+			if (now_monotonic() < f->secret_until) {
+				r = f->secret_r;
+				goto out;
+			}
+			f->secret_state = SECRET_NONE;
+			continue;
+		case SECRET_LOADING:
+			if (!fetch) {
+				r = -ENODATA;
+				goto out;
+			}
+			waited = true;
+			if (pthread_cond_timedwait(&cache->cond, &cache->lock,
+						   &until) == ETIMEDOUT &&
+			    f->secret_state == SECRET_LOADING) {
+				log_warning("certificate '%s': no secret from "
+					    "the vault within the deadline",
+					    f->bundle.name);
+				r = -EIO;
+				goto out;
+			}
+			continue;
+		case SECRET_NONE:
+			break;
+		}
+		/* A failure is handed to the waiters of its flight, and
+		 * not kept unless it says something about the secret. */
+		if (!fetch || waited) {
+			r = fetch ? -EIO : -ENODATA;
+			goto out;
+		}
+		break;
+	}
+
+	f->secret_state = SECRET_LOADING;
+	pthread_mutex_unlock(&cache->lock);
+	r = secret_fetch(cache, f, &sf);
+	pthread_mutex_lock(&cache->lock);
+	if (r == 0) {
+		f->secret = sf;
+		f->secret_state = SECRET_READY;
+		*ret = &f->secret;
+	} else if (r == -EACCES || r == -EBADMSG) {
+		f->secret_r = r == -EACCES ? -EACCES : -EIO;
+		f->secret_until = now_monotonic() +
+				  (cache->config && cache->config->refresh
+					   ? cache->config->refresh
+					   : 300);
+		f->secret_state = SECRET_FAILED;
+		r = f->secret_r;
+	} else {
+		f->secret_state = SECRET_NONE;
+		r = -EIO;
+	}
+	pthread_cond_broadcast(&cache->cond);
+out:
+	pthread_mutex_unlock(&cache->lock);
+	return r;
+}
+
+int kvfs_cache_secret(struct kvfs_cache *cache, struct kvfs_files *f,
+		      const struct kvfs_pki_secret_files **ret)
+{
+	return secret_get(cache, f, true, ret);
+}
+
+int kvfs_cache_secret_peek(struct kvfs_cache *cache, struct kvfs_files *f,
+			   const struct kvfs_pki_secret_files **ret)
+{
+	return secret_get(cache, f, false, ret);
+}
+
+/* ---- pins: one process, one version per directory ---- */
+
+void kvfs_cache_set_pin_seconds(struct kvfs_cache *cache, unsigned seconds)
+{
+	pthread_mutex_lock(&cache->lock);
+	cache->pin_seconds = seconds;
+	pthread_mutex_unlock(&cache->lock);
+}
+
+static void pins_prune_locked(struct kvfs_cache *cache, int64_t now)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < cache->npins; i++) {
+		struct pin *p = &cache->pins[i];
+
+		if (p->until > now) {
+			cache->pins[k++] = *p;
+			continue;
+		}
+		kvfs_files_unref(p->files);
+		free(p->name);
+	}
+	cache->npins = k;
+}
+
+/* Whether f is what the directory shows now. */
+static bool files_current_locked(struct kvfs_cache *cache, const char *name,
+				 const struct kvfs_files *f)
+{
+	ssize_t i = slot_index_locked(cache, name);
+
+	return i >= 0 && cache->slots[i]->state == SLOT_READY &&
+	       cache->slots[i]->obj == f;
+}
+
+int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
+			 int64_t tgid, struct kvfs_files **ret,
+			 bool *ret_current)
+{
+	struct kvfs_files *f = NULL;
+	int64_t now = now_monotonic();
+	bool current = true;
+	int r;
+
+	pthread_mutex_lock(&cache->lock);
+	pins_prune_locked(cache, now);
+	for (size_t i = 0; i < cache->npins; i++) {
+		struct pin *p = &cache->pins[i];
+
+		if (p->tgid == tgid && strcasecmp(p->name, name) == 0) {
+			f = files_ref(p->files);
+			current = files_current_locked(cache, p->name, f);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&cache->lock);
+	if (f) {
+		*ret = f;
+		*ret_current = current;
+		return 0;
+	}
+
+	r = kvfs_cache_files(cache, name, &f);
+	if (r < 0)
+		return r;
+
+	pthread_mutex_lock(&cache->lock);
+	if (cache->pin_seconds > 0) {
+		if (cache->npins == cache->apins) {
+			size_t na = cache->apins ? cache->apins * 2 : 16;
+			struct pin *np = realloc(cache->pins, na * sizeof(*np));
+
+			if (np) {
+				cache->pins = np;
+				cache->apins = na;
+			}
+		}
+		/* Without memory for a pin the open still works; it is
+		 * just not pinned. */
+		if (cache->npins < cache->apins) {
+			struct pin *p = &cache->pins[cache->npins];
+
+			p->name =
+				strdup(f->bundle.name ? f->bundle.name : name);
+			if (p->name) {
+				p->tgid = tgid;
+				p->files = files_ref(f);
+				p->until = now + cache->pin_seconds;
+				cache->npins++;
+			}
+		}
+	}
+	pthread_mutex_unlock(&cache->lock);
+	*ret = f;
+	*ret_current = true;
+	return 0;
 }

@@ -1,16 +1,20 @@
 /* What the tree is made of: the current listing (an immutable, refcounted
- * snapshot) and, per certificate, the bundle fetched on first use with
- * single-flight, so concurrent first readers share one request.  Readers
- * hold references, so an open file's bytes never change.  Knows nothing of
- * HTTP details.  Thread-safe; never holds its lock across a vault call. */
+ * snapshot) and, per certificate, the bundle of the latest version, the
+ * bundle of any version looked at, the versions listing and each bundle's
+ * secret, all fetched on first use with single-flight, so concurrent first
+ * readers share one request.  Readers hold references, so an open file's
+ * bytes never change.  Knows nothing of HTTP details.  Thread-safe; never
+ * holds its lock across a vault call. */
 #ifndef KVFS_CACHE_H
 #define KVFS_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "error.h"
+#include "pki.h"
 #include "vault.h"
 
 struct kvfs_cache;
@@ -32,11 +36,33 @@ struct kvfs_listing {
 	struct kvfs_cert_list owned; /* owns the strings entries point to */
 };
 
-/* The files of one certificate version, built once from its bundle. */
+/* The files of one certificate version: built once from its bundle, and
+ * the secret-derived ones from the secret of that same version (the
+ * bundle's sid) the first time one is looked at.  This is how the files of
+ * one directory stay of one version through a rotation: a directory's
+ * files all come from one kvfs_files, which never mixes versions; a
+ * rotation makes a new kvfs_files for the directory, and an open file
+ * keeps a reference to the one it opened, so its bytes never change.
+ * Everything but the private part is immutable once published. */
 struct kvfs_files {
 	struct kvfs_cert_bundle bundle;
 	char *cert_pem;
 	size_t cert_pem_len;
+	char *subject;	 /* RFC 2253 */
+	char sha256[65]; /* lower-case hex of the DER */
+	char x5t[28];	 /* base64url SHA-1 of the DER */
+	/* private */
+	int refs;
+	int secret_state;
+	int secret_r;	      /* a failure kept for a while */
+	int64_t secret_until; /* monotonic seconds the failure is kept */
+	struct kvfs_pki_secret_files secret; /* when secret_state is ready */
+};
+
+/* The versions of one certificate, as the vault lists them (oldest
+ * first); the items carry their version. */
+struct kvfs_versions {
+	struct kvfs_cert_list list;
 	/* private */
 	int refs;
 };
@@ -71,5 +97,51 @@ int kvfs_cache_files(struct kvfs_cache *cache, const char *name,
 int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
 			  struct kvfs_files **ret);
 void kvfs_files_unref(struct kvfs_files *f);
+
+/* How long the opens of one process keep seeing the version its first
+ * open of a directory saw. */
+#define KVFS_CACHE_PIN_SECONDS 5
+
+/* kvfs_cache_files() for an open by process tgid.  A program that loads a
+ * certificate and its key opens two files one after the other (nginx:
+ * fullchain.pem, then privkey.pem); if the directory rotated in between,
+ * the key would be of another version.  So the first open of a directory
+ * by a process pins the files it got, and that process's further opens of
+ * the directory within KVFS_CACHE_PIN_SECONDS of the first get the same
+ * files; later opens, and other processes, get the current ones.
+ * *ret_current tells whether the files are the directory's current ones
+ * (if not, the kernel's attributes may describe the newer version). */
+int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
+			 int64_t tgid, struct kvfs_files **ret,
+			 bool *ret_current);
+/* For tests: the pin lifetime in seconds (0 turns pinning off). */
+void kvfs_cache_set_pin_seconds(struct kvfs_cache *cache, unsigned seconds);
+
+/* The files of one version of name (a version the versions listing
+ * shows, any spelling); fetched and shared like the latest. */
+int kvfs_cache_version_files(struct kvfs_cache *cache, const char *name,
+			     const char *version, struct kvfs_files **ret);
+
+/* The versions listing of name, fetched the first time (single-flight)
+ * and kept until the certificate changes.  Release with
+ * kvfs_versions_unref. */
+int kvfs_cache_versions(struct kvfs_cache *cache, const char *name,
+			struct kvfs_versions **ret);
+void kvfs_versions_unref(struct kvfs_versions *v);
+/* The item of version (case-insensitive), or NULL. */
+const struct kvfs_cert_item *kvfs_versions_find(const struct kvfs_versions *v,
+						const char *version);
+
+/* The secret-derived files of f (which the caller holds a reference to),
+ * fetching its secret the first time (single-flight; waits at most the
+ * deadline).  The result lives as long as f.  -EACCES when the vault does
+ * not let this identity read the secret (kept for the refresh interval),
+ * -EIO when the secret is malformed or does not match the certificate
+ * (kept likewise) or the vault is failing (not kept). */
+int kvfs_cache_secret(struct kvfs_cache *cache, struct kvfs_files *f,
+		      const struct kvfs_pki_secret_files **ret);
+/* The same without the network: -ENODATA when it would need a fetch. */
+int kvfs_cache_secret_peek(struct kvfs_cache *cache, struct kvfs_files *f,
+			   const struct kvfs_pki_secret_files **ret);
 
 #endif

@@ -1,6 +1,7 @@
 /* The option table and everything around it: the command line (-o
- * key=value, possibly repeated, -f, -d, --help, --version), the Azure SDK
- * environment variables as defaults (an option always wins), validation,
+ * key=value, possibly repeated, -f, -d, --help, --version), systemd
+ * credentials and then the Azure SDK environment variables as defaults (an
+ * option always wins), validation,
  * and the argument vector handed to libfuse.  A secret is never accepted on
  * the command line.  Runs once in main() before any thread exists. */
 #include <errno.h>
@@ -644,6 +645,46 @@ static int env_default(struct kvfs_config *c, const char *env, const char *key,
 	return r;
 }
 
+/* systemd's LoadCredential=/LoadCredentialEncrypted= hand files over in
+ * $CREDENTIALS_DIRECTORY, a directory only the service can read that lives
+ * as long as the service.  A credential of ours fills in the matching
+ * *_file= option when that option was not given; the environment comes
+ * after it.  The files are read (and their modes checked) by auth, like any
+ * other credential file, on every token request. */
+static const struct {
+	const char *name;
+	size_t off;
+} credentials[] = {
+	{"kvfs-client-secret", offsetof(struct kvfs_config, secret_file)},
+	{"kvfs-client-cert", offsetof(struct kvfs_config, cert_file)},
+	{"kvfs-client-cert-password",
+	 offsetof(struct kvfs_config, cert_password_file)},
+};
+
+static int take_credentials(struct kvfs_config *c)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+	/* systemd always gives an absolute path; anything else is not it. */
+	if (!dir || dir[0] != '/')
+		return 0;
+	for (size_t i = 0; i < ELEMENTSOF(credentials); i++) {
+		char **field = (char **)((char *)c + credentials[i].off);
+		char *path;
+
+		if (*field)
+			continue;
+		if (asprintf(&path, "%s/%s", dir, credentials[i].name) < 0)
+			return -ENOMEM;
+		if (access(path, F_OK) != 0) {
+			free(path);
+			continue;
+		}
+		*field = path;
+	}
+	return 0;
+}
+
 static char *escape_commas(const char *s)
 {
 	char *out = malloc(strlen(s) * 2 + 1), *p = out;
@@ -673,7 +714,10 @@ static int build_fuse_argv(struct kvfs_config *c, const char *argv0)
 	c->fuse_argv = v;
 	v[n++] = strdup(argv0 && *argv0 ? argv0 : "kvfs");
 	v[n++] = strdup("-o");
-	if (asprintf(&v[n++], "ro,subtype=kvfs,fsname=kvfs:%s%s", vault,
+	/* fsname is VAULT exactly as given, the first field of the fstab line:
+	 * mount -a and findmnt recognise the mount by it, and with anything
+	 * else a second mount -a would stack another kvfs on top. */
+	if (asprintf(&v[n++], "ro,subtype=kvfs,fsname=%s%s", vault,
 		     c->allow_other ? ",allow_other,default_permissions" : "") <
 	    0)
 		v[n - 1] = NULL;
@@ -725,6 +769,12 @@ static void print_help(void)
 	       "    AZURE_CLIENT_SEND_CERTIFICATE_CHAIN; for auth=imds also\n"
 	       "    IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service) and\n"
 	       "    IDENTITY_ENDPOINT + IMDS_ENDPOINT (Azure Arc)\n"
+	       "\n"
+	       "systemd credentials (in $CREDENTIALS_DIRECTORY), used when the "
+	       "option is not\n"
+	       "given: kvfs-client-secret (secret_file=), kvfs-client-cert "
+	       "(cert_file=),\n"
+	       "kvfs-client-cert-password (cert_password_file=)\n"
 	       "\n"
 	       "Secrets are never accepted on the command line: use "
 	       "secret_file=,\n"
@@ -841,6 +891,10 @@ static int finish(struct kvfs_config *c, char **pos, size_t npos,
 	const struct cloud_defaults *cd = &clouds[c->cloud];
 	char *resolved;
 	int r;
+
+	r = take_credentials(c);
+	if (r < 0)
+		return r;
 
 	/* Even when an option wins, the secrets leave the environment. */
 	r = take_env_secret("AZURE_CLIENT_SECRET", !c->secret_file,

@@ -31,7 +31,7 @@ enum kvfs_cloud {
 };
 
 struct kvfs_config {
-	char *vault_arg; /* VAULT as given: used in fsname=kvfs:VAULT */
+	char *vault_arg; /* VAULT as given: also the fsname */
 	char *vault_url; /* "https://host[:port]", no trailing slash */
 	char *mountpoint;
 

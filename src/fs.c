@@ -1,5 +1,7 @@
-/* The FUSE side: the tree layout, modes and times from certificate
- * attributes, and the mount's life from fuse_new() to the unmount.  Paths
+/* The FUSE side: the tree layout (certificates/<name>/ with the files of
+ * the latest version, versions/<version>/ with those of each version),
+ * modes and times from certificate attributes, extended attributes, and
+ * the mount's life from fuse_new() to the unmount.  Paths
  * are resolved against a listing snapshot; file contents come from the
  * cache, which an open file keeps a reference to, so its bytes never
  * change while it is open.  Read-only everywhere: every write-type
@@ -10,6 +12,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,30 +43,51 @@ struct fs {
 enum node_kind {
 	NODE_ROOT,
 	NODE_CERTIFICATES,
-	NODE_CERT,
-	NODE_FILE,
+	NODE_CERT,     /* certificates/<name>/ */
+	NODE_VERSIONS, /* certificates/<name>/versions/ */
+	NODE_VERSION,  /* certificates/<name>/versions/<version>/ */
+	NODE_FILE,     /* a file of either kind of certificate directory */
 };
 
+/* In this order in a directory listing. */
 enum file_kind {
 	FILE_CERT_PEM,
 	FILE_CERT_DER,
+	FILE_CHAIN,
+	FILE_FULLCHAIN,
+	FILE_PRIVKEY,
+	FILE_BUNDLE,
+	FILE_PFX,
 };
 
 static const char *const file_names[] = {
-	[FILE_CERT_PEM] = "cert.pem",
-	[FILE_CERT_DER] = "cert.der",
+	[FILE_CERT_PEM] = "cert.pem",	[FILE_CERT_DER] = "cert.der",
+	[FILE_CHAIN] = "chain.pem",	[FILE_FULLCHAIN] = "fullchain.pem",
+	[FILE_PRIVKEY] = "privkey.pem", [FILE_BUNDLE] = "bundle.pem",
+	[FILE_PFX] = "cert.pfx",
 };
 
-/* A resolved path.  entry points into listing, which the node holds a
- * reference to until node_clear(). */
+#define VERSIONS "versions"
+
+/* Files from FILE_CHAIN on are made from the secret; these hold the key. */
+static bool holds_key(enum file_kind k)
+{
+	return k >= FILE_PRIVKEY;
+}
+
+/* A resolved path.  entry points into listing and version into versions,
+ * which the node holds references to until node_clear().  version is NULL
+ * for the latest version (the certificate directory itself). */
 struct node {
 	enum node_kind kind;
 	struct kvfs_listing *listing;
 	const struct kvfs_entry *entry;
+	struct kvfs_versions *versions;
+	const struct kvfs_cert_item *version;
 	enum file_kind file;
 };
 
-/* What an open file reads from: one snapshot of the certificate's files. */
+/* What an open file reads from: one snapshot of one version's files. */
 struct handle {
 	struct kvfs_files *files;
 	const void *data;
@@ -77,6 +101,14 @@ void kvfs_fs_set_hooks(const struct kvfs_fs_hooks *h)
 	hooks = h ? *h : (struct kvfs_fs_hooks){0};
 }
 
+/* What a file is right now. */
+struct view {
+	const void *data; /* NULL when not known without a fetch */
+	size_t len;
+	mode_t mode;
+	bool forbidden; /* the vault will not give this identity the secret */
+};
+
 static struct fs *fs_get(void)
 {
 	return fuse_get_context()->private_data;
@@ -85,8 +117,16 @@ static struct fs *fs_get(void)
 static void node_clear(struct node *n)
 {
 	kvfs_listing_unref(n->listing);
+	kvfs_versions_unref(n->versions);
 	n->listing = NULL;
 	n->entry = NULL;
+	n->versions = NULL;
+	n->version = NULL;
+}
+
+static const struct kvfs_cert_attrs *node_attrs(const struct node *n)
+{
+	return n->version ? &n->version->attrs : &n->entry->item.attrs;
 }
 
 /* Copy the path component starting at p into buf; returns its length, or
@@ -102,12 +142,24 @@ static int component(const char *p, char *buf, size_t size)
 	return (int)n;
 }
 
+static bool file_kind_of(const char *name, enum file_kind *ret)
+{
+	for (size_t i = 0; i < ELEMENTSOF(file_names); i++)
+		if (strcmp(name, file_names[i]) == 0) {
+			*ret = (enum file_kind)i;
+			return true;
+		}
+	return false;
+}
+
+/* Resolve path.  A lookup inside versions/ fetches the versions listing
+ * (once); nothing else here touches the network. */
 static int resolve(struct fs *fs, const char *path, struct node *ret)
 {
-	char name[NAME_MAX_KV + 1], file[16];
+	char name[NAME_MAX_KV + 1], part[NAME_MAX_KV + 1];
 	struct node n = {.kind = NODE_ROOT};
 	const char *p = path;
-	int len;
+	int len, r;
 
 	if (!p || *p != '/')
 		return -ENOENT;
@@ -141,21 +193,45 @@ static int resolve(struct fs *fs, const char *path, struct node *ret)
 		return -ENOENT;
 	}
 	n.kind = NODE_CERT;
-	if (*p == '\0') {
-		*ret = n;
-		return 0;
-	}
+	if (*p == '\0')
+		goto found;
 
-	len = component(++p, file, sizeof(file));
-	if (len >= 0 && p[len] == '\0') {
-		for (size_t i = 0; i < ELEMENTSOF(file_names); i++)
-			if (strcmp(file, file_names[i]) == 0) {
-				n.kind = NODE_FILE;
-				n.file = (enum file_kind)i;
-				*ret = n;
-				return 0;
-			}
+	len = component(++p, part, sizeof(part));
+	if (len < 0)
+		goto enoent;
+	p += len;
+	if (strcmp(part, VERSIONS) == 0) {
+		n.kind = NODE_VERSIONS;
+		if (*p == '\0')
+			goto found;
+		len = component(++p, part, sizeof(part));
+		if (len < 0 || !kvfs_vault_name_valid(part))
+			goto enoent;
+		p += len;
+		r = kvfs_cache_versions(fs->cache, n.entry->item.name,
+					&n.versions);
+		if (r < 0) {
+			node_clear(&n);
+			return r;
+		}
+		n.version = kvfs_versions_find(n.versions, part);
+		if (!n.version)
+			goto enoent;
+		n.kind = NODE_VERSION;
+		if (*p == '\0')
+			goto found;
+		len = component(++p, part, sizeof(part));
+		if (len < 0)
+			goto enoent;
+		p += len;
 	}
+	if (*p != '\0' || !file_kind_of(part, &n.file))
+		goto enoent;
+	n.kind = NODE_FILE;
+found:
+	*ret = n;
+	return 0;
+enoent:
 	node_clear(&n);
 	return -ENOENT;
 }
@@ -178,21 +254,101 @@ static bool cert_closed(const struct fs *fs, const struct kvfs_cert_attrs *a)
 	return false;
 }
 
-static void file_data(const struct kvfs_files *f, enum file_kind k,
-		      const void **ret_data, size_t *ret_len)
+/* The files of the node's version: fetched when fetch, else only when
+ * already there (NULL otherwise). */
+static int node_files(struct fs *fs, const struct node *n, bool fetch,
+		      struct kvfs_files **ret)
 {
+	int r;
+
+	*ret = NULL;
+	if (n->version)
+		return fetch ? kvfs_cache_version_files(
+				       fs->cache, n->entry->item.name,
+				       n->version->version, ret)
+			     : 0;
+	if (fetch)
+		return kvfs_cache_files(fs->cache, n->entry->item.name, ret);
+	r = kvfs_cache_files_peek(fs->cache, n->entry->item.name, ret);
+	return r == -ENODATA ? 0 : r;
+}
+
+/* What file k of a directory is, given its files (NULL: not fetched).
+ * fetch: get the secret when a secret-derived file needs it; otherwise
+ * -ENODATA when it would be needed.  -ENOENT when the file does not exist
+ * (a key that is not exportable), -EIO when the secret is unusable. */
+static int file_view(struct fs *fs, const struct node *n,
+		     struct kvfs_files *files, enum file_kind k, bool fetch,
+		     struct view *v)
+{
+	const struct kvfs_pki_secret_files *sf = NULL;
+	bool closed = cert_closed(fs, node_attrs(n));
+	int r;
+
+	memset(v, 0, sizeof(*v));
+	v->mode = closed ? 0000 : holds_key(k) ? fs->config->key_mode : 0444;
+
+	if (files && holds_key(k) && !files->bundle.exportable)
+		return -ENOENT;
+	if (!files)
+		return closed ? 0 : -ENODATA;
+
 	switch (k) {
 	case FILE_CERT_PEM:
-		*ret_data = f->cert_pem;
-		*ret_len = f->cert_pem_len;
-		return;
+		v->data = files->cert_pem;
+		v->len = files->cert_pem_len;
+		return 0;
 	case FILE_CERT_DER:
-		*ret_data = f->bundle.der;
-		*ret_len = f->bundle.der_len;
-		return;
+		v->data = files->bundle.der;
+		v->len = files->bundle.der_len;
+		return 0;
+	default:
+		break;
 	}
-	*ret_data = NULL;
-	*ret_len = 0;
+
+	/* A closed file is not worth a secret: it cannot be opened. */
+	if (closed || !fetch)
+		r = kvfs_cache_secret_peek(fs->cache, files, &sf);
+	else
+		r = kvfs_cache_secret(fs->cache, files, &sf);
+	if (r == -EACCES) {
+		v->mode = 0000;
+		v->forbidden = true;
+		return 0;
+	}
+	if (r == -ENODATA && closed)
+		return 0;
+	if (r < 0)
+		return closed ? 0 : r;
+	if (holds_key(k) && !sf->has_key)
+		return -ENOENT;
+	if (closed)
+		return 0;
+	switch (k) {
+	case FILE_CHAIN:
+		v->data = sf->chain;
+		v->len = sf->chain_len;
+		break;
+	case FILE_FULLCHAIN:
+		v->data = sf->fullchain;
+		v->len = sf->fullchain_len;
+		break;
+	case FILE_PRIVKEY:
+		v->data = sf->privkey;
+		v->len = sf->privkey_len;
+		break;
+	case FILE_BUNDLE:
+		v->data = sf->bundle;
+		v->len = sf->bundle_len;
+		break;
+	case FILE_PFX:
+		v->data = sf->pfx;
+		v->len = sf->pfx_len;
+		break;
+	default:
+		break;
+	}
+	return 0;
 }
 
 static void stat_common(const struct fs *fs, struct stat *st)
@@ -229,30 +385,36 @@ static void stat_dir(const struct fs *fs, const struct node *n,
 					       : fs->mount_time);
 		break;
 	case NODE_CERT:
+		st->st_nlink = 3; /* versions/ */
 		stat_times(st, n->entry->item.attrs.created,
 			   n->entry->item.attrs.updated);
+		break;
+	case NODE_VERSIONS:
+		/* Not known without the versions listing: 1 tells find(1)
+		 * not to count on it. */
+		st->st_nlink = 1;
+		stat_times(st, n->entry->item.attrs.created,
+			   n->entry->item.attrs.updated);
+		break;
+	case NODE_VERSION:
+		stat_times(st, n->version->attrs.created,
+			   n->version->attrs.updated);
 		break;
 	case NODE_FILE:
 		break;
 	}
 }
 
-/* A file's attributes.  files may be NULL for a closed file: it cannot be
- * read, so its size is not worth a request. */
 static void stat_file(const struct fs *fs, const struct node *n,
-		      const struct kvfs_files *files, struct stat *st)
+		      const struct view *v, struct stat *st)
 {
-	const struct kvfs_cert_attrs *a = &n->entry->item.attrs;
-	const void *data;
-	size_t len = 0;
+	const struct kvfs_cert_attrs *a = node_attrs(n);
 
 	stat_common(fs, st);
-	st->st_mode = S_IFREG | (cert_closed(fs, a) ? 0000 : 0444);
+	st->st_mode = S_IFREG | v->mode;
 	st->st_nlink = 1;
-	if (files)
-		file_data(files, n->file, &data, &len);
-	st->st_size = (off_t)len;
-	st->st_blocks = (blkcnt_t)((len + 511) / 512);
+	st->st_size = (off_t)v->len;
+	st->st_blocks = (blkcnt_t)((v->len + 511) / 512);
 	stat_times(st, a->created, a->updated);
 }
 
@@ -261,24 +423,26 @@ static int kvfs_getattr(const char *path, struct stat *st,
 {
 	struct fs *fs = fs_get();
 	struct kvfs_files *files = NULL;
+	struct view v;
 	struct node n;
 	int r;
-
-	if (fi && fi->fh) {
-		/* fstat() of an open file: the snapshot it reads. */
-		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-		r = resolve(fs, path, &n);
-		if (r < 0)
-			return r;
-		stat_file(fs, &n, h->files, st);
-		node_clear(&n);
-		return 0;
-	}
 
 	r = resolve(fs, path, &n);
 	if (r < 0)
 		return r;
+	if (fi && fi->fh && n.kind == NODE_FILE) {
+		/* fstat() of an open file: the snapshot it reads. */
+		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+		r = file_view(fs, &n, h->files, n.file, true, &v);
+		if (r == 0) {
+			v.data = h->data;
+			v.len = h->len;
+			stat_file(fs, &n, &v, st);
+		}
+		node_clear(&n);
+		return r;
+	}
 	if (n.kind != NODE_FILE) {
 		struct kvfs_listing *l = n.listing;
 
@@ -291,24 +455,46 @@ static int kvfs_getattr(const char *path, struct stat *st,
 		return 0;
 	}
 
-	if (!cert_closed(fs, &n.entry->item.attrs)) {
-		r = kvfs_cache_files(fs->cache, n.entry->item.name, &files);
-		if (r < 0) {
-			node_clear(&n);
-			return r;
-		}
-	}
-	stat_file(fs, &n, files, st);
+	/* A closed file is not fetched just to be stat'ed. */
+	r = node_files(fs, &n, !cert_closed(fs, node_attrs(&n)), &files);
+	if (r == 0)
+		r = file_view(fs, &n, files, n.file, true, &v);
+	if (r == 0)
+		stat_file(fs, &n, &v, st);
 	kvfs_files_unref(files);
 	node_clear(&n);
-	return 0;
+	return r;
+}
+
+/* The process (thread group) behind the request: FUSE gives the thread.
+ * Pins are per process, as a program's threads share what they load. */
+static int64_t caller_tgid(void)
+{
+	pid_t tid = fuse_get_context()->pid;
+	char path[64], line[128];
+	int64_t tgid = tid;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return tgid;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Tgid:", 5) == 0) {
+			tgid = strtoll(line + 5, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return tgid;
 }
 
 static int kvfs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
-	struct kvfs_files *files;
+	struct kvfs_files *files = NULL;
+	bool current = true;
 	struct handle *h;
+	struct view v;
 	struct node n;
 	int r;
 
@@ -324,29 +510,46 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		return -EROFS;
 	}
 	/* Checked here, not left to the mode bits: root ignores those. */
-	if (cert_closed(fs, &n.entry->item.attrs)) {
+	if (cert_closed(fs, node_attrs(&n))) {
 		node_clear(&n);
 		return -EACCES;
 	}
 
-	r = kvfs_cache_files(fs->cache, n.entry->item.name, &files);
+	if (n.version)
+		r = node_files(fs, &n, true, &files);
+	else
+		r = kvfs_cache_files_for(fs->cache, n.entry->item.name,
+					 caller_tgid(), &files, &current);
+	if (r == 0)
+		r = file_view(fs, &n, files, n.file, true, &v);
+	if (r == 0 && v.forbidden)
+		r = -EACCES;
+	node_clear(&n);
 	if (r < 0) {
-		node_clear(&n);
+		kvfs_files_unref(files);
 		return r;
 	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		kvfs_files_unref(files);
-		node_clear(&n);
 		return -ENOMEM;
 	}
+	/* The handle's reference keeps every byte of this version, the
+	 * secret-derived ones included, until release. */
 	h->files = files;
-	file_data(files, n.file, &h->data, &h->len);
-	node_clear(&n);
+	h->data = v.data;
+	h->len = v.len;
 
 	fi->fh = (uint64_t)(uintptr_t)h;
-	/* Warm reads never reach us: the page cache serves them. */
-	fi->keep_cache = 1;
+	if (current) {
+		/* Warm reads never reach us: the page cache serves them. */
+		fi->keep_cache = 1;
+	} else {
+		/* A version the directory no longer shows (this process
+		 * pinned it): the page cache and the file size the kernel
+		 * knows are of the newer one, so read past both. */
+		fi->direct_io = 1;
+	}
 	return 0;
 }
 
@@ -404,26 +607,63 @@ static int readdir_certificates(struct fs *fs, void *buf,
 	return 0;
 }
 
-/* The files of a certificate directory, with their attributes only when
- * they cost nothing: a directory listing never fetches. */
-static void readdir_cert(struct fs *fs, struct node *n, void *buf,
-			 fuse_fill_dir_t filler)
+/* The files of a certificate or version directory.  The bundle is fetched
+ * (it says whether the key is exportable, so that a name is never listed
+ * that a lookup would not find), the secret never: a file whose
+ * attributes need it is listed without them. */
+static int readdir_cert(struct fs *fs, struct node *n, void *buf,
+			fuse_fill_dir_t filler)
 {
 	struct kvfs_files *files = NULL;
-	bool closed = cert_closed(fs, &n->entry->item.attrs);
-	bool have;
+	bool closed = cert_closed(fs, node_attrs(n));
 	struct stat st;
+	struct view v;
+	int r;
 
-	have = closed || kvfs_cache_files_peek(fs->cache, n->entry->item.name,
-					       &files) == 0;
+	r = node_files(fs, n, !closed, &files);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < ELEMENTSOF(file_names); i++) {
-		n->file = (enum file_kind)i;
-		if (have)
-			stat_file(fs, n, files, &st);
-		if (fill(buf, filler, file_names[i], have ? &st : NULL))
+		r = file_view(fs, n, files, (enum file_kind)i, false, &v);
+		if (r == -ENOENT)
+			continue;
+		if (r == 0)
+			stat_file(fs, n, &v, &st);
+		if (fill(buf, filler, file_names[i], r == 0 ? &st : NULL))
 			break;
 	}
 	kvfs_files_unref(files);
+	if (!n->version) {
+		struct node d = *n;
+
+		d.kind = NODE_VERSIONS;
+		stat_dir(fs, &d, NULL, &st);
+		fill(buf, filler, VERSIONS, &st);
+	}
+	return 0;
+}
+
+static int readdir_versions(struct fs *fs, struct node *n, void *buf,
+			    fuse_fill_dir_t filler)
+{
+	struct kvfs_versions *vs;
+	struct stat st;
+	int r;
+
+	r = kvfs_cache_versions(fs->cache, n->entry->item.name, &vs);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < vs->list.n; i++) {
+		struct node d = *n;
+
+		d.kind = NODE_VERSION;
+		d.version = &vs->list.items[i];
+		stat_dir(fs, &d, NULL, &st);
+		if (fill(buf, filler, vs->list.items[i].version, &st))
+			break;
+	}
+	kvfs_versions_unref(vs);
+	return 0;
 }
 
 static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
@@ -456,16 +696,143 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		break;
 	}
 	case NODE_CERTIFICATES:
-		readdir_certificates(fs, buf, filler);
+		r = readdir_certificates(fs, buf, filler);
 		break;
 	case NODE_CERT:
-		readdir_cert(fs, &n, buf, filler);
+	case NODE_VERSION:
+		r = readdir_cert(fs, &n, buf, filler);
+		break;
+	case NODE_VERSIONS:
+		r = readdir_versions(fs, &n, buf, filler);
 		break;
 	case NODE_FILE:
 		break;
 	}
 	node_clear(&n);
-	return 0;
+	return r;
+}
+
+/* ---- extended attributes (DESIGN §2), from the version's bundle ---- */
+
+static const char *const xattr_names[] = {
+	"user.kvfs.id",	     "user.kvfs.version", "user.kvfs.x5t",
+	"user.kvfs.sha256",  "user.kvfs.enabled", "user.kvfs.nbf",
+	"user.kvfs.exp",     "user.kvfs.created", "user.kvfs.updated",
+	"user.kvfs.subject", "user.kvfs.tags",
+};
+
+static bool has_xattrs(const struct node *n)
+{
+	return n->kind == NODE_CERT || n->kind == NODE_VERSION ||
+	       n->kind == NODE_FILE;
+}
+
+/* The value of xattr i: a string, or a number formatted into num. */
+static const char *xattr_value(const struct kvfs_files *f, size_t i, char *num,
+			       size_t size)
+{
+	const struct kvfs_cert_attrs *a = &f->bundle.attrs;
+	int64_t v;
+
+	switch (i) {
+	case 0:
+		return f->bundle.id;
+	case 1:
+		return f->bundle.version;
+	case 2:
+		return f->x5t;
+	case 3:
+		return f->sha256;
+	case 4:
+		return a->enabled ? "true" : "false";
+	case 5:
+		v = a->nbf;
+		break;
+	case 6:
+		v = a->exp;
+		break;
+	case 7:
+		v = a->created;
+		break;
+	case 8:
+		v = a->updated;
+		break;
+	case 9:
+		return f->subject;
+	default:
+		return f->bundle.tags_json ? f->bundle.tags_json : "{}";
+	}
+	snprintf(num, size, "%lld", (long long)v);
+	return num;
+}
+
+/* Copy value out the xattr way: its length when size is 0, ERANGE when it
+ * does not fit. */
+static int xattr_out(const char *value, size_t len, char *buf, size_t size)
+{
+	if (len > INT_MAX)
+		return -E2BIG;
+	if (size == 0)
+		return (int)len;
+	if (size < len)
+		return -ERANGE;
+	memcpy(buf, value, len);
+	return (int)len;
+}
+
+static int kvfs_getxattr(const char *path, const char *name, char *value,
+			 size_t size)
+{
+	struct fs *fs = fs_get();
+	struct kvfs_files *files = NULL;
+	const char *v = NULL;
+	char num[24];
+	struct node n;
+	int r;
+
+	r = resolve(fs, path, &n);
+	if (r < 0)
+		return r;
+	if (!has_xattrs(&n)) {
+		node_clear(&n);
+		return -ENODATA;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(xattr_names); i++)
+		if (strcmp(name, xattr_names[i]) == 0) {
+			/* Metadata, so closed certificates show it too. */
+			r = node_files(fs, &n, true, &files);
+			if (r == 0)
+				v = xattr_value(files, i, num, sizeof(num));
+			break;
+		}
+	node_clear(&n);
+	if (r == 0)
+		r = v ? xattr_out(v, strlen(v), value, size) : -ENODATA;
+	kvfs_files_unref(files);
+	return r;
+}
+
+static int kvfs_listxattr(const char *path, char *list, size_t size)
+{
+	struct fs *fs = fs_get();
+	size_t len = 0;
+	char all[256];
+	struct node n;
+	int r;
+
+	r = resolve(fs, path, &n);
+	if (r < 0)
+		return r;
+	if (has_xattrs(&n)) {
+		for (size_t i = 0; i < ELEMENTSOF(xattr_names); i++) {
+			size_t l = strlen(xattr_names[i]) + 1;
+
+			memcpy(all + len, xattr_names[i], l);
+			len += l;
+		}
+	}
+	node_clear(&n);
+	return xattr_out(all, len, list, size);
 }
 
 static int kvfs_statfs(const char *path, struct statvfs *sv)
@@ -475,7 +842,7 @@ static int kvfs_statfs(const char *path, struct statvfs *sv)
 	memset(sv, 0, sizeof(*sv));
 	sv->f_bsize = 4096;
 	sv->f_frsize = 4096;
-	sv->f_files = 2 + l->n * (1 + ELEMENTSOF(file_names));
+	sv->f_files = 2 + l->n * (2 + ELEMENTSOF(file_names));
 	sv->f_namemax = NAME_MAX_KV;
 	sv->f_flag = ST_RDONLY;
 	kvfs_listing_unref(l);
@@ -579,6 +946,8 @@ static const struct fuse_operations kvfs_ops = {
 	.release = kvfs_release,
 	.readdir = kvfs_readdir,
 	.statfs = kvfs_statfs,
+	.getxattr = kvfs_getxattr,
+	.listxattr = kvfs_listxattr,
 
 	.mknod = rofs_mknod,
 	.mkdir = rofs_mode,

@@ -1,5 +1,6 @@
 /* Logging: levels, target (stderr in the foreground, syslog once
- * daemonized).  Thread-safe.  Callers must never pass a token or secret. */
+ * daemonized), rate limits of repeated errors and warnings.  Thread-safe.
+ * Callers must never pass a token or secret. */
 #ifndef KVFS_LOG_H
 #define KVFS_LOG_H
 
@@ -16,6 +17,9 @@ enum kvfs_log_level {
 void kvfs_log_set_level(int level);
 int kvfs_log_get_level(void);
 void kvfs_log_use_syslog(bool on);
+/* An error or warning identical to one written less than interval_ms ago
+ * is dropped and counted; 0 turns the limit off.  Default 30 s. */
+void kvfs_log_set_ratelimit(unsigned interval_ms);
 /* "err", "warning", "notice", "info", "debug" -> level, or -EINVAL */
 int kvfs_log_parse_level(const char *s);
 

@@ -1,18 +1,28 @@
-/* OpenSSL side of the tree: DER certificates to PEM, and the strict base64
- * decoder the vault client uses for "cer".  OpenSSL errors are translated to
- * -errno here and nowhere else.  Pure functions; thread-safe. */
+/* OpenSSL side of the tree: DER certificates to PEM, the strict base64
+ * decoder the vault client uses for "cer", a certificate's secret (PEM or
+ * PKCS#12) to privkey/chain/fullchain/bundle/pfx, and the thumbprints and
+ * subject the extended attributes show.  Key material only ever sits in
+ * OpenSSL's secure-memory BIOs and in buffers wiped before they are freed.
+ * OpenSSL errors are translated to -errno here and nowhere else.  Pure
+ * functions; thread-safe. */
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 
 #include <openssl/bio.h>
 #include <openssl/buffer.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "pki.h"
 #include "util.h"
@@ -139,5 +149,458 @@ int kvfs_pki_der_to_pem(const unsigned char *der, size_t len, char **ret_pem,
 
 	*ret_pem = pem;
 	*ret_len = (size_t)n;
+	return 0;
+}
+
+/* ---- a certificate's secret ---- */
+
+#define PEM_TYPE "application/x-pem-file"
+#define PKCS12_TYPE "application/x-pkcs12"
+#define MAX_CERTS 32
+
+/* Everything a secret held: at most one key, and its certificates. */
+struct parsed {
+	EVP_PKEY *key;
+	STACK_OF(X509) * certs;
+};
+
+static void parsed_clear(struct parsed *p)
+{
+	EVP_PKEY_free(p->key);
+	sk_X509_pop_free(p->certs, X509_free);
+	memset(p, 0, sizeof(*p));
+}
+
+static void pkcs12_freep(PKCS12 **p)
+{
+	PKCS12_free(*p);
+}
+
+static void why_set(char *why, size_t n, const char *text)
+{
+	if (why && n > 0)
+		snprintf(why, n, "%s", text);
+}
+
+static int push_cert(struct parsed *p, X509 *x)
+{
+	if (sk_X509_num(p->certs) >= MAX_CERTS || !sk_X509_push(p->certs, x)) {
+		X509_free(x);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* PEM blocks: one unencrypted private key (PKCS#8, or the traditional RSA
+ * and EC forms) and certificates; anything else is refused. */
+static int parse_pem(const char *value, size_t len, struct parsed *p, char *why,
+		     size_t why_len)
+{
+	_cleanup_(bio_freep) BIO *in = NULL;
+	int blocks = 0, r = 0;
+
+	if (len > INT_MAX)
+		return -EBADMSG;
+	in = BIO_new_mem_buf(value, (int)len);
+	if (!in)
+		return -ENOMEM;
+
+	for (;;) {
+		char *name = NULL, *header = NULL;
+		unsigned char *data = NULL;
+		const unsigned char *q;
+		long dlen = 0;
+
+		/* Secure memory: the decoded block may be the key. */
+		if (!PEM_read_bio_ex(in, &name, &header, &data, &dlen,
+				     PEM_FLAG_SECURE |
+					     PEM_FLAG_EAY_COMPATIBLE)) {
+			unsigned long e = ERR_peek_last_error();
+
+			ERR_clear_error();
+			if (blocks > 0 && ERR_GET_LIB(e) == ERR_LIB_PEM &&
+			    ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+				break;
+			why_set(why, why_len, "the secret is not valid PEM");
+			return -EBADMSG;
+		}
+		blocks++;
+		q = data;
+		if (strcmp(name, "CERTIFICATE") == 0) {
+			X509 *x = d2i_X509(NULL, &q, dlen);
+
+			if (!x || q != data + dlen) {
+				X509_free(x);
+				why_set(why, why_len,
+					"a certificate in the secret is "
+					"malformed");
+				r = -EBADMSG;
+			} else {
+				r = push_cert(p, x);
+				if (r < 0)
+					why_set(why, why_len,
+						"too many certificates");
+			}
+		} else if (strcmp(name, "PRIVATE KEY") == 0 ||
+			   strcmp(name, "RSA PRIVATE KEY") == 0 ||
+			   strcmp(name, "EC PRIVATE KEY") == 0) {
+			EVP_PKEY *k = NULL;
+
+			if (!p->key)
+				k = d2i_AutoPrivateKey(NULL, &q, dlen);
+			if (!k) {
+				why_set(why, why_len,
+					p->key ? "the secret holds two keys"
+					       : "the key in the secret is "
+						 "malformed");
+				r = -EBADMSG;
+			} else {
+				p->key = k;
+			}
+		} else {
+			why_set(why, why_len,
+				"the secret holds a PEM block that is neither "
+				"a certificate nor an unencrypted key");
+			r = -EBADMSG;
+		}
+		OPENSSL_secure_free(name);
+		OPENSSL_secure_free(header);
+		OPENSSL_secure_clear_free(data, (size_t)dlen);
+		ERR_clear_error();
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Key Vault protects its PKCS#12 with the NULL password; PKCS12_parse()
+ * tries that and the empty one itself. */
+static int parse_pkcs12(const char *value, size_t len, struct parsed *p,
+			char *why, size_t why_len)
+{
+	_cleanup_(pkcs12_freep) PKCS12 *p12 = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *q;
+	STACK_OF(X509) *ca = NULL;
+	X509 *leaf = NULL;
+	size_t dlen = 0;
+	int r;
+
+	r = kvfs_pki_base64_decode(value, len, &der, &dlen);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 || dlen == 0 || dlen > LONG_MAX) {
+		kvfs_secure_free(der, dlen);
+		why_set(why, why_len, "the secret is not valid base64");
+		return -EBADMSG;
+	}
+	q = der;
+	p12 = d2i_PKCS12(NULL, &q, (long)dlen);
+	r = p12 && q == der + dlen ? 0 : -EBADMSG;
+	kvfs_secure_free(der, dlen);
+	if (r < 0) {
+		ERR_clear_error();
+		why_set(why, why_len, "the secret is not a PKCS#12");
+		return r;
+	}
+	if (!PKCS12_parse(p12, NULL, &p->key, &leaf, &ca) &&
+	    !PKCS12_parse(p12, "", &p->key, &leaf, &ca)) {
+		ERR_clear_error();
+		why_set(why, why_len,
+			"the PKCS#12 does not open with an empty password");
+		return -EBADMSG;
+	}
+	/* Without a key bag OpenSSL reports the leaf among the extra
+	 * certificates: every certificate goes in one bag, and the leaf is
+	 * picked later by the bundle's cer. */
+	r = 0;
+	if (leaf)
+		r = push_cert(p, leaf);
+	while (r == 0 && sk_X509_num(ca) > 0)
+		r = push_cert(p, sk_X509_shift(ca));
+	sk_X509_pop_free(ca, X509_free);
+	if (r < 0)
+		why_set(why, why_len, "too many certificates");
+	return r;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+	return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* issuer really issued subject: names and key identifiers link them and
+ * the signature verifies. */
+static bool issued(X509 *issuer, X509 *subject)
+{
+	EVP_PKEY *k = X509_get0_pubkey(issuer);
+	bool yes = X509_check_issued(issuer, subject) == X509_V_OK && k &&
+		   X509_verify(subject, k) == 1;
+
+	ERR_clear_error();
+	return yes;
+}
+
+static bool self_signed(X509 *x)
+{
+	return issued(x, x);
+}
+
+/* Copy a BIO's bytes out into a malloc'ed buffer (NUL-terminated). */
+static int bio_take(BIO *b, char **ret, size_t *ret_len)
+{
+	char *data = NULL, *out;
+	long n = BIO_get_mem_data(b, &data);
+
+	if (n < 0)
+		return -EIO;
+	out = malloc((size_t)n + 1);
+	if (!out)
+		return -ENOMEM;
+	if (n > 0)
+		memcpy(out, data, (size_t)n);
+	out[n] = '\0';
+	*ret = out;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+static int certs_pem(X509 *leaf, STACK_OF(X509) * issuers, char **ret,
+		     size_t *ret_len)
+{
+	_cleanup_(bio_freep) BIO *b = BIO_new(BIO_s_mem());
+
+	if (!b)
+		return -ENOMEM;
+	if (leaf && !PEM_write_bio_X509(b, leaf))
+		goto fail;
+	for (int i = 0; i < sk_X509_num(issuers); i++)
+		if (!PEM_write_bio_X509(b, sk_X509_value(issuers, i)))
+			goto fail;
+	return bio_take(b, ret, ret_len);
+fail:
+	ERR_clear_error();
+	return -ENOMEM;
+}
+
+static void stack_unownp(STACK_OF(X509) * *s)
+{
+	sk_X509_free(*s); /* the certificates belong to the parsed bag */
+}
+
+/* The key files: PKCS#8 PEM, PEM bundle, PKCS#12.  The PKCS#12 uses what
+ * OpenSSL 3 writes by default: PBES2 with PBKDF2-HMAC-SHA256 and
+ * AES-256-CBC for the key and the certificates, a SHA-256 MAC, 2048
+ * iterations, and the empty password.  OpenSSL 1.1 and 3, Java 8u301+,
+ * .NET and Windows 10 1709+/Server 2019+ open it; the 3DES/RC2 of old
+ * Windows would need OpenSSL's legacy provider to write, so it is not
+ * offered. */
+static int key_files(EVP_PKEY *key, X509 *leaf, STACK_OF(X509) * issuers,
+		     const char *friendly_name, struct kvfs_pki_secret_files *f)
+{
+	_cleanup_(bio_freep) BIO *kb = BIO_new(BIO_s_secmem());
+	_cleanup_(bio_freep) BIO *pb = BIO_new(BIO_s_secmem());
+	_cleanup_(pkcs12_freep) PKCS12 *p12 = NULL;
+	int r;
+
+	if (!kb || !pb)
+		return -ENOMEM;
+	if (!PEM_write_bio_PKCS8PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL))
+		goto fail;
+	r = bio_take(kb, &f->privkey, &f->privkey_len);
+	if (r < 0)
+		return r;
+
+	f->bundle_len = f->privkey_len + f->fullchain_len;
+	f->bundle = malloc(f->bundle_len + 1);
+	if (!f->bundle)
+		return -ENOMEM;
+	memcpy(f->bundle, f->privkey, f->privkey_len);
+	memcpy(f->bundle + f->privkey_len, f->fullchain, f->fullchain_len + 1);
+
+	p12 = PKCS12_create("", friendly_name, key, leaf, issuers,
+			    NID_aes_256_cbc, NID_aes_256_cbc, 2048, 2048, 0);
+	if (!p12)
+		goto fail;
+	/* PKCS12_create's MAC digest is the library default; say it. */
+	if (!PKCS12_set_mac(p12, "", 0, NULL, 0, 2048, EVP_sha256()))
+		goto fail;
+	if (i2d_PKCS12_bio(pb, p12) <= 0)
+		goto fail;
+	return bio_take(pb, (char **)&f->pfx, &f->pfx_len);
+fail:
+	ERR_clear_error();
+	return -ENOMEM;
+}
+
+int kvfs_pki_secret_files(const char *value, size_t len,
+			  const char *content_type,
+			  const unsigned char *leaf_der, size_t leaf_len,
+			  const char *friendly_name,
+			  struct kvfs_pki_secret_files *ret, char *why,
+			  size_t why_len)
+{
+	_cleanup_(parsed_clear) struct parsed p = {0};
+	_cleanup_(
+		kvfs_pki_secret_files_clear) struct kvfs_pki_secret_files f = {
+		0};
+	_cleanup_(stack_unownp) STACK_OF(X509) *issuers = NULL;
+	X509 *leaf = NULL, *cur;
+	bool pem;
+	int r, n;
+
+	if (!value || len == 0 || !leaf_der || leaf_len == 0) {
+		why_set(why, why_len, "the secret is empty");
+		return -EBADMSG;
+	}
+	p.certs = sk_X509_new_null();
+	issuers = sk_X509_new_null();
+	if (!p.certs || !issuers)
+		return -ENOMEM;
+
+	if (content_type && has_prefix(content_type, PEM_TYPE))
+		pem = true;
+	else if (content_type && has_prefix(content_type, PKCS12_TYPE))
+		pem = false;
+	else
+		pem = len > 5 && memcmp(value, "-----", 5) == 0;
+	r = pem ? parse_pem(value, len, &p, why, why_len)
+		: parse_pkcs12(value, len, &p, why, why_len);
+	if (r < 0)
+		return r;
+
+	n = sk_X509_num(p.certs);
+	for (int i = 0; i < n && !leaf; i++) {
+		X509 *x = sk_X509_value(p.certs, i);
+		unsigned char *der = NULL;
+		int dl = i2d_X509(x, &der);
+
+		if (dl > 0 && (size_t)dl == leaf_len &&
+		    memcmp(der, leaf_der, leaf_len) == 0)
+			leaf = x;
+		OPENSSL_free(der);
+	}
+	ERR_clear_error();
+	if (!leaf) {
+		why_set(why, why_len,
+			"the secret does not hold the certificate's leaf");
+		return -EBADMSG;
+	}
+	if (p.key && X509_check_private_key(leaf, p.key) != 1) {
+		ERR_clear_error();
+		why_set(why, why_len,
+			"the key in the secret does not match the certificate");
+		return -EBADMSG;
+	}
+
+	/* Walk up from the leaf by issuer links; certificates that are not
+	 * on the path (a stray one, a second root) are left out. */
+	cur = leaf;
+	while (!self_signed(cur) && sk_X509_num(issuers) < n) {
+		X509 *up = NULL;
+
+		for (int i = 0; i < n && !up; i++) {
+			X509 *x = sk_X509_value(p.certs, i);
+			bool used = x == leaf;
+
+			for (int j = 0; j < sk_X509_num(issuers) && !used; j++)
+				used = sk_X509_value(issuers, j) == x;
+			if (!used && issued(x, cur))
+				up = x;
+		}
+		if (!up)
+			break;
+		if (self_signed(up))
+			break; /* the root: clients already trust it */
+		if (!sk_X509_push(issuers, up))
+			return -ENOMEM;
+		cur = up;
+	}
+
+	if ((r = certs_pem(NULL, issuers, &f.chain, &f.chain_len)) < 0 ||
+	    (r = certs_pem(leaf, issuers, &f.fullchain, &f.fullchain_len)) < 0)
+		return r;
+	if (p.key) {
+		f.has_key = true;
+		r = key_files(p.key, leaf, issuers, friendly_name, &f);
+		if (r < 0)
+			return r;
+	}
+
+	*ret = f;
+	memset(&f, 0, sizeof(f));
+	return 0;
+}
+
+void kvfs_pki_secret_files_clear(struct kvfs_pki_secret_files *f)
+{
+	if (!f)
+		return;
+	free(f->chain);
+	free(f->fullchain);
+	kvfs_secure_free(f->privkey, f->privkey_len);
+	kvfs_secure_free(f->bundle, f->bundle_len);
+	kvfs_secure_free(f->pfx, f->pfx_len);
+	memset(f, 0, sizeof(*f));
+}
+
+/* ---- what the extended attributes show ---- */
+
+int kvfs_pki_cert_info(const unsigned char *der, size_t len, char **ret_subject,
+		       char ret_sha256[65], char ret_x5t[28])
+{
+	static const char hex[] = "0123456789abcdef";
+	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				     "abcdefghijklmnopqrstuvwxyz0123456789-_";
+	_cleanup_(x509_freep) X509 *x = NULL;
+	_cleanup_(bio_freep) BIO *b = NULL;
+	unsigned char sha256[SHA256_DIGEST_LENGTH], sha1[SHA_DIGEST_LENGTH];
+	const unsigned char *p = der;
+	char *subject;
+	size_t sl, k = 0;
+	int r;
+
+	if (!der || len == 0 || len > LONG_MAX)
+		return -EINVAL;
+	x = d2i_X509(NULL, &p, (long)len);
+	if (!x || p != der + len) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	b = BIO_new(BIO_s_mem());
+	if (!b)
+		return -ENOMEM;
+	if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0,
+			       XN_FLAG_RFC2253) < 0) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	r = bio_take(b, &subject, &sl);
+	if (r < 0)
+		return r;
+
+	SHA256(der, len, sha256);
+	for (size_t i = 0; i < sizeof(sha256); i++) {
+		ret_sha256[2 * i] = hex[sha256[i] >> 4];
+		ret_sha256[2 * i + 1] = hex[sha256[i] & 15];
+	}
+	ret_sha256[64] = '\0';
+
+	/* 20 bytes: six groups of three, then two bytes -> 27 characters. */
+	SHA1(der, len, sha1);
+	for (size_t i = 0; i < sizeof(sha1); i += 3) {
+		uint32_t v = (uint32_t)sha1[i] << 16;
+		size_t m = sizeof(sha1) - i >= 3 ? 3 : sizeof(sha1) - i;
+
+		if (m > 1)
+			v |= (uint32_t)sha1[i + 1] << 8;
+		if (m > 2)
+			v |= sha1[i + 2];
+		for (size_t j = 0; j < m + 1; j++)
+			ret_x5t[k++] = b64url[(v >> (18 - 6 * j)) & 63];
+	}
+	ret_x5t[k] = '\0';
+
+	*ret_subject = subject;
 	return 0;
 }

@@ -4,7 +4,52 @@
 #ifndef KVFS_PKI_H
 #define KVFS_PKI_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+/* The files a certificate's secret makes.  Chains are ordered leaf -> root
+ * by issuer/subject links, whatever order the vault stored them in, and a
+ * self-signed root is left out of chain.pem and fullchain.pem alike (a
+ * server never sends it; clients must already trust it), so that
+ * fullchain.pem is always cert.pem followed by chain.pem, as certbot's.
+ * privkey, bundle and pfx are key material: kvfs_pki_secret_files_clear()
+ * wipes them. */
+struct kvfs_pki_secret_files {
+	bool has_key; /* false: the key is not exportable */
+	char *chain;  /* issuers, PEM; "" for a self-signed leaf */
+	size_t chain_len;
+	char *fullchain; /* leaf + issuers, PEM */
+	size_t fullchain_len;
+	char *privkey; /* PKCS#8 PEM, unencrypted; NULL without a key */
+	size_t privkey_len;
+	char *bundle; /* privkey + fullchain (haproxy); NULL without a key */
+	size_t bundle_len;
+	unsigned char *pfx; /* PKCS#12, empty password; NULL without a key */
+	size_t pfx_len;
+};
+
+/* Build the files from a secret's value: PEM text (application/x-pem-file)
+ * or standard base64 of a PKCS#12 (application/x-pkcs12, Key Vault's NULL
+ * password or an empty one).  A NULL or unknown content_type is told from
+ * the value itself.  The secret must hold leaf_der (the bundle's "cer", so
+ * that every file of a directory is of one version) and a key, when there
+ * is one, that matches it.  friendly_name names the PKCS#12's key and
+ * certificate.  -EBADMSG for a value that is not what it claims or does
+ * not match the leaf (why says what), -ENOMEM. */
+int kvfs_pki_secret_files(const char *value, size_t len,
+			  const char *content_type,
+			  const unsigned char *leaf_der, size_t leaf_len,
+			  const char *friendly_name,
+			  struct kvfs_pki_secret_files *ret, char *why,
+			  size_t why_len);
+void kvfs_pki_secret_files_clear(struct kvfs_pki_secret_files *f);
+
+/* What the extended attributes show of a DER certificate: the subject in
+ * RFC 2253 form (as `openssl x509 -noout -subject -nameopt RFC2253` prints
+ * it), the lower-case hex SHA-256 of the DER and its x5t (base64url SHA-1,
+ * no padding).  -EINVAL when der is not a certificate. */
+int kvfs_pki_cert_info(const unsigned char *der, size_t len, char **ret_subject,
+		       char ret_sha256[65], char ret_x5t[28]);
 
 /* DER certificate -> "-----BEGIN CERTIFICATE-----\n...-----END
  * CERTIFICATE-----\n" (64 columns).  -EINVAL when der is not a

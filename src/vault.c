@@ -1,18 +1,20 @@
-/* The Key Vault REST client: list certificates (every page, nextLink
- * followed only within the vault's origin, a page cap, loop detection) and
- * get a certificate bundle.  Each request carries a token from auth; the
- * first one goes without when auth does not know the tenant yet, and its
- * 401 challenge tells it; a 401 to a token drops that token and retries
- * once.  JSON is read with jansson field by field: strict about the types
- * of the fields kvfs uses, silent about fields it does not know.  A page or
- * bundle that does not parse completely is an error, never a partial
- * result.  Parsers log at debug at most.  Thread-safe: no state of its own
- * beyond what auth and http lock. */
+/* The Key Vault REST client: list certificates and the versions of one
+ * (every page, nextLink followed only within the vault's origin, a page
+ * cap, loop detection), get a certificate bundle and the secret behind it. Each
+ * request carries a token from auth; the first one goes without when auth does
+ * not know the tenant yet, and its 401 challenge tells it; a 401 to a token
+ * drops that token and retries once.  JSON is read with jansson field by field:
+ * strict about the types of the fields kvfs uses, silent about fields it does
+ * not know.  A page or bundle that does not parse completely is an error, never
+ * a partial result.  Parsers log at debug at most.  Thread-safe: no state of
+ * its own beyond what auth and http lock. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include <malloc.h>
 
 #include <jansson.h>
 
@@ -30,11 +32,24 @@ struct kvfs_vault {
 	char *api_version; /* "7.4" */
 };
 
+/* A secret's body goes through jansson, which copies its strings: every
+ * buffer jansson frees is wiped first. */
+static void json_wipe_free(void *p)
+{
+	if (!p)
+		return;
+	OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
+}
+
 int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 		   struct kvfs_auth *a, struct kvfs_vault **ret)
 {
 	struct kvfs_vault *v;
 	size_t n;
+
+	/* Before any thread: the allocator is process-wide. */
+	json_set_alloc_funcs(malloc, json_wipe_free);
 
 	if (!c->vault_url || !h || !a)
 		return -EINVAL;
@@ -179,22 +194,22 @@ bool kvfs_vault_same_origin(const char *a, const char *b)
 	       strcmp(oa.host, ob.host) == 0 && oa.port == ob.port;
 }
 
-/* "https://v.vault.azure.net/certificates/NAME[/VERSION]" -> NAME, VERSION.
- * want_version: 1 required, 0 forbidden. */
-static int parse_id(const char *id, bool want_version, char **ret_name,
-		    char **ret_version)
+/* "https://v.vault.azure.net/{certificates|secrets}/NAME[/VERSION]" ->
+ * NAME, VERSION.  want_version: 1 required, 0 forbidden. */
+static int parse_object_id(const char *id, const char *seg, bool want_version,
+			   char **ret_name, char **ret_version)
 {
-	static const char seg[] = "/certificates/";
 	_cleanup_free_ char *name = NULL, *version = NULL;
 	const char *p, *path, *slash;
+	size_t seglen = strlen(seg);
 
 	p = strstr(id, "://");
 	if (!p)
 		return -EBADMSG;
 	path = strchr(p + 3, '/');
-	if (!path || strncmp(path, seg, sizeof(seg) - 1) != 0)
+	if (!path || strncmp(path, seg, seglen) != 0)
 		return -EBADMSG;
-	path += sizeof(seg) - 1;
+	path += seglen;
 	if (strpbrk(path, "?#"))
 		return -EBADMSG;
 
@@ -224,6 +239,13 @@ static int parse_id(const char *id, bool want_version, char **ret_name,
 	if (ret_version)
 		*ret_version = TAKE_PTR(version);
 	return 0;
+}
+
+static int parse_id(const char *id, bool want_version, char **ret_name,
+		    char **ret_version)
+{
+	return parse_object_id(id, "/certificates/", want_version, ret_name,
+			       ret_version);
 }
 
 /* ---- JSON field readers: absent or null is "not there"; a present
@@ -350,6 +372,7 @@ static json_t *load(const char *json, size_t len, struct kvfs_error *err)
 static void cert_item_clear(struct kvfs_cert_item *it)
 {
 	free(it->name);
+	free(it->version);
 	free(it->x5t);
 	free(it->tags_json);
 	memset(it, 0, sizeof(*it));
@@ -367,7 +390,7 @@ void kvfs_cert_list_clear(struct kvfs_cert_list *l)
 
 /* 0: parsed into *ret; 1: a valid item whose name cannot be a path
  * (skipped); <0: malformed. */
-static int parse_item(json_t *o, struct kvfs_cert_item *ret)
+static int parse_item(json_t *o, bool want_version, struct kvfs_cert_item *ret)
 {
 	_cleanup_(cert_item_clear) struct kvfs_cert_item it = {0};
 	_cleanup_free_ char *id = NULL;
@@ -383,7 +406,8 @@ static int parse_item(json_t *o, struct kvfs_cert_item *ret)
 	    (r = parse_tags(o, &it.tags_json)) < 0)
 		return r;
 
-	r = parse_id(id, false, &it.name, NULL);
+	r = parse_id(id, want_version, &it.name,
+		     want_version ? &it.version : NULL);
 	if (r == -EINVAL) {
 		log_debug("skipping certificate id '%s': not a valid name", id);
 		return 1;
@@ -399,6 +423,14 @@ static int parse_item(json_t *o, struct kvfs_cert_item *ret)
 int kvfs_vault_parse_list_page(const char *json, size_t len,
 			       struct kvfs_cert_list *append_to,
 			       char **ret_next_link, struct kvfs_error *err)
+{
+	return kvfs_vault_parse_page(json, len, false, append_to, ret_next_link,
+				     err);
+}
+
+int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
+			  struct kvfs_cert_list *append_to,
+			  char **ret_next_link, struct kvfs_error *err)
 {
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_free_ char *next = NULL;
@@ -432,7 +464,7 @@ int kvfs_vault_parse_list_page(const char *json, size_t len,
 			return -ENOMEM;
 	}
 	json_array_foreach (value, i, o) {
-		r = parse_item(o, &items[n]);
+		r = parse_item(o, want_version, &items[n]);
 		if (r < 0) {
 			kvfs_error_set_message(
 				err, "malformed certificate item %zu", i);
@@ -675,18 +707,15 @@ static uint64_t hash_str(const char *s)
 	return h;
 }
 
-int kvfs_vault_list_certificates(struct kvfs_vault *v,
-				 struct kvfs_cert_list *ret,
-				 struct kvfs_error *err)
+/* GET url and every page its nextLinks lead to.  Takes url. */
+static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
+		      struct kvfs_cert_list *ret, size_t *ret_pages,
+		      struct kvfs_error *err)
 {
 	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
 	_cleanup_free_ uint64_t *seen = NULL;
-	_cleanup_free_ char *url = NULL;
+	_cleanup_free_ char *url = first;
 	size_t pages = 0;
-
-	if (asprintf(&url, "%s/certificates?api-version=%s&maxresults=%d",
-		     v->url, v->api_version, PAGE_SIZE) < 0)
-		return -ENOMEM;
 
 	for (;;) {
 		_cleanup_(kvfs_http_response_clear) struct kvfs_http_response
@@ -698,8 +727,8 @@ int kvfs_vault_list_certificates(struct kvfs_vault *v,
 		r = vault_get(v, url, &resp, err);
 		if (r < 0)
 			return r;
-		r = kvfs_vault_parse_list_page(resp.body, resp.len, &list,
-					       &next, err);
+		r = kvfs_vault_parse_page(resp.body, resp.len, want_version,
+					  &list, &next, err);
 		if (r < 0) {
 			kvfs_error_set_endpoint(err, url);
 			return r;
@@ -748,7 +777,60 @@ int kvfs_vault_list_certificates(struct kvfs_vault *v,
 		url = next;
 	}
 
-	log_debug("listed %zu certificates in %zu pages", list.n, pages);
+	*ret = list;
+	memset(&list, 0, sizeof(list));
+	*ret_pages = pages;
+	return 0;
+}
+
+int kvfs_vault_list_certificates(struct kvfs_vault *v,
+				 struct kvfs_cert_list *ret,
+				 struct kvfs_error *err)
+{
+	char *url;
+	size_t pages;
+	int r;
+
+	if (asprintf(&url, "%s/certificates?api-version=%s&maxresults=%d",
+		     v->url, v->api_version, PAGE_SIZE) < 0)
+		return -ENOMEM;
+	r = list_pages(v, url, false, ret, &pages, err);
+	if (r < 0)
+		return r;
+	log_debug("listed %zu certificates in %zu pages", ret->n, pages);
+	return 0;
+}
+
+int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
+			     struct kvfs_cert_list *ret, struct kvfs_error *err)
+{
+	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
+	char *url;
+	size_t pages;
+	int r;
+
+	if (!kvfs_vault_name_valid(name)) {
+		kvfs_error_set_message(err, "not a valid certificate name");
+		return -ENOENT;
+	}
+	if (asprintf(&url,
+		     "%s/certificates/%s/versions?api-version=%s&maxresults=%d",
+		     v->url, name, v->api_version, PAGE_SIZE) < 0)
+		return -ENOMEM;
+	r = list_pages(v, url, true, &list, &pages, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < list.n; i++) {
+		if (strcasecmp(list.items[i].name, name) != 0) {
+			kvfs_error_set_message(err,
+					       "the versions of '%s' list "
+					       "certificate '%s'",
+					       name, list.items[i].name);
+			return -EBADMSG;
+		}
+	}
+	log_debug("listed %zu versions of '%s' in %zu pages", list.n, name,
+		  pages);
 	*ret = list;
 	memset(&list, 0, sizeof(list));
 	return 0;
@@ -797,5 +879,113 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 
 	*ret = b;
 	memset(&b, 0, sizeof(b));
+	return 0;
+}
+
+/* ---- secret ---- */
+
+void kvfs_secret_clear(struct kvfs_secret *s)
+{
+	if (!s)
+		return;
+	kvfs_secure_free(s->value, s->value_len);
+	free(s->content_type);
+	free(s->version);
+	memset(s, 0, sizeof(*s));
+}
+
+bool kvfs_vault_error_secret_disabled(const struct kvfs_error *err)
+{
+	return err && err->http_status == 403 &&
+	       strcmp(err->inner, "SecretDisabled") == 0;
+}
+
+int kvfs_vault_parse_secret(const char *json, size_t len,
+			    struct kvfs_secret *ret, struct kvfs_error *err)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+	_cleanup_(kvfs_secret_clear) struct kvfs_secret sec = {0};
+	_cleanup_free_ char *id = NULL, *name = NULL;
+	json_t *value;
+	int r;
+
+	root = load(json, len, err);
+	if (!root)
+		return -EBADMSG;
+
+	value = field(root, "value");
+	if (!value || !json_is_string(value) ||
+	    json_string_length(value) == 0 ||
+	    strlen(json_string_value(value)) != json_string_length(value)) {
+		kvfs_error_set_message(err, "secret without a value");
+		return -EBADMSG;
+	}
+	r = get_string(root, "id", true, &id);
+	if (r < 0) {
+		kvfs_error_set_message(err, "secret without an id");
+		return r;
+	}
+	r = parse_object_id(id, "/secrets/", true, &name, &sec.version);
+	if (r < 0) {
+		kvfs_error_set_message(err, "secret with a bad id");
+		return r == -ENOMEM ? r : -EBADMSG;
+	}
+	r = get_string(root, "contentType", false, &sec.content_type);
+	if (r < 0) {
+		kvfs_error_set_message(err, "secret with a bad contentType");
+		return r;
+	}
+
+	sec.value_len = json_string_length(value);
+	sec.value = malloc(sec.value_len + 1);
+	if (!sec.value)
+		return -ENOMEM;
+	memcpy(sec.value, json_string_value(value), sec.value_len + 1);
+
+	*ret = sec;
+	memset(&sec, 0, sizeof(sec));
+	return 0;
+}
+
+int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
+			  struct kvfs_secret *ret, struct kvfs_error *err)
+{
+	_cleanup_(kvfs_http_response_clear) struct kvfs_http_response resp = {
+		0};
+	_cleanup_(kvfs_secret_clear) struct kvfs_secret sec = {0};
+	_cleanup_free_ char *name = NULL, *version = NULL, *url = NULL;
+	int r;
+
+	/* The sid comes from the vault, but a token goes with the request:
+	 * only to the vault's own origin, and rebuilt from its parts. */
+	if (!sid || !kvfs_vault_same_origin(v->url, sid) ||
+	    parse_object_id(sid, "/secrets/", true, &name, &version) < 0) {
+		kvfs_error_set_message(err, "the certificate's sid is not a "
+					    "secret of this vault");
+		return -EBADMSG;
+	}
+	if (asprintf(&url, "%s/secrets/%s/%s?api-version=%s", v->url, name,
+		     version, v->api_version) < 0)
+		return -ENOMEM;
+
+	r = vault_get(v, url, &resp, err);
+	if (r < 0)
+		return r;
+	r = kvfs_vault_parse_secret(resp.body, resp.len, &sec, err);
+	if (r < 0) {
+		kvfs_error_set_endpoint(err, url);
+		return r;
+	}
+	if (strcasecmp(sec.version, version) != 0) {
+		kvfs_error_set_endpoint(err, url);
+		kvfs_error_set_message(err,
+				       "the vault answered with secret "
+				       "version '%s'",
+				       sec.version);
+		return -EBADMSG;
+	}
+
+	*ret = sec;
+	memset(&sec, 0, sizeof(sec));
 	return 0;
 }

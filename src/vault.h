@@ -1,8 +1,9 @@
-/* The Key Vault REST API as plain C structs: list certificates (all pages),
- * get a certificate bundle.  Validates JSON field by field; a response that
- * did not parse completely is an error, never a partial result.  Handles
- * the challenge and a 401 (drop the token, retry once) with auth.
- * Knows nothing of FUSE.  Thread-safe. */
+/* The Key Vault REST API as plain C structs: list certificates and the
+ * versions of one (all pages), get a certificate bundle, get the secret
+ * that backs a certificate (its key and chain).  Validates JSON field by field;
+ * a response that did not parse completely is an error, never a partial result.
+ * Handles the challenge and a 401 (drop the token, retry once) with auth. Knows
+ * nothing of FUSE.  Thread-safe. */
 #ifndef KVFS_VAULT_H
 #define KVFS_VAULT_H
 
@@ -26,8 +27,9 @@ struct kvfs_cert_attrs {
 };
 
 struct kvfs_cert_item {
-	char *name; /* the vault's own spelling */
-	char *x5t;  /* base64url, or NULL */
+	char *name;    /* the vault's own spelling */
+	char *version; /* in a versions listing; NULL in the certificates one */
+	char *x5t;     /* base64url, or NULL */
 	struct kvfs_cert_attrs attrs;
 	char *tags_json; /* compact JSON object, "{}" when absent */
 };
@@ -51,6 +53,15 @@ struct kvfs_cert_bundle {
 	char *content_type; /* policy.secret_props.contentType, or NULL */
 };
 
+/* A certificate's backing secret.  value is key material: it lives in a
+ * buffer that kvfs_secret_clear() wipes. */
+struct kvfs_secret {
+	char *value; /* PEM text, or standard base64 of a PKCS#12 */
+	size_t value_len;
+	char *content_type; /* "application/x-pem-file", ..., or NULL */
+	char *version;
+};
+
 struct kvfs_vault;
 
 int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
@@ -68,13 +79,38 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 			       struct kvfs_cert_bundle *ret,
 			       struct kvfs_error *err);
 
+/* GET /certificates/{name}/versions?maxresults=25, every page (same origin
+ * only); the items carry their version.  -ENOENT for 404. */
+int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
+			     struct kvfs_cert_list *ret,
+			     struct kvfs_error *err);
+
+/* GET the secret a bundle's sid names ("https://vault/secrets/N/V"): the
+ * sid must be of the vault's origin, and the answer of that version.
+ * -EACCES for 403 with err->inner telling SecretDisabled (the version is
+ * disabled) from ForbiddenByRbac / AccessDenied (the identity may not read
+ * secrets); -ENOENT for 404. */
+int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
+			  struct kvfs_secret *ret, struct kvfs_error *err);
+
+/* The vault refused a secret because it is disabled, not because of who
+ * asked. */
+bool kvfs_vault_error_secret_disabled(const struct kvfs_error *err);
+
 void kvfs_cert_list_clear(struct kvfs_cert_list *l);
+void kvfs_secret_clear(struct kvfs_secret *s);
 void kvfs_cert_bundle_clear(struct kvfs_cert_bundle *b);
 
 /* Pure parsers, exposed for unit tests and fuzzers. */
 int kvfs_vault_parse_list_page(const char *json, size_t len,
 			       struct kvfs_cert_list *append_to,
 			       char **ret_next_link, struct kvfs_error *err);
+/* want_version: items of a versions listing (ids with a version). */
+int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
+			  struct kvfs_cert_list *append_to,
+			  char **ret_next_link, struct kvfs_error *err);
+int kvfs_vault_parse_secret(const char *json, size_t len,
+			    struct kvfs_secret *ret, struct kvfs_error *err);
 int kvfs_vault_parse_bundle(const char *json, size_t len,
 			    struct kvfs_cert_bundle *ret,
 			    struct kvfs_error *err);

@@ -137,11 +137,12 @@ def test_environment_defaults_and_option_wins(mount, fake):
     assert "www" in os.listdir(m.p("certificates"))
 
 
-def test_fstab_options_are_accepted_and_mount_is_read_only(mount):
+def test_fstab_options_are_accepted_and_mount_is_read_only(mount, fake):
     m = mount(_netdev=True, nofail=True, rw=True, dev=True, suid=True)
     fstype, source, opts = util.mount_info(m.path)
     assert fstype == "fuse.kvfs"
-    assert source.startswith("kvfs:")
+    # the fstab line's first field, so that mount -a knows it is mounted
+    assert source == fake.info["vault_url"]
     assert "ro" in opts.split(",")
 
 

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tap_n;
@@ -45,6 +46,31 @@ static inline int tap_ok(int cond, const char *file, int line, const char *fmt,
 			printf("#   got '%s', want '%s'\n",                    \
 			       _g ? _g : "(null)", _w ? _w : "(null)");        \
 	} while (0)
+
+/* A fixture file (tests/data/ is the working directory), NUL-terminated;
+ * NULL when it cannot be read. */
+static inline char *tap_slurp(const char *path, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc((size_t)n + 1);
+		if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+			buf[n] = '\0';
+			*ret_len = (size_t)n;
+		} else {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	fclose(f);
+	return buf;
+}
 
 static inline int done_testing(void)
 {

@@ -40,30 +40,6 @@ static void write_file(const char *name, const char *data, size_t len,
 	close(fd);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	if (buf) {
-		buf[n] = '\0';
-		*len = (size_t)n;
-	}
-	return buf;
-}
-
 static void test_credfile(void)
 {
 	struct kvfs_error err = {0};
@@ -175,7 +151,7 @@ static void test_entra(void)
 	size_t len;
 	int r;
 
-	json = slurp("entra-discovery.json", &len);
+	json = tap_slurp("entra-discovery.json", &len);
 	ok(json != NULL, "fixture entra-discovery.json");
 	r = kvfs_entra_parse_discovery(json, len, &endpoint);
 	is_int(r, 0, "S5 discovery parses");
@@ -194,7 +170,7 @@ static void test_entra(void)
 	is_int(r, -EBADMSG, "no token_endpoint");
 	ok(endpoint == NULL, "nothing returned");
 
-	json = slurp("entra-token.json", &len);
+	json = tap_slurp("entra-token.json", &len);
 	ok(json != NULL, "fixture entra-token.json");
 	r = kvfs_entra_parse_token(json, len, &t);
 	is_int(r, 0, "S5 token response parses");
@@ -204,7 +180,7 @@ static void test_entra(void)
 	kvfs_token_clear(&t);
 	free(json);
 
-	json = slurp("imds-token.json", &len);
+	json = tap_slurp("imds-token.json", &len);
 	r = kvfs_entra_parse_token(json, len, &t);
 	is_int(r, 0, "IMDS-style strings parse");
 	is_int(t.expires_in, 86333, "expires_in as a string");
@@ -251,7 +227,7 @@ static void test_entra(void)
 		   i);
 	}
 
-	json = slurp("entra-error-invalid-client.json", &len);
+	json = tap_slurp("entra-error-invalid-client.json", &len);
 	kvfs_error_clear(&err);
 	kvfs_entra_parse_error(json, len, &err);
 	is_str(err.code, "invalid_client", "OAuth error code");

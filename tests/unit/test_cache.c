@@ -2,8 +2,10 @@
  * case-insensitive, invalid and duplicate names dropped), files fetched once
  * and shared by concurrent first readers, failures handed to the waiters
  * but not kept, the deadline, and revalidation that drops changed entries
- * while open files keep their bytes.  The vault calls are replaced at link
- * time (-Wl,--wrap), so no network is involved. */
+ * while open files keep their bytes; the secret fetched once per version
+ * and shared, a refusal kept and a transient failure not; a process's
+ * opens pinned to one version through a rotation.  The vault calls are
+ * replaced at link time (-Wl,--wrap), so no network is involved. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,6 +26,10 @@ int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 				      struct kvfs_cert_bundle *ret,
 				      struct kvfs_error *err);
 
+int __wrap_kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
+				 struct kvfs_secret *ret,
+				 struct kvfs_error *err);
+
 struct fake_cert {
 	const char *name;
 	int64_t updated;
@@ -42,6 +48,60 @@ static bool get_garbage; /* "cer" that is not a certificate */
 
 static unsigned char *leaf_der;
 static size_t leaf_der_len;
+
+/* Certificates named "keyed*" have a key: pki/rsa-leaf.der and the PEM
+ * secret pki/rsa-secret.pem. */
+static unsigned char *keyed_der;
+static size_t keyed_der_len;
+static char *keyed_secret;
+static size_t keyed_secret_len;
+static int secret_calls;
+static int secret_error;
+static unsigned secret_delay_ms;
+static bool secret_garbage;
+
+int __wrap_kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
+				 struct kvfs_secret *ret,
+				 struct kvfs_error *err)
+{
+	struct kvfs_secret s = {0};
+	unsigned delay;
+	int fail;
+	bool garbage;
+
+	pthread_mutex_lock(&fake_lock);
+	secret_calls++;
+	delay = secret_delay_ms;
+	fail = secret_error;
+	garbage = secret_garbage;
+	pthread_mutex_unlock(&fake_lock);
+
+	if (delay)
+		usleep(delay * 1000);
+	if (fail) {
+		err->http_status = fail == -EACCES ? 403 : 503;
+		if (fail == -EACCES)
+			snprintf(err->inner, sizeof(err->inner),
+				 "ForbiddenByRbac");
+		return fail;
+	}
+	s.value = strdup(garbage ? "-----BEGIN NOTHING-----\n" : keyed_secret);
+	s.value_len = strlen(s.value);
+	s.content_type = strdup("application/x-pem-file");
+	s.version = strdup("1");
+	*ret = s;
+	return 0;
+}
+
+static int secret_count(void)
+{
+	int n;
+
+	pthread_mutex_lock(&fake_lock);
+	n = secret_calls;
+	pthread_mutex_unlock(&fake_lock);
+	return n;
+}
 
 int __wrap_kvfs_vault_list_certificates(struct kvfs_vault *v,
 					struct kvfs_cert_list *ret,
@@ -98,7 +158,14 @@ int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 	b.name = strdup(name);
 	b.attrs.enabled = true;
 	b.attrs.updated = updated;
-	if (garbage) {
+	b.exportable = true;
+	if (strncmp(name, "keyed", 5) == 0) {
+		b.sid = strdup("https://v.vault.azure.net/secrets/keyed/1");
+		b.version = strdup("1");
+		b.der = malloc(keyed_der_len);
+		memcpy(b.der, keyed_der, keyed_der_len);
+		b.der_len = keyed_der_len;
+	} else if (garbage) {
 		b.der = (unsigned char *)strdup("not a certificate");
 		b.der_len = strlen((char *)b.der);
 	} else {
@@ -135,7 +202,19 @@ static bool load_leaf(void)
 	leaf_der = malloc(65536);
 	leaf_der_len = fread(leaf_der, 1, 65536, f);
 	fclose(f);
-	return leaf_der_len > 0;
+	keyed_der = malloc(65536);
+	f = fopen("pki/rsa-leaf.der", "rb");
+	if (!f)
+		return false;
+	keyed_der_len = fread(keyed_der, 1, 65536, f);
+	fclose(f);
+	keyed_secret = calloc(1, 65536);
+	f = fopen("pki/rsa-secret.pem", "rb");
+	if (!f)
+		return false;
+	keyed_secret_len = fread(keyed_secret, 1, 65535, f);
+	fclose(f);
+	return leaf_der_len > 0 && keyed_der_len > 0 && keyed_secret_len > 0;
 }
 
 struct reader {
@@ -370,6 +449,124 @@ static void test_revalidate(struct kvfs_cache *cache)
 	free(copy);
 }
 
+struct secret_reader {
+	struct kvfs_cache *cache;
+	struct kvfs_files *files;
+	const struct kvfs_pki_secret_files *sf;
+	int r;
+};
+
+static void *secret_reader_run(void *p)
+{
+	struct secret_reader *rd = p;
+
+	rd->r = kvfs_cache_secret(rd->cache, rd->files, &rd->sf);
+	return NULL;
+}
+
+static void test_secret(struct kvfs_cache *cache)
+{
+	static const struct fake_cert certs[] = {{"keyed", 10},
+						 {"keyed-denied", 10},
+						 {"keyed-flaky", 10},
+						 {"keyed-garbage", 10}};
+	const struct kvfs_pki_secret_files *sf = NULL, *sf2 = NULL;
+	struct secret_reader rd[6];
+	pthread_t th[6];
+	struct kvfs_files *f = NULL;
+	struct kvfs_error err;
+	int n, ok_all = 1;
+
+	set_vault(certs, ELEMENTSOF(certs));
+	is_int(kvfs_cache_load(cache, &err), 0, "listing with keyed certs");
+	is_int(kvfs_cache_files(cache, "keyed", &f), 0, "keyed bundle");
+	n = secret_count();
+	is_int(kvfs_cache_secret_peek(cache, f, &sf), -ENODATA,
+	       "peek: no secret yet, and no fetch");
+	is_int(secret_count() - n, 0, "a peek costs nothing");
+
+	secret_delay_ms = 200;
+	for (int i = 0; i < 6; i++) {
+		rd[i] = (struct secret_reader){.cache = cache, .files = f};
+		pthread_create(&th[i], NULL, secret_reader_run, &rd[i]);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		if (rd[i].r != 0 || rd[i].sf != rd[0].sf)
+			ok_all = 0;
+	}
+	secret_delay_ms = 0;
+	ok(ok_all, "six concurrent first readers all get the one secret");
+	is_int(secret_count() - n, 1, "with one GET");
+	ok(rd[0].sf && rd[0].sf->has_key && rd[0].sf->privkey,
+	   "and it has the key");
+	is_int(kvfs_cache_secret(cache, f, &sf2), 0, "warm");
+	is_int(secret_count() - n, 1, "a warm look costs nothing");
+	kvfs_files_unref(f);
+
+	is_int(kvfs_cache_files(cache, "keyed-denied", &f), 0, "denied bundle");
+	secret_error = -EACCES;
+	n = secret_count();
+	is_int(kvfs_cache_secret(cache, f, &sf), -EACCES, "403 -> EACCES");
+	secret_error = 0;
+	is_int(kvfs_cache_secret(cache, f, &sf), -EACCES, "and it is kept");
+	is_int(secret_count() - n, 1, "no second GET");
+	kvfs_files_unref(f);
+
+	is_int(kvfs_cache_files(cache, "keyed-flaky", &f), 0, "flaky bundle");
+	secret_error = -EAGAIN;
+	n = secret_count();
+	is_int(kvfs_cache_secret(cache, f, &sf), -EIO, "503 -> EIO");
+	secret_error = 0;
+	is_int(kvfs_cache_secret(cache, f, &sf), 0, "not kept: next works");
+	is_int(secret_count() - n, 2, "with a second GET");
+	kvfs_files_unref(f);
+
+	is_int(kvfs_cache_files(cache, "keyed-garbage", &f), 0, "bundle");
+	secret_garbage = true;
+	n = secret_count();
+	is_int(kvfs_cache_secret(cache, f, &sf), -EIO, "a bad secret -> EIO");
+	secret_garbage = false;
+	is_int(kvfs_cache_secret(cache, f, &sf), -EIO, "kept");
+	is_int(secret_count() - n, 1, "no second GET");
+	kvfs_files_unref(f);
+}
+
+static void test_pins(struct kvfs_cache *cache)
+{
+	static const struct fake_cert v1[] = {{"keyed", 10}};
+	static const struct fake_cert v2[] = {{"keyed", 20}};
+	struct kvfs_files *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+	struct kvfs_error err;
+	bool cur = false;
+
+	kvfs_cache_set_pin_seconds(cache, 1);
+	set_vault(v1, 1);
+	is_int(kvfs_cache_load(cache, &err), 0, "listing v1");
+	is_int(kvfs_cache_files_for(cache, "keyed", 100, &a, &cur), 0,
+	       "process 100 opens");
+	ok(cur && a->bundle.attrs.updated == 10, "the current v1");
+
+	set_vault(v2, 1);
+	is_int(kvfs_cache_load(cache, &err), 0, "rotated to v2");
+	is_int(kvfs_cache_files_for(cache, "KEYED", 100, &b, &cur), 0,
+	       "process 100 opens again");
+	ok(b == a && !cur, "it keeps v1, which is no longer current");
+	is_int(kvfs_cache_files_for(cache, "keyed", 200, &c, &cur), 0,
+	       "process 200 opens");
+	ok(c != a && cur && c->bundle.attrs.updated == 20,
+	   "another process gets v2");
+	usleep(1100 * 1000);
+	is_int(kvfs_cache_files_for(cache, "keyed", 100, &d, &cur), 0,
+	       "process 100 after the pin");
+	ok(d == c && cur, "gets v2 once its pin has expired");
+	kvfs_files_unref(a);
+	kvfs_files_unref(b);
+	kvfs_files_unref(c);
+	kvfs_files_unref(d);
+	kvfs_cache_set_pin_seconds(cache, KVFS_CACHE_PIN_SECONDS);
+}
+
 int main(void)
 {
 	struct kvfs_config config = {.deadline = 1};
@@ -384,7 +581,11 @@ int main(void)
 	test_failures(cache);
 	test_deadline(cache);
 	test_revalidate(cache);
+	test_secret(cache);
+	test_pins(cache);
 	kvfs_cache_free(cache);
 	free(leaf_der);
+	free(keyed_der);
+	free(keyed_secret);
 	return done_testing();
 }

@@ -29,6 +29,8 @@ static void clear_env(void)
 {
 	for (size_t i = 0; i < ELEMENTSOF(azure_env); i++)
 		unsetenv(azure_env[i]);
+	/* systemd credentials would fill in the *_file= options. */
+	unsetenv("CREDENTIALS_DIRECTORY");
 }
 
 /* Parse "kvfs" followed by the NULL-terminated arguments. */
@@ -158,7 +160,7 @@ static void test_defaults(void)
 	is_int(c.fuse_argc, 3, "fuse_argc");
 	is_str(c.fuse_argv[0], "kvfs", "fuse_argv[0] is the program");
 	is_str(c.fuse_argv[1], "-o", "fuse_argv[1]");
-	is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=kvfs:myvault",
+	is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=myvault",
 	       "fuse_argv[2]: ro, subtype, fsname");
 	ok(c.fuse_argv[3] == NULL, "fuse_argv NULL-terminated");
 	kvfs_config_free(&c);
@@ -202,8 +204,7 @@ static void test_options(void)
 	is_int(c.loglevel, 7, "loglevel=debug");
 	ok(c.foreground && !c.debug, "-f: foreground without debug");
 	is_str(c.vault_url, "https://127.0.0.1:8443", "URL vault");
-	is_str(c.fuse_argv[2],
-	       "ro,subtype=kvfs,fsname=kvfs:https://127.0.0.1:8443",
+	is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=https://127.0.0.1:8443",
 	       "fsname carries the URL");
 	kvfs_config_free(&c);
 
@@ -224,7 +225,7 @@ static void test_options(void)
 	is_int(r, 0, "allow_other parses");
 	ok(c.allow_other, "allow_other set");
 	is_str(c.fuse_argv[2],
-	       "ro,subtype=kvfs,fsname=kvfs:myvault,allow_other,"
+	       "ro,subtype=kvfs,fsname=myvault,allow_other,"
 	       "default_permissions",
 	       "allow_other forces default_permissions");
 	kvfs_config_free(&c);
@@ -301,7 +302,7 @@ static void test_fstab_options(void)
 	is_int(r, 0, "fstab and generic mount options accepted (%s)",
 	       err.message);
 	if (r == 0)
-		is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=kvfs:myvault",
+		is_str(c.fuse_argv[2], "ro,subtype=kvfs,fsname=myvault",
 		       "and dropped: always ro, our subtype and fsname");
 	kvfs_config_free(&c);
 }
@@ -558,6 +559,114 @@ static void test_auth_names(void)
 	       "auth name workload");
 }
 
+static void touch(const char *dir, const char *name)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (f) {
+		fputs("x\n", f);
+		fclose(f);
+	}
+}
+
+static void rm_credentials(const char *dir)
+{
+	static const char *const names[] = {"kvfs-client-secret",
+					    "kvfs-client-cert",
+					    "kvfs-client-cert-password"};
+	char path[512];
+
+	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+static void test_credentials(void)
+{
+	char dir[] = "/tmp/kvfs-test-creds-XXXXXX";
+	char want[512];
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	clear_env();
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+
+	r = parse(&c, &err, "myvault", ".", NULL);
+	is_int(r, 0, "an empty credentials directory (%s)", err.message);
+	if (r == 0) {
+		ok(!c.secret_file && !c.cert_file && !c.cert_password_file,
+		   "an empty credentials directory sets nothing");
+		kvfs_config_free(&c);
+	}
+
+	touch(dir, "kvfs-client-secret");
+	touch(dir, "kvfs-client-cert");
+	touch(dir, "kvfs-client-cert-password");
+	setenv("AZURE_CLIENT_SECRET", "env-secret", 1);
+	setenv("AZURE_CLIENT_CERTIFICATE_PATH", "/env/cert.pem", 1);
+	r = parse(&c, &err, "myvault", ".", NULL);
+	is_int(r, 0, "credentials parse (%s)", err.message);
+	if (r == 0) {
+		snprintf(want, sizeof(want), "%s/kvfs-client-secret", dir);
+		is_str(c.secret_file, want,
+		       "kvfs-client-secret -> secret_file");
+		snprintf(want, sizeof(want), "%s/kvfs-client-cert", dir);
+		is_str(c.cert_file, want,
+		       "kvfs-client-cert -> cert_file, over "
+		       "AZURE_CLIENT_CERTIFICATE_PATH");
+		snprintf(want, sizeof(want), "%s/kvfs-client-cert-password",
+			 dir);
+		is_str(c.cert_password_file, want,
+		       "kvfs-client-cert-password -> cert_password_file");
+		ok(c.client_secret == NULL,
+		   "the credential wins over AZURE_CLIENT_SECRET");
+		kvfs_config_free(&c);
+	}
+	ok(getenv("AZURE_CLIENT_SECRET") == NULL,
+	   "AZURE_CLIENT_SECRET still removed from the environment");
+
+	r = parse(&c, &err, "-o", "secret_file=/etc/kvfs/s,cert_file=/c",
+		  "myvault", ".", NULL);
+	is_int(r, 0, "options with credentials present (%s)", err.message);
+	if (r == 0) {
+		is_str(c.secret_file, "/etc/kvfs/s",
+		       "secret_file= wins over the credential");
+		is_str(c.cert_file, "/c",
+		       "cert_file= wins over the credential");
+		kvfs_config_free(&c);
+	}
+
+	setenv("CREDENTIALS_DIRECTORY", "relative/dir", 1);
+	r = parse(&c, &err, "myvault", ".", NULL);
+	is_int(r, 0, "a relative CREDENTIALS_DIRECTORY parses");
+	if (r == 0) {
+		ok(!c.secret_file,
+		   "a relative CREDENTIALS_DIRECTORY is ignored");
+		kvfs_config_free(&c);
+	}
+
+	clear_env();
+	r = parse(&c, &err, "myvault", ".", NULL);
+	is_int(r, 0, "no CREDENTIALS_DIRECTORY");
+	if (r == 0) {
+		ok(!c.secret_file && !c.cert_file,
+		   "without CREDENTIALS_DIRECTORY nothing is set");
+		kvfs_config_free(&c);
+	}
+	rm_credentials(dir);
+	clear_env();
+}
+
 int main(void)
 {
 	test_vault_url();
@@ -567,6 +676,7 @@ int main(void)
 	test_refusals();
 	test_usage();
 	test_env();
+	test_credentials();
 	test_help();
 	test_auth_names();
 	return done_testing();

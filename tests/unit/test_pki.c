@@ -2,7 +2,11 @@
  * every kind of garbage) and DER -> PEM against an openssl-made fixture:
  *   openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null \
  *     -subj "/CN=kvfs pki test" -days 36500 -outform DER -out pki-leaf.der
- *   openssl x509 -inform DER -in pki-leaf.der -out pki-leaf.pem */
+ *   openssl x509 -inform DER -in pki-leaf.der -out pki-leaf.pem
+ * and a certificate's secret -> the files of the tree, against the PKI of
+ * tests/data/pki (made by gen.sh there): key/leaf match, chain order
+ * whatever the stored order, PEM and Key Vault's NULL-password PKCS#12,
+ * a key-less secret, a self-signed leaf, and malformed secrets. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,33 +14,13 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/x509.h>
 
 #include "pki.h"
 #include "tap.h"
 #include "util.h"
-
-static char *slurp(const char *path, size_t *ret_len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n + 1);
-		if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-			buf[n] = '\0';
-			*ret_len = (size_t)n;
-		} else {
-			free(buf);
-			buf = NULL;
-		}
-	}
-	fclose(f);
-	return buf;
-}
 
 static void decodes(const char *in, const char *want)
 {
@@ -121,8 +105,8 @@ static void test_base64(void)
 static void test_der_to_pem(void)
 {
 	size_t der_len = 0, pem_len = 0, len = 0, body_len = 0;
-	_cleanup_free_ char *der = slurp("pki-leaf.der", &der_len);
-	_cleanup_free_ char *want = slurp("pki-leaf.pem", &pem_len);
+	_cleanup_free_ char *der = tap_slurp("pki-leaf.der", &der_len);
+	_cleanup_free_ char *want = tap_slurp("pki-leaf.pem", &pem_len);
 	_cleanup_free_ char *pem = NULL, *body = NULL;
 	_cleanup_free_ unsigned char *back = NULL;
 	_cleanup_free_ unsigned char *longer = NULL;
@@ -180,8 +164,251 @@ static void test_der_to_pem(void)
 	       "empty input is refused");
 }
 
+static char *cat2(const char *a, const char *b)
+{
+	size_t la, lb;
+	char *x = tap_slurp(a, &la), *y = b ? tap_slurp(b, &lb) : NULL,
+	     *out = NULL;
+
+	if (x && (y || !b)) {
+		out = malloc(la + (y ? lb : 0) + 1);
+		if (out) {
+			memcpy(out, x, la);
+			if (y)
+				memcpy(out + la, y, lb);
+			out[la + (y ? lb : 0)] = '\0';
+		}
+	}
+	free(x);
+	free(y);
+	return out;
+}
+
+/* Build the files of a fixture secret against a fixture leaf. */
+static int build(const char *secret, const char *type, const char *leaf,
+		 struct kvfs_pki_secret_files *f, char *why, size_t n)
+{
+	size_t sl = 0, ll = 0;
+	char *s = tap_slurp(secret, &sl), *l = tap_slurp(leaf, &ll);
+	int r = -999;
+
+	if (s && l)
+		r = kvfs_pki_secret_files(s, sl, type, (unsigned char *)l, ll,
+					  "unit", f, why, n);
+	free(s);
+	free(l);
+	return r;
+}
+
+static bool key_matches(const char *pem, size_t len, const char *leaf_pem)
+{
+	BIO *kb = BIO_new_mem_buf(pem, (int)len);
+	BIO *cb = BIO_new_file(leaf_pem, "r");
+	EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+	X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+	bool yes = k && x && X509_check_private_key(x, k) == 1;
+
+	EVP_PKEY_free(k);
+	X509_free(x);
+	BIO_free(kb);
+	BIO_free(cb);
+	return yes;
+}
+
+/* The PKCS#12 opens with the empty password and holds the key, the leaf
+ * first and n_ca issuers. */
+static void check_pfx(const struct kvfs_pki_secret_files *f,
+		      const char *leaf_pem, int n_ca, const char *what)
+{
+	const unsigned char *p = f->pfx;
+	PKCS12 *p12 = f->pfx ? d2i_PKCS12(NULL, &p, (long)f->pfx_len) : NULL;
+	EVP_PKEY *k = NULL;
+	X509 *x = NULL, *want = NULL;
+	STACK_OF(X509) *ca = NULL;
+	BIO *b = BIO_new_file(leaf_pem, "r");
+
+	want = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	ok(p12 && PKCS12_verify_mac(p12, "", 0) == 1,
+	   "%s: cert.pfx has a MAC over the empty password", what);
+	ok(p12 && PKCS12_parse(p12, "", &k, &x, &ca) == 1 && k && x && want &&
+		   X509_cmp(x, want) == 0 && X509_check_private_key(x, k) == 1,
+	   "%s: cert.pfx opens with \"\" and holds the matching pair", what);
+	is_int(ca ? sk_X509_num(ca) : 0, n_ca, "%s: cert.pfx issuers", what);
+	EVP_PKEY_free(k);
+	X509_free(x);
+	X509_free(want);
+	sk_X509_pop_free(ca, X509_free);
+	PKCS12_free(p12);
+	BIO_free(b);
+}
+
+static void test_secret_files(void)
+{
+	struct kvfs_pki_secret_files f = {0};
+	char why[200] = "";
+	char *want;
+	int r;
+
+	/* Key Vault's PEM: key, leaf, intermediate. */
+	r = build("pki/rsa-secret.pem", "application/x-pem-file",
+		  "pki/rsa-leaf.der", &f, why, sizeof(why));
+	is_int(r, 0, "RSA PEM secret: files built (%s)", why);
+	ok(f.has_key, "RSA PEM secret: has a key");
+	ok(f.privkey &&
+		   strncmp(f.privkey, "-----BEGIN PRIVATE KEY-----\n", 28) == 0,
+	   "privkey.pem is PKCS#8 PEM, unencrypted");
+	ok(f.privkey &&
+		   key_matches(f.privkey, f.privkey_len, "pki/rsa-leaf.pem"),
+	   "privkey.pem matches the leaf");
+	want = tap_slurp("pki/inter.pem", &(size_t){0});
+	is_str(f.chain, want, "chain.pem is the intermediate");
+	free(want);
+	want = cat2("pki/rsa-leaf.pem", "pki/inter.pem");
+	is_str(f.fullchain, want, "fullchain.pem is leaf + intermediate");
+	ok(f.bundle && f.privkey && want &&
+		   f.bundle_len == f.privkey_len + strlen(want) &&
+		   strncmp(f.bundle, f.privkey, f.privkey_len) == 0 &&
+		   strcmp(f.bundle + f.privkey_len, want) == 0,
+	   "bundle.pem is privkey + fullchain");
+	free(want);
+	check_pfx(&f, "pki/rsa-leaf.pem", 1, "RSA PEM");
+	kvfs_pki_secret_files_clear(&f);
+	ok(f.privkey == NULL && f.pfx == NULL, "cleared");
+
+	/* Stored as key, root, intermediate, leaf. */
+	r = build("pki/rsa-reversed.pem", NULL, "pki/rsa-leaf.der", &f, why,
+		  sizeof(why));
+	is_int(r, 0, "reversed chain, no contentType: built (%s)", why);
+	want = cat2("pki/rsa-leaf.pem", "pki/inter.pem");
+	is_str(f.fullchain, want,
+	       "reversed chain: fullchain leaf -> intermediate, root left out");
+	free(want);
+	want = tap_slurp("pki/inter.pem", &(size_t){0});
+	is_str(f.chain, want, "reversed chain: chain.pem is the intermediate");
+	free(want);
+	kvfs_pki_secret_files_clear(&f);
+
+	/* Key Vault's PKCS#12 (NULL password) with an EC key and the root. */
+	r = build("pki/ec-secret.p12.b64", "application/x-pkcs12",
+		  "pki/ec-leaf.der", &f, why, sizeof(why));
+	is_int(r, 0, "EC PKCS#12 secret: built (%s)", why);
+	ok(f.has_key && f.privkey &&
+		   key_matches(f.privkey, f.privkey_len, "pki/ec-leaf.pem"),
+	   "EC privkey.pem matches the leaf");
+	ok(f.privkey &&
+		   strncmp(f.privkey, "-----BEGIN PRIVATE KEY-----\n", 28) == 0,
+	   "EC privkey.pem is PKCS#8");
+	want = cat2("pki/ec-leaf.pem", "pki/inter.pem");
+	is_str(f.fullchain, want, "EC fullchain: leaf + intermediate");
+	free(want);
+	check_pfx(&f, "pki/ec-leaf.pem", 1, "EC PKCS#12");
+	kvfs_pki_secret_files_clear(&f);
+
+	/* No key bag: the leaf comes back among the extra certificates. */
+	r = build("pki/rsa-nokey.p12.b64", "application/x-pkcs12",
+		  "pki/rsa-leaf.der", &f, why, sizeof(why));
+	is_int(r, 0, "key-less PKCS#12: built (%s)", why);
+	ok(!f.has_key && !f.privkey && !f.bundle && !f.pfx,
+	   "key-less PKCS#12: no key files");
+	want = cat2("pki/rsa-leaf.pem", "pki/inter.pem");
+	is_str(f.fullchain, want, "key-less PKCS#12: fullchain all the same");
+	free(want);
+	kvfs_pki_secret_files_clear(&f);
+
+	/* Self-signed: no issuers, the leaf itself stays. */
+	r = build("pki/self-secret.p12.b64", "application/x-pkcs12",
+		  "pki/self-leaf.der", &f, why, sizeof(why));
+	is_int(r, 0, "self-signed: built (%s)", why);
+	is_str(f.chain, "", "self-signed: chain.pem empty");
+	want = tap_slurp("pki/self-leaf.pem", &(size_t){0});
+	is_str(f.fullchain, want, "self-signed: fullchain.pem is the leaf");
+	free(want);
+	check_pfx(&f, "pki/self-leaf.pem", 0, "self-signed");
+	kvfs_pki_secret_files_clear(&f);
+
+	/* Failures: EBADMSG and nothing built. */
+	r = build("pki/mismatch.pem", "application/x-pem-file",
+		  "pki/rsa-leaf.der", &f, why, sizeof(why));
+	is_int(r, -EBADMSG, "a key of another certificate is refused (%s)",
+	       why);
+	ok(f.fullchain == NULL, "nothing built");
+	r = build("pki/rsa-secret.pem", "application/x-pem-file",
+		  "pki/ec-leaf.der", &f, why, sizeof(why));
+	is_int(r, -EBADMSG, "a secret without the bundle's leaf is refused");
+	r = build("pki/rsa-secret.pem", "application/x-pkcs12",
+		  "pki/rsa-leaf.der", &f, why, sizeof(why));
+	is_int(r, -EBADMSG, "PEM labelled PKCS#12 is refused (%s)", why);
+	r = build("pki/ec-secret.p12.b64", "application/x-pem-file",
+		  "pki/ec-leaf.der", &f, why, sizeof(why));
+	is_int(r, -EBADMSG, "PKCS#12 labelled PEM is refused (%s)", why);
+	r = build("pki/rsa-leaf.der", "application/x-pkcs12",
+		  "pki/rsa-leaf.der", &f, why, sizeof(why));
+	is_int(r, -EBADMSG, "binary that is not base64 is refused");
+
+	{
+		static const char *const bad[][2] = {
+			{"Zm9vYmFy", "application/x-pkcs12"},
+			{"-----BEGIN CERTIFICATE-----\nZm9v\n-----END "
+			 "CERTIFICATE-----\n",
+			 "application/x-pem-file"},
+			{"-----BEGIN ENCRYPTED PRIVATE KEY-----\nZm9v\n-----"
+			 "END ENCRYPTED PRIVATE KEY-----\n",
+			 "application/x-pem-file"},
+			{"-----BEGIN PRIVATE KEY-----\nZm9v",
+			 "application/x-pem-file"},
+			{"just text", "application/x-pem-file"},
+		};
+		size_t ll = 0;
+		char *leaf = tap_slurp("pki/rsa-leaf.der", &ll);
+
+		for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+			r = kvfs_pki_secret_files(bad[i][0], strlen(bad[i][0]),
+						  bad[i][1],
+						  (unsigned char *)leaf, ll,
+						  "x", &f, why, sizeof(why));
+			is_int(r, -EBADMSG, "malformed secret %zu refused (%s)",
+			       i, why);
+		}
+		free(leaf);
+	}
+}
+
+static void test_cert_info(void)
+{
+	size_t len = 0;
+	unsigned char *der =
+		(unsigned char *)tap_slurp("pki/rsa-leaf.der", &len);
+	char *subject = NULL, sha256[65], x5t[28];
+	char *want;
+	size_t wl;
+
+	is_int(kvfs_pki_cert_info(der, len, &subject, sha256, x5t), 0,
+	       "cert info of rsa-leaf");
+	want = tap_slurp("pki/rsa-leaf.subject", &wl);
+	if (want && wl > 0 && want[wl - 1] == '\n')
+		want[wl - 1] = '\0';
+	is_str(subject, want, "subject as openssl -nameopt RFC2253 prints it");
+	free(want);
+	want = tap_slurp("pki/rsa-leaf.sha256", &wl);
+	if (want && wl > 0 && want[wl - 1] == '\n')
+		want[wl - 1] = '\0';
+	is_str(sha256, want, "sha256 as openssl dgst prints it");
+	free(want);
+	want = tap_slurp("pki/rsa-leaf.x5t", &wl);
+	if (want && wl > 0 && want[wl - 1] == '\n')
+		want[wl - 1] = '\0';
+	is_str(x5t, want, "x5t: base64url SHA-1 without padding");
+	free(want);
+	free(subject);
+	is_int(kvfs_pki_cert_info(der, len - 1, &subject, sha256, x5t), -EINVAL,
+	       "a truncated certificate is refused");
+	free(der);
+}
+
 int main(void)
 {
+	test_secret_files();
+	test_cert_info();
 	test_base64();
 	test_der_to_pem();
 	return done_testing();

@@ -11,30 +11,6 @@
 #include "tap.h"
 #include "vault.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	if (buf) {
-		buf[n] = '\0';
-		*len = (size_t)n;
-	}
-	return buf;
-}
-
 static int parse_page_str(const char *json, struct kvfs_cert_list *l,
 			  char **next)
 {
@@ -59,7 +35,7 @@ static void test_list_pages(void)
 	size_t len;
 	int r;
 
-	json = slurp("vault-list-page.json", &len);
+	json = tap_slurp("vault-list-page.json", &len);
 	ok(json != NULL, "fixture vault-list-page.json");
 	if (!json)
 		return;
@@ -94,7 +70,7 @@ static void test_list_pages(void)
 	free(next);
 	free(json);
 
-	json = slurp("vault-list-last.json", &len);
+	json = tap_slurp("vault-list-last.json", &len);
 	ok(json != NULL, "fixture vault-list-last.json");
 	if (!json)
 		return;
@@ -229,7 +205,7 @@ static void test_bundle(void)
 	size_t len;
 	int r;
 
-	json = slurp("vault-bundle.json", &len);
+	json = tap_slurp("vault-bundle.json", &len);
 	ok(json != NULL, "fixture vault-bundle.json");
 	if (!json)
 		return;
@@ -326,7 +302,7 @@ static void test_errors(void)
 	size_t len;
 
 	kvfs_error_clear(&err);
-	json = slurp("vault-error-404.json", &len);
+	json = tap_slurp("vault-error-404.json", &len);
 	kvfs_vault_parse_error(json, len, &err);
 	is_str(err.code, "CertificateNotFound", "404 code");
 	is_str(err.inner, "", "404 has no inner code");
@@ -335,14 +311,14 @@ static void test_errors(void)
 	free(json);
 
 	kvfs_error_clear(&err);
-	json = slurp("vault-error-403-disabled.json", &len);
+	json = tap_slurp("vault-error-403-disabled.json", &len);
 	kvfs_vault_parse_error(json, len, &err);
 	is_str(err.code, "Forbidden", "403 code");
 	is_str(err.inner, "SecretDisabled", "403 inner code");
 	free(json);
 
 	kvfs_error_clear(&err);
-	json = slurp("vault-error-429.json", &len);
+	json = tap_slurp("vault-error-429.json", &len);
 	kvfs_vault_parse_error(json, len, &err);
 	is_str(err.code, "Throttled", "429 code");
 	free(json);
@@ -436,8 +412,86 @@ static void test_names(void)
 	ok(!kvfs_vault_name_valid(name), "128 characters");
 }
 
+static void test_secret(void)
+{
+	struct kvfs_secret sec = {0};
+	struct kvfs_cert_list l = {0};
+	struct kvfs_error err = {0};
+	char *next = NULL;
+	size_t len;
+	char *body;
+	static const char pem[] =
+		"{\"value\":\"-----BEGIN PRIVATE KEY-----\\nAAAA\\n\","
+		"\"contentType\":\"application/x-pem-file\","
+		"\"id\":\"https://v.vault.azure.net/secrets/www/abc123\","
+		"\"managed\":true,\"attributes\":{\"enabled\":true},"
+		"\"kid\":\"https://v.vault.azure.net/keys/www/abc123\"}";
+	static const char versions[] =
+		"{\"value\":[{\"id\":\"https://v.vault.azure.net/certificates/"
+		"mail/0a1b\",\"x5t\":\"abc\",\"attributes\":{\"enabled\":false,"
+		"\"created\":5,\"updated\":6}},{\"id\":\"https://v.vault.azure."
+		"net/certificates/mail/0a1c\"}],\"nextLink\":null}";
+
+	is_int(kvfs_vault_parse_secret(pem, strlen(pem), &sec, &err), 0,
+	       "a PEM secret parses");
+	is_str(sec.content_type, "application/x-pem-file", "its contentType");
+	is_str(sec.version, "abc123", "its version, from the id");
+	ok(sec.value &&
+		   strncmp(sec.value, "-----BEGIN PRIVATE KEY-----\n", 28) ==
+			   0 &&
+		   sec.value_len == strlen(sec.value),
+	   "its value, JSON escapes undone");
+	kvfs_secret_clear(&sec);
+	ok(sec.value == NULL, "cleared");
+
+	body = "{\"contentType\":\"application/x-pem-file\",\"id\":"
+	       "\"https://v.vault.azure.net/secrets/www/abc\"}";
+	is_int(kvfs_vault_parse_secret(body, strlen(body), &sec, &err),
+	       -EBADMSG, "a secret without a value is refused");
+	body = "{\"value\":\"x\",\"id\":\"https://v.vault.azure.net/"
+	       "certificates/www/abc\"}";
+	is_int(kvfs_vault_parse_secret(body, strlen(body), &sec, &err),
+	       -EBADMSG, "a secret whose id is not a secret is refused");
+	body = "{\"value\":\"x\",\"id\":\"https://v.vault.azure.net/"
+	       "secrets/www\"}";
+	is_int(kvfs_vault_parse_secret(body, strlen(body), &sec, &err),
+	       -EBADMSG, "a secret id without a version is refused");
+	body = "{\"value\":7,\"id\":\"https://v.vault.azure.net/"
+	       "secrets/www/abc\"}";
+	is_int(kvfs_vault_parse_secret(body, strlen(body), &sec, &err),
+	       -EBADMSG, "a value that is not a string is refused");
+
+	is_int(kvfs_vault_parse_page(versions, strlen(versions), true, &l,
+				     &next, &err),
+	       0, "a versions page parses");
+	is_int((int)l.n, 2, "two versions");
+	is_str(l.items[0].name, "mail", "the certificate's name");
+	is_str(l.items[0].version, "0a1b", "the first version");
+	ok(!l.items[0].attrs.enabled && l.items[0].attrs.updated == 6,
+	   "its attributes");
+	ok(next == NULL, "no nextLink");
+	kvfs_cert_list_clear(&l);
+	is_int(kvfs_vault_parse_page(versions, strlen(versions), false, &l,
+				     &next, &err),
+	       -EBADMSG, "ids with a version are not a certificates listing");
+	kvfs_cert_list_clear(&l);
+
+	body = tap_slurp("vault-error-403-disabled.json", &len);
+	ok(body != NULL, "403 SecretDisabled fixture");
+	memset(&err, 0, sizeof(err));
+	err.http_status = 403;
+	kvfs_vault_parse_error(body, len, &err);
+	ok(kvfs_vault_error_secret_disabled(&err),
+	   "SecretDisabled is told apart");
+	snprintf(err.inner, sizeof(err.inner), "ForbiddenByRbac");
+	ok(!kvfs_vault_error_secret_disabled(&err),
+	   "ForbiddenByRbac is not SecretDisabled");
+	free(body);
+}
+
 int main(void)
 {
+	test_secret();
 	test_list_pages();
 	test_list_details();
 	test_bundle();

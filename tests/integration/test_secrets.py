@@ -1,0 +1,344 @@
+"""The files made from a certificate's secret (issue 5): privkey.pem,
+chain.pem, fullchain.pem, bundle.pem and cert.pfx for every seeded
+certificate, checked with openssl against the fake's root CA; EC keys; a
+key that is not exportable; an identity that may not read secrets; the
+secret fetched only when one of its files is looked at, once."""
+
+import base64
+import errno
+import os
+import stat
+import subprocess
+import threading
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+import util
+from conftest import clean_env, option_string, secret_options
+
+SECRET_FILES = ("chain.pem", "fullchain.pem", "privkey.pem", "bundle.pem",
+                "cert.pfx")
+KEY_FILES = ("privkey.pem", "bundle.pem", "cert.pfx")
+CLOSED = ("disabled-cert", "expired-cert", "future-cert")
+
+
+def state_by_name(fake):
+    return {c["name"]: c for c in fake.state()["certificates"]}
+
+
+def latest(cert):
+    return next(v for v in cert["versions"] if v["version"] == cert["latest"])
+
+
+def openable(fake):
+    """Every seeded certificate that can be opened (one bulk one)."""
+    return [n for n in state_by_name(fake)
+            if n not in CLOSED and (not n.startswith("bulk-") or n == "bulk-000")]
+
+
+def start_mount(fake, path, errpath, app="secret", **extra):
+    opts = secret_options(fake, app)
+    opts.update(extra)
+    with open(errpath, "w") as err:
+        proc = subprocess.Popen(
+            [util.kvfs_binary(), "-f", "-o", option_string(opts),
+             fake.info["vault_url"], str(path)],
+            env=clean_env(), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    m = util.Mount(proc, str(path), errpath)
+    util.wait_for_mount(proc, str(path), stderr_path=errpath)
+    return m
+
+
+@pytest.fixture(scope="module")
+def shared_mount(fake, tmp_path_factory):
+    mnt = tmp_path_factory.mktemp("secrets")
+    m = start_mount(fake, mnt, str(mnt) + ".stderr")
+    yield m
+    m.unmount()
+
+
+def openssl(*args, input=None):
+    return subprocess.run(["openssl"] + list(args), input=input,
+                          capture_output=True, check=False)
+
+
+def read(path, mode="rb"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def pem_certs(data):
+    end = b"-----END CERTIFICATE-----\n"
+    blocks = [b + end for b in data.split(end) if b.strip()]
+    return [x509.load_pem_x509_certificate(b) for b in blocks]
+
+
+def public_of_key(path):
+    r = openssl("pkey", "-in", path, "-pubout")
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def public_of_cert(path):
+    r = openssl("x509", "-in", path, "-noout", "-pubkey")
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def secret_gets(fake):
+    return [e for e in fake.log() if e["server"] == "vault"
+            and e["path"].startswith("/secrets/")]
+
+
+def vault_requests(fake):
+    return [e for e in fake.log() if e["server"] == "vault"]
+
+
+def test_every_certificate_key_chain_and_pfx(shared_mount, fake):
+    root = fake.info["root_ca"]
+    root_cert = x509.load_pem_x509_certificate(read(root))
+    state = state_by_name(fake)
+    names = openable(fake)
+    assert {"www", "api", "mail", "reversed-chain", "selfsigned",
+            "hsm-key", "WebFrontend"} <= set(names)
+    for name in names:
+        d = shared_mount.p("certificates", name)
+        cert_pem = read(os.path.join(d, "cert.pem"))
+        chain = read(os.path.join(d, "chain.pem"))
+        full = read(os.path.join(d, "fullchain.pem"))
+        leaf = x509.load_pem_x509_certificate(cert_pem)
+        assert leaf.public_bytes(serialization.Encoding.DER) == \
+            base64.b64decode(latest(state[name])["cer"]), name
+
+        # fullchain = leaf + chain, ordered leaf -> root, root left out
+        assert full == cert_pem + chain, name
+        certs = pem_certs(full)
+        for child, parent in zip(certs, certs[1:]):
+            assert child.issuer == parent.subject, name
+            assert parent.subject != parent.issuer, name  # no root
+        if name == "selfsigned":
+            assert chain == b"", name
+            r = openssl("verify", "-CAfile", os.path.join(d, "cert.pem"),
+                        os.path.join(d, "cert.pem"))
+        else:
+            assert certs[-1].issuer == root_cert.subject, name
+            r = openssl("verify", "-CAfile", root, "-untrusted",
+                        os.path.join(d, "chain.pem"),
+                        os.path.join(d, "cert.pem"))
+        assert r.returncode == 0, (name, r.stdout, r.stderr)
+
+        if name == "hsm-key":
+            continue
+        # the key matches the certificate of the same directory
+        key_path = os.path.join(d, "privkey.pem")
+        key_pem = read(key_path)
+        assert key_pem.startswith(b"-----BEGIN PRIVATE KEY-----\n"), name
+        assert public_of_key(key_path) == public_of_cert(
+            os.path.join(d, "cert.pem")), name
+        assert read(os.path.join(d, "bundle.pem")) == key_pem + full, name
+
+        # PKCS#12 with an empty password: key + leaf + issuers
+        r = openssl("pkcs12", "-in", os.path.join(d, "cert.pfx"),
+                    "-passin", "pass:", "-nodes")
+        assert r.returncode == 0, (name, r.stderr)
+        assert r.stdout.count(b"BEGIN CERTIFICATE") == len(certs), name
+        out_key = openssl("pkey", "-pubout", input=r.stdout)
+        assert out_key.stdout == public_of_key(key_path), name
+
+
+def test_chain_order_of_reversed_chain(shared_mount, fake):
+    d = shared_mount.p("certificates", "reversed-chain")
+    inter = x509.load_pem_x509_certificate(read(fake.info["intermediate_ca"]))
+    chain = pem_certs(read(os.path.join(d, "chain.pem")))
+    assert chain == [inter]
+    full = pem_certs(read(os.path.join(d, "fullchain.pem")))
+    assert full[1:] == [inter]
+    assert full[0].issuer == inter.subject
+
+
+def test_ec_keys(shared_mount, fake):
+    state = state_by_name(fake)
+    seen = set()
+    for name in ("api", "mail", "bulk-000"):
+        key = serialization.load_pem_private_key(
+            read(shared_mount.p("certificates", name, "privkey.pem")), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey), name
+        curve = {"secp256r1": "P-256", "secp384r1": "P-384"}[key.curve.name]
+        assert curve == state[name]["crv"], name
+        seen.add(curve)
+    assert seen == {"P-256", "P-384"}
+    key = serialization.load_pem_private_key(
+        read(shared_mount.p("certificates", "www", "privkey.pem")), None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+
+
+def test_modes(shared_mount, fake):
+    for name in ("www", "api"):
+        d = shared_mount.p("certificates", name)
+        for fn in ("cert.pem", "cert.der", "chain.pem", "fullchain.pem"):
+            assert stat.S_IMODE(os.stat(os.path.join(d, fn)).st_mode) == 0o444
+        for fn in KEY_FILES:
+            st = os.stat(os.path.join(d, fn))
+            assert stat.S_IMODE(st.st_mode) == 0o400, (name, fn)
+            assert st.st_size == len(read(os.path.join(d, fn))), (name, fn)
+    for name in CLOSED:
+        d = shared_mount.p("certificates", name)
+        for fn in SECRET_FILES:
+            assert stat.S_IMODE(os.stat(os.path.join(d, fn)).st_mode) == 0
+            with pytest.raises(PermissionError):
+                open(os.path.join(d, fn), "rb")
+
+
+def test_key_mode_option(mount, az):
+    m = mount(key_mode="0440")
+    d = m.p("certificates", "www")
+    assert stat.S_IMODE(os.stat(os.path.join(d, "privkey.pem")).st_mode) == 0o440
+    assert stat.S_IMODE(os.stat(os.path.join(d, "cert.pfx")).st_mode) == 0o440
+    assert stat.S_IMODE(os.stat(os.path.join(d, "chain.pem")).st_mode) == 0o444
+
+
+def test_non_exportable_key_has_no_key_files(shared_mount, fake):
+    assert state_by_name(fake)["hsm-key"]["exportable"] is False
+    d = shared_mount.p("certificates", "hsm-key")
+    names = set(os.listdir(d))
+    assert {"cert.pem", "cert.der", "chain.pem", "fullchain.pem"} <= names
+    assert not names & set(KEY_FILES)
+    for fn in KEY_FILES:
+        with pytest.raises(FileNotFoundError):
+            os.stat(os.path.join(d, fn))
+        with pytest.raises(FileNotFoundError):
+            open(os.path.join(d, fn), "rb")
+    assert len(pem_certs(read(os.path.join(d, "fullchain.pem")))) == 2
+
+
+def test_forbidden_secret_closes_only_secret_files(mount, az):
+    m = mount(app="reader")
+    state = state_by_name(az)
+    d = m.p("certificates", "www")
+    for fn in SECRET_FILES:
+        st = os.stat(os.path.join(d, fn))
+        assert stat.S_IMODE(st.st_mode) == 0, fn
+        with pytest.raises(PermissionError) as e:
+            open(os.path.join(d, fn), "rb")
+        assert e.value.errno == errno.EACCES
+    assert read(os.path.join(d, "cert.der")) == \
+        base64.b64decode(latest(state["www"])["cer"])
+    assert stat.S_IMODE(os.stat(os.path.join(d, "cert.pem")).st_mode) == 0o444
+    # the refusal is remembered: no GET per look
+    az.reset_log()
+    for _ in range(3):
+        with pytest.raises(PermissionError):
+            open(os.path.join(d, "privkey.pem"), "rb")
+    assert secret_gets(az) == []
+
+
+def test_cert_pem_costs_no_secret_and_privkey_one(mount, az):
+    m = mount()
+    state = state_by_name(az)
+    az.reset_log()
+    d = m.p("certificates", "www")
+    read(os.path.join(d, "cert.pem"))
+    read(os.path.join(d, "cert.der"))
+    os.stat(os.path.join(d, "cert.pem"))
+    assert secret_gets(az) == []
+    assert len(vault_requests(az)) == 1  # the bundle
+    az.reset_log()
+    read(os.path.join(d, "privkey.pem"))
+    gets = secret_gets(az)
+    assert len(gets) == 1
+    assert gets[0]["path"].rstrip("/") == "/secrets/www/" + state["www"]["latest"]
+    assert len(vault_requests(az)) == 1
+    az.reset_log()
+    for fn in SECRET_FILES:
+        read(os.path.join(d, fn))
+        os.stat(os.path.join(d, fn))
+    assert vault_requests(az) == []
+
+
+def test_concurrent_first_key_readers_share_one_secret_get(mount, az):
+    m = mount()
+    p = m.p("certificates", "api", "privkey.pem")
+    read(m.p("certificates", "api", "cert.pem"))
+    az.reset_log()
+    az.fault(kind="delay", delay=1.0, count=1, path="^/secrets/api")
+    barrier = threading.Barrier(6)
+    results, errors = [], []
+
+    def reader():
+        try:
+            barrier.wait()
+            results.append(read(p))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert len(results) == 6 and len(set(results)) == 1
+    assert len(secret_gets(az)) == 1
+
+
+def test_bad_secret_fails_that_certificate_only(mount, az):
+    m = mount()
+    az.fault(kind="malformed", count=1, path="^/secrets/mail")
+    d = m.p("certificates", "mail")
+    with pytest.raises(OSError) as e:
+        read(os.path.join(d, "privkey.pem"))
+    assert e.value.errno == errno.EIO
+    assert read(os.path.join(d, "cert.pem")).startswith(b"-----BEGIN CERT")
+    assert read(m.p("certificates", "www", "privkey.pem")).startswith(b"-----")
+    # a body that did not parse is not kept: the next look tries again
+    assert read(os.path.join(d, "privkey.pem")).startswith(b"-----BEGIN")
+
+
+def test_rotation_between_bundle_and_secret_keeps_one_version(mount, az):
+    """The directory's files come from the bundle's version: a rotation in
+    the vault after cert.pem was read does not give a key of the new
+    version."""
+    name = "rot-secrets"
+    az.create(name, kty="RSA", content_type="pem")
+    try:
+        m = mount()
+        d = m.p("certificates", name)
+        before = az.certificate(name)["latest"]
+        cert_path = os.path.join(d, "cert.pem")
+        read(cert_path)
+        az.rotate(name)
+        assert az.certificate(name)["latest"] != before
+        az.reset_log()
+        key_path = os.path.join(d, "privkey.pem")
+        assert public_of_key(key_path) == public_of_cert(cert_path)
+        assert [g["path"].rstrip("/") for g in secret_gets(az)] == \
+            ["/secrets/%s/%s" % (name, before)]
+        assert pem_certs(read(os.path.join(d, "fullchain.pem")))[0] == \
+            x509.load_pem_x509_certificate(read(cert_path))
+    finally:
+        az.delete(name)
+
+
+def test_disabled_secret_is_not_an_auth_failure(mount, az):
+    """A version disabled after the listing: the vault refuses its secret
+    with SecretDisabled, which closes the secret-derived files like a 403
+    but is not reported as a permission problem."""
+    name = "disabled-later"
+    az.create(name, kty="EC", crv="P-256", content_type="pem")
+    try:
+        m = mount()
+        d = m.p("certificates", name)
+        read(os.path.join(d, "cert.pem"))
+        az.disable(name)
+        with pytest.raises(PermissionError):
+            read(os.path.join(d, "privkey.pem"))
+        assert stat.S_IMODE(os.stat(os.path.join(d, "privkey.pem")).st_mode) == 0
+        assert any(e["status"] == 403 for e in secret_gets(az))
+        err = m.stderr()
+        assert "cannot get the secret" not in err, err
+        assert "ForbiddenByRbac" not in err, err
+    finally:
+        az.delete(name)
