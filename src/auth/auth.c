@@ -294,7 +294,8 @@ int kvfs_auth_new(const struct kvfs_config *c, struct kvfs_http *h,
 		a->reason = NULL;
 		goto oom;
 	}
-	log_debug("credential provider '%s' (%s)", a->provider->name, a->reason);
+	log_debug("credential provider '%s' (%s)", a->provider->name,
+		  a->reason);
 
 	a->vault_host = url_host(c->vault_url);
 	if (!a->vault_host) {
