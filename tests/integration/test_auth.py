@@ -322,7 +322,8 @@ def test_concurrent_401s_share_one_refresh(mount, az):
 
 # --- nothing secret in the debug log ---------------------------------------------
 
-@pytest.mark.parametrize("provider", ["secret", "cert", "workload", "appservice", "arc"])
+@pytest.mark.parametrize("provider", ["secret", "cert", "workload", "imds", "appservice",
+                                      "arc"])
 def test_debug_log_holds_no_secret(mount, az, provider):
     info = az.info
     env, binary = None, None
@@ -332,6 +333,8 @@ def test_debug_log_holds_no_secret(mount, az, provider):
         opts = cert_options(az)
     elif provider == "workload":
         opts = workload_options(az)
+    elif provider == "imds":
+        opts = mi_options(az)
     elif provider == "appservice":
         opts, env = mi_options(az), appservice_env(az)
     else:
