@@ -59,6 +59,7 @@ enum opt_kind {
 	OPT_FLAG,    /* no value */
 	OPT_AUTH,
 	OPT_CLOUD,
+	OPT_CERT_ALG,
 	OPT_LOGLEVEL,
 	OPT_UID,
 	OPT_GID,
@@ -94,6 +95,10 @@ static const struct opt opts[] = {
 	 "client certificate and key, PEM or PKCS#12"},
 	{"cert_password_file", OPT_PATH, F(cert_password_file), 0, 0, "PATH",
 	 "file holding the PKCS#12 password"},
+	{"cert_alg", OPT_CERT_ALG, F(cert_alg), 0, 0, "PS256|RS256",
+	 "client assertion signature (default PS256)"},
+	{"send_cert_chain", OPT_FLAG, F(send_cert_chain), 0, 0, NULL,
+	 "send the certificate chain (x5c) with the assertion"},
 	{"token_file", OPT_PATH, F(token_file), 0, 0, "PATH",
 	 "federated token (workload identity)"},
 	{"authority", OPT_HTTPS, F(authority), 0, 0, "URL",
@@ -502,6 +507,17 @@ static int apply(struct kvfs_config *c, const struct opt *o, const char *value,
 			    "invalid cloud '%s': expected public, china or "
 			    "usgov",
 			    value);
+	case OPT_CERT_ALG:
+		if (strcasecmp(value, "PS256") == 0)
+			*(enum kvfs_cert_alg *)field = KVFS_CERT_ALG_PS256;
+		else if (strcasecmp(value, "RS256") == 0)
+			*(enum kvfs_cert_alg *)field = KVFS_CERT_ALG_RS256;
+		else
+			return fail(err, -EINVAL,
+				    "invalid cert_alg '%s': expected PS256 or "
+				    "RS256",
+				    value);
+		return 0;
 	case OPT_FLAG:
 		break;
 	}
@@ -749,7 +765,10 @@ static void print_help(void)
 	       "    AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,\n"
 	       "    AZURE_CLIENT_CERTIFICATE_PATH, "
 	       "AZURE_CLIENT_CERTIFICATE_PASSWORD,\n"
-	       "    AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST\n"
+	       "    AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST,\n"
+	       "    AZURE_CLIENT_SEND_CERTIFICATE_CHAIN; for auth=imds also\n"
+	       "    IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service) and\n"
+	       "    IDENTITY_ENDPOINT + IMDS_ENDPOINT (Azure Arc)\n"
 	       "\n"
 	       "systemd credentials (in $CREDENTIALS_DIRECTORY), used when the "
 	       "option is not\n"
@@ -898,6 +917,13 @@ static int finish(struct kvfs_config *c, char **pos, size_t npos,
 				(char **)((char *)c + envs[i].off), err);
 		if (r < 0)
 			return r;
+	}
+
+	if (!c->send_cert_chain) {
+		const char *v = getenv("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN");
+
+		c->send_cert_chain = v && (strcmp(v, "1") == 0 ||
+					   strcasecmp(v, "true") == 0);
 	}
 
 	if (c->debug) {

@@ -18,6 +18,12 @@ enum kvfs_auth_kind {
 	KVFS_AUTH_WORKLOAD,
 };
 
+/* Signature of the certificate provider's client assertion. */
+enum kvfs_cert_alg {
+	KVFS_CERT_ALG_PS256, /* with x5t#S256: what Entra ID documents */
+	KVFS_CERT_ALG_RS256, /* with x5t (SHA-1): older authorities, AD FS */
+};
+
 enum kvfs_cloud {
 	KVFS_CLOUD_PUBLIC,
 	KVFS_CLOUD_CHINA,
@@ -40,6 +46,8 @@ struct kvfs_config {
 	char *cert_file;
 	char *cert_password_file;
 	char *cert_password; /* AZURE_CLIENT_CERTIFICATE_PASSWORD; wiped */
+	enum kvfs_cert_alg cert_alg;
+	bool send_cert_chain; /* x5c; AZURE_CLIENT_SEND_CERTIFICATE_CHAIN */
 	char *token_file;
 	char *authority; /* "https://login.microsoftonline.com", no slash */
 	char *imds_url;

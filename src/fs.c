@@ -94,6 +94,13 @@ struct handle {
 	size_t len;
 };
 
+static struct kvfs_fs_hooks hooks;
+
+void kvfs_fs_set_hooks(const struct kvfs_fs_hooks *h)
+{
+	hooks = h ? *h : (struct kvfs_fs_hooks){0};
+}
+
 /* What a file is right now. */
 struct view {
 	const void *data; /* NULL when not known without a fetch */
@@ -1005,6 +1012,9 @@ int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache)
 	if (!c->foreground)
 		kvfs_log_use_syslog(true);
 	log_info("mounted '%s' on '%s'", c->vault_url, c->mountpoint);
+	/* Threads only now: they would not survive the fork. */
+	if (hooks.start && hooks.start(hooks.data) < 0)
+		goto out_signals;
 
 	lc = fuse_loop_cfg_create();
 	if (!lc) {
@@ -1015,6 +1025,8 @@ int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache)
 	fuse_loop_cfg_set_max_threads(lc, MAX_THREADS);
 
 	r = fuse_loop_mt(fuse, lc);
+	if (hooks.stop)
+		hooks.stop(hooks.data);
 	/* 0: unmounted; > 0: the signal that asked us to stop. */
 	if (r < 0)
 		log_error("FUSE loop for '%s' failed: %s", c->mountpoint,

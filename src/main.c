@@ -31,6 +31,16 @@ static void harden(void)
 	(void)setrlimit(RLIMIT_CORE, &rl);
 }
 
+static int start_background(void *data)
+{
+	return kvfs_auth_start_refresher(data);
+}
+
+static void stop_background(void *data)
+{
+	kvfs_auth_stop_refresher(data);
+}
+
 static bool transport_error(int r)
 {
 	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
@@ -125,6 +135,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	kvfs_fs_set_hooks(&(struct kvfs_fs_hooks){
+		.start = start_background,
+		.stop = stop_background,
+		.data = auth,
+	});
 	code = kvfs_fs_main(&c, cache);
 
 out:

@@ -1,16 +1,21 @@
 /* The token cache of a mount, in front of one provider.  State (tenant,
  * resource, current token and its deadlines) lives under a mutex; callers
- * get copies of the token.  A fetch is single-flight: the first caller that
- * finds no fresh token fetches with the lock released, others keep using a
- * still-valid token or wait on a condition variable for that fetch's result.
- * A token is refreshed when little of it is left (5 minutes, or half of a
- * short lifetime), and a failed refresh keeps the old token until it
- * expires.  The vault's challenge may set tenant and resource, but only a
- * resource of the vault's own domain (or resource= itself) is accepted, so
- * no token for another audience is ever sent to the vault.  Deadlines use
- * CLOCK_MONOTONIC; only expires_at is wall-clock, for display. */
+ * get copies of the token.  A fetch is single-flight: whoever finds no
+ * usable token fetches with the lock released, and everyone else waits on
+ * a condition variable and shares that fetch's outcome.  Once the mount is
+ * served, a refresher thread renews the token before it expires (5 minutes
+ * before, half-way for short or long-lived managed-identity tokens), so
+ * readers only ever copy a valid token; a failed refresh keeps the old
+ * token until it expires and is retried with backoff.  Without the
+ * refresher (before the daemon forked) get_token() refreshes in the
+ * foreground.  The vault's challenge may set tenant and resource, but only
+ * a resource of the vault's own domain (or resource= itself) is accepted,
+ * so no token for another audience is ever sent to the vault.  Deadlines
+ * are CLOCK_MONOTONIC milliseconds; only expires_at and last_refresh are
+ * wall-clock, for display. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -20,37 +25,52 @@
 #include "log.h"
 #include "util.h"
 
-#define REFRESH_MARGIN 300 /* seconds before expiry */
-#define RETRY_INTERVAL 30  /* between failed background refreshes */
+#define REFRESH_MARGIN_MS 300000L /* refresh 5 minutes before expiry */
+#define MANAGED_HALF_LIFE 7200L	  /* MSAL: half-life from 2 h on */
+#define RETRY_MAX_MS 30000L	  /* between failed refreshes, at most */
 
 struct kvfs_auth {
 	struct kvfs_auth_provider *provider;
+	char *reason;		 /* why this provider */
 	char *vault_host;	 /* lower case, no port */
 	char *explicit_resource; /* resource=, or NULL */
 	bool tenant_pinned; /* tenant= given: the challenge can't move it */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond; /* a fetch finished */
+	pthread_cond_t wake; /* refresher and sleepers: look again */
 	/* under lock */
 	char *tenant;
 	char *resource;
 	char *token;
 	time_t expires_wall;
-	time_t mono_expires; /* not usable from then on */
-	time_t mono_refresh; /* fetch a new one from then on */
-	time_t mono_retry;   /* no new attempt before, while still usable */
+	time_t refreshed_wall;
+	int64_t mono_expires; /* not usable from then on */
+	int64_t mono_refresh; /* fetch a new one from then on */
+	int64_t mono_retry;   /* no new background attempt before */
+	unsigned failures;    /* consecutive failed fetches */
 	bool fetching;
 	unsigned long generation; /* completed fetches */
 	int last_ret;
 	struct kvfs_error last_err;
+
+	pthread_t thread;
+	bool running;  /* the refresher thread exists */
+	bool stopping; /* it, and every retry sleep, should end */
 };
 
-static time_t now_mono(void)
+static int64_t now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timespec mono_timespec(int64_t ms)
+{
+	return (struct timespec){.tv_sec = (time_t)(ms / 1000),
+				 .tv_nsec = (long)(ms % 1000) * 1000000};
 }
 
 /* Host of "scheme://host[:port][/...]", lower-cased; NULL when the URL has
@@ -131,15 +151,85 @@ static void drop_token_locked(struct kvfs_auth *a)
 	a->mono_expires = a->mono_refresh = a->mono_retry = 0;
 }
 
-static enum kvfs_auth_kind pick_auto(const struct kvfs_config *c)
+enum kvfs_auth_kind kvfs_auth_pick(const struct kvfs_config *c,
+				   const char **ret_reason)
 {
-	if (c->token_file && c->client_id)
-		return KVFS_AUTH_WORKLOAD;
-	if (c->cert_file)
-		return KVFS_AUTH_CERT;
-	if (c->secret_file || c->client_secret)
-		return KVFS_AUTH_SECRET;
-	return KVFS_AUTH_IMDS;
+	const char *reason;
+	enum kvfs_auth_kind k;
+
+	if (c->auth != KVFS_AUTH_AUTO) {
+		k = c->auth;
+		reason = "chosen with auth=";
+	} else if (c->token_file && *c->token_file) {
+		k = KVFS_AUTH_WORKLOAD;
+		reason = "auth=auto and token_file= (or "
+			 "AZURE_FEDERATED_TOKEN_FILE) is set";
+	} else if (c->cert_file && *c->cert_file) {
+		k = KVFS_AUTH_CERT;
+		reason = "auth=auto and cert_file= (or "
+			 "AZURE_CLIENT_CERTIFICATE_PATH) is set";
+	} else if (c->secret_file && *c->secret_file) {
+		k = KVFS_AUTH_SECRET;
+		reason = "auth=auto and secret_file= is set";
+	} else if (c->client_secret && *c->client_secret) {
+		k = KVFS_AUTH_SECRET;
+		reason = "auth=auto and AZURE_CLIENT_SECRET is set";
+	} else {
+		k = KVFS_AUTH_IMDS;
+		reason = "auth=auto and no federated token, certificate or "
+			 "secret is configured";
+	}
+	if (ret_reason)
+		*ret_reason = reason;
+	return k;
+}
+
+static bool auth_sleep(void *ctx, long ms)
+{
+	struct kvfs_auth *a = ctx;
+	int64_t until = now_ms() + ms;
+	struct timespec ts = mono_timespec(until);
+	bool stopping;
+
+	pthread_mutex_lock(&a->lock);
+	while (!a->stopping && now_ms() < until)
+		pthread_cond_timedwait(&a->wake, &a->lock, &ts);
+	stopping = a->stopping;
+	pthread_mutex_unlock(&a->lock);
+	return !stopping;
+}
+
+bool kvfs_auth_provider_sleep(struct kvfs_auth_provider *p, long ms)
+{
+	struct timespec ts;
+
+	if (ms <= 0)
+		return true;
+	if (p->sleep)
+		return p->sleep(p->sleep_ctx, ms);
+	ts = mono_timespec(ms);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	return true;
+}
+
+static int init_conds(struct kvfs_auth *a)
+{
+	pthread_condattr_t attr;
+	int r;
+
+	if (pthread_condattr_init(&attr) != 0)
+		return -ENOMEM;
+	r = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (r == 0)
+		r = pthread_cond_init(&a->cond, &attr);
+	if (r == 0) {
+		r = pthread_cond_init(&a->wake, &attr);
+		if (r != 0)
+			pthread_cond_destroy(&a->cond);
+	}
+	pthread_condattr_destroy(&attr);
+	return -r;
 }
 
 int kvfs_auth_new(const struct kvfs_config *c, struct kvfs_http *h,
@@ -147,23 +237,38 @@ int kvfs_auth_new(const struct kvfs_config *c, struct kvfs_http *h,
 {
 	struct kvfs_error err = {0};
 	enum kvfs_auth_kind kind;
+	const char *why;
 	struct kvfs_auth *a;
 	int r;
 
-	kind = c->auth == KVFS_AUTH_AUTO ? pick_auto(c) : c->auth;
+	kind = kvfs_auth_pick(c, &why);
 
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->cond, NULL);
+	r = init_conds(a);
+	if (r < 0) {
+		pthread_mutex_destroy(&a->lock);
+		free(a);
+		return r;
+	}
 
 	switch (kind) {
 	case KVFS_AUTH_SECRET:
 		r = kvfs_auth_secret_new(c, h, &a->provider, &err);
 		break;
+	case KVFS_AUTH_CERT:
+		r = kvfs_auth_cert_new(c, h, &a->provider, &err);
+		break;
+	case KVFS_AUTH_WORKLOAD:
+		r = kvfs_auth_workload_new(c, h, &a->provider, &err);
+		break;
+	case KVFS_AUTH_IMDS:
+		r = kvfs_auth_mi_new(c, h, &a->provider, &err);
+		break;
 	default:
-		log_error("auth provider '%s' is not supported yet",
+		log_error("auth provider '%s' is not supported",
 			  kvfs_config_auth_name(kind));
 		r = -EOPNOTSUPP;
 		goto fail;
@@ -173,6 +278,24 @@ int kvfs_auth_new(const struct kvfs_config *c, struct kvfs_http *h,
 			log_error("%s", err.message);
 		goto fail;
 	}
+	a->provider->sleep = auth_sleep;
+	a->provider->sleep_ctx = a;
+
+	if (c->auth != KVFS_AUTH_AUTO)
+		r = asprintf(&a->reason, "%s%s%s%s", why,
+			     kvfs_config_auth_name(kind),
+			     a->provider->detail ? "; " : "",
+			     a->provider->detail ? a->provider->detail : "");
+	else
+		r = asprintf(&a->reason, "%s%s%s", why,
+			     a->provider->detail ? "; " : "",
+			     a->provider->detail ? a->provider->detail : "");
+	if (r < 0) {
+		a->reason = NULL;
+		goto oom;
+	}
+	log_debug("credential provider '%s' (%s)", a->provider->name,
+		  a->reason);
 
 	a->vault_host = url_host(c->vault_url);
 	if (!a->vault_host) {
@@ -215,16 +338,27 @@ void kvfs_auth_free(struct kvfs_auth *a)
 {
 	if (!a)
 		return;
+	kvfs_auth_stop_refresher(a);
 	if (a->provider)
 		a->provider->free(a->provider);
 	drop_token_locked(a);
+	free(a->reason);
 	free(a->vault_host);
 	free(a->explicit_resource);
 	free(a->tenant);
 	free(a->resource);
+	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->cond);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
+}
+
+/* Enough is known to ask for a token: the resource, and the tenant unless
+ * the provider is a managed identity (which needs none, and so spares the
+ * vault's challenge round trip). */
+static bool known_locked(struct kvfs_auth *a)
+{
+	return a->resource && (a->tenant || a->provider->managed);
 }
 
 bool kvfs_auth_ready(struct kvfs_auth *a)
@@ -232,7 +366,7 @@ bool kvfs_auth_ready(struct kvfs_auth *a)
 	bool ready;
 
 	pthread_mutex_lock(&a->lock);
-	ready = a->tenant && a->resource;
+	ready = known_locked(a);
 	pthread_mutex_unlock(&a->lock);
 	return ready;
 }
@@ -299,22 +433,66 @@ int kvfs_auth_set_challenge(struct kvfs_auth *a, const char *vault_url,
 	return 0;
 }
 
-/* Lifetime l seconds from now: usable until a little before the end,
- * refreshed with REFRESH_MARGIN left, or half-way for short tokens, or
- * when the service advises (refresh_in). */
-static void set_deadlines_locked(struct kvfs_auth *a,
-				 const struct kvfs_token *t, time_t now)
+long kvfs_auth_clamp_lifetime(long seconds)
 {
-	long l = t->expires_in;
-	long skew = l >= 600 ? 30 : l / 20;
-	long margin = l / 2 < REFRESH_MARGIN ? l / 2 : REFRESH_MARGIN;
-	long refresh = l - margin;
+	if (seconds <= 0)
+		return KVFS_AUTH_MIN_LIFETIME;
+	if (seconds > KVFS_AUTH_MAX_LIFETIME)
+		return KVFS_AUTH_MAX_LIFETIME;
+	return seconds;
+}
 
-	if (t->refresh_in > 0 && t->refresh_in < refresh)
-		refresh = t->refresh_in;
+long kvfs_auth_refresh_after_ms(long lifetime, long refresh_in, bool managed)
+{
+	long l = lifetime * 1000, r;
+
+	if (managed && lifetime >= MANAGED_HALF_LIFE) {
+		r = l / 2;
+	} else {
+		long margin =
+			l / 2 < REFRESH_MARGIN_MS ? l / 2 : REFRESH_MARGIN_MS;
+
+		r = l - margin;
+	}
+	if (refresh_in > 0 && refresh_in * 1000 < r)
+		r = refresh_in * 1000;
+	return r;
+}
+
+long kvfs_auth_retry_delay_ms(unsigned attempt, long remaining_ms)
+{
+	long d = 1000;
+
+	for (unsigned i = 1; i < attempt && d < RETRY_MAX_MS; i++)
+		d *= 2;
+	if (d > RETRY_MAX_MS)
+		d = RETRY_MAX_MS;
+	if (remaining_ms > 0) {
+		long cap = remaining_ms / 2 < 250 ? 250 : remaining_ms / 2;
+
+		if (d > cap)
+			d = cap;
+	}
+	return d;
+}
+
+/* A lifetime of l seconds from now: usable until a little before its end
+ * (5 %, at most 30 s, for clock skew), refreshed per
+ * kvfs_auth_refresh_after_ms(). */
+static void set_deadlines_locked(struct kvfs_auth *a,
+				 const struct kvfs_token *t, int64_t now)
+{
+	long l = kvfs_auth_clamp_lifetime(t->expires_in);
+	long skew = l >= 600 ? 30000 : l * 1000 / 20;
+
+	if (l != t->expires_in)
+		log_warning("'%s' gave a token lifetime of %ld s; using %ld s",
+			    a->provider->name, t->expires_in, l);
 	a->expires_wall = time(NULL) + l;
-	a->mono_expires = now + l - skew;
-	a->mono_refresh = now + refresh;
+	a->refreshed_wall = time(NULL);
+	a->mono_expires = now + l * 1000 - skew;
+	a->mono_refresh = now + kvfs_auth_refresh_after_ms(
+					l, t->refresh_in, a->provider->managed);
 	a->mono_retry = 0;
 }
 
@@ -328,30 +506,121 @@ static int copy_token_locked(struct kvfs_auth *a, char **ret)
 	return 0;
 }
 
-int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
+static bool usable_locked(struct kvfs_auth *a, int64_t now)
+{
+	return a->token && now < a->mono_expires;
+}
+
+/* One fetch from the provider.  Called with the lock held and no fetch
+ * running; the lock is released for the fetch itself.  On success the
+ * token is installed (unless the challenge moved tenant or resource
+ * meanwhile) and, when ret_token is not NULL, handed out too.  On failure
+ * an old, still usable token stays, and the next background attempt is
+ * put off with backoff. */
+static int fetch_locked(struct kvfs_auth *a, char **ret_token,
 			struct kvfs_error *err)
 {
 	_cleanup_free_ char *tenant = NULL, *resource = NULL;
 	struct kvfs_token tok = {0};
 	struct kvfs_error ferr = {0};
-	time_t now;
+	int64_t now;
+	int r;
+
+	a->fetching = true;
+	tenant = a->tenant ? strdup(a->tenant) : NULL;
+	resource = strdup(a->resource);
+	pthread_mutex_unlock(&a->lock);
+
+	if ((a->tenant && !tenant) || !resource)
+		r = -ENOMEM;
+	else
+		r = a->provider->fetch(a->provider, tenant, resource, &tok,
+				       &ferr);
+	if (r < 0 && !ferr.provider[0])
+		snprintf(ferr.provider, sizeof(ferr.provider), "%s",
+			 a->provider->name);
+
+	pthread_mutex_lock(&a->lock);
+	a->fetching = false;
+	a->generation++;
+	now = now_ms();
+	a->last_ret = r;
+	a->last_err = ferr;
+	if (r == 0) {
+		a->failures = 0;
+		/* The challenge may have moved tenant or resource while we
+		 * fetched: then this token serves this caller only. */
+		if (a->resource && strcmp(a->resource, resource) == 0 &&
+		    (a->provider->managed ||
+		     (a->tenant && tenant && strcmp(a->tenant, tenant) == 0))) {
+			drop_token_locked(a);
+			a->token = strdup(tok.access_token);
+			if (a->token) {
+				set_deadlines_locked(a, &tok, now);
+				log_debug("new token from '%s', valid for "
+					  "%ld s",
+					  a->provider->name,
+					  kvfs_auth_clamp_lifetime(
+						  tok.expires_in));
+			}
+		}
+		if (ret_token)
+			*ret_token = TAKE_PTR(tok.access_token);
+	} else {
+		char buf[512];
+		bool usable = usable_locked(a, now);
+
+		a->failures++;
+		a->mono_retry =
+			now +
+			kvfs_auth_retry_delay_ms(
+				a->failures,
+				usable ? (long)(a->mono_expires - now) : 0);
+		kvfs_error_describe(&ferr, buf, sizeof(buf));
+		/* -ECANCELED: the mount is going away; nothing to say. */
+		if (usable && r != -ECANCELED)
+			log_warning("cannot refresh the token from '%s': %s; "
+				    "using the current one until it expires",
+				    a->provider->name, buf);
+		else if (!ret_token && r != -ECANCELED)
+			/* the refresher's own attempt: nobody else says it */
+			log_warning("cannot get a token from '%s': %s; "
+				    "retrying in %ld ms",
+				    a->provider->name, buf,
+				    (long)(a->mono_retry - now));
+		if (err)
+			*err = ferr;
+	}
+	pthread_cond_broadcast(&a->cond);
+	pthread_cond_broadcast(&a->wake);
+	kvfs_token_clear(&tok);
+	return r;
+}
+
+int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
+			struct kvfs_error *err)
+{
+	int64_t now;
 	int r;
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
-		bool usable, fresh;
 		unsigned long gen;
+		bool due;
 
-		if (!a->tenant || !a->resource) {
+		if (!known_locked(a)) {
 			pthread_mutex_unlock(&a->lock);
 			kvfs_error_set_message(err, "tenant and resource of "
 						    "the vault not known yet");
 			return -EAGAIN;
 		}
-		now = now_mono();
-		usable = a->token && now < a->mono_expires;
-		fresh = usable && now < a->mono_refresh;
-		if (fresh || (usable && (a->fetching || now < a->mono_retry))) {
+		now = now_ms();
+		due = now >= a->mono_refresh && now >= a->mono_retry;
+		if (usable_locked(a, now) &&
+		    (!due || a->fetching || a->running)) {
+			/* The refresher renews it; nobody waits. */
+			if (due && a->running && !a->fetching)
+				pthread_cond_broadcast(&a->wake);
 			r = copy_token_locked(a, ret_token);
 			pthread_mutex_unlock(&a->lock);
 			return r;
@@ -364,7 +633,7 @@ int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
 		gen = a->generation;
 		while (a->fetching && a->generation == gen)
 			pthread_cond_wait(&a->cond, &a->lock);
-		if (a->token && now_mono() < a->mono_expires)
+		if (usable_locked(a, now_ms()))
 			continue;
 		if (a->generation != gen && a->last_ret < 0) {
 			r = a->last_ret;
@@ -375,54 +644,10 @@ int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
 		}
 	}
 
-	a->fetching = true;
-	tenant = strdup(a->tenant);
-	resource = strdup(a->resource);
-	pthread_mutex_unlock(&a->lock);
-
-	if (!tenant || !resource)
-		r = -ENOMEM;
-	else
-		r = a->provider->fetch(a->provider, tenant, resource, &tok,
-				       &ferr);
-	if (r < 0 && !ferr.provider[0])
-		snprintf(ferr.provider, sizeof(ferr.provider), "%s",
-			 a->provider->name);
-
-	pthread_mutex_lock(&a->lock);
-	a->fetching = false;
-	a->generation++;
-	now = now_mono();
-	a->last_ret = r;
-	a->last_err = ferr;
-	if (r == 0) {
-		/* The challenge may have moved tenant or resource while we
-		 * fetched: then this token serves this caller only. */
-		if (a->tenant && a->resource &&
-		    strcmp(a->tenant, tenant) == 0 &&
-		    strcmp(a->resource, resource) == 0) {
-			drop_token_locked(a);
-			a->token = strdup(tok.access_token);
-			if (a->token)
-				set_deadlines_locked(a, &tok, now);
-		}
-		*ret_token = TAKE_PTR(tok.access_token);
-	} else if (a->token && now < a->mono_expires) {
-		char buf[512];
-
-		a->mono_retry = now + RETRY_INTERVAL;
-		kvfs_error_describe(&ferr, buf, sizeof(buf));
-		log_warning("cannot refresh the token from '%s': %s; using the "
-			    "current one until it expires",
-			    a->provider->name, buf);
+	r = fetch_locked(a, ret_token, err);
+	if (r < 0 && usable_locked(a, now_ms()))
 		r = copy_token_locked(a, ret_token);
-	} else if (err) {
-		*err = ferr;
-	}
-	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
-
-	kvfs_token_clear(&tok);
 	return r;
 }
 
@@ -436,9 +661,91 @@ void kvfs_auth_invalidate(struct kvfs_auth *a, const char *token)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* When the refresher should fetch next, or -1 for "not by itself": no
+ * token and no failure to retry (readers fetch then), or a fetch runs. */
+static int64_t next_due_locked(struct kvfs_auth *a)
+{
+	if (!known_locked(a) || a->fetching)
+		return -1;
+	if (a->token)
+		return a->mono_refresh > a->mono_retry ? a->mono_refresh
+						       : a->mono_retry;
+	if (a->failures > 0)
+		return a->mono_retry;
+	return -1;
+}
+
+static void *refresher_main(void *arg)
+{
+	struct kvfs_auth *a = arg;
+
+	pthread_mutex_lock(&a->lock);
+	while (!a->stopping) {
+		int64_t due = next_due_locked(a);
+		struct timespec ts;
+
+		if (due < 0) {
+			pthread_cond_wait(&a->wake, &a->lock);
+			continue;
+		}
+		if (now_ms() < due) {
+			ts = mono_timespec(due);
+			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
+			continue;
+		}
+		(void)fetch_locked(a, NULL, NULL);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+int kvfs_auth_start_refresher(struct kvfs_auth *a)
+{
+	int r;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->running) {
+		pthread_mutex_unlock(&a->lock);
+		return 0;
+	}
+	a->stopping = false;
+	r = pthread_create(&a->thread, NULL, refresher_main, a);
+	if (r == 0)
+		a->running = true;
+	pthread_mutex_unlock(&a->lock);
+	if (r != 0) {
+		log_error("cannot start the token refresher: %s", strerror(r));
+		return -r;
+	}
+	log_notice("credential provider '%s': %s", a->provider->name,
+		   a->reason);
+	return 0;
+}
+
+void kvfs_auth_stop_refresher(struct kvfs_auth *a)
+{
+	bool running;
+
+	pthread_mutex_lock(&a->lock);
+	a->stopping = true;
+	running = a->running;
+	pthread_cond_broadcast(&a->wake);
+	pthread_mutex_unlock(&a->lock);
+	if (running)
+		pthread_join(a->thread, NULL);
+	pthread_mutex_lock(&a->lock);
+	a->running = false;
+	pthread_mutex_unlock(&a->lock);
+}
+
 const char *kvfs_auth_provider_name(struct kvfs_auth *a)
 {
 	return a->provider->name;
+}
+
+const char *kvfs_auth_provider_reason(struct kvfs_auth *a)
+{
+	return a->reason;
 }
 
 time_t kvfs_auth_expires_at(struct kvfs_auth *a)
@@ -447,6 +754,16 @@ time_t kvfs_auth_expires_at(struct kvfs_auth *a)
 
 	pthread_mutex_lock(&a->lock);
 	t = a->token ? a->expires_wall : 0;
+	pthread_mutex_unlock(&a->lock);
+	return t;
+}
+
+time_t kvfs_auth_last_refresh(struct kvfs_auth *a)
+{
+	time_t t;
+
+	pthread_mutex_lock(&a->lock);
+	t = a->refreshed_wall;
 	pthread_mutex_unlock(&a->lock);
 	return t;
 }

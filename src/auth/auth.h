@@ -42,7 +42,38 @@ void kvfs_auth_invalidate(struct kvfs_auth *a, const char *token);
 
 /* "secret", "cert", "workload", "imds", "appservice", "arc" */
 const char *kvfs_auth_provider_name(struct kvfs_auth *a);
+/* Why this provider: "auth=cert", or auto's reason ("cert_file= is set"). */
+const char *kvfs_auth_provider_reason(struct kvfs_auth *a);
+/* Wall-clock Unix seconds; 0 when there is no token / none fetched yet. */
 time_t kvfs_auth_expires_at(struct kvfs_auth *a);
+time_t kvfs_auth_last_refresh(struct kvfs_auth *a);
+
+/* The background refresher: a thread that renews the token before it
+ * expires, so that no reader waits for it.  Start it in the process that
+ * serves the mount (after fuse_daemonize: threads do not survive a fork);
+ * until then get_token() refreshes in the foreground.  Stop joins it, and
+ * cuts short any retry sleep; both may be called more than once. */
+int kvfs_auth_start_refresher(struct kvfs_auth *a);
+void kvfs_auth_stop_refresher(struct kvfs_auth *a);
+
+/* auth=auto: workload -> cert -> secret -> imds, the first configured.
+ * *ret_reason is a static string saying why. */
+enum kvfs_auth_kind kvfs_auth_pick(const struct kvfs_config *c,
+				   const char **ret_reason);
+
+/* Token lifetimes as the cache uses them, exposed for unit tests.  A
+ * lifetime <= 0 or over a day is clamped to [KVFS_AUTH_MIN_LIFETIME,
+ * KVFS_AUTH_MAX_LIFETIME].  The refresh comes 5 minutes before expiry, or
+ * half-way when that is sooner (short test tokens), or half-way for a
+ * managed-identity token of 2 h or more, or at refresh_in when sooner. */
+#define KVFS_AUTH_MIN_LIFETIME 60L
+#define KVFS_AUTH_MAX_LIFETIME 86400L
+long kvfs_auth_clamp_lifetime(long seconds);
+long kvfs_auth_refresh_after_ms(long lifetime, long refresh_in, bool managed);
+/* Delay before background retry number `attempt` (1, 2, ...) after a
+ * failed refresh: 1, 2, 4, ... 30 s, and while a token is still usable
+ * for remaining_ms (> 0), at most half of that (never under 250 ms). */
+long kvfs_auth_retry_delay_ms(unsigned attempt, long remaining_ms);
 
 /* Parse a Bearer challenge: authorization=/authorization_uri= and
  * resource=/scope=.  Exposed for unit tests and fuzzers. */

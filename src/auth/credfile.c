@@ -68,13 +68,14 @@ int kvfs_credfile_read(const char *path, unsigned flags, char **ret,
 		kvfs_error_set_message(err, "no credential file given");
 		return -EINVAL;
 	}
-	if (!(flags & KVFS_CREDFILE_ANY_MODE))
+	if (!(flags & KVFS_CREDFILE_ANY_MODE) ||
+	    (flags & KVFS_CREDFILE_NOFOLLOW))
 		oflags |= O_NOFOLLOW;
 
 	fd = open(path, oflags);
 	if (fd < 0) {
 		r = -errno;
-		if (r == -ELOOP && !(flags & KVFS_CREDFILE_ANY_MODE))
+		if (r == -ELOOP && (oflags & O_NOFOLLOW))
 			kvfs_error_set_message(
 				err,
 				"'%s' is a symbolic link; give the path of the "

@@ -19,6 +19,9 @@ enum {
 	 * federated token_file, which Kubernetes projects with mode 0644
 	 * behind a symlink. */
 	KVFS_CREDFILE_ANY_MODE = 1 << 1,
+	/* Never follow a symlink, even with ANY_MODE: for a path named by
+	 * a server (the Arc agent's key file). */
+	KVFS_CREDFILE_NOFOLLOW = 1 << 2,
 };
 
 /* Read path into a NUL-terminated buffer of *ret_len bytes (the NUL not

@@ -82,7 +82,8 @@ int kvfs_entra_parse_discovery(const char *json, size_t len,
 	return 0;
 }
 
-/* A JSON number, or a string of decimal digits ("3599"), as seconds. */
+/* A JSON number, or a string of decimal digits ("3599", "-5"), as
+ * seconds; the token cache clamps what is absurd. */
 static int parse_seconds(json_t *v, long *ret)
 {
 	long long n;
@@ -92,14 +93,14 @@ static int parse_seconds(json_t *v, long *ret)
 	} else if (json_is_real(v)) {
 		double d = json_real_value(v);
 
-		if (!(d >= 0 && d < 1e12))
+		if (!(d > -1e12 && d < 1e12))
 			return -EBADMSG;
 		n = (long long)d;
 	} else if (json_is_string(v)) {
 		const char *s = json_string_value(v);
 		char *end;
 
-		if (!isdigit((unsigned char)s[0]) || strlen(s) > 12)
+		if (!isdigit((unsigned char)s[s[0] == '-']) || strlen(s) > 12)
 			return -EBADMSG;
 		errno = 0;
 		n = strtoll(s, &end, 10);
@@ -108,7 +109,7 @@ static int parse_seconds(json_t *v, long *ret)
 	} else {
 		return -EBADMSG;
 	}
-	if (n < 0 || n > 10L * 365 * 86400)
+	if (n < -10L * 365 * 86400 || n > 10L * 365 * 86400)
 		return -EBADMSG;
 	*ret = (long)n;
 	return 0;
@@ -147,10 +148,11 @@ int kvfs_entra_parse_token(const char *json, size_t len, struct kvfs_token *ret)
 		return -EBADMSG;
 
 	v = json_object_get(root, "expires_in");
-	if (!v || parse_seconds(v, &expires_in) < 0 || expires_in == 0)
+	if (!v || parse_seconds(v, &expires_in) < 0)
 		return -EBADMSG;
 	v = json_object_get(root, "refresh_in");
-	if (v && !json_is_null(v) && parse_seconds(v, &refresh_in) < 0)
+	if (v && !json_is_null(v) &&
+	    (parse_seconds(v, &refresh_in) < 0 || refresh_in < 0))
 		return -EBADMSG;
 
 	copy = strndup(tok, toklen);

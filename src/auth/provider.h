@@ -1,11 +1,13 @@
 /* The contract between the token cache (auth.c) and one credential
  * provider: fetch a fresh token for a tenant and a resource.  The cache
  * calls fetch() without holding any lock and one call at a time (single
- * flight), so a provider needs no lock of its own for its state.  Internal
- * to src/auth/. */
+ * flight), so a provider needs no lock of its own for its state.  Also the
+ * pure helpers of the providers, exposed for the unit tests.  Internal to
+ * src/auth/. */
 #ifndef KVFS_AUTH_PROVIDER_H
 #define KVFS_AUTH_PROVIDER_H
 
+#include <stdbool.h>
 #include <time.h>
 
 #include "../config.h"
@@ -14,25 +16,105 @@
 
 struct kvfs_token {
 	char *access_token; /* wiped when cleared */
-	long expires_in;    /* seconds of validity from now */
+	long expires_in;    /* seconds of validity from now; may be absurd */
 	long refresh_in;    /* seconds until a refresh is advised; 0: none */
 };
 
 void kvfs_token_clear(struct kvfs_token *t);
 
 struct kvfs_auth_provider {
-	const char *name; /* "secret", ... */
-	/* tenant may be NULL for providers that need none (imds). */
+	/* "secret", "cert", "workload", "imds", "appservice", "arc" */
+	const char *name;
+	/* Why this flavour, for the log and status ("IDENTITY_ENDPOINT and
+	 * IDENTITY_HEADER are set"), or NULL. */
+	const char *detail;
+	/* A managed identity: tokens of 2 h or more are refreshed at half
+	 * their life, as MSAL does. */
+	bool managed;
+	/* tenant may be NULL for providers that need none (managed). */
 	int (*fetch)(struct kvfs_auth_provider *p, const char *tenant,
 		     const char *resource, struct kvfs_token *ret,
 		     struct kvfs_error *err);
 	void (*free)(struct kvfs_auth_provider *p);
+
+	/* Set by the cache: sleep between retries inside fetch().  Returns
+	 * false, early, when the mount is going away; NULL: nanosleep. */
+	bool (*sleep)(void *ctx, long ms);
+	void *sleep_ctx;
 };
+
+/* Sleep through p->sleep; false when cancelled. */
+bool kvfs_auth_provider_sleep(struct kvfs_auth_provider *p, long ms);
 
 /* Providers.  Each validates its configuration; on a configuration error
  * it returns -EINVAL with err->message set. */
 int kvfs_auth_secret_new(const struct kvfs_config *c, struct kvfs_http *h,
 			 struct kvfs_auth_provider **ret,
 			 struct kvfs_error *err);
+int kvfs_auth_cert_new(const struct kvfs_config *c, struct kvfs_http *h,
+		       struct kvfs_auth_provider **ret, struct kvfs_error *err);
+int kvfs_auth_workload_new(const struct kvfs_config *c, struct kvfs_http *h,
+			   struct kvfs_auth_provider **ret,
+			   struct kvfs_error *err);
+/* imds, appservice or arc, whichever kvfs_mi_detect() finds. */
+int kvfs_auth_mi_new(const struct kvfs_config *c, struct kvfs_http *h,
+		     struct kvfs_auth_provider **ret, struct kvfs_error *err);
+
+/* ---- managed identity (imds.c) ---- */
+
+enum kvfs_mi_source {
+	KVFS_MI_IMDS,
+	KVFS_MI_APPSERVICE,
+	KVFS_MI_ARC,
+};
+
+/* The managed-identity host, in MSAL's order: IDENTITY_ENDPOINT with
+ * IDENTITY_HEADER is App Service; IDENTITY_ENDPOINT with IMDS_ENDPOINT, or
+ * an installed Arc agent, is Arc; anything else is the VM's IMDS.  The
+ * arguments are the environment's values (NULL when unset). */
+enum kvfs_mi_source kvfs_mi_detect(const char *identity_endpoint,
+				   const char *identity_header,
+				   const char *imds_endpoint, bool arc_agent);
+const char *kvfs_mi_source_name(enum kvfs_mi_source s);
+
+/* A managed-identity token response (IMDS, App Service, Arc): every number
+ * may be a string; expires_in, or else expires_on (Unix seconds) - now. */
+int kvfs_mi_parse_token(const char *json, size_t len, time_t now,
+			struct kvfs_token *ret);
+
+/* Delay before retry number `attempt` (1, 2, ...) of an IMDS request, in
+ * ms, when elapsed_ms have passed since the first attempt: 2, 4, 8, 16, 32
+ * s, or the service's Retry-After when longer, but never past a total of
+ * KVFS_MI_RETRY_BUDGET_MS; -1 when the budget is spent. */
+#define KVFS_MI_RETRY_BUDGET_MS 70000L
+long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms, int retry_after);
+
+/* Arc's 401 challenge "Basic realm=<path>": the path of the key file when
+ * it ends in ".key", lies directly in dir and has no "..".  -EBADMSG for
+ * a header that is no Basic realm, -EPERM for a path outside the rules. */
+int kvfs_arc_realm_path(const char *www_authenticate, const char *dir,
+			char **ret_path);
+/* The directory the Arc agent writes its key files to.  The production
+ * binary always returns /var/opt/azcmagent/tokens; the test binary
+ * kvfs-testhooks replaces this (weak) function. */
+const char *kvfs_arc_token_dir(void);
+
+/* ---- certificate (cert.c) ---- */
+
+struct kvfs_cert_cred; /* a private key and its certificate chain */
+
+/* Parse a PEM (private key + certificates, leaf first or anywhere) or a
+ * PKCS#12 blob.  password may be NULL (then NULL and "" are tried).  Only
+ * RSA keys: Entra ID takes no EC assertion (-EOPNOTSUPP).  err->message
+ * says what is wrong, never with any secret. */
+int kvfs_cert_cred_load(const char *data, size_t len, const char *password,
+			struct kvfs_cert_cred **ret, struct kvfs_error *err);
+void kvfs_cert_cred_free(struct kvfs_cert_cred *c);
+
+/* The client assertion: header {alg, typ, x5t#S256 | x5t, [x5c]}, claims
+ * {aud, iss, sub, jti, nbf, iat, exp = now + 600}.  Malloc'ed; wipe it. */
+int kvfs_cert_assertion(const struct kvfs_cert_cred *c, enum kvfs_cert_alg alg,
+			bool send_chain, const char *client_id,
+			const char *audience, time_t now, char **ret);
 
 #endif

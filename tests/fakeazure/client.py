@@ -141,8 +141,9 @@ class FakeAzure:
         return self.call("POST", "/certificates", kw)
 
     def fault(self, **kw):
-        """kind=429|500|503|delay|reset|truncate|malformed|huge|stall|
-        foreign_nextlink|nextlink_loop|nextlink_endless|redirect, server=vault|login|imds|appservice|foreign,
+        """kind=404|410|429|500|503|delay|reset|truncate|malformed|huge|stall|
+        foreign_nextlink|nextlink_loop|nextlink_endless|redirect,
+        server=vault|login|imds|appservice|arc|foreign,
         count=K or seconds=T, path=regex, query=regex, p=probability, seed=S,
         retry_after=S, delay=S, size_mb=M."""
         return self.call("POST", "/faults", kw)
@@ -155,6 +156,11 @@ class FakeAzure:
 
     def set_token_lifetime(self, seconds):
         return self.call("POST", "/tokens", {"lifetime": seconds})
+
+    def credentials(self):
+        """{"tokens": [every access token issued], "assertions": [every
+        client assertion received]}: what kvfs must never print."""
+        return self.call("GET", "/credentials")
 
     def revoke_tokens(self):
         return self.call("POST", "/tokens/revoke")

@@ -86,6 +86,8 @@ class ControlHandler(BaseHandler):
         if path == "/tokens" and method == "POST":
             state.set_lifetime(body["lifetime"])
             return {"lifetime": state.entra_lifetime}
+        if path == "/credentials" and method == "GET":
+            return self.state.credentials()
         if path == "/tokens/revoke" and method == "POST":
             return {"revoked": state.revoke_tokens()}
         if path == "/settings":

@@ -235,6 +235,7 @@ class LoginHandler(BaseHandler):
                                "ID, for a secret added to app '%s'." % app["client_id"])
             appidacr = "1"
         elif assertion is not None:
+            self.state.record_assertion(assertion)
             if form.get("client_assertion_type") != JWT_BEARER:
                 raise AADError(400, "invalid_request", 700023,
                                "Client assertion type '%s' is not supported; expected '%s'."

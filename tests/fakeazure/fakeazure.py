@@ -26,7 +26,7 @@ from control import ControlHandler  # noqa: E402
 from entra import LoginHandler  # noqa: E402
 from foreign import ForeignHandler  # noqa: E402
 from httpbase import FakeServer, make_ssl_context  # noqa: E402
-from imds import IMDS_PATH, APPSERVICE_PATH, IdentityHandler  # noqa: E402
+from imds import IMDS_PATH, APPSERVICE_PATH, ARC_PATH, IdentityHandler  # noqa: E402
 from keyvault import VaultHandler  # noqa: E402
 from state import State  # noqa: E402
 
@@ -45,6 +45,7 @@ class Fake:
         self.resource = RESOURCE
         self.vault_name = "kvfs-test"
         self.identity_header = secrets.token_hex(16)
+        self.arc_token_dir = os.path.join(state_dir, "arc-tokens")
         self.token_kid = pki.b64url(os.urandom(20))
         self.urls = {}
         self.apps = {}
@@ -91,6 +92,7 @@ def main(argv=None):
         os.unlink(info_path)
 
     fake = Fake(state_dir, args.host)
+    os.makedirs(fake.arc_token_dir, mode=0o700, exist_ok=True)
     pool = pki.KeyPool(spare=2)
     pool.prime(5)          # root, intermediate, two shared leaf keys, the client cert
 
@@ -171,6 +173,9 @@ def main(argv=None):
         "imds_base": fake.urls["imds"],
         "identity_endpoint": fake.urls["imds"] + APPSERVICE_PATH,
         "identity_header": fake.identity_header,
+        "arc_identity_endpoint": fake.urls["imds"] + ARC_PATH,   # Arc's IDENTITY_ENDPOINT
+        "arc_imds_endpoint": fake.urls["imds"],                  # Arc's IMDS_ENDPOINT
+        "arc_token_dir": fake.arc_token_dir,
         "control_url": fake.urls["control"],
         "foreign_url": fake.urls["foreign"],
         "tenant": fake.tenant,

@@ -205,7 +205,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         if kind == "stall":
             self.stall(fault.hold)
             return True
-        if kind in ("429", "500", "503"):
+        if kind in ("404", "410", "429", "500", "503"):
             status = int(kind)
             headers = {}
             if fault.retry_after is not None:

@@ -2,11 +2,17 @@
 
   IMDS          GET /metadata/identity/oauth2/token  (Metadata: true)
   App Service   GET /msi/token                       (X-IDENTITY-HEADER)
+  Azure Arc     GET /arc/metadata/identity/oauth2/token
+                (Metadata: true; 401 "Basic realm=<key file>", then
+                 Authorization: Basic <key file contents>)
 
-Both issue tokens for the VM's system-assigned and one user-assigned
-identity, with every number as a JSON string (AZURE.md §5, §6.1).
+IMDS and App Service issue tokens for the VM's system-assigned and one
+user-assigned identity, Arc for the system-assigned one only, with every
+number as a JSON string (AZURE.md §5, §6.1, §6.2).
 """
 
+import os
+import secrets
 import time
 import uuid
 
@@ -15,12 +21,19 @@ from httpbase import BaseHandler
 
 IMDS_PATH = "/metadata/identity/oauth2/token"
 APPSERVICE_PATH = "/msi/token"
+ARC_PATH = "/arc/metadata/identity/oauth2/token"
+ARC_API_VERSIONS = ("2019-11-01", "2020-06-01")
 
 
 class IdentityHandler(BaseHandler):
 
     def service_name(self):
-        return "appservice" if self.url_path.lower().startswith("/msi") else "imds"
+        path = self.url_path.lower()
+        if path.startswith("/msi"):
+            return "appservice"
+        if path.startswith("/arc"):
+            return "arc"
+        return "imds"
 
     def extra_headers(self):
         return {"Server": "IMDS/150.870.65.1325", "x-ms-request-id": self.request_id}
@@ -41,6 +54,8 @@ class IdentityHandler(BaseHandler):
             return self.imds()
         if path.lower() == APPSERVICE_PATH:
             return self.appservice()
+        if path == ARC_PATH:
+            return self.arc()
         self.send_json(404, {"error": "not_found",
                              "error_description": "Unknown path %s" % self.url_path})
 
@@ -147,4 +162,52 @@ class IdentityHandler(BaseHandler):
             "resource": resource,
             "token_type": "Bearer",
             "client_id": principal["client_id"],
+        })
+
+    # --- Azure Arc ----------------------------------------------------------
+
+    def arc(self):
+        if self.headers.get("Metadata") != "true":
+            return self.imds_error("Required metadata header not specified")
+        if self.params.get("api-version") not in ARC_API_VERSIONS:
+            return self.imds_error("Invalid api-version '%s'" % self.params.get("api-version"))
+        resource = self.params.get("resource")
+        if not resource:
+            return self.imds_error("Required query variable 'resource' is missing")
+        if any(self.params.get(k) for k in ("client_id", "object_id", "msi_res_id")):
+            return self.imds_error("User assigned identities are not supported on Azure Arc")
+        auth = self.headers.get("Authorization")
+        if auth is None:
+            # A fresh one-time key in the agent's token directory; its
+            # path is the challenge's realm.
+            key = secrets.token_hex(32)
+            path = os.path.join(self.fake.arc_token_dir, secrets.token_hex(8) + ".key")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            with os.fdopen(fd, "w") as f:
+                f.write(key)
+            with self.state.lock:
+                self.state.arc_keys.add(key)
+            return self.send_json(401, {"error": "unauthorized_client",
+                                        "error_description": "Authorization required"},
+                                  {"WWW-Authenticate": "Basic realm=%s" % path})
+        key = auth[6:] if auth[:6] == "Basic " else None
+        with self.state.lock:
+            known = key in self.state.arc_keys
+            self.state.arc_keys.discard(key)
+        if not known:
+            return self.imds_error("The provided secret is not valid", "invalid_client", 401)
+        if resource.endswith("/.default") or not self.resource_ok(resource):
+            return self.send_json(400, self.resource_error(resource))
+        principal = self.fake.principals["mi:system"]
+        lifetime = self.state.mi_lifetime
+        now = int(time.time())
+        token = mint_token(self.fake, principal, resource, lifetime)
+        self.send_json(200, {
+            "access_token": token,
+            "expires_in": str(lifetime),
+            "expires_on": str(now + lifetime),
+            "ext_expires_in": str(lifetime),
+            "not_before": str(now),
+            "resource": resource,
+            "token_type": "Bearer",
         })

@@ -18,12 +18,12 @@ import pki
 PEM_TYPE = "application/x-pem-file"
 PFX_TYPE = "application/x-pkcs12"
 
-FAULT_KINDS = ("429", "500", "503", "delay", "reset", "truncate", "malformed",
-               "foreign_nextlink", "redirect", "huge", "stall", "nextlink_loop",
-               "nextlink_endless")
+FAULT_KINDS = ("404", "410", "429", "500", "503", "delay", "reset", "truncate",
+               "malformed", "foreign_nextlink", "redirect", "huge", "stall",
+               "nextlink_loop", "nextlink_endless")
 # Kinds that change a list page's nextLink rather than the response itself.
 NEXTLINK_KINDS = ("foreign_nextlink", "nextlink_loop", "nextlink_endless")
-SERVERS = ("vault", "login", "imds", "appservice", "foreign")
+SERVERS = ("vault", "login", "imds", "appservice", "arc", "foreign")
 LOG_CAP = 200000
 
 
@@ -160,6 +160,9 @@ class State:
         self.lock = threading.RLock()
         self.certs = {}                 # lower-case name -> Certificate
         self.tokens = {}                # access token -> dict
+        self.issued = []                # every access token issued, for leak checks
+        self.assertions = []            # every client assertion received
+        self.arc_keys = set()           # Arc key file contents not yet used
         self.entra_lifetime = 3599
         self.mi_lifetime = 86399
         self.log = []
@@ -206,6 +209,18 @@ class State:
         with self.lock:
             self.tokens[token] = {"principal": principal, "aud": audience,
                                   "exp": now + lifetime, "iat": now}
+            self.issued.append(token)
+            del self.issued[:-1000]
+
+    def record_assertion(self, assertion):
+        with self.lock:
+            self.assertions.append(assertion)
+            del self.assertions[:-1000]
+
+    def credentials(self):
+        """Every token issued and assertion received (kvfs must log none)."""
+        with self.lock:
+            return {"tokens": list(self.issued), "assertions": list(self.assertions)}
 
     def lookup_token(self, token):
         with self.lock:

@@ -274,6 +274,40 @@ def test_appservice(fake):
     assert fake.vault_get("/certificates", tok["access_token"])[0] == 200
 
 
+def test_arc(fake):
+    url = fake.info["arc_identity_endpoint"] + "?api-version=2020-06-01&resource=" \
+        "https://vault.azure.net"
+    status, headers, _ = fake.request(url, headers={"Metadata": "true"})
+    assert status == 401
+    scheme, _, path = headers["WWW-Authenticate"].partition(" realm=")
+    assert scheme == "Basic"
+    assert os.path.dirname(path) == fake.info["arc_token_dir"] and path.endswith(".key")
+    with open(path) as f:
+        key = f.read()
+    status, _, _ = fake.request(url, headers={"Metadata": "true", "Authorization": "Basic x"})
+    assert status == 401
+    status, _, body = fake.request(url, headers={"Metadata": "true",
+                                                 "Authorization": "Basic " + key})
+    assert status == 200
+    tok = json.loads(body)
+    assert isinstance(tok["expires_in"], str)
+    assert fake.vault_get("/certificates", tok["access_token"])[0] == 200
+    status, _, _ = fake.request(url, headers={"Metadata": "true",
+                                              "Authorization": "Basic " + key})
+    assert status == 401, "a key is good once"
+    assert any(e["server"] == "arc" for e in fake.log())
+
+
+def test_imds_410_fault_and_credentials(fake):
+    fake.fault(server="imds", kind="410", count=1)
+    url = fake.info["imds_url"] + "?api-version=2018-02-01&resource=https://vault.azure.net"
+    status, _, _ = fake.request(url, headers={"Metadata": "true"})
+    assert status == 410
+    status, _, body = fake.request(url, headers={"Metadata": "true"})
+    assert status == 200
+    assert json.loads(body)["access_token"] in fake.credentials()["tokens"]
+
+
 # --- Key Vault ---------------------------------------------------------------------
 
 def test_challenge(fake):

@@ -76,16 +76,17 @@ def run_kvfs(args, env=None, timeout=60):
 @pytest.fixture
 def mount(fake, tmp_path):
     """mount(**options) -> util.Mount; kvfs -f with the secret app's
-    credentials, overridden or dropped (value None) by options."""
+    credentials, overridden or dropped (value None) by options.  binary=
+    runs another build of the daemon (util.testhooks_binary())."""
     mounts = []
 
-    def _mount(vault=None, env=None, app="secret", **overrides):
+    def _mount(vault=None, env=None, app="secret", binary=None, **overrides):
         opts = secret_options(fake, app)
         opts.update(overrides)
         mnt = tmp_path / ("mnt%d" % len(mounts))
         mnt.mkdir()
         errpath = str(tmp_path / ("kvfs%d.stderr" % len(mounts)))
-        args = [util.kvfs_binary(), "-f", "-o", option_string(opts),
+        args = [binary or util.kvfs_binary(), "-f", "-o", option_string(opts),
                 vault or fake.info["vault_url"], str(mnt)]
         with open(errpath, "w") as err:
             proc = subprocess.Popen(args, env=clean_env(env),

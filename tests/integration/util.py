@@ -25,6 +25,17 @@ def kvfs_binary():
     return os.path.abspath(path)
 
 
+def testhooks_binary():
+    """kvfs-testhooks: the daemon with test-only hooks (tests/testhooks.c)."""
+    path = os.environ.get("KVFS_TESTHOOKS_BINARY")
+    if not path:
+        path = os.path.join(os.path.dirname(kvfs_binary()), "tests", "kvfs-testhooks")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError("kvfs-testhooks not found at %s (set KVFS_TESTHOOKS_BINARY)"
+                           % path)
+    return os.path.abspath(path)
+
+
 def is_mounted(path):
     path = os.path.realpath(path)
     with open("/proc/self/mountinfo") as f:

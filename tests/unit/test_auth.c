@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "auth/credfile.h"
 #include "auth/entra.h"
 #include "tap.h"
@@ -193,6 +194,16 @@ static void test_entra(void)
 	is_int(t.refresh_in, 1800, "refresh_in");
 	kvfs_token_clear(&t);
 
+	/* Absurd lifetimes parse; the token cache clamps them. */
+	r = token_str("{\"access_token\":\"abc\",\"expires_in\":0}", &t);
+	is_int(r, 0, "expires_in 0 parses");
+	is_int(t.expires_in, 0, "as 0");
+	kvfs_token_clear(&t);
+	r = token_str("{\"access_token\":\"abc\",\"expires_in\":\"-5\"}", &t);
+	is_int(r, 0, "negative expires_in parses");
+	is_int(t.expires_in, -5, "as -5");
+	kvfs_token_clear(&t);
+
 	static const char *const bad[] = {
 		"{}",
 		"[]",
@@ -201,8 +212,6 @@ static void test_entra(void)
 		"{\"access_token\":5,\"expires_in\":1}",
 		"{\"access_token\":\"a b\",\"expires_in\":1}",
 		"{\"access_token\":\"a\\r\\nX-Evil: 1\",\"expires_in\":1}",
-		"{\"access_token\":\"abc\",\"expires_in\":0}",
-		"{\"access_token\":\"abc\",\"expires_in\":-5}",
 		"{\"access_token\":\"abc\",\"expires_in\":\"12x\"}",
 		"{\"access_token\":\"abc\",\"expires_in\":\"\"}",
 		"{\"access_token\":\"abc\",\"expires_in\":true}",
@@ -244,9 +253,87 @@ static void test_entra(void)
 	   "non-JSON error body leaves err alone");
 }
 
+static void test_pick(void)
+{
+	struct kvfs_config c = {.auth = KVFS_AUTH_AUTO};
+	const char *why = NULL;
+
+	is_int(kvfs_auth_pick(&c, &why), KVFS_AUTH_IMDS,
+	       "auto, nothing configured: imds");
+	ok(why && strstr(why, "no federated token"), "why: %s", why);
+
+	c.client_secret = "s";
+	is_int(kvfs_auth_pick(&c, &why), KVFS_AUTH_SECRET,
+	       "AZURE_CLIENT_SECRET: secret");
+	ok(strstr(why, "AZURE_CLIENT_SECRET"), "why: %s", why);
+	c.secret_file = "/etc/kvfs/secret";
+	is_int(kvfs_auth_pick(&c, &why), KVFS_AUTH_SECRET,
+	       "secret_file: secret");
+	ok(strstr(why, "secret_file="), "why: %s", why);
+	c.cert_file = "/etc/kvfs/cert.pem";
+	is_int(kvfs_auth_pick(&c, &why), KVFS_AUTH_CERT, "cert before secret");
+	ok(strstr(why, "cert_file="), "why: %s", why);
+	c.token_file = "/var/run/token";
+	is_int(kvfs_auth_pick(&c, &why), KVFS_AUTH_WORKLOAD,
+	       "workload before everything");
+	ok(strstr(why, "token_file="), "why: %s", why);
+
+	c.auth = KVFS_AUTH_SECRET;
+	is_int(kvfs_auth_pick(&c, &why), KVFS_AUTH_SECRET,
+	       "an explicit auth= wins");
+	c.auth = KVFS_AUTH_IMDS;
+	is_int(kvfs_auth_pick(&c, &why), KVFS_AUTH_IMDS, "auth=imds too");
+}
+
+static void test_lifetimes(void)
+{
+	is_int(kvfs_auth_clamp_lifetime(3599), 3599, "normal lifetime kept");
+	is_int(kvfs_auth_clamp_lifetime(6), 6, "short test lifetime kept");
+	is_int(kvfs_auth_clamp_lifetime(0), KVFS_AUTH_MIN_LIFETIME,
+	       "0 clamped up");
+	is_int(kvfs_auth_clamp_lifetime(-5), KVFS_AUTH_MIN_LIFETIME,
+	       "negative clamped up");
+	is_int(kvfs_auth_clamp_lifetime(86400), 86400, "a day kept");
+	is_int(kvfs_auth_clamp_lifetime(86401), KVFS_AUTH_MAX_LIFETIME,
+	       "over a day clamped down");
+
+	is_int(kvfs_auth_refresh_after_ms(3599, 0, false), 3299000,
+	       "Entra hour: refresh 5 minutes before expiry");
+	is_int(kvfs_auth_refresh_after_ms(6, 0, false), 3000,
+	       "6 s token: refresh after 3 s");
+	is_int(kvfs_auth_refresh_after_ms(6, 0, true), 3000,
+	       "short managed token: half-way too");
+	is_int(kvfs_auth_refresh_after_ms(86399, 0, true), 43199500,
+	       "24 h managed identity token: half-life");
+	is_int(kvfs_auth_refresh_after_ms(7200, 0, true), 3600000,
+	       "2 h managed identity token: half-life");
+	is_int(kvfs_auth_refresh_after_ms(7199, 0, true), 6899000,
+	       "under 2 h: 5 minutes before");
+	is_int(kvfs_auth_refresh_after_ms(86399, 0, false), 86099000,
+	       "24 h app token: 5 minutes before");
+	is_int(kvfs_auth_refresh_after_ms(3599, 1800, false), 1800000,
+	       "refresh_in sooner: honoured");
+	is_int(kvfs_auth_refresh_after_ms(3599, 9999, false), 3299000,
+	       "refresh_in later: ignored");
+
+	is_int(kvfs_auth_retry_delay_ms(1, 0), 1000, "first retry after 1 s");
+	is_int(kvfs_auth_retry_delay_ms(2, 0), 2000, "then 2 s");
+	is_int(kvfs_auth_retry_delay_ms(3, 0), 4000, "then 4 s");
+	is_int(kvfs_auth_retry_delay_ms(5, 0), 16000, "then 16 s");
+	is_int(kvfs_auth_retry_delay_ms(6, 0), 30000, "capped at 30 s");
+	is_int(kvfs_auth_retry_delay_ms(60, 0), 30000, "and stays there");
+	is_int(kvfs_auth_retry_delay_ms(6, 300000), 30000,
+	       "plenty left: the schedule");
+	is_int(kvfs_auth_retry_delay_ms(6, 10000), 5000,
+	       "little left: half of it");
+	is_int(kvfs_auth_retry_delay_ms(3, 100), 250, "never under 250 ms");
+}
+
 int main(void)
 {
 	test_credfile();
 	test_entra();
+	test_pick();
+	test_lifetimes();
 	return done_testing();
 }

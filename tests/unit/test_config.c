@@ -22,6 +22,7 @@ static const char *const azure_env[] = {
 	"AZURE_CLIENT_CERTIFICATE_PASSWORD",
 	"AZURE_FEDERATED_TOKEN_FILE",
 	"AZURE_AUTHORITY_HOST",
+	"AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
 };
 
 static void clear_env(void)
@@ -260,7 +261,28 @@ static void test_options(void)
 
 	r = parse(&c, &err, "--", "myvault", ".", NULL);
 	is_int(r, 0, "-- ends the options");
+	is_int(c.cert_alg, KVFS_CERT_ALG_PS256, "cert_alg defaults to PS256");
+	ok(!c.send_cert_chain, "no x5c by default");
 	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-o",
+		  "auth=cert,cert_file=/c.pem,cert_alg=RS256,send_cert_chain",
+		  "myvault", ".", NULL);
+	is_int(r, 0, "cert options parse (%s)", err.message);
+	is_int(c.cert_alg, KVFS_CERT_ALG_RS256, "cert_alg=RS256");
+	ok(c.send_cert_chain, "send_cert_chain");
+	kvfs_config_free(&c);
+
+	setenv("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "true", 1);
+	r = parse(&c, &err, "myvault", ".", NULL);
+	ok(r == 0 && c.send_cert_chain,
+	   "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN=true sends the chain");
+	kvfs_config_free(&c);
+	setenv("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "0", 1);
+	r = parse(&c, &err, "myvault", ".", NULL);
+	ok(r == 0 && !c.send_cert_chain, "=0 does not");
+	kvfs_config_free(&c);
+	unsetenv("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN");
 }
 
 static void test_fstab_options(void)
@@ -332,6 +354,7 @@ static void test_refusals(void)
 	refused("allow_other=1", "a value on a flag", "allow_other");
 	refused("loglevel=chatty", "an unknown loglevel", "loglevel");
 	refused("api_version=7.4&x=1", "a bad api_version", "api_version");
+	refused("cert_alg=ES256", "an EC assertion", "cert_alg");
 }
 
 static void test_usage(void)

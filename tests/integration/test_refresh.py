@@ -1,0 +1,169 @@
+"""Token refresh that nobody notices: with lifetimes shortened to seconds,
+readers never see an error, tokens are fetched about once per lifetime
+(not once per read), a failed refresh keeps the old token, and readers
+arriving together after expiry share one token request.  These tests own a
+fake Azure of their own, because they change its token lifetimes."""
+
+import subprocess
+import threading
+import time
+
+import pytest
+
+import util
+from client import FakeAzure
+from conftest import clean_env, option_string, secret_options
+from test_auth import mi_options, read_cert, token_posts
+
+BULK = 300
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    """Shadows the session fake for this module (and so mount and az)."""
+    with FakeAzure(str(tmp_path_factory.mktemp("fake-refresh")), bulk=BULK) as f:
+        yield f
+
+
+@pytest.fixture
+def short(fake):
+    def _short(seconds):
+        fake.set_token_lifetime(seconds)
+    yield _short
+    fake.set_token_lifetime(3599)
+    fake.clear_faults()
+
+
+def cold_names():
+    for i in range(BULK):
+        yield "bulk-%03d" % i
+
+
+def token_requests(az, provider):
+    if provider == "imds":
+        return az.log("imds")
+    return token_posts(az)
+
+
+@pytest.mark.parametrize("provider", ["secret", "imds"])
+def test_reader_loop_across_lifetimes(mount, az, short, provider):
+    lifetime, duration = 3, 12.0
+    short(lifetime)
+    opts = mi_options(az) if provider == "imds" else {}
+    m = mount(**opts)
+    names = cold_names()
+    reads, errors = 0, []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < duration:
+        name = next(names, None)
+        if name is None:
+            break
+        try:
+            read_cert(m, name)      # a cold certificate: one vault GET
+            reads += 1
+        except Exception as e:  # noqa: BLE001 - collected and asserted
+            errors.append("%s: %r" % (name, e))
+        time.sleep(0.05)
+    elapsed = time.monotonic() - t0
+    assert errors == []
+    assert elapsed >= 3 * lifetime, "the loop must span several lifetimes"
+    gets = [e for e in az.log("vault") if e["path"].startswith("/certificates/bulk-")]
+    assert len(gets) == reads and reads > 100
+    assert all(e["status"] == 200 for e in gets), "no request may meet an expired token"
+    tokens = token_requests(az, provider)
+    assert all(e["status"] == 200 for e in tokens)
+    lifetimes = elapsed / lifetime
+    # refreshed half-way through a short lifetime: one or two per lifetime,
+    # never one per read
+    assert lifetimes - 1 <= len(tokens) <= 2 * lifetimes + 2, \
+        "%d token requests for %d reads over %.1f lifetimes" % (len(tokens), reads, lifetimes)
+    print("\n%s: %d reads, %d token requests over %.1f s (%.1f lifetimes)"
+          % (provider, reads, len(tokens), elapsed, lifetimes))
+
+
+def test_failed_refresh_keeps_token_and_eight_readers_share_one_request(mount, az, short):
+    lifetime = 4
+    short(lifetime)
+    m = mount()
+    t0 = time.monotonic()
+    az.fault(server="login", kind="500", count=1000)
+    names = cold_names()
+
+    # The background refresh (at 2 s) fails; the old token still serves.
+    time.sleep(2.6 - (time.monotonic() - t0))
+    read_cert(m, next(names))
+    failed = [e for e in token_posts(az) if e["status"] == 500]
+    assert failed, "the refresh was attempted and failed"
+
+    # Let the token expire, then let 8 readers in at once.
+    time.sleep(max(0.0, lifetime + 0.8 - (time.monotonic() - t0)))
+    az.reset_log()
+    az.clear_faults()
+    batch = [next(names) for _ in range(8)]
+    errors = []
+    barrier = threading.Barrier(len(batch))
+
+    def reader(name):
+        barrier.wait()
+        try:
+            read_cert(m, name)
+        except Exception as e:  # noqa: BLE001 - collected and asserted
+            errors.append("%s: %r" % (name, e))
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in batch]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    ok = [e for e in token_posts(az) if e["status"] == 200]
+    assert len(ok) == 1, "8 readers at expiry: exactly one token request"
+    gets = [e for e in az.log("vault") if e["path"].startswith("/certificates/bulk-")]
+    assert sorted(e["path"].rsplit("/", 1)[1] for e in gets if e["status"] == 200) == \
+        sorted(batch)
+    assert all(e["status"] == 200 for e in gets), "no reader met an expired token"
+
+
+def test_absurd_lifetime_is_clamped_and_logged(mount, az, short):
+    short(10 * 86400)
+    m = mount(**mi_options(az))
+    read_cert(m)
+    assert "token lifetime of 864000 s; using 86400 s" in m.stderr()
+    assert len(az.log("imds")) == 1
+
+
+def test_refresh_runs_in_the_background_of_the_daemon(az, short, tmp_path):
+    """Daemonized (no -f): the refresher lives in the forked daemon, renews
+    the token while nobody reads, and a read after idle lifetimes costs no
+    token request of its own."""
+    lifetime = 3
+    short(lifetime)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    args = [util.kvfs_binary(), "-o", option_string(secret_options(az)),
+            az.info["vault_url"], str(mnt)]
+    r = subprocess.run(args, env=clean_env(), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert util.is_mounted(str(mnt))
+        assert len(token_posts(az)) == 1
+        time.sleep(3 * lifetime)          # nobody reads
+        idle = token_posts(az)
+        assert 3 <= len(idle) <= 8, "refreshed while idle: %d" % len(idle)
+        az.reset_log()
+        with open(mnt / "certificates" / "www" / "cert.pem") as f:
+            assert f.read().startswith("-----BEGIN CERTIFICATE-----")
+        log = az.log()
+        assert [(e["server"], e["status"]) for e in log] == [("vault", 200)], \
+            "the read found a valid token waiting"
+    finally:
+        util.umount(str(mnt))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = subprocess.run(["pgrep", "-f", str(mnt)], capture_output=True,
+                             text=True).stdout.strip()
+        if not out:
+            break
+        time.sleep(0.1)
+    assert not out, "kvfs still running after unmount (refresher not stopped?)"
