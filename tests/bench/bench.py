@@ -369,7 +369,7 @@ class Bench:
     # --- warm ------------------------------------------------------------------
 
     def passes(self, n):
-        return max(5, min(20, 20000 // max(n, 1)))
+        return max(5, min(50, 50000 // max(n, 1)))
 
     def warm(self, m, fake, n):
         """open+read+close of every cert.pem and stat of every directory on
