@@ -245,7 +245,10 @@ struct readers {
 	pthread_barrier_t start;
 	atomic_long errors;
 	atomic_long ok;
-	double first_done[1024]; /* per thread: end of its first read */
+	/* Per thread, so that no thread's scheduling skews the clock. */
+	double started[1024];
+	double first_done[1024];
+	double done[1024];
 };
 
 struct reader_arg {
@@ -264,6 +267,7 @@ static void *reader_worker(void *arg)
 
 	cert_path(path, sizeof(path), r->root, name);
 	pthread_barrier_wait(&r->start);
+	r->started[a->index] = now_s();
 	for (int i = 0; i < r->iters; i++) {
 		if (read_file(path) < 0)
 			atomic_fetch_add(&r->errors, 1);
@@ -272,6 +276,7 @@ static void *reader_worker(void *arg)
 		if (i == 0)
 			r->first_done[a->index] = now_s();
 	}
+	r->done[a->index] = now_s();
 	return NULL;
 }
 
@@ -307,10 +312,17 @@ static int cmd_readers(const char *root, int threads, const char *mode,
 		pthread_create(&tids[i], NULL, reader_worker, &args[i]);
 	}
 	pthread_barrier_wait(&r.start);
-	t0 = now_s();
 	for (int i = 0; i < threads; i++)
 		pthread_join(tids[i], NULL);
-	t1 = now_s();
+	/* From the first reader's start to the last reader's end. */
+	t0 = r.started[0];
+	t1 = r.done[0];
+	for (int i = 1; i < threads; i++) {
+		if (r.started[i] < t0)
+			t0 = r.started[i];
+		if (r.done[i] > t1)
+			t1 = r.done[i];
+	}
 	for (int i = 0; i < threads; i++)
 		if (r.first_done[i] - t0 > first)
 			first = r.first_done[i] - t0;
