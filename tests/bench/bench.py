@@ -713,7 +713,7 @@ def markdown(results):
     targets = []
     for s in results["summary"]:
         n, mn, cl = s["n"], s["minimum"], s["clients"]
-        L.append("### %d certificates (%d runs)" % (n, s["runs"]))
+        L.append("### %d certificates (%d run%s)" % (n, s["runs"], "s" if s["runs"] > 1 else ""))
         L.append("")
         if cl:
             base = cl.get("kvfs_seq", {}).get("wall_s")
@@ -749,7 +749,7 @@ def markdown(results):
                             and cl[k]["requests"]["vault"] == mn["pages"] + mn["bundles"]
                             for k in kv)
                 targets.append(("N=%d: kvfs vault requests = minimum exactly" % n, exact,
-                                "%s vs %d" % ("/".join(str(cl[k]["requests"]["counted"])
+                                "%s vs %d" % ("/".join("%d" % cl[k]["requests"]["counted"]
                                                        for k in kv), mn["total"])))
                 best = min(cl[k]["wall_s"] for k in kv)
                 for b in ("curl", "sdk_seq", "sdk_conc"):
