@@ -168,6 +168,16 @@ class FakeAzure:
     def settings(self, **kw):
         return self.call("POST", "/settings", kw)
 
+    def throttle(self, requests=None, window=10, retry_after=None):
+        """Vault-wide budget: beyond `requests` in any `window` seconds the
+        vault answers 429 Throttled; requests=None lifts it."""
+        if requests is None:
+            return self.settings(throttle=None)
+        limit = {"requests": requests, "window": window}
+        if retry_after is not None:
+            limit["retry_after"] = retry_after
+        return self.settings(throttle=limit)
+
     def foreign(self):
         return self.call("GET", "/foreign")["requests"]
 

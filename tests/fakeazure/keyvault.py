@@ -127,6 +127,10 @@ class VaultHandler(BaseHandler):
     # --- entry ------------------------------------------------------------
 
     def route(self):
+        if not self.state.admit():
+            retry = (self.state.setting("throttle") or {}).get("retry_after")
+            headers = {"Retry-After": str(retry)} if retry is not None else None
+            return self.send_json(429, self.fault_body(429), headers)
         try:
             self._route()
         except KVError as e:

@@ -7,6 +7,7 @@ short time; nothing slow (key generation, PKCS#12 encoding) runs under it.
 
 import base64
 import calendar
+import collections
 import random
 import re
 import threading
@@ -173,6 +174,7 @@ class State:
                          "malformed_cer": {}, "malformed_secret": {}}
         self.foreign_requests = []
         self.clock = int(time.time())
+        self.served = collections.deque()   # times of requests the budget let through
 
     # --- certificates -----------------------------------------------------
 
@@ -303,8 +305,28 @@ class State:
 
     def update_settings(self, values):
         with self.lock:
+            if "throttle" in values:
+                self.served.clear()
             self.settings.update(values)
             return dict(self.settings)
+
+    def admit(self):
+        """The vault-wide budget (setting "throttle": {"requests": R,
+        "window": S}): True while fewer than R requests were served in the
+        last S seconds, and the request then counts; False means 429.
+        Throttled requests do not use up the budget."""
+        now = time.monotonic()
+        with self.lock:
+            limit = self.settings.get("throttle")
+            if not limit:
+                return True
+            window = float(limit.get("window", 10))
+            while self.served and self.served[0] <= now - window:
+                self.served.popleft()
+            if len(self.served) >= int(limit["requests"]):
+                return False
+            self.served.append(now)
+            return True
 
     def record_foreign(self, entry):
         with self.lock:

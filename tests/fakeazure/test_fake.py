@@ -485,6 +485,27 @@ def test_fault_429(fake, token):
     assert fake.vault_get("/secrets/www", token)[0] == 503
 
 
+def test_throttle_budget(fake, token):
+    fake.throttle(requests=3, window=1.5)
+    try:
+        statuses = [fake.vault_get("/certificates/www", token)[0] for _ in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        status, h, body = fake.request(fake.info["vault_url"] + "/certificates?api-version=7.4",
+                                       headers={"Authorization": "Bearer " + token})
+        assert status == 429 and h.get("Retry-After") is None
+        assert json.loads(body)["error"]["code"] == "Throttled"
+        time.sleep(1.6)
+        assert fake.vault_get("/certificates/www", token)[0] == 200
+        fake.throttle(requests=1, window=60, retry_after=7)
+        assert fake.vault_get("/certificates/www", token)[0] == 200
+        status, h, _ = fake.request(fake.info["vault_url"] + "/certificates/www?api-version=7.4",
+                                    headers={"Authorization": "Bearer " + token})
+        assert status == 429 and h["Retry-After"] == "7"
+    finally:
+        fake.throttle(None)
+    assert fake.vault_get("/certificates/www", token)[0] == 200
+
+
 def https_conn(fake):
     host, port = fake.info["vault_url"].split("//")[1].split(":")
     return http.client.HTTPSConnection(host, int(port), context=fake.ssl_context(), timeout=10)
