@@ -253,6 +253,79 @@ static void test_entra(void)
 	   "non-JSON error body leaves err alone");
 }
 
+static void is_token(int r, struct kvfs_token *t, int want_r, long expires_in,
+		     long refresh_in, const char *what)
+{
+	is_int(r, want_r, "%s", what);
+	is_int(t->expires_in, expires_in, "%s: expires_in", what);
+	is_int(t->refresh_in, refresh_in, "%s: refresh_in", what);
+	ok((t->access_token != NULL) == (r == 0), "%s: token", what);
+	kvfs_token_clear(t);
+}
+
+/* Where Entra's token response is read differently from a managed
+ * identity's (imds.c): Entra takes reals and refuses a lifetime beyond ten
+ * years; a managed identity refuses reals, clamps lifetimes to 1000 days
+ * and falls back to expires_on. */
+static void test_token_numbers(void)
+{
+	static const struct {
+		const char *json, *what;
+		long expires_in; /* 0 for a refusal */
+	} entra[] = {
+		{"{\"access_token\":\"a\",\"expires_in\":3599.9}",
+		 "entra: a real expires_in is truncated", 3599},
+		{"{\"access_token\":\"a\",\"expires_in\":315360001}",
+		 "entra: over ten years refused", 0},
+		{"{\"access_token\":\"a\",\"expires_in\":1e13}",
+		 "entra: a huge real refused", 0},
+		{"{\"access_token\":\"a\",\"expires_on\":\"9\"}",
+		 "entra: expires_on is no substitute", 0},
+	};
+	static const struct {
+		long now;
+		const char *json;
+		int r;
+		long expires_in, refresh_in;
+		const char *what;
+	} mi[] = {
+		{0, "{\"access_token\":\"a\",\"expires_in\":3599.0}", -EBADMSG,
+		 0, 0, "mi: a real expires_in refused"},
+		{0,
+		 "{\"access_token\":\"a\",\"expires_in\":\"400000000\","
+		 "\"refresh_in\":400000000}",
+		 0, 86400000, 86400000, "mi: lifetimes clamped to 1000 days"},
+		{0, "{\"access_token\":\"a\",\"expires_in\":\"94608000001\"}",
+		 -EBADMSG, 0, 0, "mi: over 3000 years refused"},
+		{400000000, "{\"access_token\":\"a\",\"expires_on\":\"0\"}", 0,
+		 -86400000, 0, "mi: expires_on long past, clamped"},
+		{100,
+		 "{\"access_token\":\"a\",\"expires_in\":null,"
+		 "\"expires_on\":\"160\"}",
+		 0, 60, 0, "mi: a null expires_in gives way to expires_on"},
+	};
+	struct kvfs_token t;
+	int r;
+
+	for (size_t i = 0; i < sizeof(entra) / sizeof(*entra); i++) {
+		r = token_str(entra[i].json, &t);
+		is_token(r, &t, entra[i].expires_in ? 0 : -EBADMSG,
+			 entra[i].expires_in, 0, entra[i].what);
+	}
+	r = token_str("{\"access_token\":\"a\",\"expires_in\":315360000,"
+		      "\"refresh_in\":315360000}",
+		      &t);
+	is_token(r, &t, 0, 315360000, 315360000, "entra: ten years, unclamped");
+
+	for (size_t i = 0; i < sizeof(mi) / sizeof(*mi); i++) {
+		memset(&t, 0, sizeof(t));
+		r = kvfs_mi_parse_token(mi[i].json, strlen(mi[i].json),
+					mi[i].now, &t);
+		is_token(r, &t, mi[i].r, mi[i].expires_in, mi[i].refresh_in,
+			 mi[i].what);
+	}
+}
+
 static void test_pick(void)
 {
 	struct kvfs_config c = {.auth = KVFS_AUTH_AUTO};
@@ -333,6 +406,7 @@ int main(void)
 {
 	test_credfile();
 	test_entra();
+	test_token_numbers();
 	test_pick();
 	test_lifetimes();
 	return done_testing();
