@@ -15,6 +15,7 @@
 #include "util.h"
 
 #define TOKEN_MAX (16u << 10)
+#define TEN_YEARS (10LL * 365 * 86400)
 
 void kvfs_token_clear(struct kvfs_token *t)
 {
@@ -82,15 +83,16 @@ int kvfs_entra_parse_discovery(const char *json, size_t len,
 	return 0;
 }
 
-/* A JSON number, or a string of decimal digits ("3599", "-5"), as
- * seconds; the token cache clamps what is absurd. */
-static int parse_seconds(json_t *v, long *ret)
+/* A JSON integer, a string of decimal digits with an optional '-', or (if
+ * the format says so) a JSON real, as seconds within the format's range. */
+static int parse_seconds(json_t *v, const struct kvfs_token_format *f,
+			 long long *ret)
 {
 	long long n;
 
 	if (json_is_integer(v)) {
 		n = json_integer_value(v);
-	} else if (json_is_real(v)) {
+	} else if (f->reals && json_is_real(v)) {
 		double d = json_real_value(v);
 
 		if (!(d > -1e12 && d < 1e12))
@@ -100,7 +102,8 @@ static int parse_seconds(json_t *v, long *ret)
 		const char *s = json_string_value(v);
 		char *end;
 
-		if (!isdigit((unsigned char)s[s[0] == '-']) || strlen(s) > 12)
+		if (!isdigit((unsigned char)s[s[0] == '-']) ||
+		    strlen(s + (s[0] == '-')) > 12)
 			return -EBADMSG;
 		errno = 0;
 		n = strtoll(s, &end, 10);
@@ -109,17 +112,24 @@ static int parse_seconds(json_t *v, long *ret)
 	} else {
 		return -EBADMSG;
 	}
-	if (n < -10L * 365 * 86400 || n > 10L * 365 * 86400)
+	if (n < f->min_s || n > f->max_s)
 		return -EBADMSG;
-	*ret = (long)n;
+	*ret = n;
 	return 0;
 }
 
-int kvfs_entra_parse_token(const char *json, size_t len, struct kvfs_token *ret)
+static long clamp(long long n, long long limit)
+{
+	return (long)(n < -limit ? -limit : n > limit ? limit : n);
+}
+
+int kvfs_token_parse(const char *json, size_t len,
+		     const struct kvfs_token_format *f, time_t now,
+		     struct kvfs_token *ret)
 {
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	json_t *at, *v;
-	long expires_in, refresh_in = 0;
+	long long expires_in, refresh_in = 0;
 	const char *tok;
 	size_t toklen;
 	char *copy;
@@ -148,11 +158,19 @@ int kvfs_entra_parse_token(const char *json, size_t len, struct kvfs_token *ret)
 		return -EBADMSG;
 
 	v = json_object_get(root, "expires_in");
-	if (!v || parse_seconds(v, &expires_in) < 0)
+	if (f->expires_on && (!v || json_is_null(v))) {
+		long long on;
+
+		v = json_object_get(root, "expires_on");
+		if (!v || parse_seconds(v, f, &on) < 0)
+			return -EBADMSG;
+		expires_in = on - (long long)now;
+	} else if (!v || parse_seconds(v, f, &expires_in) < 0) {
 		return -EBADMSG;
+	}
 	v = json_object_get(root, "refresh_in");
 	if (v && !json_is_null(v) &&
-	    (parse_seconds(v, &refresh_in) < 0 || refresh_in < 0))
+	    (parse_seconds(v, f, &refresh_in) < 0 || refresh_in < 0))
 		return -EBADMSG;
 
 	copy = strndup(tok, toklen);
@@ -163,10 +181,24 @@ int kvfs_entra_parse_token(const char *json, size_t len, struct kvfs_token *ret)
 
 	*ret = (struct kvfs_token){
 		.access_token = copy,
-		.expires_in = expires_in,
-		.refresh_in = refresh_in,
+		.expires_in = clamp(expires_in, f->clamp),
+		.refresh_in = clamp(refresh_in, f->clamp),
 	};
 	return 0;
+}
+
+int kvfs_entra_parse_token(const char *json, size_t len, struct kvfs_token *ret)
+{
+	/* Entra sends numbers; a lifetime beyond ten years is nonsense,
+	 * and the token cache clamps what is merely absurd. */
+	static const struct kvfs_token_format entra = {
+		.reals = true,
+		.min_s = -TEN_YEARS,
+		.max_s = TEN_YEARS,
+		.clamp = TEN_YEARS,
+	};
+
+	return kvfs_token_parse(json, len, &entra, 0, ret);
 }
 
 /* "AADSTS7000215: Invalid ..." -> "AADSTS7000215"; 0 when absent. */

@@ -12,7 +12,6 @@
  * sent back as the Authorization.  The environment is read here rather
  * than in config.c because the header must be re-read per request.  fetch()
  * is single-flight (provider.h); the header and key are wiped after use. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +35,6 @@
 #define ARC_AGENT "/opt/azcmagent/bin/himds"
 #define ARC_TOKEN_DIR "/var/opt/azcmagent/tokens"
 #define ARC_KEY_MAX 4096
-#define TOKEN_MAX (16u << 10)
 
 struct mi_provider {
 	struct kvfs_auth_provider base;
@@ -84,99 +82,19 @@ __attribute__((weak)) const char *kvfs_arc_token_dir(void)
 
 /* ---- parsing ---- */
 
-/* A JSON integer, or a string of decimal digits with an optional '-',
- * as a signed count of seconds. */
-static int parse_signed(json_t *v, long long *ret)
-{
-	long long n;
-
-	if (json_is_integer(v)) {
-		n = json_integer_value(v);
-	} else if (json_is_string(v)) {
-		const char *s = json_string_value(v), *d = s;
-		char *end;
-
-		if (*d == '-')
-			d++;
-		if (!isdigit((unsigned char)*d) || strlen(d) > 12)
-			return -EBADMSG;
-		errno = 0;
-		n = strtoll(s, &end, 10);
-		if (errno || *end)
-			return -EBADMSG;
-	} else {
-		return -EBADMSG;
-	}
-	if (n < -100LL * 365 * 86400 || n > 100LL * 365 * 86400 * 30)
-		return -EBADMSG;
-	*ret = n;
-	return 0;
-}
-
 int kvfs_mi_parse_token(const char *json, size_t len, time_t now,
 			struct kvfs_token *ret)
 {
-	_cleanup_(json_decrefp) json_t *root = NULL;
-	json_t *at, *v;
-	long long expires_in, refresh_in = 0;
-	const char *tok;
-	size_t toklen;
-	char *copy;
-
-	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
-	if (!root || !json_is_object(root))
-		return -EBADMSG;
-
-	at = json_object_get(root, "access_token");
-	if (!json_is_string(at))
-		return -EBADMSG;
-	tok = json_string_value(at);
-	toklen = json_string_length(at);
-	if (toklen == 0 || toklen > TOKEN_MAX || strlen(tok) != toklen)
-		return -EBADMSG;
-	for (size_t i = 0; i < toklen; i++)
-		if ((unsigned char)tok[i] <= 0x20 ||
-		    (unsigned char)tok[i] >= 0x7f)
-			return -EBADMSG;
-
-	v = json_object_get(root, "token_type");
-	if (v && !json_is_null(v) &&
-	    (!json_is_string(v) ||
-	     strcasecmp(json_string_value(v), "Bearer") != 0))
-		return -EBADMSG;
-
-	/* IMDS and Arc send both (strings); App Service only expires_on. */
-	v = json_object_get(root, "expires_in");
-	if (v && !json_is_null(v)) {
-		if (parse_signed(v, &expires_in) < 0)
-			return -EBADMSG;
-	} else {
-		long long on;
-
-		v = json_object_get(root, "expires_on");
-		if (!v || parse_signed(v, &on) < 0)
-			return -EBADMSG;
-		expires_in = on - (long long)now;
-	}
-	v = json_object_get(root, "refresh_in");
-	if (v && !json_is_null(v) &&
-	    (parse_signed(v, &refresh_in) < 0 || refresh_in < 0))
-		return -EBADMSG;
-
-	copy = strndup(tok, toklen);
-	if (!copy)
-		return -ENOMEM;
-	OPENSSL_cleanse((char *)tok, toklen);
-
-	*ret = (struct kvfs_token){
-		.access_token = copy,
-		.expires_in = (long)(expires_in < -86400000LL  ? -86400000LL
-				     : expires_in > 86400000LL ? 86400000LL
-							       : expires_in),
-		.refresh_in = (long)(refresh_in > 86400000LL ? 86400000LL
-							     : refresh_in),
+	/* IMDS and Arc send expires_in and expires_on, as strings; App
+	 * Service only expires_on, a Unix time. */
+	static const struct kvfs_token_format mi = {
+		.expires_on = true,
+		.min_s = -100LL * 365 * 86400,
+		.max_s = 100LL * 365 * 86400 * 30,
+		.clamp = 86400000,
 	};
-	return 0;
+
+	return kvfs_token_parse(json, len, &mi, now, ret);
 }
 
 long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms, int retry_after)

@@ -22,6 +22,24 @@ struct kvfs_token {
 
 void kvfs_token_clear(struct kvfs_token *t);
 
+/* What the token services (Entra ID, the managed-identity endpoints)
+ * disagree on in the numbers of a token response. */
+struct kvfs_token_format {
+	bool reals;	 /* a JSON real is read, truncated */
+	bool expires_on; /* without expires_in: expires_on - now */
+	long long min_s; /* a number of seconds outside [min_s, max_s] */
+	long long max_s; /* is malformed */
+	long long clamp; /* then a lifetime is clamped to [-clamp, clamp] */
+};
+
+/* An OAuth token response: access_token (printable ASCII, bounded: it
+ * becomes a header), token_type Bearer or absent, expires_in, refresh_in
+ * (>= 0, optional); numbers may be strings of decimal digits.  The
+ * provider's own kvfs_*_parse_token() gives the format. */
+int kvfs_token_parse(const char *json, size_t len,
+		     const struct kvfs_token_format *f, time_t now,
+		     struct kvfs_token *ret);
+
 struct kvfs_auth_provider {
 	/* "secret", "cert", "workload", "imds", "appservice", "arc" */
 	const char *name;
