@@ -407,12 +407,9 @@ int kvfs_cert_assertion(const struct kvfs_cert_cred *c, enum kvfs_cert_alg alg,
 /* ---- the provider ---- */
 
 struct cert_provider {
-	struct kvfs_auth_provider base;
-	struct kvfs_entra entra;
-	char *client_id;
-	char *cert_file;
-	char *password_file; /* or NULL */
-	char *password;	     /* from the environment, or NULL; wiped */
+	struct kvfs_entra_client client; /* client.file: cert_file= */
+	char *password_file;		 /* or NULL */
+	char *password;			 /* from the environment; wiped */
 	enum kvfs_cert_alg alg;
 	bool send_chain;
 };
@@ -436,7 +433,7 @@ static int load(struct cert_provider *p, struct kvfs_cert_cred **ret,
 		if (!password)
 			return -ENOMEM;
 	}
-	r = kvfs_credfile_read(p->cert_file, 0, &data, &len, err);
+	r = kvfs_credfile_read(p->client.file, 0, &data, &len, err);
 	if (r < 0)
 		return r;
 	r = kvfs_cert_cred_load(data, len, password, ret, err);
@@ -445,97 +442,63 @@ static int load(struct cert_provider *p, struct kvfs_cert_cred **ret,
 		char msg[sizeof(err->message)];
 
 		snprintf(msg, sizeof(msg), "%s", err->message);
-		kvfs_error_set_message(err, "cert_file '%s' %s", p->cert_file,
+		kvfs_error_set_message(err, "cert_file '%s' %s", p->client.file,
 				       msg);
 	}
 	return r;
 }
 
-static int cert_fetch(struct kvfs_auth_provider *base, const char *tenant,
-		      const char *resource, struct kvfs_token *ret,
-		      struct kvfs_error *err)
+/* The assertion's audience is the token endpoint; the certificate is
+ * loaded before discovery so that a broken one costs no request. */
+static int cert_prove(struct kvfs_entra_client *cl, const char *tenant,
+		      char **ret, struct kvfs_error *err)
 {
-	struct cert_provider *p = (struct cert_provider *)base;
+	struct cert_provider *p = (struct cert_provider *)cl;
 	struct kvfs_cert_cred *cred = NULL;
-	_cleanup_secret_ char *assertion = NULL;
-	struct kvfs_form_param params[2];
 	const char *endpoint;
 	int r;
 
 	r = load(p, &cred, err);
-	if (r < 0) {
-		snprintf(err->provider, sizeof(err->provider), "%s",
-			 base->name);
-		return r;
-	}
-	r = kvfs_entra_token_endpoint(&p->entra, tenant, &endpoint, err);
-	if (r == 0)
-		r = kvfs_cert_assertion(cred, p->alg, p->send_chain,
-					p->client_id, endpoint, time(NULL),
-					&assertion);
-	kvfs_cert_cred_free(cred);
 	if (r < 0)
 		return r;
-
-	params[0] = (struct kvfs_form_param){
-		"client_assertion_type",
-		"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"};
-	params[1] = (struct kvfs_form_param){"client_assertion", assertion};
-	return kvfs_entra_get_token(&p->entra, tenant, p->client_id, resource,
-				    params, 2, ret, err);
+	r = kvfs_entra_token_endpoint(&cl->entra, tenant, &endpoint, err);
+	if (r == 0)
+		r = kvfs_cert_assertion(cred, p->alg, p->send_chain,
+					cl->client_id, endpoint, time(NULL),
+					ret);
+	kvfs_cert_cred_free(cred);
+	return r;
 }
 
-static void cert_free(struct kvfs_auth_provider *base)
+static void cert_done(struct kvfs_entra_client *cl)
 {
-	struct cert_provider *p = (struct cert_provider *)base;
+	struct cert_provider *p = (struct cert_provider *)cl;
 
-	if (!p)
-		return;
-	kvfs_entra_done(&p->entra);
-	free(p->client_id);
-	free(p->cert_file);
 	free(p->password_file);
 	kvfs_secure_free_str(p->password);
-	free(p);
 }
 
 int kvfs_auth_cert_new(const struct kvfs_config *c, struct kvfs_http *h,
 		       struct kvfs_auth_provider **ret, struct kvfs_error *err)
 {
+	static const struct kvfs_entra_client_kind cert = {
+		.name = "cert",
+		.needs = "cert_file= (or AZURE_CLIENT_CERTIFICATE_PATH)",
+		.assertion = true,
+		.size = sizeof(struct cert_provider),
+		.done = cert_done,
+		.prove = cert_prove,
+	};
+	struct kvfs_auth_provider *base;
 	struct cert_provider *p;
 	int r;
 
-	if (!c->client_id || !*c->client_id) {
-		kvfs_error_set_message(err, "auth=cert needs client_id= (or "
-					    "AZURE_CLIENT_ID)");
-		return -EINVAL;
-	}
-	if (!c->cert_file || !*c->cert_file) {
-		kvfs_error_set_message(err, "auth=cert needs cert_file= (or "
-					    "AZURE_CLIENT_CERTIFICATE_PATH)");
-		return -EINVAL;
-	}
-	if (!c->authority || !*c->authority) {
-		kvfs_error_set_message(err, "no authority= known");
-		return -EINVAL;
-	}
-
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	p->base.name = "cert";
-	p->base.fetch = cert_fetch;
-	p->base.free = cert_free;
+	r = kvfs_entra_client_new(&cert, c, c->cert_file, NULL, h, &base, err);
+	if (r < 0)
+		return r;
+	p = (struct cert_provider *)base;
 	p->alg = c->cert_alg;
 	p->send_chain = c->send_cert_chain;
-
-	r = kvfs_entra_init(&p->entra, h, c->authority, p->base.name);
-	if (r < 0)
-		goto fail;
-	p->client_id = strdup(c->client_id);
-	p->cert_file = strdup(c->cert_file);
-	if (!p->client_id || !p->cert_file)
-		goto oom;
 	if (c->cert_password_file && *c->cert_password_file) {
 		p->password_file = strdup(c->cert_password_file);
 		if (!p->password_file)
@@ -545,12 +508,10 @@ int kvfs_auth_cert_new(const struct kvfs_config *c, struct kvfs_http *h,
 		if (!p->password)
 			goto oom;
 	}
-	*ret = &p->base;
+	*ret = base;
 	return 0;
 
 oom:
-	r = -ENOMEM;
-fail:
-	cert_free(&p->base);
-	return r;
+	base->free(base);
+	return -ENOMEM;
 }

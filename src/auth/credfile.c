@@ -153,3 +153,23 @@ int kvfs_credfile_read(const char *path, unsigned flags, char **ret,
 	}
 	return 0;
 }
+
+int kvfs_credfile_read_text(const char *path, unsigned flags, char **ret,
+			    struct kvfs_error *err)
+{
+	char *s;
+	size_t len;
+	int r;
+
+	r = kvfs_credfile_read(path, flags | KVFS_CREDFILE_STRIP_NEWLINES, &s,
+			       &len, err);
+	if (r < 0)
+		return r;
+	if (strlen(s) != len) {
+		kvfs_secure_free(s, len + 1);
+		kvfs_error_set_message(err, "'%s' holds a NUL byte", path);
+		return -EINVAL;
+	}
+	*ret = s;
+	return 0;
+}

@@ -32,4 +32,10 @@ enum {
 int kvfs_credfile_read(const char *path, unsigned flags, char **ret,
 		       size_t *ret_len, struct kvfs_error *err);
 
+/* A text credential (client secret, federated token): read with
+ * KVFS_CREDFILE_STRIP_NEWLINES added to flags, and refused (-EINVAL) when
+ * it holds a NUL byte.  Free with kvfs_secure_free_str(). */
+int kvfs_credfile_read_text(const char *path, unsigned flags, char **ret,
+			    struct kvfs_error *err);
+
 #endif

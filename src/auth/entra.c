@@ -3,6 +3,7 @@
  * by field).  Errors keep the OAuth "error", the AADSTS number and the first
  * line of error_description.  The form body carries a secret or an
  * assertion and is wiped.  Called from one provider fetch at a time. */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "auth/credfile.h"
 #include "auth/entra.h"
 #include "util.h"
 
@@ -25,8 +27,8 @@ void kvfs_token_clear(struct kvfs_token *t)
 	memset(t, 0, sizeof(*t));
 }
 
-int kvfs_entra_init(struct kvfs_entra *e, struct kvfs_http *h,
-		    const char *authority, const char *provider)
+static int entra_init(struct kvfs_entra *e, struct kvfs_http *h,
+		      const char *authority, const char *provider)
 {
 	size_t n;
 
@@ -42,7 +44,7 @@ int kvfs_entra_init(struct kvfs_entra *e, struct kvfs_http *h,
 	return 0;
 }
 
-void kvfs_entra_done(struct kvfs_entra *e)
+static void entra_done(struct kvfs_entra *e)
 {
 	if (!e)
 		return;
@@ -350,10 +352,16 @@ static int append_param(char **body, size_t *len, const char *name,
 	return 0;
 }
 
-int kvfs_entra_get_token(struct kvfs_entra *e, const char *tenant,
-			 const char *client_id, const char *resource,
-			 const struct kvfs_form_param *extra, size_t n_extra,
-			 struct kvfs_token *ret, struct kvfs_error *err)
+struct form_param {
+	const char *name;
+	const char *value; /* not yet encoded */
+};
+
+/* POST client_id, scope, grant_type and the extra parameters. */
+static int get_token(struct kvfs_entra *e, const char *tenant,
+		     const char *client_id, const char *resource,
+		     const struct form_param *extra, size_t n_extra,
+		     struct kvfs_token *ret, struct kvfs_error *err)
 {
 	_cleanup_(kvfs_http_response_clear) struct kvfs_http_response resp = {
 		0};
@@ -399,4 +407,119 @@ int kvfs_entra_get_token(struct kvfs_entra *e, const char *tenant,
 	if (r == -EBADMSG)
 		kvfs_error_set_message(err, "malformed token response");
 	return r;
+}
+
+/* ---- the confidential client ---- */
+
+static int prove_text(struct kvfs_entra_client *c, char **ret,
+		      struct kvfs_error *err)
+{
+	if (c->file)
+		return kvfs_credfile_read_text(c->file, c->kind->file_flags,
+					       ret, err);
+	*ret = strdup(c->value);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int client_fetch(struct kvfs_auth_provider *base, const char *tenant,
+			const char *resource, struct kvfs_token *ret,
+			struct kvfs_error *err)
+{
+	struct kvfs_entra_client *c = (struct kvfs_entra_client *)base;
+	_cleanup_secret_ char *proof = NULL;
+	struct form_param params[2] = {
+		{"client_assertion_type",
+		 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		{"client_assertion", NULL},
+	};
+	int r;
+
+	r = c->kind->prove ? c->kind->prove(c, tenant, &proof, err)
+			   : prove_text(c, &proof, err);
+	if (r < 0) {
+		snprintf(err->provider, sizeof(err->provider), "%s",
+			 base->name);
+		return r;
+	}
+	if (c->kind->assertion) {
+		params[1].value = proof;
+		return get_token(&c->entra, tenant, c->client_id, resource,
+				 params, 2, ret, err);
+	}
+	params[0] = (struct form_param){"client_secret", proof};
+	return get_token(&c->entra, tenant, c->client_id, resource, params, 1,
+			 ret, err);
+}
+
+static void client_free(struct kvfs_auth_provider *base)
+{
+	struct kvfs_entra_client *c = (struct kvfs_entra_client *)base;
+
+	if (!c)
+		return;
+	if (c->kind->done)
+		c->kind->done(c);
+	entra_done(&c->entra);
+	free(c->client_id);
+	free(c->file);
+	kvfs_secure_free_str(c->value);
+	free(c);
+}
+
+static bool set(const char *v)
+{
+	return v && *v;
+}
+
+int kvfs_entra_client_new(const struct kvfs_entra_client_kind *kind,
+			  const struct kvfs_config *c, const char *file,
+			  const char *value, struct kvfs_http *h,
+			  struct kvfs_auth_provider **ret,
+			  struct kvfs_error *err)
+{
+	struct kvfs_entra_client *p;
+	int r;
+
+	assert(kind->size == 0 || kind->size >= sizeof(*p));
+	if (!set(c->client_id)) {
+		kvfs_error_set_message(err,
+				       "auth=%s needs client_id= (or "
+				       "AZURE_CLIENT_ID)",
+				       kind->name);
+		return -EINVAL;
+	}
+	if (!set(file) && !set(value)) {
+		kvfs_error_set_message(err, "auth=%s needs %s", kind->name,
+				       kind->needs);
+		return -EINVAL;
+	}
+	if (!set(c->authority)) {
+		kvfs_error_set_message(err, "no authority= known");
+		return -EINVAL;
+	}
+
+	p = calloc(1, kind->size ? kind->size : sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->base.name = kind->name;
+	p->base.fetch = client_fetch;
+	p->base.free = client_free;
+	p->kind = kind;
+
+	r = entra_init(&p->entra, h, c->authority, kind->name);
+	if (r == 0) {
+		p->client_id = strdup(c->client_id);
+		if (set(file))
+			p->file = strdup(file);
+		else
+			p->value = strdup(value);
+		if (!p->client_id || (!p->file && !p->value))
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		client_free(&p->base);
+		return r;
+	}
+	*ret = &p->base;
+	return 0;
 }

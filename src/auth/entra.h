@@ -7,6 +7,7 @@
 #ifndef KVFS_AUTH_ENTRA_H
 #define KVFS_AUTH_ENTRA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "../error.h"
@@ -21,26 +22,53 @@ struct kvfs_entra {
 	char *token_endpoint;
 };
 
-struct kvfs_form_param {
-	const char *name;
-	const char *value; /* not yet encoded */
-};
-
-int kvfs_entra_init(struct kvfs_entra *e, struct kvfs_http *h,
-		    const char *authority, const char *provider);
-void kvfs_entra_done(struct kvfs_entra *e);
-
 /* The tenant's token endpoint, from its discovery document (fetched the
  * first time, or when the tenant changed).  Owned by e. */
 int kvfs_entra_token_endpoint(struct kvfs_entra *e, const char *tenant,
 			      const char **ret, struct kvfs_error *err);
 
-/* POST client_id, scope=<resource>/.default, grant_type=client_credentials
- * and the extra parameters to the tenant's token endpoint. */
-int kvfs_entra_get_token(struct kvfs_entra *e, const char *tenant,
-			 const char *client_id, const char *resource,
-			 const struct kvfs_form_param *extra, size_t n_extra,
-			 struct kvfs_token *ret, struct kvfs_error *err);
+/* A confidential client (secret, cert, workload): a provider whose fetch()
+ * POSTs client_id, scope=<resource>/.default, grant_type=
+ * client_credentials and the client's proof to the tenant's token
+ * endpoint.  The proof comes from a credential: a file read again before
+ * each request (it may be rotated), or a value from the environment. */
+struct kvfs_entra_client {
+	struct kvfs_auth_provider base;
+	struct kvfs_entra entra;
+	char *client_id;
+	char *file;  /* or NULL */
+	char *value; /* when there is no file; wiped */
+	const struct kvfs_entra_client_kind *kind;
+};
+
+struct kvfs_entra_client_kind {
+	const char *name;  /* "secret": auth=secret */
+	const char *needs; /* "secret_file= (or AZURE_CLIENT_SECRET)" */
+	/* The proof goes as client_assertion (a JWT bearer assertion), or
+	 * else as client_secret. */
+	bool assertion;
+	unsigned file_flags; /* for kvfs_credfile_read_text() */
+	/* A provider with more state than the client (cert) gives the size
+	 * of its struct, which begins with the client, and frees that
+	 * state in done(); 0 and NULL otherwise. */
+	size_t size;
+	void (*done)(struct kvfs_entra_client *cl);
+	/* The proof for one token request to tenant, malloc'ed (the caller
+	 * wipes it); NULL: the text of the credential.  Called from
+	 * fetch(), so single-flight. */
+	int (*prove)(struct kvfs_entra_client *cl, const char *tenant,
+		     char **ret, struct kvfs_error *err);
+};
+
+/* A provider of this kind, with the credential file (or else value) from
+ * the configuration; either may be NULL or "".  client_id=, the
+ * credential and authority= are checked in this order: -EINVAL with
+ * err->message. */
+int kvfs_entra_client_new(const struct kvfs_entra_client_kind *kind,
+			  const struct kvfs_config *c, const char *file,
+			  const char *value, struct kvfs_http *h,
+			  struct kvfs_auth_provider **ret,
+			  struct kvfs_error *err);
 
 /* Pure parsers, exposed for unit tests and fuzzers. */
 int kvfs_entra_parse_discovery(const char *json, size_t len,
