@@ -24,6 +24,7 @@
 #include "auth/credfile.h"
 #include "auth/entra.h"
 #include "auth/provider.h"
+#include "backoff.h"
 #include "log.h"
 #include "util.h"
 
@@ -99,12 +100,14 @@ int kvfs_mi_parse_token(const char *json, size_t len, time_t now,
 
 long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms, int retry_after)
 {
-	long d = 1000, left = KVFS_MI_RETRY_BUDGET_MS - elapsed_ms;
+	/* The documented schedule, without jitter: each host has its own
+	 * endpoint, so there is no fleet to spread out. */
+	static const struct kvfs_backoff imds = {2000, 32000};
+	long d, left = KVFS_MI_RETRY_BUDGET_MS - elapsed_ms;
 
 	if (left <= 0 || attempt == 0)
 		return -1;
-	for (unsigned i = 0; i < attempt && d < 32000; i++)
-		d *= 2;
+	d = (long)kvfs_backoff_ceiling_ms(&imds, attempt);
 	if (retry_after > 0 && (long)retry_after * 1000 > d)
 		d = (long)retry_after * 1000;
 	return d < left ? d : left;
@@ -312,16 +315,19 @@ static int attempt(struct mi_provider *p, const char *url,
 	return r;
 }
 
+/* The usual throttling and 5xx, and 404 and 410, which IMDS answers while
+ * it or the identity is being updated. */
 static bool retryable_status(long s)
 {
-	return s == 404 || s == 408 || s == 410 || s == 429 ||
-	       (s >= 500 && s < 600);
+	return s == 404 || s == 410 ||
+	       kvfs_backoff_classify(0, s) == KVFS_VERDICT_RETRY;
 }
 
 static bool retryable_errno(int r)
 {
-	/* Timeouts and resets; a refused or unreachable endpoint means no
-	 * managed identity here, which waiting will not change. */
+	/* Timeouts and resets only, not kvfs_backoff_classify()'s wider
+	 * set: a refused or unreachable endpoint means no managed identity
+	 * here, which waiting will not change. */
 	return r == -ETIMEDOUT || r == -EIO;
 }
 
