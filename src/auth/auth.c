@@ -22,6 +22,7 @@
 
 #include "auth/auth.h"
 #include "auth/provider.h"
+#include "backoff.h"
 #include "log.h"
 #include "util.h"
 
@@ -461,12 +462,9 @@ long kvfs_auth_refresh_after_ms(long lifetime, long refresh_in, bool managed)
 
 long kvfs_auth_retry_delay_ms(unsigned attempt, long remaining_ms)
 {
-	long d = 1000;
+	static const struct kvfs_backoff b = {1000, RETRY_MAX_MS};
+	long d = (long)kvfs_backoff_ceiling_ms(&b, attempt);
 
-	for (unsigned i = 1; i < attempt && d < RETRY_MAX_MS; i++)
-		d *= 2;
-	if (d > RETRY_MAX_MS)
-		d = RETRY_MAX_MS;
 	if (remaining_ms > 0) {
 		long cap = remaining_ms / 2 < 250 ? 250 : remaining_ms / 2;
 
