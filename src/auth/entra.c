@@ -1,8 +1,11 @@
 /* Entra ID v2 for the client-credentials providers: discovery of the token
  * endpoint, the form POST, and the parsing of its answers (jansson, field
- * by field).  Errors keep the OAuth "error", the AADSTS number and the first
- * line of error_description.  The form body carries a secret or an
- * assertion and is wiped.  Called from one provider fetch at a time. */
+ * by field), with the token-response reader the managed identity shares.
+ * Errors keep the OAuth "error", the AADSTS number and the first line of
+ * error_description.  Also the confidential client that the secret, cert
+ * and workload providers are kinds of: its new, free and fetch.  The form
+ * body carries a secret or an assertion and is wiped.  Called from one
+ * provider fetch at a time. */
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
 /* Microsoft Entra ID, v2 endpoints, as the secret, cert and workload
  * providers use it: OpenID discovery of the token endpoint (once per
- * tenant), and the client-credentials POST, to which each provider adds
- * its own proof (client_secret, or client_assertion).  Internal to
- * src/auth/.  Not thread-safe by itself: its provider's fetch() is
- * single-flight. */
+ * tenant), and the confidential client whose fetch() POSTs the client
+ * credentials, to which each provider adds its own proof (client_secret,
+ * or client_assertion).  Internal to src/auth/.  Not thread-safe by
+ * itself: its provider's fetch() is single-flight. */
 #ifndef KVFS_AUTH_ENTRA_H
 #define KVFS_AUTH_ENTRA_H
 
