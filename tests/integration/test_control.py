@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import clean_env, option_string, secret_options
+from test_auth import appservice_env, arc_env, mi_options
 import util
 
 NOBODY = 65534
@@ -247,6 +248,36 @@ def test_request_counters_equal_the_fake_log(mount, az):
     assert got[("certificate", "404")] == 1
     assert got[("secret", "200")] == 1
     assert got[("versions", "200")] == 1
+
+
+PROVIDERS = {
+    # provider: (mount options, environment, daemon)
+    "imds": (lambda az: mi_options(az), lambda az: None, None),
+    "appservice": (lambda az: mi_options(az), appservice_env, None),
+    "arc": (lambda az: mi_options(az), arc_env, util.testhooks_binary),
+    # the tenant from the vault's 401 challenge
+    "secret": (lambda az: {"tenant": None}, lambda az: None, None),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_identity_requests_are_counted(mount, az, provider):
+    opts, env, binary = PROVIDERS[provider]
+    m = mount(env=env(az), binary=binary() if binary else None, **opts(az))
+    read(m.p("certificates", "www", "cert.pem"))
+    assert read_status(m)["provider"] == provider
+    got = assert_requests_match(m, az)
+    want = {
+        "imds": {("imds", "200"): 1},
+        "appservice": {("identity", "200"): 1},
+        # Arc's challenge, then the request with the key
+        "arc": {("imds", "401"): 1, ("imds", "200"): 1},
+        # the unauthenticated first request, then discovery and token
+        "secret": {("list", "401"): 1, ("discovery", "200"): 1,
+                   ("token", "200"): 1},
+    }[provider]
+    for key, n in want.items():
+        assert got[key] == n, (key, got)
 
 
 def test_retries_and_throttling_are_counted(mount, az):
