@@ -5,6 +5,7 @@
  * snapshot).  No lock of its own; no network. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +15,7 @@
 
 #include "control.h"
 #include "metrics.h"
+#include "util.h"
 
 struct kvfs_control {
 	const struct kvfs_config *config;
@@ -120,8 +122,10 @@ static json_t *status_json(struct kvfs_control *ctl)
 
 static int render_status(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 {
+	_cleanup_free_ char *s = NULL;
 	json_t *o = status_json(ctl);
-	char *s;
+	char *text;
+	int n;
 
 	if (!o)
 		return -ENOMEM;
@@ -129,20 +133,12 @@ static int render_status(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 	json_decref(o);
 	if (!s)
 		return -ENOMEM;
-	/* One more byte for the newline a text file ends with. */
-	*ret_len = strlen(s);
-	{
-		char *t = realloc(s, *ret_len + 2);
-
-		if (!t) {
-			free(s);
-			return -ENOMEM;
-		}
-		s = t;
-	}
-	s[(*ret_len)++] = '\n';
-	s[*ret_len] = '\0';
-	*ret = s;
+	/* A text file ends with a newline. */
+	n = asprintf(&text, "%s\n", s);
+	if (n < 0)
+		return -ENOMEM;
+	*ret = text;
+	*ret_len = (size_t)n;
 	return 0;
 }
 

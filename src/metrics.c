@@ -109,6 +109,7 @@ static enum kvfs_metrics_endpoint vault_endpoint(const char *p, size_t len)
 
 enum kvfs_metrics_endpoint kvfs_metrics_endpoint_of(const char *url)
 {
+	enum kvfs_metrics_endpoint e;
 	const char *p, *s;
 	size_t len;
 
@@ -128,11 +129,10 @@ enum kvfs_metrics_endpoint kvfs_metrics_endpoint_of(const char *url)
 	if (ends_with(p, len, "/oauth2/v2.0/token") ||
 	    ends_with(p, len, "/oauth2/token"))
 		return KVFS_EP_TOKEN;
-	if (vault_endpoint(p, len) != KVFS_EP_OTHER)
-		return vault_endpoint(p, len);
-	if (contains(p, len, "token"))
-		return KVFS_EP_IDENTITY;
-	return KVFS_EP_OTHER;
+	e = vault_endpoint(p, len);
+	if (e == KVFS_EP_OTHER && contains(p, len, "token"))
+		e = KVFS_EP_IDENTITY;
+	return e;
 }
 
 static void inc(uint64_t *p, uint64_t n)
