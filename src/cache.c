@@ -20,6 +20,7 @@
 
 #include "cache.h"
 #include "log.h"
+#include "metrics.h"
 #include "pki.h"
 #include "util.h"
 
@@ -437,8 +438,10 @@ int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err)
 	int r;
 
 	r = kvfs_vault_list_certificates(cache->vault, &list, err);
-	if (r < 0)
+	if (r < 0) {
+		kvfs_metrics_error_detail("cannot list certificates", err);
 		return r;
+	}
 	r = listing_build(&list, &l);
 	if (r < 0) {
 		kvfs_cert_list_clear(&list);
@@ -475,6 +478,9 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 		log_warning_ratelimited("cannot get certificate '%s%s%s': %s",
 					name, version ? "/" : "",
 					version ? version : "", msg);
+		kvfs_metrics_error("cannot get certificate '%s%s%s': %s", name,
+				   version ? "/" : "", version ? version : "",
+				   msg);
 		free(f);
 		/* What a reader can act on passes through; the rest of the
 		 * backend's trouble is an I/O error. */
@@ -516,6 +522,8 @@ static int versions_fetch(struct kvfs_cache *cache, const char *name,
 	if (r < 0) {
 		kvfs_error_describe(&err, msg, sizeof(msg));
 		log_warning("cannot list the versions of '%s': %s", name, msg);
+		kvfs_metrics_error("cannot list the versions of '%s': %s", name,
+				   msg);
 		free(v);
 		return r == -ENOENT || r == -EACCES ? r : -EIO;
 	}
@@ -666,6 +674,9 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 	r = slot_get_locked(cache, key, kind, &s);
 	if (r < 0)
 		goto out;
+	kvfs_metrics_cache(kind == OBJ_VERSIONS ? KVFS_OBJ_VERSIONS
+						: KVFS_OBJ_CERTIFICATE,
+			   s->state != SLOT_NONE);
 	switch (s->state) {
 	case SLOT_READY:
 		obj = obj_ref(kind, s->obj);
@@ -747,6 +758,8 @@ static int secret_fetch(struct kvfs_cache *cache, const struct kvfs_files *f,
 		}
 		log_warning("cannot get the secret of '%s/%s': %s", b->name,
 			    b->version, msg);
+		kvfs_metrics_error("cannot get the secret of '%s/%s': %s",
+				   b->name, b->version, msg);
 		/* A body that did not parse says nothing lasting about the
 		 * secret: -EIO, not kept. */
 		return r == -EACCES ? r : -EIO;
@@ -774,6 +787,8 @@ static int secret_get(struct kvfs_cache *cache, struct kvfs_files *f,
 	for (;;) {
 		switch (f->secret_state) {
 		case SECRET_READY:
+			if (fetch)
+				kvfs_metrics_cache(KVFS_OBJ_SECRET, true);
 			*ret = &f->secret;
 			r = 0;
 			goto out;
@@ -813,6 +828,7 @@ static int secret_get(struct kvfs_cache *cache, struct kvfs_files *f,
 	}
 
 	f->secret_state = SECRET_LOADING;
+	kvfs_metrics_cache(KVFS_OBJ_SECRET, false);
 	pthread_mutex_unlock(&cache->lock);
 	r = secret_fetch(cache, f, &sf);
 	pthread_mutex_lock(&cache->lock);

@@ -21,8 +21,10 @@
 
 #include <fuse.h>
 
+#include "control.h"
 #include "fs.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define CERTIFICATES "certificates"
@@ -47,6 +49,8 @@ enum node_kind {
 	NODE_VERSIONS, /* certificates/<name>/versions/ */
 	NODE_VERSION,  /* certificates/<name>/versions/<version>/ */
 	NODE_FILE,     /* a file of either kind of certificate directory */
+	NODE_CONTROL,  /* .kvfs/, see "the control directory" below */
+	NODE_CONTROL_FILE,
 };
 
 /* In this order in a directory listing. */
@@ -85,6 +89,7 @@ struct node {
 	struct kvfs_versions *versions;
 	const struct kvfs_cert_item *version;
 	enum file_kind file;
+	enum kvfs_control_file control; /* NODE_CONTROL_FILE */
 };
 
 /* What an open file reads from: one snapshot of one version's files. */
@@ -92,9 +97,16 @@ struct handle {
 	struct kvfs_files *files;
 	const void *data;
 	size_t len;
+	char *owned; /* a .kvfs/ file's snapshot, freed on release */
 };
 
 static struct kvfs_fs_hooks hooks;
+static struct kvfs_control *control;
+
+void kvfs_fs_set_control(struct kvfs_control *ctl)
+{
+	control = ctl;
+}
 
 void kvfs_fs_set_hooks(const struct kvfs_fs_hooks *h)
 {
@@ -152,6 +164,23 @@ static bool file_kind_of(const char *name, enum file_kind *ret)
 	return false;
 }
 
+/* The rest of a path after "/.kvfs": the directory or one of its files. */
+static int resolve_control(const char *p, struct node *ret)
+{
+	struct node n = {.kind = NODE_CONTROL};
+
+	if (!control)
+		return -ENOENT;
+	if (*p == '/' && p[1] != '\0') {
+		p++;
+		if (strchr(p, '/') || kvfs_control_file_of(p, &n.control) < 0)
+			return -ENOENT;
+		n.kind = NODE_CONTROL_FILE;
+	}
+	*ret = n;
+	return 0;
+}
+
 /* Resolve path.  A lookup inside versions/ fetches the versions listing
  * (once); nothing else here touches the network. */
 static int resolve(struct fs *fs, const char *path, struct node *ret)
@@ -170,6 +199,9 @@ static int resolve(struct fs *fs, const char *path, struct node *ret)
 	}
 
 	len = (int)strcspn(p, "/");
+	if ((size_t)len == strlen(KVFS_CONTROL_DIR) &&
+	    strncmp(p, KVFS_CONTROL_DIR, (size_t)len) == 0)
+		return resolve_control(p + len, ret);
 	if ((size_t)len != strlen(CERTIFICATES) ||
 	    strncmp(p, CERTIFICATES, (size_t)len) != 0)
 		return -ENOENT;
@@ -374,7 +406,7 @@ static void stat_dir(const struct fs *fs, const struct node *n,
 	st->st_nlink = 2;
 	switch (n->kind) {
 	case NODE_ROOT:
-		st->st_nlink = 3;
+		st->st_nlink = 4; /* certificates/ and .kvfs/ */
 		stat_times(st, fs->mount_time, fs->mount_time);
 		break;
 	case NODE_CERTIFICATES:
@@ -401,6 +433,8 @@ static void stat_dir(const struct fs *fs, const struct node *n,
 			   n->version->attrs.updated);
 		break;
 	case NODE_FILE:
+	case NODE_CONTROL:
+	case NODE_CONTROL_FILE:
 		break;
 	}
 }
@@ -418,6 +452,112 @@ static void stat_file(const struct fs *fs, const struct node *n,
 	stat_times(st, a->created, a->updated);
 }
 
+static int fill(void *buf, fuse_fill_dir_t filler, const char *name,
+		const struct stat *st)
+{
+	return filler(buf, name, st, 0, st ? FUSE_FILL_DIR_PLUS : 0);
+}
+
+/* ---- the control directory, .kvfs/ (DESIGN §6) ----
+ *
+ * Readable by the mount's owner (uid=, or the mounting user) and root
+ * only: 0500 and 0400, which the kernel enforces under allow_other
+ * (default_permissions); open checks the caller too, for a mount without
+ * allow_other whose uid= is not the mounting user.  Each open renders a
+ * fresh snapshot (control.c) that the handle owns, so a reader sees one
+ * consistent text however it reads; direct_io, so the page cache never
+ * serves an old one.  stat reports size 0, as /proc does (the size is
+ * only known once rendered); fstat of an open file reports its
+ * snapshot's. */
+
+static bool is_control(const struct node *n)
+{
+	return n->kind == NODE_CONTROL || n->kind == NODE_CONTROL_FILE;
+}
+
+static void control_stat(const struct fs *fs, const struct node *n,
+			 struct stat *st)
+{
+	stat_common(fs, st);
+	if (n->kind == NODE_CONTROL) {
+		st->st_mode = S_IFDIR | 0500;
+		st->st_nlink = 2;
+		stat_times(st, fs->mount_time, fs->mount_time);
+	} else {
+		time_t now = time(NULL);
+
+		st->st_mode = S_IFREG | 0400;
+		st->st_nlink = 1;
+		stat_times(st, fs->mount_time, now);
+	}
+}
+
+static int control_getattr(const struct fs *fs, const struct node *n,
+			   struct fuse_file_info *fi, struct stat *st)
+{
+	control_stat(fs, n, st);
+	if (n->kind == NODE_CONTROL_FILE && fi && fi->fh) {
+		const struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+		st->st_size = (off_t)h->len;
+		st->st_blocks = (blkcnt_t)((h->len + 511) / 512);
+	}
+	return 0;
+}
+
+static bool caller_is_owner(const struct fs *fs)
+{
+	uid_t uid = fuse_get_context()->uid;
+
+	return uid == 0 || uid == fs->config->uid;
+}
+
+static int control_open(const struct fs *fs, const struct node *n,
+			struct fuse_file_info *fi)
+{
+	struct handle *h;
+	int r;
+
+	if (n->kind != NODE_CONTROL_FILE)
+		return -EISDIR;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return -EROFS;
+	if (!caller_is_owner(fs))
+		return -EACCES;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	r = kvfs_control_render(control, n->control, &h->owned, &h->len);
+	if (r < 0) {
+		free(h);
+		return r;
+	}
+	h->data = h->owned;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	return 0;
+}
+
+static int readdir_control(const struct fs *fs, void *buf,
+			   fuse_fill_dir_t filler)
+{
+	struct stat st;
+
+	if (!caller_is_owner(fs))
+		return -EACCES;
+	for (size_t i = 0; i < KVFS_CONTROL_COUNT_; i++) {
+		struct node n = {.kind = NODE_CONTROL_FILE,
+				 .control = (enum kvfs_control_file)i};
+
+		control_stat(fs, &n, &st);
+		if (fill(buf, filler,
+			 kvfs_control_file_name((enum kvfs_control_file)i),
+			 &st))
+			break;
+	}
+	return 0;
+}
+
 static int kvfs_getattr(const char *path, struct stat *st,
 			struct fuse_file_info *fi)
 {
@@ -430,6 +570,8 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	r = resolve(fs, path, &n);
 	if (r < 0)
 		return r;
+	if (is_control(&n))
+		return control_getattr(fs, &n, fi, st);
 	if (fi && fi->fh && n.kind == NODE_FILE) {
 		/* fstat() of an open file: the snapshot it reads. */
 		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -501,6 +643,8 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	r = resolve(fs, path, &n);
 	if (r < 0)
 		return r;
+	if (is_control(&n))
+		return control_open(fs, &n, fi);
 	if (n.kind != NODE_FILE) {
 		node_clear(&n);
 		return -EISDIR;
@@ -569,6 +713,8 @@ static int kvfs_read(const char *path, char *buf, size_t size, off_t off,
 	if (size > INT_MAX)
 		size = INT_MAX;
 	memcpy(buf, (const char *)h->data + off, size);
+	if (h->files)
+		kvfs_metrics_add(KVFS_COUNTER_READ_BYTES, size);
 	return (int)size;
 }
 
@@ -578,16 +724,11 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 
 	if (h) {
 		kvfs_files_unref(h->files);
+		free(h->owned);
 		free(h);
 		fi->fh = 0;
 	}
 	return 0;
-}
-
-static int fill(void *buf, fuse_fill_dir_t filler, const char *name,
-		const struct stat *st)
-{
-	return filler(buf, name, st, 0, st ? FUSE_FILL_DIR_PLUS : 0);
 }
 
 static int readdir_certificates(struct fs *fs, void *buf,
@@ -680,7 +821,7 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	r = resolve(fs, path, &n);
 	if (r < 0)
 		return r;
-	if (n.kind == NODE_FILE) {
+	if (n.kind == NODE_FILE || n.kind == NODE_CONTROL_FILE) {
 		node_clear(&n);
 		return -ENOTDIR;
 	}
@@ -695,6 +836,8 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		stat_dir(fs, &c, l, &st);
 		kvfs_listing_unref(l);
 		fill(buf, filler, CERTIFICATES, &st);
+		control_stat(fs, &(struct node){.kind = NODE_CONTROL}, &st);
+		fill(buf, filler, KVFS_CONTROL_DIR, &st);
 		break;
 	}
 	case NODE_CERTIFICATES:
@@ -707,7 +850,11 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	case NODE_VERSIONS:
 		r = readdir_versions(fs, &n, buf, filler);
 		break;
+	case NODE_CONTROL:
+		r = readdir_control(fs, buf, filler);
+		break;
 	case NODE_FILE:
+	case NODE_CONTROL_FILE:
 		break;
 	}
 	node_clear(&n);

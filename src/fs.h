@@ -17,6 +17,11 @@ struct kvfs_fs_hooks {
 };
 void kvfs_fs_set_hooks(const struct kvfs_fs_hooks *h);
 
+/* What serves .kvfs/ (control.h); NULL: no .kvfs/.  Set before
+ * kvfs_fs_main(). */
+struct kvfs_control;
+void kvfs_fs_set_control(struct kvfs_control *ctl);
+
 /* Mount and serve until unmounted.  Daemonizes unless c->foreground.
  * Returns the process exit code. */
 int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache);

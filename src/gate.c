@@ -19,6 +19,7 @@
 
 #include "gate.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Too little time left for an attempt to get anywhere. */
 #define MIN_ATTEMPT_MS 50
@@ -243,11 +244,14 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 	case KVFS_VERDICT_LOCAL:
 		break;
 	}
+	kvfs_metrics_gate(g->failures);
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
 
 	if (line[0])
 		kvfs_log(level, "%s", line);
+	if (v == KVFS_VERDICT_RETRY)
+		kvfs_metrics_error("vault '%s': %s", g->name, what);
 }
 
 int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
@@ -288,6 +292,8 @@ int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
 			return -ETIMEDOUT;
 		}
 
+		if (tried)
+			kvfs_metrics_add(KVFS_COUNTER_RETRIES, 1);
 		r = attempt(userdata, (long)left, err, &v);
 		tried = true;
 		gate_leave(g, probe, v, err);

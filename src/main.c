@@ -13,6 +13,7 @@
 #include "auth/auth.h"
 #include "cache.h"
 #include "config.h"
+#include "control.h"
 #include "error.h"
 #include "fs.h"
 #include "http.h"
@@ -82,6 +83,7 @@ int main(int argc, char **argv)
 	struct kvfs_auth *auth = NULL;
 	struct kvfs_vault *vault = NULL;
 	struct kvfs_cache *cache = NULL;
+	struct kvfs_control *control = NULL;
 	struct kvfs_error err;
 	int r, code = 1;
 
@@ -135,6 +137,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	r = kvfs_control_new(&c, auth, cache, &control);
+	if (r < 0) {
+		fprintf(stderr, "kvfs: cannot set up .kvfs/: %s\n",
+			strerror(-r));
+		goto out;
+	}
+	kvfs_fs_set_control(control);
 	kvfs_fs_set_hooks(&(struct kvfs_fs_hooks){
 		.start = start_background,
 		.stop = stop_background,
@@ -143,6 +152,7 @@ int main(int argc, char **argv)
 	code = kvfs_fs_main(&c, cache);
 
 out:
+	kvfs_control_free(control);
 	kvfs_cache_free(cache);
 	kvfs_vault_free(vault);
 	kvfs_auth_free(auth);

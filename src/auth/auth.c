@@ -24,6 +24,7 @@
 #include "auth/provider.h"
 #include "backoff.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define REFRESH_MARGIN_MS 300000L /* refresh 5 minutes before expiry */
@@ -575,6 +576,9 @@ static int fetch_locked(struct kvfs_auth *a, char **ret_token,
 				a->failures,
 				usable ? (long)(a->mono_expires - now) : 0);
 		kvfs_error_describe(&ferr, buf, sizeof(buf));
+		if (r != -ECANCELED)
+			kvfs_metrics_error("cannot get a token from '%s': %s",
+					   a->provider->name, buf);
 		/* -ECANCELED: the mount is going away; nothing to say. */
 		if (usable && r != -ECANCELED)
 			log_warning("cannot refresh the token from '%s': %s; "

@@ -1,0 +1,186 @@
+/* .kvfs/status and .kvfs/metrics, rendered afresh for every open from what
+ * auth, the cache and metrics say now.  The status JSON is built with
+ * jansson; every value is read once, so a snapshot is consistent with
+ * itself as far as each source is (the listing is one immutable
+ * snapshot).  No lock of its own; no network. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "control.h"
+#include "metrics.h"
+#include "util.h"
+
+struct kvfs_control {
+	const struct kvfs_config *config;
+	struct kvfs_auth *auth;
+	struct kvfs_cache *cache;
+	int64_t mounted_at;
+};
+
+static const char *const file_names[] = {
+	[KVFS_CONTROL_STATUS] = "status",
+	[KVFS_CONTROL_METRICS] = "metrics",
+};
+
+int kvfs_control_new(const struct kvfs_config *c, struct kvfs_auth *auth,
+		     struct kvfs_cache *cache, struct kvfs_control **ret)
+{
+	struct kvfs_control *ctl = calloc(1, sizeof(*ctl));
+
+	if (!ctl)
+		return -ENOMEM;
+	ctl->config = c;
+	ctl->auth = auth;
+	ctl->cache = cache;
+	ctl->mounted_at = (int64_t)time(NULL);
+	*ret = ctl;
+	return 0;
+}
+
+void kvfs_control_free(struct kvfs_control *ctl)
+{
+	free(ctl);
+}
+
+const char *kvfs_control_file_name(enum kvfs_control_file f)
+{
+	return (unsigned)f < KVFS_CONTROL_COUNT_ ? file_names[f] : NULL;
+}
+
+int kvfs_control_file_of(const char *name, enum kvfs_control_file *ret)
+{
+	for (size_t i = 0; i < KVFS_CONTROL_COUNT_; i++)
+		if (strcmp(name, file_names[i]) == 0) {
+			*ret = (enum kvfs_control_file)i;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+/* A Unix time, or null when not known (0). */
+static json_t *time_or_null(int64_t t)
+{
+	return t ? json_integer((json_int_t)t) : json_null();
+}
+
+/* Set key to v (a new reference); false when out of memory. */
+static bool put(json_t *o, const char *key, json_t *v)
+{
+	return v && json_object_set_new(o, key, v) == 0;
+}
+
+static json_t *status_json(struct kvfs_control *ctl)
+{
+	const struct kvfs_config *c = ctl->config;
+	struct kvfs_listing *l = kvfs_cache_listing(ctl->cache);
+	unsigned failures = kvfs_metrics_gate_failures();
+	char error[512];
+	int64_t error_at = 0;
+	bool have_error, ok;
+	json_t *o = json_object();
+
+	have_error = kvfs_metrics_last_error(error, sizeof(error), &error_at);
+	ok = o && put(o, "vault", json_string(c->vault_url)) &&
+	     put(o, "mountpoint", json_string(c->mountpoint)) &&
+	     put(o, "version", json_string(KVFS_VERSION)) &&
+	     put(o, "pid", json_integer((json_int_t)getpid())) &&
+	     put(o, "provider",
+		 json_string(kvfs_auth_provider_name(ctl->auth))) &&
+	     put(o, "provider_reason",
+		 json_string(kvfs_auth_provider_reason(ctl->auth))) &&
+	     put(o, "token_expires_at",
+		 time_or_null((int64_t)kvfs_auth_expires_at(ctl->auth))) &&
+	     put(o, "token_refreshed_at",
+		 time_or_null((int64_t)kvfs_auth_last_refresh(ctl->auth))) &&
+	     put(o, "last_refresh", time_or_null(l->loaded_at)) &&
+	     put(o, "certificates", json_integer((json_int_t)l->n)) &&
+	     put(o, "mounted_at", time_or_null(ctl->mounted_at)) &&
+	     put(o, "vault_state",
+		 json_string(failures ? "backing off" : "healthy")) &&
+	     put(o, "vault_consecutive_failures",
+		 json_integer((json_int_t)failures)) &&
+	     put(o, "last_error",
+		 have_error ? json_string(error) : json_null()) &&
+	     put(o, "last_error_at", time_or_null(error_at)) &&
+	     put(o, "refresh_interval", json_integer((json_int_t)c->refresh)) &&
+	     put(o, "max_stale", json_integer((json_int_t)c->max_stale)) &&
+	     put(o, "now", json_integer((json_int_t)time(NULL)));
+	kvfs_listing_unref(l);
+	if (!ok) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int render_status(struct kvfs_control *ctl, char **ret, size_t *ret_len)
+{
+	_cleanup_free_ char *s = NULL;
+	json_t *o = status_json(ctl);
+	char *text;
+	int n;
+
+	if (!o)
+		return -ENOMEM;
+	s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!s)
+		return -ENOMEM;
+	/* A text file ends with a newline. */
+	n = asprintf(&text, "%s\n", s);
+	if (n < 0)
+		return -ENOMEM;
+	*ret = text;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+static int render_metrics(struct kvfs_control *ctl, char **ret, size_t *ret_len)
+{
+	struct kvfs_listing *l = kvfs_cache_listing(ctl->cache);
+	struct kvfs_metrics_gauges g = {
+		.now = (int64_t)time(NULL),
+		.mounted_at = ctl->mounted_at,
+		.token_expires_at = (int64_t)kvfs_auth_expires_at(ctl->auth),
+		.last_refresh = l->loaded_at,
+		.certificates = l->n,
+	};
+	struct kvfs_metrics_cert *certs;
+	int r;
+
+	certs = calloc(l->n ? l->n : 1, sizeof(*certs));
+	if (!certs) {
+		kvfs_listing_unref(l);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		certs[i].name = l->entries[i].item.name;
+		certs[i].exp = l->entries[i].item.attrs.exp;
+	}
+	g.certs = certs;
+	g.ncerts = l->n;
+	r = kvfs_metrics_render(&g, ret, ret_len);
+	free(certs);
+	kvfs_listing_unref(l);
+	return r;
+}
+
+int kvfs_control_render(struct kvfs_control *ctl, enum kvfs_control_file f,
+			char **ret, size_t *ret_len)
+{
+	switch (f) {
+	case KVFS_CONTROL_STATUS:
+		return render_status(ctl, ret, ret_len);
+	case KVFS_CONTROL_METRICS:
+		return render_metrics(ctl, ret, ret_len);
+	default:
+		return -ENOENT;
+	}
+}

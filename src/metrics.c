@@ -1,0 +1,418 @@
+/* The counters behind .kvfs/metrics and the last error behind
+ * .kvfs/status.  Plain static arrays bumped with relaxed atomics: a hook
+ * costs one atomic add and never blocks a FUSE or network thread.  The
+ * requests table has a cell per endpoint and HTTP status (100-599, and 0
+ * for no response), so that counting needs no lock and no allocation;
+ * rendering walks it.  The last error is a short string under a mutex
+ * held only to copy it.  Rendering writes into a memory stream, off every
+ * lock. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "metrics.h"
+#include "util.h"
+
+#define STATUS_SLOTS 600
+#define ERROR_MAX 512
+
+static uint64_t requests[KVFS_EP_COUNT_][STATUS_SLOTS];
+static uint64_t throttled;
+static uint64_t counters[KVFS_COUNTER_COUNT_];
+static uint64_t cache_counts[KVFS_OBJ_COUNT_][2]; /* [o][hit] */
+static unsigned gate_failures;
+
+static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
+static char error_line[ERROR_MAX];
+static int64_t error_at;
+
+static const char *const endpoint_names[] = {
+	[KVFS_EP_LIST] = "list",
+	[KVFS_EP_CERTIFICATE] = "certificate",
+	[KVFS_EP_VERSIONS] = "versions",
+	[KVFS_EP_SECRET] = "secret",
+	[KVFS_EP_DISCOVERY] = "discovery",
+	[KVFS_EP_TOKEN] = "token",
+	[KVFS_EP_IMDS] = "imds",
+	[KVFS_EP_IDENTITY] = "identity",
+	[KVFS_EP_OTHER] = "other",
+};
+
+static const char *const object_names[] = {
+	[KVFS_OBJ_CERTIFICATE] = "certificate",
+	[KVFS_OBJ_VERSIONS] = "versions",
+	[KVFS_OBJ_SECRET] = "secret",
+};
+
+const char *kvfs_metrics_endpoint_name(enum kvfs_metrics_endpoint e)
+{
+	return (unsigned)e < KVFS_EP_COUNT_ ? endpoint_names[e] : "other";
+}
+
+static bool ends_with(const char *s, size_t len, const char *suffix)
+{
+	size_t n = strlen(suffix);
+
+	return len >= n && strncasecmp(s + len - n, suffix, n) == 0;
+}
+
+/* Does the path p (len bytes) contain needle? */
+static bool contains(const char *p, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp(p + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+/* Key Vault paths: /certificates[/], /certificates/N[/V][/],
+ * /certificates/N/versions[/], /secrets/N[/V][/]. */
+static enum kvfs_metrics_endpoint vault_endpoint(const char *p, size_t len)
+{
+	const char *seg[4];
+	size_t seglen[4], n = 0, i = 0;
+
+	while (i < len) {
+		size_t j;
+
+		while (i < len && p[i] == '/')
+			i++;
+		if (i >= len)
+			break;
+		if (n == ELEMENTSOF(seg))
+			return KVFS_EP_OTHER;
+		for (j = i; j < len && p[j] != '/'; j++)
+			;
+		seg[n] = p + i;
+		seglen[n++] = j - i;
+		i = j;
+	}
+	if (n == 0)
+		return KVFS_EP_OTHER;
+	if (seglen[0] == 7 && strncasecmp(seg[0], "secrets", 7) == 0)
+		return n == 2 || n == 3 ? KVFS_EP_SECRET : KVFS_EP_OTHER;
+	if (seglen[0] != 12 || strncasecmp(seg[0], "certificates", 12) != 0)
+		return KVFS_EP_OTHER;
+	if (n == 1)
+		return KVFS_EP_LIST;
+	if (n == 3 && seglen[2] == 8 && strncasecmp(seg[2], "versions", 8) == 0)
+		return KVFS_EP_VERSIONS;
+	return n <= 3 ? KVFS_EP_CERTIFICATE : KVFS_EP_OTHER;
+}
+
+enum kvfs_metrics_endpoint kvfs_metrics_endpoint_of(const char *url)
+{
+	enum kvfs_metrics_endpoint e;
+	const char *p, *s;
+	size_t len;
+
+	if (!url)
+		return KVFS_EP_OTHER;
+	/* The path: after scheme://authority, before the query. */
+	s = strstr(url, "://");
+	p = s ? strchr(s + 3, '/') : url;
+	if (!p)
+		return KVFS_EP_OTHER;
+	len = strcspn(p, "?#");
+
+	if (ends_with(p, len, "/.well-known/openid-configuration"))
+		return KVFS_EP_DISCOVERY;
+	if (contains(p, len, "/metadata/identity/oauth2/token"))
+		return KVFS_EP_IMDS;
+	if (ends_with(p, len, "/oauth2/v2.0/token") ||
+	    ends_with(p, len, "/oauth2/token"))
+		return KVFS_EP_TOKEN;
+	e = vault_endpoint(p, len);
+	if (e == KVFS_EP_OTHER && contains(p, len, "token"))
+		e = KVFS_EP_IDENTITY;
+	return e;
+}
+
+static void inc(uint64_t *p, uint64_t n)
+{
+	__atomic_add_fetch(p, n, __ATOMIC_RELAXED);
+}
+
+static uint64_t load(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static size_t status_slot(long status)
+{
+	return status >= 100 && status < STATUS_SLOTS ? (size_t)status : 0;
+}
+
+void kvfs_metrics_request(const char *url, long status)
+{
+	inc(&requests[kvfs_metrics_endpoint_of(url)][status_slot(status)], 1);
+	if (status == 429)
+		inc(&throttled, 1);
+}
+
+void kvfs_metrics_add(enum kvfs_metrics_counter c, uint64_t n)
+{
+	if ((unsigned)c < KVFS_COUNTER_COUNT_)
+		inc(&counters[c], n);
+}
+
+void kvfs_metrics_cache(enum kvfs_metrics_object o, bool hit)
+{
+	if ((unsigned)o < KVFS_OBJ_COUNT_)
+		inc(&cache_counts[o][hit], 1);
+}
+
+void kvfs_metrics_gate(unsigned failures)
+{
+	__atomic_store_n(&gate_failures, failures, __ATOMIC_RELAXED);
+}
+
+void kvfs_metrics_error(const char *fmt, ...)
+{
+	char line[ERROR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* One line of ASCII: safe in JSON whatever a service sent. */
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+
+	pthread_mutex_lock(&error_lock);
+	memcpy(error_line, line, sizeof(line));
+	error_at = (int64_t)time(NULL);
+	pthread_mutex_unlock(&error_lock);
+}
+
+void kvfs_metrics_error_detail(const char *what, const struct kvfs_error *err)
+{
+	char detail[ERROR_MAX];
+
+	kvfs_error_describe(err, detail, sizeof(detail));
+	kvfs_metrics_error("%s: %s", what, detail);
+}
+
+uint64_t kvfs_metrics_get(enum kvfs_metrics_counter c)
+{
+	return (unsigned)c < KVFS_COUNTER_COUNT_ ? load(&counters[c]) : 0;
+}
+
+uint64_t kvfs_metrics_requests(enum kvfs_metrics_endpoint e, long status)
+{
+	return (unsigned)e < KVFS_EP_COUNT_
+		       ? load(&requests[e][status_slot(status)])
+		       : 0;
+}
+
+uint64_t kvfs_metrics_throttled(void)
+{
+	return load(&throttled);
+}
+
+uint64_t kvfs_metrics_cache_count(enum kvfs_metrics_object o, bool hit)
+{
+	return (unsigned)o < KVFS_OBJ_COUNT_ ? load(&cache_counts[o][hit]) : 0;
+}
+
+unsigned kvfs_metrics_gate_failures(void)
+{
+	return __atomic_load_n(&gate_failures, __ATOMIC_RELAXED);
+}
+
+bool kvfs_metrics_last_error(char *buf, size_t size, int64_t *ret_at)
+{
+	bool have;
+
+	pthread_mutex_lock(&error_lock);
+	have = error_at != 0;
+	if (size)
+		snprintf(buf, size, "%s", error_line);
+	if (ret_at)
+		*ret_at = error_at;
+	pthread_mutex_unlock(&error_lock);
+	return have;
+}
+
+void kvfs_metrics_reset(void)
+{
+	for (size_t e = 0; e < KVFS_EP_COUNT_; e++)
+		for (size_t s = 0; s < STATUS_SLOTS; s++)
+			__atomic_store_n(&requests[e][s], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&throttled, 0, __ATOMIC_RELAXED);
+	for (size_t c = 0; c < KVFS_COUNTER_COUNT_; c++)
+		__atomic_store_n(&counters[c], 0, __ATOMIC_RELAXED);
+	for (size_t o = 0; o < KVFS_OBJ_COUNT_; o++) {
+		__atomic_store_n(&cache_counts[o][0], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&cache_counts[o][1], 0, __ATOMIC_RELAXED);
+	}
+	kvfs_metrics_gate(0);
+	pthread_mutex_lock(&error_lock);
+	error_line[0] = '\0';
+	error_at = 0;
+	pthread_mutex_unlock(&error_lock);
+}
+
+/* ---- the text exposition format ---- */
+
+static void header(FILE *f, const char *name, const char *type,
+		   const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void label_value(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static void render_requests(FILE *f)
+{
+	header(f, "kvfs_requests_total", "counter",
+	       "HTTP requests made, by endpoint and status code "
+	       "(code \"0\": no response).");
+	for (size_t e = 0; e < KVFS_EP_COUNT_; e++)
+		for (size_t s = 0; s < STATUS_SLOTS; s++) {
+			uint64_t n = load(&requests[e][s]);
+
+			if (n)
+				fprintf(f,
+					"kvfs_requests_total{endpoint=\"%s\","
+					"code=\"%zu\"} %llu\n",
+					endpoint_names[e], s,
+					(unsigned long long)n);
+		}
+}
+
+static void render_counter(FILE *f, const char *name, const char *help,
+			   uint64_t v)
+{
+	header(f, name, "counter", help);
+	fprintf(f, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void render_gauge(FILE *f, const char *name, const char *help, int64_t v)
+{
+	header(f, name, "gauge", help);
+	fprintf(f, "%s %lld\n", name, (long long)v);
+}
+
+static void render_cache(FILE *f)
+{
+	static const char *const names[2] = {"kvfs_cache_misses_total",
+					     "kvfs_cache_hits_total"};
+	static const char *const helps[2] = {
+		"Cache lookups that made a request to the vault.",
+		"Cache lookups answered without a request of their own."};
+
+	for (int hit = 1; hit >= 0; hit--) {
+		header(f, names[hit], "counter", helps[hit]);
+		for (size_t o = 0; o < KVFS_OBJ_COUNT_; o++)
+			fprintf(f, "%s{object=\"%s\"} %llu\n", names[hit],
+				object_names[o],
+				(unsigned long long)load(
+					&cache_counts[o][hit]));
+	}
+}
+
+static void render_certs(FILE *f, const struct kvfs_metrics_gauges *g)
+{
+	header(f, "kvfs_certificate_expiry_timestamp_seconds", "gauge",
+	       "Expiry (exp) of each certificate's latest version, Unix "
+	       "seconds.");
+	for (size_t i = 0; i < g->ncerts; i++) {
+		if (!g->certs[i].exp)
+			continue;
+		fputs("kvfs_certificate_expiry_timestamp_seconds{name=\"", f);
+		label_value(f, g->certs[i].name);
+		fprintf(f, "\"} %lld\n", (long long)g->certs[i].exp);
+	}
+	header(f, "kvfs_certificate_expires_in_seconds", "gauge",
+	       "Seconds until each certificate's latest version expires "
+	       "(negative once expired).");
+	for (size_t i = 0; i < g->ncerts; i++) {
+		if (!g->certs[i].exp)
+			continue;
+		fputs("kvfs_certificate_expires_in_seconds{name=\"", f);
+		label_value(f, g->certs[i].name);
+		fprintf(f, "\"} %lld\n", (long long)(g->certs[i].exp - g->now));
+	}
+}
+
+int kvfs_metrics_render(const struct kvfs_metrics_gauges *g, char **ret,
+			size_t *ret_len)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int64_t at;
+	FILE *f;
+
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+
+	render_requests(f);
+	render_counter(f, "kvfs_retries_total",
+		       "Vault requests repeated after a transient failure "
+		       "(429, 5xx, reset, timeout).",
+		       kvfs_metrics_get(KVFS_COUNTER_RETRIES));
+	render_counter(f, "kvfs_throttled_total",
+		       "Responses with status 429 (throttled).",
+		       load(&throttled));
+	render_cache(f);
+	render_counter(f, "kvfs_read_bytes_total",
+		       "Bytes of certificate files served by reads that "
+		       "reached the daemon (not the page cache's).",
+		       kvfs_metrics_get(KVFS_COUNTER_READ_BYTES));
+	render_gauge(f, "kvfs_vault_consecutive_failures",
+		     "Vault attempts failed in a row (0: healthy).",
+		     (int64_t)kvfs_metrics_gate_failures());
+	render_gauge(f, "kvfs_certificates", "Certificates in the listing.",
+		     (int64_t)g->certificates);
+	if (g->last_refresh)
+		render_gauge(f, "kvfs_last_refresh_timestamp_seconds",
+			     "When the listing was last fetched, Unix "
+			     "seconds.",
+			     g->last_refresh);
+	if (g->token_expires_at) {
+		render_gauge(f, "kvfs_token_expiry_timestamp_seconds",
+			     "Expiry of the current access token, Unix "
+			     "seconds.",
+			     g->token_expires_at);
+		render_gauge(f, "kvfs_token_expires_in_seconds",
+			     "Seconds until the current access token "
+			     "expires.",
+			     g->token_expires_at - g->now);
+	}
+	if (kvfs_metrics_last_error(NULL, 0, &at))
+		render_gauge(f, "kvfs_last_error_timestamp_seconds",
+			     "When the last error was met, Unix seconds.", at);
+	render_gauge(f, "kvfs_start_time_seconds",
+		     "When the file system was mounted, Unix seconds.",
+		     g->mounted_at);
+	render_certs(f, g);
+
+	if (fclose(f) != 0 || !buf) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}

@@ -1,0 +1,111 @@
+/* The daemon's counters and its last error, for MOUNTPOINT/.kvfs/metrics
+ * and .kvfs/status: requests by endpoint and HTTP status, retries, 429s,
+ * cache hits and misses, bytes served by reads, and the last error line
+ * met talking to the vault or an identity endpoint.  One set per process
+ * (one daemon serves one mount).  The other modules only bump counters
+ * through the one-line hooks below; rendering the Prometheus text is here
+ * too, fed with the gauges (token and certificate expiry) by the caller,
+ * so that this module needs nothing of the cache or auth.
+ * Thread-safe: counters are atomics; the last error has its own short
+ * lock, never held across anything but a copy. */
+#ifndef KVFS_METRICS_H
+#define KVFS_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* What a request was for, told from its URL's path (the only Azure
+ * knowledge here): Key Vault's list, certificate, versions and secret
+ * GETs, Entra ID's discovery document and token endpoint, the IMDS (and
+ * Arc) token path, any other identity endpoint (App Service's), other. */
+enum kvfs_metrics_endpoint {
+	KVFS_EP_LIST,
+	KVFS_EP_CERTIFICATE,
+	KVFS_EP_VERSIONS,
+	KVFS_EP_SECRET,
+	KVFS_EP_DISCOVERY,
+	KVFS_EP_TOKEN,
+	KVFS_EP_IMDS,
+	KVFS_EP_IDENTITY,
+	KVFS_EP_OTHER,
+	KVFS_EP_COUNT_,
+};
+
+/* What the cache was asked for. */
+enum kvfs_metrics_object {
+	KVFS_OBJ_CERTIFICATE, /* a version's bundle (its files) */
+	KVFS_OBJ_VERSIONS,    /* a versions listing */
+	KVFS_OBJ_SECRET,      /* a version's secret (key and chain) */
+	KVFS_OBJ_COUNT_,
+};
+
+enum kvfs_metrics_counter {
+	KVFS_COUNTER_RETRIES,	 /* vault attempts repeated after a failure */
+	KVFS_COUNTER_READ_BYTES, /* bytes of certificate files read */
+	KVFS_COUNTER_COUNT_,
+};
+
+const char *kvfs_metrics_endpoint_name(enum kvfs_metrics_endpoint e);
+enum kvfs_metrics_endpoint kvfs_metrics_endpoint_of(const char *url);
+
+/* ---- hooks ---- */
+
+/* One HTTP exchange with url: status is the HTTP status, or 0 when no
+ * response came back (reset, timeout, TLS failure).  A 429 also counts as
+ * throttled. */
+void kvfs_metrics_request(const char *url, long status);
+void kvfs_metrics_add(enum kvfs_metrics_counter c, uint64_t n);
+/* A cache lookup answered without a request (hit, also when it joined a
+ * request another reader had started) or one that made the request
+ * (miss). */
+void kvfs_metrics_cache(enum kvfs_metrics_object o, bool hit);
+/* The vault's gate: consecutive failed attempts now (0: healthy). */
+void kvfs_metrics_gate(unsigned failures);
+/* The last error line: one line, never a token (callers pass what they
+ * log).  Control characters and non-ASCII bytes become '?'. */
+void kvfs_metrics_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+/* "<what>: <err described>". */
+void kvfs_metrics_error_detail(const char *what, const struct kvfs_error *err);
+
+/* ---- reading ---- */
+
+uint64_t kvfs_metrics_get(enum kvfs_metrics_counter c);
+uint64_t kvfs_metrics_requests(enum kvfs_metrics_endpoint e, long status);
+uint64_t kvfs_metrics_throttled(void);
+uint64_t kvfs_metrics_cache_count(enum kvfs_metrics_object o, bool hit);
+unsigned kvfs_metrics_gate_failures(void);
+/* The last error and its Unix time; false (and "" / 0) when none yet. */
+bool kvfs_metrics_last_error(char *buf, size_t size, int64_t *ret_at);
+
+/* Everything back to zero (unit tests). */
+void kvfs_metrics_reset(void);
+
+/* ---- rendering ---- */
+
+struct kvfs_metrics_cert {
+	const char *name;
+	int64_t exp; /* Unix seconds; 0: none (left out) */
+};
+
+/* What the renderer cannot count itself. */
+struct kvfs_metrics_gauges {
+	int64_t now;		  /* Unix seconds of the snapshot */
+	int64_t mounted_at;	  /* Unix seconds */
+	int64_t token_expires_at; /* 0: no token yet (left out) */
+	int64_t last_refresh;	  /* listing loaded at; 0: left out */
+	size_t certificates;
+	const struct kvfs_metrics_cert *certs;
+	size_t ncerts;
+};
+
+/* The Prometheus text exposition (version 0.0.4) of every counter and of
+ * g, into a malloc'ed buffer (NUL-terminated; *ret_len without it).
+ * 0 or -ENOMEM. */
+int kvfs_metrics_render(const struct kvfs_metrics_gauges *g, char **ret,
+			size_t *ret_len);
+
+#endif
