@@ -237,10 +237,15 @@ void kvfs_files_unref(struct kvfs_files *f)
 		files_free(f);
 }
 
+void kvfs_files_uncount(struct kvfs_files *f)
+{
+	__atomic_sub_fetch(&f->cached_opens, 1, __ATOMIC_RELEASE);
+}
+
 void kvfs_files_release(struct kvfs_files *f, bool cached)
 {
 	if (f && cached)
-		__atomic_sub_fetch(&f->cached_opens, 1, __ATOMIC_RELEASE);
+		kvfs_files_uncount(f);
 	kvfs_files_unref(f);
 }
 

@@ -167,6 +167,9 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 /* Let go of an open's files; cached: kvfs_cache_files_for() said it was
  * cacheable. */
 void kvfs_files_release(struct kvfs_files *f, bool cached);
+/* A cacheable open that will not use the page cache after all: no longer
+ * counted (release it with cached false). */
+void kvfs_files_uncount(struct kvfs_files *f);
 /* The files whose sizes the kernel must be told for the directory's
  * files: those of a change still kept, while they are open through the
  * page cache (the readers of the page cache go by the kernel's file size,

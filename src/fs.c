@@ -503,6 +503,17 @@ static int64_t caller_tgid(void)
 	return tgid;
 }
 
+/* Whether path names the certificate as the vault spells it:
+ * "/certificates/<name>/...". */
+static bool spelled_as_in_vault(const char *path, const struct node *n)
+{
+	const char *p = path + strlen("/" CERTIFICATES "/");
+	size_t len = strlen(n->entry->item.name);
+
+	return strncmp(p, n->entry->item.name, len) == 0 &&
+	       (p[len] == '/' || p[len] == '\0');
+}
+
 static int kvfs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
@@ -537,6 +548,13 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	} else {
 		r = kvfs_cache_files_for(fs->cache, n.entry->item.name,
 					 caller_tgid(), &files, &cacheable);
+		/* The kernel has one inode per spelling of the name, and
+		 * revalidation tells it about the vault's own: another
+		 * spelling (WWW for www) is read around the page cache. */
+		if (r == 0 && cacheable && !spelled_as_in_vault(path, &n)) {
+			kvfs_files_uncount(files);
+			cacheable = false;
+		}
 		counted = r == 0 && cacheable;
 	}
 	if (r == 0)

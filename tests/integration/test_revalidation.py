@@ -210,6 +210,25 @@ def test_revalidation_after_one_rotation(mount, az):
     assert all(e["status"] == 200 for e in log)
 
 
+def test_rotation_shows_under_another_spelling(mount, az):
+    """Names are case-insensitive: webfrontend/ is WebFrontend/, and a
+    rotation shows there too, though the kernel caches it apart."""
+    m = mount()
+    spelled = m.p("certificates", "webfrontend", "cert.pem")
+
+    def cat():
+        return subprocess.run(["cat", spelled], check=True, capture_output=True,
+                              text=True, timeout=30).stdout
+    before = cat()
+    assert cat() == before
+    rotated = az.rotate("WebFrontend")
+    hup(m)
+    wait_until(lambda: x5t(m, "WebFrontend") == rotated["x5t"], 10, "rotation seen")
+    after = cat()
+    assert after != before
+    assert after == pem_of(latest(az, "WebFrontend")) == read_elsewhere(m, "WebFrontend")
+
+
 def test_disabled_certificate_closes_after_revalidation(mount, az, scratch):
     name = scratch("soon-disabled", kty="EC")
     m = mount()
