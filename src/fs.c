@@ -1018,7 +1018,7 @@ static struct kvfs_reval *sighup_reval;
 
 static void on_sighup(int sig)
 {
-	struct kvfs_reval *r = sighup_reval;
+	struct kvfs_reval *r = __atomic_load_n(&sighup_reval, __ATOMIC_ACQUIRE);
 
 	if (r)
 		kvfs_reval_trigger(r);
@@ -1031,7 +1031,7 @@ static int set_sighup(struct kvfs_reval *r)
 	struct sigaction sa = {.sa_handler = r ? on_sighup : SIG_IGN,
 			       .sa_flags = SA_RESTART};
 
-	sighup_reval = r;
+	__atomic_store_n(&sighup_reval, r, __ATOMIC_RELEASE);
 	sigemptyset(&sa.sa_mask);
 	return sigaction(SIGHUP, &sa, NULL);
 }
