@@ -91,6 +91,13 @@ static int lists(void)
 	return n;
 }
 
+static void set_list_delay(unsigned ms)
+{
+	pthread_mutex_lock(&fake_lock);
+	list_delay_ms = ms;
+	pthread_mutex_unlock(&fake_lock);
+}
+
 static void rotate(void)
 {
 	pthread_mutex_lock(&fake_lock);
@@ -266,13 +273,13 @@ static void test_trigger(struct kvfs_cache *cache, struct kvfs_config *c)
 	wait_for(lists, n + 1, 2.0);
 	usleep(200 * 1000);
 	n = lists();
-	list_delay_ms = 500;
+	set_list_delay(500);
 	kvfs_reval_trigger(r);
 	usleep(100 * 1000);
 	for (int i = 0; i < 5; i++)
 		kvfs_reval_trigger(r);
 	usleep(1500 * 1000);
-	list_delay_ms = 0;
+	set_list_delay(0);
 	k = lists() - n;
 	ok(k >= 2 && k <= 3,
 	   "six triggers, five during a listing: %d "
