@@ -7,7 +7,11 @@
  * is not kept, so the next call tries again.  The secret of a kvfs_files is
  * fetched the same way, once, into that kvfs_files.  Everything handed out
  * is refcounted so that an open file keeps its bytes whatever happens to
- * the slot.  One mutex and one condition variable for the whole cache; the
+ * the slot.  A listing is fetched by one caller at a time (the others wait
+ * for its result); swapping it in drops the slots of certificates that
+ * changed or went, and queues a change per certificate for the kernel,
+ * which waits until the files opened through the page cache before it are
+ * closed.  One mutex and one condition variable for the whole cache; the
  * mutex is never held across a vault call. */
 #include <errno.h>
 #include <pthread.h>
@@ -63,6 +67,21 @@ struct slot {
 	void *obj;	       /* SLOT_READY: the slot's reference */
 };
 
+/* A change queued for the kernel.  old: the files the directory showed
+ * before it (references).  The kernel is told at once (told), and again
+ * once every file opened from old through the page cache is closed: their
+ * reads may have filled the page cache again in between.  Until then the
+ * change waits, and the directory's files are not cacheable. */
+struct change {
+	struct kvfs_change pub;
+	char *name;
+	char **versions;
+	struct kvfs_files **old;
+	size_t nold;
+	bool told;     /* handed to the kernel once */
+	bool flushing; /* being handed to the kernel, lock released */
+};
+
 /* The version a process saw when it first opened a directory. */
 struct pin {
 	int64_t tgid;
@@ -84,7 +103,36 @@ struct kvfs_cache {
 	struct kvfs_listing *listing; /* never NULL after kvfs_cache_new */
 	struct slot **slots;	      /* sorted by key, case-insensitively */
 	size_t nslots, aslots;
+
+	/* The one listing in flight, and the result its waiters share. */
+	bool listing_busy;
+	unsigned long listing_gen; /* listings finished */
+	int listing_r;
+	struct kvfs_error listing_err;
+
+	/* Freshness: the last listing that succeeded (monotonic seconds),
+	 * and whether the latest one failed (since when). */
+	bool loaded;
+	int64_t last_ok;
+	bool failing;
+	int64_t failing_since;
+
+	struct change **changes; /* in the order they happened */
+	size_t nchanges, achanges;
 };
+
+static int64_t now_monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static unsigned max_stale(const struct kvfs_cache *cache)
+{
+	return cache->config ? cache->config->max_stale : 86400;
+}
 
 static void listing_free(struct kvfs_listing *l)
 {
@@ -190,6 +238,18 @@ void kvfs_files_unref(struct kvfs_files *f)
 		files_free(f);
 }
 
+void kvfs_files_uncount(struct kvfs_files *f)
+{
+	__atomic_sub_fetch(&f->cached_opens, 1, __ATOMIC_RELEASE);
+}
+
+void kvfs_files_release(struct kvfs_files *f, bool cached)
+{
+	if (f && cached)
+		kvfs_files_uncount(f);
+	kvfs_files_unref(f);
+}
+
 static struct kvfs_files *files_ref(struct kvfs_files *f)
 {
 	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
@@ -290,6 +350,20 @@ static void slot_free(struct slot *s)
 	free(s);
 }
 
+static void change_free(struct change *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nold; i++)
+		kvfs_files_unref(c->old[i]);
+	free(c->old);
+	for (size_t i = 0; i < c->pub.nversions; i++)
+		free(c->versions[i]);
+	free(c->versions);
+	free(c->name);
+	free(c);
+}
+
 void kvfs_cache_free(struct kvfs_cache *cache)
 {
 	if (!cache)
@@ -303,6 +377,9 @@ void kvfs_cache_free(struct kvfs_cache *cache)
 		free(cache->pins[i].name);
 	}
 	free(cache->pins);
+	for (size_t i = 0; i < cache->nchanges; i++)
+		change_free(cache->changes[i]);
+	free(cache->changes);
 	kvfs_listing_unref(cache->listing);
 	pthread_cond_destroy(&cache->cond);
 	pthread_mutex_destroy(&cache->lock);
@@ -390,6 +467,38 @@ static void key_name(const char *key, char *buf, size_t size)
 	snprintf(buf, size, "%.*s", (int)strcspn(key, "/"), key);
 }
 
+/* Whether f may still be served: always while revalidation works; while
+ * it fails, for max_stale= seconds after the later of f's fetch and the
+ * last listing that succeeded, and never past the certificate's exp.
+ * Says why not, once in a while. */
+static bool files_fresh_locked(const struct kvfs_cache *cache,
+			       const struct kvfs_files *f)
+{
+	int64_t seen, now;
+
+	if (!cache->failing)
+		return true;
+	now = now_monotonic();
+	seen = f->fetched_mono > cache->last_ok ? f->fetched_mono
+						: cache->last_ok;
+	if (now - seen > (int64_t)max_stale(cache)) {
+		log_warning_ratelimited(
+			"certificate '%s': not served, the vault has not "
+			"confirmed it for %lld s (max_stale=%u)",
+			f->bundle.name ? f->bundle.name : "?",
+			(long long)(now - seen), max_stale(cache));
+		return false;
+	}
+	if (f->bundle.attrs.exp && time(NULL) >= f->bundle.attrs.exp) {
+		log_warning_ratelimited(
+			"certificate '%s': not served, it expired while the "
+			"vault cannot be reached",
+			f->bundle.name ? f->bundle.name : "?");
+		return false;
+	}
+	return true;
+}
+
 static bool item_changed(const struct kvfs_cert_item *a,
 			 const struct kvfs_cert_item *b)
 {
@@ -400,13 +509,158 @@ static bool item_changed(const struct kvfs_cert_item *a,
 	return a->x5t && strcmp(a->x5t, b->x5t) != 0;
 }
 
+/* The object of the ready slot key, or NULL. */
+static void *slot_obj_locked(struct kvfs_cache *cache, const char *key)
+{
+	ssize_t i = slot_index_locked(cache, key);
+
+	if (i < 0 || cache->slots[i]->state != SLOT_READY)
+		return NULL;
+	return cache->slots[i]->obj;
+}
+
+static int changes_push_locked(struct kvfs_cache *cache, struct change *c)
+{
+	if (cache->nchanges == cache->achanges) {
+		size_t na = cache->achanges ? cache->achanges * 2 : 16;
+		struct change **nc = realloc(cache->changes, na * sizeof(*nc));
+
+		if (!nc)
+			return -ENOMEM;
+		cache->changes = nc;
+		cache->achanges = na;
+	}
+	cache->changes[cache->nchanges++] = c;
+	return 0;
+}
+
+/* Queue what the kernel must forget about certificate name (or, name
+ * NULL, about certificates/ itself): the directory's files as they were
+ * (their cached opens must close first) and the versions the tree
+ * showed.  Runs before the slots are dropped. */
+static void change_queue_locked(struct kvfs_cache *cache,
+				enum kvfs_change_kind kind, const char *name)
+{
+	struct change *c = calloc(1, sizeof(*c));
+	_cleanup_free_ char *vkey = NULL;
+	struct kvfs_versions *vs;
+	struct kvfs_files *f;
+
+	if (!c)
+		goto oom;
+	c->pub.kind = kind;
+	if (!name)
+		goto push;
+	c->name = strdup(name);
+	if (!c->name)
+		goto oom;
+	c->pub.name = c->name;
+
+	f = slot_obj_locked(cache, name);
+	if (f) {
+		c->old = malloc(sizeof(*c->old));
+		if (!c->old)
+			goto oom;
+		c->old[c->nold++] = files_ref(f);
+	}
+	if (asprintf(&vkey, "%s/", name) < 0) {
+		vkey = NULL;
+		goto oom;
+	}
+	vs = slot_obj_locked(cache, vkey);
+	if (vs && vs->list.n > 0) {
+		c->versions = calloc(vs->list.n, sizeof(*c->versions));
+		if (!c->versions)
+			goto oom;
+		for (size_t i = 0; i < vs->list.n; i++) {
+			const char *v = vs->list.items[i].version;
+
+			if (!v)
+				continue;
+			c->versions[c->pub.nversions] = strdup(v);
+			if (!c->versions[c->pub.nversions])
+				goto oom;
+			c->pub.nversions++;
+		}
+		c->pub.versions = (const char *const *)c->versions;
+	}
+push:
+	if (changes_push_locked(cache, c) == 0)
+		return;
+oom:
+	/* The kernel keeps what it has until its timeouts (60 s). */
+	log_warning("cannot tell the kernel that '%s' changed: out of memory",
+		    name ? name : "certificates/");
+	change_free(c);
+}
+
+/* Whether a change of name is still waiting to reach the kernel. */
+static bool name_changing_locked(struct kvfs_cache *cache, const char *name)
+{
+	for (size_t i = 0; i < cache->nchanges; i++) {
+		const struct change *c = cache->changes[i];
+
+		if (c->name && strcasecmp(c->name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Queue the changes from the current listing to l.  Both are sorted
+ * case-insensitively, so one walk through both finds them. */
+static void changes_find_locked(struct kvfs_cache *cache,
+				const struct kvfs_listing *l)
+{
+	const struct kvfs_listing *old = cache->listing;
+	size_t i = 0, j = 0;
+	bool names = false;
+
+	while (i < old->n || j < l->n) {
+		const struct kvfs_cert_item *a =
+			i < old->n ? &old->entries[i].item : NULL;
+		const struct kvfs_cert_item *b =
+			j < l->n ? &l->entries[j].item : NULL;
+		int c = !a ? 1 : !b ? -1 : strcasecmp(a->name, b->name);
+
+		if (c < 0) {
+			log_info("certificate '%s' is gone from the vault",
+				 a->name);
+			change_queue_locked(cache, KVFS_CHANGE_GONE, a->name);
+			names = true;
+			i++;
+		} else if (c > 0) {
+			log_info("certificate '%s' is new in the vault",
+				 b->name);
+			names = true;
+			j++;
+		} else {
+			if (item_changed(a, b)) {
+				log_info("certificate '%s' changed in the "
+					 "vault",
+					 b->name);
+				change_queue_locked(cache, KVFS_CHANGE_CHANGED,
+						    a->name);
+			}
+			i++;
+			j++;
+		}
+	}
+	if (names || old->updated_max != l->updated_max)
+		change_queue_locked(cache, KVFS_CHANGE_LISTING, NULL);
+}
+
 /* Swap in a new listing and forget the files it makes out of date: those
- * of certificates that are gone, or whose updated or x5t changed.  The
- * seam for revalidation, which will also tell the kernel. */
+ * of certificates that are gone, or whose updated or x5t changed; the
+ * kernel is told through the queued changes. */
 static void listing_replace_locked(struct kvfs_cache *cache,
 				   struct kvfs_listing *l)
 {
 	struct kvfs_listing *old = cache->listing;
+
+	/* The first listing comes before the mount: the kernel knows
+	 * nothing yet. */
+	if (cache->loaded)
+		changes_find_locked(cache, l);
 
 	for (size_t i = cache->nslots; i-- > 0;) {
 		struct slot *s = cache->slots[i];
@@ -428,31 +682,194 @@ static void listing_replace_locked(struct kvfs_cache *cache,
 	}
 
 	cache->listing = l;
+	cache->loaded = true;
 	kvfs_listing_unref(old);
+}
+
+/* Fetch a listing and swap it in; the lock is held on entry and on
+ * return, and dropped for the vault call. */
+static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
+				struct kvfs_error *err)
+{
+	struct kvfs_cert_list list = {0};
+	struct kvfs_listing *l = NULL;
+	char msg[512];
+	int r;
+
+	pthread_mutex_unlock(&cache->lock);
+	r = kvfs_vault_list_certificates_within(cache->vault, budget_s, &list,
+						err);
+	if (r == 0) {
+		r = listing_build(&list, &l);
+		if (r < 0) {
+			kvfs_cert_list_clear(&list);
+			kvfs_error_set_message(err, "out of memory");
+		}
+	}
+	pthread_mutex_lock(&cache->lock);
+
+	if (r == 0) {
+		listing_replace_locked(cache, l);
+		if (cache->failing)
+			log_notice("revalidated the certificates again after "
+				   "%lld s; cached files are fresh",
+				   (long long)(now_monotonic() -
+					       cache->failing_since));
+		cache->failing = false;
+		cache->last_ok = now_monotonic();
+		return 0;
+	}
+	kvfs_metrics_error_detail("cannot list certificates", err);
+	/* Before the mount, main() prints the one line that matters. */
+	if (cache->loaded && !cache->failing) {
+		kvfs_error_describe(err, msg, sizeof(msg));
+		log_warning("cannot revalidate the certificates: %s; cached "
+			    "files are served for up to %u s",
+			    msg, max_stale(cache));
+		cache->failing_since = now_monotonic();
+	}
+	if (cache->loaded)
+		cache->failing = true;
+	return r;
+}
+
+static int listing_load(struct kvfs_cache *cache, unsigned budget_s,
+			struct kvfs_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&cache->lock);
+	if (cache->listing_busy) {
+		unsigned long gen = cache->listing_gen;
+
+		while (cache->listing_gen == gen)
+			pthread_cond_wait(&cache->cond, &cache->lock);
+		r = cache->listing_r;
+		*err = cache->listing_err;
+		pthread_mutex_unlock(&cache->lock);
+		return r;
+	}
+	cache->listing_busy = true;
+	r = listing_fetch_locked(cache, budget_s, err);
+	cache->listing_busy = false;
+	cache->listing_r = r;
+	cache->listing_err = *err;
+	cache->listing_gen++;
+	pthread_cond_broadcast(&cache->cond);
+	pthread_mutex_unlock(&cache->lock);
+	return r;
 }
 
 int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err)
 {
-	struct kvfs_cert_list list = {0};
-	struct kvfs_listing *l;
-	int r;
+	return listing_load(cache, 0, err);
+}
 
-	r = kvfs_vault_list_certificates(cache->vault, &list, err);
-	if (r < 0) {
-		kvfs_metrics_error_detail("cannot list certificates", err);
-		return r;
+int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,
+			  struct kvfs_error *err)
+{
+	return listing_load(cache, page_budget_s, err);
+}
+
+/* The oldest files of a waiting change of name still open through the
+ * page cache, or NULL. */
+static struct kvfs_files *files_cached_old_locked(struct kvfs_cache *cache,
+						  const char *name)
+{
+	for (size_t i = 0; i < cache->nchanges; i++) {
+		const struct change *c = cache->changes[i];
+
+		if (!c->name || strcasecmp(c->name, name) != 0)
+			continue;
+		for (size_t k = 0; k < c->nold; k++)
+			if (__atomic_load_n(&c->old[k]->cached_opens,
+					    __ATOMIC_ACQUIRE) > 0)
+				return c->old[k];
 	}
-	r = listing_build(&list, &l);
-	if (r < 0) {
-		kvfs_cert_list_clear(&list);
-		kvfs_error_set_message(err, "out of memory");
-		return r;
-	}
+	return NULL;
+}
+
+static bool change_closed(const struct change *c)
+{
+	for (size_t k = 0; k < c->nold; k++)
+		if (__atomic_load_n(&c->old[k]->cached_opens,
+				    __ATOMIC_ACQUIRE) > 0)
+			return false;
+	return true;
+}
+
+size_t kvfs_cache_flush_changes(struct kvfs_cache *cache,
+				void (*fn)(void *data,
+					   const struct kvfs_change *c),
+				void *data)
+{
+	_cleanup_free_ struct change **todo = NULL;
+	_cleanup_free_ bool *last = NULL;
+	size_t n = 0, waiting = 0, k = 0;
 
 	pthread_mutex_lock(&cache->lock);
-	listing_replace_locked(cache, l);
+	if (cache->nchanges > 0) {
+		todo = malloc(cache->nchanges * sizeof(*todo));
+		last = malloc(cache->nchanges * sizeof(*last));
+	}
+	if (!todo || !last) {
+		waiting = cache->nchanges;
+		pthread_mutex_unlock(&cache->lock);
+		return waiting;
+	}
+	for (size_t i = 0; i < cache->nchanges; i++) {
+		struct change *c = cache->changes[i];
+		bool closed = change_closed(c);
+
+		if (c->flushing)
+			continue;
+		if (!closed)
+			waiting++;
+		if (!closed && c->told)
+			continue;
+		c->flushing = true;
+		c->told = true;
+		last[n] = closed;
+		todo[n++] = c;
+	}
 	pthread_mutex_unlock(&cache->lock);
-	return 0;
+
+	for (size_t i = 0; i < n; i++)
+		fn(data, &todo[i]->pub);
+
+	pthread_mutex_lock(&cache->lock);
+	for (size_t i = 0; i < n; i++) {
+		todo[i]->flushing = false;
+		if (!last[i])
+			continue;
+		for (k = 0; cache->changes[k] != todo[i]; k++)
+			;
+		memmove(&cache->changes[k], &cache->changes[k + 1],
+			(cache->nchanges - k - 1) * sizeof(cache->changes[0]));
+		cache->nchanges--;
+	}
+	pthread_mutex_unlock(&cache->lock);
+	for (size_t i = 0; i < n; i++)
+		if (last[i])
+			change_free(todo[i]);
+	return waiting;
+}
+
+int kvfs_cache_files_kernel(struct kvfs_cache *cache, const char *name,
+			    struct kvfs_files **ret)
+{
+	struct kvfs_files *f;
+
+	pthread_mutex_lock(&cache->lock);
+	f = files_cached_old_locked(cache, name);
+	if (f)
+		files_ref(f);
+	pthread_mutex_unlock(&cache->lock);
+	if (f) {
+		*ret = f;
+		return 0;
+	}
+	return kvfs_cache_files(cache, name, ret);
 }
 
 /* The network part of a first use: GET the bundle, build the files.  Runs
@@ -488,6 +905,7 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 	}
 
 	f->fetched_at = time(NULL);
+	f->fetched_mono = now_monotonic();
 	r = kvfs_pki_der_to_pem(f->bundle.der, f->bundle.der_len, &f->cert_pem,
 				&f->cert_pem_len);
 	if (r == 0)
@@ -664,7 +1082,9 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 		ssize_t i = slot_index_locked(cache, key);
 
 		r = -ENODATA;
-		if (i >= 0 && cache->slots[i]->state == SLOT_READY) {
+		if (i >= 0 && cache->slots[i]->state == SLOT_READY &&
+		    (kind != OBJ_FILES ||
+		     files_fresh_locked(cache, cache->slots[i]->obj))) {
 			obj = obj_ref(kind, cache->slots[i]->obj);
 			r = 0;
 		}
@@ -679,6 +1099,12 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 			   s->state != SLOT_NONE);
 	switch (s->state) {
 	case SLOT_READY:
+		/* Too stale: EIO until a revalidation succeeds, rather than
+		 * a fetch that would join the failing vault's queue. */
+		if (kind == OBJ_FILES && !files_fresh_locked(cache, s->obj)) {
+			r = -EIO;
+			break;
+		}
 		obj = obj_ref(kind, s->obj);
 		r = 0;
 		break;
@@ -724,14 +1150,6 @@ int kvfs_cache_versions(struct kvfs_cache *cache, const char *name,
 }
 
 /* ---- the secret of one version ---- */
-
-static int64_t now_monotonic(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 /* GET the secret the bundle names and build its files.  Runs without the
  * lock.  -EACCES (refused: not this identity's to read, or disabled),
@@ -902,14 +1320,26 @@ static bool files_current_locked(struct kvfs_cache *cache, const char *name,
 	       cache->slots[i]->obj == f;
 }
 
+/* Whether an open of f, the files of directory name, may use the
+ * kernel's caches; if so it is counted until kvfs_files_release(). */
+static bool files_cacheable_locked(struct kvfs_cache *cache, const char *name,
+				   struct kvfs_files *f)
+{
+	if (!files_current_locked(cache, name, f) ||
+	    name_changing_locked(cache, name))
+		return false;
+	__atomic_add_fetch(&f->cached_opens, 1, __ATOMIC_ACQ_REL);
+	return true;
+}
+
 int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 			 int64_t tgid, struct kvfs_files **ret,
-			 bool *ret_current)
+			 bool *ret_cacheable)
 {
 	struct kvfs_files *f = NULL;
 	int64_t now = now_monotonic();
-	bool current = true;
-	int r;
+	bool cacheable = false;
+	int r = 0;
 
 	pthread_mutex_lock(&cache->lock);
 	pins_prune_locked(cache, now);
@@ -917,15 +1347,21 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 		struct pin *p = &cache->pins[i];
 
 		if (p->tgid == tgid && strcasecmp(p->name, name) == 0) {
+			if (!files_fresh_locked(cache, p->files)) {
+				r = -EIO;
+				break;
+			}
 			f = files_ref(p->files);
-			current = files_current_locked(cache, p->name, f);
+			cacheable = files_cacheable_locked(cache, p->name, f);
 			break;
 		}
 	}
 	pthread_mutex_unlock(&cache->lock);
+	if (r < 0)
+		return r;
 	if (f) {
 		*ret = f;
-		*ret_current = current;
+		*ret_cacheable = cacheable;
 		return 0;
 	}
 
@@ -959,8 +1395,12 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 			}
 		}
 	}
+	/* f may be the result of a flight that a revalidation overtook:
+	 * then it is not what the directory shows. */
+	cacheable = files_cacheable_locked(
+		cache, f->bundle.name ? f->bundle.name : name, f);
 	pthread_mutex_unlock(&cache->lock);
 	*ret = f;
-	*ret_current = true;
+	*ret_cacheable = cacheable;
 	return 0;
 }

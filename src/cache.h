@@ -3,8 +3,11 @@
  * bundle of any version looked at, the versions listing and each bundle's
  * secret, all fetched on first use with single-flight, so concurrent first
  * readers share one request.  Readers hold references, so an open file's
- * bytes never change.  Knows nothing of HTTP details.  Thread-safe; never
- * holds its lock across a vault call. */
+ * bytes never change.  Revalidation re-reads the listing (one listing in
+ * flight at a time), drops what changed, and queues what the kernel must
+ * forget; while it fails, cached files are served for up to max_stale=.
+ * Knows nothing of HTTP details.  Thread-safe; never holds its lock across
+ * a vault call. */
 #ifndef KVFS_CACHE_H
 #define KVFS_CACHE_H
 
@@ -45,11 +48,11 @@ struct kvfs_listing {
  * keeps a reference to the one it opened, so its bytes never change.
  * Everything but the private part is immutable once published.
  *
- * Stale-on-error: once built they are served, whatever the vault does,
- * until a listing says the certificate changed; a failed fetch never
- * replaces or drops them.  The seam for revalidation: a re-fetch that
- * fails keeps these and serves them until fetched_at + max_stale (and
- * never past the certificate's exp, which fs already closes). */
+ * Stale-on-error: once built they are served until a listing says the
+ * certificate changed; a failed revalidation never drops them.  While
+ * revalidation fails they are served for up to max_stale= seconds after
+ * the later of their fetch and the last successful listing, and never
+ * past the certificate's exp; then -EIO until a revalidation succeeds. */
 struct kvfs_files {
 	struct kvfs_cert_bundle bundle;
 	char *cert_pem;
@@ -60,6 +63,8 @@ struct kvfs_files {
 	int64_t fetched_at; /* Unix seconds of the GET that built them */
 	/* private */
 	int refs;
+	int64_t fetched_mono; /* the same on the monotonic clock */
+	int cached_opens;     /* open through the page cache (cacheable) */
 	int secret_state;
 	int secret_r;	      /* a failure kept for a while */
 	int64_t secret_until; /* monotonic seconds the failure is kept */
@@ -81,8 +86,42 @@ void kvfs_cache_free(struct kvfs_cache *cache);
 /* Fetch the listing and make it current; errors go to err and the current
  * listing stays.  Called before mounting for the first listing, and again
  * to revalidate: a certificate that disappeared, or whose updated or x5t
- * changed, loses its cached files (open files keep theirs). */
+ * changed, loses its cached files (open files keep theirs) and gets a
+ * change queued for the kernel (kvfs_cache_flush_changes).  At most one
+ * listing is in flight: a caller that comes while one is shares its
+ * result.  A failure makes cached files stale (max_stale=); a success
+ * makes them fresh again. */
 int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err);
+/* The same for the background: each list page may take at most
+ * page_budget_s seconds, retries included (0: the start-up budget). */
+int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,
+			  struct kvfs_error *err);
+
+/* What a revalidation changed, for the kernel's caches to forget. */
+enum kvfs_change_kind {
+	KVFS_CHANGE_LISTING, /* certificates/ itself: names came or went */
+	KVFS_CHANGE_CHANGED, /* a certificate's updated or x5t changed */
+	KVFS_CHANGE_GONE,    /* a certificate left the vault */
+};
+
+struct kvfs_change {
+	enum kvfs_change_kind kind;
+	const char *name; /* the vault's spelling; NULL for LISTING */
+	const char *const *versions; /* the versions/<v>/ the tree showed */
+	size_t nversions;
+};
+
+/* Hand the queued changes to fn (without the lock held), then forget
+ * them.  A certificate's change is handed over at once, and kept while a
+ * file of it opened through the page cache before the change is still
+ * open (its reads may fill the kernel's cache again with the old bytes):
+ * it is handed over once more when they are all closed, and only then
+ * forgotten.  While it is kept, opens of the certificate's files are not
+ * cacheable.  Returns how many changes are still kept. */
+size_t kvfs_cache_flush_changes(struct kvfs_cache *cache,
+				void (*fn)(void *data,
+					   const struct kvfs_change *c),
+				void *data);
 
 /* A reference to the current listing; release with kvfs_listing_unref. */
 struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache);
@@ -116,11 +155,27 @@ void kvfs_files_unref(struct kvfs_files *f);
  * by a process pins the files it got, and that process's further opens of
  * the directory within KVFS_CACHE_PIN_SECONDS of the first get the same
  * files; later opens, and other processes, get the current ones.
- * *ret_current tells whether the files are the directory's current ones
- * (if not, the kernel's attributes may describe the newer version). */
+ * *ret_cacheable tells whether the kernel's page cache and attributes of
+ * the directory's files may be used for these files: they are the
+ * directory's current ones and no change of the certificate is still
+ * waiting to be handed to the kernel.  If not, read around the kernel's
+ * caches (they may hold another version).  Close a cacheable open with
+ * kvfs_files_release(f, true). */
 int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 			 int64_t tgid, struct kvfs_files **ret,
-			 bool *ret_current);
+			 bool *ret_cacheable);
+/* Let go of an open's files; cached: kvfs_cache_files_for() said it was
+ * cacheable. */
+void kvfs_files_release(struct kvfs_files *f, bool cached);
+/* A cacheable open that will not use the page cache after all: no longer
+ * counted (release it with cached false). */
+void kvfs_files_uncount(struct kvfs_files *f);
+/* The files whose sizes the kernel must be told for the directory's
+ * files: those of a change still kept, while they are open through the
+ * page cache (the readers of the page cache go by the kernel's file size,
+ * so it must stay theirs), else kvfs_cache_files(). */
+int kvfs_cache_files_kernel(struct kvfs_cache *cache, const char *name,
+			    struct kvfs_files **ret);
 /* For tests: the pin lifetime in seconds (0 turns pinning off). */
 void kvfs_cache_set_pin_seconds(struct kvfs_cache *cache, unsigned seconds);
 

@@ -6,11 +6,15 @@
  * cache, which an open file keeps a reference to, so its bytes never
  * change while it is open.  Read-only everywhere: every write-type
  * operation is EROFS.  Operations run on libfuse's worker threads; this
- * file keeps no lock of its own and never talks to the network itself. */
+ * file keeps no lock of its own and never talks to the network itself.
+ * The revalidation thread (reval.c) tells the kernel what changed through
+ * invalidate_change(), never from a request handler (that can deadlock);
+ * SIGHUP wakes it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +29,12 @@
 #include "fs.h"
 #include "log.h"
 #include "metrics.h"
+#include "reval.h"
 #include "util.h"
 
 #define CERTIFICATES "certificates"
-/* Long: the tree changes only when the listing does, and a later
- * revalidation tells the kernel. */
+/* Long: the tree changes only when the listing does, and revalidation
+ * tells the kernel (invalidate_change). */
 #define ATTR_TIMEOUT 60.0
 #define ENTRY_TIMEOUT 60.0
 #define NEGATIVE_TIMEOUT 5.0
@@ -98,6 +103,8 @@ struct handle {
 	const void *data;
 	size_t len;
 	char *owned; /* a .kvfs/ file's snapshot, freed on release */
+	bool cached; /* opened through the page cache, counted by the cache */
+	struct stat st; /* what fstat() says once the certificate is gone */
 };
 
 static struct kvfs_fs_hooks hooks;
@@ -303,6 +310,19 @@ static int node_files(struct fs *fs, const struct node *n, bool fetch,
 		return kvfs_cache_files(fs->cache, n->entry->item.name, ret);
 	r = kvfs_cache_files_peek(fs->cache, n->entry->item.name, ret);
 	return r == -ENODATA ? 0 : r;
+}
+
+/* node_files() for the attributes the kernel keeps (getattr, readdir):
+ * right after a rotation, while files of the old version are open
+ * through the page cache, the sizes stay theirs, as their readers go by
+ * the kernel's file size (kvfs_cache_files_kernel). */
+static int node_files_kernel(struct fs *fs, const struct node *n, bool fetch,
+			     struct kvfs_files **ret)
+{
+	if (n->version || !fetch)
+		return node_files(fs, n, fetch, ret);
+	*ret = NULL;
+	return kvfs_cache_files_kernel(fs->cache, n->entry->item.name, ret);
 }
 
 /* What file k of a directory is, given its files (NULL: not fetched).
@@ -568,23 +588,18 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	int r;
 
 	r = resolve(fs, path, &n);
+	if (r == -ENOENT && fi && fi->fh) {
+		/* fstat() of an open file of a certificate that is gone:
+		 * what it was opened with.  Otherwise an open file gets
+		 * what its path gets: the kernel keeps one size per path,
+		 * and the page cache's readers go by it. */
+		*st = ((struct handle *)(uintptr_t)fi->fh)->st;
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	if (is_control(&n))
 		return control_getattr(fs, &n, fi, st);
-	if (fi && fi->fh && n.kind == NODE_FILE) {
-		/* fstat() of an open file: the snapshot it reads. */
-		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-		r = file_view(fs, &n, h->files, n.file, true, &v);
-		if (r == 0) {
-			v.data = h->data;
-			v.len = h->len;
-			stat_file(fs, &n, &v, st);
-		}
-		node_clear(&n);
-		return r;
-	}
 	if (n.kind != NODE_FILE) {
 		struct kvfs_listing *l = n.listing;
 
@@ -598,7 +613,7 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	}
 
 	/* A closed file is not fetched just to be stat'ed. */
-	r = node_files(fs, &n, !cert_closed(fs, node_attrs(&n)), &files);
+	r = node_files_kernel(fs, &n, !cert_closed(fs, node_attrs(&n)), &files);
 	if (r == 0)
 		r = file_view(fs, &n, files, n.file, true, &v);
 	if (r == 0)
@@ -630,12 +645,24 @@ static int64_t caller_tgid(void)
 	return tgid;
 }
 
+/* Whether path names the certificate as the vault spells it:
+ * "/certificates/<name>/...". */
+static bool spelled_as_in_vault(const char *path, const struct node *n)
+{
+	const char *p = path + strlen("/" CERTIFICATES "/");
+	size_t len = strlen(n->entry->item.name);
+
+	return strncmp(p, n->entry->item.name, len) == 0 &&
+	       (p[len] == '/' || p[len] == '\0');
+}
+
 static int kvfs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
 	struct kvfs_files *files = NULL;
-	bool current = true;
+	bool cacheable = true, counted = false;
 	struct handle *h;
+	struct stat st;
 	struct view v;
 	struct node n;
 	int r;
@@ -659,23 +686,35 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		return -EACCES;
 	}
 
-	if (n.version)
+	/* A version's bytes never change: its page cache is always good. */
+	if (n.version) {
 		r = node_files(fs, &n, true, &files);
-	else
+	} else {
 		r = kvfs_cache_files_for(fs->cache, n.entry->item.name,
-					 caller_tgid(), &files, &current);
+					 caller_tgid(), &files, &cacheable);
+		/* The kernel has one inode per spelling of the name, and
+		 * revalidation tells it about the vault's own: another
+		 * spelling (WWW for www) is read around the page cache. */
+		if (r == 0 && cacheable && !spelled_as_in_vault(path, &n)) {
+			kvfs_files_uncount(files);
+			cacheable = false;
+		}
+		counted = r == 0 && cacheable;
+	}
 	if (r == 0)
 		r = file_view(fs, &n, files, n.file, true, &v);
 	if (r == 0 && v.forbidden)
 		r = -EACCES;
+	if (r == 0)
+		stat_file(fs, &n, &v, &st);
 	node_clear(&n);
 	if (r < 0) {
-		kvfs_files_unref(files);
+		kvfs_files_release(files, counted);
 		return r;
 	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
-		kvfs_files_unref(files);
+		kvfs_files_release(files, counted);
 		return -ENOMEM;
 	}
 	/* The handle's reference keeps every byte of this version, the
@@ -683,15 +722,18 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	h->files = files;
 	h->data = v.data;
 	h->len = v.len;
+	h->cached = counted;
+	h->st = st;
 
 	fi->fh = (uint64_t)(uintptr_t)h;
-	if (current) {
+	if (cacheable) {
 		/* Warm reads never reach us: the page cache serves them. */
 		fi->keep_cache = 1;
 	} else {
 		/* A version the directory no longer shows (this process
-		 * pinned it): the page cache and the file size the kernel
-		 * knows are of the newer one, so read past both. */
+		 * pinned it), or one the kernel has not been told about
+		 * yet: the page cache and the file size the kernel knows
+		 * may be of another version, so read past both. */
 		fi->direct_io = 1;
 	}
 	return 0;
@@ -723,7 +765,7 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
 	if (h) {
-		kvfs_files_unref(h->files);
+		kvfs_files_release(h->files, h->cached);
 		free(h->owned);
 		free(h);
 		fi->fh = 0;
@@ -763,7 +805,7 @@ static int readdir_cert(struct fs *fs, struct node *n, void *buf,
 
 	/* A certificate whose bundle is unusable still lists its names, so
 	 * that only its own files fail (with EIO), not the directory. */
-	r = node_files(fs, n, !closed, &files);
+	r = node_files_kernel(fs, n, !closed, &files);
 	if (r < 0 && r != -EIO)
 		return r;
 	for (size_t i = 0; i < ELEMENTSOF(file_names); i++) {
@@ -1116,14 +1158,90 @@ static const struct fuse_operations kvfs_ops = {
 	.fallocate = rofs_fallocate,
 };
 
-/* SIGHUP will revalidate at once (a later issue); until then it must not
- * unmount, as libfuse's handler would. */
-static int ignore_sighup(void)
-{
-	struct sigaction sa = {.sa_handler = SIG_IGN};
+/* ---- revalidation: SIGHUP and telling the kernel ---- */
 
+/* Set while the handler may use it. */
+static struct kvfs_reval *sighup_reval;
+
+static void on_sighup(int sig)
+{
+	struct kvfs_reval *r = __atomic_load_n(&sighup_reval, __ATOMIC_ACQUIRE);
+
+	if (r)
+		kvfs_reval_trigger(r);
+}
+
+/* SIGHUP revalidates at once; it must not unmount, as libfuse's handler
+ * would.  r NULL: ignore it. */
+static int set_sighup(struct kvfs_reval *r)
+{
+	struct sigaction sa = {.sa_handler = r ? on_sighup : SIG_IGN,
+			       .sa_flags = SA_RESTART};
+
+	__atomic_store_n(&sighup_reval, r, __ATOMIC_RELEASE);
 	sigemptyset(&sa.sa_mask);
 	return sigaction(SIGHUP, &sa, NULL);
+}
+
+/* Drop what the kernel holds of path: its attributes, and for a file its
+ * page cache.  A path the kernel never looked up is not known: nothing to
+ * drop. */
+static void invalidate(struct fuse *fuse, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void invalidate(struct fuse *fuse, const char *fmt, ...)
+{
+	char path[PATH_MAX];
+	va_list ap;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return;
+	r = fuse_invalidate_path(fuse, path);
+	if (r < 0 && r != -ENOENT)
+		log_debug("cannot invalidate '%s': %s", path, strerror(-r));
+}
+
+/* The files of a certificate directory (version NULL) or of one of its
+ * version directories, and the directory itself. */
+static void invalidate_dir(struct fuse *fuse, const char *name,
+			   const char *version)
+{
+	char dir[PATH_MAX];
+	int n;
+
+	if (version)
+		n = snprintf(dir, sizeof(dir),
+			     "/" CERTIFICATES "/%s/" VERSIONS "/%s", name,
+			     version);
+	else
+		n = snprintf(dir, sizeof(dir), "/" CERTIFICATES "/%s", name);
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		return;
+	for (size_t i = 0; i < ELEMENTSOF(file_names); i++)
+		invalidate(fuse, "%s/%s", dir, file_names[i]);
+	invalidate(fuse, "%s", dir);
+}
+
+/* Runs on the revalidation thread, once no file of the old version is
+ * open through the page cache (reval.c, cache.c): the attributes (mtime,
+ * size, mode) and page cache of the certificate's files and directories.
+ * The kernel's dentries stay; a lookup through one of a certificate that
+ * is gone finds ENOENT at getattr. */
+static void invalidate_change(void *data, const struct kvfs_change *c)
+{
+	struct fuse *fuse = data;
+
+	if (c->kind == KVFS_CHANGE_LISTING) {
+		invalidate(fuse, "/" CERTIFICATES);
+		return;
+	}
+	invalidate_dir(fuse, c->name, NULL);
+	for (size_t i = 0; i < c->nversions; i++)
+		invalidate_dir(fuse, c->name, c->versions[i]);
+	invalidate(fuse, "/" CERTIFICATES "/%s/" VERSIONS, c->name);
 }
 
 int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache)
@@ -1132,6 +1250,7 @@ int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache)
 	struct fuse_args args = FUSE_ARGS_INIT(c->fuse_argc, c->fuse_argv);
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
+	struct kvfs_reval *reval = NULL;
 	struct fuse *fuse;
 	int r, code = 1;
 
@@ -1140,12 +1259,22 @@ int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache)
 		log_error("cannot set up FUSE for '%s'", c->mountpoint);
 		goto out_args;
 	}
+	r = kvfs_reval_new(c, cache,
+			   &(struct kvfs_reval_ops){
+				   .invalidate = invalidate_change,
+				   .data = fuse,
+			   },
+			   &reval);
+	if (r < 0) {
+		log_error("cannot set up revalidation: %s", strerror(-r));
+		goto out_destroy;
+	}
 	if (fuse_mount(fuse, c->mountpoint) != 0) {
 		log_error("cannot mount on '%s'", c->mountpoint);
 		goto out_destroy;
 	}
 	se = fuse_get_session(fuse);
-	if (fuse_set_signal_handlers(se) != 0 || ignore_sighup() != 0) {
+	if (fuse_set_signal_handlers(se) != 0 || set_sighup(reval) != 0) {
 		log_error("cannot install signal handlers");
 		goto out_unmount;
 	}
@@ -1162,18 +1291,18 @@ int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache)
 	/* Threads only now: they would not survive the fork. */
 	if (hooks.start && hooks.start(hooks.data) < 0)
 		goto out_signals;
+	if (kvfs_reval_start(reval) < 0)
+		goto out_hooks;
 
 	lc = fuse_loop_cfg_create();
 	if (!lc) {
 		log_error("cannot start the FUSE loop: out of memory");
-		goto out_signals;
+		goto out_hooks;
 	}
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_max_threads(lc, MAX_THREADS);
 
 	r = fuse_loop_mt(fuse, lc);
-	if (hooks.stop)
-		hooks.stop(hooks.data);
 	/* 0: unmounted; > 0: the signal that asked us to stop. */
 	if (r < 0)
 		log_error("FUSE loop for '%s' failed: %s", c->mountpoint,
@@ -1182,11 +1311,17 @@ int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache)
 		code = 0;
 	log_info("unmounting '%s'", c->mountpoint);
 
+out_hooks:
+	kvfs_reval_stop(reval);
+	if (hooks.stop)
+		hooks.stop(hooks.data);
 out_signals:
+	set_sighup(NULL);
 	fuse_remove_signal_handlers(se);
 out_unmount:
 	fuse_unmount(fuse);
 out_destroy:
+	kvfs_reval_free(reval);
 	fuse_destroy(fuse);
 out_args:
 	if (lc)

@@ -793,17 +793,26 @@ static uint64_t hash_str(const char *s)
 	return h;
 }
 
-/* GET url and every page its nextLinks lead to.  Takes url. */
+/* What each list page may take, retries included: budget_s, or when 0
+ * max(deadline=, 30 s). */
+static int64_t list_budget_ms(const struct kvfs_vault *v, unsigned budget_s)
+{
+	if (budget_s == 0)
+		budget_s = v->deadline_s > LIST_BUDGET_MIN_S
+				   ? v->deadline_s
+				   : LIST_BUDGET_MIN_S;
+	return 1000 * (int64_t)budget_s;
+}
+
+/* GET url and every page its nextLinks lead to, each page within
+ * list_budget (ms).  Takes url. */
 static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
-		      struct kvfs_cert_list *ret, size_t *ret_pages,
-		      struct kvfs_error *err)
+		      int64_t list_budget, struct kvfs_cert_list *ret,
+		      size_t *ret_pages, struct kvfs_error *err)
 {
 	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
 	_cleanup_free_ uint64_t *seen = NULL;
 	_cleanup_free_ char *url = first;
-	int64_t list_budget = 1000 * (int64_t)(v->deadline_s > LIST_BUDGET_MIN_S
-						       ? v->deadline_s
-						       : LIST_BUDGET_MIN_S);
 	size_t pages = 0;
 
 	for (;;) {
@@ -877,6 +886,14 @@ int kvfs_vault_list_certificates(struct kvfs_vault *v,
 				 struct kvfs_cert_list *ret,
 				 struct kvfs_error *err)
 {
+	return kvfs_vault_list_certificates_within(v, 0, ret, err);
+}
+
+int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
+					unsigned page_budget_s,
+					struct kvfs_cert_list *ret,
+					struct kvfs_error *err)
+{
 	char *url;
 	size_t pages;
 	int r;
@@ -884,7 +901,8 @@ int kvfs_vault_list_certificates(struct kvfs_vault *v,
 	if (asprintf(&url, "%s/certificates?api-version=%s&maxresults=%d",
 		     v->url, v->api_version, PAGE_SIZE) < 0)
 		return -ENOMEM;
-	r = list_pages(v, url, false, ret, &pages, err);
+	r = list_pages(v, url, false, list_budget_ms(v, page_budget_s), ret,
+		       &pages, err);
 	if (r < 0)
 		return r;
 	log_debug("listed %zu certificates in %zu pages", ret->n, pages);
@@ -907,7 +925,7 @@ int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
 		     "%s/certificates/%s/versions?api-version=%s&maxresults=%d",
 		     v->url, name, v->api_version, PAGE_SIZE) < 0)
 		return -ENOMEM;
-	r = list_pages(v, url, true, &list, &pages, err);
+	r = list_pages(v, url, true, list_budget_ms(v, 0), &list, &pages, err);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < list.n; i++) {

@@ -36,6 +36,10 @@ def az(fake):
     fake.clear_faults()
 
 
+# The longest refresh= there is: a year.
+NO_REFRESH = 31536000
+
+
 def secret_options(fake, app="secret"):
     info = fake.info
     return {
@@ -48,6 +52,10 @@ def secret_options(fake, app="secret"):
         # the fake's vault is https://127.0.0.1:PORT, not *.vault.azure.net:
         # kvfs sends a vault.azure.net token there only when told to
         "resource": info["resource"],
+        # no background revalidation in the middle of a test that counts
+        # requests (the first one comes anywhere in the first period);
+        # the tests of revalidation set refresh= or send SIGHUP
+        "refresh": NO_REFRESH,
     }
 
 

@@ -1,8 +1,13 @@
 """End to end with a real consumer (issue 5): nginx serves HTTPS on
 loopback with ssl_certificate and ssl_certificate_key pointing into the
-mount, and curl, trusting only the fake's root CA, verifies it."""
+mount, and curl, trusting only the fake's root CA, verifies it.  After a
+rotation in the vault and a revalidation (SIGHUP), `nginx -s reload`
+serves the new certificate (issue 6)."""
 
+import base64
+import contextlib
 import os
+import signal
 import shutil
 import socket
 import ssl
@@ -17,7 +22,7 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 CONF = """\
 daemon off;
-master_process off;
+master_process {master};
 worker_processes 1;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log info;
@@ -31,9 +36,9 @@ http {{
     scgi_temp_path {tmp}/scgi;
     server {{
         listen 127.0.0.1:{port} ssl;
-        server_name www.kvfs.test kvfs.test;
-        ssl_certificate     {mnt}/certificates/www/fullchain.pem;
-        ssl_certificate_key {mnt}/certificates/www/privkey.pem;
+        server_name {server_names};
+        ssl_certificate     {mnt}/certificates/{name}/fullchain.pem;
+        ssl_certificate_key {mnt}/certificates/{name}/privkey.pem;
         location / {{ return 200 "served by nginx from kvfs\\n"; }}
     }}
 }}
@@ -60,27 +65,32 @@ def wait_listening(port, proc, log, timeout=15):
     raise AssertionError("nginx does not listen on %d" % port)
 
 
-@pytest.fixture
-def nginx(mount, tmp_path):
+@contextlib.contextmanager
+def nginx_serving(mnt, tmp_path, name="www", server_names="www.kvfs.test kvfs.test",
+                  master=False):
+    """nginx serving certificates/<name>/ of the mount at mnt; yields
+    (port, the nginx command line without the action).  master: as in
+    production, a master process (which reads the certificates, at start
+    and on reload) and a worker; without, one process."""
     if not os.access(NGINX, os.X_OK):
         pytest.skip("nginx is not installed (tests/install-deps)")
-    m = mount()
     tmp = tmp_path / "nginx"
     tmp.mkdir()
     port = free_port()
     conf = tmp / "nginx.conf"
-    conf.write_text(CONF.format(tmp=tmp, port=port, mnt=m.path))
-    r = subprocess.run([NGINX, "-t", "-p", str(tmp), "-c", str(conf)],
-                       capture_output=True, text=True)
+    conf.write_text(CONF.format(tmp=tmp, port=port, mnt=mnt, name=name,
+                                server_names=server_names,
+                                master="on" if master else "off"))
+    cmd = [NGINX, "-p", str(tmp), "-c", str(conf)]
+    r = subprocess.run(cmd + ["-t"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     log = str(tmp / "nginx.out")
     with open(log, "w") as out:
-        proc = subprocess.Popen([NGINX, "-p", str(tmp), "-c", str(conf)],
-                                stdin=subprocess.DEVNULL, stdout=out,
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=out)
     try:
         wait_listening(port, proc, log)
-        yield port
+        yield port, cmd
     finally:
         proc.terminate()
         try:
@@ -88,6 +98,13 @@ def nginx(mount, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def nginx(mount, tmp_path):
+    m = mount()
+    with nginx_serving(m.path, tmp_path) as (port, _):
+        yield port
 
 
 @pytest.mark.parametrize("host", ["www.kvfs.test", "kvfs.test"])
@@ -134,3 +151,54 @@ def test_curl_refuses_without_the_root(nginx):
          "https://www.kvfs.test:%d/" % port],
         capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
+
+
+def served_leaf(fake, port, host):
+    """The DER of the certificate nginx serves for host, verified against
+    the fake's root CA."""
+    ctx = ssl.create_default_context(cafile=fake.info["root_ca"])
+    with socket.create_connection(("127.0.0.1", port), 10) as sock:
+        with ctx.wrap_socket(sock, server_hostname=host) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def latest_der(fake, name):
+    cert = fake.certificate(name)
+    ver = next(v for v in cert["versions"] if v["version"] == cert["latest"])
+    return base64.b64decode(ver["cer"])
+
+
+def test_nginx_reload_serves_the_rotated_certificate(mount, fake, tmp_path):
+    name, host = "nginx-rotated", "rotated.kvfs.test"
+    fake.create(name, kty="EC", dns_names=[host])
+    try:
+        m = mount()
+        with nginx_serving(m.path, tmp_path, name, host, master=True) as (port, cmd):
+            started = time.monotonic()
+            before = served_leaf(fake, port, host)
+            assert before == latest_der(fake, name)
+            rotated = fake.rotate(name)
+            m.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 15
+            while os.getxattr(os.path.join(m.path, "certificates", name),
+                              "user.kvfs.x5t").decode() != rotated["x5t"]:
+                assert time.monotonic() < deadline, "the mount never showed the rotation"
+                time.sleep(0.05)
+            # nginx holds what it read until it is told to reload
+            assert served_leaf(fake, port, host) == before
+            # a process's opens of a directory keep the version of its
+            # first open for 5 s (KVFS_CACHE_PIN_SECONDS): past them
+            time.sleep(max(0.0, 5.5 - (time.monotonic() - started)))
+            r = subprocess.run(cmd + ["-s", "reload"], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            after, deadline = before, time.monotonic() + 15
+            while after == before:
+                assert time.monotonic() < deadline, "nginx still serves the old certificate"
+                time.sleep(0.1)
+                after = served_leaf(fake, port, host)
+            assert after == latest_der(fake, name)
+            leaf = x509.load_der_x509_certificate(after)
+            assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value \
+                == "nginx-rotated.kvfs.test"
+    finally:
+        fake.delete(name)

@@ -4,8 +4,12 @@
  * but not kept, the deadline, and revalidation that drops changed entries
  * while open files keep their bytes; the secret fetched once per version
  * and shared, a refusal kept and a transient failure not; a process's
- * opens pinned to one version through a rotation.  The vault calls are
- * replaced at link time (-Wl,--wrap), so no network is involved. */
+ * opens pinned to one version through a rotation.  Revalidation: what
+ * counts as a change (updated, x5t, gone, new) and what is queued for the
+ * kernel, a change that waits for files opened through the page cache,
+ * one listing in flight, and stale-on-error (max_stale=, exp).  The vault
+ * calls are replaced at link time (-Wl,--wrap), so no network is
+ * involved. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,9 +22,10 @@
 #include "tap.h"
 #include "util.h"
 
-int __wrap_kvfs_vault_list_certificates(struct kvfs_vault *v,
-					struct kvfs_cert_list *ret,
-					struct kvfs_error *err);
+int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
+					       unsigned page_budget_s,
+					       struct kvfs_cert_list *ret,
+					       struct kvfs_error *err);
 int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 				      const char *version,
 				      struct kvfs_cert_bundle *ret,
@@ -37,7 +42,12 @@ struct fake_cert {
 
 static struct fake_cert vault_certs[8];
 static size_t vault_n;
+/* More of vault_certs[i]: x5t (NULL: none) and exp (0: none). */
+static const char *vault_x5t[8];
+static int64_t vault_exp[8];
 static int list_error;
+static int list_calls;
+static unsigned list_delay_ms;
 
 static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
 static int get_calls;
@@ -103,12 +113,20 @@ static int secret_count(void)
 	return n;
 }
 
-int __wrap_kvfs_vault_list_certificates(struct kvfs_vault *v,
-					struct kvfs_cert_list *ret,
-					struct kvfs_error *err)
+int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
+					       unsigned page_budget_s,
+					       struct kvfs_cert_list *ret,
+					       struct kvfs_error *err)
 {
 	struct kvfs_cert_list l = {0};
+	unsigned delay;
 
+	pthread_mutex_lock(&fake_lock);
+	list_calls++;
+	delay = list_delay_ms;
+	pthread_mutex_unlock(&fake_lock);
+	if (delay)
+		usleep(delay * 1000);
 	if (list_error) {
 		kvfs_error_set_message(err, "scripted failure");
 		return list_error;
@@ -120,6 +138,9 @@ int __wrap_kvfs_vault_list_certificates(struct kvfs_vault *v,
 		l.items[i].attrs.enabled = true;
 		l.items[i].attrs.created = 1000;
 		l.items[i].attrs.updated = vault_certs[i].updated;
+		l.items[i].attrs.exp = vault_exp[i];
+		if (vault_x5t[i])
+			l.items[i].x5t = strdup(vault_x5t[i]);
 	}
 	l.n = vault_n;
 	*ret = l;
@@ -132,7 +153,7 @@ int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 				      struct kvfs_error *err)
 {
 	struct kvfs_cert_bundle b = {0};
-	int64_t updated = 0;
+	int64_t updated = 0, exp = 0;
 	unsigned delay;
 	int fail;
 	bool garbage;
@@ -144,8 +165,10 @@ int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 	fail = get_error;
 	garbage = get_garbage;
 	for (size_t i = 0; i < vault_n; i++)
-		if (strcmp(vault_certs[i].name, name) == 0)
+		if (strcmp(vault_certs[i].name, name) == 0) {
 			updated = vault_certs[i].updated;
+			exp = vault_exp[i];
+		}
 	pthread_mutex_unlock(&fake_lock);
 
 	if (delay)
@@ -158,6 +181,7 @@ int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 	b.name = strdup(name);
 	b.attrs.enabled = true;
 	b.attrs.updated = updated;
+	b.attrs.exp = exp;
 	b.exportable = true;
 	if (strncmp(name, "keyed", 5) == 0) {
 		b.sid = strdup("https://v.vault.azure.net/secrets/keyed/1");
@@ -191,6 +215,41 @@ static void set_vault(const struct fake_cert *certs, size_t n)
 {
 	memcpy(vault_certs, certs, n * sizeof(*certs));
 	vault_n = n;
+	memset(vault_x5t, 0, sizeof(vault_x5t));
+	memset(vault_exp, 0, sizeof(vault_exp));
+}
+
+static int list_count(void)
+{
+	int n;
+
+	pthread_mutex_lock(&fake_lock);
+	n = list_calls;
+	pthread_mutex_unlock(&fake_lock);
+	return n;
+}
+
+/* What kvfs_cache_flush_changes() handed over, as "kind:name" lines. */
+static char flushed[1024];
+
+static void collect_change(void *data, const struct kvfs_change *c)
+{
+	static const char *const kinds[] = {
+		[KVFS_CHANGE_LISTING] = "listing",
+		[KVFS_CHANGE_CHANGED] = "changed",
+		[KVFS_CHANGE_GONE] = "gone",
+	};
+	size_t n = strlen(flushed);
+
+	snprintf(flushed + n, sizeof(flushed) - n, "%s%s%s%s", n ? " " : "",
+		 kinds[c->kind], c->name ? ":" : "", c->name ? c->name : "");
+}
+
+/* Flush the queued changes; returns how many still wait. */
+static size_t flush(struct kvfs_cache *cache)
+{
+	flushed[0] = '\0';
+	return kvfs_cache_flush_changes(cache, collect_change, NULL);
 }
 
 static bool load_leaf(void)
@@ -537,39 +596,268 @@ static void test_pins(struct kvfs_cache *cache)
 	static const struct fake_cert v1[] = {{"keyed", 10}};
 	static const struct fake_cert v2[] = {{"keyed", 20}};
 	struct kvfs_files *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+	struct kvfs_files *e = NULL;
 	struct kvfs_error err;
-	bool cur = false;
+	bool ca = false, cb = true, cc = true, cd = false, ce = false;
 
 	kvfs_cache_set_pin_seconds(cache, 1);
 	set_vault(v1, 1);
 	is_int(kvfs_cache_load(cache, &err), 0, "listing v1");
-	is_int(kvfs_cache_files_for(cache, "keyed", 100, &a, &cur), 0,
+	flush(cache);
+	is_int(kvfs_cache_files_for(cache, "keyed", 100, &a, &ca), 0,
 	       "process 100 opens");
-	ok(cur && a->bundle.attrs.updated == 10, "the current v1");
+	ok(ca && a->bundle.attrs.updated == 10,
+	   "the current v1, through the page cache");
 
 	set_vault(v2, 1);
 	is_int(kvfs_cache_load(cache, &err), 0, "rotated to v2");
-	is_int(kvfs_cache_files_for(cache, "KEYED", 100, &b, &cur), 0,
+	is_int(kvfs_cache_files_for(cache, "KEYED", 100, &b, &cb), 0,
 	       "process 100 opens again");
-	ok(b == a && !cur, "it keeps v1, which is no longer current");
-	is_int(kvfs_cache_files_for(cache, "keyed", 200, &c, &cur), 0,
+	ok(b == a && !cb, "it keeps v1, which is no longer cacheable");
+	is_int(kvfs_cache_files_for(cache, "keyed", 200, &c, &cc), 0,
 	       "process 200 opens");
-	ok(c != a && cur && c->bundle.attrs.updated == 20,
-	   "another process gets v2");
+	ok(c != a && c->bundle.attrs.updated == 20, "another process gets v2");
+	ok(!cc, "not through the page cache while the kernel may hold v1");
+	is_int(flush(cache), 1,
+	       "the change is kept while v1 is open through the page cache");
+	is_str(flushed, "changed:keyed listing", "and handed over at once");
+	is_int(kvfs_cache_files_kernel(cache, "keyed", &e), 0,
+	       "the kernel's files");
+	ok(e == a, "are v1's while it is open through the page cache");
+	kvfs_files_unref(e);
+	is_int(flush(cache), 1, "kept");
+	is_str(flushed, "", "and not handed over again before v1 is closed");
+	kvfs_files_release(a, ca);
+	is_int(kvfs_cache_files_kernel(cache, "keyed", &e), 0,
+	       "the kernel's files");
+	ok(e == c, "are v2's once v1 is closed");
+	kvfs_files_unref(e);
+	is_int(flush(cache), 0, "once v1 is closed, the change goes");
+	is_str(flushed, "changed:keyed", "handed over once more");
+	is_int(kvfs_cache_files_for(cache, "keyed", 300, &e, &ce), 0,
+	       "process 300 opens");
+	ok(e == c && ce, "v2 through the page cache now");
+	kvfs_files_release(e, ce);
 	usleep(1100 * 1000);
-	is_int(kvfs_cache_files_for(cache, "keyed", 100, &d, &cur), 0,
+	is_int(kvfs_cache_files_for(cache, "keyed", 100, &d, &cd), 0,
 	       "process 100 after the pin");
-	ok(d == c && cur, "gets v2 once its pin has expired");
-	kvfs_files_unref(a);
-	kvfs_files_unref(b);
-	kvfs_files_unref(c);
-	kvfs_files_unref(d);
+	ok(d == c && cd, "gets v2 once its pin has expired");
+	kvfs_files_release(b, cb);
+	kvfs_files_release(c, cc);
+	kvfs_files_release(d, cd);
 	kvfs_cache_set_pin_seconds(cache, KVFS_CACHE_PIN_SECONDS);
+}
+
+/* set_vault() with thumbprints. */
+static void set_vault_x5t(const struct fake_cert *certs, const char *const *x5t,
+			  size_t n)
+{
+	set_vault(certs, n);
+	for (size_t i = 0; i < n; i++)
+		vault_x5t[i] = x5t[i];
+}
+
+static void test_changes(struct kvfs_cache *cache)
+{
+	static const struct fake_cert before[] = {
+		{"same", 10},	{"newer", 10},	 {"rekeyed", 10},
+		{"doomed", 10}, {"nothumb", 10},
+	};
+	static const char *const before_x5t[] = {"AAA", "BBB", "CCC", "DDD",
+						 NULL};
+	static const struct fake_cert after[] = {
+		{"same", 10}, {"NEWER", 11},   {"rekeyed", 10},
+		{"born", 5},  {"nothumb", 10}, {"Another", 1},
+	};
+	static const char *const after_x5t[] = {"AAA", "BBB", "CCX",
+						"EEE", "FFF", "GGG"};
+	static const char *const names[] = {"same", "newer", "rekeyed",
+					    "doomed", "nothumb"};
+	struct kvfs_files *same = NULL, *f = NULL;
+	struct kvfs_error err;
+	int n;
+
+	set_vault_x5t(before, before_x5t, ELEMENTSOF(before));
+	is_int(kvfs_cache_load(cache, &err), 0, "listing before");
+	flush(cache);
+	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+		is_int(kvfs_cache_files(cache, names[i], &f), 0, "%s fetched",
+		       names[i]);
+		kvfs_files_unref(f);
+	}
+	is_int(kvfs_cache_files(cache, "same", &same), 0, "same held");
+
+	n = calls();
+	is_int(kvfs_cache_load(cache, &err), 0, "revalidated, no change");
+	is_int(flush(cache), 0, "nothing waits");
+	is_str(flushed, "", "and nothing was queued for the kernel");
+	is_int(kvfs_cache_files(cache, "newer", &f), 0, "newer still there");
+	kvfs_files_unref(f);
+	is_int(calls() - n, 0, "without a GET");
+
+	set_vault_x5t(after, after_x5t, ELEMENTSOF(after) - 1);
+	is_int(kvfs_cache_load(cache, &err), 0, "revalidated after changes");
+	is_int(flush(cache), 0, "nothing open: nothing waits");
+	is_str(flushed,
+	       "gone:doomed changed:newer changed:nothumb changed:rekeyed "
+	       "listing",
+	       "updated, x5t and a new x5t are changes; gone too; the "
+	       "listing changed; same and born are not queued");
+	n = calls();
+	is_int(kvfs_cache_files(cache, "same", &f), 0, "same");
+	ok(f == same, "unchanged: the same snapshot");
+	kvfs_files_unref(f);
+	is_int(calls() - n, 0, "without a GET");
+	for (size_t i = 1; i < ELEMENTSOF(names); i++) {
+		int want = i == 3 ? -ENOENT : 0;
+
+		is_int(kvfs_cache_files(cache, names[i], &f), want,
+		       "%s after the change", names[i]);
+		if (want == 0)
+			kvfs_files_unref(f);
+	}
+	is_int(calls() - n, 3, "the three changed ones are fetched again");
+	is_int(kvfs_cache_files(cache, "born", &f), 0, "born appears");
+	kvfs_files_unref(f);
+
+	set_vault_x5t(after, after_x5t, ELEMENTSOF(after));
+	is_int(kvfs_cache_load(cache, &err), 0, "one more certificate");
+	flush(cache);
+	is_str(flushed, "listing", "a new name changes only the listing");
+	kvfs_files_unref(same);
+}
+
+struct loader {
+	struct kvfs_cache *cache;
+	bool background;
+	int r;
+};
+
+static void *loader_run(void *p)
+{
+	struct loader *ld = p;
+	struct kvfs_error err;
+
+	kvfs_error_clear(&err);
+	ld->r = ld->background ? kvfs_cache_revalidate(ld->cache, 1, &err)
+			       : kvfs_cache_load(ld->cache, &err);
+	return NULL;
+}
+
+static void test_one_listing_in_flight(struct kvfs_cache *cache)
+{
+	struct loader ld[4];
+	pthread_t th[4];
+	int n = list_count(), good = 0, failed = 0;
+
+	list_delay_ms = 300;
+	for (int i = 0; i < 4; i++) {
+		ld[i] = (struct loader){.cache = cache, .background = i % 2};
+		pthread_create(&th[i], NULL, loader_run, &ld[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		good += ld[i].r == 0;
+	}
+	is_int(list_count() - n, 1,
+	       "4 concurrent revalidations and loads: one listing");
+	is_int(good, 4, "all 4 get its result");
+
+	list_error = -EIO;
+	n = list_count();
+	for (int i = 0; i < 4; i++) {
+		ld[i] = (struct loader){.cache = cache, .background = i % 2};
+		pthread_create(&th[i], NULL, loader_run, &ld[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		failed += ld[i].r == -EIO;
+	}
+	list_delay_ms = 0;
+	list_error = 0;
+	is_int(list_count() - n, 1, "a failing listing is shared too");
+	is_int(failed, 4, "all 4 get its failure");
+	ok(kvfs_cache_load(cache, &(struct kvfs_error){0}) == 0,
+	   "and the next listing is a new one");
+}
+
+static void test_max_stale(struct kvfs_cache *cache, struct kvfs_config *config)
+{
+	static const struct fake_cert certs[] = {
+		{"fresh", 10},
+		{"later", 10},
+		{"mortal", 10},
+	};
+	int64_t exp = (int64_t)time(NULL) + 1;
+	struct kvfs_files *f0 = NULL, *f = NULL;
+	struct kvfs_error err;
+	bool cacheable;
+	int n;
+
+	config->max_stale = 1;
+	set_vault(certs, ELEMENTSOF(certs));
+	vault_exp[2] = exp;
+	is_int(kvfs_cache_load(cache, &err), 0, "listing");
+	flush(cache);
+	is_int(kvfs_cache_files(cache, "fresh", &f0), 0, "fresh fetched");
+
+	list_error = -EIO;
+	ok(kvfs_cache_load(cache, &err) < 0, "the revalidation fails");
+	n = calls();
+	is_int(kvfs_cache_files(cache, "fresh", &f), 0,
+	       "cached files are served while max_stale lasts");
+	ok(f == f0, "the same snapshot");
+	kvfs_files_unref(f);
+	usleep(2100 * 1000);
+	is_int(kvfs_cache_files(cache, "fresh", &f), -EIO,
+	       "past max_stale=1: EIO");
+	is_int(kvfs_cache_files_peek(cache, "fresh", &f), -ENODATA,
+	       "a peek finds nothing to show");
+	is_int(kvfs_cache_files_for(cache, "fresh", 400, &f, &cacheable), -EIO,
+	       "an open: EIO");
+	is_int(calls() - n, 0, "and none of that asked the vault");
+	is_int(kvfs_cache_files(cache, "later", &f), 0,
+	       "an uncached certificate is fetched if the vault answers");
+	kvfs_files_unref(f);
+	is_int(kvfs_cache_files(cache, "later", &f), 0,
+	       "and is fresh: it was fetched just now");
+	kvfs_files_unref(f);
+
+	list_error = 0;
+	n = calls();
+	is_int(kvfs_cache_load(cache, &err), 0, "the vault is back");
+	is_int(kvfs_cache_files(cache, "fresh", &f), 0,
+	       "cached files are served again");
+	ok(f == f0, "the same snapshot, confirmed by the listing");
+	is_int(calls() - n, 0, "without a GET");
+	kvfs_files_unref(f);
+
+	/* exp: never served stale past it, whatever max_stale says */
+	config->max_stale = 3600;
+	is_int(kvfs_cache_files(cache, "mortal", &f), 0, "mortal fetched");
+	kvfs_files_unref(f);
+	list_error = -EIO;
+	ok(kvfs_cache_load(cache, &err) < 0, "the revalidation fails");
+	while (time(NULL) < exp)
+		usleep(100 * 1000);
+	is_int(kvfs_cache_files(cache, "mortal", &f), -EIO,
+	       "stale and past its exp: EIO");
+	is_int(kvfs_cache_files(cache, "fresh", &f), 0,
+	       "another one within max_stale is still served");
+	kvfs_files_unref(f);
+	list_error = 0;
+	is_int(kvfs_cache_load(cache, &err), 0, "the vault is back");
+	is_int(kvfs_cache_files(cache, "mortal", &f), 0,
+	       "past exp but fresh: served (fs closes it, or allow_expired)");
+	kvfs_files_unref(f);
+	kvfs_files_unref(f0);
+	config->max_stale = 86400;
 }
 
 int main(void)
 {
-	struct kvfs_config config = {.deadline = 1};
+	struct kvfs_config config = {
+		.deadline = 1, .refresh = 300, .max_stale = 86400};
 	struct kvfs_cache *cache = NULL;
 
 	if (!ok(load_leaf(), "fixture pki-leaf.der"))
@@ -583,6 +871,9 @@ int main(void)
 	test_revalidate(cache);
 	test_secret(cache);
 	test_pins(cache);
+	test_changes(cache);
+	test_one_listing_in_flight(cache);
+	test_max_stale(cache, &config);
 	kvfs_cache_free(cache);
 	free(leaf_der);
 	free(keyed_der);
