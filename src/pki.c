@@ -96,35 +96,135 @@ int kvfs_pki_base64_decode(const char *in, size_t len, unsigned char **ret,
 	return 0;
 }
 
-static void x509_freep(X509 **x)
-{
-	X509_free(*x);
-}
-
 static void bio_freep(BIO **b)
 {
 	BIO_free(*b);
 }
 
+static void x509_name_freep(X509_NAME **n)
+{
+	X509_NAME_free(*n);
+}
+
+/* ---- the shape of a DER certificate ----
+ *
+ * The vault's "cer" is only ever copied out (cert.pem, cert.der) and
+ * hashed; decoding it with d2i_X509() to check that it is a certificate
+ * made OpenSSL 3 decode its public key through the provider decoders, more
+ * than half of the daemon's CPU on a cold read.  A walk over the DER
+ * elements of RFC 5280's Certificate is enough to refuse what is not one,
+ * and finds the subject for the extended attributes. */
+
+#define DER_SEQUENCE 0x30
+#define DER_INTEGER 0x02
+#define DER_BIT_STRING 0x03
+#define DER_VERSION 0xa0 /* [0] EXPLICIT */
+
+struct der_elem {
+	unsigned char tag;
+	const unsigned char *start; /* the tag byte */
+	const unsigned char *body;
+	size_t len;		  /* of the body */
+	const unsigned char *end; /* just past the body */
+};
+
+/* The element at *p, which must end by end: a low-number tag and a
+ * definite length in its shortest form, as DER has them. */
+static int der_next(const unsigned char **p, const unsigned char *end,
+		    struct der_elem *e)
+{
+	const unsigned char *q = *p;
+	size_t len;
+
+	if (end - q < 2)
+		return -EINVAL;
+	e->start = q;
+	e->tag = *q++;
+	if ((e->tag & 0x1f) == 0x1f)
+		return -EINVAL;
+	len = *q++;
+	if (len & 0x80) {
+		size_t n = len & 0x7f;
+
+		/* 0x80 is BER's indefinite length; a zero first byte or a
+		 * long form for less than 128 is not the shortest form. */
+		if (n == 0 || n > 4 || (size_t)(end - q) < n || q[0] == 0)
+			return -EINVAL;
+		len = 0;
+		while (n-- > 0)
+			len = len << 8 | *q++;
+		if (len < 0x80)
+			return -EINVAL;
+	}
+	if (len > (size_t)(end - q))
+		return -EINVAL;
+	e->body = q;
+	e->len = len;
+	e->end = q + len;
+	*p = e->end;
+	return 0;
+}
+
+static int der_expect(const unsigned char **p, const unsigned char *end,
+		      unsigned char tag, struct der_elem *e)
+{
+	if (der_next(p, end, e) < 0 || e->tag != tag)
+		return -EINVAL;
+	return 0;
+}
+
+/* Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm,
+ * signatureValue BIT STRING }, of exactly len bytes, whose TBSCertificate
+ * holds [version], serial, signature, issuer, validity, subject and
+ * subjectPublicKeyInfo in that order, then only context-specific fields
+ * (unique ids, extensions).  ret_subject: the subject Name element. */
+static int der_cert_walk(const unsigned char *der, size_t len,
+			 struct der_elem *ret_subject)
+{
+	const unsigned char *end = der + len, *p = der, *t;
+	struct der_elem cert, tbs, alg, sig, e, subject;
+
+	if (der_expect(&p, end, DER_SEQUENCE, &cert) < 0 || p != end)
+		return -EINVAL;
+	p = cert.body;
+	if (der_expect(&p, cert.end, DER_SEQUENCE, &tbs) < 0 ||
+	    der_expect(&p, cert.end, DER_SEQUENCE, &alg) < 0 ||
+	    der_expect(&p, cert.end, DER_BIT_STRING, &sig) < 0 ||
+	    p != cert.end || sig.len < 1 || sig.body[0] > 7)
+		return -EINVAL;
+
+	t = tbs.body;
+	if (der_next(&t, tbs.end, &e) < 0)
+		return -EINVAL;
+	if (e.tag == DER_VERSION && der_next(&t, tbs.end, &e) < 0)
+		return -EINVAL;
+	if (e.tag != DER_INTEGER || e.len < 1 ||
+	    der_expect(&t, tbs.end, DER_SEQUENCE, &e) < 0 || /* signature */
+	    der_expect(&t, tbs.end, DER_SEQUENCE, &e) < 0 || /* issuer */
+	    der_expect(&t, tbs.end, DER_SEQUENCE, &e) < 0 || /* validity */
+	    der_expect(&t, tbs.end, DER_SEQUENCE, &subject) < 0 ||
+	    der_expect(&t, tbs.end, DER_SEQUENCE, &e) < 0) /* key */
+		return -EINVAL;
+	while (t != tbs.end)
+		if (der_next(&t, tbs.end, &e) < 0 || (e.tag & 0xc0) != 0x80)
+			return -EINVAL;
+
+	if (ret_subject)
+		*ret_subject = subject;
+	return 0;
+}
+
 int kvfs_pki_der_to_pem(const unsigned char *der, size_t len, char **ret_pem,
 			size_t *ret_len)
 {
-	_cleanup_(x509_freep) X509 *x = NULL;
 	_cleanup_(bio_freep) BIO *bio = NULL;
-	const unsigned char *p = der;
 	char *data = NULL, *pem;
 	long n;
 
 	if (!der || len == 0 || len > LONG_MAX)
 		return -EINVAL;
-
-	x = d2i_X509(NULL, &p, (long)len);
-	if (!x || p != der + len) {
-		/* Trailing bytes after the certificate are not a certificate
-		 * either. */
-		ERR_clear_error();
+	if (der_cert_walk(der, len, NULL) < 0)
 		return -EINVAL;
-	}
 
 	bio = BIO_new(BIO_s_mem());
 	if (!bio) {
@@ -552,26 +652,31 @@ int kvfs_pki_cert_info(const unsigned char *der, size_t len, char **ret_subject,
 	static const char hex[] = "0123456789abcdef";
 	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				     "abcdefghijklmnopqrstuvwxyz0123456789-_";
-	_cleanup_(x509_freep) X509 *x = NULL;
+	_cleanup_(x509_name_freep) X509_NAME *name = NULL;
 	_cleanup_(bio_freep) BIO *b = NULL;
 	unsigned char sha256[SHA256_DIGEST_LENGTH], sha1[SHA_DIGEST_LENGTH];
-	const unsigned char *p = der;
+	struct der_elem s;
+	const unsigned char *p;
 	char *subject;
 	size_t sl, k = 0;
 	int r;
 
 	if (!der || len == 0 || len > LONG_MAX)
 		return -EINVAL;
-	x = d2i_X509(NULL, &p, (long)len);
-	if (!x || p != der + len) {
+	/* Only the subject is decoded, not the whole certificate: see
+	 * der_cert_walk(). */
+	if (der_cert_walk(der, len, &s) < 0)
+		return -EINVAL;
+	p = s.start;
+	name = d2i_X509_NAME(NULL, &p, (long)(s.end - s.start));
+	if (!name || p != s.end) {
 		ERR_clear_error();
 		return -EINVAL;
 	}
 	b = BIO_new(BIO_s_mem());
 	if (!b)
 		return -ENOMEM;
-	if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0,
-			       XN_FLAG_RFC2253) < 0) {
+	if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) < 0) {
 		ERR_clear_error();
 		return -EINVAL;
 	}
