@@ -22,9 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						    size - 1, true, &list,
 						    &next, &err);
 		else
-			(void)kvfs_vault_parse_list_page(
-				(const char *)data + 1, size - 1, &list, &next,
-				&err);
+			(void)kvfs_vault_parse_list_page((const char *)data + 1,
+							 size - 1, &list, &next,
+							 &err);
 		free(next);
 	}
 	kvfs_cert_list_clear(&list);
