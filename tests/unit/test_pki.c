@@ -36,12 +36,13 @@ static void decodes(const char *in, const char *want)
 
 static void refuses(const char *in, const char *why)
 {
-	unsigned char *out = (unsigned char *)"untouched";
+	static unsigned char untouched[] = "untouched";
+	unsigned char *out = untouched;
 	size_t len = 12345;
 	int r = kvfs_pki_base64_decode(in, strlen(in), &out, &len);
 
 	is_int(r, -EINVAL, "refuses %s", why);
-	ok(out == (unsigned char *)"untouched" && len == 12345,
+	ok(out == untouched && len == 12345,
 	   "out-parameters untouched on failure (%s)", why);
 }
 
