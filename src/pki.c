@@ -373,6 +373,155 @@ static int parse_pem(const char *value, size_t len, struct parsed *p, char *why,
 	return 0;
 }
 
+/* ---- bounding a PKCS#12's key derivation ----
+ *
+ * A PKCS#12 names its own PBKDF iteration counts (the MAC's, and each
+ * encrypted bag's), and OpenSSL runs whatever count it is given: a secret
+ * of 2^31 iterations would keep a FUSE thread busy for hours.  Key Vault
+ * writes 2000, OpenSSL 2048, Windows at most a few 10,000s; more than
+ * PKCS12_MAX_ITER is refused before any derivation runs. */
+#define PKCS12_MAX_ITER 200000
+
+static void pbe2param_freep(PBE2PARAM **p)
+{
+	PBE2PARAM_free(*p);
+}
+
+static void pbkdf2param_freep(PBKDF2PARAM **p)
+{
+	PBKDF2PARAM_free(*p);
+}
+
+static void pbeparam_freep(PBEPARAM **p)
+{
+	PBEPARAM_free(*p);
+}
+
+static bool iter_ok(const ASN1_INTEGER *iter)
+{
+	long v;
+
+	/* Absent means 1 (RFC 7292's default for the MAC). */
+	if (!iter)
+		return true;
+	v = ASN1_INTEGER_get(iter);
+	return v >= 1 && v <= PKCS12_MAX_ITER;
+}
+
+/* The iteration count of a PBES1 or PBES2 (PBKDF2) algorithm is within
+ * bounds; any other algorithm derives nothing. */
+static bool pbe_ok(const X509_ALGOR *alg)
+{
+	const ASN1_OBJECT *obj;
+	const void *param;
+	int ptype;
+
+	X509_ALGOR_get0(&obj, &ptype, &param, alg);
+	if (OBJ_obj2nid(obj) == NID_pbes2) {
+		_cleanup_(pbe2param_freep) PBE2PARAM *p2 = NULL;
+		_cleanup_(pbkdf2param_freep) PBKDF2PARAM *kdf = NULL;
+
+		if (ptype != V_ASN1_SEQUENCE)
+			return false;
+		p2 = ASN1_TYPE_unpack_sequence(
+			ASN1_ITEM_rptr(PBE2PARAM),
+			(const ASN1_TYPE *)alg->parameter);
+		if (!p2 || !p2->keyfunc)
+			return false;
+		if (OBJ_obj2nid(p2->keyfunc->algorithm) != NID_id_pbkdf2)
+			return true; /* scrypt and the like: OpenSSL's limits */
+		kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+						p2->keyfunc->parameter);
+		return kdf && iter_ok(kdf->iter);
+	}
+	if (ptype == V_ASN1_SEQUENCE) {
+		_cleanup_(pbeparam_freep) PBEPARAM *p1 =
+			ASN1_TYPE_unpack_sequence(
+				ASN1_ITEM_rptr(PBEPARAM),
+				(const ASN1_TYPE *)alg->parameter);
+
+		/* Not a PBES1 parameter: not a key derivation either. */
+		return !p1 || iter_ok(p1->iter);
+	}
+	return true;
+}
+
+static bool bags_ok(const STACK_OF(PKCS12_SAFEBAG) * bags, int depth)
+{
+	if (depth > 3)
+		return false;
+	for (int i = 0; i < sk_PKCS12_SAFEBAG_num(bags); i++) {
+		const PKCS12_SAFEBAG *bag = sk_PKCS12_SAFEBAG_value(bags, i);
+		const X509_ALGOR *alg = NULL;
+
+		switch (PKCS12_SAFEBAG_get_nid(bag)) {
+		case NID_pkcs8ShroudedKeyBag:
+			X509_SIG_get0(PKCS12_SAFEBAG_get0_pkcs8(bag), &alg,
+				      NULL);
+			if (!alg || !pbe_ok(alg))
+				return false;
+			break;
+		case NID_safeContentsBag:
+			if (!bags_ok(PKCS12_SAFEBAG_get0_safes(bag), depth + 1))
+				return false;
+			break;
+		default:
+			break;
+		}
+	}
+	return true;
+}
+
+static void authsafes_freep(STACK_OF(PKCS7) * *s)
+{
+	sk_PKCS7_pop_free(*s, PKCS7_free);
+}
+
+static void bags_freep(STACK_OF(PKCS12_SAFEBAG) * *s)
+{
+	sk_PKCS12_SAFEBAG_pop_free(*s, PKCS12_SAFEBAG_free);
+}
+
+/* Every iteration count of p12 is within bounds, checked in the order
+ * OpenSSL would derive keys: the MAC's, then each encrypted bag's before
+ * it is decrypted (with the password pass, which verified the MAC), then
+ * the shrouded keys'. */
+static bool pkcs12_bounded(PKCS12 *p12, const char *pass)
+{
+	_cleanup_(authsafes_freep) STACK_OF(PKCS7) *safes = NULL;
+	const ASN1_INTEGER *iter = NULL;
+
+	if (PKCS12_mac_present(p12)) {
+		PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
+		if (!iter_ok(iter))
+			return false;
+	}
+	safes = PKCS12_unpack_authsafes(p12);
+	if (!safes)
+		return false;
+	for (int i = 0; i < sk_PKCS7_num(safes); i++) {
+		_cleanup_(bags_freep) STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
+		PKCS7 *p7 = sk_PKCS7_value(safes, i);
+
+		switch (OBJ_obj2nid(p7->type)) {
+		case NID_pkcs7_data:
+			bags = PKCS12_unpack_p7data(p7);
+			break;
+		case NID_pkcs7_encrypted:
+			if (!p7->d.encrypted || !p7->d.encrypted->enc_data ||
+			    !pbe_ok(p7->d.encrypted->enc_data->algorithm))
+				return false;
+			bags = PKCS12_unpack_p7encdata(p7, pass, -1);
+			break;
+		default:
+			continue; /* PKCS12_parse() skips it too */
+		}
+		if (!bags || !bags_ok(bags, 0))
+			return false;
+	}
+	return true;
+}
+
 /* Key Vault protects its PKCS#12 with the NULL password; PKCS12_parse()
  * tries that and the empty one itself. */
 static int parse_pkcs12(const char *value, size_t len, struct parsed *p,
@@ -382,6 +531,8 @@ static int parse_pkcs12(const char *value, size_t len, struct parsed *p,
 	unsigned char *der = NULL;
 	const unsigned char *q;
 	STACK_OF(X509) *ca = NULL;
+	const ASN1_INTEGER *iter = NULL;
+	const char *pass;
 	X509 *leaf = NULL;
 	size_t dlen = 0;
 	int r;
@@ -402,6 +553,26 @@ static int parse_pkcs12(const char *value, size_t len, struct parsed *p,
 		ERR_clear_error();
 		why_set(why, why_len, "the secret is not a PKCS#12");
 		return r;
+	}
+	/* The MAC tells which of the two passwords it is; its own count is
+	 * checked before it is verified. */
+	PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
+	if (PKCS12_mac_present(p12) && !iter_ok(iter)) {
+		ERR_clear_error();
+		why_set(why, why_len,
+			"the PKCS#12 asks for too many key derivation "
+			"iterations");
+		return -EBADMSG;
+	}
+	pass = !PKCS12_mac_present(p12) || PKCS12_verify_mac(p12, NULL, 0)
+		       ? NULL
+		       : "";
+	if (!pkcs12_bounded(p12, pass)) {
+		ERR_clear_error();
+		why_set(why, why_len,
+			"the PKCS#12 is malformed or asks for too many key "
+			"derivation iterations");
+		return -EBADMSG;
 	}
 	if (!PKCS12_parse(p12, NULL, &p->key, &leaf, &ca) &&
 	    !PKCS12_parse(p12, "", &p->key, &leaf, &ca)) {

@@ -397,6 +397,15 @@ static void test_secret_files(void)
 	r = build("pki/rsa-leaf.der", "application/x-pkcs12",
 		  "pki/rsa-leaf.der", &f, why, sizeof(why));
 	is_int(r, -EBADMSG, "binary that is not base64 is refused");
+	/* A PKCS#12 names its own PBKDF iteration counts: 250,000 (Key
+	 * Vault writes 2000) is refused before any key is derived, for the
+	 * MAC and for the encrypted bags alike. */
+	r = build("pki/self-iter.p12.b64", "application/x-pkcs12",
+		  "pki/self-leaf.der", &f, why, sizeof(why));
+	is_int(r, -EBADMSG, "a MAC of 250,000 iterations is refused (%s)", why);
+	r = build("pki/self-iter-bags.p12.b64", "application/x-pkcs12",
+		  "pki/self-leaf.der", &f, why, sizeof(why));
+	is_int(r, -EBADMSG, "bags of 250,000 iterations are refused (%s)", why);
 
 	{
 		static const char *const bad[][2] = {
