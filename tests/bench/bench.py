@@ -116,13 +116,14 @@ def cpu_seconds(pid):
         return None
 
 
-def vault_sockets(vault_url, state):
-    """Client sockets to the fake vault's port in one TCP state, as ss
-    sees them (local side of the machine)."""
+def vault_sockets(vault_url):
+    """The client ends (local address:port) of the TCP connections to the
+    fake vault's port, open or in TIME_WAIT, as ss sees them."""
     port = vault_url.rsplit(":", 1)[1].split("/")[0]
-    out = subprocess.run(["ss", "-Htn", "state", state, "( dport = :%s )" % port],
+    out = subprocess.run(["ss", "-Htn", "state", "established", "state", "time-wait",
+                          "( dport = :%s )" % port],
                          capture_output=True, text=True).stdout
-    return len([line for line in out.splitlines() if line.strip()])
+    return {line.split()[-2] for line in out.splitlines() if line.strip()}
 
 
 def machine():
@@ -336,9 +337,9 @@ class Bench:
         figures before it is unmounted."""
         fake.reset_log()
         fcpu0 = cpu_seconds(fake.proc.pid)
-        # Connections to the vault: those kvfs closed (TIME_WAIT, which
-        # lasts 60 s: counted as a difference) and those still open.
-        tw0 = vault_sockets(fake.info["vault_url"], "time-wait")
+        # Connections to the vault: those kvfs opened, still open or
+        # closed (TIME_WAIT lasts 60 s), less those of earlier clients.
+        socks0 = vault_sockets(fake.info["vault_url"])
         t0 = time.monotonic()
         m = Mount(self, fake, "cold%d" % threads).start()
         try:
@@ -355,8 +356,7 @@ class Bench:
                 "bytes": r["bytes"], "kvfs_cpu_s": cpu_seconds(m.proc.pid),
                 "fake_cpu_s": (cpu_seconds(fake.proc.pid) or 0) - (fcpu0 or 0),
                 "requests": count_requests(fake.log()),
-                "connections": vault_sockets(fake.info["vault_url"], "time-wait") - tw0
-                + vault_sockets(fake.info["vault_url"], "established"),
+                "connections": len(vault_sockets(fake.info["vault_url"]) - socks0),
             }
             if r["errors"]:
                 log("kvfs cold (%d threads): %d read errors (errno %d)"
