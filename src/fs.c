@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,6 +39,10 @@ struct fs {
 	const struct kvfs_config *config;
 	struct kvfs_cache *cache;
 	time_t mount_time;
+	/* Every open file's handle: the kernel drops the RELEASE of a file
+	 * closed as the mount goes away, so what is left is freed at exit. */
+	pthread_mutex_t handles_lock;
+	struct handle *handles;
 };
 
 enum node_kind {
@@ -89,6 +94,7 @@ struct node {
 
 /* What an open file reads from: one snapshot of one version's files. */
 struct handle {
+	struct handle *prev, *next; /* fs->handles */
 	struct kvfs_files *files;
 	const void *data;
 	size_t len;
@@ -539,6 +545,12 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	h->files = files;
 	h->data = v.data;
 	h->len = v.len;
+	pthread_mutex_lock(&fs->handles_lock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->handles_lock);
 
 	fi->fh = (uint64_t)(uintptr_t)h;
 	if (current) {
@@ -572,11 +584,25 @@ static int kvfs_read(const char *path, char *buf, size_t size, off_t off,
 	return (int)size;
 }
 
+static void handle_unlink_locked(struct fs *fs, struct handle *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+}
+
 static int kvfs_release(const char *path, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct fs *fs = fs_get();
 
 	if (h) {
+		pthread_mutex_lock(&fs->handles_lock);
+		handle_unlink_locked(fs, h);
+		pthread_mutex_unlock(&fs->handles_lock);
 		kvfs_files_unref(h->files);
 		free(h);
 		fi->fh = 0;
@@ -981,7 +1007,10 @@ static int ignore_sighup(void)
 
 int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache)
 {
-	struct fs fs = {.config = c, .cache = cache, .mount_time = time(NULL)};
+	struct fs fs = {.config = c,
+			.cache = cache,
+			.mount_time = time(NULL),
+			.handles_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct fuse_args args = FUSE_ARGS_INIT(c->fuse_argc, c->fuse_argv);
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
@@ -1041,6 +1070,14 @@ out_unmount:
 	fuse_unmount(fuse);
 out_destroy:
 	fuse_destroy(fuse);
+	/* No request runs any more: free the handles never released. */
+	while (fs.handles) {
+		struct handle *h = fs.handles;
+
+		handle_unlink_locked(&fs, h);
+		kvfs_files_unref(h->files);
+		free(h);
+	}
 out_args:
 	if (lc)
 		fuse_loop_cfg_destroy(lc);
