@@ -266,7 +266,11 @@ static int parse_https_origin(const char *arg, char **ret)
 	if (*p != '\0')
 		return -EINVAL;
 
+	/* A DNS name has at most 253 characters; a longer host could never
+	 * resolve, and the vault client refuses it as an origin. */
 	hlen = (size_t)(host_end - host);
+	if (hlen > 253)
+		return -EINVAL;
 	url = malloc(8 + hlen + 7);
 	if (!url)
 		return -ENOMEM;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -45,6 +46,10 @@ struct fs {
 	const struct kvfs_config *config;
 	struct kvfs_cache *cache;
 	time_t mount_time;
+	/* Every open file's handle: the kernel drops the RELEASE of a file
+	 * closed as the mount goes away, so what is left is freed at exit. */
+	pthread_mutex_t handles_lock;
+	struct handle *handles;
 };
 
 enum node_kind {
@@ -99,6 +104,7 @@ struct node {
 
 /* What an open file reads from: one snapshot of one version's files. */
 struct handle {
+	struct handle *prev, *next; /* fs->handles */
 	struct kvfs_files *files;
 	const void *data;
 	size_t len;
@@ -532,7 +538,19 @@ static bool caller_is_owner(const struct fs *fs)
 	return uid == 0 || uid == fs->config->uid;
 }
 
-static int control_open(const struct fs *fs, const struct node *n,
+/* Open handles are listed, so that those the kernel never releases are
+ * freed at exit. */
+static void handle_track(struct fs *fs, struct handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+static int control_open(struct fs *fs, const struct node *n,
 			struct fuse_file_info *fi)
 {
 	struct handle *h;
@@ -553,6 +571,7 @@ static int control_open(const struct fs *fs, const struct node *n,
 		return r;
 	}
 	h->data = h->owned;
+	handle_track(fs, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	return 0;
@@ -724,6 +743,7 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	h->len = v.len;
 	h->cached = counted;
 	h->st = st;
+	handle_track(fs, h);
 
 	fi->fh = (uint64_t)(uintptr_t)h;
 	if (cacheable) {
@@ -760,11 +780,25 @@ static int kvfs_read(const char *path, char *buf, size_t size, off_t off,
 	return (int)size;
 }
 
+static void handle_unlink_locked(struct fs *fs, struct handle *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+}
+
 static int kvfs_release(const char *path, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct fs *fs = fs_get();
 
 	if (h) {
+		pthread_mutex_lock(&fs->handles_lock);
+		handle_unlink_locked(fs, h);
+		pthread_mutex_unlock(&fs->handles_lock);
 		kvfs_files_release(h->files, h->cached);
 		free(h->owned);
 		free(h);
@@ -1246,7 +1280,10 @@ static void invalidate_change(void *data, const struct kvfs_change *c)
 
 int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache)
 {
-	struct fs fs = {.config = c, .cache = cache, .mount_time = time(NULL)};
+	struct fs fs = {.config = c,
+			.cache = cache,
+			.mount_time = time(NULL),
+			.handles_lock = PTHREAD_MUTEX_INITIALIZER};
 	struct fuse_args args = FUSE_ARGS_INIT(c->fuse_argc, c->fuse_argv);
 	struct fuse_loop_config *lc = NULL;
 	struct fuse_session *se = NULL;
@@ -1323,6 +1360,15 @@ out_unmount:
 out_destroy:
 	kvfs_reval_free(reval);
 	fuse_destroy(fuse);
+	/* No request runs any more: free the handles never released. */
+	while (fs.handles) {
+		struct handle *h = fs.handles;
+
+		handle_unlink_locked(&fs, h);
+		kvfs_files_release(h->files, h->cached);
+		free(h->owned);
+		free(h);
+	}
 out_args:
 	if (lc)
 		fuse_loop_cfg_destroy(lc);

@@ -96,35 +96,135 @@ int kvfs_pki_base64_decode(const char *in, size_t len, unsigned char **ret,
 	return 0;
 }
 
-static void x509_freep(X509 **x)
-{
-	X509_free(*x);
-}
-
 static void bio_freep(BIO **b)
 {
 	BIO_free(*b);
 }
 
+static void x509_name_freep(X509_NAME **n)
+{
+	X509_NAME_free(*n);
+}
+
+/* ---- the shape of a DER certificate ----
+ *
+ * The vault's "cer" is only ever copied out (cert.pem, cert.der) and
+ * hashed; decoding it with d2i_X509() to check that it is a certificate
+ * made OpenSSL 3 decode its public key through the provider decoders, more
+ * than half of the daemon's CPU on a cold read.  A walk over the DER
+ * elements of RFC 5280's Certificate is enough to refuse what is not one,
+ * and finds the subject for the extended attributes. */
+
+#define DER_SEQUENCE 0x30
+#define DER_INTEGER 0x02
+#define DER_BIT_STRING 0x03
+#define DER_VERSION 0xa0 /* [0] EXPLICIT */
+
+struct der_elem {
+	unsigned char tag;
+	const unsigned char *start; /* the tag byte */
+	const unsigned char *body;
+	size_t len;		  /* of the body */
+	const unsigned char *end; /* just past the body */
+};
+
+/* The element at *p, which must end by end: a low-number tag and a
+ * definite length in its shortest form, as DER has them. */
+static int der_next(const unsigned char **p, const unsigned char *end,
+		    struct der_elem *e)
+{
+	const unsigned char *q = *p;
+	size_t len;
+
+	if (end - q < 2)
+		return -EINVAL;
+	e->start = q;
+	e->tag = *q++;
+	if ((e->tag & 0x1f) == 0x1f)
+		return -EINVAL;
+	len = *q++;
+	if (len & 0x80) {
+		size_t n = len & 0x7f;
+
+		/* 0x80 is BER's indefinite length; a zero first byte or a
+		 * long form for less than 128 is not the shortest form. */
+		if (n == 0 || n > 4 || (size_t)(end - q) < n || q[0] == 0)
+			return -EINVAL;
+		len = 0;
+		while (n-- > 0)
+			len = len << 8 | *q++;
+		if (len < 0x80)
+			return -EINVAL;
+	}
+	if (len > (size_t)(end - q))
+		return -EINVAL;
+	e->body = q;
+	e->len = len;
+	e->end = q + len;
+	*p = e->end;
+	return 0;
+}
+
+static int der_expect(const unsigned char **p, const unsigned char *end,
+		      unsigned char tag, struct der_elem *e)
+{
+	if (der_next(p, end, e) < 0 || e->tag != tag)
+		return -EINVAL;
+	return 0;
+}
+
+/* Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm,
+ * signatureValue BIT STRING }, of exactly len bytes, whose TBSCertificate
+ * holds [version], serial, signature, issuer, validity, subject and
+ * subjectPublicKeyInfo in that order, then only context-specific fields
+ * (unique ids, extensions).  ret_subject: the subject Name element. */
+static int der_cert_walk(const unsigned char *der, size_t len,
+			 struct der_elem *ret_subject)
+{
+	const unsigned char *end = der + len, *p = der, *t;
+	struct der_elem cert, tbs, alg, sig, e, subject;
+
+	if (der_expect(&p, end, DER_SEQUENCE, &cert) < 0 || p != end)
+		return -EINVAL;
+	p = cert.body;
+	if (der_expect(&p, cert.end, DER_SEQUENCE, &tbs) < 0 ||
+	    der_expect(&p, cert.end, DER_SEQUENCE, &alg) < 0 ||
+	    der_expect(&p, cert.end, DER_BIT_STRING, &sig) < 0 ||
+	    p != cert.end || sig.len < 1 || sig.body[0] > 7)
+		return -EINVAL;
+
+	t = tbs.body;
+	if (der_next(&t, tbs.end, &e) < 0)
+		return -EINVAL;
+	if (e.tag == DER_VERSION && der_next(&t, tbs.end, &e) < 0)
+		return -EINVAL;
+	if (e.tag != DER_INTEGER || e.len < 1 ||
+	    der_expect(&t, tbs.end, DER_SEQUENCE, &e) < 0 || /* signature */
+	    der_expect(&t, tbs.end, DER_SEQUENCE, &e) < 0 || /* issuer */
+	    der_expect(&t, tbs.end, DER_SEQUENCE, &e) < 0 || /* validity */
+	    der_expect(&t, tbs.end, DER_SEQUENCE, &subject) < 0 ||
+	    der_expect(&t, tbs.end, DER_SEQUENCE, &e) < 0) /* key */
+		return -EINVAL;
+	while (t != tbs.end)
+		if (der_next(&t, tbs.end, &e) < 0 || (e.tag & 0xc0) != 0x80)
+			return -EINVAL;
+
+	if (ret_subject)
+		*ret_subject = subject;
+	return 0;
+}
+
 int kvfs_pki_der_to_pem(const unsigned char *der, size_t len, char **ret_pem,
 			size_t *ret_len)
 {
-	_cleanup_(x509_freep) X509 *x = NULL;
 	_cleanup_(bio_freep) BIO *bio = NULL;
-	const unsigned char *p = der;
 	char *data = NULL, *pem;
 	long n;
 
 	if (!der || len == 0 || len > LONG_MAX)
 		return -EINVAL;
-
-	x = d2i_X509(NULL, &p, (long)len);
-	if (!x || p != der + len) {
-		/* Trailing bytes after the certificate are not a certificate
-		 * either. */
-		ERR_clear_error();
+	if (der_cert_walk(der, len, NULL) < 0)
 		return -EINVAL;
-	}
 
 	bio = BIO_new(BIO_s_mem());
 	if (!bio) {
@@ -273,6 +373,155 @@ static int parse_pem(const char *value, size_t len, struct parsed *p, char *why,
 	return 0;
 }
 
+/* ---- bounding a PKCS#12's key derivation ----
+ *
+ * A PKCS#12 names its own PBKDF iteration counts (the MAC's, and each
+ * encrypted bag's), and OpenSSL runs whatever count it is given: a secret
+ * of 2^31 iterations would keep a FUSE thread busy for hours.  Key Vault
+ * writes 2000, OpenSSL 2048, Windows at most a few 10,000s; more than
+ * PKCS12_MAX_ITER is refused before any derivation runs. */
+#define PKCS12_MAX_ITER 200000
+
+static void pbe2param_freep(PBE2PARAM **p)
+{
+	PBE2PARAM_free(*p);
+}
+
+static void pbkdf2param_freep(PBKDF2PARAM **p)
+{
+	PBKDF2PARAM_free(*p);
+}
+
+static void pbeparam_freep(PBEPARAM **p)
+{
+	PBEPARAM_free(*p);
+}
+
+static bool iter_ok(const ASN1_INTEGER *iter)
+{
+	long v;
+
+	/* Absent means 1 (RFC 7292's default for the MAC). */
+	if (!iter)
+		return true;
+	v = ASN1_INTEGER_get(iter);
+	return v >= 1 && v <= PKCS12_MAX_ITER;
+}
+
+/* The iteration count of a PBES1 or PBES2 (PBKDF2) algorithm is within
+ * bounds; any other algorithm derives nothing. */
+static bool pbe_ok(const X509_ALGOR *alg)
+{
+	const ASN1_OBJECT *obj;
+	const void *param;
+	int ptype;
+
+	X509_ALGOR_get0(&obj, &ptype, &param, alg);
+	if (OBJ_obj2nid(obj) == NID_pbes2) {
+		_cleanup_(pbe2param_freep) PBE2PARAM *p2 = NULL;
+		_cleanup_(pbkdf2param_freep) PBKDF2PARAM *kdf = NULL;
+
+		if (ptype != V_ASN1_SEQUENCE)
+			return false;
+		p2 = ASN1_TYPE_unpack_sequence(
+			ASN1_ITEM_rptr(PBE2PARAM),
+			(const ASN1_TYPE *)alg->parameter);
+		if (!p2 || !p2->keyfunc)
+			return false;
+		if (OBJ_obj2nid(p2->keyfunc->algorithm) != NID_id_pbkdf2)
+			return true; /* scrypt and the like: OpenSSL's limits */
+		kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+						p2->keyfunc->parameter);
+		return kdf && iter_ok(kdf->iter);
+	}
+	if (ptype == V_ASN1_SEQUENCE) {
+		_cleanup_(pbeparam_freep) PBEPARAM *p1 =
+			ASN1_TYPE_unpack_sequence(
+				ASN1_ITEM_rptr(PBEPARAM),
+				(const ASN1_TYPE *)alg->parameter);
+
+		/* Not a PBES1 parameter: not a key derivation either. */
+		return !p1 || iter_ok(p1->iter);
+	}
+	return true;
+}
+
+static bool bags_ok(const STACK_OF(PKCS12_SAFEBAG) * bags, int depth)
+{
+	if (depth > 3)
+		return false;
+	for (int i = 0; i < sk_PKCS12_SAFEBAG_num(bags); i++) {
+		const PKCS12_SAFEBAG *bag = sk_PKCS12_SAFEBAG_value(bags, i);
+		const X509_ALGOR *alg = NULL;
+
+		switch (PKCS12_SAFEBAG_get_nid(bag)) {
+		case NID_pkcs8ShroudedKeyBag:
+			X509_SIG_get0(PKCS12_SAFEBAG_get0_pkcs8(bag), &alg,
+				      NULL);
+			if (!alg || !pbe_ok(alg))
+				return false;
+			break;
+		case NID_safeContentsBag:
+			if (!bags_ok(PKCS12_SAFEBAG_get0_safes(bag), depth + 1))
+				return false;
+			break;
+		default:
+			break;
+		}
+	}
+	return true;
+}
+
+static void authsafes_freep(STACK_OF(PKCS7) * *s)
+{
+	sk_PKCS7_pop_free(*s, PKCS7_free);
+}
+
+static void bags_freep(STACK_OF(PKCS12_SAFEBAG) * *s)
+{
+	sk_PKCS12_SAFEBAG_pop_free(*s, PKCS12_SAFEBAG_free);
+}
+
+/* Every iteration count of p12 is within bounds, checked in the order
+ * OpenSSL would derive keys: the MAC's, then each encrypted bag's before
+ * it is decrypted (with the password pass, which verified the MAC), then
+ * the shrouded keys'. */
+static bool pkcs12_bounded(PKCS12 *p12, const char *pass)
+{
+	_cleanup_(authsafes_freep) STACK_OF(PKCS7) *safes = NULL;
+	const ASN1_INTEGER *iter = NULL;
+
+	if (PKCS12_mac_present(p12)) {
+		PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
+		if (!iter_ok(iter))
+			return false;
+	}
+	safes = PKCS12_unpack_authsafes(p12);
+	if (!safes)
+		return false;
+	for (int i = 0; i < sk_PKCS7_num(safes); i++) {
+		_cleanup_(bags_freep) STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
+		PKCS7 *p7 = sk_PKCS7_value(safes, i);
+
+		switch (OBJ_obj2nid(p7->type)) {
+		case NID_pkcs7_data:
+			bags = PKCS12_unpack_p7data(p7);
+			break;
+		case NID_pkcs7_encrypted:
+			if (!p7->d.encrypted || !p7->d.encrypted->enc_data ||
+			    !pbe_ok(p7->d.encrypted->enc_data->algorithm))
+				return false;
+			bags = PKCS12_unpack_p7encdata(p7, pass, -1);
+			break;
+		default:
+			continue; /* PKCS12_parse() skips it too */
+		}
+		if (!bags || !bags_ok(bags, 0))
+			return false;
+	}
+	return true;
+}
+
 /* Key Vault protects its PKCS#12 with the NULL password; PKCS12_parse()
  * tries that and the empty one itself. */
 static int parse_pkcs12(const char *value, size_t len, struct parsed *p,
@@ -282,6 +531,8 @@ static int parse_pkcs12(const char *value, size_t len, struct parsed *p,
 	unsigned char *der = NULL;
 	const unsigned char *q;
 	STACK_OF(X509) *ca = NULL;
+	const ASN1_INTEGER *iter = NULL;
+	const char *pass;
 	X509 *leaf = NULL;
 	size_t dlen = 0;
 	int r;
@@ -302,6 +553,26 @@ static int parse_pkcs12(const char *value, size_t len, struct parsed *p,
 		ERR_clear_error();
 		why_set(why, why_len, "the secret is not a PKCS#12");
 		return r;
+	}
+	/* The MAC tells which of the two passwords it is; its own count is
+	 * checked before it is verified. */
+	PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
+	if (PKCS12_mac_present(p12) && !iter_ok(iter)) {
+		ERR_clear_error();
+		why_set(why, why_len,
+			"the PKCS#12 asks for too many key derivation "
+			"iterations");
+		return -EBADMSG;
+	}
+	pass = !PKCS12_mac_present(p12) || PKCS12_verify_mac(p12, NULL, 0)
+		       ? NULL
+		       : "";
+	if (!pkcs12_bounded(p12, pass)) {
+		ERR_clear_error();
+		why_set(why, why_len,
+			"the PKCS#12 is malformed or asks for too many key "
+			"derivation iterations");
+		return -EBADMSG;
 	}
 	if (!PKCS12_parse(p12, NULL, &p->key, &leaf, &ca) &&
 	    !PKCS12_parse(p12, "", &p->key, &leaf, &ca)) {
@@ -552,26 +823,31 @@ int kvfs_pki_cert_info(const unsigned char *der, size_t len, char **ret_subject,
 	static const char hex[] = "0123456789abcdef";
 	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				     "abcdefghijklmnopqrstuvwxyz0123456789-_";
-	_cleanup_(x509_freep) X509 *x = NULL;
+	_cleanup_(x509_name_freep) X509_NAME *name = NULL;
 	_cleanup_(bio_freep) BIO *b = NULL;
 	unsigned char sha256[SHA256_DIGEST_LENGTH], sha1[SHA_DIGEST_LENGTH];
-	const unsigned char *p = der;
+	struct der_elem s;
+	const unsigned char *p;
 	char *subject;
 	size_t sl, k = 0;
 	int r;
 
 	if (!der || len == 0 || len > LONG_MAX)
 		return -EINVAL;
-	x = d2i_X509(NULL, &p, (long)len);
-	if (!x || p != der + len) {
+	/* Only the subject is decoded, not the whole certificate: see
+	 * der_cert_walk(). */
+	if (der_cert_walk(der, len, &s) < 0)
+		return -EINVAL;
+	p = s.start;
+	name = d2i_X509_NAME(NULL, &p, (long)(s.end - s.start));
+	if (!name || p != s.end) {
 		ERR_clear_error();
 		return -EINVAL;
 	}
 	b = BIO_new(BIO_s_mem());
 	if (!b)
 		return -ENOMEM;
-	if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0,
-			       XN_FLAG_RFC2253) < 0) {
+	if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) < 0) {
 		ERR_clear_error();
 		return -EINVAL;
 	}

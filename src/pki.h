@@ -47,13 +47,15 @@ void kvfs_pki_secret_files_clear(struct kvfs_pki_secret_files *f);
 /* What the extended attributes show of a DER certificate: the subject in
  * RFC 2253 form (as `openssl x509 -noout -subject -nameopt RFC2253` prints
  * it), the lower-case hex SHA-256 of the DER and its x5t (base64url SHA-1,
- * no padding).  -EINVAL when der is not a certificate. */
+ * no padding).  -EINVAL when der does not have a certificate's DER
+ * structure (only the subject is decoded). */
 int kvfs_pki_cert_info(const unsigned char *der, size_t len, char **ret_subject,
 		       char ret_sha256[65], char ret_x5t[28]);
 
 /* DER certificate -> "-----BEGIN CERTIFICATE-----\n...-----END
- * CERTIFICATE-----\n" (64 columns).  -EINVAL when der is not a
- * certificate. */
+ * CERTIFICATE-----\n" (64 columns), der's bytes as they are.  -EINVAL when
+ * der does not have a certificate's DER structure (checked by walking it,
+ * not by decoding it: see pki.c). */
 int kvfs_pki_der_to_pem(const unsigned char *der, size_t len, char **ret_pem,
 			size_t *ret_len);
 

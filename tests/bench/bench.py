@@ -116,6 +116,16 @@ def cpu_seconds(pid):
         return None
 
 
+def vault_sockets(vault_url):
+    """The client ends (local address:port) of the TCP connections to the
+    fake vault's port, open or in TIME_WAIT, as ss sees them."""
+    port = vault_url.rsplit(":", 1)[1].split("/")[0]
+    out = subprocess.run(["ss", "-Htn", "state", "established", "state", "time-wait",
+                          "( dport = :%s )" % port],
+                         capture_output=True, text=True).stdout
+    return {line.split()[-2] for line in out.splitlines() if line.strip()}
+
+
 def machine():
     mem = 0
     with open("/proc/meminfo") as f:
@@ -327,6 +337,9 @@ class Bench:
         figures before it is unmounted."""
         fake.reset_log()
         fcpu0 = cpu_seconds(fake.proc.pid)
+        # Connections to the vault: those kvfs opened, still open or
+        # closed (TIME_WAIT lasts 60 s), less those of earlier clients.
+        socks0 = vault_sockets(fake.info["vault_url"])
         t0 = time.monotonic()
         m = Mount(self, fake, "cold%d" % threads).start()
         try:
@@ -343,6 +356,7 @@ class Bench:
                 "bytes": r["bytes"], "kvfs_cpu_s": cpu_seconds(m.proc.pid),
                 "fake_cpu_s": (cpu_seconds(fake.proc.pid) or 0) - (fcpu0 or 0),
                 "requests": count_requests(fake.log()),
+                "connections": len(vault_sockets(fake.info["vault_url"]) - socks0),
             }
             if r["errors"]:
                 log("kvfs cold (%d threads): %d read errors (errno %d)"
@@ -678,6 +692,7 @@ def summarize(results):
                               "vault", "throttled", "errors")},
                 "fake_cpu_s": med(k, "fake_cpu_s"),
                 "kvfs_cpu_s": med(k, "kvfs_cpu_s"),
+                "connections": med(k, "connections"),
                 "read_errors": med(k, "read_errors"),
             }
         if any("warm" in r.get("kvfs_seq", {}) for r in runs):
@@ -724,8 +739,8 @@ def markdown(results):
                      % (mn["total"], mn["pages"], mn["bundles"]))
             L.append("")
             L.append("| client | wall | × kvfs seq | token+pages+bundles | ÷ minimum "
-                     "| discovery | 401 challenge | fake CPU |")
-            L.append("|---|---|---|---|---|---|---|---|")
+                     "| discovery | 401 challenge | fake CPU | kvfs CPU | vault connections |")
+            L.append("|---|---|---|---|---|---|---|---|---|---|")
             labels = {"kvfs_seq": "kvfs, 1 reader", "curl": "curl + jq loop (%s)",
                       "sdk_seq": "JS SDK, sequential",
                       "sdk_conc": "JS SDK, %d concurrent" % a["sdk_concurrency"]}
@@ -736,12 +751,14 @@ def markdown(results):
                 if k == "curl":
                     label = label % ("%d run" % c["runs"] + ("s" if c["runs"] > 1 else ""))
                 rq = c["requests"]
-                L.append("| %s | %s | %s | %d (%d + %d + %d) | %s | %d | %d | %s |" % (
+                L.append("| %s | %s | %s | %d (%d + %d + %d) | %s | %d | %d | %s | %s | %s |" % (
                     label, fmt_s(c["wall_s"]),
                     fmt_ratio(c["wall_s"] / base) if base else "–",
                     rq["counted"], rq["token"], rq["pages"], rq["bundles"],
                     "%.3f" % (rq["counted"] / mn["total"]), rq["discovery"], rq["challenge"],
-                    fmt_s(c["fake_cpu_s"])))
+                    fmt_s(c["fake_cpu_s"]), fmt_s(c["kvfs_cpu_s"]) if k.startswith("kvfs")
+                    else "–", "%d" % c["connections"] if c["connections"] is not None
+                    else "–"))
             L.append("")
             kv = [k for k in cl if k.startswith("kvfs")]
             if kv:

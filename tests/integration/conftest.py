@@ -75,10 +75,13 @@ def clean_env(extra=None):
 
 
 def run_kvfs(args, env=None, timeout=60):
-    """Run kvfs to completion (for start-up failures, --help, ...)."""
-    return subprocess.run([util.kvfs_binary()] + args, env=clean_env(env),
-                          stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=timeout)
+    """Run kvfs to completion (for start-up failures, --help, ...), in the
+    foreground: under KVFS_WRAPPER a daemon would keep stderr open."""
+    r = subprocess.run(util.kvfs_command() + args, env=clean_env(env),
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=timeout)
+    util.check_sanitizer_output(r.stderr)
+    return r
 
 
 @pytest.fixture
@@ -94,7 +97,7 @@ def mount(fake, tmp_path):
         mnt = tmp_path / ("mnt%d" % len(mounts))
         mnt.mkdir()
         errpath = str(tmp_path / ("kvfs%d.stderr" % len(mounts)))
-        args = [binary or util.kvfs_binary(), "-f", "-o", option_string(opts),
+        args = util.kvfs_command(binary) + ["-f", "-o", option_string(opts),
                 vault or fake.info["vault_url"], str(mnt)]
         with open(errpath, "w") as err:
             proc = subprocess.Popen(args, env=clean_env(env),

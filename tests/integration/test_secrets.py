@@ -44,7 +44,7 @@ def start_mount(fake, path, errpath, app="secret", **extra):
     opts.update(extra)
     with open(errpath, "w") as err:
         proc = subprocess.Popen(
-            [util.kvfs_binary(), "-f", "-o", option_string(opts),
+            util.kvfs_command() + ["-f", "-o", option_string(opts),
              fake.info["vault_url"], str(path)],
             env=clean_env(), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     m = util.Mount(proc, str(path), errpath)

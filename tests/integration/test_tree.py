@@ -32,7 +32,7 @@ def shared_mount(fake, tmp_path_factory):
     errpath = str(mnt) + ".stderr"
     with open(errpath, "w") as err:
         proc = subprocess.Popen(
-            [util.kvfs_binary(), "-f", "-o", option_string(secret_options(fake)),
+            util.kvfs_command() + ["-f", "-o", option_string(secret_options(fake)),
              fake.info["vault_url"], str(mnt)],
             env=clean_env(), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     m = util.Mount(proc, str(mnt), errpath)

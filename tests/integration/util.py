@@ -3,6 +3,8 @@ test/util.py: start kvfs for real, wait for the mount, always unmount, and
 fail when the daemon printed a sanitizer report."""
 
 import os
+import re
+import shlex
 import subprocess
 import time
 
@@ -14,6 +16,11 @@ SANITIZER_MARKS = (
     "==ERROR",
 )
 
+# Under valgrind -q (KVFS_WRAPPER), everything valgrind prints but a
+# warning is an error report: invalid accesses, uninitialised values, and
+# definite leaks (--errors-for-leak-kinds=definite).
+VALGRIND_REPORT = re.compile(r"^==\d+== (?!Warning: )\S", re.M)
+
 
 def kvfs_binary():
     path = os.environ.get("KVFS_BINARY")
@@ -23,6 +30,19 @@ def kvfs_binary():
     if not os.access(path, os.X_OK):
         raise RuntimeError("kvfs binary not found at %s (set KVFS_BINARY)" % path)
     return os.path.abspath(path)
+
+
+# How much longer the daemon takes to start and to stop under the wrapper
+# (valgrind: start-up and the leak check at exit).
+SLOW = 4 if os.environ.get("KVFS_WRAPPER") else 1
+
+
+def kvfs_command(binary=None):
+    """The argv that starts the daemon: KVFS_WRAPPER (for example
+    "valgrind -q --error-exitcode=99 ..."; meson test --setup valgrind sets
+    it), then the binary (kvfs_binary() by default)."""
+    wrapper = shlex.split(os.environ.get("KVFS_WRAPPER", ""))
+    return wrapper + [binary or kvfs_binary()]
 
 
 def testhooks_binary():
@@ -64,6 +84,8 @@ def check_sanitizer_output(text):
     for mark in SANITIZER_MARKS:
         if mark in text:
             raise AssertionError("kvfs printed a sanitizer report:\n" + text)
+    if VALGRIND_REPORT.search(text):
+        raise AssertionError("kvfs printed a valgrind report:\n" + text)
 
 
 def umount(path):
@@ -72,7 +94,7 @@ def umount(path):
 
 
 def wait_for_mount(proc, path, timeout=20.0, stderr_path=None):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * SLOW
     while time.monotonic() < deadline:
         if is_mounted(path):
             return
@@ -108,7 +130,7 @@ class Mount:
             return
         umount(self.path)
         try:
-            code = self.proc.wait(timeout=timeout)
+            code = self.proc.wait(timeout=timeout * SLOW)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "vault.h"
 #include "tap.h"
 #include "util.h"
 
@@ -72,6 +73,8 @@ static void url_bad(const char *arg)
 
 static void test_vault_url(void)
 {
+	char *url253 = NULL;
+
 	url_ok("myvault", KVFS_CLOUD_PUBLIC, "https://myvault.vault.azure.net");
 	url_ok("My-Vault-01", KVFS_CLOUD_PUBLIC,
 	       "https://my-vault-01.vault.azure.net");
@@ -108,6 +111,21 @@ static void test_vault_url(void)
 	url_bad("https://host:");
 	url_bad("https://host:44a");
 	url_bad("https://host:0000443");
+	{
+		/* Longer than a DNS name can be (found by fuzz-url). */
+		char longhost[8 + 254 + 1] = "https://";
+
+		memset(longhost + 8, 'a', 254);
+		longhost[8 + 254] = '\0';
+		url_bad(longhost);
+		longhost[8 + 253] = '\0';
+		is_int(kvfs_config_vault_url(longhost, KVFS_CLOUD_PUBLIC,
+					     &url253),
+		       0, "a host of 253 characters is accepted");
+		ok(url253 && kvfs_vault_same_origin(url253, url253),
+		   "and the vault client takes it as an origin");
+		free(url253);
+	}
 	url_bad("https://user@host");
 	url_bad("https://user:pw@host");
 	url_bad("https://host/path");

@@ -36,12 +36,13 @@ static void decodes(const char *in, const char *want)
 
 static void refuses(const char *in, const char *why)
 {
-	unsigned char *out = (unsigned char *)"untouched";
+	static unsigned char untouched[] = "untouched";
+	unsigned char *out = untouched;
 	size_t len = 12345;
 	int r = kvfs_pki_base64_decode(in, strlen(in), &out, &len);
 
 	is_int(r, -EINVAL, "refuses %s", why);
-	ok(out == (unsigned char *)"untouched" && len == 12345,
+	ok(out == untouched && len == 12345,
 	   "out-parameters untouched on failure (%s)", why);
 }
 
@@ -100,6 +101,57 @@ static void test_base64(void)
 			out = NULL;
 		}
 	}
+}
+
+/* DER that is well-formed but not a certificate's shape, or a
+ * certificate's shape in BER rather than DER: the structural check must
+ * refuse each, as d2i_X509() did. */
+static void test_not_certificates(void)
+{
+	static const struct {
+		const char *what;
+		unsigned char der[24];
+		size_t len;
+	} bad[] = {
+		{"an empty SEQUENCE", {0x30, 0x00}, 2},
+		{"an INTEGER", {0x02, 0x01, 0x05}, 3},
+		{"a SEQUENCE of three INTEGERs",
+		 {0x30, 0x09, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x02, 0x01,
+		  0x01},
+		 11},
+		{"an indefinite length",
+		 {0x30, 0x80, 0x30, 0x00, 0x30, 0x00, 0x03, 0x01, 0x00, 0x00,
+		  0x00},
+		 11},
+		{"a long-form length under 128",
+		 {0x30, 0x81, 0x07, 0x30, 0x00, 0x30, 0x00, 0x03, 0x01, 0x00},
+		 10},
+		{"a length past the end",
+		 {0x30, 0x84, 0x7f, 0xff, 0xff, 0xff},
+		 6},
+		{"an empty TBSCertificate",
+		 {0x30, 0x07, 0x30, 0x00, 0x30, 0x00, 0x03, 0x01, 0x00},
+		 9},
+		{"a high tag number", {0x1f, 0x81, 0x00}, 3},
+	};
+	size_t der_len = 0, len = 0;
+	_cleanup_free_ unsigned char *der =
+		(unsigned char *)tap_slurp("pki-leaf.der", &der_len);
+	char sha256[65], x5t[28];
+	char *pem = NULL, *subject = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		is_int(kvfs_pki_der_to_pem(bad[i].der, bad[i].len, &pem, &len),
+		       -EINVAL, "not a certificate: %s", bad[i].what);
+		is_int(kvfs_pki_cert_info(bad[i].der, bad[i].len, &subject,
+					  sha256, x5t),
+		       -EINVAL, "no cert info: %s", bad[i].what);
+	}
+	if (!ok(der && der_len > 8, "pki-leaf.der read"))
+		return;
+	der[0] = 0x31; /* a SET, not a SEQUENCE */
+	is_int(kvfs_pki_der_to_pem(der, der_len, &pem, &len), -EINVAL,
+	       "a SET around the certificate is refused");
 }
 
 static void test_der_to_pem(void)
@@ -162,6 +214,7 @@ static void test_der_to_pem(void)
 	       "trailing bytes after the certificate are refused");
 	is_int(kvfs_pki_der_to_pem(NULL, 0, &pem, &len), -EINVAL,
 	       "empty input is refused");
+	test_not_certificates();
 }
 
 static char *cat2(const char *a, const char *b)
@@ -344,6 +397,15 @@ static void test_secret_files(void)
 	r = build("pki/rsa-leaf.der", "application/x-pkcs12",
 		  "pki/rsa-leaf.der", &f, why, sizeof(why));
 	is_int(r, -EBADMSG, "binary that is not base64 is refused");
+	/* A PKCS#12 names its own PBKDF iteration counts: 250,000 (Key
+	 * Vault writes 2000) is refused before any key is derived, for the
+	 * MAC and for the encrypted bags alike. */
+	r = build("pki/self-iter.p12.b64", "application/x-pkcs12",
+		  "pki/self-leaf.der", &f, why, sizeof(why));
+	is_int(r, -EBADMSG, "a MAC of 250,000 iterations is refused (%s)", why);
+	r = build("pki/self-iter-bags.p12.b64", "application/x-pkcs12",
+		  "pki/self-leaf.der", &f, why, sizeof(why));
+	is_int(r, -EBADMSG, "bags of 250,000 iterations are refused (%s)", why);
 
 	{
 		static const char *const bad[][2] = {

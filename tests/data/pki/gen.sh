@@ -40,6 +40,12 @@ open("rsa-nokey.p12.b64", "w").write(base64.b64encode(
 open("self-secret.p12.b64", "w").write(base64.b64encode(
     pkcs12.build(skey, load("self-leaf.pem"))).decode())
 PY
+# PKCS#12 with too many PBKDF iterations: the MAC's and the bags' (250,000),
+# and the bags' alone (the MAC at 1)
+openssl pkcs12 -export -inkey self.key -in self-leaf.pem -passout pass: -iter 250000 |
+	base64 -w0 > self-iter.p12.b64
+openssl pkcs12 -export -inkey self.key -in self-leaf.pem -passout pass: -iter 250000 -nomaciter |
+	base64 -w0 > self-iter-bags.p12.b64
 # what the extended attributes must show of rsa-leaf
 openssl x509 -in rsa-leaf.pem -noout -subject -nameopt RFC2253 | sed 's/^subject=//' > rsa-leaf.subject
 openssl dgst -sha256 -r rsa-leaf.der | cut -d' ' -f1 > rsa-leaf.sha256
