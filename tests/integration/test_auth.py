@@ -5,7 +5,6 @@ log), fails fast and clearly where it should, and never prints a secret."""
 import base64
 import json
 import os
-import threading
 import uuid
 
 import pytest
@@ -300,21 +299,7 @@ def test_concurrent_401s_share_one_refresh(mount, az):
     az.revoke_tokens()
     az.reset_log()
     names = ["bulk-%03d" % i for i in range(8)]
-    errors = []
-    barrier = threading.Barrier(len(names))
-
-    def reader(name):
-        barrier.wait()
-        try:
-            read_cert(m, name)
-        except Exception as e:  # noqa: BLE001 - collected and asserted
-            errors.append("%s: %r" % (name, e))
-
-    threads = [threading.Thread(target=reader, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = util.read_concurrently(lambda name: read_cert(m, name), names)
     assert errors == []
     assert [e["status"] for e in token_posts(az)] == [200]
     assert len([e for e in az.log("vault") if e["status"] == 200]) == 8

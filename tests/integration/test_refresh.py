@@ -5,7 +5,6 @@ arriving together after expiry share one token request.  These tests own a
 fake Azure of their own, because they change its token lifetimes."""
 
 import subprocess
-import threading
 import time
 
 import pytest
@@ -100,21 +99,7 @@ def test_failed_refresh_keeps_token_and_eight_readers_share_one_request(mount, a
     az.reset_log()
     az.clear_faults()
     batch = [next(names) for _ in range(8)]
-    errors = []
-    barrier = threading.Barrier(len(batch))
-
-    def reader(name):
-        barrier.wait()
-        try:
-            read_cert(m, name)
-        except Exception as e:  # noqa: BLE001 - collected and asserted
-            errors.append("%s: %r" % (name, e))
-
-    threads = [threading.Thread(target=reader, args=(n,)) for n in batch]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = util.read_concurrently(lambda name: read_cert(m, name), batch)
     assert errors == []
     ok = [e for e in token_posts(az) if e["status"] == 200]
     assert len(ok) == 1, "8 readers at expiry: exactly one token request"

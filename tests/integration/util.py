@@ -140,3 +140,26 @@ class Mount:
         text = self.stderr()
         check_sanitizer_output(text)
         assert code == 0, "kvfs exited with %d:\n%s" % (code, text)
+
+
+def read_concurrently(fn, args):
+    """Call fn(arg) for every arg at once from its own thread, released
+    together by a barrier; returns the errors as "arg: repr" strings."""
+    import threading
+
+    errors = []
+    barrier = threading.Barrier(len(args))
+
+    def run(arg):
+        barrier.wait()
+        try:
+            fn(arg)
+        except Exception as e:  # noqa: BLE001 - collected for the caller
+            errors.append("%s: %r" % (arg, e))
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
