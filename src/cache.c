@@ -15,6 +15,7 @@
  * mutex is never held across a vault call. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -872,6 +873,31 @@ int kvfs_cache_files_kernel(struct kvfs_cache *cache, const char *name,
 	return kvfs_cache_files(cache, name, ret);
 }
 
+/* A reader's fetch failed.  When the retry gate held the request back, the
+ * gate's own line ("vault ... is failing", then "answers again") already
+ * says why, and a line per reader would only repeat it with a countdown:
+ * debug level, and the last error of .kvfs/status stays the vault's own.
+ * Anything else is a warning, ten lines a minute. */
+static void fetch_failed(const struct kvfs_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void fetch_failed(const struct kvfs_error *err, const char *fmt, ...)
+{
+	char what[320], msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	kvfs_error_describe(err, msg, sizeof(msg));
+	if (err->not_sent) {
+		log_debug("%s: %s", what, msg);
+		return;
+	}
+	log_warning_ratelimited("%s: %s", what, msg);
+	kvfs_metrics_error("%s: %s", what, msg);
+}
+
 /* The network part of a first use: GET the bundle, build the files.  Runs
  * without the lock. */
 static int files_fetch(struct kvfs_cache *cache, const char *name,
@@ -879,7 +905,6 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 {
 	struct kvfs_error err;
 	struct kvfs_files *f;
-	char msg[512];
 	int r;
 
 	f = calloc(1, sizeof(*f));
@@ -891,13 +916,8 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 	r = kvfs_vault_get_certificate(cache->vault, name, version, &f->bundle,
 				       &err);
 	if (r < 0) {
-		kvfs_error_describe(&err, msg, sizeof(msg));
-		log_warning_ratelimited("cannot get certificate '%s%s%s': %s",
-					name, version ? "/" : "",
-					version ? version : "", msg);
-		kvfs_metrics_error("cannot get certificate '%s%s%s': %s", name,
-				   version ? "/" : "", version ? version : "",
-				   msg);
+		fetch_failed(&err, "cannot get certificate '%s%s%s'", name,
+			     version ? "/" : "", version ? version : "");
 		free(f);
 		/* What a reader can act on passes through; the rest of the
 		 * backend's trouble is an I/O error. */
@@ -928,7 +948,6 @@ static int versions_fetch(struct kvfs_cache *cache, const char *name,
 {
 	struct kvfs_versions *v;
 	struct kvfs_error err;
-	char msg[512];
 	int r;
 
 	v = calloc(1, sizeof(*v));
@@ -938,10 +957,7 @@ static int versions_fetch(struct kvfs_cache *cache, const char *name,
 	kvfs_error_clear(&err);
 	r = kvfs_vault_list_versions(cache->vault, name, &v->list, &err);
 	if (r < 0) {
-		kvfs_error_describe(&err, msg, sizeof(msg));
-		log_warning("cannot list the versions of '%s': %s", name, msg);
-		kvfs_metrics_error("cannot list the versions of '%s': %s", name,
-				   msg);
+		fetch_failed(&err, "cannot list the versions of '%s'", name);
 		free(v);
 		return r == -ENOENT || r == -EACCES ? r : -EIO;
 	}
@@ -1166,7 +1182,6 @@ static int secret_fetch(struct kvfs_cache *cache, const struct kvfs_files *f,
 	kvfs_error_clear(&err);
 	r = kvfs_vault_get_secret(cache->vault, b->sid, &sec, &err);
 	if (r < 0) {
-		kvfs_error_describe(&err, msg, sizeof(msg));
 		if (kvfs_vault_error_secret_disabled(&err)) {
 			/* Not an authentication failure: the version is
 			 * disabled, and its files closed anyway. */
@@ -1174,10 +1189,8 @@ static int secret_fetch(struct kvfs_cache *cache, const struct kvfs_files *f,
 				 b->version);
 			return -EACCES;
 		}
-		log_warning("cannot get the secret of '%s/%s': %s", b->name,
-			    b->version, msg);
-		kvfs_metrics_error("cannot get the secret of '%s/%s': %s",
-				   b->name, b->version, msg);
+		fetch_failed(&err, "cannot get the secret of '%s/%s'", b->name,
+			     b->version);
 		/* A body that did not parse says nothing lasting about the
 		 * secret: -EIO, not kept. */
 		return r == -EACCES ? r : -EIO;

@@ -16,6 +16,7 @@ struct kvfs_error {
 	char aadsts[24];    /* "AADSTS7000215" when Entra ID said so */
 	char endpoint[256]; /* scheme://host[:port]/path, never a query */
 	char message[256];  /* short human text: curl's, or the service's */
+	int not_sent;	    /* the retry gate held the request back */
 };
 
 void kvfs_error_clear(struct kvfs_error *e);

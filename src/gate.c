@@ -279,6 +279,8 @@ int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
 			if (tried)
 				return r;
 			kvfs_error_clear(err);
+			if (err)
+				err->not_sent = 1;
 			if (wait_ms > 0)
 				kvfs_error_set_message(
 					err,
