@@ -162,6 +162,8 @@ def machine():
 class Mount:
     """One kvfs -f daemon on its own mount point."""
 
+    name = "kvfs"
+
     def __init__(self, bench, fake, label):
         self.bench = bench
         self.fake = fake
@@ -187,14 +189,17 @@ class Mount:
         }
         return ",".join("%s=%s" % kv for kv in opts.items())
 
+    def argv(self):
+        return [self.bench.kvfs, "-f", "-o", self.options(), self.fake.info["vault_url"],
+                self.path]
+
     def start(self, wait=True):
         env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
         dev = os.stat(self.path).st_dev
         t0 = time.monotonic()
         with open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(
-                [self.bench.kvfs, "-f", "-o", self.options(), self.fake.info["vault_url"],
-                 self.path], env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+            self.proc = subprocess.Popen(self.argv(), env=env, stdin=subprocess.DEVNULL,
+                                         stdout=err, stderr=err)
         self.bench.mounts.append(self)
         if not wait:
             return self
@@ -209,10 +214,10 @@ class Mount:
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                raise RuntimeError("kvfs exited with %d before mounting: %s"
-                                   % (self.proc.returncode, self.stderr()))
+                raise RuntimeError("%s exited with %d before mounting: %s"
+                                   % (self.name, self.proc.returncode, self.stderr()))
             time.sleep(0.0005)
-        raise RuntimeError("kvfs did not mount %s within 120 s" % self.path)
+        raise RuntimeError("%s did not mount %s within 120 s" % (self.name, self.path))
 
     def mounted(self):
         try:
@@ -245,6 +250,47 @@ class Mount:
             self.bench.mounts.remove(self)
 
 
+class NullfsMount(Mount):
+    """nullfs -f (nullfs.c) serving a copy of a tree from memory: the FUSE
+    floor under kvfs's warm figures."""
+
+    name = "nullfs"
+
+    def __init__(self, bench, source, no_open=False):
+        super().__init__(bench, None, "nullfs-noopen" if no_open else "nullfs")
+        self.source = source
+        self.no_open = no_open
+
+    def argv(self):
+        # kvfs's mount options (build_fuse_argv in src/config.c) but its
+        # fsname; the bench mounts kvfs without allow_other.
+        return ([self.bench.nullfs] + (["--no-open"] if self.no_open else [])
+                + [self.source, self.path, "-f", "-o", "ro,subtype=nullfs,fsname=nullfs"])
+
+    def requests(self):
+        """The requests nullfs served, which it prints as it exits."""
+        for line in reversed(self.stderr().splitlines()):
+            if line.startswith("nullfs: {"):
+                return json.loads(line.split(": ", 1)[1])
+        return None
+
+
+def kvfs_fuse_defines():
+    """src/fs.c's timeouts and thread cap as -D flags: nullfs is built
+    with kvfs's settings, whatever they become."""
+    want = ("ENTRY_TIMEOUT", "ATTR_TIMEOUT", "NEGATIVE_TIMEOUT", "MAX_THREADS")
+    found = {}
+    with open(os.path.join(REPO, "src", "fs.c")) as f:
+        for line in f:
+            w = line.split()
+            if len(w) >= 3 and w[0] == "#define" and w[1] in want:
+                found[w[1]] = w[2]
+    missing = [k for k in want if k not in found]
+    if missing:
+        raise RuntimeError("src/fs.c defines no %s" % ", ".join(missing))
+    return ["-D%s=%s" % (k, found[k]) for k in want]
+
+
 # --------------------------------------------------------------------------
 # the benchmark
 
@@ -258,6 +304,7 @@ class Bench:
         self.tmpfs = []
         self.kvfs = None
         self.tool = None
+        self.nullfs = None
         self.counter = 0
 
     def mkdir(self, label):
@@ -282,14 +329,22 @@ class Bench:
             subprocess.run(["ninja", "-C", build, "kvfs"], cwd=REPO, check=True,
                            stdout=subprocess.DEVNULL)
             self.kvfs = os.path.join(build, "kvfs")
-        self.tool = os.path.join(self.tmp, "benchtool")
-        subprocess.run(["cc", "-O2", "-Wall", "-pthread", "-o", self.tool,
-                        os.path.join(HERE, "benchtool.c")], check=True)
+        self.tool = self.cc("benchtool")
+        fuse = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], check=True,
+                              capture_output=True, text=True).stdout.split()
+        self.nullfs = self.cc("nullfs", kvfs_fuse_defines() + fuse)
         if "sdk" in self.args.only and not os.path.isdir(
                 os.path.join(REPO, "tests", "sdk", "node_modules", "@azure")):
             log("npm ci --prefix tests/sdk")
             subprocess.run(["npm", "ci", "--prefix", os.path.join(REPO, "tests", "sdk")],
                            check=True, stdout=subprocess.DEVNULL)
+
+    def cc(self, name, flags=()):
+        """tests/bench/NAME.c built into the private directory."""
+        out = os.path.join(self.tmp, name)
+        subprocess.run(["cc", "-O2", "-Wall", "-pthread", "-o", out,
+                        os.path.join(HERE, name + ".c")] + list(flags), check=True)
+        return out
 
     def cleanup(self):
         for m in list(self.mounts):
@@ -391,7 +446,8 @@ class Bench:
 
     def warm(self, m, fake, n):
         """open+read+close of every cert.pem and stat of every directory on
-        the warm mount, then the same on a tmpfs copy of the tree."""
+        the warm mount, then the same on a tmpfs copy of the tree, and on
+        nullfs serving that copy with and without OPEN/RELEASE."""
         fake.reset_log()
         k = self.run_tool("warm", m.path, self.passes(n))
         kreq = count_requests(fake.log())
@@ -399,14 +455,30 @@ class Bench:
         try:
             tt = self.run_tool("warm", t, self.passes(n))
             rs = self.readers_pair(t, tmpfs=True)
+            nf = self.warm_nullfs(t, n, no_open=False)
+            nn = self.warm_nullfs(t, n, no_open=True)
         finally:
             self.drop_tmpfs(t)
-        return {"kvfs_read_us": median(k["read_ns"]) / 1000,
-                "kvfs_stat_us": median(k["stat_ns"]) / 1000,
-                "tmpfs_read_us": median(tt["read_ns"]) / 1000,
-                "tmpfs_stat_us": median(tt["stat_ns"]) / 1000,
-                "kvfs_raw": k, "tmpfs_raw": tt, "errors": k["errors"],
-                "vault_requests": kreq["vault"], "tmpfs_readers": rs}
+        res = {"kvfs_raw": k, "tmpfs_raw": tt, "nullfs_raw": nf, "nullfs_noopen_raw": nn,
+               "errors": k["errors"], "vault_requests": kreq["vault"], "tmpfs_readers": rs}
+        for label, r in (("kvfs", k), ("tmpfs", tt), ("nullfs", nf), ("nullfs_noopen", nn)):
+            res[label + "_read_us"] = median(r["read_ns"]) / 1000
+            res[label + "_stat_us"] = median(r["stat_ns"]) / 1000
+        for label, r in (("nullfs", nf), ("nullfs_noopen", nn)):
+            res[label + "_requests"] = r["requests"]
+            if r["errors"]:
+                log("%s: %d errors in the warm passes" % (label, r["errors"]))
+        return res
+
+    def warm_nullfs(self, tree, n, no_open):
+        """The warm passes on nullfs serving tree: the FUSE floor."""
+        nm = NullfsMount(self, tree, no_open).start()
+        try:
+            r = self.run_tool("warm", nm.path, self.passes(n))
+        finally:
+            nm.stop()
+        r["requests"] = nm.requests()
+        return r
 
     def tmpfs_copy(self, m):
         t = self.mkdir("tmpfs")
@@ -668,6 +740,31 @@ def mark(ok):
     return "met" if ok else "**missed**"
 
 
+def fuse_floor(w):
+    """The warm figures against nullfs: what any FUSE filesystem pays."""
+    L = ["The FUSE floor: the same passes on nullfs (`nullfs.c`), which serves the "
+         "tmpfs copy from memory with kvfs's timeouts, keep_cache and loop; its open "
+         "only looks the file up. With `--no-open` it answers the first OPEN with "
+         "ENOSYS and the kernel sends no OPEN or RELEASE after it.", "",
+         "| filesystem | open+read+close | × tmpfs | kvfs ÷ it | stat | × tmpfs |",
+         "|---|---|---|---|---|---|"]
+    rows = (("kvfs", "kvfs"), ("nullfs", "FUSE with open (nullfs)"),
+            ("nullfs_noopen", "FUSE without open (nullfs --no-open)"), ("tmpfs", "tmpfs"))
+    for key, label in rows:
+        rd, st = w[key + "_read_us"], w[key + "_stat_us"]
+        L.append("| %s | %.1f µs | %s | %s | %.2f µs | %s |" % (
+            label, rd, fmt_ratio(rd / w["tmpfs_read_us"]),
+            fmt_ratio(w["kvfs_read_us"] / rd), st, fmt_ratio(st / w["tmpfs_stat_us"])))
+    L.append("")
+    q, qn = w["nullfs_requests"], w["nullfs_noopen_requests"]
+    if q.get("open") is not None and qn.get("open") is not None:
+        L.append("Requests nullfs served over all its passes: with open, %d OPEN, %d RELEASE, "
+                 "%d READ; without, %d OPEN, %d RELEASE, %d READ."
+                 % (q["open"], q["release"], q["read"], qn["open"], qn["release"], qn["read"]))
+        L.append("")
+    return L
+
+
 def summarize(results):
     """Medians over the runs of each vault size, and the target checks."""
     out = []
@@ -700,9 +797,16 @@ def summarize(results):
                 "read_errors": med(k, "read_errors"),
             }
         if any("warm" in r.get("kvfs_seq", {}) for r in runs):
-            s["warm"] = {f: median([r["kvfs_seq"]["warm"][f] for r in runs])
+            s["warm"] = {f: median([r["kvfs_seq"]["warm"].get(f) for r in runs])
                          for f in ("kvfs_read_us", "kvfs_stat_us", "tmpfs_read_us",
-                                   "tmpfs_stat_us", "vault_requests")}
+                                   "tmpfs_stat_us", "nullfs_read_us", "nullfs_stat_us",
+                                   "nullfs_noopen_read_us", "nullfs_noopen_stat_us",
+                                   "vault_requests")}
+            for v in ("nullfs", "nullfs_noopen"):
+                reqs = [r["kvfs_seq"]["warm"].get(v + "_requests") or {} for r in runs]
+                s["warm"][v + "_requests"] = {
+                    op: median([q.get(op) for q in reqs])
+                    for op in ("getattr", "open", "read", "release")}
             s["warm"]["tmpfs_readers"] = {
                 mode: median([r["kvfs_seq"]["warm"]["tmpfs_readers"][mode]["ops_per_s"]
                               for r in runs]) for mode in ("same", "diff")}
@@ -797,6 +901,8 @@ def markdown(results):
             L.append("")
             L.append("Vault requests during the warm passes: %d." % w["vault_requests"])
             L.append("")
+            if w["nullfs_read_us"] is not None and w["nullfs_noopen_read_us"] is not None:
+                L.extend(fuse_floor(w))
             targets.append(("N=%d: warm open+read+close ≤ 1.5× tmpfs" % n, rr <= 1.5,
                             "%.2f×" % rr))
             targets.append(("N=%d: warm stat ≤ 1.5× tmpfs" % n, sr <= 1.5, "%.2f×" % sr))

@@ -260,9 +260,8 @@ static void *reader_worker(void *arg)
 {
 	struct reader_arg *a = arg;
 	struct readers *r = a->r;
-	const char *name = r->names->v[r->same ? 0
-					       : (size_t)a->index %
-							 r->names->n];
+	const char *name =
+		r->names->v[r->same ? 0 : (size_t)a->index % r->names->n];
 	char path[4096];
 
 	cert_path(path, sizeof(path), r->root, name);
