@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pki.h"
+#include "pins.h"
 #include "util.h"
 
 /* One fetch in progress.  The loader and every waiter hold a reference;
@@ -83,20 +84,11 @@ struct change {
 	bool flushing; /* being handed to the kernel, lock released */
 };
 
-/* The version a process saw when it first opened a directory. */
-struct pin {
-	int64_t tgid;
-	char *name; /* the vault's spelling */
-	struct kvfs_files *files;
-	int64_t until; /* monotonic seconds */
-};
-
 struct kvfs_cache {
 	const struct kvfs_config *config;
 	struct kvfs_vault *vault;
 	unsigned pin_seconds;
-	struct pin *pins;
-	size_t npins, apins;
+	struct kvfs_pins *pins; /* (process, name) → kvfs_files */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a flight landed */
@@ -251,6 +243,11 @@ void kvfs_files_release(struct kvfs_files *f, bool cached)
 	kvfs_files_unref(f);
 }
 
+static void files_unref_pin(void *f)
+{
+	kvfs_files_unref(f);
+}
+
 static struct kvfs_files *files_ref(struct kvfs_files *f)
 {
 	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
@@ -319,6 +316,12 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		return -ENOMEM;
 	}
 	cache->listing->refs = 1;
+	cache->pins = kvfs_pins_new(files_unref_pin);
+	if (!cache->pins) {
+		free(cache->listing);
+		free(cache);
+		return -ENOMEM;
+	}
 	cache->pin_seconds = KVFS_CACHE_PIN_SECONDS;
 	cache->config = c;
 	cache->vault = v;
@@ -333,6 +336,7 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		pthread_condattr_destroy(&ca);
 	}
 	if (r != 0) {
+		kvfs_pins_free(cache->pins);
 		free(cache->listing);
 		free(cache);
 		return -r;
@@ -373,11 +377,7 @@ void kvfs_cache_free(struct kvfs_cache *cache)
 	for (size_t i = 0; i < cache->nslots; i++)
 		slot_free(cache->slots[i]);
 	free(cache->slots);
-	for (size_t i = 0; i < cache->npins; i++) {
-		kvfs_files_unref(cache->pins[i].files);
-		free(cache->pins[i].name);
-	}
-	free(cache->pins);
+	kvfs_pins_free(cache->pins);
 	for (size_t i = 0; i < cache->nchanges; i++)
 		change_free(cache->changes[i]);
 	free(cache->changes);
@@ -1306,23 +1306,6 @@ void kvfs_cache_set_pin_seconds(struct kvfs_cache *cache, unsigned seconds)
 	pthread_mutex_unlock(&cache->lock);
 }
 
-static void pins_prune_locked(struct kvfs_cache *cache, int64_t now)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < cache->npins; i++) {
-		struct pin *p = &cache->pins[i];
-
-		if (p->until > now) {
-			cache->pins[k++] = *p;
-			continue;
-		}
-		kvfs_files_unref(p->files);
-		free(p->name);
-	}
-	cache->npins = k;
-}
-
 /* Whether f is what the directory shows now. */
 static bool files_current_locked(struct kvfs_cache *cache, const char *name,
 				 const struct kvfs_files *f)
@@ -1355,19 +1338,14 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 	int r = 0;
 
 	pthread_mutex_lock(&cache->lock);
-	pins_prune_locked(cache, now);
-	for (size_t i = 0; i < cache->npins; i++) {
-		struct pin *p = &cache->pins[i];
-
-		if (p->tgid == tgid && strcasecmp(p->name, name) == 0) {
-			if (!files_fresh_locked(cache, p->files)) {
-				r = -EIO;
-				break;
-			}
-			f = files_ref(p->files);
-			cacheable = files_cacheable_locked(cache, p->name, f);
-			break;
-		}
+	f = kvfs_pins_find(cache->pins, tgid, name, now);
+	if (f && !files_fresh_locked(cache, f)) {
+		f = NULL;
+		r = -EIO;
+	} else if (f) {
+		files_ref(f);
+		cacheable = files_cacheable_locked(
+			cache, f->bundle.name ? f->bundle.name : name, f);
 	}
 	pthread_mutex_unlock(&cache->lock);
 	if (r < 0)
@@ -1383,31 +1361,13 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 		return r;
 
 	pthread_mutex_lock(&cache->lock);
-	if (cache->pin_seconds > 0) {
-		if (cache->npins == cache->apins) {
-			size_t na = cache->apins ? cache->apins * 2 : 16;
-			struct pin *np = realloc(cache->pins, na * sizeof(*np));
-
-			if (np) {
-				cache->pins = np;
-				cache->apins = na;
-			}
-		}
-		/* Without memory for a pin the open still works; it is
-		 * just not pinned. */
-		if (cache->npins < cache->apins) {
-			struct pin *p = &cache->pins[cache->npins];
-
-			p->name =
-				strdup(f->bundle.name ? f->bundle.name : name);
-			if (p->name) {
-				p->tgid = tgid;
-				p->files = files_ref(f);
-				p->until = now + cache->pin_seconds;
-				cache->npins++;
-			}
-		}
-	}
+	/* Without memory for a pin the open still works; it is just not
+	 * pinned. */
+	if (cache->pin_seconds > 0 &&
+	    kvfs_pins_add(cache->pins, tgid,
+			  f->bundle.name ? f->bundle.name : name, f,
+			  now + cache->pin_seconds) == 0)
+		files_ref(f);
 	/* f may be the result of a flight that a revalidation overtook:
 	 * then it is not what the directory shows. */
 	cacheable = files_cacheable_locked(

@@ -26,6 +26,7 @@
 
 #include <fuse.h>
 
+#include "caller.h"
 #include "control.h"
 #include "fs.h"
 #include "log.h"
@@ -642,28 +643,6 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	return r;
 }
 
-/* The process (thread group) behind the request: FUSE gives the thread.
- * Pins are per process, as a program's threads share what they load. */
-static int64_t caller_tgid(void)
-{
-	pid_t tid = fuse_get_context()->pid;
-	char path[64], line[128];
-	int64_t tgid = tid;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return tgid;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "Tgid:", 5) == 0) {
-			tgid = strtoll(line + 5, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return tgid;
-}
-
 /* Whether path names the certificate as the vault spells it:
  * "/certificates/<name>/...". */
 static bool spelled_as_in_vault(const char *path, const struct node *n)
@@ -709,8 +688,10 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	if (n.version) {
 		r = node_files(fs, &n, true, &files);
 	} else {
-		r = kvfs_cache_files_for(fs->cache, n.entry->item.name,
-					 caller_tgid(), &files, &cacheable);
+		r = kvfs_cache_files_for(
+			fs->cache, n.entry->item.name,
+			kvfs_caller_tgid(fuse_get_context()->pid), &files,
+			&cacheable);
 		/* The kernel has one inode per spelling of the name, and
 		 * revalidation tells it about the vault's own: another
 		 * spelling (WWW for www) is read around the page cache. */

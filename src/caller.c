@@ -1,0 +1,73 @@
+/* tid → tgid from /proc/<tid>/status, remembered for a second per tid.
+ * The kernel builds the whole status text to answer, about 10 µs: as much
+ * as the rest of a warm open, which a program repeats from the same few
+ * threads.  Within the second, a tid that the kernel gave to a new process
+ * maps to the old process: the new one would share its pins, that is get
+ * the version that process saw seconds ago, which is still fresh (the
+ * cache checks) and which it could have got by opening a little earlier.
+ * A small direct-mapped table under one mutex held for a copy. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "caller.h"
+
+#define SLOTS 64 /* a power of two */
+#define TRUST_MS 1000
+
+static struct {
+	pid_t tid;
+	int64_t tgid;
+	int64_t until_ms;
+} slots[SLOTS];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t tgid_from_proc(pid_t tid)
+{
+	char path[64], line[128];
+	int64_t tgid = tid;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return tgid;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Tgid:", 5) == 0) {
+			tgid = strtoll(line + 5, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return tgid;
+}
+
+int64_t kvfs_caller_tgid(pid_t tid)
+{
+	unsigned i = (unsigned)tid & (SLOTS - 1);
+	int64_t now = now_ms(), tgid = -1;
+
+	pthread_mutex_lock(&lock);
+	if (slots[i].tid == tid && slots[i].until_ms > now)
+		tgid = slots[i].tgid;
+	pthread_mutex_unlock(&lock);
+	if (tgid >= 0)
+		return tgid;
+
+	tgid = tgid_from_proc(tid);
+	pthread_mutex_lock(&lock);
+	slots[i].tid = tid;
+	slots[i].tgid = tgid;
+	slots[i].until_ms = now + TRUST_MS;
+	pthread_mutex_unlock(&lock);
+	return tgid;
+}

@@ -1,0 +1,36 @@
+/* Pins: which version of a certificate directory a process saw first, kept
+ * for a few seconds so that its next opens there get the same one (nginx
+ * reads fullchain.pem and privkey.pem with separate opens).  A table keyed
+ * by (process, name, case-insensitively) of references to an object the
+ * caller owns, with O(1) find, add and expiry, since every open of a
+ * certificate file asks it.  Not thread-safe: the cache calls it under its
+ * lock. */
+#ifndef KVFS_PINS_H
+#define KVFS_PINS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvfs_pins;
+
+/* unref drops the reference a pin holds, when the pin expires or the
+ * table is freed. */
+struct kvfs_pins *kvfs_pins_new(void (*unref)(void *obj));
+void kvfs_pins_free(struct kvfs_pins *pins);
+
+/* The object pinned for (tgid, name) and not expired at now, or NULL;
+ * borrowed.  Expired pins are dropped on the way. */
+void *kvfs_pins_find(struct kvfs_pins *pins, int64_t tgid, const char *name,
+		     int64_t now);
+
+/* Pin obj for (tgid, name) until the monotonic time until; the table takes
+ * the caller's reference on success.  -ENOMEM leaves obj to the caller.
+ * Two threads of a process that add the same (tgid, name) at once both
+ * succeed, and find returns the newer pin until it expires. */
+int kvfs_pins_add(struct kvfs_pins *pins, int64_t tgid, const char *name,
+		  void *obj, int64_t until);
+
+/* Pins held now, expired ones not yet dropped included. */
+size_t kvfs_pins_count(const struct kvfs_pins *pins);
+
+#endif

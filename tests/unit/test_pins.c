@@ -1,0 +1,133 @@
+/* The pin table: one object per (process, name) with the name compared
+ * without case, expiry in the order pins were added, every reference given
+ * back exactly once (on expiry or on free), and many pins at once (the
+ * table grows, and finds still find). */
+#include <stdio.h>
+#include <string.h>
+
+#include "pins.h"
+#include "tap.h"
+
+#define OBJS 5000
+
+static int refs[OBJS];
+
+static void unref(void *obj)
+{
+	refs[(int *)obj - refs]--;
+}
+
+/* Takes a reference on &refs[i], which the table then holds. */
+static int add(struct kvfs_pins *p, int64_t tgid, const char *name, int i,
+	       int64_t until)
+{
+	int r;
+
+	refs[i]++;
+	r = kvfs_pins_add(p, tgid, name, &refs[i], until);
+	if (r < 0)
+		refs[i]--;
+	return r;
+}
+
+static int outstanding(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < OBJS; i++)
+		n += refs[i];
+	return n;
+}
+
+static void test_find(void)
+{
+	struct kvfs_pins *p = kvfs_pins_new(unref);
+
+	ok(p != NULL, "a table");
+	ok(kvfs_pins_find(p, 10, "www", 0) == NULL, "nothing in an empty one");
+	is_int(add(p, 10, "www", 0, 5), 0, "pin www for process 10");
+	is_int(add(p, 10, "mail", 1, 5), 0, "and mail");
+	is_int(add(p, 11, "www", 2, 5), 0, "and www for process 11");
+	ok(kvfs_pins_find(p, 10, "www", 1) == &refs[0], "process 10's www");
+	ok(kvfs_pins_find(p, 10, "WWW", 1) == &refs[0], "spelled WWW");
+	ok(kvfs_pins_find(p, 11, "Www", 1) == &refs[2], "process 11's www");
+	ok(kvfs_pins_find(p, 10, "mail", 4) == &refs[1], "mail, until 5");
+	ok(kvfs_pins_find(p, 12, "www", 1) == NULL, "not another process's");
+	ok(kvfs_pins_find(p, 10, "ww", 1) == NULL, "not a prefix");
+	ok(kvfs_pins_find(p, 10, "wwww", 1) == NULL, "not a longer name");
+	is_int((int)kvfs_pins_count(p), 3, "three pins");
+	is_int(outstanding(), 3, "three references held");
+	ok(kvfs_pins_find(p, 10, "www", 5) == NULL, "expired at 5");
+	is_int((int)kvfs_pins_count(p), 0, "and dropped");
+	is_int(outstanding(), 0, "every reference given back");
+	kvfs_pins_free(p);
+	kvfs_pins_free(NULL);
+}
+
+static void test_expiry_order(void)
+{
+	struct kvfs_pins *p = kvfs_pins_new(unref);
+
+	add(p, 1, "a", 0, 10);
+	add(p, 1, "b", 1, 20);
+	add(p, 1, "c", 2, 30);
+	ok(kvfs_pins_find(p, 1, "c", 15) == &refs[2], "c at 15");
+	is_int(refs[0], 0, "a dropped at 15");
+	is_int(refs[1] + refs[2], 2, "b and c still held");
+	/* A shorter lifetime behind a longer one (tests change it): found
+	 * as expired, dropped when the queue reaches it. */
+	add(p, 1, "d", 3, 16);
+	ok(kvfs_pins_find(p, 1, "d", 17) == NULL, "d expired at 17");
+	is_int(refs[3], 1, "but held behind c");
+	ok(kvfs_pins_find(p, 1, "c", 31) == NULL, "c expired at 31");
+	is_int(outstanding(), 0, "all given back at 31");
+	kvfs_pins_free(p);
+}
+
+static void test_newer_shadows(void)
+{
+	struct kvfs_pins *p = kvfs_pins_new(unref);
+
+	add(p, 7, "www", 0, 10);
+	add(p, 7, "www", 1, 12);
+	ok(kvfs_pins_find(p, 7, "www", 1) == &refs[1], "the newer pin");
+	ok(kvfs_pins_find(p, 7, "www", 11) == &refs[1], "still after the "
+							"older expired");
+	is_int(refs[0], 0, "the older given back");
+	kvfs_pins_free(p);
+	is_int(outstanding(), 0, "free gives back the rest");
+}
+
+static void test_many(void)
+{
+	struct kvfs_pins *p = kvfs_pins_new(unref);
+	char name[32];
+	int found = 0, added = 0;
+
+	for (int i = 0; i < OBJS; i++) {
+		snprintf(name, sizeof(name), "bulk-%05d", i);
+		added += add(p, 100 + i % 3, name, i, 1000 + i) == 0;
+	}
+	is_int(added, OBJS, "5000 pins");
+	for (int i = 0; i < OBJS; i++) {
+		snprintf(name, sizeof(name), "BULK-%05d", i);
+		found += kvfs_pins_find(p, 100 + i % 3, name, 0) == &refs[i];
+	}
+	is_int(found, OBJS, "each found by its process");
+	ok(kvfs_pins_find(p, 100 + 1, "bulk-00000", 0) == NULL,
+	   "not by another");
+	ok(kvfs_pins_find(p, 100, "bulk-00000", 1000 + OBJS / 2 - 1) == NULL,
+	   "half expired");
+	is_int((int)kvfs_pins_count(p), OBJS / 2, "and dropped");
+	kvfs_pins_free(p);
+	is_int(outstanding(), 0, "every reference given back");
+}
+
+int main(void)
+{
+	test_find();
+	test_expiry_order();
+	test_newer_shadows();
+	test_many();
+	return done_testing();
+}
