@@ -84,29 +84,36 @@ def run_kvfs(args, env=None, timeout=60):
     return r
 
 
+def start_mount(fake, path, errpath, vault=None, env=None, app="secret",
+                binary=None, **overrides):
+    """kvfs -f on path with the app's credentials, overridden or dropped
+    (value None) by overrides, its output in errpath; returns its
+    util.Mount at once (wait_mounted() waits for the mount).  binary= runs
+    another build of the daemon (util.testhooks_binary())."""
+    opts = secret_options(fake, app)
+    opts.update(overrides)
+    args = util.kvfs_command(binary) + ["-f", "-o", option_string(opts),
+            vault or fake.info["vault_url"], str(path)]
+    with open(errpath, "w") as err:
+        proc = subprocess.Popen(args, env=clean_env(env),
+                                stdin=subprocess.DEVNULL,
+                                stdout=err, stderr=err)
+    return util.Mount(proc, str(path), errpath)
+
+
 @pytest.fixture
 def mount(fake, tmp_path):
-    """mount(**options) -> util.Mount; kvfs -f with the secret app's
-    credentials, overridden or dropped (value None) by options.  binary=
-    runs another build of the daemon (util.testhooks_binary())."""
+    """mount(**options) -> util.Mount; start_mount() on a fresh
+    directory, unmounted at the end of the test."""
     mounts = []
 
-    def _mount(vault=None, env=None, app="secret", binary=None, **overrides):
-        opts = secret_options(fake, app)
-        opts.update(overrides)
+    def _mount(**kw):
         mnt = tmp_path / ("mnt%d" % len(mounts))
         mnt.mkdir()
         errpath = str(tmp_path / ("kvfs%d.stderr" % len(mounts)))
-        args = util.kvfs_command(binary) + ["-f", "-o", option_string(opts),
-                vault or fake.info["vault_url"], str(mnt)]
-        with open(errpath, "w") as err:
-            proc = subprocess.Popen(args, env=clean_env(env),
-                                    stdin=subprocess.DEVNULL,
-                                    stdout=err, stderr=err)
-        m = util.Mount(proc, str(mnt), errpath)
+        m = start_mount(fake, mnt, errpath, **kw)
         mounts.append(m)
-        util.wait_for_mount(proc, str(mnt), stderr_path=errpath)
-        return m
+        return m.wait_mounted()
 
     yield _mount
     errors = []
@@ -117,3 +124,12 @@ def mount(fake, tmp_path):
             errors.append(str(e))
     if errors:
         pytest.fail("\n".join(errors))
+
+
+@pytest.fixture(scope="module")
+def shared_mount(fake, tmp_path_factory):
+    """One read-only mount shared by a module's tests that only look."""
+    mnt = tmp_path_factory.mktemp("shared")
+    m = start_mount(fake, mnt, str(mnt) + ".stderr").wait_mounted()
+    yield m
+    m.unmount()

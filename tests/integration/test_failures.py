@@ -21,6 +21,7 @@ import pytest
 import util
 from client import FakeAzure
 from conftest import option_string, run_kvfs, secret_options
+from util import vault_log
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +38,6 @@ def clean_settings(fake):
 
 
 # --- helpers ------------------------------------------------------------------
-
-def vault_log(fake):
-    """The vault's requests, once the log has settled: the fake records a
-    request just after answering it, so a reader may be back before the
-    entry is."""
-    log, deadline = fake.log(), time.monotonic() + 5
-    while time.monotonic() < deadline:
-        time.sleep(0.25)
-        again = fake.log()
-        if len(again) == len(log):
-            break
-        log = again
-    return [e for e in log if e["server"] == "vault"]
-
 
 def bundle_gets(fake, name):
     out = []

@@ -4,7 +4,6 @@ readers never see an error, tokens are fetched about once per lifetime
 arriving together after expiry share one token request.  These tests own a
 fake Azure of their own, because they change its token lifetimes."""
 
-import subprocess
 import time
 
 import pytest
@@ -125,13 +124,9 @@ def test_refresh_runs_in_the_background_of_the_daemon(az, short, tmp_path):
     short(lifetime)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    args = [util.kvfs_binary(), "-o", option_string(secret_options(az)),
-            az.info["vault_url"], str(mnt)]
-    r = subprocess.run(args, env=clean_env(), stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=60)
-    try:
-        assert r.returncode == 0, r.stderr
-        assert util.is_mounted(str(mnt))
+    # the refresher must stop with the daemon, too
+    with util.daemonized(option_string(secret_options(az)),
+                         az.info["vault_url"], mnt, clean_env()):
         assert len(token_posts(az)) == 1
         time.sleep(3 * lifetime)          # nobody reads
         idle = token_posts(az)
@@ -142,13 +137,3 @@ def test_refresh_runs_in_the_background_of_the_daemon(az, short, tmp_path):
         log = az.log()
         assert [(e["server"], e["status"]) for e in log] == [("vault", 200)], \
             "the read found a valid token waiting"
-    finally:
-        util.umount(str(mnt))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        out = subprocess.run(["pgrep", "-f", str(mnt)], capture_output=True,
-                             text=True).stdout.strip()
-        if not out:
-            break
-        time.sleep(0.1)
-    assert not out, "kvfs still running after unmount (refresher not stopped?)"

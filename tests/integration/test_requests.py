@@ -4,13 +4,11 @@ concurrent first readers share one request."""
 
 import math
 import os
-import threading
 
 import pytest
 
-
-def vault_requests(fake):
-    return [e for e in fake.log() if e["server"] == "vault"]
+import util
+from util import vault_requests
 
 
 def bundle_gets(fake, name=None):
@@ -65,22 +63,13 @@ def test_concurrent_first_readers_share_one_request(mount, az):
     # slow the bundle down so the readers really overlap
     az.fault(kind="delay", delay=1.0, count=1, path="^/certificates/mail/?$")
     p = m.p("certificates", "mail", "cert.pem")
-    barrier = threading.Barrier(8)
-    results, errors = [], []
+    results = []
 
-    def reader():
-        try:
-            barrier.wait()
-            with open(p) as f:
-                results.append(f.read())
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
+    def reader(_):
+        with open(p) as f:
+            results.append(f.read())
 
-    threads = [threading.Thread(target=reader) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    errors = util.read_concurrently(reader, range(8))
     assert errors == []
     assert len(results) == 8 and len(set(results)) == 1
     assert len(bundle_gets(az, "mail")) == 1

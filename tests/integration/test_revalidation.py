@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from client import FakeAzure
+from util import vault_log
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +35,6 @@ def fake(tmp_path_factory):
 
 
 # --- helpers -------------------------------------------------------------------
-
-def vault_log(fake):
-    """The vault's requests, once the log has settled: the fake records a
-    request just after answering it."""
-    log, deadline = fake.log(), time.monotonic() + 5
-    while time.monotonic() < deadline:
-        time.sleep(0.25)
-        again = fake.log()
-        if len(again) == len(log):
-            break
-        log = again
-    return [e for e in log if e["server"] == "vault"]
-
 
 def is_list_page(e):
     return e["path"].rstrip("/") == "/certificates"

@@ -9,7 +9,6 @@ import errno
 import os
 import stat
 import subprocess
-import threading
 
 import pytest
 from cryptography import x509
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 import util
-from conftest import clean_env, option_string, secret_options
+from util import vault_requests
 
 SECRET_FILES = ("chain.pem", "fullchain.pem", "privkey.pem", "bundle.pem",
                 "cert.pfx")
@@ -37,27 +36,6 @@ def openable(fake):
     """Every seeded certificate that can be opened (one bulk one)."""
     return [n for n in state_by_name(fake)
             if n not in CLOSED and (not n.startswith("bulk-") or n == "bulk-000")]
-
-
-def start_mount(fake, path, errpath, app="secret", **extra):
-    opts = secret_options(fake, app)
-    opts.update(extra)
-    with open(errpath, "w") as err:
-        proc = subprocess.Popen(
-            util.kvfs_command() + ["-f", "-o", option_string(opts),
-             fake.info["vault_url"], str(path)],
-            env=clean_env(), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-    m = util.Mount(proc, str(path), errpath)
-    util.wait_for_mount(proc, str(path), stderr_path=errpath)
-    return m
-
-
-@pytest.fixture(scope="module")
-def shared_mount(fake, tmp_path_factory):
-    mnt = tmp_path_factory.mktemp("secrets")
-    m = start_mount(fake, mnt, str(mnt) + ".stderr")
-    yield m
-    m.unmount()
 
 
 def openssl(*args, input=None):
@@ -91,10 +69,6 @@ def public_of_cert(path):
 def secret_gets(fake):
     return [e for e in fake.log() if e["server"] == "vault"
             and e["path"].startswith("/secrets/")]
-
-
-def vault_requests(fake):
-    return [e for e in fake.log() if e["server"] == "vault"]
 
 
 def test_every_certificate_key_chain_and_pfx(shared_mount, fake):
@@ -264,21 +238,8 @@ def test_concurrent_first_key_readers_share_one_secret_get(mount, az):
     read(m.p("certificates", "api", "cert.pem"))
     az.reset_log()
     az.fault(kind="delay", delay=1.0, count=1, path="^/secrets/api")
-    barrier = threading.Barrier(6)
-    results, errors = [], []
-
-    def reader():
-        try:
-            barrier.wait()
-            results.append(read(p))
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-
-    threads = [threading.Thread(target=reader) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    results = []
+    errors = util.read_concurrently(lambda _: results.append(read(p)), range(6))
     assert errors == []
     assert len(results) == 6 and len(set(results)) == 1
     assert len(secret_gets(az)) == 1

@@ -2,7 +2,6 @@
 precise line, a non-zero exit and nothing mounted."""
 
 import os
-import subprocess
 import time
 
 import util
@@ -149,22 +148,7 @@ def test_fstab_options_are_accepted_and_mount_is_read_only(mount, fake):
 def test_daemonizes_without_f(fake, tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    args = [util.kvfs_binary(), "-o", option_string(secret_options(fake)),
-            fake.info["vault_url"], str(mnt)]
-    r = subprocess.run(args, env=clean_env(), stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=60)
-    try:
-        assert r.returncode == 0, r.stderr
-        # mounted by the time the command returned
-        assert util.is_mounted(str(mnt))
+    # mounted by the time the command returned, gone after the unmount
+    with util.daemonized(option_string(secret_options(fake)),
+                         fake.info["vault_url"], mnt, clean_env()):
         assert "www" in os.listdir(mnt / "certificates")
-    finally:
-        util.umount(str(mnt))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        out = subprocess.run(["pgrep", "-f", str(mnt)], capture_output=True,
-                             text=True).stdout.strip()
-        if not out:
-            break
-        time.sleep(0.1)
-    assert not out, "kvfs still running after unmount"

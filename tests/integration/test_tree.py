@@ -22,25 +22,6 @@ def latest(cert):
     return next(v for v in cert["versions"] if v["version"] == cert["latest"])
 
 
-@pytest.fixture(scope="module")
-def shared_mount(fake, tmp_path_factory):
-    """One read-only mount shared by the tests that only look."""
-    import subprocess
-    import util
-    from conftest import clean_env, option_string, secret_options
-    mnt = tmp_path_factory.mktemp("shared")
-    errpath = str(mnt) + ".stderr"
-    with open(errpath, "w") as err:
-        proc = subprocess.Popen(
-            util.kvfs_command() + ["-f", "-o", option_string(secret_options(fake)),
-             fake.info["vault_url"], str(mnt)],
-            env=clean_env(), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-    m = util.Mount(proc, str(mnt), errpath)
-    util.wait_for_mount(proc, str(mnt), stderr_path=errpath)
-    yield m
-    m.unmount()
-
-
 def test_listing_equals_vault_across_pages(shared_mount, fake):
     names = sorted(os.listdir(shared_mount.p("certificates")), key=str.lower)
     want = sorted(state_by_name(fake), key=str.lower)

@@ -15,20 +15,13 @@ import subprocess
 import pytest
 
 from test_secrets import (CLOSED, openable, public_of_cert, public_of_key,
-                          read, start_mount, state_by_name, vault_requests)
+                          read, state_by_name)
+from util import vault_requests
 
 FILES = {"cert.pem", "cert.der", "chain.pem", "fullchain.pem",
          "privkey.pem", "bundle.pem", "cert.pfx"}
 XATTRS = ("id", "version", "x5t", "sha256", "enabled", "nbf", "exp",
           "created", "updated", "subject", "tags")
-
-
-@pytest.fixture(scope="module")
-def shared_mount(fake, tmp_path_factory):
-    mnt = tmp_path_factory.mktemp("versions")
-    m = start_mount(fake, mnt, str(mnt) + ".stderr")
-    yield m
-    m.unmount()
 
 
 def version_gets(fake, name):

@@ -1,11 +1,15 @@
 """Mount helpers for the integration tests, in the style of sshfs's
 test/util.py: start kvfs for real, wait for the mount, always unmount, and
-fail when the daemon printed a sanitizer report."""
+fail when the daemon printed a sanitizer report; and what several test
+modules share: a daemonized kvfs, the vault's requests in the fake's log,
+readers released together."""
 
+import contextlib
 import os
 import re
 import shlex
 import subprocess
+import threading
 import time
 
 SANITIZER_MARKS = (
@@ -124,6 +128,11 @@ class Mount:
         with open(self.stderr_path, errors="replace") as f:
             return f.read()
 
+    def wait_mounted(self, timeout=20.0):
+        """Wait for the mount (wait_for_mount()); returns self."""
+        wait_for_mount(self.proc, self.path, timeout, self.stderr_path)
+        return self
+
     def unmount(self, timeout=15.0):
         """Unmount and check that the daemon ended cleanly."""
         if self.proc is None:
@@ -142,11 +151,57 @@ class Mount:
         assert code == 0, "kvfs exited with %d:\n%s" % (code, text)
 
 
-def read_concurrently(fn, args):
-    """Call fn(arg) for every arg at once from its own thread, released
-    together by a barrier; returns the errors as "arg: repr" strings."""
-    import threading
+@contextlib.contextmanager
+def daemonized(opts, vault_url, path, env):
+    """A context for kvfs without -f: runs it with the options string opts
+    on the vault and the mount point path, asserts that the command
+    returned 0 with path already mounted, and yields its CompletedProcess;
+    at the end unmounts path and asserts that the daemon then ends (no
+    process with path on its command line within 10 s).  The plain binary,
+    never KVFS_WRAPPER: a daemon under the wrapper keeps the output
+    open."""
+    r = subprocess.run([kvfs_binary(), "-o", opts, vault_url, str(path)],
+                       env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=60)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert is_mounted(str(path))
+        yield r
+    finally:
+        umount(str(path))
+    deadline = time.monotonic() + 10
+    while True:
+        out = subprocess.run(["pgrep", "-f", str(path)], capture_output=True,
+                             text=True).stdout.strip()
+        if not out or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    assert not out, "kvfs still running after unmount (a thread not stopped?)"
 
+
+def vault_requests(fake):
+    """The vault's requests in the fake's log as it stands."""
+    return [e for e in fake.log() if e["server"] == "vault"]
+
+
+def vault_log(fake):
+    """The vault's requests, once the log has settled: the fake records a
+    request just after answering it, so a reader may be back before the
+    entry is."""
+    log, deadline = fake.log(), time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        again = fake.log()
+        if len(again) == len(log):
+            break
+        log = again
+    return [e for e in log if e["server"] == "vault"]
+
+
+def read_concurrently(fn, args, timeout=60.0):
+    """Call fn(arg) for every arg at once from its own thread, released
+    together by a barrier; returns the errors as "arg: repr" strings, and
+    one for every call still running after timeout seconds."""
     errors = []
     barrier = threading.Barrier(len(args))
 
@@ -157,9 +212,11 @@ def read_concurrently(fn, args):
         except Exception as e:  # noqa: BLE001 - collected for the caller
             errors.append("%s: %r" % (arg, e))
 
-    threads = [threading.Thread(target=run, args=(a,)) for a in args]
+    threads = [threading.Thread(target=run, args=(a,), daemon=True) for a in args]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + timeout * SLOW
     for t in threads:
-        t.join()
-    return errors
+        t.join(max(0.0, deadline - time.monotonic()))
+    return errors + ["%s: still running after %.0f s" % (a, timeout * SLOW)
+                     for a, t in zip(args, threads) if t.is_alive()]

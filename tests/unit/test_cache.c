@@ -8,8 +8,8 @@
  * counts as a change (updated, x5t, gone, new) and what is queued for the
  * kernel, a change that waits for files opened through the page cache,
  * one listing in flight, and stale-on-error (max_stale=, exp).  The vault
- * calls are replaced at link time (-Wl,--wrap), so no network is
- * involved. */
+ * is scripted_vault.c, swapped in at link time (-Wl,--wrap), so no network
+ * is involved. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -19,215 +19,9 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "scripted_vault.h"
 #include "tap.h"
 #include "util.h"
-
-int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
-					       unsigned page_budget_s,
-					       struct kvfs_cert_list *ret,
-					       struct kvfs_error *err);
-int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
-				      const char *version,
-				      struct kvfs_cert_bundle *ret,
-				      struct kvfs_error *err);
-
-int __wrap_kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
-				 struct kvfs_secret *ret,
-				 struct kvfs_error *err);
-
-struct fake_cert {
-	const char *name;
-	int64_t updated;
-};
-
-static struct fake_cert vault_certs[8];
-static size_t vault_n;
-/* More of vault_certs[i]: x5t (NULL: none) and exp (0: none). */
-static const char *vault_x5t[8];
-static int64_t vault_exp[8];
-static int list_error;
-static int list_calls;
-static unsigned list_delay_ms;
-
-static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
-static int get_calls;
-static char last_get[128];
-static int get_error; /* returned by the next GETs when non-zero */
-static unsigned get_delay_ms;
-static bool get_garbage; /* "cer" that is not a certificate */
-
-static unsigned char *leaf_der;
-static size_t leaf_der_len;
-
-/* Certificates named "keyed*" have a key: pki/rsa-leaf.der and the PEM
- * secret pki/rsa-secret.pem. */
-static unsigned char *keyed_der;
-static size_t keyed_der_len;
-static char *keyed_secret;
-static size_t keyed_secret_len;
-static int secret_calls;
-static int secret_error;
-static unsigned secret_delay_ms;
-static bool secret_garbage;
-
-int __wrap_kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
-				 struct kvfs_secret *ret,
-				 struct kvfs_error *err)
-{
-	struct kvfs_secret s = {0};
-	unsigned delay;
-	int fail;
-	bool garbage;
-
-	pthread_mutex_lock(&fake_lock);
-	secret_calls++;
-	delay = secret_delay_ms;
-	fail = secret_error;
-	garbage = secret_garbage;
-	pthread_mutex_unlock(&fake_lock);
-
-	if (delay)
-		usleep(delay * 1000);
-	if (fail) {
-		err->http_status = fail == -EACCES ? 403 : 503;
-		if (fail == -EACCES)
-			snprintf(err->inner, sizeof(err->inner),
-				 "ForbiddenByRbac");
-		return fail;
-	}
-	s.value = strdup(garbage ? "-----BEGIN NOTHING-----\n" : keyed_secret);
-	s.value_len = strlen(s.value);
-	s.content_type = strdup("application/x-pem-file");
-	s.version = strdup("1");
-	*ret = s;
-	return 0;
-}
-
-static int secret_count(void)
-{
-	int n;
-
-	pthread_mutex_lock(&fake_lock);
-	n = secret_calls;
-	pthread_mutex_unlock(&fake_lock);
-	return n;
-}
-
-int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
-					       unsigned page_budget_s,
-					       struct kvfs_cert_list *ret,
-					       struct kvfs_error *err)
-{
-	struct kvfs_cert_list l = {0};
-	unsigned delay;
-
-	pthread_mutex_lock(&fake_lock);
-	list_calls++;
-	delay = list_delay_ms;
-	pthread_mutex_unlock(&fake_lock);
-	if (delay)
-		usleep(delay * 1000);
-	if (list_error) {
-		kvfs_error_set_message(err, "scripted failure");
-		return list_error;
-	}
-	l.items = calloc(vault_n ? vault_n : 1, sizeof(l.items[0]));
-	for (size_t i = 0; i < vault_n; i++) {
-		l.items[i].name = strdup(vault_certs[i].name);
-		l.items[i].tags_json = strdup("{}");
-		l.items[i].attrs.enabled = true;
-		l.items[i].attrs.created = 1000;
-		l.items[i].attrs.updated = vault_certs[i].updated;
-		l.items[i].attrs.exp = vault_exp[i];
-		if (vault_x5t[i])
-			l.items[i].x5t = strdup(vault_x5t[i]);
-	}
-	l.n = vault_n;
-	*ret = l;
-	return 0;
-}
-
-int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
-				      const char *version,
-				      struct kvfs_cert_bundle *ret,
-				      struct kvfs_error *err)
-{
-	struct kvfs_cert_bundle b = {0};
-	int64_t updated = 0, exp = 0;
-	unsigned delay;
-	int fail;
-	bool garbage;
-
-	pthread_mutex_lock(&fake_lock);
-	get_calls++;
-	snprintf(last_get, sizeof(last_get), "%s", name);
-	delay = get_delay_ms;
-	fail = get_error;
-	garbage = get_garbage;
-	for (size_t i = 0; i < vault_n; i++)
-		if (strcmp(vault_certs[i].name, name) == 0) {
-			updated = vault_certs[i].updated;
-			exp = vault_exp[i];
-		}
-	pthread_mutex_unlock(&fake_lock);
-
-	if (delay)
-		usleep(delay * 1000);
-	if (fail) {
-		err->http_status = 503;
-		kvfs_error_set_message(err, "scripted failure");
-		return fail;
-	}
-	b.name = strdup(name);
-	b.attrs.enabled = true;
-	b.attrs.updated = updated;
-	b.attrs.exp = exp;
-	b.exportable = true;
-	if (strncmp(name, "keyed", 5) == 0) {
-		b.sid = strdup("https://v.vault.azure.net/secrets/keyed/1");
-		b.version = strdup("1");
-		b.der = malloc(keyed_der_len);
-		memcpy(b.der, keyed_der, keyed_der_len);
-		b.der_len = keyed_der_len;
-	} else if (garbage) {
-		b.der = (unsigned char *)strdup("not a certificate");
-		b.der_len = strlen((char *)b.der);
-	} else {
-		b.der = malloc(leaf_der_len);
-		memcpy(b.der, leaf_der, leaf_der_len);
-		b.der_len = leaf_der_len;
-	}
-	*ret = b;
-	return 0;
-}
-
-static int calls(void)
-{
-	int n;
-
-	pthread_mutex_lock(&fake_lock);
-	n = get_calls;
-	pthread_mutex_unlock(&fake_lock);
-	return n;
-}
-
-static void set_vault(const struct fake_cert *certs, size_t n)
-{
-	memcpy(vault_certs, certs, n * sizeof(*certs));
-	vault_n = n;
-	memset(vault_x5t, 0, sizeof(vault_x5t));
-	memset(vault_exp, 0, sizeof(vault_exp));
-}
-
-static int list_count(void)
-{
-	int n;
-
-	pthread_mutex_lock(&fake_lock);
-	n = list_calls;
-	pthread_mutex_unlock(&fake_lock);
-	return n;
-}
 
 /* What kvfs_cache_flush_changes() handed over, as "kind:name" lines. */
 static char flushed[1024];
@@ -252,30 +46,6 @@ static size_t flush(struct kvfs_cache *cache)
 	return kvfs_cache_flush_changes(cache, collect_change, NULL);
 }
 
-static bool load_leaf(void)
-{
-	FILE *f = fopen("pki-leaf.der", "rb");
-
-	if (!f)
-		return false;
-	leaf_der = malloc(65536);
-	leaf_der_len = fread(leaf_der, 1, 65536, f);
-	fclose(f);
-	keyed_der = malloc(65536);
-	f = fopen("pki/rsa-leaf.der", "rb");
-	if (!f)
-		return false;
-	keyed_der_len = fread(keyed_der, 1, 65536, f);
-	fclose(f);
-	keyed_secret = calloc(1, 65536);
-	f = fopen("pki/rsa-secret.pem", "rb");
-	if (!f)
-		return false;
-	keyed_secret_len = fread(keyed_secret, 1, 65535, f);
-	fclose(f);
-	return leaf_der_len > 0 && keyed_der_len > 0 && keyed_secret_len > 0;
-}
-
 struct reader {
 	struct kvfs_cache *cache;
 	const char *name;
@@ -283,14 +53,6 @@ struct reader {
 	struct kvfs_files *files;
 	double seconds;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void *reader_run(void *p)
 {
@@ -875,8 +637,6 @@ int main(void)
 	test_one_listing_in_flight(cache);
 	test_max_stale(cache, &config);
 	kvfs_cache_free(cache);
-	free(leaf_der);
-	free(keyed_der);
-	free(keyed_secret);
+	free_leaf();
 	return done_testing();
 }

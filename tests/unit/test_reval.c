@@ -4,7 +4,7 @@
  * (also from a signal handler), triggers coalescing while a listing runs,
  * a change handed to the callback at once and again when the files opened
  * through the page cache before it are closed, and a prompt stop.  The vault
- * calls are replaced at link time (-Wl,--wrap). */
+ * is scripted_vault.c, swapped in at link time (-Wl,--wrap). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,80 +16,9 @@
 
 #include "cache.h"
 #include "reval.h"
+#include "scripted_vault.h"
 #include "tap.h"
 #include "util.h"
-
-int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
-					       unsigned page_budget_s,
-					       struct kvfs_cert_list *ret,
-					       struct kvfs_error *err);
-int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
-				      const char *version,
-				      struct kvfs_cert_bundle *ret,
-				      struct kvfs_error *err);
-
-static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
-static int64_t www_updated = 1;
-static int list_calls;
-static unsigned list_delay_ms;
-static unsigned last_budget;
-static unsigned char *leaf_der;
-static size_t leaf_der_len;
-
-int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
-					       unsigned page_budget_s,
-					       struct kvfs_cert_list *ret,
-					       struct kvfs_error *err)
-{
-	struct kvfs_cert_list l = {0};
-	unsigned delay;
-
-	pthread_mutex_lock(&fake_lock);
-	list_calls++;
-	last_budget = page_budget_s;
-	delay = list_delay_ms;
-	l.items = calloc(1, sizeof(l.items[0]));
-	l.items[0].name = strdup("www");
-	l.items[0].tags_json = strdup("{}");
-	l.items[0].attrs.enabled = true;
-	l.items[0].attrs.updated = www_updated;
-	l.n = 1;
-	pthread_mutex_unlock(&fake_lock);
-	if (delay)
-		usleep(delay * 1000);
-	*ret = l;
-	return 0;
-}
-
-int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
-				      const char *version,
-				      struct kvfs_cert_bundle *ret,
-				      struct kvfs_error *err)
-{
-	struct kvfs_cert_bundle b = {0};
-
-	b.name = strdup(name);
-	b.attrs.enabled = true;
-	pthread_mutex_lock(&fake_lock);
-	b.attrs.updated = www_updated;
-	pthread_mutex_unlock(&fake_lock);
-	b.exportable = true;
-	b.der = malloc(leaf_der_len);
-	memcpy(b.der, leaf_der, leaf_der_len);
-	b.der_len = leaf_der_len;
-	*ret = b;
-	return 0;
-}
-
-static int lists(void)
-{
-	int n;
-
-	pthread_mutex_lock(&fake_lock);
-	n = list_calls;
-	pthread_mutex_unlock(&fake_lock);
-	return n;
-}
 
 static void set_list_delay(unsigned ms)
 {
@@ -98,19 +27,12 @@ static void set_list_delay(unsigned ms)
 	pthread_mutex_unlock(&fake_lock);
 }
 
+/* A new version of www, the vault's one certificate. */
 static void rotate(void)
 {
 	pthread_mutex_lock(&fake_lock);
-	www_updated++;
+	vault_certs[0].updated++;
 	pthread_mutex_unlock(&fake_lock);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Wait up to seconds for *counter (read under fake_lock when lock) to
@@ -219,14 +141,14 @@ static void on_usr1(int sig)
 static void test_timer(struct kvfs_cache *cache, struct kvfs_config *c)
 {
 	struct kvfs_reval *r = NULL;
-	int n = lists();
+	int n = list_count();
 	unsigned budget;
 	double t0;
 
 	c->refresh = 1;
 	is_int(kvfs_reval_new(c, cache, NULL, &r), 0, "reval created");
 	is_int(kvfs_reval_start(r), 0, "and started, refresh=1");
-	ok(wait_for(lists, n + 3, 4.0),
+	ok(wait_for(list_count, n + 3, 4.0),
 	   "three revalidations within 4 s (at most 1 + 1.2 + 1.2 s)");
 	pthread_mutex_lock(&fake_lock);
 	budget = last_budget;
@@ -235,9 +157,9 @@ static void test_timer(struct kvfs_cache *cache, struct kvfs_config *c)
 	t0 = now_s();
 	kvfs_reval_stop(r);
 	ok(now_s() - t0 < 1.0, "stop joins at once");
-	n = lists();
+	n = list_count();
 	usleep(1500 * 1000);
-	is_int(lists() - n, 0, "and nothing runs after it");
+	is_int(list_count() - n, 0, "and nothing runs after it");
 	kvfs_reval_free(r);
 }
 
@@ -257,22 +179,22 @@ static void test_trigger(struct kvfs_cache *cache, struct kvfs_config *c)
 			      },
 			      &r),
 	       0, "reval created, refresh=3600");
-	n = lists();
+	n = list_count();
 	kvfs_reval_trigger(r);
 	is_int(kvfs_reval_start(r), 0,
 	       "started after a trigger (a SIGHUP before the thread)");
-	ok(wait_for(lists, n + 1, 2.0), "the early trigger is not lost");
+	ok(wait_for(list_count, n + 1, 2.0), "the early trigger is not lost");
 
 	signal_reval = r;
 	signal(SIGUSR1, on_usr1);
-	n = lists();
+	n = list_count();
 	raise(SIGUSR1);
-	ok(wait_for(lists, n + 1, 2.0), "a trigger from a signal handler");
+	ok(wait_for(list_count, n + 1, 2.0), "a trigger from a signal handler");
 
 	/* Triggers during a slow listing: one more listing, not five. */
-	wait_for(lists, n + 1, 2.0);
+	wait_for(list_count, n + 1, 2.0);
 	usleep(200 * 1000);
-	n = lists();
+	n = list_count();
 	set_list_delay(500);
 	kvfs_reval_trigger(r);
 	usleep(100 * 1000);
@@ -280,7 +202,7 @@ static void test_trigger(struct kvfs_cache *cache, struct kvfs_config *c)
 		kvfs_reval_trigger(r);
 	usleep(1500 * 1000);
 	set_list_delay(0);
-	k = lists() - n;
+	k = list_count() - n;
 	ok(k >= 2 && k <= 3,
 	   "six triggers, five during a listing: %d "
 	   "listings",
@@ -306,17 +228,15 @@ static void test_trigger(struct kvfs_cache *cache, struct kvfs_config *c)
 
 int main(void)
 {
+	static const struct fake_cert www[] = {{"www", 1}};
 	struct kvfs_config config = {
 		.deadline = 10, .refresh = 1, .max_stale = 86400};
 	struct kvfs_cache *cache = NULL;
 	struct kvfs_error err;
-	FILE *f = fopen("pki-leaf.der", "rb");
 
-	if (!ok(f != NULL, "fixture pki-leaf.der"))
+	if (!ok(load_leaf(), "fixture pki-leaf.der"))
 		return done_testing();
-	leaf_der = malloc(65536);
-	leaf_der_len = fread(leaf_der, 1, 65536, f);
-	fclose(f);
+	set_vault(www, ELEMENTSOF(www));
 
 	test_schedule();
 	is_int(kvfs_cache_new(&config, NULL, &cache), 0, "cache created");
@@ -324,6 +244,6 @@ int main(void)
 	test_timer(cache, &config);
 	test_trigger(cache, &config);
 	kvfs_cache_free(cache);
-	free(leaf_der);
+	free_leaf();
 	return done_testing();
 }
