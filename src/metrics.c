@@ -372,6 +372,10 @@ int kvfs_metrics_render(const struct kvfs_metrics_gauges *g, char **ret,
 		       "Vault requests repeated after a transient failure "
 		       "(429, 5xx, reset, timeout).",
 		       kvfs_metrics_get(KVFS_COUNTER_RETRIES));
+	render_counter(f, "kvfs_token_retries_total",
+		       "Token requests repeated after a failed one (managed "
+		       "identity endpoint or Entra ID).",
+		       kvfs_metrics_get(KVFS_COUNTER_TOKEN_RETRIES));
 	render_counter(f, "kvfs_throttled_total",
 		       "Responses with status 429 (throttled).",
 		       load(&throttled));

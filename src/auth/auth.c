@@ -526,6 +526,8 @@ static int fetch_locked(struct kvfs_auth *a, char **ret_token,
 	int r;
 
 	a->fetching = true;
+	if (a->failures > 0)
+		kvfs_metrics_add(KVFS_COUNTER_TOKEN_RETRIES, 1);
 	tenant = a->tenant ? strdup(a->tenant) : NULL;
 	resource = strdup(a->resource);
 	pthread_mutex_unlock(&a->lock);

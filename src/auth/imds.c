@@ -26,6 +26,7 @@
 #include "auth/provider.h"
 #include "backoff.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define IMDS_API_VERSION "2018-02-01"
@@ -439,6 +440,7 @@ static int mi_fetch(struct kvfs_auth_provider *base, const char *tenant,
 				 base->name, err->message, delay);
 		if (!kvfs_auth_provider_sleep(base, delay))
 			return -ECANCELED;
+		kvfs_metrics_add(KVFS_COUNTER_TOKEN_RETRIES, 1);
 	}
 }
 

@@ -295,6 +295,19 @@ def test_retries_and_throttling_are_counted(mount, az):
     assert value(s, "kvfs_vault_consecutive_failures") == 0
 
 
+def test_token_retries_are_counted_apart(mount, az):
+    # IMDS is updating (410), then answers: one token request repeated,
+    # and no vault request counted as a retry
+    az.fault(server="imds", kind="410", count=1)
+    m = mount(**mi_options(az))
+    read(m.p("certificates", "www", "cert.pem"))
+    assert [e["status"] for e in az.log("imds")] == [410, 200]
+    s = read_metrics(m)
+    assert value(s, "kvfs_token_retries_total") == 1
+    assert value(s, "kvfs_retries_total") == 0
+    assert value(s, "kvfs_requests_total", endpoint="imds", code="410") == 1
+
+
 def test_cache_hits_and_misses(mount, az):
     m = mount()
     s = read_metrics(m)

@@ -211,6 +211,7 @@ static void test_render(void)
 	kvfs_metrics_request("https://v/certificates/www?a=1", 0);
 	kvfs_metrics_request("https://l/t/oauth2/v2.0/token", 429);
 	kvfs_metrics_add(KVFS_COUNTER_RETRIES, 2);
+	kvfs_metrics_add(KVFS_COUNTER_TOKEN_RETRIES, 3);
 	kvfs_metrics_add(KVFS_COUNTER_READ_BYTES, 3010);
 	kvfs_metrics_cache(KVFS_OBJ_CERTIFICATE, false);
 	kvfs_metrics_cache(KVFS_OBJ_CERTIFICATE, true);
@@ -244,6 +245,7 @@ static void test_render(void)
 	ok(!line_of(text, "kvfs_requests_total{endpoint=\"secret\""),
 	   "no sample for what never happened");
 	ok(has_line(text, "kvfs_retries_total 2"), "retries");
+	ok(has_line(text, "kvfs_token_retries_total 3"), "token retries");
 	ok(has_line(text, "kvfs_throttled_total 1"), "throttled");
 	ok(has_line(text, "kvfs_read_bytes_total 3010"), "bytes");
 	ok(has_line(text, "kvfs_cache_hits_total{object=\"certificate\"} 1"),
