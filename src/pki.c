@@ -522,17 +522,82 @@ static bool pkcs12_bounded(PKCS12 *p12, const char *pass)
 	return true;
 }
 
-/* Key Vault protects its PKCS#12 with the NULL password; PKCS12_parse()
- * tries that and the empty one itself. */
+/* The password that verifies p12's MAC: password, or when it is NULL the
+ * NULL one (Key Vault's) or the empty one (openssl -passout pass:).
+ * Without a MAC, nothing to verify: password as given. */
+static bool pkcs12_password(PKCS12 *p12, const char *password, const char **ret)
+{
+	if (!PKCS12_mac_present(p12)) {
+		*ret = password;
+		return true;
+	}
+	if (password) {
+		*ret = password;
+		return PKCS12_verify_mac(p12, password, -1);
+	}
+	*ret = NULL;
+	if (PKCS12_verify_mac(p12, NULL, 0))
+		return true;
+	*ret = "";
+	return PKCS12_verify_mac(p12, "", 0);
+}
+
+int kvfs_pki_pkcs12_open(const unsigned char *der, size_t len,
+			 const char *password, EVP_PKEY **ret_key,
+			 X509 **ret_leaf, STACK_OF(X509) * *ret_ca, char *why,
+			 size_t why_len)
+{
+	_cleanup_(pkcs12_freep) PKCS12 *p12 = NULL;
+	const unsigned char *q = der;
+	const ASN1_INTEGER *iter = NULL;
+	const char *pass = NULL;
+	int r = -EBADMSG;
+
+	if (len == 0 || len > LONG_MAX)
+		goto fail;
+	p12 = d2i_PKCS12(NULL, &q, (long)len);
+	if (!p12 || q != der + len) {
+		why_set(why, why_len, "not a PKCS#12");
+		goto fail;
+	}
+	/* Verifying the MAC runs its key derivation: its count first. */
+	PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
+	if (PKCS12_mac_present(p12) && !iter_ok(iter)) {
+		why_set(why, why_len,
+			"the PKCS#12 asks for too many key derivation "
+			"iterations");
+		goto fail;
+	}
+	if (!pkcs12_password(p12, password, &pass)) {
+		why_set(why, why_len,
+			password ? "the PKCS#12 does not open with the "
+				   "password given"
+				 : "the PKCS#12 does not open with an empty "
+				   "password");
+		r = -EACCES;
+		goto fail;
+	}
+	if (!pkcs12_bounded(p12, pass)) {
+		why_set(why, why_len,
+			"the PKCS#12 is malformed or asks for too many key "
+			"derivation iterations");
+		goto fail;
+	}
+	if (!PKCS12_parse(p12, pass, ret_key, ret_leaf, ret_ca)) {
+		why_set(why, why_len, "the PKCS#12 does not open");
+		goto fail;
+	}
+	r = 0;
+fail:
+	ERR_clear_error();
+	return r;
+}
+
 static int parse_pkcs12(const char *value, size_t len, struct parsed *p,
 			char *why, size_t why_len)
 {
-	_cleanup_(pkcs12_freep) PKCS12 *p12 = NULL;
 	unsigned char *der = NULL;
-	const unsigned char *q;
 	STACK_OF(X509) *ca = NULL;
-	const ASN1_INTEGER *iter = NULL;
-	const char *pass;
 	X509 *leaf = NULL;
 	size_t dlen = 0;
 	int r;
@@ -540,51 +605,19 @@ static int parse_pkcs12(const char *value, size_t len, struct parsed *p,
 	r = kvfs_pki_base64_decode(value, len, &der, &dlen);
 	if (r == -ENOMEM)
 		return r;
-	if (r < 0 || dlen == 0 || dlen > LONG_MAX) {
+	if (r < 0 || dlen == 0) {
 		kvfs_secure_free(der, dlen);
 		why_set(why, why_len, "the secret is not valid base64");
 		return -EBADMSG;
 	}
-	q = der;
-	p12 = d2i_PKCS12(NULL, &q, (long)dlen);
-	r = p12 && q == der + dlen ? 0 : -EBADMSG;
+	r = kvfs_pki_pkcs12_open(der, dlen, NULL, &p->key, &leaf, &ca, why,
+				 why_len);
 	kvfs_secure_free(der, dlen);
-	if (r < 0) {
-		ERR_clear_error();
-		why_set(why, why_len, "the secret is not a PKCS#12");
-		return r;
-	}
-	/* The MAC tells which of the two passwords it is; its own count is
-	 * checked before it is verified. */
-	PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
-	if (PKCS12_mac_present(p12) && !iter_ok(iter)) {
-		ERR_clear_error();
-		why_set(why, why_len,
-			"the PKCS#12 asks for too many key derivation "
-			"iterations");
+	if (r < 0)
 		return -EBADMSG;
-	}
-	pass = !PKCS12_mac_present(p12) || PKCS12_verify_mac(p12, NULL, 0)
-		       ? NULL
-		       : "";
-	if (!pkcs12_bounded(p12, pass)) {
-		ERR_clear_error();
-		why_set(why, why_len,
-			"the PKCS#12 is malformed or asks for too many key "
-			"derivation iterations");
-		return -EBADMSG;
-	}
-	if (!PKCS12_parse(p12, NULL, &p->key, &leaf, &ca) &&
-	    !PKCS12_parse(p12, "", &p->key, &leaf, &ca)) {
-		ERR_clear_error();
-		why_set(why, why_len,
-			"the PKCS#12 does not open with an empty password");
-		return -EBADMSG;
-	}
 	/* Without a key bag OpenSSL reports the leaf among the extra
 	 * certificates: every certificate goes in one bag, and the leaf is
 	 * picked later by the bundle's cer. */
-	r = 0;
 	if (leaf)
 		r = push_cert(p, leaf);
 	while (r == 0 && sk_X509_num(ca) > 0)

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <openssl/x509.h>
+
 /* The files a certificate's secret makes.  Chains are ordered leaf -> root
  * by issuer/subject links, whatever order the vault stored them in, and a
  * self-signed root is left out of chain.pem and fullchain.pem alike (a
@@ -43,6 +45,19 @@ int kvfs_pki_secret_files(const char *value, size_t len,
 			  struct kvfs_pki_secret_files *ret, char *why,
 			  size_t why_len);
 void kvfs_pki_secret_files_clear(struct kvfs_pki_secret_files *f);
+
+/* Open a DER PKCS#12 with password, or when it is NULL with the NULL one
+ * (Key Vault's) or the empty one, after checking that every key derivation
+ * it asks for (the MAC's, each encrypted bag's, each shrouded key's) runs
+ * at most 200,000 iterations: a PKCS#12 names its own counts, and OpenSSL
+ * would run 2^31.  On success the key, the leaf and the other certificates
+ * as PKCS12_parse() gives them (any may be NULL).  -EACCES: the password
+ * does not open it; -EBADMSG: not a PKCS#12, malformed, or too many
+ * iterations (why says which). */
+int kvfs_pki_pkcs12_open(const unsigned char *der, size_t len,
+			 const char *password, EVP_PKEY **ret_key,
+			 X509 **ret_leaf, STACK_OF(X509) * *ret_ca, char *why,
+			 size_t why_len);
 
 /* What the extended attributes show of a DER certificate: the subject in
  * RFC 2253 form (as `openssl x509 -noout -subject -nameopt RFC2253` prints

@@ -29,6 +29,7 @@
 #include "auth/credfile.h"
 #include "auth/entra.h"
 #include "auth/provider.h"
+#include "pki.h"
 #include "util.h"
 
 #define ASSERTION_LIFETIME 600 /* seconds: Entra's "5-10 minutes" */
@@ -125,32 +126,23 @@ static int load_pem(const char *data, size_t len, const char *password,
 static int load_pkcs12(const char *data, size_t len, const char *password,
 		       struct kvfs_cert_cred *c, struct kvfs_error *err)
 {
-	const unsigned char *p = (const unsigned char *)data;
-	PKCS12 *p12;
-	int ok = 0;
+	char why[160];
+	int r;
 
-	p12 = d2i_PKCS12(NULL, &p, (long)len);
-	if (!p12) {
-		kvfs_error_set_message(err, "is neither PEM nor PKCS#12");
-		return -EINVAL;
-	}
-	if (password) {
-		ok = PKCS12_parse(p12, password, &c->key, &c->leaf, &c->chain);
-	} else {
-		ok = PKCS12_parse(p12, NULL, &c->key, &c->leaf, &c->chain);
-		if (!ok) {
-			ERR_clear_error();
-			ok = PKCS12_parse(p12, "", &c->key, &c->leaf,
-					  &c->chain);
-		}
-	}
-	PKCS12_free(p12);
-	if (!ok) {
+	r = kvfs_pki_pkcs12_open((const unsigned char *)data, len, password,
+				 &c->key, &c->leaf, &c->chain, why,
+				 sizeof(why));
+	if (r == -EACCES) {
 		kvfs_error_set_message(err, "cannot be opened as PKCS#12 %s",
 				       password ? "with the password given"
 						: "without a password (give "
 						  "cert_password_file=)");
-		return -EACCES;
+		return r;
+	}
+	if (r < 0) {
+		/* Neither PEM nor a PKCS#12 that can be used. */
+		kvfs_error_set_message(err, "is not PEM, and %s", why);
+		return -EINVAL;
 	}
 	if (!c->key || !c->leaf) {
 		kvfs_error_set_message(err, "PKCS#12 holds no private key "

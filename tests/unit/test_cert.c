@@ -254,6 +254,27 @@ int main(void)
 		PKCS12_free(p12);
 	}
 
+	/* A PKCS#12 names its own iteration counts: more than 200,000 for
+	 * the bags or for the MAC is refused before any derivation. */
+	for (int bags = 0; bags <= 1; bags++) {
+		PKCS12 *p12 = PKCS12_create("pfx-pass", "client", key, leaf,
+					    NULL, 0, 0, bags ? 250000 : 2048,
+					    bags ? 2048 : 250000, 0);
+		unsigned char *der = NULL;
+		int dlen = i2d_PKCS12(p12, &der);
+
+		cred = NULL;
+		r = kvfs_cert_cred_load((char *)der, (size_t)dlen, "pfx-pass",
+					&cred, &err);
+		is_int(r, -EINVAL, "250,000 iterations (%s) refused",
+		       bags ? "the bags" : "the MAC");
+		ok(strstr(err.message, "iterations") != NULL,
+		   "the message says why: %s", err.message);
+		kvfs_cert_cred_free(cred);
+		OPENSSL_free(der);
+		PKCS12_free(p12);
+	}
+
 	/* EC keys: Entra ID takes no ES256 assertion */
 	pem = pem_of(ec, ec_cert, NULL, &len);
 	cred = NULL;
