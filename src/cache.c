@@ -720,10 +720,17 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 		cache->last_ok = now_monotonic();
 		return 0;
 	}
-	kvfs_metrics_error_detail("cannot list certificates", err);
+	/* A listing the gate held back: the vault's own error stays the
+	 * last one (see fetch_failed). */
+	if (!err->not_sent)
+		kvfs_metrics_error_detail("cannot list certificates", err);
 	/* Before the mount, main() prints the one line that matters. */
 	if (cache->loaded && !cache->failing) {
-		kvfs_error_describe(err, msg, sizeof(msg));
+		/* Held back by the gate: its line says why. */
+		if (err->not_sent)
+			snprintf(msg, sizeof(msg), "the vault is failing");
+		else
+			kvfs_error_describe(err, msg, sizeof(msg));
 		log_warning("cannot revalidate the certificates: %s; cached "
 			    "files are served for up to %u s",
 			    msg, max_stale(cache));
@@ -1362,11 +1369,11 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 
 	pthread_mutex_lock(&cache->lock);
 	/* Without memory for a pin the open still works; it is just not
-	 * pinned. */
+	 * pinned.  The pin's time starts now, after the fetch. */
 	if (cache->pin_seconds > 0 &&
 	    kvfs_pins_add(cache->pins, tgid,
 			  f->bundle.name ? f->bundle.name : name, f,
-			  now + cache->pin_seconds) == 0)
+			  now_monotonic() + cache->pin_seconds) == 0)
 		files_ref(f);
 	/* f may be the result of a flight that a revalidation overtook:
 	 * then it is not what the directory shows. */

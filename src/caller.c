@@ -5,6 +5,12 @@
  * maps to the old process: the new one would share its pins, that is get
  * the version that process saw seconds ago, which is still fresh (the
  * cache checks) and which it could have got by opening a little earlier.
+ * (Once the second is over, such a process maps to itself, and its next
+ * open may get a newer version than the one it got under the old
+ * process's pins: the mix pins exist to prevent, but only if the kernel
+ * handed the same tid to two processes within a second, which takes the
+ * whole pid range (kernel.pid_max, 4 million where systemd sets it) used
+ * up in that second.)
  * A small direct-mapped table under one mutex held for a copy. */
 #include <pthread.h>
 #include <stdio.h>

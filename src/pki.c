@@ -553,8 +553,10 @@ int kvfs_pki_pkcs12_open(const unsigned char *der, size_t len,
 	const char *pass = NULL;
 	int r = -EBADMSG;
 
-	if (len == 0 || len > LONG_MAX)
+	if (len == 0 || len > LONG_MAX) {
+		why_set(why, why_len, "not a PKCS#12");
 		goto fail;
+	}
 	p12 = d2i_PKCS12(NULL, &q, (long)len);
 	if (!p12 || q != der + len) {
 		why_set(why, why_len, "not a PKCS#12");
@@ -578,9 +580,14 @@ int kvfs_pki_pkcs12_open(const unsigned char *der, size_t len,
 		goto fail;
 	}
 	if (!pkcs12_bounded(p12, pass)) {
+		/* Without a MAC, a wrong password shows only here. */
 		why_set(why, why_len,
-			"the PKCS#12 is malformed or asks for too many key "
-			"derivation iterations");
+			PKCS12_mac_present(p12)
+				? "the PKCS#12 is malformed or asks for too "
+				  "many key derivation iterations"
+				: "the PKCS#12 is malformed, asks for too many "
+				  "key derivation iterations, or needs another "
+				  "password");
 		goto fail;
 	}
 	if (!PKCS12_parse(p12, pass, ret_key, ret_leaf, ret_ca)) {

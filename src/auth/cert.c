@@ -126,7 +126,7 @@ static int load_pem(const char *data, size_t len, const char *password,
 static int load_pkcs12(const char *data, size_t len, const char *password,
 		       struct kvfs_cert_cred *c, struct kvfs_error *err)
 {
-	char why[160];
+	char why[160] = "";
 	int r;
 
 	r = kvfs_pki_pkcs12_open((const unsigned char *)data, len, password,

@@ -201,6 +201,27 @@ def test_status_is_one_snapshot_per_open(mount, az):
     assert snap["now"] < read_status(m)["now"]
 
 
+def test_last_error_stays_the_vaults_during_an_outage(mount, az):
+    # revalidation every second and reads every 0.3 s while the vault
+    # answers 503: the gate holds most of them back, and what it held back
+    # ("not sent") neither replaces the vault's own error nor is logged
+    m = mount(refresh=1, deadline=2)
+    az.reset_log()
+    az.fault(kind="503", seconds=15)
+    t_end = time.monotonic() + 8
+    while time.monotonic() < t_end:
+        with pytest.raises(OSError):  # not cached: EIO
+            read(m.p("certificates", "api", "cert.pem"))
+        time.sleep(0.3)
+    held_back = [e for e in az.log("vault") if e["status"] == 503]
+    assert len(held_back) < 8 * (1 / 0.3 + 1), "the gate held requests back"
+    st = read_status(m)
+    assert "503" in st["last_error"], st["last_error"]
+    assert "not sent" not in st["last_error"]
+    assert st["vault_state"] != "healthy"
+    assert "not sent" not in m.stderr()
+
+
 def test_last_error_names_a_failed_read(mount, az):
     m = mount()
     az.fault(kind="404", path="^/certificates/api/?$", count=1)

@@ -292,6 +292,10 @@ int main(void)
 
 	r = kvfs_cert_cred_load("garbage", 7, NULL, &cred, &err);
 	is_int(r, -EINVAL, "neither PEM nor PKCS#12");
+	memset(&err, 'Z', sizeof(err));
+	r = kvfs_cert_cred_load("", 0, NULL, &cred, &err);
+	is_int(r, -EINVAL, "an empty file");
+	is_str(err.message, "is not PEM, and not a PKCS#12", "says so");
 
 	X509_free(ca);
 	X509_free(leaf);
