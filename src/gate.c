@@ -23,6 +23,11 @@
 
 /* Too little time left for an attempt to get anywhere. */
 #define MIN_ATTEMPT_MS 50
+/* An attempt that timed out with less than this to live was cut short by
+ * its caller's deadline, not by the origin: it is the caller's failure and
+ * does not make the origin fail.  (A reader that a recovery releases with
+ * 70 ms left, on a slow host, would otherwise start a new outage.) */
+#define FAIR_ATTEMPT_MS 1000
 /* While an outage lasts, a warning at most this often. */
 #define REPORT_INTERVAL_MS 60000
 
@@ -297,6 +302,9 @@ int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
 		if (tried)
 			kvfs_metrics_add(KVFS_COUNTER_RETRIES, 1);
 		r = attempt(userdata, (long)left, err, &v);
+		if (v == KVFS_VERDICT_RETRY && r == -ETIMEDOUT &&
+		    left < FAIR_ATTEMPT_MS)
+			v = KVFS_VERDICT_LOCAL;
 		tried = true;
 		gate_leave(g, probe, v, err);
 		if (v != KVFS_VERDICT_RETRY)

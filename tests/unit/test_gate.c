@@ -137,6 +137,40 @@ static void test_deadline(void)
 	kvfs_gate_free(g);
 }
 
+/* Times out, whatever it is given. */
+static int timing_out(void *userdata, long timeout_ms, struct kvfs_error *err,
+		      enum kvfs_verdict *ret)
+{
+	int *n = userdata;
+
+	(*n)++;
+	usleep((useconds_t)timeout_ms * 1000);
+	kvfs_error_clear(err);
+	kvfs_error_set_message(err, "timed out after %ld ms", timeout_ms);
+	*ret = KVFS_VERDICT_RETRY;
+	return -ETIMEDOUT;
+}
+
+static void test_short_timeout_is_the_callers(void)
+{
+	struct kvfs_gate *g = new_gate(10, 10);
+	struct kvfs_error err;
+	int n = 0, r;
+
+	r = kvfs_gate_run(g, kvfs_gate_now_ms() + 300, timing_out, &n, &err);
+	is_int(r, -ETIMEDOUT, "an attempt given 300 ms times out");
+	is_int(n, 1, "and is not retried");
+	is_int(kvfs_gate_failures(g), 0,
+	       "its timeout does not make the origin fail");
+	ok(strstr(err.message, "timed out") != NULL, "its error is returned");
+
+	n = 0;
+	r = kvfs_gate_run(g, kvfs_gate_now_ms() + 1300, timing_out, &n, &err);
+	is_int(r, -ETIMEDOUT, "one given 1.3 s times out too");
+	ok(kvfs_gate_failures(g) > 0, "and that makes the origin fail");
+	kvfs_gate_free(g);
+}
+
 /* One attempt at a time while failing. */
 struct crowd {
 	struct kvfs_gate *g;
@@ -214,6 +248,7 @@ int main(void)
 	test_retries();
 	test_retry_after();
 	test_deadline();
+	test_short_timeout_is_the_callers();
 	test_one_at_a_time();
 	return done_testing();
 }
