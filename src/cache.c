@@ -114,12 +114,10 @@ struct kvfs_cache {
 	size_t nchanges, achanges;
 };
 
+/* Monotonic seconds: the clock of freshness, pins and max_stale. */
 static int64_t now_monotonic(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return kvfs_now_ms() / 1000;
 }
 
 static unsigned max_stale(const struct kvfs_cache *cache)

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "caller.h"
+#include "util.h"
 
 #define SLOTS 64 /* a power of two */
 #define TRUST_MS 1000
@@ -29,14 +30,6 @@ static struct {
 	int64_t until_ms;
 } slots[SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t tgid_from_proc(pid_t tid)
 {
@@ -60,7 +53,7 @@ static int64_t tgid_from_proc(pid_t tid)
 int64_t kvfs_caller_tgid(pid_t tid)
 {
 	unsigned i = (unsigned)tid & (SLOTS - 1);
-	int64_t now = now_ms(), tgid = -1;
+	int64_t now = kvfs_now_ms(), tgid = -1;
 
 	pthread_mutex_lock(&lock);
 	if (slots[i].tid == tid && slots[i].until_ms > now)

@@ -20,6 +20,7 @@
 #include "gate.h"
 #include "log.h"
 #include "metrics.h"
+#include "util.h"
 
 /* Too little time left for an attempt to get anywhere. */
 #define MIN_ATTEMPT_MS 50
@@ -48,29 +49,10 @@ struct kvfs_gate {
 	unsigned long failed; /* attempts failed in this outage */
 };
 
-int64_t kvfs_gate_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void ms_to_timespec(int64_t ms, struct timespec *ts)
 {
 	ts->tv_sec = (time_t)(ms / 1000);
 	ts->tv_nsec = (long)(ms % 1000) * 1000000;
-}
-
-static uint64_t rng_next_locked(struct kvfs_gate *g)
-{
-	uint64_t x = g->rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	g->rng = x;
-	return x * 2685821657736338717ull;
 }
 
 int kvfs_gate_new(const char *name, const struct kvfs_backoff *policy,
@@ -93,7 +75,7 @@ int kvfs_gate_new(const char *name, const struct kvfs_backoff *policy,
 	if (getrandom(&g->rng, sizeof(g->rng), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(g->rng))
 		g->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
-			 (uint64_t)kvfs_gate_now_ms();
+			 (uint64_t)kvfs_now_ms();
 	if (g->rng == 0)
 		g->rng = 0x9e3779b97f4a7c15ull;
 
@@ -146,7 +128,7 @@ static int gate_enter(struct kvfs_gate *g, int64_t deadline, bool *ret_probe,
 
 	pthread_mutex_lock(&g->lock);
 	for (;;) {
-		int64_t now = kvfs_gate_now_ms(), wake;
+		int64_t now = kvfs_now_ms(), wake;
 
 		if (g->failures == 0) {
 			*ret_probe = false;
@@ -182,7 +164,7 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 		       const struct kvfs_error *err)
 {
 	char what[384], line[640] = "";
-	int64_t now = kvfs_gate_now_ms(), delay;
+	int64_t now = kvfs_now_ms(), delay;
 	int level = KVFS_LOG_DEBUG;
 
 	pthread_mutex_lock(&g->lock);
@@ -215,7 +197,7 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 			delay = (int64_t)err->retry_after * 1000 + 1;
 		else
 			delay = kvfs_backoff_delay_ms(&g->policy, g->failures,
-						      rng_next_locked(g));
+						      kvfs_xorshift(&g->rng));
 		if (now + delay > g->not_before)
 			g->not_before = now + delay;
 		delay = g->not_before - now;
@@ -273,7 +255,7 @@ int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
 		int e;
 
 		e = gate_enter(g, deadline_ms, &probe, &wait_ms);
-		left = deadline_ms - kvfs_gate_now_ms();
+		left = deadline_ms - kvfs_now_ms();
 		if (e == 0 && left < MIN_ATTEMPT_MS) {
 			gate_leave(g, probe, KVFS_VERDICT_LOCAL, NULL);
 			e = -ETIMEDOUT;

@@ -26,9 +26,6 @@ int kvfs_gate_new(const char *name, const struct kvfs_backoff *policy,
 		  struct kvfs_gate **ret);
 void kvfs_gate_free(struct kvfs_gate *g);
 
-/* Milliseconds on CLOCK_MONOTONIC, the clock of every deadline. */
-int64_t kvfs_gate_now_ms(void);
-
 /* One attempt, given the milliseconds left until the deadline (a bound
  * for its own timeouts).  Returns 0 or -errno, fills err, and says in
  * *ret_verdict what the gate should make of it (kvfs_backoff_classify()
@@ -38,7 +35,7 @@ typedef int (*kvfs_gate_attempt_fn)(void *userdata, long timeout_ms,
 				    enum kvfs_verdict *ret_verdict);
 
 /* Run attempt through the gate until it succeeds, fails for good, or the
- * deadline (kvfs_gate_now_ms() time) leaves no room for another try.
+ * deadline (kvfs_now_ms() time) leaves no room for another try.
  * Returns the last attempt's result with its err; -ETIMEDOUT with a
  * message when the deadline came before any attempt could start. */
 int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,

@@ -455,15 +455,6 @@ static int retry_after_seconds(const char *v)
 	return (int)s;
 }
 
-static long elapsed_ms(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000 +
-	       (now.tv_nsec - start->tv_nsec) / 1000000;
-}
-
 /* Everything one request needs, on a freshly reset handle. */
 static int setup(struct kvfs_http *h, CURL *c,
 		 const struct kvfs_http_request *rq, struct curl_slist *headers,
@@ -568,7 +559,7 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 	struct transfer t = {.max_body = h->max_body};
 	struct kvfs_error dummy;
 	struct curl_slist *headers;
-	struct timespec start;
+	int64_t start;
 	long status = 0, os_errno = 0;
 	CURLcode code;
 	CURL *c;
@@ -611,7 +602,7 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 		goto out;
 	}
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start = kvfs_now_ms();
 	code = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
@@ -628,11 +619,11 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 				err, "%s",
 				errbuf[0] ? errbuf : curl_easy_strerror(code));
 		log_debug("%s %s -> %s (%ld ms)", rq->method, err->endpoint,
-			  err->message, elapsed_ms(&start));
+			  err->message, (long)(kvfs_now_ms() - start));
 		goto out;
 	}
 	log_debug("%s %s -> %ld (%ld ms)", rq->method, err->endpoint, status,
-		  elapsed_ms(&start));
+		  (long)(kvfs_now_ms() - start));
 
 	if (!t.body) {
 		t.body = calloc(1, 1);

@@ -82,24 +82,10 @@ void kvfs_log_set_ratelimit(unsigned interval_ms)
 	pthread_mutex_unlock(&ratelimit_lock);
 }
 
+/* + 1: 0 marks an empty slot. */
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	/* + 1: 0 marks an empty slot. */
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;
-}
-
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return (uint64_t)kvfs_now_ms() + 1;
 }
 
 /* Returns false when the line is to be dropped; otherwise how many copies
@@ -114,7 +100,7 @@ static bool ratelimit_pass(const char *line, unsigned *ret_suppressed)
 	*ret_suppressed = 0;
 	if (interval == 0)
 		return true;
-	h = fnv1a(line);
+	h = kvfs_fnv1a(line, false);
 	now = now_ms();
 
 	pthread_mutex_lock(&ratelimit_lock);

@@ -331,28 +331,31 @@ static void render_cache(FILE *f)
 	}
 }
 
+/* One gauge per certificate with an expiry: its exp minus since (0 for
+ * the timestamp itself, now for the seconds left). */
+static void render_cert_gauge(FILE *f, const struct kvfs_metrics_gauges *g,
+			      const char *name, const char *help, int64_t since)
+{
+	header(f, name, "gauge", help);
+	for (size_t i = 0; i < g->ncerts; i++) {
+		if (!g->certs[i].exp)
+			continue;
+		fprintf(f, "%s{name=\"", name);
+		label_value(f, g->certs[i].name);
+		fprintf(f, "\"} %lld\n", (long long)(g->certs[i].exp - since));
+	}
+}
+
 static void render_certs(FILE *f, const struct kvfs_metrics_gauges *g)
 {
-	header(f, "kvfs_certificate_expiry_timestamp_seconds", "gauge",
-	       "Expiry (exp) of each certificate's latest version, Unix "
-	       "seconds.");
-	for (size_t i = 0; i < g->ncerts; i++) {
-		if (!g->certs[i].exp)
-			continue;
-		fputs("kvfs_certificate_expiry_timestamp_seconds{name=\"", f);
-		label_value(f, g->certs[i].name);
-		fprintf(f, "\"} %lld\n", (long long)g->certs[i].exp);
-	}
-	header(f, "kvfs_certificate_expires_in_seconds", "gauge",
-	       "Seconds until each certificate's latest version expires "
-	       "(negative once expired).");
-	for (size_t i = 0; i < g->ncerts; i++) {
-		if (!g->certs[i].exp)
-			continue;
-		fputs("kvfs_certificate_expires_in_seconds{name=\"", f);
-		label_value(f, g->certs[i].name);
-		fprintf(f, "\"} %lld\n", (long long)(g->certs[i].exp - g->now));
-	}
+	render_cert_gauge(f, g, "kvfs_certificate_expiry_timestamp_seconds",
+			  "Expiry (exp) of each certificate's latest version, "
+			  "Unix seconds.",
+			  0);
+	render_cert_gauge(f, g, "kvfs_certificate_expires_in_seconds",
+			  "Seconds until each certificate's latest version "
+			  "expires (negative once expired).",
+			  g->now);
 }
 
 int kvfs_metrics_render(const struct kvfs_metrics_gauges *g, char **ret,

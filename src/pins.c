@@ -4,13 +4,13 @@
  * is popping the queue's head: no pass over the table on an open.  (The
  * lifetime may change while pins exist, in tests; then a pin can outlive
  * its time behind an older one, and find still checks the time.) */
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "pins.h"
+#include "util.h"
 
 #define BUCKETS_MIN 64
 
@@ -33,15 +33,12 @@ struct kvfs_pins {
 	struct pin *head, *tail; /* oldest, newest */
 };
 
-/* FNV-1a of the lower-cased name, then the process. */
+/* The name without case, then the process. */
 static uint64_t pin_hash(int64_t tgid, const char *name)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h =
+		(kvfs_fnv1a(name, true) ^ (uint64_t)tgid) * 1099511628211ULL;
 
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		h = (h ^ (uint64_t)tolower(*p)) * 1099511628211ULL;
-	h ^= (uint64_t)tgid;
-	h *= 1099511628211ULL;
 	return h ^ (h >> 29);
 }
 

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "reval.h"
+#include "util.h"
 
 /* How often a change that waits for open files is looked at again. */
 #define WAITING_MS 100
@@ -36,25 +37,6 @@ struct kvfs_reval {
 	unsigned long count; /* atomic */
 	uint64_t rng;	     /* xorshift64* state; the thread's own */
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t rng_next(struct kvfs_reval *r)
-{
-	uint64_t x = r->rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	r->rng = x;
-	return x * 2685821657736338717ull;
-}
 
 int64_t kvfs_reval_delay_ms(unsigned refresh_s, bool first, uint64_t rnd)
 {
@@ -86,7 +68,7 @@ int kvfs_reval_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 		return -e;
 	}
 	if (getrandom(&r->rng, sizeof(r->rng), GRND_NONBLOCK) != sizeof(r->rng))
-		r->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+		r->rng = (uint64_t)kvfs_now_ms() ^ ((uint64_t)getpid() << 32);
 	if (r->rng == 0)
 		r->rng = 0x9e3779b97f4a7c15ull;
 	*ret = r;
@@ -119,14 +101,14 @@ static void revalidate(struct kvfs_reval *r)
 				  ? r->config->deadline
 				  : r->config->refresh;
 	struct kvfs_error err;
-	int64_t t0 = now_ms();
+	int64_t t0 = kvfs_now_ms();
 	int e;
 
 	kvfs_error_clear(&err);
 	/* The cache logs the failure that matters (once per outage). */
 	e = kvfs_cache_revalidate(r->cache, budget ? budget : 1, &err);
 	log_debug("revalidation %s in %lld ms", e < 0 ? "failed" : "done",
-		  (long long)(now_ms() - t0));
+		  (long long)(kvfs_now_ms() - t0));
 	__atomic_add_fetch(&r->count, 1, __ATOMIC_ACQ_REL);
 }
 
@@ -142,11 +124,11 @@ static void *reval_main(void *data)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 
-	next = now_ms() +
-	       kvfs_reval_delay_ms(r->config->refresh, true, rng_next(r));
+	next = kvfs_now_ms() + kvfs_reval_delay_ms(r->config->refresh, true,
+						   kvfs_xorshift(&r->rng));
 	for (;;) {
 		struct pollfd pfd = {.fd = r->efd, .events = POLLIN};
-		int64_t wait = next - now_ms();
+		int64_t wait = next - kvfs_now_ms();
 		bool asked = false;
 		uint64_t n;
 
@@ -161,14 +143,14 @@ static void *reval_main(void *data)
 			asked = true;
 		if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
 			break;
-		if (asked || now_ms() >= next) {
+		if (asked || kvfs_now_ms() >= next) {
 			if (asked)
 				log_info("revalidating the certificates now "
 					 "(SIGHUP)");
 			revalidate(r);
-			next = now_ms() +
+			next = kvfs_now_ms() +
 			       kvfs_reval_delay_ms(r->config->refresh, false,
-						   rng_next(r));
+						   kvfs_xorshift(&r->rng));
 		}
 		waiting = kvfs_cache_flush_changes(
 			r->cache,

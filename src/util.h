@@ -1,14 +1,54 @@
 /* Small helpers shared by every module: scoped cleanup in the style of
- * systemd's alloc-util.h, ownership transfer, and wiping of secrets.
+ * systemd's alloc-util.h, ownership transfer, wiping of secrets, the
+ * monotonic clock, a jitter generator and a string hash.
  * Header only; no state, no threads. */
 #ifndef KVFS_UTIL_H
 #define KVFS_UTIL_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/crypto.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
+
+/* Milliseconds on CLOCK_MONOTONIC: the clock of every timeout, backoff and
+ * deadline (a step of the wall clock moves none of them). */
+static inline int64_t kvfs_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* FNV-1a of s: hash tables and loop detection, never security.  fold:
+ * ASCII letters hashed as lower case, for names compared without case. */
+static inline uint64_t kvfs_fnv1a(const char *s, bool fold)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (fold && c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		h = (h ^ c) * 1099511628211ULL;
+	}
+	return h;
+}
+
+/* One step of xorshift64*: jitter for backoffs and timers, never secrets.
+ * The state must not be 0. */
+static inline uint64_t kvfs_xorshift(uint64_t *state)
+{
+	*state ^= *state >> 12;
+	*state ^= *state << 25;
+	*state ^= *state >> 27;
+	return *state * 2685821657736338717ull;
+}
 
 static inline void freep(void *p)
 {

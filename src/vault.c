@@ -757,7 +757,7 @@ static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
 
 /* GET url through the vault's gate (gate.c): 429, 5xx, resets, timeouts
  * and bodies that are not whole JSON are retried with backoff until
- * deadline_ms (kvfs_gate_now_ms() time): deadline= for a bundle, which a
+ * deadline_ms (kvfs_now_ms() time): deadline= for a bundle, which a
  * file operation waits for; max(deadline=, 30 s) for each list page. */
 static int vault_get_until(struct kvfs_vault *v, const char *url,
 			   int64_t deadline_ms, struct kvfs_http_response *ret,
@@ -776,21 +776,9 @@ static int vault_get_until(struct kvfs_vault *v, const char *url,
 static int vault_get(struct kvfs_vault *v, const char *url,
 		     struct kvfs_http_response *ret, struct kvfs_error *err)
 {
-	return vault_get_until(
-		v, url, kvfs_gate_now_ms() + (int64_t)v->deadline_s * 1000, ret,
-		err);
-}
-
-/* FNV-1a: the nextLinks seen, to catch a service that loops. */
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
+	return vault_get_until(v, url,
+			       kvfs_now_ms() + (int64_t)v->deadline_s * 1000,
+			       ret, err);
 }
 
 /* What each list page may take, retries included: budget_s, or when 0
@@ -822,8 +810,8 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 		uint64_t h;
 		int r;
 
-		r = vault_get_until(v, url, kvfs_gate_now_ms() + list_budget,
-				    &resp, err);
+		r = vault_get_until(v, url, kvfs_now_ms() + list_budget, &resp,
+				    err);
 		if (r < 0)
 			return r;
 		r = kvfs_vault_parse_page(resp.body, resp.len, want_version,
@@ -851,7 +839,7 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 			free(next);
 			return -E2BIG;
 		}
-		h = hash_str(next);
+		h = kvfs_fnv1a(next, false); /* the nextLinks seen: a loop */
 		for (size_t i = 0; i + 1 < pages; i++) {
 			if (seen[i] == h) {
 				kvfs_error_set_endpoint(err, next);

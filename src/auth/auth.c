@@ -61,14 +61,6 @@ struct kvfs_auth {
 	bool stopping; /* it, and every retry sleep, should end */
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct timespec mono_timespec(int64_t ms)
 {
 	return (struct timespec){.tv_sec = (time_t)(ms / 1000),
@@ -189,12 +181,12 @@ enum kvfs_auth_kind kvfs_auth_pick(const struct kvfs_config *c,
 static bool auth_sleep(void *ctx, long ms)
 {
 	struct kvfs_auth *a = ctx;
-	int64_t until = now_ms() + ms;
+	int64_t until = kvfs_now_ms() + ms;
 	struct timespec ts = mono_timespec(until);
 	bool stopping;
 
 	pthread_mutex_lock(&a->lock);
-	while (!a->stopping && now_ms() < until)
+	while (!a->stopping && kvfs_now_ms() < until)
 		pthread_cond_timedwait(&a->wake, &a->lock, &ts);
 	stopping = a->stopping;
 	pthread_mutex_unlock(&a->lock);
@@ -544,7 +536,7 @@ static int fetch_locked(struct kvfs_auth *a, char **ret_token,
 	pthread_mutex_lock(&a->lock);
 	a->fetching = false;
 	a->generation++;
-	now = now_ms();
+	now = kvfs_now_ms();
 	a->last_ret = r;
 	a->last_err = ferr;
 	if (r == 0) {
@@ -618,7 +610,7 @@ int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
 						    "the vault not known yet");
 			return -EAGAIN;
 		}
-		now = now_ms();
+		now = kvfs_now_ms();
 		due = now >= a->mono_refresh && now >= a->mono_retry;
 		if (usable_locked(a, now) &&
 		    (!due || a->fetching || a->running)) {
@@ -637,7 +629,7 @@ int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
 		gen = a->generation;
 		while (a->fetching && a->generation == gen)
 			pthread_cond_wait(&a->cond, &a->lock);
-		if (usable_locked(a, now_ms()))
+		if (usable_locked(a, kvfs_now_ms()))
 			continue;
 		if (a->generation != gen && a->last_ret < 0) {
 			r = a->last_ret;
@@ -649,7 +641,7 @@ int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
 	}
 
 	r = fetch_locked(a, ret_token, err);
-	if (r < 0 && usable_locked(a, now_ms()))
+	if (r < 0 && usable_locked(a, kvfs_now_ms()))
 		r = copy_token_locked(a, ret_token);
 	pthread_mutex_unlock(&a->lock);
 	return r;
@@ -692,7 +684,7 @@ static void *refresher_main(void *arg)
 			pthread_cond_wait(&a->wake, &a->lock);
 			continue;
 		}
-		if (now_ms() < due) {
+		if (kvfs_now_ms() < due) {
 			ts = mono_timespec(due);
 			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
 			continue;

@@ -369,13 +369,13 @@ static int mi_fetch(struct kvfs_auth_provider *base, const char *tenant,
 {
 	struct mi_provider *p = (struct mi_provider *)base;
 	_cleanup_free_ char *url = NULL;
-	struct timespec t0, t;
+	int64_t t0;
 	int r;
 
 	r = build_url(p, resource, &url);
 	if (r < 0)
 		return r;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = kvfs_now_ms();
 	for (unsigned n = 1;; n++) {
 		_cleanup_(kvfs_http_response_clear) struct kvfs_http_response
 			resp = {0};
@@ -423,9 +423,7 @@ static int mi_fetch(struct kvfs_auth_provider *base, const char *tenant,
 		if (r < 0 && !retryable_errno(r))
 			return r;
 
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		elapsed = (t.tv_sec - t0.tv_sec) * 1000 +
-			  (t.tv_nsec - t0.tv_nsec) / 1000000;
+		elapsed = (long)(kvfs_now_ms() - t0);
 		delay = kvfs_mi_retry_delay_ms(n, elapsed, err->retry_after);
 		if (delay < 0) {
 			if (r == 0)

@@ -10,6 +10,7 @@
 
 #include "gate.h"
 #include "tap.h"
+#include "util.h"
 
 struct script {
 	int n;			/* attempts so far */
@@ -26,7 +27,7 @@ static int scripted(void *userdata, long timeout_ms, struct kvfs_error *err,
 	struct script *s = userdata;
 
 	if (s->n < 16) {
-		s->at[s->n] = kvfs_gate_now_ms();
+		s->at[s->n] = kvfs_now_ms();
 		s->timeout[s->n] = timeout_ms;
 	}
 	kvfs_error_clear(err);
@@ -63,7 +64,7 @@ static void test_retries(void)
 	struct kvfs_gate *g = new_gate(20, 40);
 	struct kvfs_error err;
 	struct script s = {.retries = 3, .last = KVFS_VERDICT_OK};
-	int64_t t0 = kvfs_gate_now_ms();
+	int64_t t0 = kvfs_now_ms();
 	int r;
 
 	r = kvfs_gate_run(g, t0 + 5000, scripted, &s, &err);
@@ -72,15 +73,15 @@ static void test_retries(void)
 	is_int(kvfs_gate_failures(g), 0, "healthy again");
 	ok(s.timeout[0] > 4000 && s.timeout[0] <= 5000,
 	   "an attempt is told the time left (%ld ms)", s.timeout[0]);
-	ok(kvfs_gate_now_ms() - t0 < 1000, "short backoffs stay short");
+	ok(kvfs_now_ms() - t0 < 1000, "short backoffs stay short");
 
 	s = (struct script){.retries = 0, .last = KVFS_VERDICT_FINAL};
-	r = kvfs_gate_run(g, kvfs_gate_now_ms() + 5000, scripted, &s, &err);
+	r = kvfs_gate_run(g, kvfs_now_ms() + 5000, scripted, &s, &err);
 	is_int(r, -ENOENT, "a final answer is returned");
 	is_int(s.n, 1, "and not retried");
 
 	s = (struct script){.retries = 0, .last = KVFS_VERDICT_LOCAL};
-	r = kvfs_gate_run(g, kvfs_gate_now_ms() + 5000, scripted, &s, &err);
+	r = kvfs_gate_run(g, kvfs_now_ms() + 5000, scripted, &s, &err);
 	is_int(r, -EPROTO, "a local failure is returned");
 	is_int(s.n, 1, "and not retried");
 	is_int(kvfs_gate_failures(g), 0, "and does not make the gate fail");
@@ -95,7 +96,7 @@ static void test_retry_after(void)
 		.retries = 1, .last = KVFS_VERDICT_OK, .retry_after = 1};
 	int r;
 
-	r = kvfs_gate_run(g, kvfs_gate_now_ms() + 5000, scripted, &s, &err);
+	r = kvfs_gate_run(g, kvfs_now_ms() + 5000, scripted, &s, &err);
 	is_int(r, 0, "429 with Retry-After: 1, then success");
 	is_int(s.n, 2, "two attempts");
 	ok(s.at[1] - s.at[0] >= 1000, "not earlier than Retry-After (%lld ms)",
@@ -109,11 +110,11 @@ static void test_deadline(void)
 	struct kvfs_gate *g = new_gate(100, 100);
 	struct kvfs_error err;
 	struct script s = {.retries = 1000, .last = KVFS_VERDICT_OK};
-	int64_t t0 = kvfs_gate_now_ms(), dt;
+	int64_t t0 = kvfs_now_ms(), dt;
 	int r;
 
 	r = kvfs_gate_run(g, t0 + 600, scripted, &s, &err);
-	dt = kvfs_gate_now_ms() - t0;
+	dt = kvfs_now_ms() - t0;
 	is_int(r, -EAGAIN, "endless 429s: the last attempt's error");
 	is_int(err.http_status, 429, "with its status");
 	ok(dt <= 900, "given up by the deadline (%lld ms)", (long long)dt);
@@ -123,13 +124,13 @@ static void test_deadline(void)
 	/* A backoff that ends after the caller's deadline: no wait at all. */
 	s = (struct script){
 		.retries = 1, .last = KVFS_VERDICT_OK, .retry_after = 5};
-	r = kvfs_gate_run(g, kvfs_gate_now_ms() + 2000, scripted, &s, &err);
+	r = kvfs_gate_run(g, kvfs_now_ms() + 2000, scripted, &s, &err);
 	is_int(r, -EAGAIN, "429 with Retry-After: 5 and 2 s to go: given up");
 	is_int(s.n, 1, "after one attempt");
-	t0 = kvfs_gate_now_ms();
+	t0 = kvfs_now_ms();
 	s = (struct script){.retries = 0, .last = KVFS_VERDICT_OK};
 	r = kvfs_gate_run(g, t0 + 1000, scripted, &s, &err);
-	dt = kvfs_gate_now_ms() - t0;
+	dt = kvfs_now_ms() - t0;
 	is_int(r, -ETIMEDOUT, "next caller: the backoff outlasts its deadline");
 	is_int(s.n, 0, "nothing was sent");
 	ok(dt < 500, "and it did not wait (%lld ms)", (long long)dt);
@@ -157,7 +158,7 @@ static void test_short_timeout_is_the_callers(void)
 	struct kvfs_error err;
 	int n = 0, r;
 
-	r = kvfs_gate_run(g, kvfs_gate_now_ms() + 300, timing_out, &n, &err);
+	r = kvfs_gate_run(g, kvfs_now_ms() + 300, timing_out, &n, &err);
 	is_int(r, -ETIMEDOUT, "an attempt given 300 ms times out");
 	is_int(n, 1, "and is not retried");
 	is_int(kvfs_gate_failures(g), 0,
@@ -165,7 +166,7 @@ static void test_short_timeout_is_the_callers(void)
 	ok(strstr(err.message, "timed out") != NULL, "its error is returned");
 
 	n = 0;
-	r = kvfs_gate_run(g, kvfs_gate_now_ms() + 1300, timing_out, &n, &err);
+	r = kvfs_gate_run(g, kvfs_now_ms() + 1300, timing_out, &n, &err);
 	is_int(r, -ETIMEDOUT, "one given 1.3 s times out too");
 	ok(kvfs_gate_failures(g) > 0, "and that makes the origin fail");
 	kvfs_gate_free(g);
@@ -210,7 +211,7 @@ static void *crowd_thread(void *p)
 	struct runner *ru = p;
 	struct kvfs_error err;
 
-	ru->c->r[ru->i] = kvfs_gate_run(ru->c->g, kvfs_gate_now_ms() + 10000,
+	ru->c->r[ru->i] = kvfs_gate_run(ru->c->g, kvfs_now_ms() + 10000,
 					crowded, ru->c, &err);
 	return NULL;
 }
@@ -226,7 +227,7 @@ static void test_one_at_a_time(void)
 
 	/* Make the gate fail first: a 429 with Retry-After: 1 and a deadline
 	 * too short for the retry. */
-	(void)kvfs_gate_run(c.g, kvfs_gate_now_ms() + 60, scripted, &s, &err);
+	(void)kvfs_gate_run(c.g, kvfs_now_ms() + 60, scripted, &s, &err);
 	ok(kvfs_gate_failures(c.g) > 0, "the gate is failing");
 
 	for (int i = 0; i < 6; i++) {

@@ -70,14 +70,6 @@ static int changes(void)
 	return n;
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ull;
-}
-
 static void test_schedule(void)
 {
 	static const unsigned periods[] = {1, 2, 300, 86400};
@@ -93,9 +85,9 @@ static void test_schedule(void)
 
 		for (int i = 0; i < draws; i++) {
 			int64_t f = kvfs_reval_delay_ms(periods[p], true,
-							xorshift(&st));
+							kvfs_xorshift(&st));
 			int64_t l = kvfs_reval_delay_ms(periods[p], false,
-							xorshift(&st));
+							kvfs_xorshift(&st));
 
 			in = in && f >= 0 && f < ms && l >= ms * 4 / 5 &&
 			     l <= ms * 6 / 5;

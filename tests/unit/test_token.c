@@ -22,14 +22,6 @@ static atomic_long delay_ms; /* each fetch takes this long */
 static atomic_long sleep_ms; /* a failing fetch then "retries" this long */
 static atomic_int cancelled; /* a retry sleep was cut short */
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
-
 static void msleep(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -256,10 +248,10 @@ static void test_refresher(void)
 	atomic_store(&fail, 1);
 	atomic_store(&sleep_ms, 10000);
 	msleep(700);
-	t0 = now_ms();
+	t0 = kvfs_now_ms();
 	kvfs_auth_stop_refresher(a);
-	ok(now_ms() - t0 < 1000, "stop returns promptly (%ld ms)",
-	   now_ms() - t0);
+	ok(kvfs_now_ms() - t0 < 1000, "stop returns promptly (%ld ms)",
+	   kvfs_now_ms() - t0);
 	is_int(atomic_load(&cancelled), 1, "the retry sleep was cancelled");
 	kvfs_auth_stop_refresher(a);
 	ok(1, "stopping twice is harmless");
