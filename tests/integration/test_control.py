@@ -213,8 +213,10 @@ def test_last_error_stays_the_vaults_during_an_outage(mount, az):
         with pytest.raises(OSError):  # not cached: EIO
             read(m.p("certificates", "api", "cert.pem"))
         time.sleep(0.3)
-    held_back = [e for e in az.log("vault") if e["status"] == 503]
-    assert len(held_back) < 8 * (1 / 0.3 + 1), "the gate held requests back"
+    # ~27 reads and ~8 revalidations in the 8 s; the gate's backoff (1, 2,
+    # 4, 8 s caps, one request at a time) lets a handful through
+    sent = [e for e in az.log("vault") if e["status"] == 503]
+    assert 1 <= len(sent) < 15, "the gate held most requests back: %d" % len(sent)
     st = read_status(m)
     assert "503" in st["last_error"], st["last_error"]
     assert "not sent" not in st["last_error"]

@@ -1,5 +1,5 @@
 /* The process behind a thread: a second thread of this process maps to
- * its pid, the first time (from /proc) and again (remembered); the main
+ * its pid, from /proc and, once the thread is gone, from memory; the main
  * thread is its process; a tid that names no thread maps to itself. */
 #include <pthread.h>
 #include <sys/types.h>
@@ -32,7 +32,10 @@ int main(void)
 	pthread_join(t, NULL);
 	ok(s.tid != 0 && s.tid != getpid(), "a second thread has its own tid");
 	is_int((int)s.first, (int)getpid(), "it maps to the process");
-	is_int((int)s.again, (int)getpid(), "remembered");
+	is_int((int)s.again, (int)getpid(), "and again");
+	/* /proc no longer knows the thread: only the table can answer. */
+	is_int((int)kvfs_caller_tgid(s.tid), (int)getpid(),
+	       "remembered after the thread is gone");
 	is_int((int)kvfs_caller_tgid(getpid()), (int)getpid(),
 	       "the main thread is its process");
 	is_int((int)kvfs_caller_tgid(0x3ffffff), 0x3ffffff,
