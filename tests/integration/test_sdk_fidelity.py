@@ -5,8 +5,8 @@ Each test starts from a reset request log, runs tests/sdk/fidelity.mjs for
 one or more phases against a fake of its own (one per module), and then
 reads the fake's log to check the flow the SDK went through.
 
-Needs Node 20 and the pinned SDK: `npm ci --prefix tests/sdk`. Without them
-the tests fail (they never skip). Run with Debian's Python:
+Needs Node >= 20 in tests/node and the pinned SDK in tests/sdk, both from
+`tests/install-deps --test`. Without them the tests fail (they never skip). Run with Debian's Python:
 
     /usr/bin/python3 -m pytest tests/integration/test_sdk_fidelity.py
 """
@@ -14,7 +14,6 @@ the tests fail (they never skip). Run with Debian's Python:
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 
@@ -27,7 +26,10 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "fakeazure"))
 
 from client import FakeAzure  # noqa: E402
 
-NODE = shutil.which("node")
+# Node.js >= 20 from the npm registry (tests/node, installed by
+# `tests/install-deps --test`), never the machine's own node: a fresh Debian
+# 12 has Node 18, which the pinned SDK does not support.
+NODE = os.path.join(ROOT, "tests", "node", "node_modules", ".bin", "node")
 RUN_TIMEOUT = 300
 
 # Variables that would steer the SDK's credentials away from the fake.
@@ -38,11 +40,32 @@ SCRUB_ENV = ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "IDENTITY_ENDPOINT", "IDENTITY
              "AZURE_AUTHORITY_HOST", "NODE_OPTIONS")
 
 
+def node_problem(node, package_json):
+    """What is wrong with `node` for the SDK of `package_json`, or None."""
+    with open(package_json) as f:
+        engines = json.load(f)["engines"]["node"]
+    need = int(engines.lstrip(">="))
+    try:
+        version = subprocess.run([node, "--version"], stdin=subprocess.DEVNULL,
+                                 capture_output=True, text=True, timeout=60,
+                                 check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "%s does not run (the SDK needs Node %s)" % (node, engines)
+    try:
+        major = int(version.lstrip("v").split(".")[0])
+    except ValueError:
+        return "%s --version says %r (the SDK needs Node %s)" % (node, version, engines)
+    if major < need:
+        return "%s is Node %s, the SDK needs Node %s" % (node, version, engines)
+    return None
+
+
 def require_sdk():
-    """Fail (never skip) unless node and the pinned SDK packages are installed."""
-    if NODE is None:
-        pytest.fail("node is not on PATH: install Node 20 (apt-get install nodejs npm), "
-                    "then run `npm ci --prefix tests/sdk`")
+    """Fail (never skip) unless Node >= 20 and the pinned SDK packages are installed."""
+    fix = "run `tests/install-deps --test`"
+    problem = node_problem(NODE, os.path.join(SDK_DIR, "package.json"))
+    if problem:
+        pytest.fail("%s: %s" % (problem, fix), pytrace=False)
     with open(os.path.join(SDK_DIR, "package.json")) as f:
         pinned = json.load(f)["dependencies"]
     wrong = []
@@ -56,8 +79,35 @@ def require_sdk():
         if have != version:
             wrong.append("%s %s (installed: %s)" % (name, version, have or "none"))
     if wrong:
-        pytest.fail("the official Azure SDK is not installed in tests/sdk/node_modules: "
-                    "run `npm ci --prefix tests/sdk` (needs %s)" % ", ".join(wrong))
+        pytest.fail("the official Azure SDK is not installed in tests/sdk/node_modules "
+                    "(needs %s): %s" % (", ".join(wrong), fix), pytrace=False)
+
+
+def fake_node(tmp_path, version):
+    path = tmp_path / "node"
+    path.write_text("#!/bin/sh\necho %s\n" % version)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_node_older_than_the_sdk_engine_is_named(tmp_path):
+    """Debian 12's Node 18 is refused in one line that says how to fix it."""
+    problem = node_problem(fake_node(tmp_path, "v18.20.4"),
+                           os.path.join(SDK_DIR, "package.json"))
+    assert problem is not None
+    assert "v18.20.4" in problem and ">=20" in problem
+    assert "\n" not in problem
+    assert node_problem(fake_node(tmp_path, "v20.20.2"),
+                        os.path.join(SDK_DIR, "package.json")) is None
+    assert "does not run" in node_problem(str(tmp_path / "missing"),
+                                          os.path.join(SDK_DIR, "package.json"))
+
+
+def test_sdk_runs_on_the_node_it_supports():
+    """The fidelity tests run the project's Node, which the SDK supports."""
+    require_sdk()
+    assert NODE.startswith(os.path.join(ROOT, "tests", "node"))
+    assert node_problem(NODE, os.path.join(SDK_DIR, "package.json")) is None
 
 
 @pytest.fixture(scope="module")
