@@ -35,6 +35,9 @@ def installed():
                                capture_output=True, text=True).stdout.split())
     missing = INSTALLED - files
     assert not missing, "the package lacks %s" % sorted(missing)
+    # the README's `install -m 0600 /dev/null /etc/kvfs/myvault.secret`
+    assert "/etc/kvfs" in files, "the package lacks /etc/kvfs"
+    assert oct(os.stat("/etc/kvfs").st_mode & 0o7777) == "0o700"
     # mount(8)'s PATH puts /usr/local first: nothing may shadow the package
     for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin"):
         assert not os.path.lexists(os.path.join(d, "kvfs")), \
