@@ -29,7 +29,7 @@ from client import FakeAzure  # noqa: E402
 # Node.js >= 20 from the npm registry (tests/node, installed by
 # `tests/install-deps --test`), never the machine's own node: a fresh Debian
 # 12 has Node 18, which the pinned SDK does not support.
-NODE = os.path.join(ROOT, "tests", "node", "node_modules", ".bin", "node")
+NODE = os.path.join(ROOT, "tests", "node", "bin", "node")
 RUN_TIMEOUT = 300
 
 # Variables that would steer the SDK's credentials away from the fake.
