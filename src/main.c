@@ -1,14 +1,18 @@
 /* Start-up order and exit codes.  Parse the options (2 on a usage error, 0
- * after --help or --version), harden the process, build http -> auth ->
+ * after --help or --version), refuse a mountpoint that cannot work (1: not
+ * a directory, or a kvfs mount already there), harden the process, build
+ * http -> auth ->
  * vault -> cache, authenticate and list the vault BEFORE mounting (1 with
  * one precise line on stderr and nothing mounted), then hand over to the
  * FUSE loop, whose result is the exit code.  Single-threaded until
  * kvfs_fs_main(). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "auth/auth.h"
 #include "cache.h"
@@ -40,6 +44,101 @@ static int start_background(void *data)
 static void stop_background(void *data)
 {
 	kvfs_auth_stop_refresher(data);
+}
+
+/* Undo the kernel's octal escapes ("\\040" for a space) of a mountinfo
+ * field, in place. */
+static void unescape_mountinfo(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* 1 with *ret_source (the fsname, i.e. VAULT as it was given) when a kvfs
+ * mount sits on path, 0 when none does, -errno when mountinfo cannot be
+ * read.  mount -a skips an fstab line whose VAULT and mount point are
+ * already mounted; anything else reaching here would stack a second
+ * daemon on the first. */
+static int kvfs_mounted_on(const char *path, char **ret_source)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int r = 0;
+
+	if (!f)
+		return -errno;
+	while (r == 0 && getline(&line, &cap, f) > 0) {
+		char *save = NULL, *tok, *mnt = NULL, *fstype, *source;
+		int i = 0;
+
+		/* id parent maj:min root MOUNTPOINT opts [tags...] - TYPE
+		 * SOURCE superopts */
+		for (tok = strtok_r(line, " \n", &save); tok && i < 4;
+		     tok = strtok_r(NULL, " \n", &save), i++)
+			;
+		mnt = tok;
+		while ((tok = strtok_r(NULL, " \n", &save)) &&
+		       strcmp(tok, "-") != 0)
+			;
+		fstype = strtok_r(NULL, " \n", &save);
+		source = strtok_r(NULL, " \n", &save);
+		if (!mnt || !fstype || !source ||
+		    strcmp(fstype, "fuse.kvfs") != 0)
+			continue;
+		unescape_mountinfo(mnt);
+		if (strcmp(mnt, path) != 0)
+			continue;
+		unescape_mountinfo(source);
+		*ret_source = strdup(source);
+		r = *ret_source ? 1 : -ENOMEM;
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+/* Before any credential is read: a mountpoint that is not a directory
+ * would mount and answer every access with EIO; a second kvfs on a kvfs
+ * mount would hide the first. */
+static int check_mountpoint(const struct kvfs_config *c)
+{
+	char *source = NULL;
+	struct stat st;
+	int r;
+
+	r = kvfs_mounted_on(c->mountpoint, &source);
+	if (r > 0) {
+		fprintf(stderr,
+			"kvfs: '%s' already carries a kvfs mount of '%s'; "
+			"unmount it first\n",
+			c->mountpoint, source);
+		free(source);
+		return -EBUSY;
+	}
+	if (stat(c->mountpoint, &st) < 0) {
+		r = -errno;
+		fprintf(stderr, "kvfs: cannot access mountpoint '%s': %s\n",
+			c->mountpoint, strerror(-r));
+		return r;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "kvfs: mountpoint '%s' is not a directory\n",
+			c->mountpoint);
+		return -ENOTDIR;
+	}
+	return 0;
 }
 
 static bool transport_error(int r)
@@ -99,6 +198,9 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	kvfs_log_set_level(c.loglevel);
+
+	if (check_mountpoint(&c) < 0)
+		goto out;
 
 	ho.ca_file = c.ca_file;
 	ho.timeout_ms = (long)c.deadline * 1000;

@@ -2,6 +2,7 @@
 precise line, a non-zero exit and nothing mounted."""
 
 import os
+import re
 import time
 
 import util
@@ -10,6 +11,17 @@ from conftest import clean_env, option_string, run_kvfs, secret_options
 
 def assert_not_mounted(path):
     assert not util.is_mounted(str(path)), "%s is mounted" % path
+
+
+def mounts_at(path):
+    """(fstype, source) of every mount stacked on path."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            if left.split()[4] == path:
+                found.append(tuple(right.split()[:2]))
+    return found
 
 
 def one_line(text):
@@ -72,9 +84,44 @@ def test_unknown_vault_host(fake, tmp_path):
     r = run_kvfs(["-f", "-o", option_string(opts), "https://127.0.0.1:9",
                   str(tmp_path)])
     assert r.returncode == 1
-    line = one_line(r.stderr)
-    assert "127.0.0.1:9" in line
+    lines = r.stderr.splitlines()
+    # one line per retry, each saying when the next comes and when kvfs
+    # gives up, then the one line of the refusal
+    retry = re.compile(r"kvfs: cannot reach 'https://127\.0\.0\.1:9': "
+                       r"Failed to connect to 127\.0\.0\.1 port 9 .*"
+                       r"\(attempt (\d+), next in \d+\.\d s, "
+                       r"giving up in \d+ s\)$")
+    matches = [retry.match(l) for l in lines[:-1]]
+    assert lines[:-1] and all(matches), r.stderr
+    assert [int(m.group(1)) for m in matches] == list(range(1, len(lines)))
+    assert lines[-1].startswith(
+        "kvfs: cannot reach 'https://127.0.0.1:9/certificates': "), r.stderr
     assert_not_mounted(tmp_path)
+
+
+def test_mountpoint_that_is_not_a_directory(az, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("")
+    r = run_kvfs(["-f", "-o", option_string(secret_options(az)),
+                  az.info["vault_url"], str(f)])
+    assert r.returncode == 1
+    assert r.stderr == "kvfs: mountpoint '%s' is not a directory\n" % f
+    assert_not_mounted(f)
+    assert az.log() == []  # refused before authenticating
+
+
+def test_mountpoint_that_carries_a_kvfs_mount(mount, az):
+    m = mount()
+    path = os.path.realpath(m.path)
+    az.reset_log()
+    r = run_kvfs(["-f", "-o", option_string(secret_options(az)),
+                  az.info["vault_url"], m.path])
+    assert r.returncode == 1
+    assert r.stderr == ("kvfs: '%s' already carries a kvfs mount of '%s'; "
+                        "unmount it first\n" % (path, az.info["vault_url"]))
+    assert az.log() == []  # refused before authenticating
+    assert mounts_at(path) == [("fuse.kvfs", az.info["vault_url"])]
+    assert "www" in os.listdir(m.p("certificates"))
 
 
 def test_unknown_vault_name_does_not_hang(fake, tmp_path):
@@ -83,7 +130,13 @@ def test_unknown_vault_name_does_not_hang(fake, tmp_path):
     r = run_kvfs(["-f", "-o", option_string(opts) + ",deadline=5",
                   "no-such-vault-kvfs", str(tmp_path)], timeout=90)
     assert r.returncode == 1
-    assert "no-such-vault-kvfs.vault.azure.net" in one_line(r.stderr)
+    # the retries say so, one line each; the last line says why it failed
+    lines = r.stderr.splitlines()
+    assert all("(attempt %d, next in " % (i + 1) in l
+               for i, l in enumerate(lines[:-1])), r.stderr
+    assert lines[-1].startswith(
+        "kvfs: cannot reach 'https://no-such-vault-kvfs.vault.azure.net"
+        "/certificates': "), r.stderr
     assert time.monotonic() - t0 < 60
     assert_not_mounted(tmp_path)
 
