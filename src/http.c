@@ -618,6 +618,8 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 			kvfs_error_set_message(
 				err, "%s",
 				errbuf[0] ? errbuf : curl_easy_strerror(code));
+		if (err && code == CURLE_PEER_FAILED_VERIFICATION)
+			err->tls_verify = 1;
 		log_debug("%s %s -> %s (%ld ms)", rq->method, err->endpoint,
 			  err->message, (long)(kvfs_now_ms() - start));
 		goto out;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -148,17 +149,68 @@ static bool transport_error(int r)
 	       r == -EIO;
 }
 
+/* Whether url's host is one of Azure's own (Key Vault or Entra ID, any
+ * cloud), whose certificates every system CA store trusts. */
+static bool public_azure(const char *url)
+{
+	static const char *const domains[] = {
+		".vault.azure.net",
+		".vault.azure.cn",
+		".vault.usgovcloudapi.net",
+		"login.microsoftonline.com",
+		"login.chinacloudapi.cn",
+		"login.microsoftonline.us",
+		"login.partner.microsoftonline.cn",
+	};
+	const char *host = strstr(url, "://");
+	size_t len;
+
+	host = host ? host + 3 : url;
+	len = strcspn(host, ":/");
+	for (size_t i = 0; i < sizeof(domains) / sizeof(domains[0]); i++) {
+		size_t d = strlen(domains[i]);
+
+		if (len >= d &&
+		    strncasecmp(host + len - d, domains[i], d) == 0 &&
+		    (len == d || domains[i][0] == '.' ||
+		     host[len - d - 1] == '.'))
+			return true;
+	}
+	return false;
+}
+
 /* The one line an administrator reads when the mount was refused. */
 static void print_load_error(const struct kvfs_config *c, int r,
 			     const struct kvfs_error *err)
 {
-	char detail[768];
+	char detail[1024];
 
-	kvfs_error_describe(err, detail, sizeof(detail));
+	kvfs_error_describe(err, detail, 768);
 	if (!detail[0] || strcmp(detail, "unknown error") == 0)
 		snprintf(detail, sizeof(detail), "%s", strerror(-r));
+	/* A private endpoint or a TLS-inspecting proxy signs with a CA that
+	 * the system does not know. */
+	if (err->tls_verify &&
+	    !public_azure(err->endpoint[0] ? err->endpoint : c->vault_url)) {
+		size_t len = strlen(detail);
 
-	if (err->provider[0])
+		if (c->ca_file)
+			snprintf(detail + len, sizeof(detail) - len,
+				 " (is the CA that signed it in ca_file='%s'?)",
+				 c->ca_file);
+		else
+			snprintf(detail + len, sizeof(detail) - len,
+				 " (not a public Azure endpoint: give the CA "
+				 "that signed its certificate with ca_file=)");
+	}
+
+	if (err->provider[0] && err->local)
+		/* a credential file: the message names it, no server */
+		fprintf(stderr,
+			"kvfs: cannot get a token for '%s' with provider "
+			"'%s': %s\n",
+			c->vault_arg, err->provider, detail);
+	else if (err->provider[0])
 		fprintf(stderr,
 			"kvfs: cannot get a token for '%s' with provider "
 			"'%s'%s%s: %s\n",

@@ -205,3 +205,80 @@ def test_daemonizes_without_f(fake, tmp_path):
     with util.daemonized(option_string(secret_options(fake)),
                          fake.info["vault_url"], mnt, clean_env()):
         assert "www" in os.listdir(mnt / "certificates")
+
+
+# --- the line itself ------------------------------------------------------
+
+
+def refused(fake, tmp_path, **overrides):
+    """Run kvfs with the secret app's options changed; its stderr."""
+    opts = secret_options(fake)
+    opts.update(overrides)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir(exist_ok=True)
+    r = run_kvfs(["-f", "-o", option_string(opts), fake.info["vault_url"],
+                  str(mnt)])
+    assert r.returncode == 1, r.stderr
+    assert_not_mounted(mnt)
+    return r.stderr
+
+
+def test_azure_description_is_whole_without_trace_ids(az, tmp_path):
+    info = az.info
+    app = "00000000-0000-0000-0000-000000000000"
+    err = refused(az, tmp_path, client_id=app)
+    assert err == (
+        "kvfs: cannot get a token for '%s' with provider 'secret' from "
+        "%s/%s/oauth2/v2.0/token: 400 Bad Request (unauthorized_client, "
+        "AADSTS700016): Application with identifier '%s' was not found in "
+        "the directory '%s'. This can happen if the application has not "
+        "been installed by the administrator of the tenant or consented to "
+        "by any user in the tenant. You may have sent your authentication "
+        "request to the wrong tenant.\n"
+        % (info["vault_url"], info["authority"], info["tenant"], app,
+           info["tenant"]))
+
+
+def test_secret_given_as_secret_file_is_not_echoed(az, tmp_path):
+    secret = az.info["apps"]["secret"]["secret"]
+    # relative: made absolute against the working directory
+    err = refused(az, tmp_path, secret_file=secret)
+    assert secret not in err and secret[3:] not in err
+    assert err == (
+        "kvfs: cannot get a token for '%s' with provider 'secret': cannot "
+        "open '%s/%s\u2026' (%d characters not shown): No such file or "
+        "directory\n" % (az.info["vault_url"], os.getcwd(), secret[:3],
+                         len(secret) - 3))
+
+
+def test_missing_secret_file_shows_its_directory(az, tmp_path):
+    err = refused(az, tmp_path, secret_file=str(tmp_path / "no-such.secret"))
+    assert err == (
+        "kvfs: cannot get a token for '%s' with provider 'secret': cannot "
+        "open '%s/no-\u2026' (11 characters not shown): No such file or "
+        "directory\n" % (az.info["vault_url"], tmp_path))
+
+
+def test_empty_secret_file_names_the_file_not_the_vault(az, tmp_path):
+    empty = tmp_path / "empty.secret"
+    empty.write_text("")
+    empty.chmod(0o600)
+    err = refused(az, tmp_path, secret_file=str(empty))
+    assert err == ("kvfs: cannot get a token for '%s' with provider "
+                   "'secret': '%s' is empty\n" % (az.info["vault_url"], empty))
+    assert az.log() == []
+
+
+def test_untrusted_certificate_points_at_ca_file(az, tmp_path):
+    info = az.info
+    err = refused(az, tmp_path, ca_file=None)
+    assert err.startswith(
+        "kvfs: cannot get a token for '%s' with provider 'secret' from "
+        "%s/%s/v2.0/.well-known/openid-configuration: SSL certificate "
+        "problem: " % (info["vault_url"], info["authority"], info["tenant"]))
+    assert err.endswith(" (not a public Azure endpoint: give the CA that "
+                        "signed its certificate with ca_file=)\n"), err
+    # the wrong CA given: the line asks whether it is the right one
+    err = refused(az, tmp_path, ca_file=info["root_ca"])
+    assert err.endswith(" (is the CA that signed it in ca_file='%s'?)\n"
+                        % info["root_ca"]), err
