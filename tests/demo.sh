@@ -86,4 +86,5 @@ openssl x509 -in "$mnt/certificates/www/cert.pem" -noout -subject -enddate
 { set +x; } 2>/dev/null
 echo
 echo "kvfs is mounted on $mnt (fake Azure: $state/info.json)."
+echo "Options: build/kvfs --help; the manual: man -l doc/kvfs.8"
 echo "Unmount and stop the fake with: tests/demo.sh stop"
