@@ -18,7 +18,7 @@ struct kvfs_error {
 	char message[512];  /* short human text: curl's, or the service's */
 	int not_sent;	    /* the retry gate held the request back */
 	int local;	    /* a local file was wrong: no endpoint involved */
-	int tls_verify;	    /* the server's certificate was not trusted */
+	int tls_verify;	    /* the server's certificate chain was not trusted */
 };
 
 void kvfs_error_clear(struct kvfs_error *e);
