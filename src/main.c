@@ -1,10 +1,10 @@
-/* Start-up order and exit codes.  Parse the options (2 on a usage error, 0
- * after --help or --version), refuse a mountpoint that cannot work (1: not
- * a directory, or a kvfs mount already there), harden the process, build
- * http -> auth ->
- * vault -> cache, authenticate and list the vault BEFORE mounting (1 with
- * one precise line on stderr and nothing mounted), then hand over to the
- * FUSE loop, whose result is the exit code.  Single-threaded until
+/* Start-up order and exit codes.  Harden the process, parse the options (2
+ * on a usage error, 0 after --help or --version), refuse a mountpoint that
+ * cannot work (1: not a directory, or a kvfs mount already there) before
+ * any credential is read, build http -> auth -> vault -> cache,
+ * authenticate and list the vault BEFORE mounting (1 with one precise line
+ * on stderr and nothing mounted), then hand over to the FUSE loop, whose
+ * result is the exit code.  Single-threaded until
  * kvfs_fs_main(). */
 #include <errno.h>
 #include <stdio.h>
