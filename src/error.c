@@ -56,6 +56,58 @@ void kvfs_error_set_endpoint(struct kvfs_error *e, const char *url)
 		 (int)(auth - url), url, (int)(url + len - (at + 1)), at + 1);
 }
 
+#define ELLIPSIS "\xe2\x80\xa6" /* U+2026, "…" */
+
+/* buf holds n-1 bytes of a longer text: end it at the last whole word that
+ * leaves room for the ellipsis, so that no line ends in the middle of a
+ * word (or of a UTF-8 sequence).  Returns the new length. */
+static size_t cut_at_word(char *buf, size_t n)
+{
+	size_t room = sizeof(ELLIPSIS) - 1, end, i;
+
+	if (n < room + 2)
+		return strlen(buf);
+	end = n - 1 - room;
+	for (i = end; i > 0 && buf[i] != ' '; i--)
+		;
+	if (i == 0) /* one long word: cut it, but not inside a character */
+		for (i = end; i > 0 && ((unsigned char)buf[i] & 0xc0) == 0x80;
+		     i--)
+			;
+	while (i > 0 && (buf[i - 1] == ' ' || buf[i - 1] == ',' ||
+			 buf[i - 1] == ':' || buf[i - 1] == ';'))
+		i--;
+	memcpy(buf + i, ELLIPSIS, room + 1);
+	return i + room;
+}
+
+void kvfs_error_set_description(struct kvfs_error *e, const char *text)
+{
+	static const char *const noise[] = {
+		" Trace ID:", " Correlation ID:", " Timestamp:"};
+	size_t len;
+
+	if (!e)
+		return;
+	if (!text)
+		text = "";
+	len = strcspn(text, "\r\n");
+	for (size_t i = 0; i < sizeof(noise) / sizeof(noise[0]); i++) {
+		const char *p = strstr(text, noise[i]);
+
+		if (p && (size_t)(p - text) < len)
+			len = (size_t)(p - text);
+	}
+	while (len > 0 && text[len - 1] == ' ')
+		len--;
+	if (len < sizeof(e->message)) {
+		copy_span(e->message, sizeof(e->message), text, len);
+		return;
+	}
+	copy_span(e->message, sizeof(e->message), text, sizeof(e->message) - 1);
+	cut_at_word(e->message, sizeof(e->message));
+}
+
 void kvfs_error_set_message(struct kvfs_error *e, const char *fmt, ...)
 {
 	va_list ap;
@@ -172,5 +224,7 @@ int kvfs_error_describe(const struct kvfs_error *e, char *buf, size_t n)
 			put(buf, n, &pos, "unknown error");
 	}
 
-	return (int)(pos < n ? pos : n - 1);
+	if (pos >= n)
+		return (int)cut_at_word(buf, n);
+	return (int)pos;
 }

@@ -5,8 +5,10 @@
  * exponential backoff, LOCAL changes nothing.  One mutex and one
  * condition variable on CLOCK_MONOTONIC; attempts run with the mutex
  * released.  The outage is logged as warnings only once the origin has
- * answered at least once: before that (the start-up listing) the caller
- * prints the one line that matters. */
+ * answered at least once: before that (the start-up listing, in the
+ * foreground of mount) each retry is one notice that says when the next
+ * attempt comes and when the caller gives up, and the caller prints the
+ * one line that matters at the end. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -161,7 +163,7 @@ static int gate_enter(struct kvfs_gate *g, int64_t deadline, bool *ret_probe,
  * lock and written after it, so that a slow syslog never holds up the
  * other requests. */
 static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
-		       const struct kvfs_error *err)
+		       const struct kvfs_error *err, int64_t deadline)
 {
 	char what[384], line[640] = "";
 	int64_t now = kvfs_now_ms(), delay;
@@ -227,6 +229,20 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 				 "%lld ms",
 				 g->name, what, g->failures, (long long)delay);
 		}
+		/* Never answered yet: nobody waits silently for a retry
+		 * that is coming. */
+		if (!g->ever_ok && g->not_before + MIN_ATTEMPT_MS <= deadline) {
+			level = KVFS_LOG_NOTICE;
+			snprintf(line, sizeof(line),
+				 "%s '%s': %s (attempt %lu, next in "
+				 "%lld.%01lld s, giving up in %lld s)",
+				 err && err->http_status ? "vault"
+							 : "cannot reach",
+				 g->name, what, g->failed,
+				 (long long)delay / 1000,
+				 (long long)(delay % 1000) / 100,
+				 (long long)(deadline - now + 999) / 1000);
+		}
 		break;
 	case KVFS_VERDICT_LOCAL:
 		break;
@@ -257,7 +273,8 @@ int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
 		e = gate_enter(g, deadline_ms, &probe, &wait_ms);
 		left = deadline_ms - kvfs_now_ms();
 		if (e == 0 && left < MIN_ATTEMPT_MS) {
-			gate_leave(g, probe, KVFS_VERDICT_LOCAL, NULL);
+			gate_leave(g, probe, KVFS_VERDICT_LOCAL, NULL,
+				   deadline_ms);
 			e = -ETIMEDOUT;
 		}
 		if (e < 0) {
@@ -288,7 +305,7 @@ int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
 		    left < FAIR_ATTEMPT_MS)
 			v = KVFS_VERDICT_LOCAL;
 		tried = true;
-		gate_leave(g, probe, v, err);
+		gate_leave(g, probe, v, err, deadline_ms);
 		if (v != KVFS_VERDICT_RETRY)
 			return r;
 	}

@@ -618,6 +618,14 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 			kvfs_error_set_message(
 				err, "%s",
 				errbuf[0] ? errbuf : curl_easy_strerror(code));
+		/* The chain was not trusted (not a name mismatch, which
+		 * leaves the verify result at 0). */
+		if (err && code == CURLE_PEER_FAILED_VERIFICATION) {
+			long vr = 0;
+
+			curl_easy_getinfo(c, CURLINFO_SSL_VERIFYRESULT, &vr);
+			err->tls_verify = vr != 0;
+		}
 		log_debug("%s %s -> %s (%ld ms)", rq->method, err->endpoint,
 			  err->message, (long)(kvfs_now_ms() - start));
 		goto out;

@@ -1,14 +1,19 @@
-/* Start-up order and exit codes.  Parse the options (2 on a usage error, 0
- * after --help or --version), harden the process, build http -> auth ->
- * vault -> cache, authenticate and list the vault BEFORE mounting (1 with
- * one precise line on stderr and nothing mounted), then hand over to the
- * FUSE loop, whose result is the exit code.  Single-threaded until
+/* Start-up order and exit codes.  Harden the process, parse the options (2
+ * on a usage error, 0 after --help or --version), refuse a mountpoint that
+ * cannot work (1: not a directory, or a kvfs mount already there) before
+ * any credential is read, build http -> auth -> vault -> cache,
+ * authenticate and list the vault BEFORE mounting (1 with one precise line
+ * on stderr and nothing mounted), then hand over to the FUSE loop, whose
+ * result is the exit code.  Single-threaded until
  * kvfs_fs_main(). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "auth/auth.h"
 #include "cache.h"
@@ -42,6 +47,101 @@ static void stop_background(void *data)
 	kvfs_auth_stop_refresher(data);
 }
 
+/* Undo the kernel's octal escapes ("\\040" for a space) of a mountinfo
+ * field, in place. */
+static void unescape_mountinfo(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* 1 with *ret_source (the fsname, i.e. VAULT as it was given) when a kvfs
+ * mount sits on path, 0 when none does, -errno when mountinfo cannot be
+ * read.  mount -a skips an fstab line whose VAULT and mount point are
+ * already mounted; anything else reaching here would stack a second
+ * daemon on the first. */
+static int kvfs_mounted_on(const char *path, char **ret_source)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int r = 0;
+
+	if (!f)
+		return -errno;
+	while (r == 0 && getline(&line, &cap, f) > 0) {
+		char *save = NULL, *tok, *mnt = NULL, *fstype, *source;
+		int i = 0;
+
+		/* id parent maj:min root MOUNTPOINT opts [tags...] - TYPE
+		 * SOURCE superopts */
+		for (tok = strtok_r(line, " \n", &save); tok && i < 4;
+		     tok = strtok_r(NULL, " \n", &save), i++)
+			;
+		mnt = tok;
+		while ((tok = strtok_r(NULL, " \n", &save)) &&
+		       strcmp(tok, "-") != 0)
+			;
+		fstype = strtok_r(NULL, " \n", &save);
+		source = strtok_r(NULL, " \n", &save);
+		if (!mnt || !fstype || !source ||
+		    strcmp(fstype, "fuse.kvfs") != 0)
+			continue;
+		unescape_mountinfo(mnt);
+		if (strcmp(mnt, path) != 0)
+			continue;
+		unescape_mountinfo(source);
+		*ret_source = strdup(source);
+		r = *ret_source ? 1 : -ENOMEM;
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+/* Before any credential is read: a mountpoint that is not a directory
+ * would mount and answer every access with EIO; a second kvfs on a kvfs
+ * mount would hide the first. */
+static int check_mountpoint(const struct kvfs_config *c)
+{
+	char *source = NULL;
+	struct stat st;
+	int r;
+
+	r = kvfs_mounted_on(c->mountpoint, &source);
+	if (r > 0) {
+		fprintf(stderr,
+			"kvfs: '%s' already carries a kvfs mount of '%s'; "
+			"unmount it first\n",
+			c->mountpoint, source);
+		free(source);
+		return -EBUSY;
+	}
+	if (stat(c->mountpoint, &st) < 0) {
+		r = -errno;
+		fprintf(stderr, "kvfs: cannot access mountpoint '%s': %s\n",
+			c->mountpoint, strerror(-r));
+		return r;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "kvfs: mountpoint '%s' is not a directory\n",
+			c->mountpoint);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
 static bool transport_error(int r)
 {
 	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
@@ -49,17 +149,68 @@ static bool transport_error(int r)
 	       r == -EIO;
 }
 
+/* Whether url's host is one of Azure's own (Key Vault or Entra ID, any
+ * cloud), whose certificates every system CA store trusts. */
+static bool public_azure(const char *url)
+{
+	static const char *const domains[] = {
+		".vault.azure.net",
+		".vault.azure.cn",
+		".vault.usgovcloudapi.net",
+		"login.microsoftonline.com",
+		"login.chinacloudapi.cn",
+		"login.microsoftonline.us",
+		"login.partner.microsoftonline.cn",
+	};
+	const char *host = strstr(url, "://");
+	size_t len;
+
+	host = host ? host + 3 : url;
+	len = strcspn(host, ":/");
+	for (size_t i = 0; i < sizeof(domains) / sizeof(domains[0]); i++) {
+		size_t d = strlen(domains[i]);
+
+		if (len >= d &&
+		    strncasecmp(host + len - d, domains[i], d) == 0 &&
+		    (len == d || domains[i][0] == '.' ||
+		     host[len - d - 1] == '.'))
+			return true;
+	}
+	return false;
+}
+
 /* The one line an administrator reads when the mount was refused. */
 static void print_load_error(const struct kvfs_config *c, int r,
 			     const struct kvfs_error *err)
 {
-	char detail[768];
+	char detail[1024];
 
-	kvfs_error_describe(err, detail, sizeof(detail));
+	kvfs_error_describe(err, detail, 768);
 	if (!detail[0] || strcmp(detail, "unknown error") == 0)
 		snprintf(detail, sizeof(detail), "%s", strerror(-r));
+	/* A private endpoint or a TLS-inspecting proxy signs with a CA that
+	 * the system does not know. */
+	if (err->tls_verify &&
+	    !public_azure(err->endpoint[0] ? err->endpoint : c->vault_url)) {
+		size_t len = strlen(detail);
 
-	if (err->provider[0])
+		if (c->ca_file)
+			snprintf(detail + len, sizeof(detail) - len,
+				 " (is the CA that signed it in ca_file='%s'?)",
+				 c->ca_file);
+		else
+			snprintf(detail + len, sizeof(detail) - len,
+				 " (not a public Azure endpoint: give the CA "
+				 "that signed its certificate with ca_file=)");
+	}
+
+	if (err->provider[0] && err->local)
+		/* a credential file: the message names it, no server */
+		fprintf(stderr,
+			"kvfs: cannot get a token for '%s' with provider "
+			"'%s': %s\n",
+			c->vault_arg, err->provider, detail);
+	else if (err->provider[0])
 		fprintf(stderr,
 			"kvfs: cannot get a token for '%s' with provider "
 			"'%s'%s%s: %s\n",
@@ -99,6 +250,9 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	kvfs_log_set_level(c.loglevel);
+
+	if (check_mountpoint(&c) < 0)
+		goto out;
 
 	ho.ca_file = c.ca_file;
 	ho.timeout_ms = (long)c.deadline * 1000;

@@ -639,12 +639,8 @@ void kvfs_vault_parse_error(const char *json, size_t len,
 				 json_string_value(v));
 	}
 	v = json_object_get(e, "message");
-	if (json_is_string(v)) {
-		const char *m = json_string_value(v);
-
-		snprintf(err->message, sizeof(err->message), "%.*s",
-			 (int)strcspn(m, "\r\n"), m);
-	}
+	if (json_is_string(v))
+		kvfs_error_set_description(err, json_string_value(v));
 }
 
 /* ---- requests ---- */

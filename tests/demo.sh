@@ -6,21 +6,48 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-state=/run/kvfs-demo
-mnt=/mnt/kvfs-demo
+# The demo's places; a test of the stop path moves them.
+state=${KVFS_DEMO_STATE:-/run/kvfs-demo}
+mnt=${KVFS_DEMO_MNT:-/mnt/kvfs-demo}
 
+# Whether pid is a process that has not exited (a zombie has).
+alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	[ "${s%% *}" != Z ]
+}
+
+# Unmount, then end the fake whatever the unmount did and wait until it
+# has exited.  Fails, saying what to do, when the mount stays.
 stop() {
+	local busy=0 pid
 	if grep -qs " $mnt fuse" /proc/mounts; then
-		fusermount3 -u "$mnt"
+		fusermount3 -u "$mnt" || busy=1
 	fi
 	if [ -f "$state/fake.pid" ]; then
-		kill "$(cat "$state/fake.pid")" 2>/dev/null || true
+		pid=$(cat "$state/fake.pid")
+		if grep -qs fakeazure "/proc/$pid/cmdline"; then
+			kill "$pid" 2>/dev/null || true
+			for _ in $(seq 100); do
+				alive "$pid" || break
+				sleep 0.1
+			done
+			if alive "$pid"; then
+				kill -KILL "$pid" 2>/dev/null || true
+				while alive "$pid"; do sleep 0.1; done
+			fi
+		fi
 		rm -f "$state/fake.pid"
+	fi
+	if [ "$busy" = 1 ]; then
+		echo "demo: fake Azure ended, but $mnt is still mounted: close files under $mnt, or fusermount3 -uz $mnt" >&2
+		return 1
 	fi
 }
 
 if [ "${1:-}" = stop ]; then
-	stop
+	stop || exit 1
 	echo "demo stopped: $mnt unmounted, fake Azure ended"
 	exit 0
 fi
@@ -59,4 +86,5 @@ openssl x509 -in "$mnt/certificates/www/cert.pem" -noout -subject -enddate
 { set +x; } 2>/dev/null
 echo
 echo "kvfs is mounted on $mnt (fake Azure: $state/info.json)."
+echo "Options: build/kvfs --help; the manual: man -l doc/kvfs.8"
 echo "Unmount and stop the fake with: tests/demo.sh stop"

@@ -436,6 +436,8 @@ static int load(struct cert_provider *p, struct kvfs_cert_cred **ret,
 		snprintf(msg, sizeof(msg), "%s", err->message);
 		kvfs_error_set_message(err, "cert_file '%s' %s", p->client.file,
 				       msg);
+		if (err)
+			err->local = 1;
 	}
 	return r;
 }

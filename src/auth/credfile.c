@@ -5,6 +5,7 @@
  * never logs. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +17,29 @@ static void closep(int *fd)
 {
 	if (*fd >= 0)
 		close(*fd);
+}
+
+/* A path that names nothing may be the secret itself, put in the option
+ * by mistake: show the directories that exist, then the first three
+ * characters of the rest and how long the rest is. */
+static void redacted_path(const char *path, char *buf, size_t n)
+{
+	size_t len = strlen(path), dir = 0;
+	struct stat st;
+
+	for (size_t i = 0; i < len; i++) {
+		char part[4096];
+
+		if (path[i] != '/' || i + 1 >= sizeof(part))
+			continue;
+		memcpy(part, path, i + 1);
+		part[i + 1] = '\0';
+		if (stat(part, &st) < 0 || !S_ISDIR(st.st_mode))
+			break;
+		dir = i + 1;
+	}
+	snprintf(buf, n, "'%.*s%.3s\xe2\x80\xa6' (%zu characters not shown)",
+		 (int)dir, path, path + dir, len - dir > 3 ? len - dir - 3 : 0);
 }
 
 static int check_file(const char *path, const struct stat *st, unsigned flags,
@@ -54,8 +78,8 @@ static int check_file(const char *path, const struct stat *st, unsigned flags,
 	return 0;
 }
 
-int kvfs_credfile_read(const char *path, unsigned flags, char **ret,
-		       size_t *ret_len, struct kvfs_error *err)
+static int read_file(const char *path, unsigned flags, char **ret,
+		     size_t *ret_len, struct kvfs_error *err)
 {
 	_cleanup_(closep) int fd = -1;
 	struct stat st;
@@ -81,7 +105,13 @@ int kvfs_credfile_read(const char *path, unsigned flags, char **ret,
 				"'%s' is a symbolic link; give the path of the "
 				"file itself",
 				path);
-		else
+		else if (r == -ENOENT || r == -ENOTDIR || r == -ENAMETOOLONG) {
+			char shown[128];
+
+			redacted_path(path, shown, sizeof(shown));
+			kvfs_error_set_message(err, "cannot open %s: %s", shown,
+					       strerror(-r));
+		} else
 			kvfs_error_set_message(err, "cannot open '%s': %s",
 					       path, strerror(-r));
 		return r;
@@ -154,6 +184,17 @@ int kvfs_credfile_read(const char *path, unsigned flags, char **ret,
 	return 0;
 }
 
+/* Every refusal is about the file: the top line names it, not a server. */
+int kvfs_credfile_read(const char *path, unsigned flags, char **ret,
+		       size_t *ret_len, struct kvfs_error *err)
+{
+	int r = read_file(path, flags, ret, ret_len, err);
+
+	if (r < 0 && r != -ENOMEM && err)
+		err->local = 1;
+	return r;
+}
+
 int kvfs_credfile_read_text(const char *path, unsigned flags, char **ret,
 			    struct kvfs_error *err)
 {
@@ -168,6 +209,8 @@ int kvfs_credfile_read_text(const char *path, unsigned flags, char **ret,
 	if (strlen(s) != len) {
 		kvfs_secure_free(s, len + 1);
 		kvfs_error_set_message(err, "'%s' holds a NUL byte", path);
+		if (err)
+			err->local = 1;
 		return -EINVAL;
 	}
 	*ret = s;

@@ -254,14 +254,13 @@ void kvfs_entra_parse_error(const char *json, size_t len,
 		size_t n = aadsts_prefix(desc);
 
 		/* The number is shown once, in parentheses; keep the
-		 * first line of the text without it. */
+		 * text without it and without the trace ids. */
 		if (n && desc[n] == ':') {
 			desc += n + 1;
 			while (*desc == ' ')
 				desc++;
 		}
-		snprintf(err->message, sizeof(err->message), "%.*s",
-			 (int)strcspn(desc, "\r\n"), desc);
+		kvfs_error_set_description(err, desc);
 	}
 }
 

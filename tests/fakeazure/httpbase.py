@@ -7,6 +7,10 @@ thread so that one slow client never blocks the accept loop.
 
 BaseHandler: parses the request once, applies injected faults, calls the
 subclass's route(), writes compact JSON, and records the request in the log.
+A request that gets an answer is recorded before the answer's headers go
+out, so a client that has its answer always finds the request in /log
+(duration and status are those of the answer as it starts); one that gets
+none (reset, stall, a client gone) is recorded when the handler ends.
 """
 
 import json
@@ -133,6 +137,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         for k, v in parse_qsl(self.raw_query, keep_blank_values=True):
             self.params.setdefault(k, v)
         self.status_sent = 0
+        self.recorded = False
         self.truncate = False
         self.request_id = str(uuid.uuid4())
         try:
@@ -157,19 +162,25 @@ class BaseHandler(BaseHTTPRequestHandler):
                 except OSError:
                     pass
         finally:
-            if self.server.logged:
-                self.state.record({
-                    "server": self.service_name(),
-                    "method": self.command,
-                    "path": self.url_path,
-                    "query": self.raw_query,
-                    "params": self.params,
-                    "auth": bool(self.headers.get("Authorization")),
-                    "status": self.status_sent,
-                    "time": self.started,
-                    "duration": time.time() - self.started,
-                    "client_request_id": self.headers.get("x-ms-client-request-id"),
-                })
+            self.record()
+
+    def record(self):
+        """Put this request in the log, once."""
+        if self.recorded or not self.server.logged:
+            return
+        self.recorded = True
+        self.state.record({
+            "server": self.service_name(),
+            "method": self.command,
+            "path": self.url_path,
+            "query": self.raw_query,
+            "params": self.params,
+            "auth": bool(self.headers.get("Authorization")),
+            "status": self.status_sent,
+            "time": self.started,
+            "duration": time.time() - self.started,
+            "client_request_id": self.headers.get("x-ms-client-request-id"),
+        })
 
     def route(self):
         raise NotImplementedError
@@ -241,6 +252,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         for k, v in self.extra_headers().items():
             self.send_header(k, v)
+        self.record()
         self.end_headers()
         chunk = b'{"value":[' + b" " * (65536 - 10)
         sent = 0
@@ -294,6 +306,7 @@ class BaseHandler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        self.record()
         self.end_headers()
         if self.command == "HEAD":
             return

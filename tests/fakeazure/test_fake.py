@@ -706,3 +706,48 @@ def test_short_token_lifetime(fake):
         assert fake.vault_get("/certificates/www", tok)[0] == 401
     finally:
         fake.set_token_lifetime(3599)
+
+
+def test_log_holds_a_request_once_its_answer_is_out():
+    """A client that has its answer finds the request in the log, however
+    late the handler's thread runs after sending it."""
+    import threading
+    import httpbase
+
+    class State:
+        def __init__(self):
+            self.entries = []
+
+        def take_fault(self, *args, **kwargs):
+            return None
+
+        def record(self, entry):
+            self.entries.append(entry)
+
+    class Fake:
+        state = State()
+
+    checked = threading.Event()
+
+    class Handler(httpbase.BaseHandler):
+        def route(self):
+            self.send_json(200, {"ok": True})
+            # the thread is descheduled here until the client has looked
+            checked.wait(10)
+
+    server = httpbase.FakeServer(("127.0.0.1", 0), Handler, Fake(), "vault")
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        c.request("GET", "/x?api-version=7.4")
+        r = c.getresponse()
+        assert r.status == 200 and json.loads(r.read()) == {"ok": True}
+        seen = [(e["server"], e["path"], e["status"]) for e in Fake.state.entries]
+        checked.set()
+        assert seen == [("vault", "/x", 200)]
+        c.close()
+    finally:
+        checked.set()
+        server.shutdown()
+        server.server_close()

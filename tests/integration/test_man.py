@@ -1,5 +1,6 @@
-"""The kvfs(8) man page renders without a warning and documents every
-option that kvfs --help lists, and the version it carries is kvfs's."""
+"""The kvfs(8) man page renders without a warning, never hyphenates,
+documents every option that kvfs --help lists and every extended attribute
+a mount carries, and the version it carries is kvfs's."""
 
 import os
 import re
@@ -29,8 +30,8 @@ def test_man_renders_without_warnings():
         assert re.search(r"^%s$" % section, r.stdout, re.M), section
 
 
-def rendered():
-    env = dict(os.environ, MANWIDTH="200")
+def rendered(width=200):
+    env = dict(os.environ, MANWIDTH=str(width))
     return subprocess.run(["man", "-l", PAGE], env=env, check=True,
                           capture_output=True, text=True).stdout
 
@@ -57,3 +58,54 @@ def test_page_carries_kvfs_version():
     with open(PAGE) as f:
         th = next(l for l in f if l.startswith(".TH "))
     assert '"kvfs %s"' % version in th, th
+
+
+def test_no_word_is_hyphenated():
+    """A line may end in a hyphen only where the source has one (read-only):
+    never inside a URL, an option or a path that groff chose to split."""
+    with open(PAGE) as f:
+        source = f.read().replace("\\-", "-").replace("\\%", "")
+    for width in (60, 66, 72, 80, 100, 132):
+        lines = rendered(width).splitlines()
+        for i, line in enumerate(lines[:-1]):
+            m = re.search(r"(\S*)[-\u2010]$", line)
+            if not m:
+                continue
+            left = re.search(r"[\w./:=]*$", m.group(1)).group(0)
+            right = re.match(r"\s*([\w./:=]*)", lines[i + 1]).group(1)
+            assert "%s-%s" % (left, right) in source, \
+                "width %d splits '%s|%s' at a hyphen the page does not have" \
+                % (width, left, right)
+
+
+def test_every_xattr_is_documented(shared_mount):
+    names = os.listxattr(shared_mount.p("certificates", "www"))
+    assert len(names) >= 10, names
+    page = rendered()
+    for name in names:
+        assert re.search(r"^\s+(\S+, )?%s\b" % re.escape(name), page, re.M), \
+            "%s is not an entry of kvfs(8)" % name
+
+
+def test_proxy_variables_are_documented():
+    page = rendered()
+    for var in ("https_proxy", "no_proxy"):
+        assert re.search(r"^\s+.*\b%s\b" % var, page, re.M), var
+
+
+FAKE_README = os.path.join(HERE, "..", "fakeazure", "README.md")
+
+
+def test_fake_readme_stays_in_the_repository_and_its_look_runs(fake):
+    """tests/fakeazure/README.md names no file outside the repository, and
+    its walkthrough runs with what tests/install-deps installs."""
+    with open(FAKE_README) as f:
+        text = f.read()
+    assert "../" not in text
+    block = re.search(r"A quick look with curl.*?\n```\n(.*?)```", text,
+                      re.S).group(1)
+    r = subprocess.run(["bash", "-euo", "pipefail", "-c", block],
+                       env=dict(os.environ, D=fake.state_dir),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert '"nextLink"' in r.stdout and "-----BEGIN CERTIFICATE-----" in r.stdout

@@ -111,6 +111,25 @@ def test_sigterm_unmounts_and_exits_0(system_kvfs, az, env, mounts, tmp_path):
     assert_ended(m)
 
 
+def test_second_mount_on_a_kvfs_mount_is_refused(system_kvfs, az, env,
+                                                  mounts, tmp_path):
+    path = mnt_dir(tmp_path)
+    args = ["-t", "fuse.kvfs", az.info["vault_url"], path, "-o",
+            option_string(secret_options(az))]
+    m = sysmount.mount(args, path, env)
+    mounts.append(m)
+    az.reset_log()
+    # not mount -a, which skips a mounted line: mount(8) runs kvfs again
+    r = subprocess.run(["mount"] + args, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0
+    assert ("kvfs: '%s' already carries a kvfs mount of '%s'; unmount it "
+            "first\n" % (path, az.info["vault_url"])) in r.stderr, r.stderr
+    assert sysmount.kvfs_pids(path) == [m.pid]
+    assert az.log() == []
+    assert_serves(m, az)
+
+
 def fstab_line(az, path, extra):
     return "%s %s fuse.kvfs %s 0 0\n" % (
         az.info["vault_url"], path,
