@@ -1338,12 +1338,16 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 			 bool *ret_cacheable)
 {
 	struct kvfs_files *f = NULL;
-	int64_t now = now_monotonic();
+	int64_t now = kvfs_now_ms();
 	bool cacheable = false;
 	int r = 0;
 
 	pthread_mutex_lock(&cache->lock);
-	f = kvfs_pins_find(cache->pins, tgid, name, now);
+	/* Every open renews the pin, so that it covers the whole sequence
+	 * of opens, however long, as long as no two are further apart than
+	 * the pin's lifetime. */
+	f = kvfs_pins_renew(cache->pins, tgid, name, now,
+			    now + 1000 * (int64_t)cache->pin_seconds);
 	if (f && !files_fresh_locked(cache, f)) {
 		f = NULL;
 		r = -EIO;
@@ -1369,9 +1373,9 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 	/* Without memory for a pin the open still works; it is just not
 	 * pinned.  The pin's time starts now, after the fetch. */
 	if (cache->pin_seconds > 0 &&
-	    kvfs_pins_add(cache->pins, tgid,
-			  f->bundle.name ? f->bundle.name : name, f,
-			  now_monotonic() + cache->pin_seconds) == 0)
+	    kvfs_pins_add(
+		    cache->pins, tgid, f->bundle.name ? f->bundle.name : name,
+		    f, kvfs_now_ms() + 1000 * (int64_t)cache->pin_seconds) == 0)
 		files_ref(f);
 	/* f may be the result of a flight that a revalidation overtook:
 	 * then it is not what the directory shows. */

@@ -144,8 +144,8 @@ int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
 			  struct kvfs_files **ret);
 void kvfs_files_unref(struct kvfs_files *f);
 
-/* How long the opens of one process keep seeing the version its first
- * open of a directory saw. */
+/* How long after its latest open of a directory a process keeps seeing
+ * the version its first open there saw. */
 #define KVFS_CACHE_PIN_SECONDS 5
 
 /* kvfs_cache_files() for an open by process tgid.  A program that loads a
@@ -153,8 +153,10 @@ void kvfs_files_unref(struct kvfs_files *f);
  * fullchain.pem, then privkey.pem); if the directory rotated in between,
  * the key would be of another version.  So the first open of a directory
  * by a process pins the files it got, and that process's further opens of
- * the directory within KVFS_CACHE_PIN_SECONDS of the first get the same
- * files; later opens, and other processes, get the current ones.
+ * the directory get the same files as long as each comes within
+ * KVFS_CACHE_PIN_SECONDS of its previous one there (every open renews the
+ * pin); an open after a longer pause, and other processes, get the
+ * current ones.
  * *ret_cacheable tells whether the kernel's page cache and attributes of
  * the directory's files may be used for these files: they are the
  * directory's current ones and no change of the certificate is still
