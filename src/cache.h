@@ -133,7 +133,9 @@ const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
 /* The files of the latest version of name, fetching the bundle the first
  * time (single-flight: concurrent callers wait for one request and share
  * its result; a failure is handed to those waiters only, and the next call
- * tries again).  Waits at most the configured deadline.  -ENOENT (not in
+ * tries again, except that while the vault is failing and backing off, an
+ * I/O error is the answer, without a request, until its next permitted
+ * attempt).  Waits at most the configured deadline.  -ENOENT (not in
  * the listing, or gone from the vault), -EACCES (the vault refused), -EIO.
  * Release with kvfs_files_unref. */
 int kvfs_cache_files(struct kvfs_cache *cache, const char *name,

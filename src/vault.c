@@ -82,6 +82,11 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 	return 0;
 }
 
+int64_t kvfs_vault_next_attempt_ms(struct kvfs_vault *v)
+{
+	return v ? kvfs_gate_next_attempt_ms(v->gate) : 0;
+}
+
 void kvfs_vault_free(struct kvfs_vault *v)
 {
 	if (!v)

@@ -162,6 +162,38 @@ def test_429_storm_without_retry_after(mount, az):
     assert 1 <= err.count("cannot get certificate") <= len(throttled), err
 
 
+def test_openers_of_one_file_in_a_429_storm_all_fail_within_the_deadline(mount, az):
+    """The kernel sends one LOOKUP of a name at a time: the openers queued
+    behind the one whose fetch failed get its failure at once, not one
+    deadline each."""
+    deadline = 4
+    m = mount(deadline=deadline)
+    az.reset_log()
+    # Retry-After: 1 keeps the next attempt within every opener's deadline,
+    # so that none gives up early on its own
+    az.fault(kind="429", seconds=60, retry_after=1, path="^/certificates/api/?$")
+    outcomes = {}
+
+    def opener(i):
+        t0 = time.monotonic()
+        try:
+            open(m.p("certificates", "api", "cert.pem")).close()
+            e = 0
+        except OSError as x:
+            e = x.errno
+        outcomes[i] = (e, time.monotonic() - t0)
+
+    n = 10
+    assert util.read_concurrently(opener, list(range(n)), timeout=120) == []
+    assert sorted(outcomes) == list(range(n))
+    assert all(e == errno.EIO for e, _ in outcomes.values()), outcomes
+    slowest = max(dt for _, dt in outcomes.values())
+    assert slowest < deadline + 1.5, outcomes
+    gets = bundle_gets(az, "api")
+    assert gets and all(g["status"] == 429 for g in gets)
+    assert len(gets) <= 6, [(g["time"], g["status"]) for g in gets]
+
+
 def test_retry_after_is_honoured(mount, az):
     m = mount()
     az.reset_log()
@@ -306,7 +338,10 @@ def test_stalled_response_is_bounded(mount, az):
     e, dt = stalled[0]
     assert e == errno.EIO
     assert 2.0 <= dt < 3 + 2  # about the deadline, never a hang
-    # the stall is over: the next read gets it
+    # the stall is over: once the backoff after that one failure is over
+    # (at most 1 s; until then its failure is the answer, with no
+    # request), the next read gets it
+    time.sleep(1.2)
     assert read(m, "www") == expected_pem(az, "www")
 
 
