@@ -69,6 +69,9 @@ struct kvfs_files {
 	int secret_r;	      /* a failure kept for a while */
 	int64_t secret_until; /* monotonic seconds the failure is kept */
 	struct kvfs_pki_secret_files secret; /* when secret_state is ready */
+	/* Until when (kvfs_now_ms()) the kernel may hold size 0 for the
+	 * key-bearing files of these files (fs.c); atomic. */
+	int64_t size_hidden_until;
 };
 
 /* The versions of one certificate, as the vault lists them (oldest
