@@ -188,7 +188,7 @@ def test_openers_of_one_file_in_a_429_storm_all_fail_within_the_deadline(mount, 
     assert sorted(outcomes) == list(range(n))
     assert all(e == errno.EIO for e, _ in outcomes.values()), outcomes
     slowest = max(dt for _, dt in outcomes.values())
-    assert slowest < deadline + 1.5, outcomes
+    assert slowest < deadline + 1.5 * util.SLOW, outcomes
     gets = bundle_gets(az, "api")
     assert gets and all(g["status"] == 429 for g in gets)
     assert len(gets) <= 6, [(g["time"], g["status"]) for g in gets]
@@ -257,7 +257,7 @@ def test_one_broken_certificate_does_not_hold_back_the_others(mount, az):
         others = ["bulk-%03d" % i for i in range(150, 165)]
         for name in others:
             e, dt = read_errno(m, name)
-            assert e == 0 and dt < 1.0, (name, e, dt)
+            assert e == 0 and dt < 2.5, (name, e, dt)  # no backoff
             time.sleep(0.3)
     finally:
         stop.set()
@@ -269,6 +269,7 @@ def test_one_broken_certificate_does_not_hold_back_the_others(mount, az):
     gets = bundle_gets(az, "api")
     assert gets and all(g["status"] == 500 for g in gets)
     assert len(gets) <= 8 * len(broken)
+    # the vault was never taken for failing
     assert "is failing" not in m.stderr(), m.stderr()
 
 
