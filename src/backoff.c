@@ -215,3 +215,21 @@ enum kvfs_verdict kvfs_backoff_classify(int r, long status)
 		return KVFS_VERDICT_OK;
 	return transient(r) ? KVFS_VERDICT_RETRY : KVFS_VERDICT_LOCAL;
 }
+
+enum kvfs_verdict kvfs_backoff_classify_object(int r, long status)
+{
+	enum kvfs_verdict v = kvfs_backoff_classify(r, status);
+
+	if (v != KVFS_VERDICT_RETRY)
+		return v;
+	if (status >= 500 && status < 600 && status != 502 && status != 503 &&
+	    status != 504)
+		return KVFS_VERDICT_OBJECT;
+	/* A body over the cap is this object's size; one cut short on the
+	 * way (no status) is the connection's. */
+	if (status >= 200 && status < 300 && (r == -EBADMSG || r == -EFBIG))
+		return KVFS_VERDICT_OBJECT;
+	if (status == 0 && r == -EFBIG)
+		return KVFS_VERDICT_OBJECT;
+	return v;
+}

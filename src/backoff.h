@@ -50,11 +50,23 @@ enum kvfs_verdict {
 	/* Throttled, a 5xx, a reset, a timeout, a body that was cut short,
 	 * too long or not JSON: try again after a backoff. */
 	KVFS_VERDICT_RETRY,
+	/* The server answered about one object with an error worth another
+	 * attempt that says nothing of its other objects (a 500, a body
+	 * that is too long or not JSON): try again after a backoff of the
+	 * caller's own; the origin is not failing for it. */
+	KVFS_VERDICT_OBJECT,
 };
 
 /* The verdict on one attempt: r is its result (0 or -errno) and status the
  * HTTP status that came back (0 when none did).  401 is final here: the
  * one retry with a fresh token is the caller's business. */
 enum kvfs_verdict kvfs_backoff_classify(int r, long status);
+
+/* The same for a request about one object of an origin that serves many
+ * (a vault's certificate, secret or list page): only what says the
+ * origin itself is down stays RETRY (no answer, a reset, a timeout, 408,
+ * 429, 502, 503, 504, a body cut short); the other 5xx, a body over the
+ * cap and a 2xx body that is not JSON are OBJECT. */
+enum kvfs_verdict kvfs_backoff_classify_object(int r, long status);
 
 #endif

@@ -4,15 +4,17 @@
  * files), "name/version" (a version's) and "name/" (the versions listing):
  * the first caller fetches with the lock released while later callers wait
  * on the shared flight and take its result, success or failure; a failure
- * is not kept, so the next call tries again.  The secret of a kvfs_files is
- * fetched the same way, once, into that kvfs_files.  Everything handed out
- * is refcounted so that an open file keeps its bytes whatever happens to
- * the slot.  A listing is fetched by one caller at a time (the others wait
- * for its result); swapping it in drops the slots of certificates that
- * changed or went, and queues a change per certificate for the kernel,
- * which waits until the files opened through the page cache before it are
- * closed.  One mutex and one condition variable for the whole cache; the
- * mutex is never held across a vault call. */
+ * is not kept, so the next call tries again, unless the vault is failing:
+ * then it is the answer until the vault's next permitted attempt.  The
+ * secret of a kvfs_files is fetched the same way, once, into that
+ * kvfs_files.  Everything handed out is refcounted so that an open file
+ * keeps its bytes whatever happens to the slot.  A listing is fetched by
+ * one caller at a time (the others wait for its result); swapping it in
+ * drops the slots of certificates that changed or went, and queues a
+ * change per certificate for the kernel, which waits until the files
+ * opened through the page cache before it are closed.  One mutex and one
+ * condition variable for the whole cache; the mutex is never held across
+ * a vault call. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -56,7 +58,14 @@ enum slot_state {
 	SLOT_NONE,
 	SLOT_LOADING,
 	SLOT_READY,
+	/* The last fetch failed while the vault was failing: its error is
+	 * the answer until the vault's next permitted attempt. */
+	SLOT_FAILED,
 };
+
+/* A failure kept at least this long (ms), so that the lookups the kernel
+ * queued behind the one that failed get it too. */
+#define FAILED_MIN_MS 200
 
 struct slot {
 	char *key; /* "name", "name/version" or "name/"; the vault's spelling */
@@ -67,6 +76,8 @@ struct slot {
 	bool stale;
 	struct flight *flight; /* SLOT_LOADING */
 	void *obj;	       /* SLOT_READY: the slot's reference */
+	int failed_r;	       /* SLOT_FAILED: the error, until failed_until */
+	int64_t failed_until;  /* kvfs_now_ms() time */
 };
 
 /* A change queued for the kernel.  old: the files the directory showed
@@ -1029,6 +1040,7 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 	void *obj = NULL;
 	struct flight *fl;
 	char name[256];
+	int64_t next;
 	ssize_t i;
 	int r;
 
@@ -1043,6 +1055,12 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 
 	pthread_mutex_unlock(&cache->lock);
 	r = obj_fetch(cache, key, kind, &obj);
+	/* The kernel sends one LOOKUP of a name at a time: the callers
+	 * queued behind this one would each wait their whole deadline for
+	 * the same failure.  While the vault backs off, they get it at once. */
+	next = r == -EIO ? kvfs_vault_next_attempt_ms(cache->vault) : 0;
+	if (next > 0 && next < kvfs_now_ms() + FAILED_MIN_MS)
+		next = kvfs_now_ms() + FAILED_MIN_MS;
 	pthread_mutex_lock(&cache->lock);
 
 	/* The slot cannot have gone: a loading slot is never removed. */
@@ -1052,6 +1070,10 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 	if (r == 0 && !s->stale) {
 		s->state = SLOT_READY;
 		s->obj = obj_ref(kind, obj);
+	} else if (next > 0 && !s->stale) {
+		s->state = SLOT_FAILED;
+		s->failed_r = r;
+		s->failed_until = next;
 	} else {
 		s->state = SLOT_NONE;
 	}
@@ -1115,10 +1137,15 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 	r = slot_get_locked(cache, key, kind, &s);
 	if (r < 0)
 		goto out;
+	if (s->state == SLOT_FAILED && kvfs_now_ms() >= s->failed_until)
+		s->state = SLOT_NONE;
 	kvfs_metrics_cache(kind == OBJ_VERSIONS ? KVFS_OBJ_VERSIONS
 						: KVFS_OBJ_CERTIFICATE,
 			   s->state != SLOT_NONE);
 	switch (s->state) {
+	case SLOT_FAILED:
+		r = s->failed_r;
+		break;
 	case SLOT_READY:
 		/* Too stale: EIO until a revalidation succeeds, rather than
 		 * a fetch that would join the failing vault's queue. */
@@ -1338,12 +1365,16 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 			 bool *ret_cacheable)
 {
 	struct kvfs_files *f = NULL;
-	int64_t now = now_monotonic();
+	int64_t now = kvfs_now_ms();
 	bool cacheable = false;
 	int r = 0;
 
 	pthread_mutex_lock(&cache->lock);
-	f = kvfs_pins_find(cache->pins, tgid, name, now);
+	/* Every open renews the pin, so that it covers the whole sequence
+	 * of opens, however long, as long as no two are further apart than
+	 * the pin's lifetime. */
+	f = kvfs_pins_renew(cache->pins, tgid, name, now,
+			    now + 1000 * (int64_t)cache->pin_seconds);
 	if (f && !files_fresh_locked(cache, f)) {
 		f = NULL;
 		r = -EIO;
@@ -1369,9 +1400,9 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 	/* Without memory for a pin the open still works; it is just not
 	 * pinned.  The pin's time starts now, after the fetch. */
 	if (cache->pin_seconds > 0 &&
-	    kvfs_pins_add(cache->pins, tgid,
-			  f->bundle.name ? f->bundle.name : name, f,
-			  now_monotonic() + cache->pin_seconds) == 0)
+	    kvfs_pins_add(
+		    cache->pins, tgid, f->bundle.name ? f->bundle.name : name,
+		    f, kvfs_now_ms() + 1000 * (int64_t)cache->pin_seconds) == 0)
 		files_ref(f);
 	/* f may be the result of a flight that a revalidation overtook:
 	 * then it is not what the directory shows. */

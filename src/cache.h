@@ -69,6 +69,9 @@ struct kvfs_files {
 	int secret_r;	      /* a failure kept for a while */
 	int64_t secret_until; /* monotonic seconds the failure is kept */
 	struct kvfs_pki_secret_files secret; /* when secret_state is ready */
+	/* Until when (kvfs_now_ms()) the kernel may hold size 0 for the
+	 * key-bearing files of these files (fs.c); atomic. */
+	int64_t size_hidden_until;
 };
 
 /* The versions of one certificate, as the vault lists them (oldest
@@ -133,7 +136,9 @@ const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
 /* The files of the latest version of name, fetching the bundle the first
  * time (single-flight: concurrent callers wait for one request and share
  * its result; a failure is handed to those waiters only, and the next call
- * tries again).  Waits at most the configured deadline.  -ENOENT (not in
+ * tries again, except that while the vault is failing and backing off, an
+ * I/O error is the answer, without a request, until its next permitted
+ * attempt).  Waits at most the configured deadline.  -ENOENT (not in
  * the listing, or gone from the vault), -EACCES (the vault refused), -EIO.
  * Release with kvfs_files_unref. */
 int kvfs_cache_files(struct kvfs_cache *cache, const char *name,
@@ -144,8 +149,8 @@ int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
 			  struct kvfs_files **ret);
 void kvfs_files_unref(struct kvfs_files *f);
 
-/* How long the opens of one process keep seeing the version its first
- * open of a directory saw. */
+/* How long after its latest open of a directory a process keeps seeing
+ * the version its first open there saw. */
 #define KVFS_CACHE_PIN_SECONDS 5
 
 /* kvfs_cache_files() for an open by process tgid.  A program that loads a
@@ -153,8 +158,10 @@ void kvfs_files_unref(struct kvfs_files *f);
  * fullchain.pem, then privkey.pem); if the directory rotated in between,
  * the key would be of another version.  So the first open of a directory
  * by a process pins the files it got, and that process's further opens of
- * the directory within KVFS_CACHE_PIN_SECONDS of the first get the same
- * files; later opens, and other processes, get the current ones.
+ * the directory get the same files as long as each comes within
+ * KVFS_CACHE_PIN_SECONDS of its previous one there (every open renews the
+ * pin); an open after a longer pause, and other processes, get the
+ * current ones.
  * *ret_cacheable tells whether the kernel's page cache and attributes of
  * the directory's files may be used for these files: they are the
  * directory's current ones and no change of the certificate is still

@@ -42,6 +42,9 @@
 #define NEGATIVE_TIMEOUT 5.0
 #define MAX_THREADS 32
 #define NAME_MAX_KV 127
+/* How long the kernel may keep a size it was given: the attribute and
+ * entry timeouts, and a second for the clocks. */
+#define SIZE_HIDDEN_MS ((int64_t)(ATTR_TIMEOUT + 1.0) * 1000)
 
 struct fs {
 	const struct kvfs_config *config;
@@ -598,11 +601,20 @@ static int readdir_control(const struct fs *fs, void *buf,
 	return 0;
 }
 
+/* Whether the caller may open key-bearing files: root, and their owner.
+ * (Others whom key_mode= lets in through its group or other bits count as
+ * not: they only see size 0 until the secret is fetched.) */
+static bool caller_may_open_keys(const struct fs *fs)
+{
+	return caller_is_owner(fs);
+}
+
 static int kvfs_getattr(const char *path, struct stat *st,
 			struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
 	struct kvfs_files *files = NULL;
+	bool secret = true;
 	struct view v;
 	struct node n;
 	int r;
@@ -620,6 +632,10 @@ static int kvfs_getattr(const char *path, struct stat *st,
 		return r;
 	if (is_control(&n))
 		return control_getattr(fs, &n, fi, st);
+	/* With allow_other, a stat of privkey.pem by a user who may not
+	 * open it must not make the daemon fetch the key from the vault. */
+	if (n.kind == NODE_FILE && holds_key(n.file))
+		secret = caller_may_open_keys(fs);
 	if (n.kind != NODE_FILE) {
 		struct kvfs_listing *l = n.listing;
 
@@ -634,8 +650,18 @@ static int kvfs_getattr(const char *path, struct stat *st,
 
 	/* A closed file is not fetched just to be stat'ed. */
 	r = node_files_kernel(fs, &n, !cert_closed(fs, node_attrs(&n)), &files);
+	/* Without the secret the size is 0 until someone who may open the
+	 * file has: the kernel's readers must then read around that size
+	 * (kvfs_open).  Said before the secret is looked at, so that an open
+	 * that fetches it meanwhile sees it. */
+	if (r == 0 && !secret && files)
+		__atomic_store_n(&files->size_hidden_until,
+				 kvfs_now_ms() + SIZE_HIDDEN_MS,
+				 __ATOMIC_SEQ_CST);
 	if (r == 0)
-		r = file_view(fs, &n, files, n.file, true, &v);
+		r = file_view(fs, &n, files, n.file, secret, &v);
+	if (r == -ENODATA && !secret)
+		r = 0;
 	if (r == 0)
 		stat_file(fs, &n, &v, st);
 	kvfs_files_unref(files);
@@ -705,6 +731,16 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		r = file_view(fs, &n, files, n.file, true, &v);
 	if (r == 0 && v.forbidden)
 		r = -EACCES;
+	/* The kernel may hold size 0 for this file (kvfs_getattr), and its
+	 * page cache would end every read there: read around it. */
+	if (r == 0 && holds_key(n.file) &&
+	    __atomic_load_n(&files->size_hidden_until, __ATOMIC_SEQ_CST) >
+		    kvfs_now_ms()) {
+		if (counted)
+			kvfs_files_uncount(files);
+		counted = false;
+		cacheable = false;
+	}
 	if (r == 0)
 		stat_file(fs, &n, &v, &st);
 	node_clear(&n);

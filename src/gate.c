@@ -2,7 +2,9 @@
  * callers wait for not_before and then go one at a time (the "probe"),
  * each verdict moving the state: OK or FINAL heals it, RETRY counts one
  * more failure and pushes not_before out by Retry-After or by a jittered
- * exponential backoff, LOCAL changes nothing.  One mutex and one
+ * exponential backoff, LOCAL changes nothing, and OBJECT (one object's
+ * trouble) changes nothing either unless the previous OBJECT verdict was
+ * about another object: then it counts as RETRY.  One mutex and one
  * condition variable on CLOCK_MONOTONIC; attempts run with the mutex
  * released.  The outage is logged as warnings only once the origin has
  * answered at least once: before that (the start-up listing, in the
@@ -49,6 +51,9 @@ struct kvfs_gate {
 	bool ever_ok; /* the origin has answered once */
 	int64_t failing_since, last_report;
 	unsigned long failed; /* attempts failed in this outage */
+	/* The object of the last OBJECT verdict since an answer that was
+	 * not one (hash; 0: none). */
+	uint64_t object_failed;
 };
 
 static void ms_to_timespec(int64_t ms, struct timespec *ts)
@@ -118,6 +123,16 @@ unsigned kvfs_gate_failures(struct kvfs_gate *g)
 	return n;
 }
 
+int64_t kvfs_gate_next_attempt_ms(struct kvfs_gate *g)
+{
+	int64_t t;
+
+	pthread_mutex_lock(&g->lock);
+	t = g->failures > 0 ? g->not_before : 0;
+	pthread_mutex_unlock(&g->lock);
+	return t;
+}
+
 /* Wait for the right to make an attempt.  0 with *ret_probe telling
  * whether this caller is the one attempt allowed while failing;
  * -ETIMEDOUT when the deadline comes first, with *ret_wait_ms the time
@@ -162,8 +177,10 @@ static int gate_enter(struct kvfs_gate *g, int64_t deadline, bool *ret_probe,
 /* Record the verdict on an attempt.  The log line is composed under the
  * lock and written after it, so that a slow syslog never holds up the
  * other requests. */
-static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
-		       const struct kvfs_error *err, int64_t deadline)
+static enum kvfs_verdict gate_leave(struct kvfs_gate *g, bool probe,
+				    enum kvfs_verdict v, uint64_t object,
+				    const struct kvfs_error *err,
+				    int64_t deadline)
 {
 	char what[384], line[640] = "";
 	int64_t now = kvfs_now_ms(), delay;
@@ -172,6 +189,15 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 	pthread_mutex_lock(&g->lock);
 	if (probe)
 		g->probing = false;
+
+	if (v == KVFS_VERDICT_OBJECT) {
+		/* Two objects in a row: it is the origin. */
+		if (g->object_failed != 0 && g->object_failed != object)
+			v = KVFS_VERDICT_RETRY;
+		g->object_failed = object;
+	} else if (v != KVFS_VERDICT_LOCAL) {
+		g->object_failed = 0;
+	}
 
 	switch (v) {
 	case KVFS_VERDICT_OK:
@@ -198,6 +224,10 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 		if (err && err->retry_after > 0)
 			delay = (int64_t)err->retry_after * 1000 + 1;
 		else
+			delay = 0;
+		if (delay > KVFS_RETRY_AFTER_CAP_MS)
+			delay = KVFS_RETRY_AFTER_CAP_MS;
+		else if (delay == 0)
 			delay = kvfs_backoff_delay_ms(&g->policy, g->failures,
 						      kvfs_xorshift(&g->rng));
 		if (now + delay > g->not_before)
@@ -246,6 +276,13 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 		break;
 	case KVFS_VERDICT_LOCAL:
 		break;
+	case KVFS_VERDICT_OBJECT:
+		kvfs_error_describe(err, what, sizeof(what));
+		snprintf(line, sizeof(line),
+			 "vault '%s': %s; one object's failure, the vault is "
+			 "not held back",
+			 g->name, what);
+		break;
 	}
 	kvfs_metrics_gate(g->failures);
 	pthread_cond_broadcast(&g->cond);
@@ -253,14 +290,40 @@ static void gate_leave(struct kvfs_gate *g, bool probe, enum kvfs_verdict v,
 
 	if (line[0])
 		kvfs_log(level, "%s", line);
-	if (v == KVFS_VERDICT_RETRY)
+	if (v == KVFS_VERDICT_RETRY || v == KVFS_VERDICT_OBJECT)
 		kvfs_metrics_error("vault '%s': %s", g->name, what);
+	return v;
+}
+
+/* Sleep until the monotonic time wake, or return false at once when the
+ * deadline leaves no room for an attempt after it. */
+static bool sleep_until(int64_t wake, int64_t deadline)
+{
+	struct timespec ts;
+
+	if (wake + MIN_ATTEMPT_MS > deadline)
+		return false;
+	ms_to_timespec(wake, &ts);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	       EINTR)
+		;
+	return true;
 }
 
 int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
 		  kvfs_gate_attempt_fn attempt, void *userdata,
 		  struct kvfs_error *err)
 {
+	return kvfs_gate_run_object(g, NULL, deadline_ms, attempt, userdata,
+				    err);
+}
+
+int kvfs_gate_run_object(struct kvfs_gate *g, const char *object,
+			 int64_t deadline_ms, kvfs_gate_attempt_fn attempt,
+			 void *userdata, struct kvfs_error *err)
+{
+	uint64_t id = object ? kvfs_fnv1a(object, false) | 1 : 1;
+	unsigned own = 0; /* OBJECT verdicts of this call */
 	bool tried = false;
 	int r = -ETIMEDOUT;
 
@@ -273,7 +336,7 @@ int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
 		e = gate_enter(g, deadline_ms, &probe, &wait_ms);
 		left = deadline_ms - kvfs_now_ms();
 		if (e == 0 && left < MIN_ATTEMPT_MS) {
-			gate_leave(g, probe, KVFS_VERDICT_LOCAL, NULL,
+			gate_leave(g, probe, KVFS_VERDICT_LOCAL, id, NULL,
 				   deadline_ms);
 			e = -ETIMEDOUT;
 		}
@@ -305,7 +368,20 @@ int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
 		    left < FAIR_ATTEMPT_MS)
 			v = KVFS_VERDICT_LOCAL;
 		tried = true;
-		gate_leave(g, probe, v, err, deadline_ms);
+		v = gate_leave(g, probe, v, id, err, deadline_ms);
+		if (v == KVFS_VERDICT_OBJECT) {
+			uint64_t rnd;
+
+			pthread_mutex_lock(&g->lock);
+			rnd = kvfs_xorshift(&g->rng);
+			pthread_mutex_unlock(&g->lock);
+			if (!sleep_until(kvfs_now_ms() + kvfs_backoff_delay_ms(
+								 &g->policy,
+								 ++own, rnd),
+					 deadline_ms))
+				return r;
+			continue;
+		}
 		if (v != KVFS_VERDICT_RETRY)
 			return r;
 	}

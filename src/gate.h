@@ -4,7 +4,8 @@
  * concurrently and untouched.  Once an attempt fails in a way worth a
  * retry (429, 5xx, reset, timeout, broken body), the origin is "failing":
  * no attempt starts before the backoff has passed (Retry-After when the
- * server gave one, else exponential backoff with full jitter), and then
+ * server gave one, at most KVFS_RETRY_AFTER_CAP_MS, else exponential
+ * backoff with full jitter), and then
  * only one at a time, until one succeeds or gets a final answer.  Every
  * wait is bounded by the caller's deadline; a caller whose deadline comes
  * before the next permitted attempt gives up at once instead of waiting
@@ -20,6 +21,12 @@
 #include "error.h"
 
 struct kvfs_gate;
+
+/* The longest Retry-After honoured: the vault's backoff ceiling.  Key
+ * Vault counts its limits in 10 s windows and its own 429 carries no
+ * Retry-After (AZURE.md 3.4), so a longer one is a proxy's or a broken
+ * server's, and obeying it would stop the mount for up to an hour. */
+#define KVFS_RETRY_AFTER_CAP_MS 60000
 
 /* name: how the log calls the origin (its URL). */
 int kvfs_gate_new(const char *name, const struct kvfs_backoff *policy,
@@ -42,7 +49,21 @@ int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
 		  kvfs_gate_attempt_fn attempt, void *userdata,
 		  struct kvfs_error *err);
 
+/* kvfs_gate_run() for an attempt about one object of the origin, named
+ * by object (its URL, say).  An OBJECT verdict is that object's trouble,
+ * not the origin's: the caller retries after a backoff of its own within
+ * its deadline, and the gate stays as it is for everyone else; only when
+ * two different objects answer so in a row, with no success in between,
+ * does it count as the origin failing (RETRY). */
+int kvfs_gate_run_object(struct kvfs_gate *g, const char *object,
+			 int64_t deadline_ms, kvfs_gate_attempt_fn attempt,
+			 void *userdata, struct kvfs_error *err);
+
 /* Consecutive failures now (0 when healthy); for tests and status. */
 unsigned kvfs_gate_failures(struct kvfs_gate *g);
+
+/* When the next attempt may start (kvfs_now_ms() time): a time in the
+ * future while the origin is failing and backing off, else 0. */
+int64_t kvfs_gate_next_attempt_ms(struct kvfs_gate *g);
 
 #endif

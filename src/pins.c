@@ -1,9 +1,13 @@
 /* Pins (pins.h): a hash table of chains for finding, and a queue in the
- * order pins were added for expiry.  Every pin lives the same few seconds,
- * so that order is the order they expire in, and dropping the expired ones
- * is popping the queue's head: no pass over the table on an open.  (The
- * lifetime may change while pins exist, in tests; then a pin can outlive
- * its time behind an older one, and find still checks the time.) */
+ * order pins were queued for expiry.  Every pin lives the same few
+ * seconds from its last use, so dropping the expired ones is popping the
+ * queue's head: no pass over the table on an open.  A pin renewed since
+ * it was queued is not moved at once (that would take a doubly linked
+ * queue); when it reaches the head it goes to the tail with its new time,
+ * which is the latest of all, since every renewal is "now plus the same
+ * lifetime".  (The lifetime may change while pins exist, in tests; then a
+ * pin can outlive its time behind an older one, and find still checks
+ * the time.) */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +24,7 @@ struct pin {
 	char *name;
 	void *obj;
 	int64_t until;
+	int64_t queued;	     /* its until when it was queued */
 	struct pin *chain;   /* next in its bucket */
 	struct pin **pchain; /* what points at it in its bucket */
 	struct pin *next;    /* added after it */
@@ -71,15 +76,29 @@ static void pin_drop(struct kvfs_pins *pins, struct pin *p)
 	pins->n--;
 }
 
+static void queue_append(struct kvfs_pins *pins, struct pin *p)
+{
+	p->queued = p->until;
+	p->next = NULL;
+	if (pins->tail)
+		pins->tail->next = p;
+	else
+		pins->head = p;
+	pins->tail = p;
+}
+
 static void expire(struct kvfs_pins *pins, int64_t now)
 {
-	while (pins->head && pins->head->until <= now) {
+	while (pins->head && pins->head->queued <= now) {
 		struct pin *p = pins->head;
 
 		pins->head = p->next;
 		if (!pins->head)
 			pins->tail = NULL;
-		pin_drop(pins, p);
+		if (p->until > now)
+			queue_append(pins, p); /* renewed: later */
+		else
+			pin_drop(pins, p);
 	}
 }
 
@@ -92,8 +111,8 @@ void kvfs_pins_free(struct kvfs_pins *pins)
 	free(pins);
 }
 
-void *kvfs_pins_find(struct kvfs_pins *pins, int64_t tgid, const char *name,
-		     int64_t now)
+static struct pin *pin_find(struct kvfs_pins *pins, int64_t tgid,
+			    const char *name, int64_t now)
 {
 	uint64_t h;
 
@@ -105,8 +124,28 @@ void *kvfs_pins_find(struct kvfs_pins *pins, int64_t tgid, const char *name,
 	     p = p->chain)
 		if (p->hash == h && p->tgid == tgid && p->until > now &&
 		    strcasecmp(p->name, name) == 0)
-			return p->obj;
+			return p;
 	return NULL;
+}
+
+void *kvfs_pins_find(struct kvfs_pins *pins, int64_t tgid, const char *name,
+		     int64_t now)
+{
+	struct pin *p = pin_find(pins, tgid, name, now);
+
+	return p ? p->obj : NULL;
+}
+
+void *kvfs_pins_renew(struct kvfs_pins *pins, int64_t tgid, const char *name,
+		      int64_t now, int64_t until)
+{
+	struct pin *p = pin_find(pins, tgid, name, now);
+
+	if (!p)
+		return NULL;
+	if (until > p->until)
+		p->until = until;
+	return p->obj;
 }
 
 /* Twice the buckets once there are twice as many pins as buckets. */
@@ -145,11 +184,7 @@ int kvfs_pins_add(struct kvfs_pins *pins, int64_t tgid, const char *name,
 	p->obj = obj;
 	p->until = until;
 	chain_insert(&pins->buckets[p->hash & (pins->nbuckets - 1)], p);
-	if (pins->tail)
-		pins->tail->next = p;
-	else
-		pins->head = p;
-	pins->tail = p;
+	queue_append(pins, p);
 	pins->n++;
 	return 0;
 }

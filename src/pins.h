@@ -1,6 +1,7 @@
 /* Pins: which version of a certificate directory a process saw first, kept
- * for a few seconds so that its next opens there get the same one (nginx
- * reads fullchain.pem and privkey.pem with separate opens).  A table keyed
+ * for a few seconds after each of its opens there so that its next opens
+ * get the same one (nginx reads fullchain.pem and privkey.pem with
+ * separate opens).  A table keyed
  * by (process, name, case-insensitively) of references to an object the
  * caller owns, with O(1) find, add and expiry, since every open of a
  * certificate file asks it.  Not thread-safe: the cache calls it under its
@@ -22,6 +23,11 @@ void kvfs_pins_free(struct kvfs_pins *pins);
  * borrowed.  Expired pins are dropped on the way. */
 void *kvfs_pins_find(struct kvfs_pins *pins, int64_t tgid, const char *name,
 		     int64_t now);
+
+/* kvfs_pins_find(), and the pin found lives on until until (if that is
+ * later than it would). */
+void *kvfs_pins_renew(struct kvfs_pins *pins, int64_t tgid, const char *name,
+		      int64_t now, int64_t until);
 
 /* Pin obj for (tgid, name) until the monotonic time until; the table takes
  * the caller's reference on success.  -ENOMEM leaves obj to the caller.

@@ -82,6 +82,11 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 	return 0;
 }
 
+int64_t kvfs_vault_next_attempt_ms(struct kvfs_vault *v)
+{
+	return v ? kvfs_gate_next_attempt_ms(v->gate) : 0;
+}
+
 void kvfs_vault_free(struct kvfs_vault *v)
 {
 	if (!v)
@@ -676,7 +681,7 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 
 		r = kvfs_http_perform(v->http, &rq, &resp, err);
 		if (r < 0) {
-			*ret_verdict = kvfs_backoff_classify(r, 0);
+			*ret_verdict = kvfs_backoff_classify_object(r, 0);
 			return r;
 		}
 		*ret_verdict = KVFS_VERDICT_FINAL;
@@ -712,7 +717,8 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 							    "followed");
 			r = kvfs_http_status_to_errno(resp.status);
 			r = r < 0 ? r : -EPROTO;
-			*ret_verdict = kvfs_backoff_classify(r, resp.status);
+			*ret_verdict =
+				kvfs_backoff_classify_object(r, resp.status);
 			return r;
 		}
 
@@ -723,8 +729,8 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 		if (!whole) {
 			kvfs_error_set_message(err, "incomplete or malformed "
 						    "JSON body");
-			*ret_verdict =
-				kvfs_backoff_classify(-EBADMSG, resp.status);
+			*ret_verdict = kvfs_backoff_classify_object(
+				-EBADMSG, resp.status);
 			return -EBADMSG;
 		}
 		json_decref(whole);
@@ -751,8 +757,9 @@ static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
 			      ret_verdict);
 }
 
-/* GET url through the vault's gate (gate.c): 429, 5xx, resets, timeouts
- * and bodies that are not whole JSON are retried with backoff until
+/* GET url through the vault's gate (gate.c), url naming the object: 429,
+ * 5xx, resets, timeouts and bodies that are not whole JSON are retried
+ * with backoff (a 500 or a broken body as this object's trouble only) until
  * deadline_ms (kvfs_now_ms() time): deadline= for a bundle, which a
  * file operation waits for; max(deadline=, 30 s) for each list page. */
 static int vault_get_until(struct kvfs_vault *v, const char *url,
@@ -762,7 +769,8 @@ static int vault_get_until(struct kvfs_vault *v, const char *url,
 	struct get_attempt a = {.v = v, .url = url, .resp = ret};
 	int r;
 
-	r = kvfs_gate_run(v->gate, deadline_ms, get_attempt, &a, err);
+	r = kvfs_gate_run_object(v->gate, url, deadline_ms, get_attempt, &a,
+				 err);
 	if (r < 0 && !err->endpoint[0])
 		kvfs_error_set_endpoint(err, url);
 	return r;

@@ -102,6 +102,10 @@ int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
 int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 			  struct kvfs_secret *ret, struct kvfs_error *err);
 
+/* While the vault is failing and backing off, when its next request may
+ * be sent (kvfs_now_ms() time); else 0.  NULL: 0. */
+int64_t kvfs_vault_next_attempt_ms(struct kvfs_vault *v);
+
 /* The vault refused a secret because it is disabled, not because of who
  * asked. */
 bool kvfs_vault_error_secret_disabled(const struct kvfs_error *err);

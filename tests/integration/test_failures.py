@@ -162,6 +162,38 @@ def test_429_storm_without_retry_after(mount, az):
     assert 1 <= err.count("cannot get certificate") <= len(throttled), err
 
 
+def test_openers_of_one_file_in_a_429_storm_all_fail_within_the_deadline(mount, az):
+    """The kernel sends one LOOKUP of a name at a time: the openers queued
+    behind the one whose fetch failed get its failure at once, not one
+    deadline each."""
+    deadline = 4
+    m = mount(deadline=deadline)
+    az.reset_log()
+    # Retry-After: 1 keeps the next attempt within every opener's deadline,
+    # so that none gives up early on its own
+    az.fault(kind="429", seconds=60, retry_after=1, path="^/certificates/api/?$")
+    outcomes = {}
+
+    def opener(i):
+        t0 = time.monotonic()
+        try:
+            open(m.p("certificates", "api", "cert.pem")).close()
+            e = 0
+        except OSError as x:
+            e = x.errno
+        outcomes[i] = (e, time.monotonic() - t0)
+
+    n = 10
+    assert util.read_concurrently(opener, list(range(n)), timeout=120) == []
+    assert sorted(outcomes) == list(range(n))
+    assert all(e == errno.EIO for e, _ in outcomes.values()), outcomes
+    slowest = max(dt for _, dt in outcomes.values())
+    assert slowest < deadline + 1.5 * util.SLOW, outcomes
+    gets = bundle_gets(az, "api")
+    assert gets and all(g["status"] == 429 for g in gets)
+    assert len(gets) <= 6, [(g["time"], g["status"]) for g in gets]
+
+
 def test_retry_after_is_honoured(mount, az):
     m = mount()
     az.reset_log()
@@ -173,6 +205,72 @@ def test_retry_after_is_honoured(mount, az):
     assert [g["status"] for g in gets] == [429, 200]
     # not earlier: the fake's clock on both requests
     assert gets[1]["time"] - gets[0]["time"] >= 3.0
+
+
+def test_retry_after_of_an_hour_holds_back_for_a_minute_at_most(mount, az):
+    """Retry-After: 3600 closes the gate for KVFS_RETRY_AFTER_CAP_MS (60 s)
+    only: a reader whose deadline outlasts the cap gets the file; cached
+    files are served all along."""
+    m = mount(deadline=75)
+    cached = read(m, "www")
+    az.reset_log()
+    az.fault(kind="429", count=1, retry_after=3600, path="^/certificates/api/?$")
+    result = []
+    t = threading.Thread(target=lambda: result.append(read_errno(m, "api")))
+    t0 = time.monotonic()
+    t.start()
+    served = 0
+    while t.is_alive() and time.monotonic() - t0 < 90:
+        assert read(m, "www") == cached
+        served += 1
+        time.sleep(0.5)
+    t.join(30)
+    assert result, "the read of api never returned"
+    e, dt = result[0]
+    assert e == 0, result
+    assert 59 <= dt < 60 + 5, dt
+    assert served >= 100
+    gets = bundle_gets(az, "api")
+    assert [g["status"] for g in gets] == [429, 200]
+    assert 59.9 <= gets[1]["time"] - gets[0]["time"] < 62
+    assert read(m, "api") == expected_pem(az, "api")
+
+
+def test_one_broken_certificate_does_not_hold_back_the_others(mount, az):
+    """The vault answers 500 for one certificate only while a loop re-reads
+    it: that certificate fails, each read within the deadline, and the
+    uncached reads of others go through at once, one GET each."""
+    m = mount(deadline=3)
+    az.reset_log()
+    az.fault(kind="500", seconds=60, path="^/certificates/api/?$")
+    stop, broken = threading.Event(), []
+
+    def loop():
+        while not stop.is_set():
+            broken.append(read_errno(m, "api"))
+            time.sleep(0.2)
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        time.sleep(1.5)  # the first 500s are in
+        others = ["bulk-%03d" % i for i in range(150, 165)]
+        for name in others:
+            e, dt = read_errno(m, name)
+            assert e == 0 and dt < 2.5, (name, e, dt)  # no backoff
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        t.join(30)
+    assert len(broken) >= 2 and all(e == errno.EIO for e, _ in broken), broken
+    assert max(dt for _, dt in broken) < 3 + 2, broken
+    for name in others:
+        assert [g["status"] for g in bundle_gets(az, name)] == [200], name
+    gets = bundle_gets(az, "api")
+    assert gets and all(g["status"] == 500 for g in gets)
+    assert len(gets) <= 8 * len(broken)
+    # the vault was never taken for failing
+    assert "is failing" not in m.stderr(), m.stderr()
 
 
 # --- transient failures during a listing and a GET ------------------------------------
@@ -241,7 +339,10 @@ def test_stalled_response_is_bounded(mount, az):
     e, dt = stalled[0]
     assert e == errno.EIO
     assert 2.0 <= dt < 3 + 2  # about the deadline, never a hang
-    # the stall is over: the next read gets it
+    # the stall is over: once the backoff after that one failure is over
+    # (at most 1 s; until then its failure is the answer, with no
+    # request), the next read gets it
+    time.sleep(1.2)
     assert read(m, "www") == expected_pem(az, "www")
 
 

@@ -186,8 +186,8 @@ def test_nginx_reload_serves_the_rotated_certificate(mount, fake, tmp_path):
                 time.sleep(0.05)
             # nginx holds what it read until it is told to reload
             assert served_leaf(fake, port, host) == before
-            # a process's opens of a directory keep the version of its
-            # first open for 5 s (KVFS_CACHE_PIN_SECONDS): past them
+            # a process's opens of a directory keep the version they saw
+            # for 5 s after its latest (KVFS_CACHE_PIN_SECONDS): past them
             time.sleep(max(0.0, 5.5 - (time.monotonic() - started)))
             r = subprocess.run(cmd + ["-s", "reload"], capture_output=True, text=True)
             assert r.returncode == 0, r.stderr

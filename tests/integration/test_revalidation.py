@@ -435,6 +435,117 @@ def test_rotation_under_eight_readers_fifty_times(mount, az, scratch):
     assert ROTATIONS <= len(secret_gets(log, name)) <= 2 * (ROTATIONS + 1)
 
 
+# --- a process's opens of one directory: one version (pins) ---------------------------------
+
+# Opens the file named on each line of stdin, in the directory argv[1], and
+# answers with its bytes in base64: one long-lived process whose every open
+# the test times.
+OPENER = r"""
+import base64, sys
+for line in sys.stdin:
+    with open(sys.argv[1] + "/" + line.strip(), "rb") as f:
+        data = f.read()
+    sys.stdout.write(base64.b64encode(data).decode() + "\n")
+    sys.stdout.flush()
+"""
+
+
+class Opener:
+    def __init__(self, m, name):
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", "-c", OPENER, m.p("certificates", name)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def open(self, f):
+        self.proc.stdin.write(f + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, "the opener died"
+        return base64.b64decode(line).decode()
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def key_matches(fullchain, privkey):
+    leaf = x509.load_pem_x509_certificate(pem_blocks(fullchain)[0].encode())
+    priv = serialization.load_pem_private_key(privkey.encode(), None)
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    enc = serialization.Encoding.DER
+    return priv.public_key().public_bytes(enc, pub) == \
+        leaf.public_key().public_bytes(enc, pub)
+
+
+PIN_S = 5  # KVFS_CACHE_PIN_SECONDS
+STEP_S = 1.5  # a process's opens of fullchain.pem, this far apart
+GAP_S = 2.5  # from its last fullchain.pem to its privkey.pem
+
+
+def test_pin_covers_every_open_of_a_sequence(mount, az, scratch):
+    """One long-lived process per certificate opens fullchain.pem every
+    STEP_S seconds and, GAP_S after its last one, privkey.pem; the
+    certificate rotates (and the mount revalidates) between those two opens,
+    at a different phase of the pin for each: right after the first open,
+    inside the first PIN_S, across its end, and long after.  Every key
+    matches the certificate opened before it, both of the old version: the
+    pin is renewed by every open, so it covers the whole sequence.  After a
+    pause longer than the pin, the same process gets the new version."""
+    phases = [0.0, 1.5, 3.0, 4.5, 6.0, 7.5]
+    names = [scratch("pinned-%d" % i, kty="EC") for i in range(len(phases))]
+    m = mount()
+    hup(m)  # the new names are in the listing
+    for n in names:
+        wait_until(lambda: os.path.exists(m.p("certificates", n)), 15, n)
+    old = {n: pem_of(latest(az, n)) for n in names}
+    openers = {n: Opener(m, n) for n in names}
+    try:
+        events = []  # (when, name, what)
+        for n, ph in zip(names, phases):
+            k = 0
+            while k * STEP_S <= ph:
+                events.append((k * STEP_S, n, "fullchain.pem"))
+                k += 1
+            events.append((ph + 0.01, n, "rotate"))
+            events.append((ph + GAP_S, n, "privkey.pem"))
+        events.sort(key=lambda e: (e[0], e[2] != "fullchain.pem"))
+        last_chain, opened_at, rotated = {}, {}, {}
+        t0 = time.monotonic()
+        for when, n, what in events:
+            time.sleep(max(0.0, t0 + when - time.monotonic()))
+            if what == "rotate":
+                r = az.rotate(n)
+                rotated[n] = r
+                hup(m)
+                wait_until(lambda: x5t(m, n) == r["x5t"], 15, "rotation of " + n)
+                continue
+            now = time.monotonic()
+            if n in opened_at:
+                # the schedule held: no two opens a pin's length apart
+                assert now - opened_at[n] < PIN_S - 0.5, (n, what, now - opened_at[n])
+            opened_at[n] = now
+            text = openers[n].open(what)
+            if what == "fullchain.pem":
+                last_chain[n] = text
+                continue
+            assert pem_blocks(last_chain[n])[0] == old[n], n
+            assert key_matches(last_chain[n], text), \
+                "%s: privkey.pem of another version than fullchain.pem " \
+                "(rotation %.1f s into the sequence)" % (n, phases[names.index(n)])
+        # another process sees the new version meanwhile
+        for n in names:
+            assert read_elsewhere(m, n).startswith(pem_of(latest(az, n)))
+        # after a pause longer than the pin, the new version, whole
+        time.sleep(PIN_S + 0.5)
+        for n in names:
+            chain = openers[n].open("fullchain.pem")
+            assert pem_blocks(chain)[0] == pem_of(latest(az, n)) != old[n]
+            assert key_matches(chain, openers[n].open("privkey.pem"))
+    finally:
+        for o in openers.values():
+            o.close()
+
+
 # --- when the vault fails: max_stale ----------------------------------------------------------
 
 def failed_listings(fake):

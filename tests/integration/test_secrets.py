@@ -6,9 +6,12 @@ secret fetched only when one of its files is looked at, once."""
 
 import base64
 import errno
+import json
 import os
+import pwd
 import stat
 import subprocess
+import tempfile
 
 import pytest
 from cryptography import x509
@@ -16,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 import util
+from conftest import start_mount
 from util import vault_requests
 
 SECRET_FILES = ("chain.pem", "fullchain.pem", "privkey.pem", "bundle.pem",
@@ -230,6 +234,94 @@ def test_cert_pem_costs_no_secret_and_privkey_one(mount, az):
         read(os.path.join(d, fn))
         os.stat(os.path.join(d, fn))
     assert vault_requests(az) == []
+
+
+STAT_USER = "kvfs-test-stat"
+
+
+@pytest.fixture
+def unprivileged_user():
+    """(uid, gid) of a user made for the test, neither root nor the
+    mount's owner."""
+    try:
+        pw = pwd.getpwnam(STAT_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home",
+                        "--shell", "/usr/sbin/nologin", STAT_USER], check=True)
+        pw = pwd.getpwnam(STAT_USER)
+    yield pw.pw_uid, pw.pw_gid
+    subprocess.run(["userdel", STAT_USER], check=False)
+
+
+# As another user: each path's st_size, then whether open() works.
+STAT_AS = r"""
+import json, os, sys
+out = {}
+for p in sys.argv[1:]:
+    try:
+        size = os.stat(p).st_size
+    except OSError as e:
+        out[p] = ["stat", e.errno]
+        continue
+    try:
+        open(p, "rb").close()
+        out[p] = [size, 0]
+    except OSError as e:
+        out[p] = [size, e.errno]
+print(json.dumps(out))
+"""
+
+
+def test_stat_of_a_key_file_by_a_user_who_may_not_open_it_fetches_no_secret(
+        az, unprivileged_user, tmp_path):
+    uid, gid = unprivileged_user
+    d = tempfile.mkdtemp(prefix="kvfs-test-stat-")
+    os.chmod(d, 0o755)
+    m = start_mount(az, d, str(tmp_path / "kvfs.stderr"),
+                    allow_other=True).wait_mounted()
+    try:
+        names = ["www", "api", "mail"]
+        paths = [m.p("certificates", n, f) for n in names for f in KEY_FILES]
+        az.reset_log()
+        r = subprocess.run(["/usr/bin/python3", "-c", STAT_AS] + paths,
+                           user=uid, group=gid, extra_groups=[], cwd="/",
+                           env={"PATH": "/usr/bin:/bin"},
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        seen = json.loads(r.stdout)
+        # the size is not known without the secret: 0; and the user may
+        # not open the file anyway
+        assert all(v == [0, errno.EACCES] for v in seen.values()), seen
+        assert secret_gets(az) == []
+        # root reads every byte, although the kernel was told size 0
+        for n in names:
+            dd = m.p("certificates", n)
+            key, full = read(os.path.join(dd, "privkey.pem")), \
+                read(os.path.join(dd, "fullchain.pem"))
+            assert key.startswith(b"-----BEGIN PRIVATE KEY-----\n")
+            assert key.endswith(b"-----END PRIVATE KEY-----\n")
+            assert public_of_key(os.path.join(dd, "privkey.pem")) == \
+                public_of_cert(os.path.join(dd, "cert.pem"))
+            assert full.startswith(read(os.path.join(dd, "cert.pem")))
+            assert read(os.path.join(dd, "bundle.pem")) == key + full
+            pfx = read(os.path.join(dd, "cert.pfx"))
+            r = openssl("pkcs12", "-in", os.path.join(dd, "cert.pfx"),
+                        "-passin", "pass:", "-nokeys", "-clcerts")
+            assert r.returncode == 0 and len(pfx) > 500, r.stderr
+            # a program that reads exactly what fstat says gets nothing
+            # wrong either: the size it sees is not smaller than the file
+            with open(os.path.join(dd, "privkey.pem"), "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                assert size in (0, len(key))
+                assert f.read() == key
+            # and again, from another process (the page cache path)
+            out = subprocess.run(["cat", os.path.join(dd, "bundle.pem")],
+                                 capture_output=True, check=True).stdout
+            assert out == key + full
+        assert len(secret_gets(az)) == len(names)
+    finally:
+        m.unmount()
+        os.rmdir(d)
 
 
 def test_concurrent_first_key_readers_share_one_secret_get(mount, az):

@@ -173,10 +173,49 @@ static void test_classify(void)
 		       cases[i].want, "%s", cases[i].what);
 }
 
+/* For one object of a vault: only what says the vault is down stays
+ * RETRY. */
+static void test_classify_object(void)
+{
+	static const struct {
+		int r;
+		long status;
+		enum kvfs_verdict want;
+		const char *what;
+	} cases[] = {
+		{0, 200, KVFS_VERDICT_OK, "200"},
+		{-EBADMSG, 200, KVFS_VERDICT_OBJECT, "200 with a broken body"},
+		{-EFBIG, 200, KVFS_VERDICT_OBJECT,
+		 "200 with a body over the cap"},
+		{-EAGAIN, 500, KVFS_VERDICT_OBJECT, "500"},
+		{-EAGAIN, 501, KVFS_VERDICT_OBJECT, "501"},
+		{-EAGAIN, 599, KVFS_VERDICT_OBJECT, "599"},
+		{-EAGAIN, 429, KVFS_VERDICT_RETRY, "429"},
+		{-EAGAIN, 408, KVFS_VERDICT_RETRY, "408"},
+		{-EAGAIN, 502, KVFS_VERDICT_RETRY, "502"},
+		{-EAGAIN, 503, KVFS_VERDICT_RETRY, "503"},
+		{-EAGAIN, 504, KVFS_VERDICT_RETRY, "504"},
+		{-ETIMEDOUT, 0, KVFS_VERDICT_RETRY, "timeout"},
+		{-ECONNRESET, 0, KVFS_VERDICT_RETRY, "connection reset"},
+		{-ECONNREFUSED, 0, KVFS_VERDICT_RETRY, "connection refused"},
+		{-EBADMSG, 0, KVFS_VERDICT_RETRY, "truncated body"},
+		{-EFBIG, 0, KVFS_VERDICT_OBJECT, "body over the cap"},
+		{-ENOENT, 404, KVFS_VERDICT_FINAL, "404"},
+		{-EACCES, 403, KVFS_VERDICT_FINAL, "403"},
+		{-EPROTO, 0, KVFS_VERDICT_LOCAL, "TLS verification"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		is_int(kvfs_backoff_classify_object(cases[i].r,
+						    cases[i].status),
+		       cases[i].want, "object: %s", cases[i].what);
+}
+
 int main(void)
 {
 	test_schedule();
 	test_retry_after();
 	test_classify();
+	test_classify_object();
 	return done_testing();
 }

@@ -244,6 +244,103 @@ static void test_one_at_a_time(void)
 	kvfs_gate_free(c.g);
 }
 
+/* A Retry-After of an hour holds the origin back for the cap only. */
+static void test_retry_after_cap(void)
+{
+	struct kvfs_gate *g = new_gate(10, 10);
+	struct kvfs_error err;
+	struct script s = {
+		.retries = 1, .last = KVFS_VERDICT_OK, .retry_after = 3600};
+	int64_t t0 = kvfs_now_ms(), next;
+	int r;
+
+	r = kvfs_gate_run(g, t0 + 2000, scripted, &s, &err);
+	is_int(r, -EAGAIN, "429 with Retry-After: 3600: given up");
+	is_int(s.n, 1, "after one attempt");
+	next = kvfs_gate_next_attempt_ms(g) - t0;
+	ok(next > KVFS_RETRY_AFTER_CAP_MS - 2000 &&
+		   next <= KVFS_RETRY_AFTER_CAP_MS + 1,
+	   "next attempt in the cap, not an hour (%lld ms)", (long long)next);
+	is_int(KVFS_RETRY_AFTER_CAP_MS, 60000, "the cap is 60 s");
+	kvfs_gate_free(g);
+}
+
+/* Answers 500 for object "bad", succeeds for the others; counts both. */
+
+struct objects {
+	int bad, good;
+};
+
+static int one_bad_object(void *userdata, long timeout_ms,
+			  struct kvfs_error *err, enum kvfs_verdict *ret)
+{
+	int *n = userdata;
+
+	(void)timeout_ms;
+	(*n)++;
+	kvfs_error_clear(err);
+	err->http_status = 500;
+	*ret = KVFS_VERDICT_OBJECT;
+	return -EIO;
+}
+
+static int good_object(void *userdata, long timeout_ms, struct kvfs_error *err,
+		       enum kvfs_verdict *ret)
+{
+	int *n = userdata;
+
+	(void)timeout_ms;
+	(*n)++;
+	kvfs_error_clear(err);
+	*ret = KVFS_VERDICT_OK;
+	return 0;
+}
+
+static void test_one_object_does_not_close_the_gate(void)
+{
+	struct kvfs_gate *g = new_gate(20, 40);
+	struct objects o = {0};
+	struct kvfs_error err;
+	int64_t t0;
+	int r;
+
+	for (int i = 0; i < 5; i++) {
+		int before = o.bad;
+
+		r = kvfs_gate_run_object(g, "https://v/certificates/bad",
+					 kvfs_now_ms() + 300, one_bad_object,
+					 &o.bad, &err);
+		is_int(r, -EIO, "the broken object fails (%d)", i);
+		ok(o.bad - before >= 2, "retried by its caller (%d attempts)",
+		   o.bad - before);
+		is_int(kvfs_gate_failures(g), 0, "the gate stays healthy");
+		is_int(kvfs_gate_next_attempt_ms(g), 0,
+		       "and holds no one back");
+		t0 = kvfs_now_ms();
+		r = kvfs_gate_run_object(g, "https://v/certificates/good",
+					 t0 + 300, good_object, &o.good, &err);
+		is_int(r, 0, "another object is read meanwhile");
+		ok(kvfs_now_ms() - t0 < 100, "at once");
+	}
+	is_int(o.good, 5, "one attempt each");
+
+	/* Two different objects failing in a row: the vault is. */
+	(void)kvfs_gate_run_object(g, "https://v/certificates/bad",
+				   kvfs_now_ms() + 60, one_bad_object, &o.bad,
+				   &err);
+	is_int(kvfs_gate_failures(g), 0, "one object: still healthy");
+	(void)kvfs_gate_run_object(g, "https://v/certificates/other",
+				   kvfs_now_ms() + 60, one_bad_object, &o.bad,
+				   &err);
+	ok(kvfs_gate_failures(g) > 0, "a second object too: failing");
+	r = kvfs_gate_run_object(g, "https://v/certificates/good",
+				 kvfs_now_ms() + 2000, good_object, &o.good,
+				 &err);
+	is_int(r, 0, "a success");
+	is_int(kvfs_gate_failures(g), 0, "heals it");
+	kvfs_gate_free(g);
+}
+
 int main(void)
 {
 	test_retries();
@@ -251,5 +348,7 @@ int main(void)
 	test_deadline();
 	test_short_timeout_is_the_callers();
 	test_one_at_a_time();
+	test_retry_after_cap();
+	test_one_object_does_not_close_the_gate();
 	return done_testing();
 }

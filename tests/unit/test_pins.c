@@ -123,11 +123,37 @@ static void test_many(void)
 	is_int(outstanding(), 0, "every reference given back");
 }
 
+/* A renewed pin outlives the ones added after it, whatever the queue's
+ * order, and is dropped once its renewed time has passed. */
+static void test_renew(void)
+{
+	struct kvfs_pins *p = kvfs_pins_new(unref);
+
+	is_int(add(p, 20, "www", 10, 5), 0, "pin www until 5");
+	is_int(add(p, 20, "api", 11, 6), 0, "and api until 6");
+	ok(kvfs_pins_renew(p, 20, "WWW", 4, 9) == &refs[10],
+	   "an open at 4 renews www until 9");
+	ok(kvfs_pins_renew(p, 20, "mail", 4, 9) == NULL, "nothing to renew");
+	ok(kvfs_pins_find(p, 20, "www", 5) == &refs[10], "www lives past 5");
+	ok(kvfs_pins_find(p, 20, "api", 6) == NULL, "api expired at 6");
+	is_int((int)kvfs_pins_count(p), 1, "api dropped, www kept");
+	ok(kvfs_pins_renew(p, 20, "www", 8, 12) == &refs[10],
+	   "renewed again at 8, until 12");
+	ok(kvfs_pins_renew(p, 20, "www", 8, 7) == &refs[10],
+	   "a renewal never shortens it");
+	ok(kvfs_pins_find(p, 20, "www", 11) == &refs[10], "alive at 11");
+	ok(kvfs_pins_find(p, 20, "www", 12) == NULL, "expired at 12");
+	is_int((int)kvfs_pins_count(p), 0, "and dropped");
+	is_int(refs[10] + refs[11], 0, "both references given back");
+	kvfs_pins_free(p);
+}
+
 int main(void)
 {
 	test_find();
 	test_expiry_order();
 	test_newer_shadows();
 	test_many();
+	test_renew();
 	return done_testing();
 }
