@@ -415,6 +415,11 @@ class VaultHandler(BaseHandler):
         if spoil:
             # well-formed JSON around a value no parser can use
             value = "-----BEGIN PRIVATE KEY-----\nnot*base64\n-----END PRIVATE KEY-----\n"
+        bomb = {n.lower(): c for n, c in
+                (self.state.setting("pkcs12_bomb") or {}).items()}.get(cert.name.lower())
+        if bomb:
+            # the version's key and leaf, then bomb encrypted ContentInfos
+            value = ver.bomb_value(int(bomb))
         base = self.vault
         body = {
             "value": value,
