@@ -900,6 +900,14 @@ int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
 			     struct kvfs_cert_list *ret, struct kvfs_error *err)
 {
+	return kvfs_vault_list_versions_within(v, name, 0, ret, err);
+}
+
+int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
+				    unsigned page_budget_s,
+				    struct kvfs_cert_list *ret,
+				    struct kvfs_error *err)
+{
 	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
 	char *url;
 	size_t pages;
@@ -913,7 +921,8 @@ int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
 		     "%s/certificates/%s/versions?api-version=%s&maxresults=%d",
 		     v->url, name, v->api_version, PAGE_SIZE) < 0)
 		return -ENOMEM;
-	r = list_pages(v, url, true, list_budget_ms(v, 0), &list, &pages, err);
+	r = list_pages(v, url, true, list_budget_ms(v, page_budget_s), &list,
+		       &pages, err);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < list.n; i++) {

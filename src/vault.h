@@ -93,6 +93,12 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
 			     struct kvfs_cert_list *ret,
 			     struct kvfs_error *err);
+/* The same with each page's budget in seconds (0: the default above), for
+ * a revalidation. */
+int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
+				    unsigned page_budget_s,
+				    struct kvfs_cert_list *ret,
+				    struct kvfs_error *err);
 
 /* GET the secret a bundle's sid names ("https://vault/secrets/N/V"): the
  * sid must be of the vault's origin, and the answer of that version.
