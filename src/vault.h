@@ -17,6 +17,11 @@
 #include "http.h"
 
 #define KVFS_VAULT_MAX_PAGES 10000
+/* What one listing may keep in memory: the page cap's worth (250,000) of
+ * certificates with 127-character names, kept as name, version, x5t and
+ * attributes.  A listing past it fails (-E2BIG), and the previous one
+ * stays. */
+#define KVFS_VAULT_MAX_LIST_BYTES (64u << 20)
 
 struct kvfs_cert_attrs {
 	bool enabled;
@@ -31,12 +36,12 @@ struct kvfs_cert_item {
 	char *version; /* in a versions listing; NULL in the certificates one */
 	char *x5t;     /* base64url, or NULL */
 	struct kvfs_cert_attrs attrs;
-	char *tags_json; /* compact JSON object, "{}" when absent */
 };
 
 struct kvfs_cert_list {
 	struct kvfs_cert_item *items;
 	size_t n;
+	size_t bytes; /* kept, counted against KVFS_VAULT_MAX_LIST_BYTES */
 };
 
 struct kvfs_cert_bundle {

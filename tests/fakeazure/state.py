@@ -181,7 +181,7 @@ class State:
         self.fault_seq = 0
         self.settings = {"empty_last_page": False, "hostile_names": [],
                          "malformed_cer": {}, "malformed_secret": {},
-                         "pkcs12_bomb": {}}
+                         "pkcs12_bomb": {}, "padded_items": {}}
         self.foreign_requests = []
         self.clock = int(time.time())
         self.served = collections.deque()   # times of requests the budget let through

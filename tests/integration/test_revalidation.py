@@ -291,6 +291,37 @@ def test_old_version_disabled_enabled_deleted_after_revalidation(mount, az, scra
     assert read(m, name, "privkey.pem") == latest_key
 
 
+def test_oversized_listing_item_keeps_the_old_listing(mount, az, scratch):
+    """A listing whose item has a field past its cap (an x5t of 100 KB;
+    Key Vault's is 27 bytes) fails with a clear error, and the listing
+    before it stays: files are served, a new certificate does not appear
+    until a listing within the caps.  Tags of 3 MB in the listing are
+    read but not kept, and do not fail it."""
+    m = mount()
+    pem = read(m, "www")
+    new = scratch("after-oversized", kty="EC")
+    az.settings(padded_items={"www": {"x5t": 100000}})
+    try:
+        az.reset_log()
+        hup(m)
+        wait_until(lambda: "'x5t' longer than 64 bytes" in m.stderr(), 10,
+                   "the refusal logged")
+        assert os.path.exists(m.p("certificates", "www"))
+        assert new not in os.listdir(m.p("certificates"))
+        assert read(m, "www") == pem
+        assert bundle_gets(vault_log(az), "www") == []
+    finally:
+        az.settings(padded_items={"www": {"tags": 3 << 20}})
+    try:
+        hup(m)
+        wait_until(lambda: new in os.listdir(m.p("certificates")), 15,
+                   "the new certificate after a listing within the caps")
+        assert read(m, "www") == pem
+        assert "cannot revalidate" in m.stderr()
+    finally:
+        az.settings(padded_items={})
+
+
 # --- the tree follows the vault -------------------------------------------------------
 
 def test_deleted_certificate_is_enoent_after_revalidation(mount, az, scratch):

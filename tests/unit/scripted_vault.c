@@ -59,7 +59,6 @@ int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 		l.items = calloc(vault_n ? vault_n : 1, sizeof(l.items[0]));
 		for (size_t i = 0; i < vault_n; i++) {
 			l.items[i].name = strdup(vault_certs[i].name);
-			l.items[i].tags_json = strdup("{}");
 			l.items[i].attrs.enabled = true;
 			l.items[i].attrs.created = 1000;
 			l.items[i].attrs.updated = vault_certs[i].updated;
