@@ -4,7 +4,8 @@
  * subject the extended attributes show.  Key material only ever sits in
  * OpenSSL's secure-memory BIOs and in buffers wiped before they are freed.
  * OpenSSL errors are translated to -errno here and nowhere else.  Pure
- * functions; thread-safe. */
+ * functions but for one counter of PKCS#12s deriving keys (at most two at
+ * a time); thread-safe. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>

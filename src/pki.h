@@ -1,6 +1,7 @@
 /* OpenSSL side of the tree: turns the vault's DER/PEM/PKCS#12 into the
  * bytes of each file, orders chains, computes thumbprints.  Knows nothing
- * of the network.  Pure functions; thread-safe. */
+ * of the network.  Pure functions but for the PKCS#12 opens in flight
+ * (kvfs_pki_pkcs12_open); thread-safe. */
 #ifndef KVFS_PKI_H
 #define KVFS_PKI_H
 
