@@ -782,10 +782,179 @@ int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err)
 	return listing_load(cache, 0, err);
 }
 
+/* ---- revalidating the versions listings ----
+ *
+ * The certificates listing shows only each certificate's latest version:
+ * an older version disabled, enabled again or deleted changes nothing in
+ * it.  So a revalidation also lists again the versions of every
+ * certificate whose versions listing is kept (one request per 25
+ * versions, none for the others), and forgets the versions that changed:
+ * their attributes come from the new listing, their files are fetched
+ * again on next use. */
+
+static bool version_changed(const struct kvfs_cert_item *a,
+			    const struct kvfs_cert_item *b)
+{
+	return item_changed(a, b) || a->attrs.enabled != b->attrs.enabled ||
+	       a->attrs.nbf != b->attrs.nbf || a->attrs.exp != b->attrs.exp;
+}
+
+/* Queue what the kernel must forget of the versions of name: versions/
+ * and the versions/<v>/ of vers. */
+static void change_queue_versions_locked(struct kvfs_cache *cache,
+					 const char *name, char **vers,
+					 size_t n)
+{
+	struct change *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->name = strdup(name)))
+		goto oom;
+	c->pub.kind = KVFS_CHANGE_VERSIONS;
+	c->pub.name = c->name;
+	if (n > 0) {
+		c->versions = calloc(n, sizeof(*c->versions));
+		if (!c->versions)
+			goto oom;
+		for (size_t i = 0; i < n; i++) {
+			c->versions[i] = strdup(vers[i]);
+			if (!c->versions[i])
+				goto oom;
+			c->pub.nversions++;
+		}
+		c->pub.versions = (const char *const *)c->versions;
+	}
+	if (changes_push_locked(cache, c) == 0)
+		return;
+oom:
+	log_warning("cannot tell the kernel that versions of '%s' changed: "
+		    "out of memory",
+		    name);
+	change_free(c);
+}
+
+/* Make nv the versions listing of name, if the one kept differs from it:
+ * the versions that changed or went lose their files. */
+static void versions_replace_locked(struct kvfs_cache *cache, const char *name,
+				    struct kvfs_versions *nv)
+{
+	_cleanup_free_ char *key = NULL;
+	_cleanup_free_ char **vers = NULL;
+	struct kvfs_versions *old;
+	size_t n = 0;
+	bool added = false;
+	ssize_t i;
+
+	if (asprintf(&key, "%s/", name) < 0) {
+		key = NULL;
+		return;
+	}
+	i = slot_index_locked(cache, key);
+	if (i < 0 || cache->slots[i]->state != SLOT_READY)
+		return; /* dropped in the meantime */
+	old = cache->slots[i]->obj;
+	vers = calloc(old->list.n + 1, sizeof(*vers));
+	if (!vers)
+		return;
+	for (size_t k = 0; k < old->list.n; k++) {
+		const struct kvfs_cert_item *a = &old->list.items[k];
+		const struct kvfs_cert_item *b;
+
+		if (!a->version)
+			continue;
+		b = kvfs_versions_find(nv, a->version);
+		if (b && !version_changed(a, b))
+			continue;
+		log_info("version '%s' of certificate '%s' %s the vault",
+			 a->version, name, b ? "changed in" : "is gone from");
+		vers[n++] = a->version;
+	}
+	for (size_t k = 0; k < nv->list.n && !added; k++)
+		added = nv->list.items[k].version &&
+			!kvfs_versions_find(old, nv->list.items[k].version);
+	if (n == 0 && !added)
+		return;
+
+	change_queue_versions_locked(cache, name, vers, n);
+	for (size_t k = 0; k < n; k++) {
+		_cleanup_free_ char *vkey = NULL;
+		ssize_t j;
+
+		if (asprintf(&vkey, "%s/%s", name, vers[k]) < 0) {
+			vkey = NULL;
+			continue;
+		}
+		j = slot_index_locked(cache, vkey);
+		if (j < 0)
+			continue;
+		if (cache->slots[j]->state == SLOT_LOADING)
+			cache->slots[j]->stale = true;
+		else
+			slot_remove_locked(cache, (size_t)j);
+	}
+	/* Removing slots moved the versions slot. */
+	i = slot_index_locked(cache, key);
+	obj_unref(OBJ_VERSIONS, cache->slots[i]->obj);
+	cache->slots[i]->obj = obj_ref(OBJ_VERSIONS, nv);
+}
+
+static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
+{
+	char **names = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&cache->lock);
+	names = calloc(cache->nslots + 1, sizeof(*names));
+	for (size_t i = 0; names && i < cache->nslots; i++) {
+		const struct slot *s = cache->slots[i];
+		size_t len = strlen(s->key);
+
+		if (s->kind == OBJ_VERSIONS && s->state == SLOT_READY &&
+		    len > 1 && (names[n] = strndup(s->key, len - 1)))
+			n++;
+	}
+	pthread_mutex_unlock(&cache->lock);
+	if (!names)
+		return;
+
+	for (size_t i = 0; i < n; i++) {
+		struct kvfs_versions *nv = calloc(1, sizeof(*nv));
+		struct kvfs_error err;
+		char msg[512];
+		int r = -ENOMEM;
+
+		kvfs_error_clear(&err);
+		if (nv) {
+			nv->refs = 1;
+			r = kvfs_vault_list_versions_within(cache->vault,
+							    names[i], budget_s,
+							    &nv->list, &err);
+		}
+		/* Kept as they were: the certificates listing, which
+		 * succeeded, says the certificate is still there. */
+		if (r < 0) {
+			kvfs_error_describe(&err, msg, sizeof(msg));
+			log_warning_ratelimited(
+				"cannot revalidate the versions of '%s': %s",
+				names[i], msg);
+		} else {
+			pthread_mutex_lock(&cache->lock);
+			versions_replace_locked(cache, names[i], nv);
+			pthread_mutex_unlock(&cache->lock);
+		}
+		kvfs_versions_unref(nv);
+		free(names[i]);
+	}
+	free(names);
+}
+
 int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,
 			  struct kvfs_error *err)
 {
-	return listing_load(cache, page_budget_s, err);
+	int r = listing_load(cache, page_budget_s, err);
+
+	if (r == 0)
+		versions_revalidate(cache, page_budget_s);
+	return r;
 }
 
 /* The oldest files of a waiting change of name still open through the

@@ -96,21 +96,29 @@ void kvfs_cache_free(struct kvfs_cache *cache);
  * makes them fresh again. */
 int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err);
 /* The same for the background: each list page may take at most
- * page_budget_s seconds, retries included (0: the start-up budget). */
+ * page_budget_s seconds, retries included (0: the start-up budget).
+ * After a listing that succeeded, the versions listing of every
+ * certificate that has one kept is fetched again: versions that changed
+ * (updated, x5t, enabled, nbf, exp) or went lose their files, and a
+ * KVFS_CHANGE_VERSIONS is queued.  A versions listing that fails is kept
+ * as it was. */
 int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,
 			  struct kvfs_error *err);
 
 /* What a revalidation changed, for the kernel's caches to forget. */
 enum kvfs_change_kind {
-	KVFS_CHANGE_LISTING, /* certificates/ itself: names came or went */
-	KVFS_CHANGE_CHANGED, /* a certificate's updated or x5t changed */
-	KVFS_CHANGE_GONE,    /* a certificate left the vault */
+	KVFS_CHANGE_LISTING,  /* certificates/ itself: names came or went */
+	KVFS_CHANGE_CHANGED,  /* a certificate's updated or x5t changed */
+	KVFS_CHANGE_GONE,     /* a certificate left the vault */
+	KVFS_CHANGE_VERSIONS, /* versions of a certificate came, went or
+				 changed; the latest did not */
 };
 
 struct kvfs_change {
 	enum kvfs_change_kind kind;
 	const char *name; /* the vault's spelling; NULL for LISTING */
-	const char *const *versions; /* the versions/<v>/ the tree showed */
+	const char *const *versions; /* the versions/<v>/ the tree showed;
+					for VERSIONS those that changed */
 	size_t nversions;
 };
 

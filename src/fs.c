@@ -1289,7 +1289,8 @@ static void invalidate_change(void *data, const struct kvfs_change *c)
 		invalidate(fuse, "/" CERTIFICATES);
 		return;
 	}
-	invalidate_dir(fuse, c->name, NULL);
+	if (c->kind != KVFS_CHANGE_VERSIONS)
+		invalidate_dir(fuse, c->name, NULL);
 	for (size_t i = 0; i < c->nversions; i++)
 		invalidate_dir(fuse, c->name, c->versions[i]);
 	invalidate(fuse, "/" CERTIFICATES "/%s/" VERSIONS, c->name);

@@ -387,6 +387,10 @@ int kvfs_metrics_render(const struct kvfs_metrics_gauges *g, char **ret,
 		       "Bytes of certificate files served by reads that "
 		       "reached the daemon (not the page cache's).",
 		       kvfs_metrics_get(KVFS_COUNTER_READ_BYTES));
+	render_counter(f, "kvfs_pkcs12_kdf_iterations_total",
+		       "Key derivation iterations run to open PKCS#12 secrets "
+		       "and credentials, as each PKCS#12 declared them.",
+		       kvfs_metrics_get(KVFS_COUNTER_KDF_ITERATIONS));
 	render_gauge(f, "kvfs_vault_consecutive_failures",
 		     "Vault attempts failed in a row (0: healthy).",
 		     (int64_t)kvfs_metrics_gate_failures());

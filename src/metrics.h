@@ -44,8 +44,9 @@ enum kvfs_metrics_object {
 
 enum kvfs_metrics_counter {
 	KVFS_COUNTER_RETRIES, /* vault attempts repeated after a failure */
-	KVFS_COUNTER_TOKEN_RETRIES, /* token attempts repeated after one */
-	KVFS_COUNTER_READ_BYTES,    /* bytes of certificate files read */
+	KVFS_COUNTER_TOKEN_RETRIES,  /* token attempts repeated after one */
+	KVFS_COUNTER_READ_BYTES,     /* bytes of certificate files read */
+	KVFS_COUNTER_KDF_ITERATIONS, /* PKCS#12 key derivation iterations */
 	KVFS_COUNTER_COUNT_,
 };
 

@@ -4,9 +4,11 @@
  * subject the extended attributes show.  Key material only ever sits in
  * OpenSSL's secure-memory BIOs and in buffers wiped before they are freed.
  * OpenSSL errors are translated to -errno here and nowhere else.  Pure
- * functions; thread-safe. */
+ * functions but for one counter of PKCS#12s deriving keys (at most two at
+ * a time); thread-safe. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "metrics.h"
 #include "pki.h"
 #include "util.h"
 
@@ -271,11 +274,6 @@ static void parsed_clear(struct parsed *p)
 	memset(p, 0, sizeof(*p));
 }
 
-static void pkcs12_freep(PKCS12 **p)
-{
-	PKCS12_free(*p);
-}
-
 static void why_set(char *why, size_t n, const char *text)
 {
 	if (why && n > 0)
@@ -375,12 +373,60 @@ static int parse_pem(const char *value, size_t len, struct parsed *p, char *why,
 
 /* ---- bounding a PKCS#12's key derivation ----
  *
- * A PKCS#12 names its own PBKDF iteration counts (the MAC's, and each
- * encrypted bag's), and OpenSSL runs whatever count it is given: a secret
- * of 2^31 iterations would keep a FUSE thread busy for hours.  Key Vault
- * writes 2000, OpenSSL 2048, Windows at most a few 10,000s; more than
- * PKCS12_MAX_ITER is refused before any derivation runs. */
+ * A PKCS#12 names its own key derivations: the MAC's, one per encrypted
+ * ContentInfo and one per shrouded key, each with its own iteration count,
+ * and OpenSSL runs whatever it is given.  One derivation of 2^31
+ * iterations would keep a thread busy for hours, and so would 20,000
+ * derivations of 200,000.  So the work of one PKCS#12 is bounded three
+ * ways, each checked before the derivation it bounds runs: a derivation
+ * runs at most PKCS12_MAX_ITER iterations, and all of them together at
+ * most PKCS12_MAX_KDFS derivations and PKCS12_MAX_WORK iterations.  The
+ * MAC and every encrypted ContentInfo are counted before anything is
+ * derived; the shrouded keys inside an encrypted ContentInfo as soon as it
+ * is decrypted.  Key Vault writes 2000 iterations, OpenSSL 2048, Windows at
+ * most a few 10,000s: a Key Vault export asks for three derivations (the
+ * MAC, the certificates, the key), 6000 iterations.  Every derivation runs
+ * once: the PKCS#12 is walked here, not by PKCS12_parse(). */
 #define PKCS12_MAX_ITER 200000
+#define PKCS12_MAX_KDFS 8
+#define PKCS12_MAX_WORK 400000
+#define PKCS12_MAX_DEPTH 3
+
+/* At most this many PKCS#12s derive keys at once, so that a burst of them
+ * keeps the CPUs for everything else; the others wait their turn, which
+ * the bounds above keep short. */
+#define PKCS12_MAX_OPENS 2
+
+static pthread_mutex_t opens_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t opens_cond = PTHREAD_COND_INITIALIZER;
+static unsigned opens_running;
+static void opens_enter(void)
+{
+	pthread_mutex_lock(&opens_lock);
+	while (opens_running >= PKCS12_MAX_OPENS)
+		pthread_cond_wait(&opens_cond, &opens_lock);
+	opens_running++;
+	pthread_mutex_unlock(&opens_lock);
+}
+
+static void opens_leave(void)
+{
+	pthread_mutex_lock(&opens_lock);
+	opens_running--;
+	pthread_cond_signal(&opens_cond);
+	pthread_mutex_unlock(&opens_lock);
+}
+
+/* The derivations a PKCS#12 asked for so far, and what it is opening. */
+struct p12_walk {
+	const char *pass;
+	unsigned kdfs;
+	uint64_t work;
+	EVP_PKEY *key;
+	STACK_OF(X509) * certs;
+	char *why;
+	size_t why_len;
+};
 
 static void pbe2param_freep(PBE2PARAM **p)
 {
@@ -397,42 +443,46 @@ static void pbeparam_freep(PBEPARAM **p)
 	PBEPARAM_free(*p);
 }
 
-static bool iter_ok(const ASN1_INTEGER *iter)
+/* An iteration count, absent meaning 1 (RFC 7292's default for the MAC);
+ * 0 when out of bounds. */
+static long iter_value(const ASN1_INTEGER *iter)
 {
 	long v;
 
-	/* Absent means 1 (RFC 7292's default for the MAC). */
 	if (!iter)
-		return true;
+		return 1;
 	v = ASN1_INTEGER_get(iter);
-	return v >= 1 && v <= PKCS12_MAX_ITER;
+	return v >= 1 && v <= PKCS12_MAX_ITER ? v : 0;
 }
 
-/* The iteration count of a PBES1 or PBES2 (PBKDF2) algorithm is within
- * bounds; any other algorithm derives nothing. */
-static bool pbe_ok(const X509_ALGOR *alg)
+/* The iterations one derivation of alg runs: a PBES1 or PBES2 (PBKDF2)
+ * count; another PBES2 key function (scrypt) is charged the most one
+ * derivation may cost.  0 when out of bounds or malformed. */
+static long pbe_iterations(const X509_ALGOR *alg)
 {
 	const ASN1_OBJECT *obj;
 	const void *param;
 	int ptype;
 
+	if (!alg)
+		return 0;
 	X509_ALGOR_get0(&obj, &ptype, &param, alg);
 	if (OBJ_obj2nid(obj) == NID_pbes2) {
 		_cleanup_(pbe2param_freep) PBE2PARAM *p2 = NULL;
 		_cleanup_(pbkdf2param_freep) PBKDF2PARAM *kdf = NULL;
 
 		if (ptype != V_ASN1_SEQUENCE)
-			return false;
+			return 0;
 		p2 = ASN1_TYPE_unpack_sequence(
 			ASN1_ITEM_rptr(PBE2PARAM),
 			(const ASN1_TYPE *)alg->parameter);
 		if (!p2 || !p2->keyfunc)
-			return false;
+			return 0;
 		if (OBJ_obj2nid(p2->keyfunc->algorithm) != NID_id_pbkdf2)
-			return true; /* scrypt and the like: OpenSSL's limits */
+			return PKCS12_MAX_ITER;
 		kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
 						p2->keyfunc->parameter);
-		return kdf && iter_ok(kdf->iter);
+		return kdf && kdf->iter ? iter_value(kdf->iter) : 0;
 	}
 	if (ptype == V_ASN1_SEQUENCE) {
 		_cleanup_(pbeparam_freep) PBEPARAM *p1 =
@@ -440,41 +490,35 @@ static bool pbe_ok(const X509_ALGOR *alg)
 				ASN1_ITEM_rptr(PBEPARAM),
 				(const ASN1_TYPE *)alg->parameter);
 
-		/* Not a PBES1 parameter: not a key derivation either. */
-		return !p1 || iter_ok(p1->iter);
+		/* Not a PBES1 parameter: a derivation of unknown cost. */
+		return p1 ? iter_value(p1->iter) : PKCS12_MAX_ITER;
 	}
-	return true;
+	return 1; /* no parameters: OpenSSL derives nothing */
 }
 
-static bool bags_ok(const STACK_OF(PKCS12_SAFEBAG) * bags, int depth)
+/* Count n derivations of iter iterations each against the bounds. */
+static int charge(struct p12_walk *w, long iter, unsigned n)
 {
-	if (depth > 3)
-		return false;
-	for (int i = 0; i < sk_PKCS12_SAFEBAG_num(bags); i++) {
-		const PKCS12_SAFEBAG *bag = sk_PKCS12_SAFEBAG_value(bags, i);
-		const X509_ALGOR *alg = NULL;
-
-		switch (PKCS12_SAFEBAG_get_nid(bag)) {
-		case NID_pkcs8ShroudedKeyBag:
-			X509_SIG_get0(PKCS12_SAFEBAG_get0_pkcs8(bag), &alg,
-				      NULL);
-			if (!alg || !pbe_ok(alg))
-				return false;
-			break;
-		case NID_safeContentsBag:
-			if (!bags_ok(PKCS12_SAFEBAG_get0_safes(bag), depth + 1))
-				return false;
-			break;
-		default:
-			break;
-		}
+	if (iter <= 0) {
+		why_set(w->why, w->why_len,
+			"the PKCS#12 is malformed or asks for more than "
+			"200000 key derivation iterations at once");
+		return -EBADMSG;
 	}
-	return true;
+	w->kdfs += n;
+	w->work += (uint64_t)iter * n;
+	if (w->kdfs > PKCS12_MAX_KDFS || w->work > PKCS12_MAX_WORK) {
+		why_set(w->why, w->why_len,
+			"the PKCS#12 asks for too many key derivations (at "
+			"most 8 and 400000 iterations in all)");
+		return -EBADMSG;
+	}
+	return 0;
 }
 
-static void authsafes_freep(STACK_OF(PKCS7) * *s)
+static void ran(long iter)
 {
-	sk_PKCS7_pop_free(*s, PKCS7_free);
+	kvfs_metrics_add(KVFS_COUNTER_KDF_ITERATIONS, (uint64_t)iter);
 }
 
 static void bags_freep(STACK_OF(PKCS12_SAFEBAG) * *s)
@@ -482,23 +526,160 @@ static void bags_freep(STACK_OF(PKCS12_SAFEBAG) * *s)
 	sk_PKCS12_SAFEBAG_pop_free(*s, PKCS12_SAFEBAG_free);
 }
 
-/* Every iteration count of p12 is within bounds, checked in the order
- * OpenSSL would derive keys: the MAC's, then each encrypted bag's before
- * it is decrypted (with the password pass, which verified the MAC), then
- * the shrouded keys'. */
-static bool pkcs12_bounded(PKCS12 *p12, const char *pass)
+static void authsafes_freep(STACK_OF(PKCS7) * *s)
 {
-	_cleanup_(authsafes_freep) STACK_OF(PKCS7) *safes = NULL;
-	const ASN1_INTEGER *iter = NULL;
+	sk_PKCS7_pop_free(*s, PKCS7_free);
+}
 
-	if (PKCS12_mac_present(p12)) {
-		PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
-		if (!iter_ok(iter))
-			return false;
+static const X509_ALGOR *shrouded_alg(const PKCS12_SAFEBAG *bag)
+{
+	const X509_ALGOR *alg = NULL;
+
+	X509_SIG_get0(PKCS12_SAFEBAG_get0_pkcs8(bag), &alg, NULL);
+	return alg;
+}
+
+/* Charge the shrouded keys of bags, before any is decrypted. */
+static int charge_bags(struct p12_walk *w,
+		       const STACK_OF(PKCS12_SAFEBAG) * bags, int depth)
+{
+	int r;
+
+	if (depth > PKCS12_MAX_DEPTH) {
+		why_set(w->why, w->why_len,
+			"the PKCS#12 nests its bags too deep");
+		return -EBADMSG;
 	}
-	safes = PKCS12_unpack_authsafes(p12);
-	if (!safes)
-		return false;
+	for (int i = 0; i < sk_PKCS12_SAFEBAG_num(bags); i++) {
+		const PKCS12_SAFEBAG *bag = sk_PKCS12_SAFEBAG_value(bags, i);
+
+		switch (PKCS12_SAFEBAG_get_nid(bag)) {
+		case NID_pkcs8ShroudedKeyBag:
+			r = charge(w, pbe_iterations(shrouded_alg(bag)), 1);
+			break;
+		case NID_safeContentsBag:
+			r = charge_bags(w, PKCS12_SAFEBAG_get0_safes(bag),
+					depth + 1);
+			break;
+		default:
+			r = 0;
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void p8_freep(PKCS8_PRIV_KEY_INFO **p)
+{
+	PKCS8_PRIV_KEY_INFO_free(*p);
+}
+
+static int take_key(struct p12_walk *w, const PKCS8_PRIV_KEY_INFO *p8)
+{
+	/* The first key, as PKCS12_parse() takes it. */
+	if (w->key)
+		return 0;
+	w->key = p8 ? EVP_PKCS82PKEY(p8) : NULL;
+	if (!w->key) {
+		why_set(w->why, w->why_len,
+			"the key in the PKCS#12 is malformed or needs another "
+			"password");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Take the key and the certificates out of bags, already charged. */
+static int open_bags(struct p12_walk *w, const STACK_OF(PKCS12_SAFEBAG) * bags,
+		     int depth)
+{
+	int r = 0;
+
+	for (int i = 0; r == 0 && i < sk_PKCS12_SAFEBAG_num(bags); i++) {
+		const PKCS12_SAFEBAG *bag = sk_PKCS12_SAFEBAG_value(bags, i);
+
+		switch (PKCS12_SAFEBAG_get_nid(bag)) {
+		case NID_keyBag:
+			r = take_key(w, PKCS12_SAFEBAG_get0_p8inf(bag));
+			break;
+		case NID_pkcs8ShroudedKeyBag: {
+			_cleanup_(p8_freep) PKCS8_PRIV_KEY_INFO *p8 = NULL;
+
+			if (w->key)
+				break; /* not derived: it would not be used */
+			ran(pbe_iterations(shrouded_alg(bag)));
+			p8 = PKCS12_decrypt_skey(bag, w->pass, -1);
+			r = take_key(w, p8);
+			break;
+		}
+		case NID_certBag: {
+			X509 *x;
+
+			if (PKCS12_SAFEBAG_get_bag_nid(bag) !=
+			    NID_x509Certificate)
+				break; /* SDSI certificates: skipped */
+			x = PKCS12_SAFEBAG_get1_cert(bag);
+			if (!x) {
+				why_set(w->why, w->why_len,
+					"a certificate in the PKCS#12 is "
+					"malformed");
+				r = -EBADMSG;
+			} else if (sk_X509_num(w->certs) >= MAX_CERTS ||
+				   !sk_X509_push(w->certs, x)) {
+				X509_free(x);
+				why_set(w->why, w->why_len,
+					"too many certificates");
+				r = -EBADMSG;
+			}
+			break;
+		}
+		case NID_safeContentsBag:
+			r = open_bags(w, PKCS12_SAFEBAG_get0_safes(bag),
+				      depth + 1);
+			break;
+		default:
+			break; /* CRLs, secrets: not ours */
+		}
+	}
+	return r;
+}
+
+/* Open the ContentInfos of safes: the unencrypted ones' shrouded keys and
+ * every encrypted one are charged before anything is decrypted. */
+static int open_safes(struct p12_walk *w, STACK_OF(PKCS7) * safes)
+{
+	int r;
+
+	for (int i = 0; i < sk_PKCS7_num(safes); i++) {
+		_cleanup_(bags_freep) STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
+		PKCS7 *p7 = sk_PKCS7_value(safes, i);
+
+		switch (OBJ_obj2nid(p7->type)) {
+		case NID_pkcs7_data:
+			bags = PKCS12_unpack_p7data(p7);
+			if (!bags)
+				goto malformed;
+			r = charge_bags(w, bags, 0);
+			break;
+		case NID_pkcs7_encrypted:
+			if (!p7->d.encrypted || !p7->d.encrypted->enc_data)
+				goto malformed;
+			r = charge(
+				w,
+				pbe_iterations(
+					p7->d.encrypted->enc_data->algorithm),
+				1);
+			break;
+		default:
+			r = 0; /* PKCS12_parse() skips it too */
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+
 	for (int i = 0; i < sk_PKCS7_num(safes); i++) {
 		_cleanup_(bags_freep) STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
 		PKCS7 *p7 = sk_PKCS7_value(safes, i);
@@ -508,29 +689,47 @@ static bool pkcs12_bounded(PKCS12 *p12, const char *pass)
 			bags = PKCS12_unpack_p7data(p7);
 			break;
 		case NID_pkcs7_encrypted:
-			if (!p7->d.encrypted || !p7->d.encrypted->enc_data ||
-			    !pbe_ok(p7->d.encrypted->enc_data->algorithm))
-				return false;
-			bags = PKCS12_unpack_p7encdata(p7, pass, -1);
+			ran(pbe_iterations(
+				p7->d.encrypted->enc_data->algorithm));
+			bags = PKCS12_unpack_p7encdata(p7, w->pass, -1);
+			if (!bags) {
+				/* Without a MAC, a wrong password shows
+				 * only here. */
+				why_set(w->why, w->why_len,
+					"the PKCS#12 is malformed or needs "
+					"another password");
+				return -EBADMSG;
+			}
+			r = charge_bags(w, bags, 0);
+			if (r < 0)
+				return r;
 			break;
 		default:
-			continue; /* PKCS12_parse() skips it too */
+			continue;
 		}
-		if (!bags || !bags_ok(bags, 0))
-			return false;
+		if (!bags)
+			goto malformed;
+		r = open_bags(w, bags, 0);
+		if (r < 0)
+			return r;
 	}
-	return true;
+	return 0;
+malformed:
+	why_set(w->why, w->why_len, "the PKCS#12 is malformed");
+	return -EBADMSG;
 }
 
 /* The password that verifies p12's MAC: password, or when it is NULL the
  * NULL one (Key Vault's) or the empty one (openssl -passout pass:).
  * Without a MAC, nothing to verify: password as given. */
-static bool pkcs12_password(PKCS12 *p12, const char *password, const char **ret)
+static bool pkcs12_password(PKCS12 *p12, long iter, const char *password,
+			    const char **ret)
 {
 	if (!PKCS12_mac_present(p12)) {
 		*ret = password;
 		return true;
 	}
+	ran(iter);
 	if (password) {
 		*ret = password;
 		return PKCS12_verify_mac(p12, password, -1);
@@ -538,8 +737,64 @@ static bool pkcs12_password(PKCS12 *p12, const char *password, const char **ret)
 	*ret = NULL;
 	if (PKCS12_verify_mac(p12, NULL, 0))
 		return true;
+	ran(iter);
 	*ret = "";
 	return PKCS12_verify_mac(p12, "", 0);
+}
+
+static void pkcs12_freep(PKCS12 **p)
+{
+	PKCS12_free(*p);
+}
+
+static int pkcs12_open_locked(PKCS12 *p12, const char *password,
+			      struct p12_walk *w)
+{
+	_cleanup_(authsafes_freep) STACK_OF(PKCS7) *safes = NULL;
+	const ASN1_INTEGER *iter = NULL;
+	long mac_iter = 1;
+	int r;
+
+	safes = PKCS12_unpack_authsafes(p12);
+	if (!safes) {
+		why_set(w->why, w->why_len, "the PKCS#12 is malformed");
+		return -EBADMSG;
+	}
+	/* Without a password, the MAC may be verified twice. */
+	if (PKCS12_mac_present(p12)) {
+		PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
+		mac_iter = iter_value(iter);
+		r = charge(w, mac_iter, password ? 1 : 2);
+		if (r < 0)
+			return r;
+	}
+	if (!pkcs12_password(p12, mac_iter, password, &w->pass)) {
+		why_set(w->why, w->why_len,
+			password ? "the PKCS#12 does not open with the "
+				   "password given"
+				 : "the PKCS#12 does not open with an empty "
+				   "password");
+		return -EACCES;
+	}
+	return open_safes(w, safes);
+}
+
+/* As PKCS12_parse() hands them out: the certificate that matches the key
+ * is the leaf, the others in their order are ca. */
+static void pkcs12_split(struct p12_walk *w, X509 **ret_leaf,
+			 STACK_OF(X509) * *ret_ca)
+{
+	X509 *leaf = NULL;
+
+	for (int i = 0; w->key && !leaf && i < sk_X509_num(w->certs); i++) {
+		X509 *x = sk_X509_value(w->certs, i);
+
+		if (X509_check_private_key(x, w->key) == 1)
+			leaf = sk_X509_delete(w->certs, i);
+	}
+	ERR_clear_error();
+	*ret_leaf = leaf;
+	*ret_ca = TAKE_PTR(w->certs);
 }
 
 int kvfs_pki_pkcs12_open(const unsigned char *der, size_t len,
@@ -549,53 +804,33 @@ int kvfs_pki_pkcs12_open(const unsigned char *der, size_t len,
 {
 	_cleanup_(pkcs12_freep) PKCS12 *p12 = NULL;
 	const unsigned char *q = der;
-	const ASN1_INTEGER *iter = NULL;
-	const char *pass = NULL;
+	struct p12_walk w = {.why = why, .why_len = why_len};
 	int r = -EBADMSG;
 
 	if (len == 0 || len > LONG_MAX) {
 		why_set(why, why_len, "not a PKCS#12");
-		goto fail;
+		goto out;
 	}
 	p12 = d2i_PKCS12(NULL, &q, (long)len);
 	if (!p12 || q != der + len) {
 		why_set(why, why_len, "not a PKCS#12");
-		goto fail;
+		goto out;
 	}
-	/* Verifying the MAC runs its key derivation: its count first. */
-	PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
-	if (PKCS12_mac_present(p12) && !iter_ok(iter)) {
-		why_set(why, why_len,
-			"the PKCS#12 asks for too many key derivation "
-			"iterations");
-		goto fail;
+	w.certs = sk_X509_new_null();
+	if (!w.certs) {
+		r = -ENOMEM;
+		goto out;
 	}
-	if (!pkcs12_password(p12, password, &pass)) {
-		why_set(why, why_len,
-			password ? "the PKCS#12 does not open with the "
-				   "password given"
-				 : "the PKCS#12 does not open with an empty "
-				   "password");
-		r = -EACCES;
-		goto fail;
+	opens_enter();
+	r = pkcs12_open_locked(p12, password, &w);
+	opens_leave();
+	if (r == 0) {
+		pkcs12_split(&w, ret_leaf, ret_ca);
+		*ret_key = TAKE_PTR(w.key);
 	}
-	if (!pkcs12_bounded(p12, pass)) {
-		/* Without a MAC, a wrong password shows only here. */
-		why_set(why, why_len,
-			PKCS12_mac_present(p12)
-				? "the PKCS#12 is malformed or asks for too "
-				  "many key derivation iterations"
-				: "the PKCS#12 is malformed, asks for too many "
-				  "key derivation iterations, or needs another "
-				  "password");
-		goto fail;
-	}
-	if (!PKCS12_parse(p12, pass, ret_key, ret_leaf, ret_ca)) {
-		why_set(why, why_len, "the PKCS#12 does not open");
-		goto fail;
-	}
-	r = 0;
-fail:
+out:
+	EVP_PKEY_free(w.key);
+	sk_X509_pop_free(w.certs, X509_free);
 	ERR_clear_error();
 	return r;
 }

@@ -1,6 +1,7 @@
 /* OpenSSL side of the tree: turns the vault's DER/PEM/PKCS#12 into the
  * bytes of each file, orders chains, computes thumbprints.  Knows nothing
- * of the network.  Pure functions; thread-safe. */
+ * of the network.  Pure functions but for the PKCS#12 opens in flight
+ * (kvfs_pki_pkcs12_open); thread-safe. */
 #ifndef KVFS_PKI_H
 #define KVFS_PKI_H
 
@@ -47,13 +48,17 @@ int kvfs_pki_secret_files(const char *value, size_t len,
 void kvfs_pki_secret_files_clear(struct kvfs_pki_secret_files *f);
 
 /* Open a DER PKCS#12 with password, or when it is NULL with the NULL one
- * (Key Vault's) or the empty one, after checking that every key derivation
- * it asks for (the MAC's, each encrypted bag's, each shrouded key's) runs
- * at most 200,000 iterations: a PKCS#12 names its own counts, and OpenSSL
- * would run 2^31.  On success the key, the leaf and the other certificates
- * as PKCS12_parse() gives them (any may be NULL).  -EACCES: the password
- * does not open it; -EBADMSG: not a PKCS#12, malformed, or too many
- * iterations (why says which). */
+ * (Key Vault's) or the empty one.  The key derivations it asks for (the
+ * MAC's, each encrypted ContentInfo's, each shrouded key's) are bounded
+ * before they run: at most 200,000 iterations each, 8 derivations and
+ * 400,000 iterations in all, each run once; at most two PKCS#12s derive
+ * at a time, the others wait.  A PKCS#12 names its own counts, and OpenSSL
+ * would run any; what runs is counted in
+ * kvfs_pkcs12_kdf_iterations_total.  On success the key, the leaf (the
+ * certificate that matches the key) and the other certificates, as
+ * PKCS12_parse() gives them (any may be NULL).  -EACCES: the password does not
+ * open it; -EBADMSG: not a PKCS#12, malformed, or too much derivation work (why
+ * says which). */
 int kvfs_pki_pkcs12_open(const unsigned char *der, size_t len,
 			 const char *password, EVP_PKEY **ret_key,
 			 X509 **ret_leaf, STACK_OF(X509) * *ret_ca, char *why,

@@ -343,25 +343,38 @@ static int parse_attrs(json_t *obj, struct kvfs_cert_attrs *ret)
 	return 0;
 }
 
+/* tags, when present: a map of strings. */
+static int check_tags(json_t *obj)
+{
+	json_t *tags = field(obj, "tags");
+	const char *key;
+	json_t *val;
+
+	if (!tags)
+		return 0;
+	if (!json_is_object(tags))
+		return -EBADMSG;
+	json_object_foreach (tags, key, val)
+		if (!json_is_string(val))
+			return -EBADMSG;
+	return 0;
+}
+
 /* tags: a map of strings -> compact JSON with sorted keys, "{}" when
  * absent, so that equal tags give equal strings. */
 static int parse_tags(json_t *obj, char **ret)
 {
 	json_t *tags = field(obj, "tags");
-	const char *key;
-	json_t *val;
 	char *s;
+	int r;
 
-	if (!tags) {
+	r = check_tags(obj);
+	if (r < 0)
+		return r;
+	if (!tags)
 		s = strdup("{}");
-	} else {
-		if (!json_is_object(tags))
-			return -EBADMSG;
-		json_object_foreach (tags, key, val)
-			if (!json_is_string(val))
-				return -EBADMSG;
+	else
 		s = json_dumps(tags, JSON_COMPACT | JSON_SORT_KEYS);
-	}
 	if (!s)
 		return -ENOMEM;
 	*ret = s;
@@ -394,7 +407,6 @@ static void cert_item_clear(struct kvfs_cert_item *it)
 	free(it->name);
 	free(it->version);
 	free(it->x5t);
-	free(it->tags_json);
 	memset(it, 0, sizeof(*it));
 }
 
@@ -408,10 +420,40 @@ void kvfs_cert_list_clear(struct kvfs_cert_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* What an item of a listing keeps: the tree needs its name, version, x5t
+ * and attributes, and nothing else (tags come with the bundle).  Key
+ * Vault's ids are under 300 bytes (a 24-character vault, a 127-character
+ * name, a 32-character version) and its x5t 27; longer ones are refused
+ * rather than kept. */
+#define ITEM_ID_MAX 1024
+#define ITEM_X5T_MAX 64
+
+static size_t item_bytes(const struct kvfs_cert_item *it)
+{
+	return sizeof(*it) + (it->name ? strlen(it->name) + 1 : 0) +
+	       (it->version ? strlen(it->version) + 1 : 0) +
+	       (it->x5t ? strlen(it->x5t) + 1 : 0);
+}
+
+/* A string field of at most max bytes; why says which one was longer. */
+static int get_string_max(json_t *obj, const char *key, bool required,
+			  size_t max, char **ret, const char **why)
+{
+	json_t *v = field(obj, key);
+
+	if (v && json_is_string(v) && json_string_length(v) > max) {
+		*why = key;
+		return -EMSGSIZE;
+	}
+	return get_string(obj, key, required, ret);
+}
+
 /* 0: parsed into *ret, whose name may be one that cannot be a path (the
  * caller skips it, and says so); 1: a version item whose version cannot be
- * a path (skipped); <0: malformed. */
-static int parse_item(json_t *o, bool want_version, struct kvfs_cert_item *ret)
+ * a path (skipped); -EMSGSIZE: a field longer than its cap (*why names
+ * it); <0: malformed. */
+static int parse_item(json_t *o, bool want_version, struct kvfs_cert_item *ret,
+		      const char **why)
 {
 	_cleanup_(cert_item_clear) struct kvfs_cert_item it = {0};
 	_cleanup_free_ char *id = NULL;
@@ -419,12 +461,12 @@ static int parse_item(json_t *o, bool want_version, struct kvfs_cert_item *ret)
 
 	if (!json_is_object(o))
 		return -EBADMSG;
-	r = get_string(o, "id", true, &id);
+	r = get_string_max(o, "id", true, ITEM_ID_MAX, &id, why);
 	if (r < 0)
 		return r;
-	if ((r = get_string(o, "x5t", false, &it.x5t)) < 0 ||
-	    (r = parse_attrs(o, &it.attrs)) < 0 ||
-	    (r = parse_tags(o, &it.tags_json)) < 0)
+	if ((r = get_string_max(o, "x5t", false, ITEM_X5T_MAX, &it.x5t, why)) <
+		    0 ||
+	    (r = parse_attrs(o, &it.attrs)) < 0 || (r = check_tags(o)) < 0)
 		return r;
 
 	r = parse_id(id, want_version, &it.name,
@@ -458,8 +500,9 @@ int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_free_ char *next = NULL;
 	struct kvfs_cert_item *items = NULL;
+	const char *why = NULL;
 	json_t *value, *o;
-	size_t n = 0, i;
+	size_t n = 0, i, bytes = 0;
 	int r = 0;
 
 	root = load(json, len, err);
@@ -487,14 +530,33 @@ int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
 			return -ENOMEM;
 	}
 	json_array_foreach (value, i, o) {
-		r = parse_item(o, want_version, &items[n]);
+		r = parse_item(o, want_version, &items[n], &why);
+		if (r == -EMSGSIZE) {
+			kvfs_error_set_message(err,
+					       "certificate item %zu: '%s' "
+					       "longer than %d bytes",
+					       i, why,
+					       strcmp(why, "id") == 0
+						       ? ITEM_ID_MAX
+						       : ITEM_X5T_MAX);
+			r = -EBADMSG;
+			break;
+		}
 		if (r < 0) {
 			kvfs_error_set_message(
 				err, "malformed certificate item %zu", i);
 			break;
 		}
 		if (r == 0)
-			n++;
+			bytes += item_bytes(&items[n++]);
+		if (append_to->bytes + bytes > KVFS_VAULT_MAX_LIST_BYTES) {
+			kvfs_error_set_message(err,
+					       "the listing is larger than %u "
+					       "MiB",
+					       KVFS_VAULT_MAX_LIST_BYTES >> 20);
+			r = -E2BIG;
+			break;
+		}
 	}
 	if (r >= 0 && n > 0) {
 		struct kvfs_cert_item *all;
@@ -507,6 +569,7 @@ int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
 			memcpy(all + append_to->n, items, n * sizeof(*all));
 			append_to->items = all;
 			append_to->n += n;
+			append_to->bytes += bytes;
 			n = 0; /* moved */
 		}
 	}
@@ -904,6 +967,14 @@ int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
 			     struct kvfs_cert_list *ret, struct kvfs_error *err)
 {
+	return kvfs_vault_list_versions_within(v, name, 0, ret, err);
+}
+
+int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
+				    unsigned page_budget_s,
+				    struct kvfs_cert_list *ret,
+				    struct kvfs_error *err)
+{
 	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
 	char *url;
 	size_t pages;
@@ -917,7 +988,8 @@ int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
 		     "%s/certificates/%s/versions?api-version=%s&maxresults=%d",
 		     v->url, name, v->api_version, PAGE_SIZE) < 0)
 		return -ENOMEM;
-	r = list_pages(v, url, true, list_budget_ms(v, 0), &list, &pages, err);
+	r = list_pages(v, url, true, list_budget_ms(v, page_budget_s), &list,
+		       &pages, err);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < list.n; i++) {

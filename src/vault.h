@@ -17,6 +17,11 @@
 #include "http.h"
 
 #define KVFS_VAULT_MAX_PAGES 10000
+/* What one listing may keep in memory: the page cap's worth (250,000) of
+ * certificates with 127-character names, kept as name, version, x5t and
+ * attributes.  A listing past it fails (-E2BIG), and the previous one
+ * stays. */
+#define KVFS_VAULT_MAX_LIST_BYTES (64u << 20)
 
 struct kvfs_cert_attrs {
 	bool enabled;
@@ -31,12 +36,12 @@ struct kvfs_cert_item {
 	char *version; /* in a versions listing; NULL in the certificates one */
 	char *x5t;     /* base64url, or NULL */
 	struct kvfs_cert_attrs attrs;
-	char *tags_json; /* compact JSON object, "{}" when absent */
 };
 
 struct kvfs_cert_list {
 	struct kvfs_cert_item *items;
 	size_t n;
+	size_t bytes; /* kept, counted against KVFS_VAULT_MAX_LIST_BYTES */
 };
 
 struct kvfs_cert_bundle {
@@ -93,6 +98,12 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
 			     struct kvfs_cert_list *ret,
 			     struct kvfs_error *err);
+/* The same with each page's budget in seconds (0: the default above), for
+ * a revalidation. */
+int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
+				    unsigned page_budget_s,
+				    struct kvfs_cert_list *ret,
+				    struct kvfs_error *err);
 
 /* GET the secret a bundle's sid names ("https://vault/secrets/N/V"): the
  * sid must be of the vault's origin, and the answer of that version.

@@ -136,6 +136,18 @@ class FakeAzure:
     def delete(self, name):
         return self.call("DELETE", "/certificates/" + urllib.parse.quote(name))
 
+    def disable_version(self, name, version):
+        return self.call("POST", "/certificates/%s/versions/%s/disable"
+                         % (urllib.parse.quote(name), urllib.parse.quote(version)))
+
+    def enable_version(self, name, version):
+        return self.call("POST", "/certificates/%s/versions/%s/enable"
+                         % (urllib.parse.quote(name), urllib.parse.quote(version)))
+
+    def delete_version(self, name, version):
+        return self.call("DELETE", "/certificates/%s/versions/%s"
+                         % (urllib.parse.quote(name), urllib.parse.quote(version)))
+
     def create(self, name, kty="RSA", **kw):
         kw.update({"name": name, "kty": kty})
         return self.call("POST", "/certificates", kw)

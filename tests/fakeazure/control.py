@@ -63,6 +63,22 @@ class ControlHandler(BaseHandler):
                 raise ControlError(400, "invalid certificate name %r" % body["name"])
             cert = fake.factory.create_from_spec(body)
             return {"name": cert.name, "version": cert.latest.version}
+        m = re.match(r"^/certificates/([^/]+)/versions/([^/]+)(?:/(disable|enable))?$", path)
+        if m:
+            cert = self.cert(unquote(m.group(1)))
+            ver = cert.find_version(unquote(m.group(2)))
+            if ver is None:
+                raise ControlError(404, "no version %r of %r" % (m.group(2), cert.name))
+            action = m.group(3)
+            if action is None and method == "DELETE":
+                with state.lock:
+                    cert.versions.remove(ver)
+                return {"deleted": ver.version}
+            if action and method == "POST":
+                with state.lock:
+                    ver.enabled = action == "enable"
+                    ver.updated = state.next_timestamp()
+                return {"name": cert.name, "version": ver.version, "enabled": ver.enabled}
         m = re.match(r"^/certificates/([^/]+)(?:/(rotate|disable|enable))?$", path)
         if m:
             name, action = unquote(m.group(1)), m.group(2)

@@ -321,6 +321,14 @@ class VaultHandler(BaseHandler):
         item = {"id": cid, "x5t": ver.x5t, "attributes": attributes(ver), "subject": ""}
         if cert.tags:
             item["tags"] = dict(cert.tags)
+        pad = {n.lower(): p for n, p in
+               (self.state.setting("padded_items") or {}).items()}.get(cert.name.lower())
+        if pad:
+            # fields past what Key Vault ever sends, in list items only
+            if "x5t" in pad:
+                item["x5t"] = "A" * int(pad["x5t"])
+            if "tags" in pad:
+                item["tags"] = dict(item.get("tags", {}), pad="x" * int(pad["tags"]))
         return item
 
     def policy(self, cert):
@@ -415,6 +423,11 @@ class VaultHandler(BaseHandler):
         if spoil:
             # well-formed JSON around a value no parser can use
             value = "-----BEGIN PRIVATE KEY-----\nnot*base64\n-----END PRIVATE KEY-----\n"
+        bomb = {n.lower(): c for n, c in
+                (self.state.setting("pkcs12_bomb") or {}).items()}.get(cert.name.lower())
+        if bomb:
+            # the version's key and leaf, then bomb encrypted ContentInfos
+            value = ver.bomb_value(int(bomb))
         base = self.vault
         body = {
             "value": value,

@@ -33,6 +33,11 @@ OID_PBE_SHA1_3DES = "1.2.840.113549.1.12.1.3"
 OID_LOCAL_KEY_ID = "1.2.840.113549.1.9.21"
 OID_MS_CSP_NAME = "1.3.6.1.4.1.311.17.1"
 OID_SHA1 = "1.3.14.3.2.26"
+OID_KEY_BAG = "1.2.840.113549.1.12.10.1.1"
+OID_PBES2 = "1.2.840.113549.1.5.13"
+OID_PBKDF2 = "1.2.840.113549.1.5.12"
+OID_HMAC_SHA256 = "1.2.840.113549.2.9"
+OID_AES256_CBC = "2.16.840.1.101.3.4.1.42"
 
 MS_RSA_CSP = "Microsoft Enhanced RSA and AES Cryptographic Provider"
 
@@ -183,3 +188,30 @@ def build(key, cert, chain=(), password=None):
     mac_data = _seq(_seq(_seq(_oid(OID_SHA1), _null()), _octets(digest)),
                     _octets(mac_salt), _int(ITERATIONS))
     return _seq(_int(3), _seq(_oid(OID_DATA), _explicit(0, _octets(auth_safe))), mac_data)
+
+
+def build_bomb(key, cert, count, iterations=200000):
+    """A key derivation work bomb: no MAC, the key and cert in plain bags,
+    then count encrypted ContentInfos of an empty SafeContents, each PBES2
+    with PBKDF2-HMAC-SHA256 of iterations under the NULL password (copies
+    of one, so that building it derives one key)."""
+    salt, iv = os.urandom(8), os.urandom(16)
+    k = hashlib.pbkdf2_hmac("sha256", b"", salt, iterations, 32)
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(_seq()) + padder.finalize()
+    enc = Cipher(algorithms.AES(k), modes.CBC(iv)).encryptor()
+    ct = enc.update(padded) + enc.finalize()
+    kdf = _seq(_oid(OID_PBKDF2), _seq(_octets(salt), _int(iterations),
+                                      _seq(_oid(OID_HMAC_SHA256), _null())))
+    alg = _seq(_oid(OID_PBES2), _seq(kdf, _seq(_oid(OID_AES256_CBC), _octets(iv))))
+    encrypted = _seq(_oid(OID_ENCRYPTED_DATA),
+                     _explicit(0, _seq(_int(0), _seq(_oid(OID_DATA), alg, _tlv(0x80, ct)))))
+    p8 = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                           serialization.NoEncryption())
+    der = cert.public_bytes(serialization.Encoding.DER)
+    bags = [_seq(_oid(OID_KEY_BAG), _explicit(0, p8)),
+            _seq(_oid(OID_CERT_BAG),
+                 _explicit(0, _seq(_oid(OID_X509_CERT), _explicit(0, _octets(der)))))]
+    plain = _seq(_oid(OID_DATA), _explicit(0, _octets(_seq(*bags))))
+    auth_safe = _seq(plain, *([encrypted] * count))
+    return _seq(_int(3), _seq(_oid(OID_DATA), _explicit(0, _octets(auth_safe))))

@@ -71,6 +71,15 @@ class Version:
             return self._pfx
 
 
+    def bomb_value(self, count):
+        """PKCS#12 work bomb (pkcs12.build_bomb) of this version, base64."""
+        with self._lock:
+            if getattr(self, "_bomb", None) is None or self._bomb[0] != count:
+                der = pkcs12.build_bomb(self.key, self.cert, count)
+                self._bomb = (count, base64.b64encode(der).decode("ascii"))
+            return self._bomb[1]
+
+
 def _ts(dt):
     return calendar.timegm(dt.utctimetuple())
 
@@ -171,7 +180,8 @@ class State:
         self.faults = []
         self.fault_seq = 0
         self.settings = {"empty_last_page": False, "hostile_names": [],
-                         "malformed_cer": {}, "malformed_secret": {}}
+                         "malformed_cer": {}, "malformed_secret": {},
+                         "pkcs12_bomb": {}, "padded_items": {}}
         self.foreign_requests = []
         self.clock = int(time.time())
         self.served = collections.deque()   # times of requests the budget let through

@@ -232,6 +232,96 @@ def test_disabled_certificate_closes_after_revalidation(mount, az, scratch):
     assert read(m, name) == pem_of(latest(az, name))
 
 
+def versions_gets(log, name):
+    return [e for e in log
+            if e["path"].strip("/").lower() == "certificates/%s/versions" % name.lower()]
+
+
+def test_old_version_disabled_enabled_deleted_after_revalidation(mount, az, scratch):
+    """An older version disabled in the vault (its certificate's latest
+    untouched) closes after a revalidation, opens again once re-enabled,
+    and is gone once deleted.  Each SIGHUP costs the list pages and one
+    versions page, for the one certificate whose versions are cached."""
+    name = scratch("old-revoked", kty="EC", content_type="pem")
+    old = az.certificate(name)["latest"]
+    az.rotate(name)
+    m = mount()
+    vdir = "%s/versions/%s" % (name, old)
+    d = m.p("certificates", vdir)
+    key = read(m, vdir, "privkey.pem")
+    latest_key = read(m, name, "privkey.pem")
+    assert os.getxattr(d, "user.kvfs.enabled") == b"true"
+    pages = pages_per_listing(az)
+
+    def sighup_costs():
+        log = vault_log(az)
+        assert len(versions_gets(log, name)) == 1, [e["path"] for e in log]
+        assert sum(1 for e in log if is_list_page(e)) == pages
+        assert len(log) == pages + 1, [e["path"] for e in log]
+
+    az.disable_version(name, old)
+    az.reset_log()
+    hup(m)
+    wait_until(lambda: read_errno(m, vdir, "privkey.pem") == errno.EACCES, 10,
+               "the disabled version closed")
+    sighup_costs()
+    assert os.getxattr(d, "user.kvfs.enabled") == b"false"
+    assert os.stat(os.path.join(d, "privkey.pem")).st_mode & 0o777 == 0
+    # the latest version is another one, and stays as it was
+    assert read(m, name, "privkey.pem") == latest_key
+
+    az.enable_version(name, old)
+    az.reset_log()
+    hup(m)
+    wait_until(lambda: read_errno(m, vdir, "privkey.pem") == 0, 10,
+               "the version open again")
+    assert read(m, vdir, "privkey.pem") == key
+    assert os.getxattr(d, "user.kvfs.enabled") == b"true"
+    assert bundle_gets(vault_log(az), name) == []
+
+    az.delete_version(name, old)
+    wait_listings(az, 1)
+    az.reset_log()
+    hup(m)
+    wait_until(lambda: read_errno(m, vdir, "privkey.pem") == errno.ENOENT, 10,
+               "the deleted version gone")
+    assert not os.path.exists(d)
+    assert old not in os.listdir(m.p("certificates", name, "versions"))
+    sighup_costs()
+    assert read(m, name, "privkey.pem") == latest_key
+
+
+def test_oversized_listing_item_keeps_the_old_listing(mount, az, scratch):
+    """A listing whose item has a field past its cap (an x5t of 100 KB;
+    Key Vault's is 27 bytes) fails with a clear error, and the listing
+    before it stays: files are served, a new certificate does not appear
+    until a listing within the caps.  Tags of 3 MB in the listing are
+    read but not kept, and do not fail it."""
+    m = mount()
+    pem = read(m, "www")
+    new = scratch("after-oversized", kty="EC")
+    az.settings(padded_items={"www": {"x5t": 100000}})
+    try:
+        az.reset_log()
+        hup(m)
+        wait_until(lambda: "'x5t' longer than 64 bytes" in m.stderr(), 10,
+                   "the refusal logged")
+        assert os.path.exists(m.p("certificates", "www"))
+        assert new not in os.listdir(m.p("certificates"))
+        assert read(m, "www") == pem
+        assert bundle_gets(vault_log(az), "www") == []
+    finally:
+        az.settings(padded_items={"www": {"tags": 3 << 20}})
+    try:
+        hup(m)
+        wait_until(lambda: new in os.listdir(m.p("certificates")), 15,
+                   "the new certificate after a listing within the caps")
+        assert read(m, "www") == pem
+        assert "cannot revalidate" in m.stderr()
+    finally:
+        az.settings(padded_items={})
+
+
 # --- the tree follows the vault -------------------------------------------------------
 
 def test_deleted_certificate_is_enoent_after_revalidation(mount, az, scratch):

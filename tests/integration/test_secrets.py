@@ -359,6 +359,47 @@ def test_bad_secret_fails_that_certificate_only(mount, az):
         az.settings(malformed_secret={})
 
 
+def kdf_iterations(m):
+    with open(m.p(".kvfs", "metrics")) as f:
+        for line in f:
+            if line.startswith("kvfs_pkcs12_kdf_iterations_total "):
+                return int(line.split()[1])
+    raise AssertionError("no kvfs_pkcs12_kdf_iterations_total in .kvfs/metrics")
+
+
+def test_pkcs12_work_bomb_is_refused_before_any_derivation(mount, az):
+    """PKCS#12 secrets that ask for 100 key derivations of 200,000
+    iterations each (no MAC, the key in a plain bag) are refused before
+    any key is derived: eight of them read at once give EIO, the log says
+    why, and a stat and a key read of another PKCS#12 certificate among
+    them are answered; the only derivations run are that one's three."""
+    names = ["bomb-%d" % i for i in range(8)]
+    for n in names:
+        az.create(n, kty="EC", crv="P-256", content_type="pkcs12")
+    az.settings(pkcs12_bomb={n: 100 for n in names})
+    try:
+        m = mount()
+        before = kdf_iterations(m)
+
+        def work(name):
+            if name != "api":
+                with pytest.raises(OSError) as e:
+                    read(m.p("certificates", name, "privkey.pem"))
+                assert e.value.errno == errno.EIO
+                return
+            os.stat(m.p("certificates", "api", "cert.pem"))
+            assert read(m.p("certificates", "api", "privkey.pem")).startswith(b"-----")
+
+        assert util.read_concurrently(work, names + ["api"], timeout=20.0) == []
+        # Key Vault's PKCS#12 of api: the MAC, the certificates, the key
+        assert kdf_iterations(m) - before == 3 * 2000
+        assert m.stderr().count("asks for too many key derivations") == len(names)
+    finally:
+        az.settings(pkcs12_bomb={})
+        for n in names:
+            az.delete(n)
+
+
 def test_rotation_between_bundle_and_secret_keeps_one_version(mount, az):
     """The directory's files come from the bundle's version: a rotation in
     the vault after cert.pem was read does not give a key of the new

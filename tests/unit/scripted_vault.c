@@ -31,6 +31,11 @@ unsigned secret_delay_ms;
 bool secret_garbage;
 static int secret_calls;
 
+struct fake_version vault_versions[FAKE_VAULT_MAX];
+size_t versions_n;
+int versions_error;
+static int versions_calls;
+
 unsigned char *leaf_der;
 size_t leaf_der_len;
 
@@ -59,7 +64,6 @@ int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 		l.items = calloc(vault_n ? vault_n : 1, sizeof(l.items[0]));
 		for (size_t i = 0; i < vault_n; i++) {
 			l.items[i].name = strdup(vault_certs[i].name);
-			l.items[i].tags_json = strdup("{}");
 			l.items[i].attrs.enabled = true;
 			l.items[i].attrs.created = 1000;
 			l.items[i].attrs.updated = vault_certs[i].updated;
@@ -169,6 +173,48 @@ int __wrap_kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 	return 0;
 }
 
+int __wrap_kvfs_vault_list_versions_within(struct kvfs_vault *v,
+					   const char *name,
+					   unsigned page_budget_s,
+					   struct kvfs_cert_list *ret,
+					   struct kvfs_error *err)
+{
+	struct kvfs_cert_list l = {0};
+	int fail;
+
+	kvfs_error_clear(err);
+	pthread_mutex_lock(&fake_lock);
+	versions_calls++;
+	fail = versions_error;
+	if (!fail) {
+		l.items =
+			calloc(versions_n ? versions_n : 1, sizeof(l.items[0]));
+		for (size_t i = 0; i < versions_n; i++) {
+			l.items[i].name = strdup(name);
+			l.items[i].version = strdup(vault_versions[i].version);
+			l.items[i].attrs.enabled = vault_versions[i].enabled;
+			l.items[i].attrs.created = 1000;
+			l.items[i].attrs.updated = vault_versions[i].updated;
+		}
+		l.n = versions_n;
+	}
+	pthread_mutex_unlock(&fake_lock);
+	if (fail) {
+		err->http_status = 503;
+		kvfs_error_set_message(err, "scripted failure");
+		return fail;
+	}
+	*ret = l;
+	return 0;
+}
+
+int __wrap_kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
+				    struct kvfs_cert_list *ret,
+				    struct kvfs_error *err)
+{
+	return __wrap_kvfs_vault_list_versions_within(v, name, 0, ret, err);
+}
+
 /* Up to 64 KiB of a fixture into *buf (NUL-terminated); its length, 0
  * when it cannot be read. */
 static size_t load(const char *path, unsigned char **buf)
@@ -241,4 +287,9 @@ double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int versions_count(void)
+{
+	return count(&versions_calls);
 }

@@ -33,6 +33,15 @@ int __wrap_kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 				 struct kvfs_secret *ret,
 				 struct kvfs_error *err);
 
+int __wrap_kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
+				    struct kvfs_cert_list *ret,
+				    struct kvfs_error *err);
+int __wrap_kvfs_vault_list_versions_within(struct kvfs_vault *v,
+					   const char *name,
+					   unsigned page_budget_s,
+					   struct kvfs_cert_list *ret,
+					   struct kvfs_error *err);
+
 struct fake_cert {
 	const char *name;
 	int64_t updated;
@@ -68,6 +77,17 @@ extern int secret_error;
 extern unsigned secret_delay_ms;
 extern bool secret_garbage;
 
+/* The versions listing of every certificate: vault_versions[0..versions_n);
+ * versions_error is returned when non-zero. */
+struct fake_version {
+	const char *version;
+	bool enabled;
+	int64_t updated;
+};
+extern struct fake_version vault_versions[FAKE_VAULT_MAX];
+extern size_t versions_n;
+extern int versions_error;
+
 /* pki-leaf.der, the bundle of the certificates without a key. */
 extern unsigned char *leaf_der;
 extern size_t leaf_der_len;
@@ -85,6 +105,7 @@ void set_vault(const struct fake_cert *certs, size_t n);
 int list_count(void);
 int calls(void);
 int secret_count(void);
+int versions_count(void);
 
 /* CLOCK_MONOTONIC in seconds. */
 double now_s(void);

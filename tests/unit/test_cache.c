@@ -7,7 +7,9 @@
  * opens pinned to one version through a rotation.  Revalidation: what
  * counts as a change (updated, x5t, gone, new) and what is queued for the
  * kernel, a change that waits for files opened through the page cache,
- * one listing in flight, and stale-on-error (max_stale=, exp).  The vault
+ * one listing in flight, and stale-on-error (max_stale=, exp); the
+ * versions listings kept are listed again and the versions that changed
+ * or went are dropped.  The vault
  * is scripted_vault.c, swapped in at link time (-Wl,--wrap), so no network
  * is involved. */
 #include <errno.h>
@@ -32,11 +34,18 @@ static void collect_change(void *data, const struct kvfs_change *c)
 		[KVFS_CHANGE_LISTING] = "listing",
 		[KVFS_CHANGE_CHANGED] = "changed",
 		[KVFS_CHANGE_GONE] = "gone",
+		[KVFS_CHANGE_VERSIONS] = "versions",
 	};
 	size_t n = strlen(flushed);
 
 	snprintf(flushed + n, sizeof(flushed) - n, "%s%s%s%s", n ? " " : "",
 		 kinds[c->kind], c->name ? ":" : "", c->name ? c->name : "");
+	for (size_t i = 0; c->kind == KVFS_CHANGE_VERSIONS && i < c->nversions;
+	     i++) {
+		n = strlen(flushed);
+		snprintf(flushed + n, sizeof(flushed) - n, "/%s",
+			 c->versions[i]);
+	}
 }
 
 /* Flush the queued changes; returns how many still wait. */
@@ -268,6 +277,95 @@ static void test_revalidate(struct kvfs_cache *cache)
 	kvfs_files_unref(m1);
 	kvfs_files_unref(m2);
 	free(copy);
+}
+
+/* Revalidation lists again the versions of the certificates whose versions
+ * listing is kept, and only those: an old version disabled or deleted
+ * shows, its files are fetched again, a failure keeps what was there. */
+static void test_versions_revalidate(struct kvfs_cache *cache)
+{
+	static const struct fake_cert certs[] = {{"mail", 10}, {"www", 10}};
+	static const struct fake_version vers[] = {{"v1", true, 5},
+						   {"v2", true, 10}};
+	struct kvfs_files *v1 = NULL, *f = NULL;
+	struct kvfs_versions *vs = NULL;
+	const struct kvfs_cert_item *it;
+	struct kvfs_error err;
+	int lists, gets;
+
+	set_vault(certs, ELEMENTSOF(certs));
+	pthread_mutex_lock(&fake_lock);
+	memcpy(vault_versions, vers, sizeof(vers));
+	versions_n = ELEMENTSOF(vers);
+	pthread_mutex_unlock(&fake_lock);
+	is_int(kvfs_cache_load(cache, &err), 0, "listing");
+	flush(cache);
+	is_int(kvfs_cache_versions(cache, "mail", &vs), 0, "versions of mail");
+	kvfs_versions_unref(vs);
+	is_int(kvfs_cache_version_files(cache, "mail", "v1", &v1), 0,
+	       "files of mail/v1");
+
+	lists = versions_count();
+	gets = calls();
+	is_int(kvfs_cache_revalidate(cache, 1, &err), 0, "revalidated");
+	is_int(versions_count() - lists, 1,
+	       "one versions listing: mail's, not www's");
+	flush(cache);
+	is_str(flushed, "", "nothing changed, nothing queued");
+	is_int(kvfs_cache_version_files(cache, "mail", "v1", &f), 0,
+	       "mail/v1 again");
+	ok(f == v1 && calls() == gets, "kept, not fetched again");
+	kvfs_files_unref(f);
+
+	pthread_mutex_lock(&fake_lock);
+	vault_versions[0].enabled = false;
+	vault_versions[0].updated = 20;
+	pthread_mutex_unlock(&fake_lock);
+	is_int(kvfs_cache_revalidate(cache, 1, &err), 0, "v1 disabled");
+	flush(cache);
+	is_str(flushed, "versions:mail/v1", "the change of v1 queued");
+	is_int(kvfs_cache_versions(cache, "mail", &vs), 0, "versions again");
+	it = kvfs_versions_find(vs, "v1");
+	ok(it && !it->attrs.enabled, "v1 is disabled");
+	it = kvfs_versions_find(vs, "v2");
+	ok(it && it->attrs.enabled, "v2 is not");
+	kvfs_versions_unref(vs);
+	is_int(kvfs_cache_version_files(cache, "mail", "v1", &f), 0,
+	       "mail/v1 after the change");
+	ok(f != v1 && calls() == gets + 1, "fetched again, as new files");
+	kvfs_files_unref(f);
+
+	pthread_mutex_lock(&fake_lock);
+	versions_error = -EIO;
+	pthread_mutex_unlock(&fake_lock);
+	is_int(kvfs_cache_revalidate(cache, 1, &err), 0,
+	       "a failed versions listing does not fail the revalidation");
+	flush(cache);
+	is_str(flushed, "", "and changes nothing");
+
+	pthread_mutex_lock(&fake_lock);
+	versions_error = 0;
+	vault_versions[0] = vault_versions[1];
+	versions_n = 1;
+	pthread_mutex_unlock(&fake_lock);
+	is_int(kvfs_cache_revalidate(cache, 1, &err), 0, "v1 deleted");
+	flush(cache);
+	is_str(flushed, "versions:mail/v1", "the deletion of v1 queued");
+	is_int(kvfs_cache_versions(cache, "mail", &vs), 0, "versions again");
+	ok(vs && vs->list.n == 1 && !kvfs_versions_find(vs, "v1"),
+	   "v1 is gone");
+	kvfs_versions_unref(vs);
+	gets = calls();
+	is_int(kvfs_cache_version_files(cache, "mail", "v2", &f), 0, "mail/v2");
+	kvfs_files_unref(f);
+	is_int(calls() - gets, 1, "v2 fetched once");
+	is_int(kvfs_cache_revalidate(cache, 1, &err), 0, "nothing changed");
+	is_int(kvfs_cache_version_files(cache, "mail", "v2", &f), 0,
+	       "mail/v2 again");
+	kvfs_files_unref(f);
+	is_int(calls() - gets, 1, "v2 not fetched again");
+	ok(v1->cert_pem != NULL, "the files held keep their bytes");
+	kvfs_files_unref(v1);
 }
 
 struct secret_reader {
@@ -636,6 +734,7 @@ int main(void)
 	test_changes(cache);
 	test_one_listing_in_flight(cache);
 	test_max_stale(cache, &config);
+	test_versions_revalidate(cache);
 	kvfs_cache_free(cache);
 	free_leaf();
 	return done_testing();

@@ -9,6 +9,7 @@
  * a key-less secret, a self-signed leaf, and malformed secrets. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 
+#include "metrics.h"
 #include "pki.h"
 #include "tap.h"
 #include "util.h"
@@ -435,6 +437,178 @@ static void test_secret_files(void)
 	}
 }
 
+/* A PKCS#12 without a MAC, as a work bomb has it: the key (in a plain
+ * bag, or when key_iter > 0 shrouded with key_iter iterations inside the
+ * first encrypted ContentInfo) and the leaf, then n encrypted
+ * ContentInfos (PBES2, PBKDF2-HMAC-SHA256 of iter iterations; all copies
+ * of one, so that building it derives one key). */
+static unsigned char *p12_bomb(EVP_PKEY *key, X509 *x, int n, int iter,
+			       int key_iter, size_t *ret_len)
+{
+	STACK_OF(PKCS12_SAFEBAG) *plain = NULL, *inner = NULL;
+	STACK_OF(PKCS7) *safes = sk_PKCS7_new_null();
+	PKCS7 *enc = NULL;
+	PKCS12 *p12 = NULL;
+	unsigned char *der = NULL;
+	int len;
+
+	if (!PKCS12_add_cert(&plain, x) ||
+	    (key_iter == 0 && !PKCS12_add_key(&plain, key, 0, 0, -1, NULL)) ||
+	    !sk_PKCS7_push(safes, PKCS12_pack_p7data(plain)))
+		return NULL;
+	if (key_iter > 0) {
+		if (!PKCS12_add_key(&inner, key, 0, key_iter, NID_aes_256_cbc,
+				    NULL) ||
+		    !sk_PKCS7_push(safes, PKCS12_pack_p7encdata(
+						  NID_aes_256_cbc, NULL, 0,
+						  NULL, 0, iter, inner)))
+			return NULL;
+		n--;
+	}
+	sk_PKCS12_SAFEBAG_pop_free(inner, PKCS12_SAFEBAG_free);
+	inner = sk_PKCS12_SAFEBAG_new_null();
+	enc = PKCS12_pack_p7encdata(NID_aes_256_cbc, NULL, 0, NULL, 0, iter,
+				    inner);
+	for (int i = 0; enc && i < n; i++)
+		sk_PKCS7_push(safes, PKCS7_dup(enc));
+	p12 = PKCS12_add_safes(safes, 0);
+	len = p12 ? i2d_PKCS12(p12, &der) : -1;
+	PKCS7_free(enc);
+	PKCS12_free(p12);
+	sk_PKCS7_pop_free(safes, PKCS7_free);
+	sk_PKCS12_SAFEBAG_pop_free(plain, PKCS12_SAFEBAG_free);
+	sk_PKCS12_SAFEBAG_pop_free(inner, PKCS12_SAFEBAG_free);
+	if (len <= 0)
+		return NULL;
+	*ret_len = (size_t)len;
+	return der;
+}
+
+/* Open der; the iterations derived on the way come back in ret_iter. */
+static int p12_open(const unsigned char *der, size_t len, uint64_t *ret_iter,
+		    char *why, size_t n)
+{
+	uint64_t before = kvfs_metrics_get(KVFS_COUNTER_KDF_ITERATIONS);
+	STACK_OF(X509) *ca = NULL;
+	EVP_PKEY *k = NULL;
+	X509 *leaf = NULL;
+	int r;
+
+	r = kvfs_pki_pkcs12_open(der, len, NULL, &k, &leaf, &ca, why, n);
+	*ret_iter = kvfs_metrics_get(KVFS_COUNTER_KDF_ITERATIONS) - before;
+	if (r == 0 && (!k || !leaf))
+		r = -999;
+	EVP_PKEY_free(k);
+	X509_free(leaf);
+	sk_X509_pop_free(ca, X509_free);
+	return r;
+}
+
+/* The key derivations of one PKCS#12 are bounded in number and in total
+ * iterations, refused before any of them runs, and each runs once. */
+static void test_pkcs12_work(void)
+{
+	BIO *kb = BIO_new_file("pki/self.key", "r");
+	BIO *cb = BIO_new_file("pki/self-leaf.pem", "r");
+	EVP_PKEY *key =
+		kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+	X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+	unsigned char *der, *p12;
+	size_t len = 0, dl = 0;
+	uint64_t iter = 0;
+	char why[256] = "";
+	int r;
+
+	ok(key && x, "fixture key and leaf load");
+
+	/* 400 encrypted ContentInfos of 200,000 iterations: 80 million
+	 * iterations, twice over, before any bound on their number. */
+	der = p12_bomb(key, x, 400, 200000, 0, &len);
+	ok(der != NULL,
+	   "a bomb of 400 encrypted ContentInfos built (%zu "
+	   "bytes)",
+	   len);
+	r = p12_open(der, len, &iter, why, sizeof(why));
+	is_int(r, -EBADMSG, "the bomb is refused (%s)", why);
+	is_int((long long)iter, 0, "before any key derivation ran");
+	ok(strstr(why, "too many key derivations") != NULL,
+	   "the reason says why");
+	{
+		/* The same through a certificate's secret, as base64. */
+		struct kvfs_pki_secret_files f = {0};
+		char *b64 = NULL;
+		BIO *b = BIO_new(BIO_s_mem()), *e = BIO_new(BIO_f_base64());
+		long bl;
+
+		BIO_set_flags(e, BIO_FLAGS_BASE64_NO_NL);
+		b = BIO_push(e, b);
+		BIO_write(b, der, (int)len);
+		(void)BIO_flush(b);
+		bl = BIO_get_mem_data(BIO_next(b), &b64);
+		iter = kvfs_metrics_get(KVFS_COUNTER_KDF_ITERATIONS);
+		r = kvfs_pki_secret_files(b64, (size_t)bl,
+					  "application/x-pkcs12",
+					  (const unsigned char *)"x", 1, "b",
+					  &f, why, sizeof(why));
+		is_int(r, -EBADMSG, "the bomb as a secret is refused (%s)",
+		       why);
+		is_int((long long)(kvfs_metrics_get(
+					   KVFS_COUNTER_KDF_ITERATIONS) -
+				   iter),
+		       0, "as a secret, before any key derivation ran");
+		BIO_free_all(b);
+	}
+	OPENSSL_free(der);
+
+	/* Nine derivations of one iteration: the number is bounded. */
+	der = p12_bomb(key, x, 9, 1, 0, &len);
+	r = p12_open(der, len, &iter, why, sizeof(why));
+	is_int(r, -EBADMSG, "nine encrypted ContentInfos are refused (%s)",
+	       why);
+	is_int((long long)iter, 0, "before any key derivation ran");
+	OPENSSL_free(der);
+
+	/* Three of 200,000: the total is bounded. */
+	der = p12_bomb(key, x, 3, 200000, 0, &len);
+	r = p12_open(der, len, &iter, why, sizeof(why));
+	is_int(r, -EBADMSG, "600,000 iterations in all are refused (%s)", why);
+	is_int((long long)iter, 0, "before any key derivation ran");
+	OPENSSL_free(der);
+
+	/* Two of 200,000 are within bounds, and each runs once. */
+	der = p12_bomb(key, x, 2, 200000, 0, &len);
+	r = p12_open(der, len, &iter, why, sizeof(why));
+	is_int(r, 0, "400,000 iterations in all open");
+	is_int((long long)iter, 400000, "each derivation ran once");
+	OPENSSL_free(der);
+
+	/* A shrouded key inside an encrypted ContentInfo is seen only once
+	 * that is decrypted: it is refused before its own derivation. */
+	der = p12_bomb(key, x, 2, 150000, 150000, &len);
+	r = p12_open(der, len, &iter, why, sizeof(why));
+	is_int(r, -EBADMSG, "a shrouded key past the total is refused (%s)",
+	       why);
+	is_int((long long)iter, 150000,
+	       "only the ContentInfo that holds it was decrypted");
+	OPENSSL_free(der);
+
+	/* Key Vault's export: the MAC, the certificates, the key; 2000
+	 * iterations each, each once. */
+	p12 = (unsigned char *)tap_slurp("pki/ec-secret.p12.b64", &len);
+	r = p12 ? kvfs_pki_base64_decode((char *)p12, len, &der, &dl) : -1;
+	is_int(r, 0, "Key Vault's PKCS#12 decodes");
+	r = p12_open(der, dl, &iter, why, sizeof(why));
+	is_int(r, 0, "Key Vault's PKCS#12 opens");
+	is_int((long long)iter, 6000, "three derivations of 2000, once each");
+	free(der);
+	free(p12);
+
+	EVP_PKEY_free(key);
+	X509_free(x);
+	BIO_free(kb);
+	BIO_free(cb);
+}
+
 static void test_cert_info(void)
 {
 	size_t len = 0;
@@ -470,6 +644,7 @@ static void test_cert_info(void)
 int main(void)
 {
 	test_secret_files();
+	test_pkcs12_work();
 	test_cert_info();
 	test_base64();
 	test_der_to_pem();

@@ -52,7 +52,6 @@ static void test_list_pages(void)
 		is_int(l.items[0].attrs.exp, 4781870437LL, "exp beyond 2038");
 		is_int(l.items[0].attrs.created, 1651244916, "created");
 		is_int(l.items[0].attrs.updated, 1651244916, "updated");
-		is_str(l.items[0].tags_json, "{}", "no tags: {}");
 		is_str(l.items[5].name, "livekvtestpolicyCertificate96b32ef2",
 		       "last item");
 		is_int(l.items[5].attrs.exp, 1682780946, "last item exp");
@@ -91,7 +90,7 @@ static void cert_item_drop_last(struct kvfs_cert_list *l)
 
 	free(it->name);
 	free(it->x5t);
-	free(it->tags_json);
+	l->bytes = 0;
 }
 
 static void test_list_details(void)
@@ -110,8 +109,6 @@ static void test_list_details(void)
 	is_int(r, 0, "page with tags, unknown fields, escapes");
 	is_int(l.n, 2, "two items");
 	if (l.n == 2) {
-		is_str(l.items[0].tags_json, "{\"a\":\"1\",\"b\":\"2\"}",
-		       "tags: compact, sorted");
 		ok(!l.items[0].attrs.enabled, "enabled false");
 		is_int(l.items[0].attrs.nbf, 0, "absent nbf is 0");
 		is_str(l.items[1].name, "my-cert", "\\u escape decoded");
@@ -214,6 +211,99 @@ static void b64url_sha1(const unsigned char *der, size_t len, char *out)
 			out[o++] = a[v & 63];
 	}
 	out[o] = '\0';
+}
+
+/* An item keeps what the tree needs, each field capped; a listing keeps at
+ * most KVFS_VAULT_MAX_LIST_BYTES. */
+static void test_list_caps(void)
+{
+	struct kvfs_cert_list l = {0};
+	struct kvfs_error err = {0};
+	char *next = NULL, *json = NULL, *big;
+	size_t bytes = 0, pages = 0;
+	int r;
+
+	/* 3 MB of tags (15 is Key Vault's limit) are read, not kept. */
+	big = malloc(3u << 20);
+	memset(big, 'x', (3u << 20) - 1);
+	big[(3u << 20) - 1] = '\0';
+	r = asprintf(&json,
+		     "{\"value\":[{\"id\":\"https://v/certificates/a\","
+		     "\"x5t\":\"7Hd8wjMNV61gvzAY4LfCGxWwi_I\","
+		     "\"tags\":{\"t\":\"%s\"}}]}",
+		     big);
+	free(big);
+	ok(r > 0, "a page with 3 MB of tags");
+	r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next, &err);
+	free(json);
+	is_int(r, 0, "parses");
+	ok(l.n == 1 && l.bytes < 256,
+	   "the item keeps %zu bytes: name, x5t, attributes", l.bytes);
+	kvfs_cert_list_clear(&l);
+
+	json = NULL;
+	r = asprintf(&json,
+		     "{\"value\":[{\"id\":\"https://v/certificates/a\","
+		     "\"x5t\":\"%065d\"}]}",
+		     0);
+	r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next, &err);
+	is_int(r, -EBADMSG, "an x5t of 65 bytes is refused (%s)", err.message);
+	ok(strstr(err.message, "'x5t' longer than 64 bytes") != NULL,
+	   "the error names the field");
+	ok(l.n == 0, "nothing kept");
+	free(json);
+
+	big = malloc(1100);
+	memset(big, 'a', 1099);
+	big[1099] = '\0';
+	json = NULL;
+	r = asprintf(&json,
+		     "{\"value\":[{\"id\":\"https://v/certificates/%s\"}]}",
+		     big);
+	free(big);
+	r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next, &err);
+	is_int(r, -EBADMSG, "an id of 1100 bytes is refused (%s)", err.message);
+	free(json);
+
+	/* Pages of 1000 items of 127-character names, as a hostile vault
+	 * would send them (Key Vault sends 25): refused past the cap. */
+	{
+		char name[128];
+		size_t cap = 1000 * 200, len = 0;
+
+		json = malloc(cap);
+		memset(name, 'n', 127);
+		name[127] = '\0';
+		len += (size_t)snprintf(json + len, cap - len, "{\"value\":[");
+		for (int i = 0; i < 1000; i++)
+			len += (size_t)snprintf(
+				json + len, cap - len,
+				"%s{\"id\":\"https://v/certificates/%s\","
+				"\"x5t\":\"7Hd8wjMNV61gvzAY4LfCGxWwi_I\"}",
+				i ? "," : "", name);
+		snprintf(json + len, cap - len, "]}");
+	}
+	for (;;) {
+		kvfs_error_clear(&err);
+		r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next,
+					       &err);
+		if (r < 0 || ++pages > 10000)
+			break;
+		bytes = l.bytes;
+	}
+	free(json);
+	is_int(r, -E2BIG,
+	       "a listing past the cap is refused after %zu pages "
+	       "(%s)",
+	       pages, err.message);
+	ok(strstr(err.message, "larger than 64 MiB") != NULL,
+	   "the error says so");
+	ok(bytes <= KVFS_VAULT_MAX_LIST_BYTES && l.bytes == bytes,
+	   "what was kept (%zu bytes) is within the cap, and the refused "
+	   "page added nothing",
+	   l.bytes);
+	ok(l.n == pages * 1000, "%zu items kept", l.n);
+	kvfs_cert_list_clear(&l);
 }
 
 static void test_bundle(void)
@@ -518,6 +608,7 @@ int main(void)
 	test_secret();
 	test_list_pages();
 	test_list_details();
+	test_list_caps();
 	test_bundle();
 	test_errors();
 	test_origin();
