@@ -390,7 +390,8 @@ static int get_token(struct kvfs_entra *e, const char *tenant,
 		"Content-Type: application/x-www-form-urlencoded",
 		NULL,
 	};
-	struct kvfs_http_request rq = {.method = "POST", .headers = headers};
+	struct kvfs_http_request rq = {
+		.method = "POST", .headers = headers, .secret = true};
 	const char *endpoint;
 	size_t len = 0;
 	int r;

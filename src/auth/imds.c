@@ -231,6 +231,7 @@ static int get(struct mi_provider *p, const char *url,
 		.allow_http = true,
 		.no_proxy = true,
 		.timeout_ms = kvfs_auth_request_timeout_ms(p->deadline_ms),
+		.secret = true,
 	};
 
 	if (rq.timeout_ms < 0) {

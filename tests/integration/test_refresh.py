@@ -5,6 +5,10 @@ arriving together after expiry share one token request.  These tests own a
 fake Azure of their own, because they change its token lifetimes."""
 
 import errno
+import mmap
+import os
+import signal
+import subprocess
 import threading
 import time
 
@@ -208,6 +212,72 @@ def test_imds_retries_are_bounded_by_the_readers_deadline(mount, az, short):
     assert len(imds) <= 8, "%d IMDS requests in 8 s" % len(imds)
     print("\nimds 503, deadline=%d: %d reads, worst %.2f s, %d IMDS requests"
           % (deadline, len(reads), worst, len(imds)))
+
+
+def count_in(path, needles):
+    """Occurrences of each of needles (bytes) in the file at path."""
+    counts = {}
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        for n in needles:
+            c, i = 0, mm.find(n)
+            while i >= 0:
+                c, i = c + 1, mm.find(n, i + 1)
+            counts[n] = c
+    return counts
+
+
+def test_core_holds_no_client_secret_old_token_or_rotated_key(mount, az, short, tmp_path):
+    """A gcore of the daemon after several token refreshes and a key
+    rotation: the client secret (read from secret_file= for each token
+    request) is not in its memory, nor any token but the live one, nor the
+    private key that rotation replaced."""
+    short(4)                     # renewed every 2 s
+    m = mount()
+    keyfile = m.p("certificates", "www", "privkey.pem")
+    with open(keyfile) as f:
+        old_key = f.read()
+    az.rotate("www")
+    t0, i = time.monotonic(), 0
+    while time.monotonic() - t0 < 10:    # 5 refreshes, requests with each token
+        with open(m.p("certificates", "bulk-%03d" % (i % 40), "privkey.pem")) as f:
+            f.read()
+        i += 1
+        time.sleep(0.1)
+    m.proc.send_signal(signal.SIGHUP)    # revalidate: the new www
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(keyfile) as f:
+            new_key = f.read()
+        if new_key != old_key:
+            break
+        time.sleep(0.2)
+    assert new_key != old_key
+    for j in range(40, 60):              # later responses on the same handles
+        with open(m.p("certificates", "bulk-%03d" % j, "cert.pem")) as f:
+            f.read()
+
+    before = az.credentials()["tokens"]
+    core = str(tmp_path / "core")
+    r = subprocess.run(["gcore", "-o", core, str(m.proc.pid)], capture_output=True,
+                       text=True, timeout=120)
+    core += ".%d" % m.proc.pid
+    assert r.returncode == 0 and os.path.exists(core), r.stderr
+    after = az.credentials()["tokens"]
+    live = {before[-1]} | set(after[len(before):])
+    secret = az.info["apps"]["secret"]["secret"].encode()
+    old_line = old_key.splitlines()[10].encode()
+    new_line = new_key.splitlines()[10].encode()
+    tokens = [t.encode() for t in after]
+    try:
+        counts = count_in(core, [secret, old_line, new_line] + tokens)
+    finally:
+        os.unlink(core)
+    assert counts[new_line] >= 1, "the scan finds what the daemon holds"
+    assert any(counts[t.encode()] for t in live), "the live token is found"
+    assert counts[secret] == 0, "copies of the client secret: %d" % counts[secret]
+    old = [counts[t] for t in tokens if t.decode() not in live]
+    assert len(old) >= 4 and sum(old) == 0, "copies of old tokens: %r" % old
+    assert counts[old_line] == 0, "copies of the rotated key: %d" % counts[old_line]
 
 
 def test_absurd_lifetime_is_clamped_and_logged(mount, az, short):
