@@ -31,6 +31,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "secmem.h"
 #include "util.h"
 
 /* Idle handles kept, each with its connection.  At least as many as
@@ -75,7 +76,12 @@ static CURLcode global_ret;
 
 static void global_init(void)
 {
-	global_ret = curl_global_init(CURL_GLOBAL_DEFAULT);
+	/* libcurl copies request headers (the bearer token) and bodies (a
+	 * client secret or assertion) into buffers of its own: wipe them
+	 * when it frees them. */
+	global_ret = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc,
+					  kvfs_secmem_free, kvfs_secmem_realloc,
+					  strdup, calloc);
 }
 
 static void share_lock(CURL *handle, curl_lock_data data,
@@ -162,6 +168,8 @@ static CURLcode ssl_ctx_cb(CURL *c, void *ssl_ctx, void *userp)
 	if (!X509_STORE_up_ref(h->store))
 		return CURLE_SSL_CERTPROBLEM;
 	SSL_CTX_set_cert_store(ssl_ctx, h->store);
+	/* No response (a token, a key) left in OpenSSL's read buffer. */
+	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	return CURLE_OK;
 }
 
@@ -590,7 +598,9 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 	if (!headers)
 		return -ENOMEM;
 
-	c = pool_get(h);
+	/* A token request gets a handle of its own, closed after it: the
+	 * warm handles of the pool keep their connections. */
+	c = rq->secret ? curl_easy_init() : pool_get(h);
 	if (!c) {
 		slist_free_wiped(headers);
 		return -ENOMEM;
@@ -656,7 +666,10 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 	r = 0;
 
 out:
-	pool_put(h, c);
+	if (rq->secret)
+		curl_easy_cleanup(c);
+	else
+		pool_put(h, c);
 	slist_free_wiped(headers);
 	transfer_clear(&t);
 	return r;

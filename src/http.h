@@ -36,6 +36,10 @@ struct kvfs_http_request {
 	bool allow_http; /* plain http allowed (IMDS on loopback) */
 	bool no_proxy;	 /* bypass any proxy (IMDS, identity) */
 	long timeout_ms; /* whole transfer, at most the client's; 0: its */
+	/* A token request: it gets a handle of its own, closed after it, so
+	 * that libcurl's receive buffer, which keeps the last response for
+	 * as long as the handle lives, is freed (and wiped) at once. */
+	bool secret;
 };
 
 struct kvfs_http_response {

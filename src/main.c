@@ -23,6 +23,7 @@
 #include "fs.h"
 #include "http.h"
 #include "log.h"
+#include "secmem.h"
 #include "vault.h"
 
 #define EXIT_USAGE 2
@@ -240,6 +241,8 @@ int main(int argc, char **argv)
 
 	/* First: the environment may hold a client secret. */
 	harden();
+	/* Before OpenSSL allocates anything. */
+	(void)kvfs_secmem_init();
 
 	r = kvfs_config_parse(argc, argv, &c, &err);
 	if (r == 1)

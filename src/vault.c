@@ -736,7 +736,9 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 		/* Token trouble is auth's to retry, not the vault's. */
 		*ret_verdict = KVFS_VERDICT_LOCAL;
 		if (kvfs_auth_ready(v->auth)) {
-			r = kvfs_auth_get_token(v->auth, &token, err);
+			r = kvfs_auth_get_token(v->auth,
+						kvfs_now_ms() + timeout_ms,
+						&token, err);
 			if (r < 0)
 				return r;
 			rq.bearer = token;

@@ -2,7 +2,12 @@
  * resource, current token and its deadlines) lives under a mutex; callers
  * get copies of the token.  A fetch is single-flight: whoever finds no
  * usable token fetches with the lock released, and everyone else waits on
- * a condition variable and shares that fetch's outcome.  Once the mount is
+ * a condition variable (until its own deadline at most) for that fetch's
+ * outcome.  Every failure, whoever met it, puts the next fetch off by one
+ * backoff (mono_retry) that readers and refresher alike obey: a reader
+ * waits for it only when it ends within the reader's deadline, and fails
+ * at once otherwise, so an outage of the token service costs one request
+ * per backoff step however many readers there are.  Once the mount is
  * served, a refresher thread renews the token before it expires (5 minutes
  * before, half-way for short or long-lived managed-identity tokens), so
  * readers only ever copy a valid token; a failed refresh keeps the old
@@ -30,6 +35,12 @@
 #define REFRESH_MARGIN_MS 300000L /* refresh 5 minutes before expiry */
 #define MANAGED_HALF_LIFE 7200L	  /* MSAL: half-life from 2 h on */
 #define RETRY_MAX_MS 30000L	  /* between failed refreshes, at most */
+/* Too little time left for a fetch to get anywhere. */
+#define MIN_FETCH_MS 100
+/* A fetch that timed out with less time than this was cut short by its
+ * caller's deadline: it says nothing about the token service and starts
+ * no backoff. */
+#define FAIR_FETCH_MS 1000
 
 struct kvfs_auth {
 	struct kvfs_auth_provider *provider;
@@ -51,6 +62,7 @@ struct kvfs_auth {
 	int64_t mono_refresh; /* fetch a new one from then on */
 	int64_t mono_retry;   /* no new background attempt before */
 	unsigned failures;    /* consecutive failed fetches */
+	bool last_transient;  /* the last failure is worth a retry */
 	bool fetching;
 	unsigned long generation; /* completed fetches */
 	int last_ret;
@@ -142,7 +154,8 @@ static void drop_token_locked(struct kvfs_auth *a)
 	kvfs_secure_free_str(a->token);
 	a->token = NULL;
 	a->expires_wall = 0;
-	a->mono_expires = a->mono_refresh = a->mono_retry = 0;
+	a->mono_expires = a->mono_refresh = 0;
+	/* mono_retry stays: a dropped token does not lift the backoff. */
 }
 
 enum kvfs_auth_kind kvfs_auth_pick(const struct kvfs_config *c,
@@ -205,6 +218,16 @@ bool kvfs_auth_provider_sleep(struct kvfs_auth_provider *p, long ms)
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 	return true;
+}
+
+long kvfs_auth_request_timeout_ms(int64_t deadline_ms)
+{
+	int64_t left;
+
+	if (deadline_ms == 0)
+		return 0;
+	left = deadline_ms - kvfs_now_ms();
+	return left > 0 ? (long)left : -1;
 }
 
 static int init_conds(struct kvfs_auth *a)
@@ -420,6 +443,9 @@ int kvfs_auth_set_challenge(struct kvfs_auth *a, const char *vault_url,
 	}
 	if (changed) {
 		drop_token_locked(a);
+		/* A new tenant or resource: a new token service to ask. */
+		a->failures = 0;
+		a->mono_retry = 0;
 		log_debug("vault challenge: tenant '%s', resource '%s'",
 			  a->tenant, a->resource);
 	}
@@ -502,19 +528,27 @@ static bool usable_locked(struct kvfs_auth *a, int64_t now)
 	return a->token && now < a->mono_expires;
 }
 
-/* One fetch from the provider.  Called with the lock held and no fetch
- * running; the lock is released for the fetch itself.  On success the
- * token is installed (unless the challenge moved tenant or resource
- * meanwhile) and, when ret_token is not NULL, handed out too.  On failure
- * an old, still usable token stays, and the next background attempt is
- * put off with backoff. */
-static int fetch_locked(struct kvfs_auth *a, char **ret_token,
+/* A failure worth another fetch: a timeout, a reset, 408, 429, 5xx. */
+static bool transient(int r, const struct kvfs_error *e)
+{
+	if (r == -ECANCELED || r == -ENOMEM)
+		return false;
+	return kvfs_backoff_classify(r, e->http_status) == KVFS_VERDICT_RETRY;
+}
+
+/* One fetch from the provider, bounded by deadline (0: none).  Called
+ * with the lock held, no fetch running and the backoff over; the lock is
+ * released for the fetch itself.  On success the token is installed
+ * (unless the challenge moved tenant or resource meanwhile) and, when
+ * ret_token is not NULL, handed out too.  On failure an old, still usable
+ * token stays, and the next fetch, anybody's, is put off with backoff. */
+static int fetch_locked(struct kvfs_auth *a, int64_t deadline, char **ret_token,
 			struct kvfs_error *err)
 {
 	_cleanup_free_ char *tenant = NULL, *resource = NULL;
 	struct kvfs_token tok = {0};
 	struct kvfs_error ferr = {0};
-	int64_t now;
+	int64_t now, start;
 	int r;
 
 	a->fetching = true;
@@ -524,11 +558,12 @@ static int fetch_locked(struct kvfs_auth *a, char **ret_token,
 	resource = strdup(a->resource);
 	pthread_mutex_unlock(&a->lock);
 
+	start = kvfs_now_ms();
 	if ((a->tenant && !tenant) || !resource)
 		r = -ENOMEM;
 	else
-		r = a->provider->fetch(a->provider, tenant, resource, &tok,
-				       &ferr);
+		r = a->provider->fetch(a->provider, tenant, resource, deadline,
+				       &tok, &ferr);
 	if (r < 0 && !ferr.provider[0])
 		snprintf(ferr.provider, sizeof(ferr.provider), "%s",
 			 a->provider->name);
@@ -559,11 +594,18 @@ static int fetch_locked(struct kvfs_auth *a, char **ret_token,
 		}
 		if (ret_token)
 			*ret_token = TAKE_PTR(tok.access_token);
+	} else if (r == -ETIMEDOUT && deadline != 0 &&
+		   deadline - start < FAIR_FETCH_MS) {
+		/* Cut short by the caller's deadline, not the service's
+		 * fault: no backoff, and the caller says what happened. */
+		if (err)
+			*err = ferr;
 	} else {
 		char buf[512];
 		bool usable = usable_locked(a, now);
 
 		a->failures++;
+		a->last_transient = transient(r, &ferr);
 		a->mono_retry =
 			now +
 			kvfs_auth_retry_delay_ms(
@@ -593,16 +635,34 @@ static int fetch_locked(struct kvfs_auth *a, char **ret_token,
 	return r;
 }
 
-int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
-			struct kvfs_error *err)
+/* The last failure as a caller's error, when the backoff or its deadline
+ * kept it from trying (again) itself. */
+static int last_failure_locked(struct kvfs_auth *a, struct kvfs_error *err)
 {
+	if (!err)
+		return a->last_ret < 0 ? a->last_ret : -ETIMEDOUT;
+	if (a->last_ret < 0) {
+		*err = a->last_err;
+	} else {
+		kvfs_error_clear(err);
+		snprintf(err->provider, sizeof(err->provider), "%s",
+			 a->provider->name);
+		kvfs_error_set_message(err, "no token before the deadline");
+	}
+	return a->last_ret < 0 ? a->last_ret : -ETIMEDOUT;
+}
+
+int kvfs_auth_get_token(struct kvfs_auth *a, int64_t deadline_ms,
+			char **ret_token, struct kvfs_error *err)
+{
+	struct timespec ts;
 	int64_t now;
 	int r;
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
 		unsigned long gen;
-		bool due;
+		bool due, usable;
 
 		if (!known_locked(a)) {
 			pthread_mutex_unlock(&a->lock);
@@ -612,8 +672,8 @@ int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
 		}
 		now = kvfs_now_ms();
 		due = now >= a->mono_refresh && now >= a->mono_retry;
-		if (usable_locked(a, now) &&
-		    (!due || a->fetching || a->running)) {
+		usable = usable_locked(a, now);
+		if (usable && (!due || a->fetching || a->running)) {
 			/* The refresher renews it; nobody waits. */
 			if (due && a->running && !a->fetching)
 				pthread_cond_broadcast(&a->wake);
@@ -621,28 +681,50 @@ int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
 			pthread_mutex_unlock(&a->lock);
 			return r;
 		}
-		if (!a->fetching)
-			break;
 
-		/* Someone fetches and there is nothing usable: wait for
-		 * that fetch, and share its outcome. */
-		gen = a->generation;
-		while (a->fetching && a->generation == gen)
-			pthread_cond_wait(&a->cond, &a->lock);
-		if (usable_locked(a, kvfs_now_ms()))
+		if (a->fetching) {
+			/* Someone fetches and there is nothing usable: wait
+			 * for that fetch, as long as the deadline allows. */
+			gen = a->generation;
+			ts = mono_timespec(deadline_ms);
+			while (a->fetching && a->generation == gen &&
+			       kvfs_now_ms() < deadline_ms)
+				pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+			if (a->generation == gen)
+				break;
 			continue;
-		if (a->generation != gen && a->last_ret < 0) {
-			r = a->last_ret;
-			if (err)
-				*err = a->last_err;
+		}
+
+		if (!usable && now < a->mono_retry) {
+			/* Backing off: a final failure is the answer until
+			 * then; a transient one is worth waiting for, if
+			 * the next attempt comes within the deadline. */
+			if (!a->last_transient ||
+			    a->mono_retry + MIN_FETCH_MS > deadline_ms)
+				break;
+			ts = mono_timespec(a->mono_retry);
+			pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+			continue;
+		}
+
+		/* No fetch in flight and the backoff over: this caller
+		 * fetches (a foreground refresh while no refresher runs). */
+		if (!usable && deadline_ms - now < MIN_FETCH_MS)
+			break;
+		r = fetch_locked(a, deadline_ms, ret_token, err);
+		if (r == 0 || usable_locked(a, kvfs_now_ms())) {
+			if (r < 0)
+				r = copy_token_locked(a, ret_token);
+			pthread_mutex_unlock(&a->lock);
+			return r;
+		}
+		if (!transient(r, &a->last_err)) {
 			pthread_mutex_unlock(&a->lock);
 			return r;
 		}
 	}
 
-	r = fetch_locked(a, ret_token, err);
-	if (r < 0 && usable_locked(a, kvfs_now_ms()))
-		r = copy_token_locked(a, ret_token);
+	r = last_failure_locked(a, err);
 	pthread_mutex_unlock(&a->lock);
 	return r;
 }
@@ -689,7 +771,7 @@ static void *refresher_main(void *arg)
 			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
 			continue;
 		}
-		(void)fetch_locked(a, NULL, NULL);
+		(void)fetch_locked(a, 0, NULL, NULL);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;

@@ -33,9 +33,17 @@ int kvfs_auth_set_challenge(struct kvfs_auth *a, const char *vault_url,
 			    struct kvfs_error *err);
 
 /* A copy of a valid bearer token (malloc'ed; free with
- * kvfs_secure_free_str).  Fetches one when there is none or it expired. */
-int kvfs_auth_get_token(struct kvfs_auth *a, char **ret_token,
-			struct kvfs_error *err);
+ * kvfs_secure_free_str), by deadline_ms (kvfs_now_ms() time).  Fetches
+ * one when there is none or it expired, but every fetch, whoever starts
+ * it, is single-flight and obeys one backoff: after a failure no request
+ * goes out before the retry delay (1, 2, 4 ... 30 s).  A caller waits for
+ * a fetch in flight or for the end of that delay only while its deadline
+ * allows; otherwise it fails at once with the last failure's error.  A
+ * transient failure (a timeout,
+ * 429, 5xx) is retried within the deadline; a final one (a wrong secret)
+ * is returned at once. */
+int kvfs_auth_get_token(struct kvfs_auth *a, int64_t deadline_ms,
+			char **ret_token, struct kvfs_error *err);
 
 /* The vault said 401 to this token: forget it if it is still current. */
 void kvfs_auth_invalidate(struct kvfs_auth *a, const char *token);
@@ -70,9 +78,9 @@ enum kvfs_auth_kind kvfs_auth_pick(const struct kvfs_config *c,
 #define KVFS_AUTH_MAX_LIFETIME 86400L
 long kvfs_auth_clamp_lifetime(long seconds);
 long kvfs_auth_refresh_after_ms(long lifetime, long refresh_in, bool managed);
-/* Delay before background retry number `attempt` (1, 2, ...) after a
- * failed refresh: 1, 2, 4, ... 30 s, and while a token is still usable
- * for remaining_ms (> 0), at most half of that (never under 250 ms). */
+/* Delay before retry number `attempt` (1, 2, ...) after a failed fetch:
+ * 1, 2, 4, ... 30 s, and while a token is still usable for remaining_ms
+ * (> 0), at most half of that (never under 250 ms). */
 long kvfs_auth_retry_delay_ms(unsigned attempt, long remaining_ms);
 
 /* Parse a Bearer challenge: authorization=/authorization_uri= and

@@ -264,6 +264,22 @@ void kvfs_entra_parse_error(const char *json, size_t len,
 	}
 }
 
+/* One request within the deadline of the fetch under way. */
+static int perform(struct kvfs_entra *e, struct kvfs_http_request *rq,
+		   struct kvfs_http_response *resp, struct kvfs_error *err)
+{
+	long t = kvfs_auth_request_timeout_ms(e->deadline_ms);
+
+	if (t < 0) {
+		kvfs_error_clear(err);
+		kvfs_error_set_endpoint(err, rq->url);
+		kvfs_error_set_message(err, "not sent before the deadline");
+		return -ETIMEDOUT;
+	}
+	rq->timeout_ms = t;
+	return kvfs_http_perform(e->http, rq, resp, err);
+}
+
 /* Fill err for a failed Entra response: status, codes, message. */
 static int fail_response(struct kvfs_entra *e,
 			 const struct kvfs_http_response *resp,
@@ -302,7 +318,7 @@ int kvfs_entra_token_endpoint(struct kvfs_entra *e, const char *tenant,
 		     e->authority, tenant) < 0)
 		return -ENOMEM;
 	rq.url = url;
-	r = kvfs_http_perform(e->http, &rq, &resp, err);
+	r = perform(e, &rq, &resp, err);
 	snprintf(err->provider, sizeof(err->provider), "%s", e->provider);
 	if (r < 0)
 		return r;
@@ -373,7 +389,8 @@ static int get_token(struct kvfs_entra *e, const char *tenant,
 		"Content-Type: application/x-www-form-urlencoded",
 		NULL,
 	};
-	struct kvfs_http_request rq = {.method = "POST", .headers = headers};
+	struct kvfs_http_request rq = {
+		.method = "POST", .headers = headers, .secret = true};
 	const char *endpoint;
 	size_t len = 0;
 	int r;
@@ -398,7 +415,7 @@ static int get_token(struct kvfs_entra *e, const char *tenant,
 	rq.url = endpoint;
 	rq.body = body;
 	rq.body_len = len;
-	r = kvfs_http_perform(e->http, &rq, &resp, err);
+	r = perform(e, &rq, &resp, err);
 	snprintf(err->provider, sizeof(err->provider), "%s", e->provider);
 	if (r < 0)
 		return r;
@@ -424,8 +441,8 @@ static int prove_text(struct kvfs_entra_client *c, char **ret,
 }
 
 static int client_fetch(struct kvfs_auth_provider *base, const char *tenant,
-			const char *resource, struct kvfs_token *ret,
-			struct kvfs_error *err)
+			const char *resource, int64_t deadline_ms,
+			struct kvfs_token *ret, struct kvfs_error *err)
 {
 	struct kvfs_entra_client *c = (struct kvfs_entra_client *)base;
 	_cleanup_secret_ char *proof = NULL;
@@ -436,6 +453,7 @@ static int client_fetch(struct kvfs_auth_provider *base, const char *tenant,
 	};
 	int r;
 
+	c->entra.deadline_ms = deadline_ms;
 	r = c->kind->prove ? c->kind->prove(c, tenant, &proof, err)
 			   : prove_text(c, &proof, err);
 	if (r < 0) {

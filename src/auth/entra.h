@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../error.h"
 #include "../http.h"
@@ -20,6 +21,7 @@ struct kvfs_entra {
 	char *authority;      /* "https://login.microsoftonline.com" */
 	char *tenant;	      /* the tenant token_endpoint belongs to */
 	char *token_endpoint;
+	int64_t deadline_ms; /* of the fetch under way (provider.h); 0: none */
 };
 
 /* The tenant's token endpoint, from its discovery document (fetched the

@@ -4,7 +4,8 @@
  * (kvfs_mi_detect).  Every request is a plain GET with the bare resource
  * (no "/.default") and the user-assigned identity selector, never through
  * a proxy.  404, 408, 410, 429, 5xx and timeouts are retried with backoff
- * for up to 70 s in all (IMDS may be updating for that long); any other
+ * for up to 70 s in all (IMDS may be updating for that long), or until
+ * the deadline of a reader waiting for the fetch; any other
  * answer is final, and a 400 names the identity that was asked for.  App
  * Service's X-IDENTITY-HEADER is read from the environment at each request
  * (the platform rotates it); Arc answers a first request with a 401 whose
@@ -37,6 +38,8 @@
 #define ARC_AGENT "/opt/azcmagent/bin/himds"
 #define ARC_TOKEN_DIR "/var/opt/azcmagent/tokens"
 #define ARC_KEY_MAX 4096
+/* Too little time left for one more IMDS request. */
+#define MI_MIN_ATTEMPT_MS 100
 
 struct mi_provider {
 	struct kvfs_auth_provider base;
@@ -45,7 +48,8 @@ struct mi_provider {
 	char *endpoint;	      /* without fragment; may carry a query */
 	const char *selector; /* query parameter name, or NULL */
 	char *selector_value;
-	const char *option; /* the kvfs option the selector came from */
+	const char *option;  /* the kvfs option the selector came from */
+	int64_t deadline_ms; /* of the fetch under way; 0: none */
 };
 
 static const char *const source_names[] = {
@@ -226,8 +230,16 @@ static int get(struct mi_provider *p, const char *url,
 		.headers = headers,
 		.allow_http = true,
 		.no_proxy = true,
+		.timeout_ms = kvfs_auth_request_timeout_ms(p->deadline_ms),
+		.secret = true,
 	};
 
+	if (rq.timeout_ms < 0) {
+		kvfs_error_clear(err);
+		kvfs_error_set_endpoint(err, url);
+		kvfs_error_set_message(err, "not sent before the deadline");
+		return -ETIMEDOUT;
+	}
 	return kvfs_http_perform(p->http, &rq, resp, err);
 }
 
@@ -364,14 +376,15 @@ static int fail_response(struct mi_provider *p,
 }
 
 static int mi_fetch(struct kvfs_auth_provider *base, const char *tenant,
-		    const char *resource, struct kvfs_token *ret,
-		    struct kvfs_error *err)
+		    const char *resource, int64_t deadline_ms,
+		    struct kvfs_token *ret, struct kvfs_error *err)
 {
 	struct mi_provider *p = (struct mi_provider *)base;
 	_cleanup_free_ char *url = NULL;
 	int64_t t0;
 	int r;
 
+	p->deadline_ms = deadline_ms;
 	r = build_url(p, resource, &url);
 	if (r < 0)
 		return r;
@@ -425,6 +438,11 @@ static int mi_fetch(struct kvfs_auth_provider *base, const char *tenant,
 
 		elapsed = (long)(kvfs_now_ms() - t0);
 		delay = kvfs_mi_retry_delay_ms(n, elapsed, err->retry_after);
+		/* A caller waits for this fetch: no retry past its
+		 * deadline (the token cache retries in the background). */
+		if (deadline_ms != 0 &&
+		    kvfs_now_ms() + delay + MI_MIN_ATTEMPT_MS > deadline_ms)
+			delay = -1;
 		if (delay < 0) {
 			if (r == 0)
 				return fail_response(p, &resp, err);

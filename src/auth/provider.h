@@ -8,6 +8,7 @@
 #define KVFS_AUTH_PROVIDER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "../config.h"
@@ -49,10 +50,13 @@ struct kvfs_auth_provider {
 	/* A managed identity: tokens of 2 h or more are refreshed at half
 	 * their life, as MSAL does. */
 	bool managed;
-	/* tenant may be NULL for providers that need none (managed). */
+	/* tenant may be NULL for providers that need none (managed).
+	 * deadline_ms (kvfs_now_ms() time) bounds the whole fetch, its
+	 * requests and internal retries included: a reader waits for it.
+	 * 0: no caller waits (the refresher); the provider's own schedule. */
 	int (*fetch)(struct kvfs_auth_provider *p, const char *tenant,
-		     const char *resource, struct kvfs_token *ret,
-		     struct kvfs_error *err);
+		     const char *resource, int64_t deadline_ms,
+		     struct kvfs_token *ret, struct kvfs_error *err);
 	void (*free)(struct kvfs_auth_provider *p);
 
 	/* Set by the cache: sleep between retries inside fetch().  Returns
@@ -63,6 +67,11 @@ struct kvfs_auth_provider {
 
 /* Sleep through p->sleep; false when cancelled. */
 bool kvfs_auth_provider_sleep(struct kvfs_auth_provider *p, long ms);
+
+/* The timeout of one request of a fetch with deadline_ms: 0 (the HTTP
+ * client's own) without a deadline, else the milliseconds left; -1 when
+ * the deadline has passed. */
+long kvfs_auth_request_timeout_ms(int64_t deadline_ms);
 
 /* Providers.  Each validates its configuration; on a configuration error
  * it returns -EINVAL with err->message set. */

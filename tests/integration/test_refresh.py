@@ -4,6 +4,12 @@ readers never see an error, tokens are fetched about once per lifetime
 arriving together after expiry share one token request.  These tests own a
 fake Azure of their own, because they change its token lifetimes."""
 
+import errno
+import mmap
+import os
+import signal
+import subprocess
+import threading
 import time
 
 import pytest
@@ -82,7 +88,7 @@ def test_reader_loop_across_lifetimes(mount, az, short, provider):
 def test_failed_refresh_keeps_token_and_eight_readers_share_one_request(mount, az, short):
     lifetime = 4
     short(lifetime)
-    m = mount()
+    m = mount(deadline=20)
     t0 = time.monotonic()
     az.fault(server="login", kind="500", count=1000)
     names = cold_names()
@@ -93,7 +99,9 @@ def test_failed_refresh_keeps_token_and_eight_readers_share_one_request(mount, a
     failed = [e for e in token_posts(az) if e["status"] == 500]
     assert failed, "the refresh was attempted and failed"
 
-    # Let the token expire, then let 8 readers in at once.
+    # Let the token expire, then let 8 readers in at once.  The failed
+    # retries before expiry (1 s, then half the time left) put the next
+    # attempt up to 16 s away; deadline=20 lets the readers wait for it.
     time.sleep(max(0.0, lifetime + 0.8 - (time.monotonic() - t0)))
     az.reset_log()
     az.clear_faults()
@@ -106,6 +114,170 @@ def test_failed_refresh_keeps_token_and_eight_readers_share_one_request(mount, a
     assert sorted(e["path"].rsplit("/", 1)[1] for e in gets if e["status"] == 200) == \
         sorted(batch)
     assert all(e["status"] == 200 for e in gets), "no reader met an expired token"
+
+
+def timed_reads(m, names, seconds):
+    """Each name read in a loop by its own thread for seconds: the
+    outcomes as (name, errno or 0, duration) tuples."""
+    out, lock = [], threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def run(name):
+        while time.monotonic() < stop:
+            t = time.monotonic()
+            try:
+                read_cert(m, name)
+                e = 0
+            except OSError as ex:
+                e = ex.errno
+            with lock:
+                out.append((name, e, time.monotonic() - t))
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 30)
+    assert not any(t.is_alive() for t in threads), "a reader hangs"
+    return out
+
+
+def test_token_outage_with_16_readers_costs_one_request_per_backoff(mount, az, short):
+    """Entra down (503) and the token expired: 16 readers reading in a loop
+    for 10 s send token requests one at a time, no faster than the
+    backoff (1, 2, 4 ... 30 s), and fail fast meanwhile."""
+    lifetime = 3
+    short(lifetime)
+    m = mount()
+    read_cert(m)
+    t0 = time.monotonic()
+    az.fault(server="login", kind="503", path="/oauth2/v2.0/token", count=100000)
+    time.sleep(max(0.0, lifetime + 0.5 - (time.monotonic() - t0)))
+    az.reset_log()
+    duration = 10.0
+    names = ["bulk-%03d" % (200 + i) for i in range(16)]
+    reads = timed_reads(m, names, duration)
+    posts = token_posts(az)
+    assert all(e["status"] == 503 for e in posts)
+    # One request per second at the very most (the backoff is past 1 s by
+    # now); unbounded, 16 readers send thousands.
+    assert len(posts) <= duration, "%d token requests in %.0f s" % (len(posts), duration)
+    times = sorted(e["time"] for e in posts)
+    assert all(b - a >= 0.9 for a, b in zip(times, times[1:])), \
+        "token requests closer than the backoff: %r" % times
+    assert reads and all(e == errno.EIO for _, e, _ in reads), \
+        "every uncached read fails with EIO: %r" % reads[:5]
+    assert max(d for _, _, d in reads) <= 10 + 2, "a read waited past deadline="
+    assert len(reads) > 100, "readers fail fast during the backoff (%d reads)" % len(reads)
+    print("\n16 readers, %.0f s of outage: %d reads, %d token requests"
+          % (duration, len(reads), len(posts)))
+
+
+def test_read_succeeds_across_one_transient_503_at_renewal(mount, az, short):
+    """The vault rejects the token (401) and the one token request that
+    follows gets a 503: the read retries it after the backoff, within its
+    deadline, and succeeds."""
+    m = mount()
+    read_cert(m, "www")
+    az.revoke_tokens()
+    az.fault(server="login", kind="503", path="/oauth2/v2.0/token", count=1)
+    az.reset_log()
+    t = time.monotonic()
+    read_cert(m, "api")
+    assert time.monotonic() - t < 10
+    assert [e["status"] for e in token_posts(az)] == [503, 200]
+    assert [e["status"] for e in az.log("vault")] == [401, 200]
+
+
+def test_imds_retries_are_bounded_by_the_readers_deadline(mount, az, short):
+    """auth=imds, IMDS answering 503 after the token expired: the refresher
+    retries on IMDS's own 70 s schedule, and readers with deadline=3 fail
+    with EIO within their deadline instead of waiting for it."""
+    lifetime, deadline = 3, 3
+    short(lifetime)
+    m = mount(deadline=deadline, **mi_options(az))
+    read_cert(m)
+    t0 = time.monotonic()
+    az.fault(server="imds", kind="503", count=100000)
+    time.sleep(max(0.0, lifetime + 0.5 - (time.monotonic() - t0)))
+    az.reset_log()
+    names = ["bulk-%03d" % (250 + i) for i in range(8)]
+    reads = timed_reads(m, names, 8.0)
+    assert reads and all(e == errno.EIO for _, e, _ in reads), reads[:5]
+    worst = max(d for _, _, d in reads)
+    assert worst <= deadline + 1.5, "a reader waited %.1f s with deadline=%d" % (worst, deadline)
+    imds = az.log("imds")
+    assert imds and all(e["status"] == 503 for e in imds)
+    assert len(imds) <= 8, "%d IMDS requests in 8 s" % len(imds)
+    print("\nimds 503, deadline=%d: %d reads, worst %.2f s, %d IMDS requests"
+          % (deadline, len(reads), worst, len(imds)))
+
+
+def count_in(path, needles):
+    """Occurrences of each of needles (bytes) in the file at path."""
+    counts = {}
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        for n in needles:
+            c, i = 0, mm.find(n)
+            while i >= 0:
+                c, i = c + 1, mm.find(n, i + 1)
+            counts[n] = c
+    return counts
+
+
+def test_core_holds_no_client_secret_old_token_or_rotated_key(mount, az, short, tmp_path):
+    """A gcore of the daemon after several token refreshes and a key
+    rotation: the client secret (read from secret_file= for each token
+    request) is not in its memory, nor any token but the live one, nor the
+    private key that rotation replaced."""
+    short(4)                     # renewed every 2 s
+    m = mount()
+    keyfile = m.p("certificates", "www", "privkey.pem")
+    with open(keyfile) as f:
+        old_key = f.read()
+    az.rotate("www")
+    t0, i = time.monotonic(), 0
+    while time.monotonic() - t0 < 10:    # 5 refreshes, requests with each token
+        with open(m.p("certificates", "bulk-%03d" % (i % 40), "privkey.pem")) as f:
+            f.read()
+        i += 1
+        time.sleep(0.1)
+    m.proc.send_signal(signal.SIGHUP)    # revalidate: the new www
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(keyfile) as f:
+            new_key = f.read()
+        if new_key != old_key:
+            break
+        time.sleep(0.2)
+    assert new_key != old_key
+    for j in range(40, 60):              # later responses on the same handles
+        with open(m.p("certificates", "bulk-%03d" % j, "cert.pem")) as f:
+            f.read()
+
+    before = az.credentials()["tokens"]
+    core = str(tmp_path / "core")
+    r = subprocess.run(["gcore", "-o", core, str(m.proc.pid)], capture_output=True,
+                       text=True, timeout=120)
+    core += ".%d" % m.proc.pid
+    assert r.returncode == 0 and os.path.exists(core), r.stderr
+    after = az.credentials()["tokens"]
+    live = {before[-1]} | set(after[len(before):])
+    secret = az.info["apps"]["secret"]["secret"].encode()
+    old_line = old_key.splitlines()[10].encode()
+    new_line = new_key.splitlines()[10].encode()
+    tokens = [t.encode() for t in after]
+    try:
+        counts = count_in(core, [secret, old_line, new_line] + tokens)
+    finally:
+        os.unlink(core)
+    assert counts[new_line] >= 1, "the scan finds what the daemon holds"
+    assert any(counts[t.encode()] for t in live), "the live token is found"
+    assert counts[secret] == 0, "copies of the client secret: %d" % counts[secret]
+    old = [counts[t] for t in tokens if t.decode() not in live]
+    assert len(old) >= 4 and sum(old) == 0, "copies of old tokens: %r" % old
+    assert counts[old_line] == 0, "copies of the rotated key: %d" % counts[old_line]
 
 
 def test_absurd_lifetime_is_clamped_and_logged(mount, az, short):

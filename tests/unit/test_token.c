@@ -21,6 +21,10 @@ static atomic_long lifetime; /* of the tokens handed out */
 static atomic_long delay_ms; /* each fetch takes this long */
 static atomic_long sleep_ms; /* a failing fetch then "retries" this long */
 static atomic_int cancelled; /* a retry sleep was cut short */
+static atomic_long deadline; /* ms a get may wait */
+static atomic_int fail_next; /* so many next fetches fail, then succeed */
+static atomic_int final;     /* failures are final (401), not transient */
+static atomic_llong last_deadline; /* the deadline the provider was given */
 
 static void msleep(long ms)
 {
@@ -30,14 +34,26 @@ static void msleep(long ms)
 }
 
 static int scripted_fetch(struct kvfs_auth_provider *p, const char *tenant,
-			  const char *resource, struct kvfs_token *ret,
-			  struct kvfs_error *err)
+			  const char *resource, int64_t deadline_ms,
+			  struct kvfs_token *ret, struct kvfs_error *err)
 {
 	int n = atomic_fetch_add(&calls, 1) + 1;
 	char buf[32];
 
+	atomic_store(&last_deadline, (long long)deadline_ms);
 	if (atomic_load(&delay_ms))
 		msleep(atomic_load(&delay_ms));
+	if (atomic_load(&fail_next) > 0) {
+		atomic_fetch_sub(&fail_next, 1);
+		kvfs_error_set_message(err, "scripted transient failure");
+		err->http_status = 503;
+		return -EAGAIN;
+	}
+	if (atomic_load(&fail) && atomic_load(&final)) {
+		kvfs_error_set_message(err, "scripted final failure");
+		err->http_status = 401;
+		return -EACCES;
+	}
 	if (atomic_load(&fail)) {
 		if (atomic_load(&sleep_ms) &&
 		    !kvfs_auth_provider_sleep(p, atomic_load(&sleep_ms))) {
@@ -93,6 +109,9 @@ static struct kvfs_auth *new_auth(void)
 	atomic_store(&delay_ms, 0);
 	atomic_store(&sleep_ms, 0);
 	atomic_store(&cancelled, 0);
+	atomic_store(&deadline, 10000);
+	atomic_store(&fail_next, 0);
+	atomic_store(&final, 0);
 	if (kvfs_auth_new(&c, NULL, &a) < 0)
 		abort();
 	return a;
@@ -102,7 +121,8 @@ static char *get(struct kvfs_auth *a, int *ret_r)
 {
 	struct kvfs_error err = {0};
 	char *t = NULL;
-	int r = kvfs_auth_get_token(a, &t, &err);
+	int r = kvfs_auth_get_token(a, kvfs_now_ms() + atomic_load(&deadline),
+				    &t, &err);
 
 	if (ret_r)
 		*ret_r = r;
@@ -214,10 +234,18 @@ static void test_failed_refresh_keeps_token(void)
 	is_token(a, "tok-1", "again");
 	is_int(atomic_load(&calls), 2, "not retried at once (backoff)");
 	msleep(1000);
+	atomic_store(&deadline, 500);
 	free(get(a, &r));
-	is_int(r, -EAGAIN, "expired and still failing: the error");
+	is_int(r, -EAGAIN,
+	       "expired, failing, the next try (2 s) past the "
+	       "deadline: the error");
+	is_int(atomic_load(&calls), 3, "after one more request");
 	atomic_store(&fail, 0);
-	is_token(a, "tok-4", "recovered");
+	free(get(a, &r));
+	is_int(r, -EAGAIN, "still backing off: the same error at once");
+	is_int(atomic_load(&calls), 3, "without a request");
+	atomic_store(&deadline, 10000);
+	is_token(a, "tok-4", "recovered, waiting for the backoff");
 	kvfs_auth_free(a);
 }
 
@@ -258,8 +286,141 @@ static void test_refresher(void)
 	kvfs_auth_free(a);
 }
 
+struct storm {
+	struct kvfs_auth *a;
+	int64_t until;
+	atomic_int *errors;
+};
+
+static void *storm_main(void *arg)
+{
+	struct storm *st = arg;
+
+	while (kvfs_now_ms() < st->until) {
+		int r;
+		char *t = get(st->a, &r);
+
+		if (r < 0)
+			atomic_fetch_add(st->errors, 1);
+		kvfs_secure_free_str(t);
+	}
+	return NULL;
+}
+
+/* 16 readers asking in a loop while the token service fails: one
+ * request per backoff step (at 0, 1, 3 s), not one per reader. */
+static void test_storm(void)
+{
+	enum { N = 16 };
+	struct kvfs_auth *a;
+	struct storm st;
+	pthread_t th[N];
+	atomic_int errors = 0;
+
+	atomic_store(&lifetime, 3600);
+	a = new_auth();
+	atomic_store(&fail, 1);
+	atomic_store(&deadline, 300);
+	st = (struct storm){a, kvfs_now_ms() + 3500, &errors};
+	for (int i = 0; i < N; i++)
+		pthread_create(&th[i], NULL, storm_main, &st);
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	ok(atomic_load(&calls) >= 2 && atomic_load(&calls) <= 3,
+	   "16 readers for 3.5 s, the service failing: %d requests",
+	   atomic_load(&calls));
+	ok(atomic_load(&errors) > 1000, "and the readers failed fast (%d)",
+	   atomic_load(&errors));
+
+	/* The refresher obeys the same backoff. */
+	is_int(kvfs_auth_start_refresher(a), 0, "refresher started");
+	atomic_store(&calls, 0);
+	msleep(1500);
+	ok(atomic_load(&calls) <= 1, "the refresher too: %d request in 1.5 s",
+	   atomic_load(&calls));
+	kvfs_auth_free(a);
+}
+
+/* One transient failure is retried within the reader's deadline. */
+static void test_transient_retried(void)
+{
+	struct kvfs_auth *a;
+	int64_t t0;
+
+	atomic_store(&lifetime, 3600);
+	a = new_auth();
+	atomic_store(&fail_next, 1);
+	t0 = kvfs_now_ms();
+	is_token(a, "tok-2", "one 503, then a token, within 10 s");
+	is_int(atomic_load(&calls), 2, "two requests");
+	ok(kvfs_now_ms() - t0 >= 900, "the second after the 1 s backoff");
+	ok(atomic_load(&last_deadline) >= t0 + 9000,
+	   "the provider was given the reader's deadline");
+	kvfs_auth_free(a);
+}
+
+/* A final failure (a wrong secret) is not waited for. */
+static void test_final_failure(void)
+{
+	struct kvfs_auth *a;
+	int64_t t0;
+	int r;
+
+	atomic_store(&lifetime, 3600);
+	a = new_auth();
+	atomic_store(&fail, 1);
+	atomic_store(&final, 1);
+	t0 = kvfs_now_ms();
+	free(get(a, &r));
+	is_int(r, -EACCES, "a final failure is returned");
+	free(get(a, &r));
+	is_int(r, -EACCES, "and again during the backoff");
+	ok(kvfs_now_ms() - t0 < 500, "at once (%ld ms)",
+	   (long)(kvfs_now_ms() - t0));
+	is_int(atomic_load(&calls), 1, "one request");
+	kvfs_auth_free(a);
+}
+
+/* A reader waits for a fetch in flight no longer than its deadline. */
+static void test_deadline(void)
+{
+	struct kvfs_auth *a;
+	struct reader rd;
+	pthread_barrier_t b;
+	pthread_t th;
+	int64_t t0;
+	int r;
+
+	atomic_store(&lifetime, 3600);
+	a = new_auth();
+	atomic_store(&delay_ms, 2000);
+	pthread_barrier_init(&b, NULL, 2);
+	rd = (struct reader){.a = a, .barrier = &b};
+	pthread_create(&th, NULL, reader_main, &rd); /* fetches for 2 s */
+	pthread_barrier_wait(&b);
+	msleep(100);
+	atomic_store(&deadline, 500);
+	t0 = kvfs_now_ms();
+	free(get(a, &r));
+	is_int(r, -ETIMEDOUT,
+	       "a fetch in flight past the deadline: "
+	       "ETIMEDOUT");
+	ok(kvfs_now_ms() - t0 < 900, "after the deadline (%ld ms)",
+	   (long)(kvfs_now_ms() - t0));
+	pthread_join(th, NULL);
+	is_str(rd.token, "tok-1", "the slow fetch still served its reader");
+	kvfs_secure_free_str(rd.token);
+	is_int(atomic_load(&calls), 1, "one request");
+	pthread_barrier_destroy(&b);
+	kvfs_auth_free(a);
+}
+
 int main(void)
 {
+	test_storm();
+	test_transient_retried();
+	test_final_failure();
+	test_deadline();
 	test_basics();
 	test_single_flight();
 	test_failed_refresh_keeps_token();
