@@ -10,12 +10,15 @@ cd "$(dirname "$0")/.."
 state=${KVFS_DEMO_STATE:-/run/kvfs-demo}
 mnt=${KVFS_DEMO_MNT:-/mnt/kvfs-demo}
 
-# Whether pid is a process that has not exited (a zombie has).
+# Whether pid is a process that has not exited: a zombie has, once the
+# last of its threads is gone.
 alive() {
-	local s
+	local s tasks
 	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
 	s=${s##*) }
-	[ "${s%% *}" != Z ]
+	[ "${s%% *}" != Z ] && return 0
+	tasks=(/proc/"$1"/task/*)
+	[ ${#tasks[@]} -gt 1 ]
 }
 
 # Unmount, then end the fake whatever the unmount did and wait until it
