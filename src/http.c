@@ -543,7 +543,9 @@ static struct curl_slist *build_headers(const struct kvfs_http_request *rq)
 	if (rq->bearer) {
 		_cleanup_secret_ char *auth = NULL;
 
-		if (asprintf(&auth, "Authorization: Bearer %s", rq->bearer) < 0)
+		auth = kvfs_secmem_concat("Authorization: Bearer ", rq->bearer,
+					  NULL);
+		if (!auth)
 			goto oom;
 		n = curl_slist_append(l, auth);
 		if (!n)

@@ -41,6 +41,19 @@ void *kvfs_secmem_realloc(void *p, size_t n)
 	return q;
 }
 
+char *kvfs_secmem_concat(const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a), lb = strlen(b), lc = c ? strlen(c) : 0;
+	char *s = malloc(la + lb + lc + 1);
+
+	if (!s)
+		return NULL;
+	memcpy(s, a, la);
+	memcpy(s + la, b, lb);
+	memcpy(s + la + lb, c ? c : "", lc + 1);
+	return s;
+}
+
 static void *ossl_malloc(size_t n, const char *file, int line)
 {
 	(void)file;

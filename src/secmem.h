@@ -18,4 +18,9 @@ int kvfs_secmem_init(void);
 void kvfs_secmem_free(void *p);
 void *kvfs_secmem_realloc(void *p, size_t n);
 
+/* a + b + c (c may be NULL) in one malloc'ed block of the exact size,
+ * for strings that hold a secret: asprintf() grows its buffer by copying
+ * and leaves unwiped copies behind.  NULL on ENOMEM. */
+char *kvfs_secmem_concat(const char *a, const char *b, const char *c);
+
 #endif

@@ -30,6 +30,7 @@
 #include "auth/entra.h"
 #include "auth/provider.h"
 #include "pki.h"
+#include "secmem.h"
 #include "util.h"
 
 #define ASSERTION_LIFETIME 600 /* seconds: Entra's "5-10 minutes" */
@@ -381,16 +382,14 @@ int kvfs_cert_assertion(const struct kvfs_cert_cred *c, enum kvfs_cert_alg alg,
 		return -ENOMEM;
 	h = json_part(header);
 	p = json_part(claims);
-	if (!h || !p || asprintf(&input, "%s.%s", h, p) < 0) {
-		input = NULL;
+	if (!h || !p || !(input = kvfs_secmem_concat(h, ".", p)))
 		return -ENOMEM;
-	}
 	r = sign(c->key, alg == KVFS_CERT_ALG_PS256, input, &sig, &siglen);
 	if (r < 0)
 		return r;
 	s = b64(sig, siglen, true);
 	kvfs_secure_free(sig, siglen);
-	if (!s || asprintf(&jwt, "%s.%s", input, s) < 0)
+	if (!s || !(jwt = kvfs_secmem_concat(input, ".", s)))
 		return -ENOMEM;
 	*ret = jwt;
 	return 0;

@@ -28,6 +28,7 @@
 #include "backoff.h"
 #include "log.h"
 #include "metrics.h"
+#include "secmem.h"
 #include "util.h"
 
 #define IMDS_API_VERSION "2018-02-01"
@@ -290,10 +291,9 @@ static int arc_second_request(struct mi_provider *p, const char *url,
 					       path);
 			return -EPROTO;
 		}
-	if (asprintf(&auth, "Authorization: Basic %s", key) < 0) {
-		auth = NULL;
+	auth = kvfs_secmem_concat("Authorization: Basic ", key, NULL);
+	if (!auth)
 		return -ENOMEM;
-	}
 	headers[1] = auth;
 	kvfs_http_response_clear(resp);
 	return get(p, url, headers, resp, err);
@@ -316,10 +316,9 @@ static int attempt(struct mi_provider *p, const char *url,
 						    "longer set");
 			return -EINVAL;
 		}
-		if (asprintf(&idh, "X-IDENTITY-HEADER: %s", v) < 0) {
-			idh = NULL;
+		idh = kvfs_secmem_concat("X-IDENTITY-HEADER: ", v, NULL);
+		if (!idh)
 			return -ENOMEM;
-		}
 		headers[0] = idh;
 	}
 	r = get(p, url, headers, resp, err);
