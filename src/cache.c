@@ -123,6 +123,8 @@ struct kvfs_cache {
 
 	struct change **changes; /* in the order they happened */
 	size_t nchanges, achanges;
+
+	int stopping; /* atomic: revalidation stops at the next request */
 };
 
 /* Monotonic seconds: the clock of freshness, pins and max_stale. */
@@ -917,21 +919,24 @@ static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 		return;
 
 	for (size_t i = 0; i < n; i++) {
-		struct kvfs_versions *nv = calloc(1, sizeof(*nv));
+		struct kvfs_versions *nv = NULL;
 		struct kvfs_error err;
 		char msg[512];
-		int r = -ENOMEM;
+		int r;
 
-		kvfs_error_clear(&err);
-		if (nv) {
-			nv->refs = 1;
-			r = kvfs_vault_list_versions_within(cache->vault,
-							    names[i], budget_s,
-							    &nv->list, &err);
+		/* Unmounting, or out of memory: the next time. */
+		if (__atomic_load_n(&cache->stopping, __ATOMIC_ACQUIRE) ||
+		    !(nv = calloc(1, sizeof(*nv)))) {
+			free(names[i]);
+			continue;
 		}
-		/* Kept as they were: the certificates listing, which
-		 * succeeded, says the certificate is still there. */
+		nv->refs = 1;
+		kvfs_error_clear(&err);
+		r = kvfs_vault_list_versions_within(cache->vault, names[i],
+						    budget_s, &nv->list, &err);
 		if (r < 0) {
+			/* Kept as they were: the certificates listing, which
+			 * succeeded, says the certificate is still there. */
 			kvfs_error_describe(&err, msg, sizeof(msg));
 			log_warning_ratelimited(
 				"cannot revalidate the versions of '%s': %s",
@@ -945,6 +950,11 @@ static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 		free(names[i]);
 	}
 	free(names);
+}
+
+void kvfs_cache_revalidate_stop(struct kvfs_cache *cache)
+{
+	__atomic_store_n(&cache->stopping, 1, __ATOMIC_RELEASE);
 }
 
 int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,

@@ -104,6 +104,8 @@ int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err);
  * as it was. */
 int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,
 			  struct kvfs_error *err);
+/* A revalidation in flight lists no more versions (unmount); for good. */
+void kvfs_cache_revalidate_stop(struct kvfs_cache *cache);
 
 /* What a revalidation changed, for the kernel's caches to forget. */
 enum kvfs_change_kind {

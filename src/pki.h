@@ -51,14 +51,14 @@ void kvfs_pki_secret_files_clear(struct kvfs_pki_secret_files *f);
  * (Key Vault's) or the empty one.  The key derivations it asks for (the
  * MAC's, each encrypted ContentInfo's, each shrouded key's) are bounded
  * before they run: at most 200,000 iterations each, 8 derivations and
- * 400,000 iterations in all, each run once; at most two PKCS#12s derive
- * at a time, the others wait.  A PKCS#12 names its own counts, and OpenSSL
- * would run any; what runs is counted in
- * kvfs_pkcs12_kdf_iterations_total.  On success the key, the leaf (the
- * certificate that matches the key) and the other certificates, as
- * PKCS12_parse() gives them (any may be NULL).  -EACCES: the password does not
- * open it; -EBADMSG: not a PKCS#12, malformed, or too much derivation work (why
- * says which). */
+ * 400,000 iterations in all (the MAC's twice without a password), each
+ * run once; at most two PKCS#12s derive at a time, the others wait.  A
+ * PKCS#12 names its own counts, and OpenSSL would run any; what runs is
+ * counted in kvfs_pkcs12_kdf_iterations_total.  On success the key, the
+ * leaf (the certificate that matches the key) and the other certificates,
+ * as PKCS12_parse() gives them (any may be NULL).  -EACCES: the password
+ * does not open it; -EBADMSG: not a PKCS#12, malformed, or too much
+ * derivation work (why says which). */
 int kvfs_pki_pkcs12_open(const unsigned char *der, size_t len,
 			 const char *password, EVP_PKEY **ret_key,
 			 X509 **ret_leaf, STACK_OF(X509) * *ret_ca, char *why,

@@ -179,6 +179,7 @@ void kvfs_reval_stop(struct kvfs_reval *r)
 	if (!r || !r->started)
 		return;
 	__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+	kvfs_cache_revalidate_stop(r->cache);
 	kvfs_reval_trigger(r);
 	pthread_join(r->thread, NULL);
 	r->started = false;

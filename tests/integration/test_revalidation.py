@@ -322,6 +322,37 @@ def test_oversized_listing_item_keeps_the_old_listing(mount, az, scratch):
         az.settings(padded_items={})
 
 
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_listing_tags_are_not_kept(mount, az):
+    """List items whose tags fill most of a 3.5 MB page, one per page:
+    three revalidations leave the daemon's RSS where it was (the tags
+    were kept, twice during a revalidation: +18 MB here)."""
+    names = sorted(c["name"] for c in az.state()["certificates"])
+    pads = {n: {"tags": 3500000} for n in names[::25]}
+    assert len(pads) >= 3
+    m = mount(loglevel="debug")
+    os.listdir(m.p("certificates"))
+    before = vm_rss_kib(m.proc.pid)
+    az.settings(padded_items=pads)
+    try:
+        for i in range(1, 4):
+            hup(m)
+            wait_until(lambda: m.stderr().count("revalidation done") == i, 60,
+                       "revalidation %d done" % i)
+        grown = vm_rss_kib(m.proc.pid) - before
+    finally:
+        az.settings(padded_items={})
+    assert grown < 8 * 1024, "RSS grew by %d KiB" % grown
+    assert "cannot revalidate" not in m.stderr()
+
+
 # --- the tree follows the vault -------------------------------------------------------
 
 def test_deleted_certificate_is_enoent_after_revalidation(mount, az, scratch):
