@@ -20,6 +20,7 @@
  * wall-clock, for display. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,6 +73,37 @@ struct kvfs_auth {
 	bool running;  /* the refresher thread exists */
 	bool stopping; /* it, and every retry sleep, should end */
 };
+
+/* A log line composed under the lock and written after it, so that a slow
+ * syslog never holds up the readers. */
+struct note {
+	int level;
+	char text[640];
+};
+
+static void note_set(struct note *n, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void note_set(struct note *n, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	n->level = level;
+	va_start(ap, fmt);
+	vsnprintf(n->text, sizeof(n->text), fmt, ap);
+	va_end(ap);
+}
+
+/* Write the note, with the lock released meanwhile. */
+static void note_flush_locked(struct kvfs_auth *a, struct note *n)
+{
+	if (!n->text[0])
+		return;
+	pthread_mutex_unlock(&a->lock);
+	kvfs_log(n->level, "%s", n->text);
+	n->text[0] = '\0';
+	pthread_mutex_lock(&a->lock);
+}
 
 static struct timespec mono_timespec(int64_t ms)
 {
@@ -393,6 +425,7 @@ int kvfs_auth_set_challenge(struct kvfs_auth *a, const char *vault_url,
 			    struct kvfs_error *err)
 {
 	_cleanup_free_ char *tenant = NULL, *resource = NULL, *host = NULL;
+	struct note note = {0};
 	bool changed = false;
 	int r;
 
@@ -446,9 +479,11 @@ int kvfs_auth_set_challenge(struct kvfs_auth *a, const char *vault_url,
 		/* A new tenant or resource: a new token service to ask. */
 		a->failures = 0;
 		a->mono_retry = 0;
-		log_debug("vault challenge: tenant '%s', resource '%s'",
-			  a->tenant, a->resource);
+		note_set(&note, KVFS_LOG_DEBUG,
+			 "vault challenge: tenant '%s', resource '%s'",
+			 a->tenant, a->resource);
 	}
+	note_flush_locked(a, &note);
 	pthread_mutex_unlock(&a->lock);
 	return 0;
 }
@@ -497,14 +532,20 @@ long kvfs_auth_retry_delay_ms(unsigned attempt, long remaining_ms)
  * (5 %, at most 30 s, for clock skew), refreshed per
  * kvfs_auth_refresh_after_ms(). */
 static void set_deadlines_locked(struct kvfs_auth *a,
-				 const struct kvfs_token *t, int64_t now)
+				 const struct kvfs_token *t, int64_t now,
+				 struct note *note)
 {
 	long l = kvfs_auth_clamp_lifetime(t->expires_in);
 	long skew = l >= 600 ? 30000 : l * 1000 / 20;
 
 	if (l != t->expires_in)
-		log_warning("'%s' gave a token lifetime of %ld s; using %ld s",
-			    a->provider->name, t->expires_in, l);
+		note_set(note, KVFS_LOG_WARNING,
+			 "'%s' gave a token lifetime of %ld s; using %ld s",
+			 a->provider->name, t->expires_in, l);
+	else
+		note_set(note, KVFS_LOG_DEBUG,
+			 "new token from '%s', valid for %ld s",
+			 a->provider->name, l);
 	a->expires_wall = time(NULL) + l;
 	a->refreshed_wall = time(NULL);
 	a->mono_expires = now + l * 1000 - skew;
@@ -543,7 +584,7 @@ static bool transient(int r, const struct kvfs_error *e)
  * ret_token is not NULL, handed out too.  On failure an old, still usable
  * token stays, and the next fetch, anybody's, is put off with backoff. */
 static int fetch_locked(struct kvfs_auth *a, int64_t deadline, char **ret_token,
-			struct kvfs_error *err)
+			struct kvfs_error *err, struct note *note)
 {
 	_cleanup_free_ char *tenant = NULL, *resource = NULL;
 	struct kvfs_token tok = {0};
@@ -583,14 +624,8 @@ static int fetch_locked(struct kvfs_auth *a, int64_t deadline, char **ret_token,
 		     (a->tenant && tenant && strcmp(a->tenant, tenant) == 0))) {
 			drop_token_locked(a);
 			a->token = strdup(tok.access_token);
-			if (a->token) {
-				set_deadlines_locked(a, &tok, now);
-				log_debug("new token from '%s', valid for "
-					  "%ld s",
-					  a->provider->name,
-					  kvfs_auth_clamp_lifetime(
-						  tok.expires_in));
-			}
+			if (a->token)
+				set_deadlines_locked(a, &tok, now, note);
 		}
 		if (ret_token)
 			*ret_token = TAKE_PTR(tok.access_token);
@@ -617,15 +652,17 @@ static int fetch_locked(struct kvfs_auth *a, int64_t deadline, char **ret_token,
 					   a->provider->name, buf);
 		/* -ECANCELED: the mount is going away; nothing to say. */
 		if (usable && r != -ECANCELED)
-			log_warning("cannot refresh the token from '%s': %s; "
-				    "using the current one until it expires",
-				    a->provider->name, buf);
+			note_set(note, KVFS_LOG_WARNING,
+				 "cannot refresh the token from '%s': %s; "
+				 "using the current one until it expires",
+				 a->provider->name, buf);
 		else if (!ret_token && r != -ECANCELED)
 			/* the refresher's own attempt: nobody else says it */
-			log_warning("cannot get a token from '%s': %s; "
-				    "retrying in %ld ms",
-				    a->provider->name, buf,
-				    (long)(a->mono_retry - now));
+			note_set(note, KVFS_LOG_WARNING,
+				 "cannot get a token from '%s': %s; "
+				 "retrying in %ld ms",
+				 a->provider->name, buf,
+				 (long)(a->mono_retry - now));
 		if (err)
 			*err = ferr;
 	}
@@ -655,6 +692,7 @@ static int last_failure_locked(struct kvfs_auth *a, struct kvfs_error *err)
 int kvfs_auth_get_token(struct kvfs_auth *a, int64_t deadline_ms,
 			char **ret_token, struct kvfs_error *err)
 {
+	struct note note = {0};
 	struct timespec ts;
 	int64_t now;
 	int r;
@@ -711,7 +749,8 @@ int kvfs_auth_get_token(struct kvfs_auth *a, int64_t deadline_ms,
 		 * fetches (a foreground refresh while no refresher runs). */
 		if (!usable && deadline_ms - now < MIN_FETCH_MS)
 			break;
-		r = fetch_locked(a, deadline_ms, ret_token, err);
+		r = fetch_locked(a, deadline_ms, ret_token, err, &note);
+		note_flush_locked(a, &note);
 		if (r == 0 || usable_locked(a, kvfs_now_ms())) {
 			if (r < 0)
 				r = copy_token_locked(a, ret_token);
@@ -756,6 +795,7 @@ static int64_t next_due_locked(struct kvfs_auth *a)
 static void *refresher_main(void *arg)
 {
 	struct kvfs_auth *a = arg;
+	struct note note = {0};
 
 	pthread_mutex_lock(&a->lock);
 	while (!a->stopping) {
@@ -771,7 +811,8 @@ static void *refresher_main(void *arg)
 			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
 			continue;
 		}
-		(void)fetch_locked(a, 0, NULL, NULL);
+		(void)fetch_locked(a, 0, NULL, NULL, &note);
+		note_flush_locked(a, &note);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
