@@ -1540,7 +1540,7 @@ static bool files_cacheable_locked(struct kvfs_cache *cache, const char *name,
 }
 
 int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
-			 int64_t tgid, struct kvfs_files **ret,
+			 int64_t tgid, unsigned file, struct kvfs_files **ret,
 			 bool *ret_cacheable)
 {
 	struct kvfs_files *f = NULL;
@@ -1551,8 +1551,8 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 	pthread_mutex_lock(&cache->lock);
 	/* Every open renews the pin, so that it covers the whole sequence
 	 * of opens, however long, as long as no two are further apart than
-	 * the pin's lifetime. */
-	f = kvfs_pins_renew(cache->pins, tgid, name, now,
+	 * the pin's lifetime and no file is opened twice. */
+	f = kvfs_pins_renew(cache->pins, tgid, name, file, now,
 			    now + 1000 * (int64_t)cache->pin_seconds);
 	if (f && !files_fresh_locked(cache, f)) {
 		f = NULL;
@@ -1581,7 +1581,7 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 	if (cache->pin_seconds > 0 &&
 	    kvfs_pins_add(
 		    cache->pins, tgid, f->bundle.name ? f->bundle.name : name,
-		    f, kvfs_now_ms() + 1000 * (int64_t)cache->pin_seconds) == 0)
+		    file, f, kvfs_now_ms() + 1000 * (int64_t)cache->pin_seconds) == 0)
 		files_ref(f);
 	/* f may be the result of a flight that a revalidation overtook:
 	 * then it is not what the directory shows. */

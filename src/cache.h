@@ -160,18 +160,20 @@ int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
 void kvfs_files_unref(struct kvfs_files *f);
 
 /* How long after its latest open of a directory a process keeps seeing
- * the version its first open there saw. */
+ * the version its first open there saw (kvfs_cache_files_for()). */
 #define KVFS_CACHE_PIN_SECONDS 5
 
-/* kvfs_cache_files() for an open by process tgid.  A program that loads a
- * certificate and its key opens two files one after the other (nginx:
- * fullchain.pem, then privkey.pem); if the directory rotated in between,
- * the key would be of another version.  So the first open of a directory
- * by a process pins the files it got, and that process's further opens of
- * the directory get the same files as long as each comes within
+/* kvfs_cache_files() for an open by process tgid of one of the directory's
+ * files (file: a bit of the caller's choosing, one per file).  A program
+ * that loads a certificate and its key opens two files one after the
+ * other (nginx: fullchain.pem, then privkey.pem); if the directory rotated
+ * in between, the key would be of another version.  So the first open of a
+ * directory by a process pins the files it got, and that process's further
+ * opens of the directory get the same files as long as each comes within
  * KVFS_CACHE_PIN_SECONDS of its previous one there (every open renews the
- * pin); an open after a longer pause, and other processes, get the
- * current ones.
+ * pin) and opens a file not yet opened under the pin.  An open after a
+ * longer pause, a second open of a file (a process that polls one sees
+ * rotations), and other processes get the current ones, and pin anew.
  * *ret_cacheable tells whether the kernel's page cache and attributes of
  * the directory's files may be used for these files: they are the
  * directory's current ones and no change of the certificate is still
@@ -179,7 +181,7 @@ void kvfs_files_unref(struct kvfs_files *f);
  * caches (they may hold another version).  Close a cacheable open with
  * kvfs_files_release(f, true). */
 int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
-			 int64_t tgid, struct kvfs_files **ret,
+			 int64_t tgid, unsigned file, struct kvfs_files **ret,
 			 bool *ret_cacheable);
 /* Let go of an open's files; cached: kvfs_cache_files_for() said it was
  * cacheable. */

@@ -22,7 +22,8 @@ struct pin {
 	int64_t tgid;
 	uint64_t hash;
 	char *name;
-	void *obj;
+	void *obj;	/* NULL once ended, until the queue drops it */
+	unsigned files; /* the files opened under it */
 	int64_t until;
 	int64_t queued;	     /* its until when it was queued */
 	struct pin *chain;   /* next in its bucket */
@@ -70,7 +71,8 @@ static void pin_drop(struct kvfs_pins *pins, struct pin *p)
 	*p->pchain = p->chain;
 	if (p->chain)
 		p->chain->pchain = p->pchain;
-	pins->unref(p->obj);
+	if (p->obj)
+		pins->unref(p->obj);
 	free(p->name);
 	free(p);
 	pins->n--;
@@ -123,7 +125,7 @@ static struct pin *pin_find(struct kvfs_pins *pins, int64_t tgid,
 	for (struct pin *p = pins->buckets[h & (pins->nbuckets - 1)]; p;
 	     p = p->chain)
 		if (p->hash == h && p->tgid == tgid && p->until > now &&
-		    strcasecmp(p->name, name) == 0)
+		    p->obj && strcasecmp(p->name, name) == 0)
 			return p;
 	return NULL;
 }
@@ -137,12 +139,20 @@ void *kvfs_pins_find(struct kvfs_pins *pins, int64_t tgid, const char *name,
 }
 
 void *kvfs_pins_renew(struct kvfs_pins *pins, int64_t tgid, const char *name,
-		      int64_t now, int64_t until)
+		      unsigned file, int64_t now, int64_t until)
 {
 	struct pin *p = pin_find(pins, tgid, name, now);
 
 	if (!p)
 		return NULL;
+	if (p->files & file) {
+		/* Ended: its reference goes now, the rest when the queue
+		 * reaches it. */
+		pins->unref(p->obj);
+		p->obj = NULL;
+		return NULL;
+	}
+	p->files |= file;
 	if (until > p->until)
 		p->until = until;
 	return p->obj;
@@ -168,7 +178,7 @@ static int grow(struct kvfs_pins *pins)
 }
 
 int kvfs_pins_add(struct kvfs_pins *pins, int64_t tgid, const char *name,
-		  void *obj, int64_t until)
+		  unsigned file, void *obj, int64_t until)
 {
 	struct pin *p;
 
@@ -182,6 +192,7 @@ int kvfs_pins_add(struct kvfs_pins *pins, int64_t tgid, const char *name,
 	p->tgid = tgid;
 	p->hash = pin_hash(tgid, name);
 	p->obj = obj;
+	p->files = file;
 	p->until = until;
 	chain_insert(&pins->buckets[p->hash & (pins->nbuckets - 1)], p);
 	queue_append(pins, p);

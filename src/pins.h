@@ -1,7 +1,10 @@
 /* Pins: which version of a certificate directory a process saw first, kept
  * for a few seconds after each of its opens there so that its next opens
  * get the same one (nginx reads fullchain.pem and privkey.pem with
- * separate opens).  A table keyed
+ * separate opens), until it opens one of the files a second time: that
+ * starts a new sequence, so a process that polls a file sees a rotation
+ * however often it polls.  Files are bits of an unsigned, the caller's
+ * to number.  A table keyed
  * by (process, name, case-insensitively) of references to an object the
  * caller owns, with O(1) find, add and expiry, since every open of a
  * certificate file asks it.  Not thread-safe: the cache calls it under its
@@ -24,17 +27,19 @@ void kvfs_pins_free(struct kvfs_pins *pins);
 void *kvfs_pins_find(struct kvfs_pins *pins, int64_t tgid, const char *name,
 		     int64_t now);
 
-/* kvfs_pins_find(), and the pin found lives on until until (if that is
- * later than it would). */
+/* kvfs_pins_find() for an open of file (one bit): the pin found lives on
+ * until until (if that is later than it would) and counts file as opened.
+ * If file was opened under it already, the pin ends (its reference is
+ * dropped) and the result is NULL, as for no pin. */
 void *kvfs_pins_renew(struct kvfs_pins *pins, int64_t tgid, const char *name,
-		      int64_t now, int64_t until);
+		      unsigned file, int64_t now, int64_t until);
 
-/* Pin obj for (tgid, name) until the monotonic time until; the table takes
- * the caller's reference on success.  -ENOMEM leaves obj to the caller.
+/* Pin obj for (tgid, name), file opened under it, until the monotonic
+ * time until; the table takes the caller's reference on success.  -ENOMEM leaves obj to the caller.
  * Two threads of a process that add the same (tgid, name) at once both
  * succeed, and find returns the newer pin until it expires. */
 int kvfs_pins_add(struct kvfs_pins *pins, int64_t tgid, const char *name,
-		  void *obj, int64_t until);
+		  unsigned file, void *obj, int64_t until);
 
 /* Pins held now, expired ones not yet dropped included. */
 size_t kvfs_pins_count(const struct kvfs_pins *pins);

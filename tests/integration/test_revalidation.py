@@ -609,9 +609,11 @@ def test_pin_covers_every_open_of_a_sequence(mount, az, scratch):
     certificate rotates (and the mount revalidates) between those two opens,
     at a different phase of the pin for each: right after the first open,
     inside the first PIN_S, across its end, and long after.  Every key
-    matches the certificate opened before it, both of the old version: the
-    pin is renewed by every open, so it covers the whole sequence.  After a
-    pause longer than the pin, the same process gets the new version."""
+    matches the certificate opened before it, both of the old version: each
+    open of fullchain.pem starts a sequence afresh (the process opened it
+    before), and the pin it takes covers the privkey.pem that follows.
+    After a pause longer than the pin, the same process gets the new
+    version."""
     phases = [0.0, 1.5, 3.0, 4.5, 6.0, 7.5]
     names = [scratch("pinned-%d" % i, kty="EC") for i in range(len(phases))]
     m = mount()

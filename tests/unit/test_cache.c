@@ -464,17 +464,17 @@ static void test_pins(struct kvfs_cache *cache)
 	set_vault(v1, 1);
 	is_int(kvfs_cache_load(cache, &err), 0, "listing v1");
 	flush(cache);
-	is_int(kvfs_cache_files_for(cache, "keyed", 100, &a, &ca), 0,
+	is_int(kvfs_cache_files_for(cache, "keyed", 100, 1, &a, &ca), 0,
 	       "process 100 opens");
 	ok(ca && a->bundle.attrs.updated == 10,
 	   "the current v1, through the page cache");
 
 	set_vault(v2, 1);
 	is_int(kvfs_cache_load(cache, &err), 0, "rotated to v2");
-	is_int(kvfs_cache_files_for(cache, "KEYED", 100, &b, &cb), 0,
+	is_int(kvfs_cache_files_for(cache, "KEYED", 100, 2, &b, &cb), 0,
 	       "process 100 opens again");
 	ok(b == a && !cb, "it keeps v1, which is no longer cacheable");
-	is_int(kvfs_cache_files_for(cache, "keyed", 200, &c, &cc), 0,
+	is_int(kvfs_cache_files_for(cache, "keyed", 200, 1, &c, &cc), 0,
 	       "process 200 opens");
 	ok(c != a && c->bundle.attrs.updated == 20, "another process gets v2");
 	ok(!cc, "not through the page cache while the kernel may hold v1");
@@ -494,17 +494,33 @@ static void test_pins(struct kvfs_cache *cache)
 	kvfs_files_unref(e);
 	is_int(flush(cache), 0, "once v1 is closed, the change goes");
 	is_str(flushed, "changed:keyed", "handed over once more");
-	is_int(kvfs_cache_files_for(cache, "keyed", 300, &e, &ce), 0,
+	is_int(kvfs_cache_files_for(cache, "keyed", 300, 1, &e, &ce), 0,
 	       "process 300 opens");
 	ok(e == c && ce, "v2 through the page cache now");
 	kvfs_files_release(e, ce);
 	usleep(1100 * 1000);
-	is_int(kvfs_cache_files_for(cache, "keyed", 100, &d, &cd), 0,
+	is_int(kvfs_cache_files_for(cache, "keyed", 100, 1, &d, &cd), 0,
 	       "process 100 after the pin");
 	ok(d == c && cd, "gets v2 once its pin has expired");
 	kvfs_files_release(b, cb);
 	kvfs_files_release(c, cc);
 	kvfs_files_release(d, cd);
+
+	/* Process 100 polls file 1: each open of it starts a new sequence. */
+	set_vault(v1, 1);
+	is_int(kvfs_cache_load(cache, &err), 0, "rotated back to v1");
+	is_int(kvfs_cache_files_for(cache, "keyed", 100, 2, &a, &ca), 0,
+	       "process 100 opens file 2");
+	ok(a == d, "of its pinned v2");
+	is_int(kvfs_cache_files_for(cache, "keyed", 100, 1, &b, &cb), 0,
+	       "and file 1 a second time");
+	ok(b->bundle.attrs.updated == 10, "which gets the current v1");
+	is_int(kvfs_cache_files_for(cache, "keyed", 100, 2, &c, &cc), 0,
+	       "then file 2");
+	ok(c == b, "of the new pin's v1");
+	kvfs_files_release(a, ca);
+	kvfs_files_release(b, cb);
+	kvfs_files_release(c, cc);
 	kvfs_cache_set_pin_seconds(cache, KVFS_CACHE_PIN_SECONDS);
 }
 
@@ -673,7 +689,7 @@ static void test_max_stale(struct kvfs_cache *cache, struct kvfs_config *config)
 	       "past max_stale=1: EIO");
 	is_int(kvfs_cache_files_peek(cache, "fresh", &f), -ENODATA,
 	       "a peek finds nothing to show");
-	is_int(kvfs_cache_files_for(cache, "fresh", 400, &f, &cacheable), -EIO,
+	is_int(kvfs_cache_files_for(cache, "fresh", 400, 1, &f, &cacheable), -EIO,
 	       "an open: EIO");
 	is_int(calls() - n, 0, "and none of that asked the vault");
 	is_int(kvfs_cache_files(cache, "later", &f), 0,

@@ -24,7 +24,7 @@ static int add(struct kvfs_pins *p, int64_t tgid, const char *name, int i,
 	int r;
 
 	refs[i]++;
-	r = kvfs_pins_add(p, tgid, name, &refs[i], until);
+	r = kvfs_pins_add(p, tgid, name, 1, &refs[i], until);
 	if (r < 0)
 		refs[i]--;
 	return r;
@@ -131,21 +131,47 @@ static void test_renew(void)
 
 	is_int(add(p, 20, "www", 10, 5), 0, "pin www until 5");
 	is_int(add(p, 20, "api", 11, 6), 0, "and api until 6");
-	ok(kvfs_pins_renew(p, 20, "WWW", 4, 9) == &refs[10],
+	ok(kvfs_pins_renew(p, 20, "WWW", 2, 4, 9) == &refs[10],
 	   "an open at 4 renews www until 9");
-	ok(kvfs_pins_renew(p, 20, "mail", 4, 9) == NULL, "nothing to renew");
+	ok(kvfs_pins_renew(p, 20, "mail", 2, 4, 9) == NULL, "nothing to renew");
 	ok(kvfs_pins_find(p, 20, "www", 5) == &refs[10], "www lives past 5");
 	ok(kvfs_pins_find(p, 20, "api", 6) == NULL, "api expired at 6");
 	is_int((int)kvfs_pins_count(p), 1, "api dropped, www kept");
-	ok(kvfs_pins_renew(p, 20, "www", 8, 12) == &refs[10],
+	ok(kvfs_pins_renew(p, 20, "www", 4, 8, 12) == &refs[10],
 	   "renewed again at 8, until 12");
-	ok(kvfs_pins_renew(p, 20, "www", 8, 7) == &refs[10],
+	ok(kvfs_pins_renew(p, 20, "www", 8, 8, 7) == &refs[10],
 	   "a renewal never shortens it");
 	ok(kvfs_pins_find(p, 20, "www", 11) == &refs[10], "alive at 11");
 	ok(kvfs_pins_find(p, 20, "www", 12) == NULL, "expired at 12");
 	is_int((int)kvfs_pins_count(p), 0, "and dropped");
 	is_int(refs[10] + refs[11], 0, "both references given back");
 	kvfs_pins_free(p);
+}
+
+/* A second open of a file under a pin ends it: a process that polls one
+ * file gets the current version each time. */
+static void test_reopen(void)
+{
+	struct kvfs_pins *p = kvfs_pins_new(unref);
+
+	is_int(add(p, 30, "www", 12, 100), 0, "pin www, file 1 opened");
+	ok(kvfs_pins_renew(p, 30, "www", 2, 1, 100) == &refs[12],
+	   "file 2 is of the pinned version");
+	ok(kvfs_pins_renew(p, 30, "www", 4, 2, 100) == &refs[12],
+	   "so is file 4");
+	ok(kvfs_pins_renew(p, 30, "www", 2, 3, 100) == NULL,
+	   "file 2 again ends the pin");
+	is_int(refs[12], 0, "whose reference goes at once");
+	ok(kvfs_pins_find(p, 30, "www", 3) == NULL, "it is not found");
+	ok(kvfs_pins_renew(p, 30, "www", 1, 3, 100) == NULL,
+	   "nor renewed by another file");
+	is_int(add(p, 30, "www", 13, 100), 0, "a new pin");
+	ok(kvfs_pins_renew(p, 30, "www", 4, 4, 100) == &refs[13],
+	   "is the one found");
+	ok(kvfs_pins_renew(p, 31, "www", 2, 4, 100) == NULL,
+	   "only by its own process");
+	kvfs_pins_free(p);
+	is_int(outstanding(), 0, "every reference given back");
 }
 
 int main(void)
@@ -155,5 +181,6 @@ int main(void)
 	test_newer_shadows();
 	test_many();
 	test_renew();
+	test_reopen();
 	return done_testing();
 }

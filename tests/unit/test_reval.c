@@ -201,7 +201,7 @@ static void test_trigger(struct kvfs_cache *cache, struct kvfs_config *c)
 	   k);
 
 	/* A change waits while www is open through the page cache. */
-	is_int(kvfs_cache_files_for(cache, "www", 1, &f, &cacheable), 0,
+	is_int(kvfs_cache_files_for(cache, "www", 1, 1, &f, &cacheable), 0,
 	       "www open");
 	ok(cacheable, "through the page cache");
 	n = changes();
