@@ -1578,15 +1578,14 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 	pthread_mutex_lock(&cache->lock);
 	/* Without memory for a pin the open still works; it is just not
 	 * pinned.  The pin's time starts now, after the fetch. */
+	int64_t until = kvfs_now_ms() + 1000 * (int64_t)cache->pin_seconds;
+	const char *cert_name = f->bundle.name ? f->bundle.name : name;
 	if (cache->pin_seconds > 0 &&
-	    kvfs_pins_add(
-		    cache->pins, tgid, f->bundle.name ? f->bundle.name : name,
-		    file, f, kvfs_now_ms() + 1000 * (int64_t)cache->pin_seconds) == 0)
+	    kvfs_pins_add(cache->pins, tgid, cert_name, file, f, until) == 0)
 		files_ref(f);
 	/* f may be the result of a flight that a revalidation overtook:
 	 * then it is not what the directory shows. */
-	cacheable = files_cacheable_locked(
-		cache, f->bundle.name ? f->bundle.name : name, f);
+	cacheable = files_cacheable_locked(cache, cert_name, f);
 	pthread_mutex_unlock(&cache->lock);
 	*ret = f;
 	*ret_cacheable = cacheable;

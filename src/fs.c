@@ -716,8 +716,8 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	} else {
 		r = kvfs_cache_files_for(
 			fs->cache, n.entry->item.name,
-			kvfs_caller_tgid(fuse_get_context()->pid),
-			1u << n.file, &files, &cacheable);
+			kvfs_caller_tgid(fuse_get_context()->pid), 1u << n.file,
+			&files, &cacheable);
 		/* The kernel has one inode per spelling of the name, and
 		 * revalidation tells it about the vault's own: another
 		 * spelling (WWW for www) is read around the page cache. */

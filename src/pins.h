@@ -35,9 +35,10 @@ void *kvfs_pins_renew(struct kvfs_pins *pins, int64_t tgid, const char *name,
 		      unsigned file, int64_t now, int64_t until);
 
 /* Pin obj for (tgid, name), file opened under it, until the monotonic
- * time until; the table takes the caller's reference on success.  -ENOMEM leaves obj to the caller.
- * Two threads of a process that add the same (tgid, name) at once both
- * succeed, and find returns the newer pin until it expires. */
+ * time until; the table takes the caller's reference on success, and
+ * -ENOMEM leaves obj to the caller.  Two threads of a process that add the
+ * same (tgid, name) at once both succeed, and find returns the newer pin
+ * until it expires. */
 int kvfs_pins_add(struct kvfs_pins *pins, int64_t tgid, const char *name,
 		  unsigned file, void *obj, int64_t until);
 

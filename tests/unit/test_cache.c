@@ -689,8 +689,8 @@ static void test_max_stale(struct kvfs_cache *cache, struct kvfs_config *config)
 	       "past max_stale=1: EIO");
 	is_int(kvfs_cache_files_peek(cache, "fresh", &f), -ENODATA,
 	       "a peek finds nothing to show");
-	is_int(kvfs_cache_files_for(cache, "fresh", 400, 1, &f, &cacheable), -EIO,
-	       "an open: EIO");
+	is_int(kvfs_cache_files_for(cache, "fresh", 400, 1, &f, &cacheable),
+	       -EIO, "an open: EIO");
 	is_int(calls() - n, 0, "and none of that asked the vault");
 	is_int(kvfs_cache_files(cache, "later", &f), 0,
 	       "an uncached certificate is fetched if the vault answers");
