@@ -123,14 +123,17 @@ static void test_retry_after(void)
 	is_int(kvfs_backoff_parse_retry_after(NULL, t, &s), -EINVAL, "NULL");
 }
 
+/* What a request returned, and the verdict it must get. */
+struct verdict_case {
+	int r;
+	long status;
+	enum kvfs_verdict want;
+	const char *what;
+};
+
 static void test_classify(void)
 {
-	static const struct {
-		int r;
-		long status;
-		enum kvfs_verdict want;
-		const char *what;
-	} cases[] = {
+	static const struct verdict_case cases[] = {
 		{0, 200, KVFS_VERDICT_OK, "200"},
 		{0, 204, KVFS_VERDICT_OK, "204"},
 		{-EBADMSG, 200, KVFS_VERDICT_RETRY, "200 with a broken body"},
@@ -177,12 +180,7 @@ static void test_classify(void)
  * RETRY. */
 static void test_classify_object(void)
 {
-	static const struct {
-		int r;
-		long status;
-		enum kvfs_verdict want;
-		const char *what;
-	} cases[] = {
+	static const struct verdict_case cases[] = {
 		{0, 200, KVFS_VERDICT_OK, "200"},
 		{-EBADMSG, 200, KVFS_VERDICT_OBJECT, "200 with a broken body"},
 		{-EFBIG, 200, KVFS_VERDICT_OBJECT,
