@@ -330,14 +330,31 @@ def vm_rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
+def allocator_of(pid):
+    """'asan' or 'valgrind' when the daemon's heap is theirs, else 'libc'."""
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read()
+    if "libasan" in maps:
+        return "asan"
+    if "vgpreload" in maps:
+        return "valgrind"
+    return "libc"
+
+
 def test_listing_tags_are_not_kept(mount, az):
     """List items whose tags fill most of a 3.5 MB page, one per page:
     three revalidations leave the daemon's RSS where it was (the tags
-    were kept, twice during a revalidation: +18 MB here)."""
+    were kept, twice during a revalidation: +18 MB here).  RSS measures
+    what the daemon keeps only over libc's allocator: ASan and valgrind
+    hold freed blocks in quarantine (256 MiB and 20 MB), so the sanitizer
+    and valgrind runs leave this test to the plain suite."""
     names = sorted(c["name"] for c in az.state()["certificates"])
     pads = {n: {"tags": 3500000} for n in names[::25]}
     assert len(pads) >= 3
     m = mount(loglevel="debug")
+    heap = allocator_of(m.proc.pid)
+    if heap != "libc":
+        pytest.skip("RSS under %s's allocator says nothing of what kvfs keeps" % heap)
     os.listdir(m.p("certificates"))
     before = vm_rss_kib(m.proc.pid)
     az.settings(padded_items=pads)
