@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The kvfs benchmark (issue 8), end to end: start the fake Azure with N
+"""The kvfs benchmark, end to end: start the fake Azure with N
 certificates, mount kvfs against it for real, and measure it against
 baselines taken in the same run.  See README.md in this directory.
 
@@ -987,10 +987,9 @@ def markdown(results):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="kvfs benchmark (issue 8)")
+    p = argparse.ArgumentParser(description="kvfs benchmark")
     p.add_argument("--certs", default="1000",
-                   help="vault sizes, comma-separated (default 1000; the issue asks for "
-                        "1000,10000)")
+                   help="vault sizes, comma-separated (default 1000)")
     p.add_argument("--runs", type=int, default=3, help="runs per vault size (default 3)")
     p.add_argument("--curl-runs", type=int, default=1,
                    help="runs of the curl loop per size (default 1: ~50 ms a certificate)")
