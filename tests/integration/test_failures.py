@@ -1,4 +1,4 @@
-"""Every failure path of issue 6, one fault each, with an exact expected
+"""Every failure path, one fault each, with an exact expected
 outcome: throttling (with and without Retry-After), random 5xx, resets
 and truncated bodies, a stalled response, a huge body, hostile nextLinks
 and redirects, hostile names and a malformed 'cer'.  Vault traffic is

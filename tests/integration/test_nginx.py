@@ -1,8 +1,8 @@
-"""End to end with a real consumer (issue 5): nginx serves HTTPS on
+"""End to end with a real consumer: nginx serves HTTPS on
 loopback with ssl_certificate and ssl_certificate_key pointing into the
 mount, and curl, trusting only the fake's root CA, verifies it.  After a
 rotation in the vault and a revalidation (SIGHUP), `nginx -s reload`
-serves the new certificate (issue 6)."""
+serves the new certificate."""
 
 import base64
 import contextlib

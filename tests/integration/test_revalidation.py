@@ -1,4 +1,4 @@
-"""Revalidation (issue 6): the listing is re-read every refresh= seconds
+"""Revalidation: the listing is re-read every refresh= seconds
 and on SIGHUP; a rotated certificate is refetched on next use and the
 kernel's caches of its files are dropped, deleted certificates disappear,
 new ones appear, open files keep their version; while revalidation fails,

@@ -1,4 +1,4 @@
-"""The files made from a certificate's secret (issue 5): privkey.pem,
+"""The files made from a certificate's secret: privkey.pem,
 chain.pem, fullchain.pem, bundle.pem and cert.pfx for every seeded
 certificate, checked with openssl against the fake's root CA; EC keys; a
 key that is not exportable; an identity that may not read secrets; the

@@ -1,4 +1,4 @@
-"""The tree of issue 3: certificates/ lists the vault, cert.pem and cert.der
+"""The tree: certificates/ lists the vault, cert.pem and cert.der
 hold the latest leaf, modes and times follow the certificate's attributes,
 and nothing can be written."""
 

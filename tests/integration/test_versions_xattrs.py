@@ -1,4 +1,4 @@
-"""versions/ and the extended attributes (issue 5): every version of the
+"""versions/ and the extended attributes: every version of the
 vault is a directory with its own files and attributes, fetched when
 versions/ is listed or a version looked up; user.kvfs.* on certificate and
 version directories and files equal the vault's."""
