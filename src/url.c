@@ -110,8 +110,7 @@ int kvfs_url_parse(const char *url, unsigned flags, struct kvfs_url *ret)
 	if (rc == CURLUE_OK)
 		rc = curl_url_get(h, CURLUPART_HOST, &host, 0);
 	if (rc == CURLUE_OK)
-		rc = curl_url_get(h, CURLUPART_PORT, &port,
-				  CURLU_DEFAULT_PORT);
+		rc = curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
 	if (rc != CURLUE_OK) {
 		r = curl_to_errno(rc);
 		goto out;

@@ -21,6 +21,7 @@
 #include "gate.h"
 #include "log.h"
 #include "pki.h"
+#include "url.h"
 #include "util.h"
 #include "vault.h"
 
@@ -115,100 +116,9 @@ bool kvfs_vault_name_valid(const char *name)
 	return n > 0;
 }
 
-struct origin {
-	char scheme[8];
-	char host[256];
-	unsigned port;
-};
-
-/* "scheme://host[:port]" of an absolute http(s) URL.  Userinfo, an empty
- * host or port, or a character that has no business in a host name make
- * the URL unusable: -EINVAL. */
-static int parse_origin(const char *url, struct origin *o)
-{
-	const char *p, *auth, *end, *hend, *port = NULL;
-	size_t sl, hl;
-
-	if (!url)
-		return -EINVAL;
-	p = strstr(url, "://");
-	if (!p)
-		return -EINVAL;
-	sl = (size_t)(p - url);
-	if (sl == 0 || sl >= sizeof(o->scheme))
-		return -EINVAL;
-	for (size_t i = 0; i < sl; i++) {
-		char c = url[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
-			return -EINVAL;
-		o->scheme[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-	}
-	o->scheme[sl] = '\0';
-	if (strcmp(o->scheme, "https") != 0 && strcmp(o->scheme, "http") != 0)
-		return -EINVAL;
-
-	auth = p + 3;
-	end = auth + strcspn(auth, "/?#");
-	if (*auth == '[') {
-		hend = memchr(auth, ']', (size_t)(end - auth));
-		if (!hend)
-			return -EINVAL;
-		hend++;
-		if (hend < end && *hend != ':')
-			return -EINVAL;
-	} else {
-		hend = memchr(auth, ':', (size_t)(end - auth));
-		if (!hend)
-			hend = end;
-	}
-	if (hend < end)
-		port = hend + 1;
-
-	hl = (size_t)(hend - auth);
-	if (hl == 0 || hl >= sizeof(o->host))
-		return -EINVAL;
-	for (size_t i = 0; i < hl; i++) {
-		char c = auth[i];
-
-		/* '@' (userinfo), '%', '\\' and the like all land here. */
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		      c == '[' || c == ']' || c == ':'))
-			return -EINVAL;
-		o->host[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-	}
-	o->host[hl] = '\0';
-
-	if (port) {
-		unsigned long v = 0;
-
-		if (port == end)
-			return -EINVAL;
-		for (const char *q = port; q < end; q++) {
-			if (*q < '0' || *q > '9')
-				return -EINVAL;
-			v = v * 10 + (unsigned long)(*q - '0');
-			if (v > 65535)
-				return -EINVAL;
-		}
-		if (v == 0)
-			return -EINVAL;
-		o->port = (unsigned)v;
-	} else {
-		o->port = strcmp(o->scheme, "https") == 0 ? 443 : 80;
-	}
-	return 0;
-}
-
 bool kvfs_vault_same_origin(const char *a, const char *b)
 {
-	struct origin oa, ob;
-
-	if (parse_origin(a, &oa) < 0 || parse_origin(b, &ob) < 0)
-		return false;
-	return strcmp(oa.scheme, ob.scheme) == 0 &&
-	       strcmp(oa.host, ob.host) == 0 && oa.port == ob.port;
+	return kvfs_url_same_origin(a, b);
 }
 
 /* "https://v.vault.azure.net/{certificates|secrets}/NAME[/VERSION]" ->
