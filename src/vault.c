@@ -20,6 +20,7 @@
 
 #include "gate.h"
 #include "log.h"
+#include "metrics.h"
 #include "pki.h"
 #include "url.h"
 #include "util.h"
@@ -628,7 +629,8 @@ void kvfs_vault_parse_error(const char *json, size_t len,
  * status is an error with err filled.  *ret_verdict tells the gate what
  * to make of it. */
 static int vault_get_once(struct kvfs_vault *v, const char *url,
-			  long timeout_ms, struct kvfs_http_response *ret,
+			  enum kvfs_metrics_endpoint label, long timeout_ms,
+			  struct kvfs_http_response *ret,
 			  struct kvfs_error *err,
 			  enum kvfs_verdict *ret_verdict)
 {
@@ -638,8 +640,10 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 		_cleanup_(kvfs_http_response_clear) struct kvfs_http_response
 			resp = {0};
 		_cleanup_secret_ char *token = NULL;
-		struct kvfs_http_request rq = {
-			.method = "GET", .url = url, .timeout_ms = timeout_ms};
+		struct kvfs_http_request rq = {.method = "GET",
+					       .url = url,
+					       .label = label,
+					       .timeout_ms = timeout_ms};
 		json_t *whole;
 		int r;
 
@@ -720,6 +724,7 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 struct get_attempt {
 	struct kvfs_vault *v;
 	const char *url;
+	enum kvfs_metrics_endpoint label;
 	struct kvfs_http_response *resp;
 };
 
@@ -728,7 +733,7 @@ static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
 {
 	struct get_attempt *a = userdata;
 
-	return vault_get_once(a->v, a->url, timeout_ms, a->resp, err,
+	return vault_get_once(a->v, a->url, a->label, timeout_ms, a->resp, err,
 			      ret_verdict);
 }
 
@@ -738,10 +743,12 @@ static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
  * deadline_ms (kvfs_now_ms() time): deadline= for a bundle, which a
  * file operation waits for; max(deadline=, 30 s) for each list page. */
 static int vault_get_until(struct kvfs_vault *v, const char *url,
+			   enum kvfs_metrics_endpoint label,
 			   int64_t deadline_ms, struct kvfs_http_response *ret,
 			   struct kvfs_error *err)
 {
-	struct get_attempt a = {.v = v, .url = url, .resp = ret};
+	struct get_attempt a = {
+		.v = v, .url = url, .label = label, .resp = ret};
 	int r;
 
 	r = kvfs_gate_run_object(v->gate, url, deadline_ms, get_attempt, &a,
@@ -753,9 +760,10 @@ static int vault_get_until(struct kvfs_vault *v, const char *url,
 
 /* GET url within the deadline of a file operation (deadline=). */
 static int vault_get(struct kvfs_vault *v, const char *url,
+		     enum kvfs_metrics_endpoint label,
 		     struct kvfs_http_response *ret, struct kvfs_error *err)
 {
-	return vault_get_until(v, url,
+	return vault_get_until(v, url, label,
 			       kvfs_now_ms() + (int64_t)v->deadline_s * 1000,
 			       ret, err);
 }
@@ -789,8 +797,9 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 		uint64_t h;
 		int r;
 
-		r = vault_get_until(v, url, kvfs_now_ms() + list_budget, &resp,
-				    err);
+		r = vault_get_until(
+			v, url, want_version ? KVFS_EP_VERSIONS : KVFS_EP_LIST,
+			kvfs_now_ms() + list_budget, &resp, err);
 		if (r < 0)
 			return r;
 		r = kvfs_vault_parse_page(resp.body, resp.len, want_version,
@@ -943,7 +952,7 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 		     v->api_version) < 0)
 		return -ENOMEM;
 
-	r = vault_get(v, url, &resp, err);
+	r = vault_get(v, url, KVFS_EP_CERTIFICATE, &resp, err);
 	if (r < 0)
 		return r;
 	r = kvfs_vault_parse_bundle(resp.body, resp.len, &b, err);
@@ -1052,7 +1061,7 @@ int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 		     version, v->api_version) < 0)
 		return -ENOMEM;
 
-	r = vault_get(v, url, &resp, err);
+	r = vault_get(v, url, KVFS_EP_SECRET, &resp, err);
 	if (r < 0)
 		return r;
 	r = kvfs_vault_parse_secret(resp.body, resp.len, &sec, err);

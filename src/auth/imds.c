@@ -229,6 +229,8 @@ static int get(struct mi_provider *p, const char *url,
 	struct kvfs_http_request rq = {
 		.method = "GET",
 		.url = url,
+		.label = p->source == KVFS_MI_APPSERVICE ? KVFS_EP_IDENTITY
+							 : KVFS_EP_IMDS,
 		.headers = headers,
 		.allow_http = true,
 		.no_proxy = true,
