@@ -42,8 +42,9 @@ static char lower(char c)
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-/* The authority a[0..len) is host[:port] written plainly (see url.h). */
-static bool authority_plain(const char *a, size_t len)
+/* The authority a[0..len) is host[:port] written plainly (see url.h);
+ * *ret_port: with a port. */
+static bool authority_plain(const char *a, size_t len, bool *ret_port)
 {
 	size_t i = 0, digits;
 
@@ -59,6 +60,7 @@ static bool authority_plain(const char *a, size_t len)
 		if (i == 0 || i > HOST_MAX || a[0] == '.' || a[0] == '-')
 			return false;
 	}
+	*ret_port = i < len;
 	if (i == len)
 		return true;
 	if (a[i++] != ':')
@@ -77,7 +79,7 @@ int kvfs_url_parse(const char *url, unsigned flags, struct kvfs_url *ret)
 {
 	struct kvfs_url u = {0};
 	const char *auth;
-	char *host = NULL, *port = NULL, *port_as_written = NULL;
+	char *host = NULL, *port = NULL;
 	size_t sl, al, hl;
 	unsigned long pv;
 	CURLUcode rc;
@@ -99,7 +101,7 @@ int kvfs_url_parse(const char *url, unsigned flags, struct kvfs_url *ret)
 		return -EINVAL;
 	auth = url + sl + 3;
 	al = strcspn(auth, "/?#");
-	if (!authority_plain(auth, al))
+	if (!authority_plain(auth, al, &u.port_given))
 		return -EINVAL;
 
 	h = curl_url();
@@ -115,10 +117,6 @@ int kvfs_url_parse(const char *url, unsigned flags, struct kvfs_url *ret)
 		r = curl_to_errno(rc);
 		goto out;
 	}
-	/* An explicit port: CURLU_NO_PORT without the default. */
-	u.port_given = curl_url_get(h, CURLUPART_PORT, &port_as_written, 0) ==
-		       CURLUE_OK;
-
 	hl = strlen(host);
 	if (hl == 0 || hl >= sizeof(u.host))
 		goto out;
@@ -132,7 +130,6 @@ int kvfs_url_parse(const char *url, unsigned flags, struct kvfs_url *ret)
 	*ret = u;
 	r = 0;
 out:
-	curl_free(port_as_written);
 	curl_free(port);
 	curl_free(host);
 	curl_url_cleanup(h);
@@ -141,13 +138,17 @@ out:
 
 int kvfs_url_origin(const struct kvfs_url *u, char **ret)
 {
+	char *o;
 	int n;
 
 	if (u->port_given)
-		n = asprintf(ret, "%s://%s:%u", u->scheme, u->host, u->port);
+		n = asprintf(&o, "%s://%s:%u", u->scheme, u->host, u->port);
 	else
-		n = asprintf(ret, "%s://%s", u->scheme, u->host);
-	return n < 0 ? -ENOMEM : 0;
+		n = asprintf(&o, "%s://%s", u->scheme, u->host);
+	if (n < 0)
+		return -ENOMEM;
+	*ret = o;
+	return 0;
 }
 
 bool kvfs_url_same_origin(const char *a, const char *b)
