@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 #define DEFAULT_REFRESH 300
@@ -221,71 +222,22 @@ static bool host_char(char ch)
 	       (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '.';
 }
 
-/* "https://host[:port][/]" -> "https://host[:port]" with the host in lower
- * case and the port without leading zeros.  An IPv6 literal is [bracketed].
- * Anything else, including userinfo, a path, a query or a fragment, is
- * -EINVAL. */
+/* "https://host[:port][/]" -> "https://host[:port]" (kvfs_url_origin: the
+ * host in lower case, the port without leading zeros).  Anything after the
+ * origin but one '/' (a path, a query, a fragment) is -EINVAL. */
 static int parse_https_origin(const char *arg, char **ret)
 {
-	const char *p, *host, *host_end;
-	unsigned long port = 0;
-	bool has_port = false;
-	char *url;
-	size_t hlen;
+	struct kvfs_url u;
+	const char *rest;
+	int r;
 
-	if (strncasecmp(arg, "https://", 8) != 0)
+	r = kvfs_url_parse(arg, 0, &u);
+	if (r < 0)
+		return r;
+	rest = arg + u.rest;
+	if (*rest && strcmp(rest, "/") != 0)
 		return -EINVAL;
-	p = host = arg + 8;
-	if (*p == '[') {
-		p++;
-		while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
-		       (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.')
-			p++;
-		if (*p != ']' || p == host + 1)
-			return -EINVAL;
-		p++;
-	} else {
-		while (host_char(*p))
-			p++;
-		if (p == host || *host == '.' || *host == '-')
-			return -EINVAL;
-	}
-	host_end = p;
-	if (*p == ':') {
-		const char *digits = ++p;
-
-		while (*p >= '0' && *p <= '9' && p - digits < 6)
-			port = port * 10 + (unsigned long)(*p++ - '0');
-		if (p == digits || (*p >= '0' && *p <= '9') || port < 1 ||
-		    port > 65535)
-			return -EINVAL;
-		has_port = true;
-	}
-	if (*p == '/')
-		p++;
-	if (*p != '\0')
-		return -EINVAL;
-
-	/* A DNS name has at most 253 characters; a longer host could never
-	 * resolve, and the vault client refuses it as an origin. */
-	hlen = (size_t)(host_end - host);
-	if (hlen > 253)
-		return -EINVAL;
-	url = malloc(8 + hlen + 7);
-	if (!url)
-		return -ENOMEM;
-	memcpy(url, "https://", 8);
-	for (size_t i = 0; i < hlen; i++) {
-		char ch = host[i];
-
-		url[8 + i] =
-			(ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-	}
-	url[8 + hlen] = '\0';
-	if (has_port)
-		sprintf(url + 8 + hlen, ":%lu", port);
-	*ret = url;
-	return 0;
+	return kvfs_url_origin(&u, ret);
 }
 
 int kvfs_config_vault_url(const char *arg, enum kvfs_cloud cloud,
@@ -326,22 +278,19 @@ static int parse_unsigned(const char *s, int base, unsigned long max,
 	return 0;
 }
 
-/* URLs from options and the environment: the scheme checked, trailing
- * slashes dropped so that paths can be appended. */
+/* URLs from options and the environment: an absolute URL
+ * (kvfs_url_parse) with no query, fragment, '@' or whitespace anywhere,
+ * trailing slashes dropped so that paths can be appended. */
 static int normalize_url(const char *value, bool https_only, char **ret)
 {
 	size_t n = strlen(value);
-	const char *rest;
+	struct kvfs_url u;
 	char *s;
+	int r;
 
-	if (strncasecmp(value, "https://", 8) == 0)
-		rest = value + 8;
-	else if (!https_only && strncasecmp(value, "http://", 7) == 0)
-		rest = value + 7;
-	else
-		return -EINVAL;
-	if (!host_char(*rest) && *rest != '[')
-		return -EINVAL;
+	r = kvfs_url_parse(value, https_only ? 0 : KVFS_URL_HTTP, &u);
+	if (r < 0)
+		return r;
 	for (const char *p = value; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#' ||
 		    *p == '@')

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "url.h"
 
 void kvfs_error_clear(struct kvfs_error *e)
 {
@@ -24,36 +25,8 @@ static void copy_span(char *dst, size_t n, const char *src, size_t len)
 
 void kvfs_error_set_endpoint(struct kvfs_error *e, const char *url)
 {
-	const char *p, *auth, *at, *end;
-	size_t len;
-
-	if (!e)
-		return;
-	if (!url) {
-		e->endpoint[0] = '\0';
-		return;
-	}
-
-	len = strcspn(url, "?#");
-
-	/* Drop userinfo too ("https://user:pass@host"): it is a secret. */
-	p = strstr(url, "://");
-	if (!p || (size_t)(p - url) >= len) {
-		copy_span(e->endpoint, sizeof(e->endpoint), url, len);
-		return;
-	}
-	auth = p + 3;
-	end = auth + strcspn(auth, "/?#");
-	at = memchr(auth, '@', (size_t)(end - auth));
-	if (!at) {
-		copy_span(e->endpoint, sizeof(e->endpoint), url, len);
-		return;
-	}
-	/* scheme:// + everything after the last '@' of the authority */
-	while ((p = memchr(at + 1, '@', (size_t)(end - at - 1))))
-		at = p;
-	snprintf(e->endpoint, sizeof(e->endpoint), "%.*s%.*s",
-		 (int)(auth - url), url, (int)(url + len - (at + 1)), at + 1);
+	if (e)
+		kvfs_url_redact(url, e->endpoint, sizeof(e->endpoint));
 }
 
 #define ELLIPSIS "\xe2\x80\xa6" /* U+2026, "…" */

@@ -620,7 +620,7 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 	curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
 
 	r = curl_to_errno(code, &t, os_errno);
-	kvfs_metrics_request(rq->url, r < 0 ? 0 : status);
+	kvfs_metrics_request(rq->label, r < 0 ? 0 : status);
 	if (r < 0) {
 		if (r == -EFBIG)
 			kvfs_error_set_message(err,

@@ -29,6 +29,10 @@ void kvfs_http_free(struct kvfs_http *h);
 struct kvfs_http_request {
 	const char *method; /* "GET" or "POST" */
 	const char *url;
+	/* What the request is for, in the caller's words: counted by the
+	 * metrics as it is (an enum kvfs_metrics_endpoint), so that nothing
+	 * below the caller guesses it from the URL.  No meaning here. */
+	unsigned label;
 	const char *bearer;	    /* sent as Authorization: Bearer, or NULL */
 	const char *const *headers; /* extra "Name: value", NULL-terminated */
 	const char *body;	    /* POST body, or NULL */

@@ -12,11 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "metrics.h"
-#include "util.h"
 
 #define STATUS_SLOTS 600
 #define ERROR_MAX 512
@@ -54,87 +52,6 @@ const char *kvfs_metrics_endpoint_name(enum kvfs_metrics_endpoint e)
 	return (unsigned)e < KVFS_EP_COUNT_ ? endpoint_names[e] : "other";
 }
 
-static bool ends_with(const char *s, size_t len, const char *suffix)
-{
-	size_t n = strlen(suffix);
-
-	return len >= n && strncasecmp(s + len - n, suffix, n) == 0;
-}
-
-/* Does the path p (len bytes) contain needle? */
-static bool contains(const char *p, size_t len, const char *needle)
-{
-	size_t n = strlen(needle);
-
-	for (size_t i = 0; i + n <= len; i++)
-		if (strncasecmp(p + i, needle, n) == 0)
-			return true;
-	return false;
-}
-
-/* Key Vault paths: /certificates[/], /certificates/N[/V][/],
- * /certificates/N/versions[/], /secrets/N[/V][/]. */
-static enum kvfs_metrics_endpoint vault_endpoint(const char *p, size_t len)
-{
-	const char *seg[4];
-	size_t seglen[4], n = 0, i = 0;
-
-	while (i < len) {
-		size_t j;
-
-		while (i < len && p[i] == '/')
-			i++;
-		if (i >= len)
-			break;
-		if (n == ELEMENTSOF(seg))
-			return KVFS_EP_OTHER;
-		for (j = i; j < len && p[j] != '/'; j++)
-			;
-		seg[n] = p + i;
-		seglen[n++] = j - i;
-		i = j;
-	}
-	if (n == 0)
-		return KVFS_EP_OTHER;
-	if (seglen[0] == 7 && strncasecmp(seg[0], "secrets", 7) == 0)
-		return n == 2 || n == 3 ? KVFS_EP_SECRET : KVFS_EP_OTHER;
-	if (seglen[0] != 12 || strncasecmp(seg[0], "certificates", 12) != 0)
-		return KVFS_EP_OTHER;
-	if (n == 1)
-		return KVFS_EP_LIST;
-	if (n == 3 && seglen[2] == 8 && strncasecmp(seg[2], "versions", 8) == 0)
-		return KVFS_EP_VERSIONS;
-	return n <= 3 ? KVFS_EP_CERTIFICATE : KVFS_EP_OTHER;
-}
-
-enum kvfs_metrics_endpoint kvfs_metrics_endpoint_of(const char *url)
-{
-	enum kvfs_metrics_endpoint e;
-	const char *p, *s;
-	size_t len;
-
-	if (!url)
-		return KVFS_EP_OTHER;
-	/* The path: after scheme://authority, before the query. */
-	s = strstr(url, "://");
-	p = s ? strchr(s + 3, '/') : url;
-	if (!p)
-		return KVFS_EP_OTHER;
-	len = strcspn(p, "?#");
-
-	if (ends_with(p, len, "/.well-known/openid-configuration"))
-		return KVFS_EP_DISCOVERY;
-	if (contains(p, len, "/metadata/identity/oauth2/token"))
-		return KVFS_EP_IMDS;
-	if (ends_with(p, len, "/oauth2/v2.0/token") ||
-	    ends_with(p, len, "/oauth2/token"))
-		return KVFS_EP_TOKEN;
-	e = vault_endpoint(p, len);
-	if (e == KVFS_EP_OTHER && contains(p, len, "token"))
-		e = KVFS_EP_IDENTITY;
-	return e;
-}
-
 static void inc(uint64_t *p, uint64_t n)
 {
 	__atomic_add_fetch(p, n, __ATOMIC_RELAXED);
@@ -150,9 +67,11 @@ static size_t status_slot(long status)
 	return status >= 100 && status < STATUS_SLOTS ? (size_t)status : 0;
 }
 
-void kvfs_metrics_request(const char *url, long status)
+void kvfs_metrics_request(unsigned endpoint, long status)
 {
-	inc(&requests[kvfs_metrics_endpoint_of(url)][status_slot(status)], 1);
+	if (endpoint >= KVFS_EP_COUNT_)
+		endpoint = KVFS_EP_OTHER;
+	inc(&requests[endpoint][status_slot(status)], 1);
 	if (status == 429)
 		inc(&throttled, 1);
 }

@@ -17,10 +17,11 @@
 
 #include "error.h"
 
-/* What a request was for, told from its URL's path (the only Azure
- * knowledge here): Key Vault's list, certificate, versions and secret
+/* What a request was for, as its caller labels it (the label of struct
+ * kvfs_http_request): Key Vault's list, certificate, versions and secret
  * GETs, Entra ID's discovery document and token endpoint, the IMDS (and
- * Arc) token path, any other identity endpoint (App Service's), other. */
+ * Arc) token endpoint, any other identity endpoint (App Service's),
+ * other. */
 enum kvfs_metrics_endpoint {
 	KVFS_EP_LIST,
 	KVFS_EP_CERTIFICATE,
@@ -51,14 +52,14 @@ enum kvfs_metrics_counter {
 };
 
 const char *kvfs_metrics_endpoint_name(enum kvfs_metrics_endpoint e);
-enum kvfs_metrics_endpoint kvfs_metrics_endpoint_of(const char *url);
 
 /* ---- hooks ---- */
 
-/* One HTTP exchange with url: status is the HTTP status, or 0 when no
- * response came back (reset, timeout, TLS failure).  A 429 also counts as
- * throttled. */
-void kvfs_metrics_request(const char *url, long status);
+/* One HTTP exchange for endpoint (an enum kvfs_metrics_endpoint; any
+ * other value counts as KVFS_EP_OTHER): status is the HTTP status, or 0
+ * when no response came back (reset, timeout, TLS failure).  A 429 also
+ * counts as throttled. */
+void kvfs_metrics_request(unsigned endpoint, long status);
 void kvfs_metrics_add(enum kvfs_metrics_counter c, uint64_t n);
 /* A cache lookup answered without a request (hit, also when it joined a
  * request another reader had started) or one that made the request

@@ -20,7 +20,9 @@
 
 #include "gate.h"
 #include "log.h"
+#include "metrics.h"
 #include "pki.h"
+#include "url.h"
 #include "util.h"
 #include "vault.h"
 
@@ -115,100 +117,9 @@ bool kvfs_vault_name_valid(const char *name)
 	return n > 0;
 }
 
-struct origin {
-	char scheme[8];
-	char host[256];
-	unsigned port;
-};
-
-/* "scheme://host[:port]" of an absolute http(s) URL.  Userinfo, an empty
- * host or port, or a character that has no business in a host name make
- * the URL unusable: -EINVAL. */
-static int parse_origin(const char *url, struct origin *o)
-{
-	const char *p, *auth, *end, *hend, *port = NULL;
-	size_t sl, hl;
-
-	if (!url)
-		return -EINVAL;
-	p = strstr(url, "://");
-	if (!p)
-		return -EINVAL;
-	sl = (size_t)(p - url);
-	if (sl == 0 || sl >= sizeof(o->scheme))
-		return -EINVAL;
-	for (size_t i = 0; i < sl; i++) {
-		char c = url[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
-			return -EINVAL;
-		o->scheme[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-	}
-	o->scheme[sl] = '\0';
-	if (strcmp(o->scheme, "https") != 0 && strcmp(o->scheme, "http") != 0)
-		return -EINVAL;
-
-	auth = p + 3;
-	end = auth + strcspn(auth, "/?#");
-	if (*auth == '[') {
-		hend = memchr(auth, ']', (size_t)(end - auth));
-		if (!hend)
-			return -EINVAL;
-		hend++;
-		if (hend < end && *hend != ':')
-			return -EINVAL;
-	} else {
-		hend = memchr(auth, ':', (size_t)(end - auth));
-		if (!hend)
-			hend = end;
-	}
-	if (hend < end)
-		port = hend + 1;
-
-	hl = (size_t)(hend - auth);
-	if (hl == 0 || hl >= sizeof(o->host))
-		return -EINVAL;
-	for (size_t i = 0; i < hl; i++) {
-		char c = auth[i];
-
-		/* '@' (userinfo), '%', '\\' and the like all land here. */
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		      c == '[' || c == ']' || c == ':'))
-			return -EINVAL;
-		o->host[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-	}
-	o->host[hl] = '\0';
-
-	if (port) {
-		unsigned long v = 0;
-
-		if (port == end)
-			return -EINVAL;
-		for (const char *q = port; q < end; q++) {
-			if (*q < '0' || *q > '9')
-				return -EINVAL;
-			v = v * 10 + (unsigned long)(*q - '0');
-			if (v > 65535)
-				return -EINVAL;
-		}
-		if (v == 0)
-			return -EINVAL;
-		o->port = (unsigned)v;
-	} else {
-		o->port = strcmp(o->scheme, "https") == 0 ? 443 : 80;
-	}
-	return 0;
-}
-
 bool kvfs_vault_same_origin(const char *a, const char *b)
 {
-	struct origin oa, ob;
-
-	if (parse_origin(a, &oa) < 0 || parse_origin(b, &ob) < 0)
-		return false;
-	return strcmp(oa.scheme, ob.scheme) == 0 &&
-	       strcmp(oa.host, ob.host) == 0 && oa.port == ob.port;
+	return kvfs_url_same_origin(a, b);
 }
 
 /* "https://v.vault.azure.net/{certificates|secrets}/NAME[/VERSION]" ->
@@ -718,7 +629,8 @@ void kvfs_vault_parse_error(const char *json, size_t len,
  * status is an error with err filled.  *ret_verdict tells the gate what
  * to make of it. */
 static int vault_get_once(struct kvfs_vault *v, const char *url,
-			  long timeout_ms, struct kvfs_http_response *ret,
+			  enum kvfs_metrics_endpoint label, long timeout_ms,
+			  struct kvfs_http_response *ret,
 			  struct kvfs_error *err,
 			  enum kvfs_verdict *ret_verdict)
 {
@@ -728,8 +640,10 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 		_cleanup_(kvfs_http_response_clear) struct kvfs_http_response
 			resp = {0};
 		_cleanup_secret_ char *token = NULL;
-		struct kvfs_http_request rq = {
-			.method = "GET", .url = url, .timeout_ms = timeout_ms};
+		struct kvfs_http_request rq = {.method = "GET",
+					       .url = url,
+					       .label = label,
+					       .timeout_ms = timeout_ms};
 		json_t *whole;
 		int r;
 
@@ -810,6 +724,7 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 struct get_attempt {
 	struct kvfs_vault *v;
 	const char *url;
+	enum kvfs_metrics_endpoint label;
 	struct kvfs_http_response *resp;
 };
 
@@ -818,7 +733,7 @@ static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
 {
 	struct get_attempt *a = userdata;
 
-	return vault_get_once(a->v, a->url, timeout_ms, a->resp, err,
+	return vault_get_once(a->v, a->url, a->label, timeout_ms, a->resp, err,
 			      ret_verdict);
 }
 
@@ -828,10 +743,12 @@ static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
  * deadline_ms (kvfs_now_ms() time): deadline= for a bundle, which a
  * file operation waits for; max(deadline=, 30 s) for each list page. */
 static int vault_get_until(struct kvfs_vault *v, const char *url,
+			   enum kvfs_metrics_endpoint label,
 			   int64_t deadline_ms, struct kvfs_http_response *ret,
 			   struct kvfs_error *err)
 {
-	struct get_attempt a = {.v = v, .url = url, .resp = ret};
+	struct get_attempt a = {
+		.v = v, .url = url, .label = label, .resp = ret};
 	int r;
 
 	r = kvfs_gate_run_object(v->gate, url, deadline_ms, get_attempt, &a,
@@ -843,9 +760,10 @@ static int vault_get_until(struct kvfs_vault *v, const char *url,
 
 /* GET url within the deadline of a file operation (deadline=). */
 static int vault_get(struct kvfs_vault *v, const char *url,
+		     enum kvfs_metrics_endpoint label,
 		     struct kvfs_http_response *ret, struct kvfs_error *err)
 {
-	return vault_get_until(v, url,
+	return vault_get_until(v, url, label,
 			       kvfs_now_ms() + (int64_t)v->deadline_s * 1000,
 			       ret, err);
 }
@@ -879,8 +797,9 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 		uint64_t h;
 		int r;
 
-		r = vault_get_until(v, url, kvfs_now_ms() + list_budget, &resp,
-				    err);
+		r = vault_get_until(
+			v, url, want_version ? KVFS_EP_VERSIONS : KVFS_EP_LIST,
+			kvfs_now_ms() + list_budget, &resp, err);
 		if (r < 0)
 			return r;
 		r = kvfs_vault_parse_page(resp.body, resp.len, want_version,
@@ -1033,7 +952,7 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 		     v->api_version) < 0)
 		return -ENOMEM;
 
-	r = vault_get(v, url, &resp, err);
+	r = vault_get(v, url, KVFS_EP_CERTIFICATE, &resp, err);
 	if (r < 0)
 		return r;
 	r = kvfs_vault_parse_bundle(resp.body, resp.len, &b, err);
@@ -1142,7 +1061,7 @@ int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 		     version, v->api_version) < 0)
 		return -ENOMEM;
 
-	r = vault_get(v, url, &resp, err);
+	r = vault_get(v, url, KVFS_EP_SECRET, &resp, err);
 	if (r < 0)
 		return r;
 	r = kvfs_vault_parse_secret(resp.body, resp.len, &sec, err);

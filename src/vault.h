@@ -144,7 +144,8 @@ void kvfs_vault_parse_error(const char *json, size_t len,
 
 /* 1-127 of [0-9A-Za-z-]. */
 bool kvfs_vault_name_valid(const char *name);
-/* Same scheme, host (case-insensitive) and port (443 implied). */
+/* Whether a link (nextLink, sid) is within the vault's origin, so that
+ * the token may follow it: kvfs_url_same_origin(). */
 bool kvfs_vault_same_origin(const char *a, const char *b);
 
 #endif

@@ -31,6 +31,7 @@
 #include "backoff.h"
 #include "log.h"
 #include "metrics.h"
+#include "url.h"
 #include "util.h"
 
 #define REFRESH_MARGIN_MS 300000L /* refresh 5 minutes before expiry */
@@ -111,57 +112,13 @@ static struct timespec mono_timespec(int64_t ms)
 				 .tv_nsec = (long)(ms % 1000) * 1000000};
 }
 
-/* Host of "scheme://host[:port][/...]", lower-cased; NULL when the URL has
- * userinfo, no host, or characters a host name cannot have. */
-static char *url_host(const char *url)
-{
-	const char *p, *end, *colon;
-	char *h;
-
-	if (!url)
-		return NULL;
-	p = strstr(url, "://");
-	if (!p)
-		return NULL;
-	p += 3;
-	end = p + strcspn(p, "/?#");
-	if (memchr(p, '@', (size_t)(end - p)))
-		return NULL;
-	if (*p == '[') {
-		colon = memchr(p, ']', (size_t)(end - p));
-		if (!colon)
-			return NULL;
-		colon++;
-	} else {
-		colon = memchr(p, ':', (size_t)(end - p));
-		if (!colon)
-			colon = end;
-	}
-	if (colon == p)
-		return NULL;
-	h = strndup(p, (size_t)(colon - p));
-	if (!h)
-		return NULL;
-	for (char *q = h; *q; q++) {
-		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
-		      (*q >= '0' && *q <= '9') || *q == '-' || *q == '.' ||
-		      *q == '[' || *q == ']' || *q == ':')) {
-			free(h);
-			return NULL;
-		}
-		if (*q >= 'A' && *q <= 'Z')
-			*q = (char)(*q - 'A' + 'a');
-	}
-	return h;
-}
-
 /* The vault's host ends with "." + host(resource). */
 static bool resource_fits_vault(const char *vault_host, const char *resource)
 {
-	_cleanup_free_ char *rh = url_host(resource);
+	_cleanup_free_ char *rh = NULL;
 	size_t vl, rl;
 
-	if (!vault_host || !rh || !*rh)
+	if (!vault_host || kvfs_url_host(resource, &rh) < 0)
 		return false;
 	vl = strlen(vault_host);
 	rl = strlen(rh);
@@ -346,8 +303,7 @@ int kvfs_auth_new(const struct kvfs_config *c, struct kvfs_http *h,
 	log_debug("credential provider '%s' (%s)", a->provider->name,
 		  a->reason);
 
-	a->vault_host = url_host(c->vault_url);
-	if (!a->vault_host) {
+	if (kvfs_url_host(c->vault_url, &a->vault_host) < 0) {
 		log_error("cannot find the host of vault '%s'",
 			  c->vault_url ? c->vault_url : "");
 		r = -EINVAL;
@@ -448,8 +404,8 @@ int kvfs_auth_set_challenge(struct kvfs_auth *a, const char *vault_url,
 			return -EPERM;
 		}
 	} else {
-		host = url_host(vault_url);
-		if (!host || !resource_fits_vault(host, resource)) {
+		if (kvfs_url_host(vault_url, &host) < 0 ||
+		    !resource_fits_vault(host, resource)) {
 			kvfs_error_set_message(
 				err,
 				"vault '%s' asks for a token for '%s', which "

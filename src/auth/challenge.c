@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "url.h"
 #include "util.h"
 
 #define CHALLENGE_MAX 8192
@@ -204,19 +205,16 @@ static int parse_header(const char *h, struct bearer_params *b)
 /* "https://login.windows.net/<tenant>[/...]" -> "<tenant>" */
 static int tenant_from_authority(const char *url, char **ret)
 {
-	const char *p, *seg, *end;
+	const char *seg, *end;
+	struct kvfs_url u;
+	int r;
 
-	p = strstr(url, "://");
-	if (!p || p == url)
+	r = kvfs_url_parse(url, KVFS_URL_HTTP, &u);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 || url[u.rest] != '/')
 		return -EBADMSG;
-	for (const char *q = url; q < p; q++)
-		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z')))
-			return -EBADMSG;
-	p += 3;
-	p += strcspn(p, "/?#");
-	if (*p != '/')
-		return -EBADMSG;
-	seg = p + 1;
+	seg = url + u.rest + 1;
 	end = seg + strcspn(seg, "/?#");
 	if (end == seg || end - seg > TENANT_MAX)
 		return -EBADMSG;

@@ -17,6 +17,7 @@
 
 #include "auth/credfile.h"
 #include "auth/entra.h"
+#include "metrics.h"
 #include "util.h"
 
 #define TOKEN_MAX (16u << 10)
@@ -302,7 +303,8 @@ int kvfs_entra_token_endpoint(struct kvfs_entra *e, const char *tenant,
 	_cleanup_(kvfs_http_response_clear) struct kvfs_http_response resp = {
 		0};
 	_cleanup_free_ char *url = NULL, *endpoint = NULL, *t = NULL;
-	struct kvfs_http_request rq = {.method = "GET"};
+	struct kvfs_http_request rq = {.method = "GET",
+				       .label = KVFS_EP_DISCOVERY};
 	int r;
 
 	if (!tenant || !*tenant) {
@@ -389,8 +391,10 @@ static int get_token(struct kvfs_entra *e, const char *tenant,
 		"Content-Type: application/x-www-form-urlencoded",
 		NULL,
 	};
-	struct kvfs_http_request rq = {
-		.method = "POST", .headers = headers, .secret = true};
+	struct kvfs_http_request rq = {.method = "POST",
+				       .label = KVFS_EP_TOKEN,
+				       .headers = headers,
+				       .secret = true};
 	const char *endpoint;
 	size_t len = 0;
 	int r;

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "secmem.h"
+#include "url.h"
 #include "util.h"
 
 #define IMDS_API_VERSION "2018-02-01"
@@ -228,6 +229,8 @@ static int get(struct mi_provider *p, const char *url,
 	struct kvfs_http_request rq = {
 		.method = "GET",
 		.url = url,
+		.label = p->source == KVFS_MI_APPSERVICE ? KVFS_EP_IDENTITY
+							 : KVFS_EP_IMDS,
 		.headers = headers,
 		.allow_http = true,
 		.no_proxy = true,
@@ -470,31 +473,20 @@ static void mi_free(struct kvfs_auth_provider *base)
 	free(p);
 }
 
-/* The identity endpoint from the environment: an http(s) URL, no
- * control characters, no userinfo. */
+/* The identity endpoint from the environment: an http(s) URL
+ * (kvfs_url_parse: no control characters, no userinfo). */
 static int check_endpoint(const char *url, struct kvfs_error *err)
 {
-	const char *rest;
+	struct kvfs_url u;
+	int r;
 
-	if (strncasecmp(url, "http://", 7) == 0)
-		rest = url + 7;
-	else if (strncasecmp(url, "https://", 8) == 0)
-		rest = url + 8;
-	else
-		rest = NULL;
-	if (rest)
-		for (const char *q = url; *q; q++)
-			if ((unsigned char)*q <= 0x20 || *q == 0x7f)
-				rest = NULL;
-	if (!rest || !*rest ||
-	    memchr(rest, '@', strcspn(rest, "/?#")) != NULL) {
+	r = kvfs_url_parse(url, KVFS_URL_HTTP, &u);
+	if (r == -EINVAL)
 		kvfs_error_set_message(err,
 				       "IDENTITY_ENDPOINT '%s' is not an "
 				       "http(s) URL",
 				       url);
-		return -EINVAL;
-	}
-	return 0;
+	return r;
 }
 
 int kvfs_auth_mi_new(const struct kvfs_config *c, struct kvfs_http *h,
