@@ -5,12 +5,11 @@
 #ifndef KVFS_FS_H
 #define KVFS_FS_H
 
-#include <fuse.h>
-
 #include "cache.h"
 #include "config.h"
 #include "control.h"
 
+struct fuse;
 struct kvfs_fs;
 
 /* fuse_new() with the operations of the tree and c's FUSE options,

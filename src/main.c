@@ -18,6 +18,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <fuse.h>
+
 #include "auth/auth.h"
 #include "cache.h"
 #include "config.h"

@@ -293,6 +293,15 @@ static int view(const struct kvfs_cert_attrs *a, enum kvfs_file_kind k,
 			      secret_r == 0 ? &secret : NULL, v);
 }
 
+/* The mode of file k of www (attrs a) with its secret readable; -1 when
+ * the view fails. */
+static int mode_of(const struct kvfs_cert_attrs *a, enum kvfs_file_kind k)
+{
+	struct kvfs_tree_view v;
+
+	return view(a, k, &files, 0, &v) == 0 ? (int)v.mode : -1;
+}
+
 static void test_modes(void)
 {
 	const struct kvfs_cert_attrs open = {
@@ -334,17 +343,14 @@ static void test_modes(void)
 	is_int(v.mode, 0400, "cert.pfx is 0400");
 	ok(v.data == secret.pfx && v.len == 3, "the PKCS#12");
 	config.key_mode = 0440;
-	is_int(view(&open, KVFS_FILE_PRIVKEY, &files, 0, &v), 0, "key_mode=");
-	is_int(v.mode, 0440, "privkey.pem follows key_mode=0440");
-	is_int(view(&open, KVFS_FILE_CHAIN, &files, 0, &v), 0, "chain.pem");
-	is_int(v.mode, 0444, "chain.pem does not");
+	is_int(mode_of(&open, KVFS_FILE_PRIVKEY), 0440,
+	       "privkey.pem follows key_mode=0440");
+	is_int(mode_of(&open, KVFS_FILE_CHAIN), 0444, "chain.pem does not");
 	config.key_mode = 0400;
-	is_int(view(&no_dates, KVFS_FILE_CERT_PEM, &files, 0, &v), 0,
-	       "no nbf, no exp");
-	is_int(v.mode, 0444, "open");
-	is_int(view(&last_second, KVFS_FILE_PRIVKEY, &files, 0, &v), 0,
-	       "nbf now, exp in a second");
-	is_int(v.mode, 0400, "open");
+	is_int(mode_of(&no_dates, KVFS_FILE_CERT_PEM), 0444,
+	       "no nbf, no exp: open");
+	is_int(mode_of(&last_second, KVFS_FILE_PRIVKEY), 0400,
+	       "nbf now, exp in a second: open");
 
 	/* Closed: 0000 for every file, and no secret-derived bytes. */
 	const struct {
@@ -381,15 +387,12 @@ static void test_modes(void)
 	/* allow_expired opens what is outside its dates, not what is
 	 * disabled. */
 	config.allow_expired = true;
-	is_int(view(&expired, KVFS_FILE_PRIVKEY, &files, 0, &v), 0,
-	       "allow_expired: expired");
-	is_int(v.mode, 0400, "privkey.pem is 0400");
-	is_int(view(&early, KVFS_FILE_CERT_PEM, &files, 0, &v), 0,
-	       "allow_expired: not yet valid");
-	is_int(v.mode, 0444, "cert.pem is 0444");
-	is_int(view(&disabled, KVFS_FILE_CERT_PEM, &files, 0, &v), 0,
-	       "allow_expired: disabled");
-	is_int(v.mode, 0000, "still 0000");
+	is_int(mode_of(&expired, KVFS_FILE_PRIVKEY), 0400,
+	       "allow_expired: an expired privkey.pem is 0400");
+	is_int(mode_of(&early, KVFS_FILE_CERT_PEM), 0444,
+	       "allow_expired: a cert.pem not yet valid is 0444");
+	is_int(mode_of(&disabled, KVFS_FILE_CERT_PEM), 0000,
+	       "allow_expired: a disabled one is still 0000");
 	config.allow_expired = false;
 
 	ok(kvfs_tree_closed(&tree, &expired, NOW), "closed at exp");
