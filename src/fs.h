@@ -1,29 +1,39 @@
-/* The FUSE side: the tree layout, modes and times from certificate
- * attributes, read-only everywhere.  Knows nothing of HTTP or JSON. */
+/* The FUSE side: the operations over the tree (tree.h), read-only
+ * everywhere, and what the kernel must forget after a revalidation.
+ * Knows nothing of HTTP or JSON.  main.c owns the mount's life: it
+ * mounts, daemonizes and starts the threads around these calls. */
 #ifndef KVFS_FS_H
 #define KVFS_FS_H
 
 #include "cache.h"
 #include "config.h"
+#include "control.h"
 
-/* Background work of the daemon (token refresh): start() runs once in the
- * process that serves the mount, after it daemonized and before the first
- * request; stop() runs once the FUSE loop has ended.  A failing start()
- * unmounts.  Set before kvfs_fs_main(); NULL: nothing. */
-struct kvfs_fs_hooks {
-	int (*start)(void *data);
-	void (*stop)(void *data);
-	void *data;
-};
-void kvfs_fs_set_hooks(const struct kvfs_fs_hooks *h);
+struct fuse;
+struct kvfs_fs;
 
-/* What serves .kvfs/ (control.h); NULL: no .kvfs/.  Set before
- * kvfs_fs_main(). */
-struct kvfs_control;
-void kvfs_fs_set_control(struct kvfs_control *ctl);
+/* fuse_new() with the operations of the tree and c's FUSE options,
+ * serving cache, and .kvfs/ from control (NULL: no .kvfs/); all three
+ * are borrowed and must outlive it.  Records now as the mount time.
+ * Logs why it failed. */
+int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
+		struct kvfs_control *control, struct kvfs_fs **ret);
+/* fuse_destroy(), then the handles the kernel never released (it drops
+ * the RELEASE of files closed as the mount goes away).  NULL: nothing. */
+void kvfs_fs_free(struct kvfs_fs *fs);
 
-/* Mount and serve until unmounted.  Daemonizes unless c->foreground.
- * Returns the process exit code. */
-int kvfs_fs_main(const struct kvfs_config *c, struct kvfs_cache *cache);
+/* The FUSE instance, for fuse_mount(), fuse_get_session() and
+ * fuse_unmount(). */
+struct fuse *kvfs_fs_fuse(struct kvfs_fs *fs);
+
+/* Serve requests on libfuse's worker threads until unmounted:
+ * fuse_loop_mt()'s result (0: unmounted; > 0: the signal that asked to
+ * stop; -errno: the loop failed). */
+int kvfs_fs_loop(struct kvfs_fs *fs);
+
+/* kvfs_reval_ops.invalidate, data the kvfs_fs: make the kernel forget the
+ * attributes and page cache of what c concerns.  Never from a request
+ * handler (that can deadlock). */
+void kvfs_fs_invalidate(void *data, const struct kvfs_change *c);
 
 #endif

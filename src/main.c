@@ -3,10 +3,13 @@
  * cannot work (1: not a directory, or a kvfs mount already there) before
  * any credential is read, build http -> auth -> vault -> cache,
  * authenticate and list the vault BEFORE mounting (1 with one precise line
- * on stderr and nothing mounted), then hand over to the FUSE loop, whose
- * result is the exit code.  Single-threaded until
- * kvfs_fs_main(). */
+ * on stderr and nothing mounted), then the mount's ladder (serve()):
+ * fuse_new, mount, signal handlers, daemonize, the background threads,
+ * the FUSE loop, and its undo in reverse.  0 once unmounted, 1 when a rung
+ * failed or the loop did.  Single-threaded until the threads start, after
+ * the fork of fuse_daemonize(), which they would not survive. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+
+#include <fuse.h>
 
 #include "auth/auth.h"
 #include "cache.h"
@@ -23,6 +28,7 @@
 #include "fs.h"
 #include "http.h"
 #include "log.h"
+#include "reval.h"
 #include "secmem.h"
 #include "vault.h"
 
@@ -36,16 +42,6 @@ static void harden(void)
 
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	(void)setrlimit(RLIMIT_CORE, &rl);
-}
-
-static int start_background(void *data)
-{
-	return kvfs_auth_start_refresher(data);
-}
-
-static void stop_background(void *data)
-{
-	kvfs_auth_stop_refresher(data);
 }
 
 /* Undo the kernel's octal escapes ("\\040" for a space) of a mountinfo
@@ -227,6 +223,104 @@ static void print_load_error(const struct kvfs_config *c, int r,
 			c->vault_arg, detail);
 }
 
+/* The revalidation the SIGHUP handler wakes; set while it may. */
+static struct kvfs_reval *sighup_reval;
+
+static void on_sighup(int sig)
+{
+	struct kvfs_reval *r = __atomic_load_n(&sighup_reval, __ATOMIC_ACQUIRE);
+
+	if (r)
+		kvfs_reval_trigger(r);
+}
+
+/* SIGHUP revalidates at once; it must not unmount, as libfuse's handler
+ * would.  r NULL: ignore it. */
+static int set_sighup(struct kvfs_reval *r)
+{
+	struct sigaction sa = {.sa_handler = r ? on_sighup : SIG_IGN,
+			       .sa_flags = SA_RESTART};
+
+	__atomic_store_n(&sighup_reval, r, __ATOMIC_RELEASE);
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGHUP, &sa, NULL);
+}
+
+/* Mount and serve until unmounted; the exit code.  Each rung is undone
+ * in reverse from where it failed. */
+static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
+		 struct kvfs_auth *auth, struct kvfs_control *control)
+{
+	struct kvfs_reval *reval = NULL;
+	struct fuse_session *se = NULL;
+	struct kvfs_fs *fs = NULL;
+	struct fuse *fuse;
+	int r, code = 1;
+
+	if (kvfs_fs_new(c, cache, control, &fs) < 0)
+		return code;
+	fuse = kvfs_fs_fuse(fs);
+	/* Before the fork: its wake-up descriptor keeps a SIGHUP that comes
+	 * before the thread starts. */
+	r = kvfs_reval_new(c, cache,
+			   &(struct kvfs_reval_ops){
+				   .invalidate = kvfs_fs_invalidate,
+				   .data = fs,
+			   },
+			   &reval);
+	if (r < 0) {
+		log_error("cannot set up revalidation: %s", strerror(-r));
+		goto out_fs;
+	}
+	if (fuse_mount(fuse, c->mountpoint) != 0) {
+		log_error("cannot mount on '%s'", c->mountpoint);
+		goto out_reval;
+	}
+	se = fuse_get_session(fuse);
+	if (fuse_set_signal_handlers(se) != 0 || set_sighup(reval) != 0) {
+		log_error("cannot install signal handlers");
+		goto out_unmount;
+	}
+
+	/* After the mount, so that the parent exits only once the mount
+	 * exists; the network code holds no thread across this fork. */
+	if (fuse_daemonize(c->foreground) != 0) {
+		log_error("cannot daemonize");
+		goto out_signals;
+	}
+	if (!c->foreground)
+		kvfs_log_use_syslog(true);
+	log_info("mounted '%s' on '%s'", c->vault_url, c->mountpoint);
+	/* Threads only now: they would not survive the fork. */
+	if (kvfs_auth_start_refresher(auth) < 0)
+		goto out_signals;
+	if (kvfs_reval_start(reval) < 0)
+		goto out_threads;
+
+	r = kvfs_fs_loop(fs);
+	/* 0: unmounted; > 0: the signal that asked us to stop. */
+	if (r < 0)
+		log_error("FUSE loop for '%s' failed: %s", c->mountpoint,
+			  strerror(-r));
+	else
+		code = 0;
+	log_info("unmounting '%s'", c->mountpoint);
+
+out_threads:
+	kvfs_reval_stop(reval);
+	kvfs_auth_stop_refresher(auth);
+out_signals:
+	set_sighup(NULL);
+	fuse_remove_signal_handlers(se);
+out_unmount:
+	fuse_unmount(fuse);
+out_reval:
+	kvfs_reval_free(reval);
+out_fs:
+	kvfs_fs_free(fs);
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	struct kvfs_config c = {0};
@@ -300,13 +394,7 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
-	kvfs_fs_set_control(control);
-	kvfs_fs_set_hooks(&(struct kvfs_fs_hooks){
-		.start = start_background,
-		.stop = stop_background,
-		.data = auth,
-	});
-	code = kvfs_fs_main(&c, cache);
+	code = serve(&c, cache, auth, control);
 
 out:
 	kvfs_control_free(control);

@@ -1,0 +1,499 @@
+/* Path -> node -> view, stat and xattrs (tree.h).  The rules are DESIGN
+ * §2: directories are always 0555, so that ls -l shows which files are
+ * closed; a file is 0444, or key_mode= for those that hold the key, and
+ * 0000 while its certificate is disabled or outside its validity, or when
+ * the identity may not read the secret it is made from; updated is the
+ * mtime and ctime, created the atime.  Pure and stateless: callable from
+ * any thread. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tree.h"
+#include "util.h"
+#include "vault.h"
+
+static const char *const file_names[] = {
+	[KVFS_FILE_CERT_PEM] = "cert.pem",
+	[KVFS_FILE_CERT_DER] = "cert.der",
+	[KVFS_FILE_CHAIN] = "chain.pem",
+	[KVFS_FILE_FULLCHAIN] = "fullchain.pem",
+	[KVFS_FILE_PRIVKEY] = "privkey.pem",
+	[KVFS_FILE_BUNDLE] = "bundle.pem",
+	[KVFS_FILE_PFX] = "cert.pfx",
+};
+
+const char *kvfs_tree_file_name(enum kvfs_file_kind k)
+{
+	return (size_t)k < ELEMENTSOF(file_names) ? file_names[k] : NULL;
+}
+
+/* chain.pem and the files after it are made from the secret; of those,
+ * privkey.pem and after hold the key. */
+bool kvfs_tree_holds_key(enum kvfs_file_kind k)
+{
+	return k >= KVFS_FILE_PRIVKEY;
+}
+
+static bool from_secret(enum kvfs_file_kind k)
+{
+	return k >= KVFS_FILE_CHAIN;
+}
+
+const struct kvfs_cert_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n)
+{
+	return n->version ? &n->version->attrs : &n->entry->item.attrs;
+}
+
+/* ---- path -> node ---- */
+
+/* Copy the path component starting at p into buf; returns its length, or
+ * -ENOENT when it cannot be a name of ours. */
+static int component(const char *p, char *buf, size_t size)
+{
+	size_t n = strcspn(p, "/");
+
+	if (n == 0 || n >= size)
+		return -ENOENT;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return (int)n;
+}
+
+static bool file_kind_of(const char *name, enum kvfs_file_kind *ret)
+{
+	for (size_t i = 0; i < ELEMENTSOF(file_names); i++)
+		if (strcmp(name, file_names[i]) == 0) {
+			*ret = (enum kvfs_file_kind)i;
+			return true;
+		}
+	return false;
+}
+
+/* Whether the component at p, of length len, is word. */
+static bool component_is(const char *p, size_t len, const char *word)
+{
+	return len == strlen(word) && strncmp(p, word, len) == 0;
+}
+
+/* The rest of a path after "/.kvfs": the directory or one of its files. */
+static int resolve_control(const struct kvfs_tree *t, const char *p,
+			   struct kvfs_tree_node *ret)
+{
+	struct kvfs_tree_node n = {.kind = KVFS_NODE_CONTROL};
+
+	if (!t->control)
+		return -ENOENT;
+	if (*p == '/' && p[1] != '\0') {
+		p++;
+		if (strchr(p, '/') || kvfs_control_file_of(p, &n.control) < 0)
+			return -ENOENT;
+		n.kind = KVFS_NODE_CONTROL_FILE;
+	}
+	*ret = n;
+	return 0;
+}
+
+/* The rest of a path after "versions/": "<version>[/<file>]".  A version
+ * that is not a valid name is not looked for; anything else needs the
+ * versions listing, even a path that then names nothing in it. */
+static int resolve_version(const char *p, const struct kvfs_versions *vs,
+			   struct kvfs_tree_node *n)
+{
+	char part[KVFS_TREE_NAME_MAX + 1];
+	int len;
+
+	len = component(p, part, sizeof(part));
+	if (len < 0 || !kvfs_vault_name_valid(part))
+		return -ENOENT;
+	p += len;
+	if (!vs)
+		return KVFS_TREE_NEEDS_VERSIONS;
+	n->version = kvfs_versions_find(vs, part);
+	if (!n->version)
+		return -ENOENT;
+	n->kind = KVFS_NODE_VERSION;
+	if (*p == '\0')
+		return 0;
+	len = component(++p, part, sizeof(part));
+	if (len < 0 || p[len] != '\0' || !file_kind_of(part, &n->file))
+		return -ENOENT;
+	n->kind = KVFS_NODE_FILE;
+	return 0;
+}
+
+int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
+		      const struct kvfs_listing *l,
+		      const struct kvfs_versions *vs,
+		      struct kvfs_tree_node *ret)
+{
+	char name[KVFS_TREE_NAME_MAX + 1], part[KVFS_TREE_NAME_MAX + 1];
+	struct kvfs_tree_node n = {.kind = KVFS_NODE_ROOT};
+	const char *p = path;
+	int len, r;
+
+	if (!p || *p != '/')
+		return -ENOENT;
+	p++;
+	if (*p == '\0')
+		goto found;
+
+	len = (int)strcspn(p, "/");
+	if (component_is(p, (size_t)len, KVFS_CONTROL_DIR))
+		return resolve_control(t, p + len, ret);
+	if (!component_is(p, (size_t)len, KVFS_TREE_CERTIFICATES))
+		return -ENOENT;
+	p += len;
+	n.kind = KVFS_NODE_CERTIFICATES;
+	if (*p == '\0')
+		goto found;
+
+	len = component(++p, name, sizeof(name));
+	/* ".." and the like are not Key Vault names and never reach the
+	 * listing. */
+	if (len < 0 || !kvfs_vault_name_valid(name))
+		return -ENOENT;
+	p += len;
+	n.entry = kvfs_listing_find(l, name);
+	if (!n.entry)
+		return -ENOENT;
+	n.kind = KVFS_NODE_CERT;
+	if (*p == '\0')
+		goto found;
+
+	len = component(++p, part, sizeof(part));
+	if (len < 0)
+		return -ENOENT;
+	p += len;
+	if (strcmp(part, KVFS_TREE_VERSIONS) == 0) {
+		n.kind = KVFS_NODE_VERSIONS;
+		if (*p == '\0')
+			goto found;
+		r = resolve_version(p + 1, vs, &n);
+		if (r < 0)
+			return r;
+		*ret = n;
+		return r;
+	}
+	if (*p != '\0' || !file_kind_of(part, &n.file))
+		return -ENOENT;
+	n.kind = KVFS_NODE_FILE;
+found:
+	*ret = n;
+	return 0;
+}
+
+bool kvfs_tree_spelled_as_in_vault(const char *path,
+				   const struct kvfs_tree_node *n)
+{
+	const char *p = path + strlen("/" KVFS_TREE_CERTIFICATES "/");
+	size_t len = strlen(n->entry->item.name);
+
+	return strncmp(p, n->entry->item.name, len) == 0 &&
+	       (p[len] == '/' || p[len] == '\0');
+}
+
+/* ---- modes and views ---- */
+
+bool kvfs_tree_closed(const struct kvfs_tree *t,
+		      const struct kvfs_cert_attrs *a, time_t now)
+{
+	if (!a->enabled)
+		return true;
+	if (t->config->allow_expired)
+		return false;
+	if (a->nbf && now < a->nbf)
+		return true;
+	if (a->exp && now >= a->exp)
+		return true;
+	return false;
+}
+
+bool kvfs_tree_needs_secret(const struct kvfs_files *files,
+			    enum kvfs_file_kind k)
+{
+	if (!files || !from_secret(k))
+		return false;
+	return !kvfs_tree_holds_key(k) || files->bundle.exportable;
+}
+
+int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
+		   enum kvfs_file_kind k, time_t now,
+		   const struct kvfs_files *files, int secret_r,
+		   const struct kvfs_pki_secret_files *sf,
+		   struct kvfs_tree_view *ret)
+{
+	bool closed = kvfs_tree_closed(t, kvfs_tree_attrs(n), now);
+	bool key = kvfs_tree_holds_key(k);
+	struct kvfs_tree_view *v = ret;
+
+	memset(v, 0, sizeof(*v));
+	v->mode = closed ? 0000 : key ? t->config->key_mode : 0444;
+
+	if (files && key && !files->bundle.exportable)
+		return -ENOENT;
+	if (!files)
+		return closed ? 0 : -ENODATA;
+
+	switch (k) {
+	case KVFS_FILE_CERT_PEM:
+		v->data = files->cert_pem;
+		v->len = files->cert_pem_len;
+		return 0;
+	case KVFS_FILE_CERT_DER:
+		v->data = files->bundle.der;
+		v->len = files->bundle.der_len;
+		return 0;
+	default:
+		break;
+	}
+
+	if (secret_r == -EACCES) {
+		v->mode = 0000;
+		v->forbidden = true;
+		return 0;
+	}
+	/* A closed file is not worth a secret: it cannot be opened. */
+	if (secret_r < 0)
+		return closed ? 0 : secret_r;
+	if (key && !sf->has_key)
+		return -ENOENT;
+	if (closed)
+		return 0;
+	switch (k) {
+	case KVFS_FILE_CHAIN:
+		v->data = sf->chain;
+		v->len = sf->chain_len;
+		break;
+	case KVFS_FILE_FULLCHAIN:
+		v->data = sf->fullchain;
+		v->len = sf->fullchain_len;
+		break;
+	case KVFS_FILE_PRIVKEY:
+		v->data = sf->privkey;
+		v->len = sf->privkey_len;
+		break;
+	case KVFS_FILE_BUNDLE:
+		v->data = sf->bundle;
+		v->len = sf->bundle_len;
+		break;
+	case KVFS_FILE_PFX:
+		v->data = sf->pfx;
+		v->len = sf->pfx_len;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* ---- stat ---- */
+
+static void stat_common(const struct kvfs_tree *t, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_uid = t->config->uid;
+	st->st_gid = t->config->gid;
+	st->st_blksize = 4096;
+}
+
+static void stat_times(struct stat *st, int64_t created, int64_t updated)
+{
+	st->st_mtim.tv_sec = (time_t)updated;
+	st->st_ctim.tv_sec = (time_t)updated;
+	st->st_atim.tv_sec = (time_t)created;
+}
+
+void kvfs_tree_stat_dir(const struct kvfs_tree *t,
+			const struct kvfs_tree_node *n,
+			const struct kvfs_listing *l, struct stat *st)
+{
+	stat_common(t, st);
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	switch (n->kind) {
+	case KVFS_NODE_ROOT:
+		st->st_nlink = 4; /* certificates/ and .kvfs/ */
+		stat_times(st, t->mount_time, t->mount_time);
+		break;
+	case KVFS_NODE_CERTIFICATES:
+		/* Every certificate directory's ".." links here. */
+		st->st_nlink = 2 + (l ? l->n : 0);
+		stat_times(st, t->mount_time,
+			   l && l->updated_max ? l->updated_max
+					       : t->mount_time);
+		break;
+	case KVFS_NODE_CERT:
+		st->st_nlink = 3; /* versions/ */
+		stat_times(st, n->entry->item.attrs.created,
+			   n->entry->item.attrs.updated);
+		break;
+	case KVFS_NODE_VERSIONS:
+		/* Not known without the versions listing: 1 tells find(1)
+		 * not to count on it. */
+		st->st_nlink = 1;
+		stat_times(st, n->entry->item.attrs.created,
+			   n->entry->item.attrs.updated);
+		break;
+	case KVFS_NODE_VERSION:
+		stat_times(st, n->version->attrs.created,
+			   n->version->attrs.updated);
+		break;
+	case KVFS_NODE_FILE:
+	case KVFS_NODE_CONTROL:
+	case KVFS_NODE_CONTROL_FILE:
+		break;
+	}
+}
+
+void kvfs_tree_stat_file(const struct kvfs_tree *t,
+			 const struct kvfs_tree_node *n,
+			 const struct kvfs_tree_view *v, struct stat *st)
+{
+	const struct kvfs_cert_attrs *a = kvfs_tree_attrs(n);
+
+	stat_common(t, st);
+	st->st_mode = S_IFREG | v->mode;
+	st->st_nlink = 1;
+	st->st_size = (off_t)v->len;
+	st->st_blocks = (blkcnt_t)((v->len + 511) / 512);
+	stat_times(st, a->created, a->updated);
+}
+
+void kvfs_tree_stat_control(const struct kvfs_tree *t,
+			    const struct kvfs_tree_node *n, time_t now,
+			    struct stat *st)
+{
+	stat_common(t, st);
+	if (n->kind == KVFS_NODE_CONTROL) {
+		st->st_mode = S_IFDIR | 0500;
+		st->st_nlink = 2;
+		stat_times(st, t->mount_time, t->mount_time);
+	} else {
+		st->st_mode = S_IFREG | 0400;
+		st->st_nlink = 1;
+		stat_times(st, t->mount_time, now);
+	}
+}
+
+void kvfs_tree_statfs(const struct kvfs_listing *l, struct statvfs *sv)
+{
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = 4096;
+	sv->f_frsize = 4096;
+	sv->f_files = 2 + l->n * (2 + ELEMENTSOF(file_names));
+	sv->f_namemax = KVFS_TREE_NAME_MAX;
+	sv->f_flag = ST_RDONLY;
+}
+
+/* ---- extended attributes (DESIGN §2), from the version's bundle ---- */
+
+static const char *const xattr_names[] = {
+	"user.kvfs.id",	     "user.kvfs.version", "user.kvfs.x5t",
+	"user.kvfs.sha256",  "user.kvfs.enabled", "user.kvfs.nbf",
+	"user.kvfs.exp",     "user.kvfs.created", "user.kvfs.updated",
+	"user.kvfs.subject", "user.kvfs.tags",
+};
+
+bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n)
+{
+	return n->kind == KVFS_NODE_CERT || n->kind == KVFS_NODE_VERSION ||
+	       n->kind == KVFS_NODE_FILE;
+}
+
+/* The index of xattr name, or -1. */
+static int xattr_index(const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(xattr_names); i++)
+		if (strcmp(name, xattr_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+bool kvfs_tree_xattr_known(const char *name)
+{
+	return xattr_index(name) >= 0;
+}
+
+/* The value of xattr i: a string, or a number formatted into num. */
+static const char *xattr_value(const struct kvfs_files *f, int i, char *num,
+			       size_t size)
+{
+	const struct kvfs_cert_attrs *a = &f->bundle.attrs;
+	int64_t v;
+
+	switch (i) {
+	case 0:
+		return f->bundle.id;
+	case 1:
+		return f->bundle.version;
+	case 2:
+		return f->x5t;
+	case 3:
+		return f->sha256;
+	case 4:
+		return a->enabled ? "true" : "false";
+	case 5:
+		v = a->nbf;
+		break;
+	case 6:
+		v = a->exp;
+		break;
+	case 7:
+		v = a->created;
+		break;
+	case 8:
+		v = a->updated;
+		break;
+	case 9:
+		return f->subject;
+	default:
+		return f->bundle.tags_json ? f->bundle.tags_json : "{}";
+	}
+	snprintf(num, size, "%lld", (long long)v);
+	return num;
+}
+
+/* Copy value out the xattr way: its length when size is 0, ERANGE when it
+ * does not fit. */
+static int xattr_out(const char *value, size_t len, char *buf, size_t size)
+{
+	if (len > INT_MAX)
+		return -E2BIG;
+	if (size == 0)
+		return (int)len;
+	if (size < len)
+		return -ERANGE;
+	memcpy(buf, value, len);
+	return (int)len;
+}
+
+int kvfs_tree_getxattr(const struct kvfs_files *files, const char *name,
+		       char *buf, size_t size)
+{
+	int i = xattr_index(name);
+	const char *v;
+	char num[24];
+
+	if (i < 0)
+		return -ENODATA;
+	v = xattr_value(files, i, num, sizeof(num));
+	return v ? xattr_out(v, strlen(v), buf, size) : -ENODATA;
+}
+
+int kvfs_tree_listxattr(const struct kvfs_tree_node *n, char *buf, size_t size)
+{
+	size_t len = 0;
+	char all[256];
+
+	if (kvfs_tree_has_xattrs(n)) {
+		for (size_t i = 0; i < ELEMENTSOF(xattr_names); i++) {
+			size_t l = strlen(xattr_names[i]) + 1;
+
+			memcpy(all + len, xattr_names[i], l);
+			len += l;
+		}
+	}
+	return xattr_out(all, len, buf, size);
+}

@@ -1,0 +1,162 @@
+/* The tree as paths and attributes: which node a path names
+ * (certificates/<name>/, its versions/<version>/, their files, .kvfs/ and
+ * its files), and what stat, the xattrs and statfs say of each.  Pure: the
+ * input is the path, a listing snapshot, a versions listing, a version's
+ * files and the configuration; the output is a node, a view of a file, a
+ * struct stat or xattr bytes.  No FUSE, no lock, no I/O, no clock (the
+ * caller passes the time): fs.c takes the references, fetches what a node
+ * needs and serves the result.  Callable from any thread. */
+#ifndef KVFS_TREE_H
+#define KVFS_TREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "cache.h"
+#include "config.h"
+#include "control.h"
+
+#define KVFS_TREE_CERTIFICATES "certificates"
+#define KVFS_TREE_VERSIONS "versions"
+/* The longest name of a certificate, a version or a file (Key Vault's). */
+#define KVFS_TREE_NAME_MAX 127
+
+enum kvfs_node_kind {
+	KVFS_NODE_ROOT,
+	KVFS_NODE_CERTIFICATES,
+	KVFS_NODE_CERT,	    /* certificates/<name>/ */
+	KVFS_NODE_VERSIONS, /* certificates/<name>/versions/ */
+	KVFS_NODE_VERSION,  /* certificates/<name>/versions/<version>/ */
+	KVFS_NODE_FILE,	    /* a file of either kind of certificate directory */
+	KVFS_NODE_CONTROL,  /* .kvfs/ */
+	KVFS_NODE_CONTROL_FILE,
+};
+
+/* The files of a certificate directory, in the order a listing shows. */
+enum kvfs_file_kind {
+	KVFS_FILE_CERT_PEM,
+	KVFS_FILE_CERT_DER,
+	KVFS_FILE_CHAIN,
+	KVFS_FILE_FULLCHAIN,
+	KVFS_FILE_PRIVKEY,
+	KVFS_FILE_BUNDLE,
+	KVFS_FILE_PFX,
+	KVFS_FILE_COUNT_,
+};
+
+/* What the tree is rendered with, set once at mount. */
+struct kvfs_tree {
+	const struct kvfs_config
+		*config;   /* uid, gid, key_mode, allow_expired */
+	time_t mount_time; /* the times of / and .kvfs/ */
+	bool control;	   /* whether .kvfs/ exists */
+};
+
+/* A resolved path.  entry points into the listing and version into the
+ * versions listing it was resolved against, which must outlive it;
+ * version is NULL for the latest version (the certificate directory
+ * itself). */
+struct kvfs_tree_node {
+	enum kvfs_node_kind kind;
+	const struct kvfs_entry *entry;	      /* KVFS_NODE_CERT and below */
+	const struct kvfs_cert_item *version; /* inside versions/<v>/ */
+	enum kvfs_file_kind file;	      /* KVFS_NODE_FILE */
+	enum kvfs_control_file control;	      /* KVFS_NODE_CONTROL_FILE */
+};
+
+/* kvfs_tree_resolve(): the path goes inside versions/<version>/ of the
+ * certificate ret->entry, whose versions listing is needed. */
+#define KVFS_TREE_NEEDS_VERSIONS 1
+
+/* Resolve path as FUSE gives it ("/", "/certificates/www/cert.pem"; no
+ * trailing slash) against listing l and, for a path inside
+ * versions/<version>/, the versions listing vs of its certificate.  Names
+ * are compared without case, as Key Vault does; a name that is not a
+ * valid Key Vault name ("..", empty, longer than KVFS_TREE_NAME_MAX)
+ * never reaches a listing.  0 with *ret; KVFS_TREE_NEEDS_VERSIONS with
+ * *ret the versions/ directory when vs is NULL and would be looked at
+ * (call again with the versions listing of ret->entry); -ENOENT when the
+ * path names nothing. */
+int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
+		      const struct kvfs_listing *l,
+		      const struct kvfs_versions *vs,
+		      struct kvfs_tree_node *ret);
+
+/* Whether path, which resolved to n (KVFS_NODE_CERT or below), names the
+ * certificate as the vault spells it: "/certificates/<name>/...". */
+bool kvfs_tree_spelled_as_in_vault(const char *path,
+				   const struct kvfs_tree_node *n);
+
+/* The attributes of n's version (KVFS_NODE_CERT and below). */
+const struct kvfs_cert_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n);
+
+/* DESIGN §2: closed for everyone, root included, when disabled or outside
+ * its validity at now (unless allow_expired). */
+bool kvfs_tree_closed(const struct kvfs_tree *t,
+		      const struct kvfs_cert_attrs *a, time_t now);
+
+const char *kvfs_tree_file_name(enum kvfs_file_kind k);
+/* Whether file k holds the private key: privkey.pem, bundle.pem and
+ * cert.pfx (mode key_mode=, absent when the key is not exportable). */
+bool kvfs_tree_holds_key(enum kvfs_file_kind k);
+
+/* What a file is right now. */
+struct kvfs_tree_view {
+	const void *data; /* NULL when not known without a fetch */
+	size_t len;
+	mode_t mode;
+	bool forbidden; /* the vault will not give this identity the secret */
+};
+
+/* Whether kvfs_tree_view() of file k with files looks at the secret
+ * (chain.pem and after, when the file exists). */
+bool kvfs_tree_needs_secret(const struct kvfs_files *files,
+			    enum kvfs_file_kind k);
+
+/* What file k of the directory n is at now, given its files (NULL: not
+ * fetched) and, when kvfs_tree_needs_secret(), what getting the secret
+ * gave: secret_r 0 with sf, or its -errno (-ENODATA: not fetched).
+ * -ENODATA when the file would need the files or the secret; -ENOENT when
+ * it does not exist (a key that is not exportable); secret_r when the
+ * secret is unusable.  *ret is written on -ENODATA too: its mode holds. */
+int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
+		   enum kvfs_file_kind k, time_t now,
+		   const struct kvfs_files *files, int secret_r,
+		   const struct kvfs_pki_secret_files *sf,
+		   struct kvfs_tree_view *ret);
+
+/* The stat of directory n; l: the listing, for certificates/ (NULL:
+ * none). */
+void kvfs_tree_stat_dir(const struct kvfs_tree *t,
+			const struct kvfs_tree_node *n,
+			const struct kvfs_listing *l, struct stat *st);
+/* The stat of file n (or of file k of directory n) as v shows it. */
+void kvfs_tree_stat_file(const struct kvfs_tree *t,
+			 const struct kvfs_tree_node *n,
+			 const struct kvfs_tree_view *v, struct stat *st);
+/* The stat of .kvfs/ or one of its files at now: 0500 and 0400, size 0
+ * (as /proc: the size is only known once rendered). */
+void kvfs_tree_stat_control(const struct kvfs_tree *t,
+			    const struct kvfs_tree_node *n, time_t now,
+			    struct stat *st);
+/* statfs of a mount that shows listing l. */
+void kvfs_tree_statfs(const struct kvfs_listing *l, struct statvfs *sv);
+
+/* Whether n carries the user.kvfs.* attributes (certificate and version
+ * directories and their files). */
+bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n);
+/* Whether name is one of them; its value comes from the version's
+ * files. */
+bool kvfs_tree_xattr_known(const char *name);
+/* The value of xattr name of files, the getxattr(2) way: its length when
+ * size is 0, -ERANGE when it does not fit, -ENODATA when name is not
+ * ours. */
+int kvfs_tree_getxattr(const struct kvfs_files *files, const char *name,
+		       char *buf, size_t size);
+/* The names of n's xattrs, the listxattr(2) way. */
+int kvfs_tree_listxattr(const struct kvfs_tree_node *n, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,640 @@
+/* The tree without a mount: paths as FUSE gives them, hostile ones
+ * included, resolved against a hand-made listing and versions listing;
+ * the modes of DESIGN §2 (0000 while disabled, not yet valid or expired,
+ * key_mode= for the key files, 0444 for the others); the stat of every
+ * kind of node; statfs; and the xattrs, the getxattr(2) way. */
+#include <errno.h>
+#include <string.h>
+
+#include "tap.h"
+#include "tree.h"
+
+#define NOW 1000
+#define MOUNTED 900
+
+static struct kvfs_config config = {
+	.uid = 1234,
+	.gid = 5678,
+	.key_mode = 0400,
+};
+
+static struct kvfs_tree tree = {
+	.config = &config,
+	.mount_time = MOUNTED,
+	.control = true,
+};
+
+/* 127 characters: the longest name Key Vault allows. */
+#define LONG_NAME                                                              \
+	"a123456789b123456789c123456789d123456789e123456789f123456789"         \
+	"g123456789h123456789i123456789j123456789k123456789l123456789"         \
+	"m123456"
+
+/* Sorted without case, as the cache sorts them. */
+static struct kvfs_entry entries[] = {
+	{.item = {.name = LONG_NAME,
+		  .attrs = {.enabled = true, .created = 10, .updated = 20}}},
+	{.item = {.name = "Mail",
+		  .attrs = {.enabled = true, .created = 30, .updated = 40}}},
+	{.item = {.name = "www",
+		  .attrs = {.enabled = true,
+			    .nbf = 500,
+			    .exp = 2000,
+			    .created = 50,
+			    .updated = 60}}},
+};
+
+static struct kvfs_listing listing = {
+	.entries = entries,
+	.n = 3,
+	.updated_max = 60,
+};
+
+static struct kvfs_cert_item version_items[] = {
+	{.name = "www",
+	 .version = "0123abcd",
+	 .attrs = {.enabled = true, .created = 70, .updated = 80}},
+	{.name = "www",
+	 .version = "4567ef01",
+	 .attrs = {.enabled = false, .created = 90, .updated = 95}},
+};
+
+static struct kvfs_versions versions = {
+	.list = {.items = version_items, .n = 2},
+};
+
+static int resolve(const char *path, const struct kvfs_versions *vs,
+		   struct kvfs_tree_node *n)
+{
+	memset(n, 0xa5, sizeof(*n));
+	return kvfs_tree_resolve(&tree, path, &listing, vs, n);
+}
+
+static void test_resolve_top(void)
+{
+	struct kvfs_tree_node n;
+
+	is_int(resolve("/", NULL, &n), 0, "/ resolves");
+	is_int(n.kind, KVFS_NODE_ROOT, "to the root");
+	is_int(resolve("/certificates", NULL, &n), 0, "/certificates");
+	is_int(n.kind, KVFS_NODE_CERTIFICATES, "is certificates/");
+	is_int(resolve("/.kvfs", NULL, &n), 0, "/.kvfs");
+	is_int(n.kind, KVFS_NODE_CONTROL, "is .kvfs/");
+	is_int(resolve("/.kvfs/status", NULL, &n), 0, "/.kvfs/status");
+	is_int(n.kind, KVFS_NODE_CONTROL_FILE, "is a control file");
+	is_int(n.control, KVFS_CONTROL_STATUS, "status");
+	is_int(resolve("/.kvfs/metrics", NULL, &n), 0, "/.kvfs/metrics");
+	is_int(n.control, KVFS_CONTROL_METRICS, "metrics");
+	/* What FUSE never sends, kept as it was: the directory. */
+	is_int(resolve("/.kvfs/", NULL, &n), 0, "/.kvfs/ with a slash");
+	is_int(n.kind, KVFS_NODE_CONTROL, "is .kvfs/ too");
+
+	static const char *const none[] = {
+		"",
+		"certificates",
+		"//",
+		"//certificates",
+		"/certificates/",
+		"/Certificates",
+		"/certificatesx",
+		"/certificate",
+		"/..",
+		"/.",
+		"/.kvfs/nope",
+		"/.kvfs/status/x",
+		"/.kvfs/STATUS",
+		"/.kvfs/status/",
+		"/.kvfsx",
+		"/.KVFS",
+		"/cert.pem",
+	};
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+		is_int(resolve(none[i], NULL, &n), -ENOENT, "'%s' is nothing",
+		       none[i]);
+	is_int(kvfs_tree_resolve(&tree, NULL, &listing, NULL, &n), -ENOENT,
+	       "no path is nothing");
+
+	tree.control = false;
+	is_int(resolve("/.kvfs", NULL, &n), -ENOENT, "no .kvfs/ without one");
+	is_int(resolve("/.kvfs/status", NULL, &n), -ENOENT, "nor its status");
+	tree.control = true;
+}
+
+static void test_resolve_certificates(void)
+{
+	struct kvfs_tree_node n;
+
+	is_int(resolve("/certificates/www", NULL, &n), 0, "www");
+	is_int(n.kind, KVFS_NODE_CERT, "is a certificate directory");
+	ok(n.entry == &entries[2], "of the listing's www");
+	ok(n.version == NULL, "the latest version");
+	is_int(resolve("/certificates/WWW", NULL, &n), 0, "WWW: no case");
+	ok(n.entry == &entries[2], "finds www");
+	ok(!kvfs_tree_spelled_as_in_vault("/certificates/WWW", &n),
+	   "not as the vault spells it");
+	ok(kvfs_tree_spelled_as_in_vault("/certificates/www/cert.pem", &n),
+	   "www/cert.pem is");
+	ok(!kvfs_tree_spelled_as_in_vault("/certificates/wwwx", &n),
+	   "wwwx is not");
+	is_int(resolve("/certificates/mail", NULL, &n), 0, "mail");
+	ok(n.entry == &entries[1], "finds Mail");
+
+	is_int(resolve("/certificates/www/fullchain.pem", NULL, &n), 0,
+	       "www/fullchain.pem");
+	is_int(n.kind, KVFS_NODE_FILE, "is a file");
+	is_int(n.file, KVFS_FILE_FULLCHAIN, "fullchain.pem");
+	ok(n.entry == &entries[2] && n.version == NULL, "of www's latest");
+	for (int k = 0; k < KVFS_FILE_COUNT_; k++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/certificates/Www/%s",
+			 kvfs_tree_file_name((enum kvfs_file_kind)k));
+		is_int(resolve(path, NULL, &n), 0, "%s", path);
+		is_int(n.file, k, "is file %d", k);
+	}
+	ok(kvfs_tree_file_name(KVFS_FILE_COUNT_) == NULL, "no eighth file");
+
+	is_int(resolve("/certificates/" LONG_NAME, NULL, &n), 0,
+	       "a name of 127 characters");
+	ok(n.entry == &entries[0], "finds it");
+	is_int(resolve("/certificates/" LONG_NAME "/cert.pem", NULL, &n), 0,
+	       "and its cert.pem");
+
+	static const char *const none[] = {
+		"/certificates/nope",
+		"/certificates/..",
+		"/certificates/.",
+		"/certificates/www/",
+		"/certificates//www",
+		"/certificates/www/..",
+		"/certificates/www/.",
+		"/certificates/../certificates",
+		"/certificates/ww",
+		"/certificates/wwww",
+		"/certificates/www.",
+		"/certificates/w_w",
+		"/certificates/www/FULLCHAIN.PEM",
+		"/certificates/www/fullchain.pem/",
+		"/certificates/www/fullchain.pem/x",
+		"/certificates/www/cert",
+		"/certificates/www/nope",
+		"/certificates/www/VERSIONS",
+		"/certificates/www/versionsx",
+		"/certificates/www/versions/",
+		"/certificates/www/versions/..",
+		"/certificates/www/versions/a.b",
+		"/certificates/" LONG_NAME "x",
+		"/certificates/" LONG_NAME "/" LONG_NAME "x",
+	};
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+		is_int(resolve(none[i], NULL, &n), -ENOENT, "'%s' is nothing",
+		       none[i]);
+	is_int(kvfs_tree_resolve(&tree, "/certificates/www", NULL, NULL, &n),
+	       -ENOENT, "no certificate without a listing");
+}
+
+static void test_resolve_versions(void)
+{
+	struct kvfs_tree_node n;
+
+	is_int(resolve("/certificates/www/versions", NULL, &n), 0,
+	       "www/versions");
+	is_int(n.kind, KVFS_NODE_VERSIONS, "is versions/");
+	ok(n.entry == &entries[2], "of www");
+
+	is_int(resolve("/certificates/www/versions/0123abcd", NULL, &n),
+	       KVFS_TREE_NEEDS_VERSIONS, "a version needs the versions");
+	is_int(n.kind, KVFS_NODE_VERSIONS, "of versions/");
+	ok(n.entry == &entries[2], "of www");
+	is_int(resolve("/certificates/www/versions/0123abcd", &versions, &n), 0,
+	       "which has 0123abcd");
+	is_int(n.kind, KVFS_NODE_VERSION, "a version directory");
+	ok(n.version == &version_items[0], "that version");
+	is_int(resolve("/certificates/WWW/versions/0123ABCD", &versions, &n), 0,
+	       "in any case");
+	ok(n.version == &version_items[0], "the same version");
+
+	is_int(resolve("/certificates/www/versions/4567ef01/privkey.pem",
+		       &versions, &n),
+	       0, "a version's privkey.pem");
+	is_int(n.kind, KVFS_NODE_FILE, "a file");
+	is_int(n.file, KVFS_FILE_PRIVKEY, "privkey.pem");
+	ok(n.version == &version_items[1], "of that version");
+
+	/* The versions listing is fetched before the rest is looked at, as
+	 * a lookup of the version directory would have fetched it. */
+	is_int(resolve("/certificates/www/versions/0123abcd/nope", NULL, &n),
+	       KVFS_TREE_NEEDS_VERSIONS, "a file of a version needs them too");
+	static const char *const none[] = {
+		"/certificates/www/versions/nope",
+		"/certificates/www/versions/0123abcd/nope",
+		"/certificates/www/versions/0123abcd/",
+		"/certificates/www/versions/0123abcd/cert.pem/",
+		"/certificates/www/versions/0123abcd/cert.pem/x",
+		"/certificates/www/versions/0123abcd/versions",
+		"/certificates/www/versions/0123abcd/..",
+	};
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+		is_int(resolve(none[i], &versions, &n), -ENOENT,
+		       "'%s' is nothing", none[i]);
+}
+
+static struct kvfs_tree_node file_of(const struct kvfs_entry *e,
+				     const struct kvfs_cert_item *version,
+				     enum kvfs_file_kind k)
+{
+	return (struct kvfs_tree_node){.kind = KVFS_NODE_FILE,
+				       .entry = e,
+				       .version = version,
+				       .file = k};
+}
+
+static struct kvfs_pki_secret_files secret = {
+	.has_key = true,
+	.chain = "CHAIN",
+	.chain_len = 5,
+	.fullchain = "FULLCHAIN",
+	.fullchain_len = 9,
+	.privkey = "PRIVKEY!",
+	.privkey_len = 8,
+	.bundle = "BUNDLE",
+	.bundle_len = 6,
+	.pfx = (unsigned char *)"PFX",
+	.pfx_len = 3,
+};
+
+static struct kvfs_files files = {
+	.bundle = {.id = "https://v.vault.azure.net/certificates/www/0123abcd",
+		   .version = "0123abcd",
+		   .der = (unsigned char *)"DER",
+		   .der_len = 3,
+		   .exportable = true,
+		   .attrs = {.enabled = true,
+			     .nbf = 500,
+			     .exp = 2000,
+			     .created = 50,
+			     .updated = 60}},
+	.cert_pem = "CERT PEM",
+	.cert_pem_len = 8,
+	.subject = "CN=www",
+	.sha256 = "ab12",
+	.x5t = "x5t-value",
+};
+
+/* The view of file k of www (attrs a) with the secret as given. */
+static int view(const struct kvfs_cert_attrs *a, enum kvfs_file_kind k,
+		const struct kvfs_files *f, int secret_r,
+		struct kvfs_tree_view *v)
+{
+	struct kvfs_entry e = {.item = {.name = "www", .attrs = *a}};
+	struct kvfs_tree_node n = file_of(&e, NULL, k);
+
+	return kvfs_tree_view(&tree, &n, k, NOW, f, secret_r,
+			      secret_r == 0 ? &secret : NULL, v);
+}
+
+/* The mode of file k of www (attrs a) with its secret readable; -1 when
+ * the view fails. */
+static int mode_of(const struct kvfs_cert_attrs *a, enum kvfs_file_kind k)
+{
+	struct kvfs_tree_view v;
+
+	return view(a, k, &files, 0, &v) == 0 ? (int)v.mode : -1;
+}
+
+static void test_modes(void)
+{
+	const struct kvfs_cert_attrs open = {
+		.enabled = true, .nbf = 500, .exp = 2000};
+	const struct kvfs_cert_attrs disabled = {
+		.enabled = false, .nbf = 500, .exp = 2000};
+	const struct kvfs_cert_attrs early = {
+		.enabled = true, .nbf = NOW + 1, .exp = 2000};
+	const struct kvfs_cert_attrs expired = {
+		.enabled = true, .nbf = 500, .exp = NOW};
+	const struct kvfs_cert_attrs last_second = {
+		.enabled = true, .nbf = NOW, .exp = NOW + 1};
+	const struct kvfs_cert_attrs no_dates = {.enabled = true};
+	struct kvfs_tree_view v;
+
+	/* The files of an open certificate. */
+	is_int(view(&open, KVFS_FILE_CERT_PEM, &files, -ENODATA, &v), 0,
+	       "cert.pem needs no secret");
+	is_int(v.mode, 0444, "cert.pem is 0444");
+	ok(v.data == files.cert_pem && v.len == 8, "with its bytes");
+	is_int(view(&open, KVFS_FILE_CERT_DER, &files, -ENODATA, &v), 0,
+	       "cert.der");
+	is_int(v.mode, 0444, "cert.der is 0444");
+	ok(v.data == files.bundle.der && v.len == 3, "the DER");
+	is_int(view(&open, KVFS_FILE_CHAIN, &files, 0, &v), 0, "chain.pem");
+	is_int(v.mode, 0444, "chain.pem is 0444");
+	ok(v.data == secret.chain && v.len == 5, "from the secret");
+	is_int(view(&open, KVFS_FILE_FULLCHAIN, &files, 0, &v), 0,
+	       "fullchain.pem");
+	is_int(v.mode, 0444, "fullchain.pem is 0444");
+	is_int((long long)v.len, 9, "its length");
+	is_int(view(&open, KVFS_FILE_PRIVKEY, &files, 0, &v), 0, "privkey.pem");
+	is_int(v.mode, 0400, "privkey.pem is key_mode 0400");
+	ok(v.data == secret.privkey && v.len == 8, "the key");
+	ok(!v.forbidden, "not forbidden");
+	is_int(view(&open, KVFS_FILE_BUNDLE, &files, 0, &v), 0, "bundle.pem");
+	is_int(v.mode, 0400, "bundle.pem is 0400");
+	is_int(view(&open, KVFS_FILE_PFX, &files, 0, &v), 0, "cert.pfx");
+	is_int(v.mode, 0400, "cert.pfx is 0400");
+	ok(v.data == secret.pfx && v.len == 3, "the PKCS#12");
+	config.key_mode = 0440;
+	is_int(mode_of(&open, KVFS_FILE_PRIVKEY), 0440,
+	       "privkey.pem follows key_mode=0440");
+	is_int(mode_of(&open, KVFS_FILE_CHAIN), 0444, "chain.pem does not");
+	config.key_mode = 0400;
+	is_int(mode_of(&no_dates, KVFS_FILE_CERT_PEM), 0444,
+	       "no nbf, no exp: open");
+	is_int(mode_of(&last_second, KVFS_FILE_PRIVKEY), 0400,
+	       "nbf now, exp in a second: open");
+
+	/* Closed: 0000 for every file, and no secret-derived bytes. */
+	const struct {
+		const struct kvfs_cert_attrs *a;
+		const char *why;
+	} closed[] = {
+		{&disabled, "disabled"},
+		{&early, "not yet valid"},
+		{&expired, "expired (exp is now)"},
+	};
+	for (size_t i = 0; i < sizeof(closed) / sizeof(closed[0]); i++) {
+		for (int k = 0; k < KVFS_FILE_COUNT_; k++) {
+			is_int(view(closed[i].a, (enum kvfs_file_kind)k, &files,
+				    0, &v),
+			       0, "%s: file %d", closed[i].why, k);
+			is_int(v.mode, 0000, "%s: file %d is 0000",
+			       closed[i].why, k);
+		}
+		ok(view(closed[i].a, KVFS_FILE_PRIVKEY, &files, 0, &v) == 0 &&
+			   v.data == NULL && v.len == 0,
+		   "%s: the key's size is not shown", closed[i].why);
+		ok(view(closed[i].a, KVFS_FILE_CERT_PEM, &files, 0, &v) == 0 &&
+			   v.len == 8,
+		   "%s: cert.pem's size is", closed[i].why);
+		is_int(view(closed[i].a, KVFS_FILE_CHAIN, &files, -EIO, &v), 0,
+		       "%s: a failing secret does not matter", closed[i].why);
+		is_int(view(closed[i].a, KVFS_FILE_CHAIN, &files, -ENODATA, &v),
+		       0, "%s: nor one not fetched", closed[i].why);
+		is_int(view(closed[i].a, KVFS_FILE_CHAIN, NULL, -ENODATA, &v),
+		       0, "%s: nor files not fetched", closed[i].why);
+		is_int(v.mode, 0000, "%s: still 0000", closed[i].why);
+	}
+
+	/* allow_expired opens what is outside its dates, not what is
+	 * disabled. */
+	config.allow_expired = true;
+	is_int(mode_of(&expired, KVFS_FILE_PRIVKEY), 0400,
+	       "allow_expired: an expired privkey.pem is 0400");
+	is_int(mode_of(&early, KVFS_FILE_CERT_PEM), 0444,
+	       "allow_expired: a cert.pem not yet valid is 0444");
+	is_int(mode_of(&disabled, KVFS_FILE_CERT_PEM), 0000,
+	       "allow_expired: a disabled one is still 0000");
+	config.allow_expired = false;
+
+	ok(kvfs_tree_closed(&tree, &expired, NOW), "closed at exp");
+	ok(!kvfs_tree_closed(&tree, &expired, NOW - 1), "open a second before");
+	ok(kvfs_tree_closed(&tree, &early, NOW), "closed before nbf");
+	ok(!kvfs_tree_closed(&tree, &early, NOW + 1), "open at nbf");
+}
+
+static void test_views_without_data(void)
+{
+	const struct kvfs_cert_attrs open = {.enabled = true};
+	struct kvfs_files unexportable = files;
+	struct kvfs_tree_view v;
+
+	/* Not fetched yet. */
+	is_int(view(&open, KVFS_FILE_CERT_PEM, NULL, -ENODATA, &v), -ENODATA,
+	       "cert.pem needs the files");
+	is_int(v.mode, 0444, "its mode holds");
+	is_int(view(&open, KVFS_FILE_PRIVKEY, NULL, -ENODATA, &v), -ENODATA,
+	       "privkey.pem needs them");
+	is_int(v.mode, 0400, "its mode holds");
+	is_int(view(&open, KVFS_FILE_FULLCHAIN, &files, -ENODATA, &v), -ENODATA,
+	       "fullchain.pem needs the secret");
+	is_int(v.mode, 0444, "its mode holds");
+
+	/* The identity may not read the secret. */
+	for (int k = KVFS_FILE_CHAIN; k < KVFS_FILE_COUNT_; k++) {
+		is_int(view(&open, (enum kvfs_file_kind)k, &files, -EACCES, &v),
+		       0, "secret forbidden: file %d", k);
+		is_int(v.mode, 0000, "file %d is 0000", k);
+		ok(v.forbidden, "and forbidden");
+	}
+	is_int(view(&open, KVFS_FILE_CERT_PEM, &files, -EACCES, &v), 0,
+	       "cert.pem still works");
+	is_int(v.mode, 0444, "0444");
+	is_int(view(&open, KVFS_FILE_CHAIN, &files, -EIO, &v), -EIO,
+	       "an unusable secret is EIO");
+
+	/* A key that is not exportable: no key files. */
+	unexportable.bundle.exportable = false;
+	for (int k = KVFS_FILE_PRIVKEY; k < KVFS_FILE_COUNT_; k++)
+		is_int(view(&open, (enum kvfs_file_kind)k, &unexportable, 0,
+			    &v),
+		       -ENOENT, "not exportable: no file %d", k);
+	is_int(view(&open, KVFS_FILE_FULLCHAIN, &unexportable, 0, &v), 0,
+	       "not exportable: fullchain.pem");
+	ok(!kvfs_tree_needs_secret(&unexportable, KVFS_FILE_PRIVKEY),
+	   "nor a secret for privkey.pem");
+	ok(kvfs_tree_needs_secret(&unexportable, KVFS_FILE_CHAIN),
+	   "but for chain.pem");
+	secret.has_key = false;
+	is_int(view(&open, KVFS_FILE_PRIVKEY, &files, 0, &v), -ENOENT,
+	       "a secret without a key: no privkey.pem");
+	is_int(view(&open, KVFS_FILE_CHAIN, &files, 0, &v), 0,
+	       "chain.pem is there");
+	secret.has_key = true;
+
+	ok(!kvfs_tree_needs_secret(NULL, KVFS_FILE_CHAIN), "no files: no");
+	ok(!kvfs_tree_needs_secret(&files, KVFS_FILE_CERT_PEM), "cert.pem: no");
+	ok(!kvfs_tree_needs_secret(&files, KVFS_FILE_CERT_DER), "cert.der: no");
+	ok(kvfs_tree_needs_secret(&files, KVFS_FILE_PFX), "cert.pfx: yes");
+	ok(!kvfs_tree_holds_key(KVFS_FILE_FULLCHAIN), "fullchain has no key");
+	ok(kvfs_tree_holds_key(KVFS_FILE_BUNDLE), "bundle.pem has it");
+}
+
+static void check_stat(const struct stat *st, mode_t mode, long nlink,
+		       long long mtime, long long atime, const char *what)
+{
+	is_int(st->st_mode, mode, "%s: mode 0%o", what, (unsigned)mode);
+	is_int(st->st_nlink, nlink, "%s: %ld links", what, nlink);
+	is_int(st->st_mtim.tv_sec, mtime, "%s: mtime", what);
+	is_int(st->st_ctim.tv_sec, mtime, "%s: ctime", what);
+	is_int(st->st_atim.tv_sec, atime, "%s: atime", what);
+	is_int(st->st_uid, 1234, "%s: uid=", what);
+	is_int(st->st_gid, 5678, "%s: gid=", what);
+	is_int(st->st_blksize, 4096, "%s: block size", what);
+}
+
+static void test_stat(void)
+{
+	struct kvfs_tree_node n;
+	struct kvfs_tree_view v;
+	struct kvfs_listing empty = {0};
+	struct statvfs sv;
+	struct stat st;
+
+	n = (struct kvfs_tree_node){.kind = KVFS_NODE_ROOT};
+	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
+	check_stat(&st, S_IFDIR | 0555, 4, MOUNTED, MOUNTED, "/");
+	n.kind = KVFS_NODE_CERTIFICATES;
+	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
+	check_stat(&st, S_IFDIR | 0555, 5, 60, MOUNTED, "certificates/");
+	kvfs_tree_stat_dir(&tree, &n, &empty, &st);
+	check_stat(&st, S_IFDIR | 0555, 2, MOUNTED, MOUNTED,
+		   "an empty certificates/");
+	is_int(resolve("/certificates/www", NULL, &n), 0, "www");
+	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
+	check_stat(&st, S_IFDIR | 0555, 3, 60, 50, "www/");
+	is_int(st.st_size, 0, "www/: size 0");
+	is_int(resolve("/certificates/www/versions", NULL, &n), 0, "versions");
+	kvfs_tree_stat_dir(&tree, &n, NULL, &st);
+	check_stat(&st, S_IFDIR | 0555, 1, 60, 50, "www/versions/");
+	/* Directories stay 0555 when their certificate is closed. */
+	is_int(resolve("/certificates/www/versions/4567ef01", &versions, &n), 0,
+	       "a disabled version");
+	kvfs_tree_stat_dir(&tree, &n, NULL, &st);
+	check_stat(&st, S_IFDIR | 0555, 2, 95, 90, "a disabled version/");
+
+	is_int(resolve("/certificates/www/versions/4567ef01/cert.pem",
+		       &versions, &n),
+	       0, "its cert.pem");
+	is_int(kvfs_tree_view(&tree, &n, n.file, NOW, &files, 0, &secret, &v),
+	       0, "a view");
+	kvfs_tree_stat_file(&tree, &n, &v, &st);
+	check_stat(&st, S_IFREG | 0000, 1, 95, 90, "a disabled version's file");
+	is_int(st.st_size, 8, "its size");
+	is_int(st.st_blocks, 1, "one block");
+
+	is_int(resolve("/certificates/www/privkey.pem", NULL, &n), 0,
+	       "www/privkey.pem");
+	is_int(kvfs_tree_view(&tree, &n, n.file, NOW, &files, 0, &secret, &v),
+	       0, "a view");
+	v.len = 513;
+	kvfs_tree_stat_file(&tree, &n, &v, &st);
+	check_stat(&st, S_IFREG | 0400, 1, 60, 50, "privkey.pem");
+	is_int(st.st_size, 513, "size 513");
+	is_int(st.st_blocks, 2, "two blocks");
+
+	n = (struct kvfs_tree_node){.kind = KVFS_NODE_CONTROL};
+	kvfs_tree_stat_control(&tree, &n, NOW, &st);
+	check_stat(&st, S_IFDIR | 0500, 2, MOUNTED, MOUNTED, ".kvfs/");
+	is_int(resolve("/.kvfs/status", NULL, &n), 0, "status");
+	kvfs_tree_stat_control(&tree, &n, NOW, &st);
+	check_stat(&st, S_IFREG | 0400, 1, NOW, MOUNTED, ".kvfs/status");
+	is_int(st.st_size, 0, "size 0, as /proc");
+
+	kvfs_tree_statfs(&listing, &sv);
+	is_int(sv.f_bsize, 4096, "statfs: block size");
+	is_int(sv.f_files, 2 + 3 * 9, "statfs: inodes of 3 certificates");
+	is_int(sv.f_namemax, 127, "statfs: names up to 127");
+	is_int(sv.f_flag & ST_RDONLY, ST_RDONLY, "statfs: read-only");
+	is_int(sv.f_blocks, 0, "statfs: no blocks");
+}
+
+static void test_xattrs(void)
+{
+	const struct {
+		const char *name, *value;
+	} want[] = {
+		{"user.kvfs.id",
+		 "https://v.vault.azure.net/certificates/www/0123abcd"},
+		{"user.kvfs.version", "0123abcd"},
+		{"user.kvfs.x5t", "x5t-value"},
+		{"user.kvfs.sha256", "ab12"},
+		{"user.kvfs.enabled", "true"},
+		{"user.kvfs.nbf", "500"},
+		{"user.kvfs.exp", "2000"},
+		{"user.kvfs.created", "50"},
+		{"user.kvfs.updated", "60"},
+		{"user.kvfs.subject", "CN=www"},
+		{"user.kvfs.tags", "{}"},
+	};
+	struct kvfs_files tagged = files;
+	size_t all = 0;
+	char buf[256];
+	struct kvfs_tree_node n;
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		int len = (int)strlen(want[i].value);
+
+		all += strlen(want[i].name) + 1;
+		ok(kvfs_tree_xattr_known(want[i].name), "%s is known",
+		   want[i].name);
+		is_int(kvfs_tree_getxattr(&files, want[i].name, NULL, 0), len,
+		       "%s: its length", want[i].name);
+		memset(buf, 0, sizeof(buf));
+		is_int(kvfs_tree_getxattr(&files, want[i].name, buf,
+					  sizeof(buf)),
+		       len, "%s: read", want[i].name);
+		is_str(buf, want[i].value, "%s", want[i].name);
+		is_int(kvfs_tree_getxattr(&files, want[i].name, buf,
+					  (size_t)len - 1),
+		       -ERANGE, "%s: ERANGE one byte short", want[i].name);
+	}
+	ok(!kvfs_tree_xattr_known("user.kvfs.nope"), "user.kvfs.nope is not");
+	ok(!kvfs_tree_xattr_known("user.kvfs"), "nor user.kvfs");
+	ok(!kvfs_tree_xattr_known("USER.KVFS.ID"), "nor USER.KVFS.ID");
+	is_int(kvfs_tree_getxattr(&files, "security.selinux", buf, sizeof(buf)),
+	       -ENODATA, "security.selinux: ENODATA");
+	tagged.bundle.tags_json = "{\"env\":\"prod\"}";
+	tagged.bundle.attrs.enabled = false;
+	memset(buf, 0, sizeof(buf));
+	is_int(kvfs_tree_getxattr(&tagged, "user.kvfs.tags", buf, sizeof(buf)),
+	       14, "tags");
+	is_str(buf, "{\"env\":\"prod\"}", "as the vault's JSON");
+	memset(buf, 0, sizeof(buf));
+	is_int(kvfs_tree_getxattr(&tagged, "user.kvfs.enabled", buf,
+				  sizeof(buf)),
+	       5, "enabled of a disabled one");
+	is_str(buf, "false", "false");
+
+	static const char *const with[] = {
+		"/certificates/www",
+		"/certificates/www/cert.pem",
+		"/certificates/www/versions/0123abcd",
+		"/certificates/www/versions/0123abcd/cert.pfx",
+	};
+	for (size_t i = 0; i < sizeof(with) / sizeof(with[0]); i++) {
+		is_int(resolve(with[i], &versions, &n), 0, "%s", with[i]);
+		ok(kvfs_tree_has_xattrs(&n), "%s has xattrs", with[i]);
+		is_int(kvfs_tree_listxattr(&n, NULL, 0), (long long)all,
+		       "%s: the list's length", with[i]);
+	}
+	memset(buf, 0, sizeof(buf));
+	is_int(kvfs_tree_listxattr(&n, buf, sizeof(buf)), (long long)all,
+	       "the list");
+	is_str(buf, "user.kvfs.id", "begins with user.kvfs.id");
+	is_str(buf + all - strlen("user.kvfs.tags") - 1, "user.kvfs.tags",
+	       "ends with user.kvfs.tags");
+	is_int(kvfs_tree_listxattr(&n, buf, all - 1), -ERANGE,
+	       "ERANGE one byte short");
+
+	static const char *const without[] = {
+		"/",	  "/certificates", "/certificates/www/versions",
+		"/.kvfs", "/.kvfs/status",
+	};
+	for (size_t i = 0; i < sizeof(without) / sizeof(without[0]); i++) {
+		is_int(resolve(without[i], &versions, &n), 0, "%s", without[i]);
+		ok(!kvfs_tree_has_xattrs(&n), "%s has none", without[i]);
+		is_int(kvfs_tree_listxattr(&n, buf, sizeof(buf)), 0,
+		       "%s: an empty list", without[i]);
+	}
+}
+
+int main(void)
+{
+	test_resolve_top();
+	test_resolve_certificates();
+	test_resolve_versions();
+	test_modes();
+	test_views_without_data();
+	test_stat();
+	test_xattrs();
+	return done_testing();
+}
