@@ -462,8 +462,8 @@ int kvfs_auth_set_challenge(struct kvfs_auth *a, const char *vault_url,
 			       "vault challenge: tenant '%s', resource '%s'",
 			       a->tenant, a->resource);
 	}
-	note_flush_locked(a, &note);
 	pthread_mutex_unlock(&a->lock);
+	kvfs_log_flush(&note);
 	return 0;
 }
 
