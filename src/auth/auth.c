@@ -51,7 +51,7 @@ struct kvfs_auth {
 	bool tenant_pinned; /* tenant= given: the challenge can't move it */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* a fetch finished (fetch's) */
+	pthread_cond_t cond; /* fetch ended (kvfs_flight_end_locked) */
 	pthread_cond_t wake; /* refresher and sleepers: look again */
 	/* under lock */
 	char *tenant;
