@@ -12,9 +12,11 @@
  * one caller at a time (the others wait for its result); swapping it in
  * drops the slots of certificates that changed or went, and queues a
  * change per certificate for the kernel, which waits until the files
- * opened through the page cache before it are closed.  One mutex and one
+ * opened through the page cache before it are closed.  Slot, secret and
+ * listing fetches are each a single-flight (flight.h).  One mutex and one
  * condition variable for the whole cache; the mutex is never held across
- * a vault call. */
+ * a vault call, nor across a log line: lines are composed under it and
+ * written after. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -26,30 +28,32 @@
 #include <time.h>
 
 #include "cache.h"
+#include "flight.h"
 #include "log.h"
 #include "metrics.h"
 #include "pki.h"
 #include "pins.h"
 #include "util.h"
 
-/* One fetch in progress.  The loader and every waiter hold a reference;
- * the result stays readable until the last of them lets go. */
 enum obj_kind {
 	OBJ_FILES,
 	OBJ_VERSIONS,
 };
 
+/* The fetch of a slot.  Not kept in the slot, which may go before its
+ * waiters run: the loader and every waiter hold a reference, and the
+ * result stays readable until the last of them lets go. */
 struct flight {
 	int refs;
-	bool done;
-	int r;
+	struct kvfs_flight f;
 	enum obj_kind kind;
 	void *obj; /* a reference, on success */
 };
 
+/* The secret of a kvfs_files; while its flight is under way, it is
+ * loading. */
 enum secret_state {
 	SECRET_NONE,
-	SECRET_LOADING,
 	SECRET_READY,
 	SECRET_FAILED,
 };
@@ -108,10 +112,8 @@ struct kvfs_cache {
 	struct slot **slots;	      /* sorted by key, case-insensitively */
 	size_t nslots, aslots;
 
-	/* The one listing in flight, and the result its waiters share. */
-	bool listing_busy;
-	unsigned long listing_gen; /* listings finished */
-	int listing_r;
+	/* The one listing in flight, and the error its waiters share. */
+	struct kvfs_flight listing_flight;
 	struct kvfs_error listing_err;
 
 	/* Freshness: the last listing that succeeded (monotonic seconds),
@@ -482,9 +484,10 @@ static void key_name(const char *key, char *buf, size_t size)
 /* Whether f may still be served: always while revalidation works; while
  * it fails, for max_stale= seconds after the later of f's fetch and the
  * last listing that succeeded, and never past the certificate's exp.
- * Says why not, once in a while. */
+ * Says why not into why, once in a while. */
 static bool files_fresh_locked(const struct kvfs_cache *cache,
-			       const struct kvfs_files *f)
+			       const struct kvfs_files *f,
+			       struct kvfs_log_deferred *why)
 {
 	int64_t seen, now;
 
@@ -494,7 +497,8 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 	seen = f->fetched_mono > cache->last_ok ? f->fetched_mono
 						: cache->last_ok;
 	if (now - seen > (int64_t)max_stale(cache)) {
-		log_warning_ratelimited(
+		log_defer_warning_ratelimited(
+			why,
 			"certificate '%s': not served, the vault has not "
 			"confirmed it for %lld s (max_stale=%u)",
 			f->bundle.name ? f->bundle.name : "?",
@@ -502,7 +506,8 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 		return false;
 	}
 	if (f->bundle.attrs.exp && time(NULL) >= f->bundle.attrs.exp) {
-		log_warning_ratelimited(
+		log_defer_warning_ratelimited(
+			why,
 			"certificate '%s': not served, it expired while the "
 			"vault cannot be reached",
 			f->bundle.name ? f->bundle.name : "?");
@@ -549,9 +554,10 @@ static int changes_push_locked(struct kvfs_cache *cache, struct change *c)
 /* Queue what the kernel must forget about certificate name (or, name
  * NULL, about certificates/ itself): the directory's files as they were
  * (their cached opens must close first) and the versions the tree
- * showed.  Runs before the slots are dropped. */
-static void change_queue_locked(struct kvfs_cache *cache,
-				enum kvfs_change_kind kind, const char *name)
+ * showed.  Runs before the slots are dropped.  -ENOMEM: the kernel keeps
+ * what it has until its timeouts (60 s). */
+static int change_queue_locked(struct kvfs_cache *cache,
+			       enum kvfs_change_kind kind, const char *name)
 {
 	struct change *c = calloc(1, sizeof(*c));
 	_cleanup_free_ char *vkey = NULL;
@@ -598,12 +604,10 @@ static void change_queue_locked(struct kvfs_cache *cache,
 	}
 push:
 	if (changes_push_locked(cache, c) == 0)
-		return;
+		return 0;
 oom:
-	/* The kernel keeps what it has until its timeouts (60 s). */
-	log_warning("cannot tell the kernel that '%s' changed: out of memory",
-		    name ? name : "certificates/");
 	change_free(c);
+	return -ENOMEM;
 }
 
 /* Whether a change of name is still waiting to reach the kernel. */
@@ -618,14 +622,22 @@ static bool name_changing_locked(struct kvfs_cache *cache, const char *name)
 	return false;
 }
 
-/* Queue the changes from the current listing to l.  Both are sorted
- * case-insensitively, so one walk through both finds them. */
-static void changes_find_locked(struct kvfs_cache *cache,
-				const struct kvfs_listing *l)
+enum diff {
+	DIFF_GONE,
+	DIFF_NEW,
+	DIFF_CHANGED,
+};
+
+/* Hand fn each certificate that differs from listing old to l, in order:
+ * a is old's item (NULL when new), b is l's (NULL when gone).  Both are
+ * sorted case-insensitively, so one walk through both finds them. */
+static void
+listing_diff(const struct kvfs_listing *old, const struct kvfs_listing *l,
+	     void (*fn)(void *data, enum diff d, const struct kvfs_cert_item *a,
+			const struct kvfs_cert_item *b),
+	     void *data)
 {
-	const struct kvfs_listing *old = cache->listing;
 	size_t i = 0, j = 0;
-	bool names = false;
 
 	while (i < old->n || j < l->n) {
 		const struct kvfs_cert_item *a =
@@ -635,44 +647,122 @@ static void changes_find_locked(struct kvfs_cache *cache,
 		int c = !a ? 1 : !b ? -1 : strcasecmp(a->name, b->name);
 
 		if (c < 0) {
-			log_info("certificate '%s' is gone from the vault",
-				 a->name);
-			change_queue_locked(cache, KVFS_CHANGE_GONE, a->name);
-			names = true;
+			fn(data, DIFF_GONE, a, NULL);
 			i++;
 		} else if (c > 0) {
-			log_info("certificate '%s' is new in the vault",
-				 b->name);
-			names = true;
+			fn(data, DIFF_NEW, NULL, b);
 			j++;
 		} else {
-			if (item_changed(a, b)) {
-				log_info("certificate '%s' changed in the "
-					 "vault",
-					 b->name);
-				change_queue_locked(cache, KVFS_CHANGE_CHANGED,
-						    a->name);
-			}
+			if (item_changed(a, b))
+				fn(data, DIFF_CHANGED, a, b);
 			i++;
 			j++;
 		}
 	}
-	if (names || old->updated_max != l->updated_max)
-		change_queue_locked(cache, KVFS_CHANGE_LISTING, NULL);
+}
+
+/* What swapping a listing in leaves to say once the lock is released:
+ * what changed (the two listings, referenced), the changes that could not
+ * be queued, and how revalidation fares. */
+struct swap_notes {
+	struct kvfs_listing *old, *l;
+	struct kvfs_log_deferred oom; /* the first change not queued */
+	unsigned oom_more;	      /* and how many more */
+	struct kvfs_log_deferred line;
+};
+
+struct diff_queue {
+	struct kvfs_cache *cache;
+	struct swap_notes *notes;
+	bool names; /* certificates came or went */
+};
+
+static void change_queue_noted_locked(struct diff_queue *q,
+				      enum kvfs_change_kind kind,
+				      const char *name)
+{
+	if (change_queue_locked(q->cache, kind, name) == 0)
+		return;
+	if (q->notes->oom.text[0])
+		q->notes->oom_more++;
+	else
+		kvfs_log_defer(&q->notes->oom, NULL, KVFS_LOG_WARNING,
+			       "cannot tell the kernel that '%s' changed: out "
+			       "of memory",
+			       name ? name : "certificates/");
+}
+
+static void diff_queue_locked(void *data, enum diff d,
+			      const struct kvfs_cert_item *a,
+			      const struct kvfs_cert_item *b)
+{
+	struct diff_queue *q = data;
+
+	(void)b;
+	if (d != DIFF_CHANGED)
+		q->names = true;
+	if (d == DIFF_GONE)
+		change_queue_noted_locked(q, KVFS_CHANGE_GONE, a->name);
+	else if (d == DIFF_CHANGED)
+		change_queue_noted_locked(q, KVFS_CHANGE_CHANGED, a->name);
+}
+
+static void diff_log(void *data, enum diff d, const struct kvfs_cert_item *a,
+		     const struct kvfs_cert_item *b)
+{
+	(void)data;
+	if (d == DIFF_GONE)
+		log_info("certificate '%s' is gone from the vault", a->name);
+	else if (d == DIFF_NEW)
+		log_info("certificate '%s' is new in the vault", b->name);
+	else
+		log_info("certificate '%s' changed in the vault", b->name);
+}
+
+static void swap_notes_flush(struct swap_notes *n)
+{
+	if (n->old) {
+		listing_diff(n->old, n->l, diff_log, NULL);
+		kvfs_listing_unref(n->old);
+		kvfs_listing_unref(n->l);
+	}
+	kvfs_log_flush(&n->oom);
+	if (n->oom_more)
+		log_warning("cannot tell the kernel that %u more certificates "
+			    "changed: out of memory",
+			    n->oom_more);
+	kvfs_log_flush(&n->line);
+}
+
+/* Queue the changes from the current listing to l, and keep both for the
+ * notes. */
+static void changes_find_locked(struct kvfs_cache *cache,
+				struct kvfs_listing *l,
+				struct swap_notes *notes)
+{
+	struct kvfs_listing *old = cache->listing;
+	struct diff_queue q = {cache, notes, false};
+
+	listing_diff(old, l, diff_queue_locked, &q);
+	if (q.names || old->updated_max != l->updated_max)
+		change_queue_noted_locked(&q, KVFS_CHANGE_LISTING, NULL);
+	notes->old = listing_ref(old);
+	notes->l = listing_ref(l);
 }
 
 /* Swap in a new listing and forget the files it makes out of date: those
  * of certificates that are gone, or whose updated or x5t changed; the
  * kernel is told through the queued changes. */
 static void listing_replace_locked(struct kvfs_cache *cache,
-				   struct kvfs_listing *l)
+				   struct kvfs_listing *l,
+				   struct swap_notes *notes)
 {
 	struct kvfs_listing *old = cache->listing;
 
 	/* The first listing comes before the mount: the kernel knows
 	 * nothing yet. */
 	if (cache->loaded)
-		changes_find_locked(cache, l);
+		changes_find_locked(cache, l, notes);
 
 	for (size_t i = cache->nslots; i-- > 0;) {
 		struct slot *s = cache->slots[i];
@@ -701,7 +791,8 @@ static void listing_replace_locked(struct kvfs_cache *cache,
 /* Fetch a listing and swap it in; the lock is held on entry and on
  * return, and dropped for the vault call. */
 static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
-				struct kvfs_error *err)
+				struct kvfs_error *err,
+				struct swap_notes *notes)
 {
 	struct kvfs_cert_list list = {0};
 	struct kvfs_listing *l = NULL;
@@ -721,12 +812,13 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 	pthread_mutex_lock(&cache->lock);
 
 	if (r == 0) {
-		listing_replace_locked(cache, l);
+		listing_replace_locked(cache, l, notes);
 		if (cache->failing)
-			log_notice("revalidated the certificates again after "
-				   "%lld s; cached files are fresh",
-				   (long long)(now_monotonic() -
-					       cache->failing_since));
+			kvfs_log_defer(&notes->line, NULL, KVFS_LOG_NOTICE,
+				       "revalidated the certificates again "
+				       "after %lld s; cached files are fresh",
+				       (long long)(now_monotonic() -
+						   cache->failing_since));
 		cache->failing = false;
 		cache->last_ok = now_monotonic();
 		return 0;
@@ -742,9 +834,10 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 			snprintf(msg, sizeof(msg), "the vault is failing");
 		else
 			kvfs_error_describe(err, msg, sizeof(msg));
-		log_warning("cannot revalidate the certificates: %s; cached "
-			    "files are served for up to %u s",
-			    msg, max_stale(cache));
+		kvfs_log_defer(&notes->line, NULL, KVFS_LOG_WARNING,
+			       "cannot revalidate the certificates: %s; "
+			       "cached files are served for up to %u s",
+			       msg, max_stale(cache));
 		cache->failing_since = now_monotonic();
 	}
 	if (cache->loaded)
@@ -755,27 +848,23 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 static int listing_load(struct kvfs_cache *cache, unsigned budget_s,
 			struct kvfs_error *err)
 {
+	struct swap_notes notes = {0};
 	int r;
 
 	pthread_mutex_lock(&cache->lock);
-	if (cache->listing_busy) {
-		unsigned long gen = cache->listing_gen;
-
-		while (cache->listing_gen == gen)
-			pthread_cond_wait(&cache->cond, &cache->lock);
-		r = cache->listing_r;
+	if (!kvfs_flight_begin_locked(&cache->listing_flight)) {
+		(void)kvfs_flight_wait_locked(&cache->listing_flight,
+					      &cache->lock, &cache->cond,
+					      KVFS_FLIGHT_NO_DEADLINE, &r);
 		*err = cache->listing_err;
 		pthread_mutex_unlock(&cache->lock);
 		return r;
 	}
-	cache->listing_busy = true;
-	r = listing_fetch_locked(cache, budget_s, err);
-	cache->listing_busy = false;
-	cache->listing_r = r;
+	r = listing_fetch_locked(cache, budget_s, err, &notes);
 	cache->listing_err = *err;
-	cache->listing_gen++;
-	pthread_cond_broadcast(&cache->cond);
+	kvfs_flight_end_locked(&cache->listing_flight, &cache->cond, r);
 	pthread_mutex_unlock(&cache->lock);
+	swap_notes_flush(&notes);
 	return r;
 }
 
@@ -801,11 +890,19 @@ static bool version_changed(const struct kvfs_cert_item *a,
 	       a->attrs.nbf != b->attrs.nbf || a->attrs.exp != b->attrs.exp;
 }
 
+/* What replacing a versions listing leaves to say once the lock is
+ * released: the versions of old (referenced) that changed or went, and a
+ * change that could not be queued. */
+struct versions_notes {
+	struct kvfs_versions *old;
+	struct kvfs_log_deferred oom;
+};
+
 /* Queue what the kernel must forget of the versions of name: versions/
  * and the versions/<v>/ of vers. */
 static void change_queue_versions_locked(struct kvfs_cache *cache,
 					 const char *name, char **vers,
-					 size_t n)
+					 size_t n, struct versions_notes *notes)
 {
 	struct change *c = calloc(1, sizeof(*c));
 
@@ -828,19 +925,57 @@ static void change_queue_versions_locked(struct kvfs_cache *cache,
 	if (changes_push_locked(cache, c) == 0)
 		return;
 oom:
-	log_warning("cannot tell the kernel that versions of '%s' changed: "
-		    "out of memory",
-		    name);
+	kvfs_log_defer(&notes->oom, NULL, KVFS_LOG_WARNING,
+		       "cannot tell the kernel that versions of '%s' changed: "
+		       "out of memory",
+		       name);
 	change_free(c);
+}
+
+/* The next version of old, from *k on, that nv changed or lists no more;
+ * NULL after the last. */
+static const struct kvfs_cert_item *
+version_next_changed(const struct kvfs_versions *old,
+		     const struct kvfs_versions *nv, size_t *k)
+{
+	while (*k < old->list.n) {
+		const struct kvfs_cert_item *a = &old->list.items[(*k)++];
+		const struct kvfs_cert_item *b;
+
+		if (!a->version)
+			continue;
+		b = kvfs_versions_find(nv, a->version);
+		if (!b || version_changed(a, b))
+			return a;
+	}
+	return NULL;
+}
+
+static void versions_notes_flush(struct versions_notes *notes, const char *name,
+				 const struct kvfs_versions *nv)
+{
+	const struct kvfs_cert_item *a;
+
+	for (size_t k = 0;
+	     notes->old && (a = version_next_changed(notes->old, nv, &k));)
+		log_info("version '%s' of certificate '%s' %s the vault",
+			 a->version, name,
+			 kvfs_versions_find(nv, a->version) ? "changed in"
+							    : "is gone from");
+	kvfs_versions_unref(notes->old);
+	notes->old = NULL;
+	kvfs_log_flush(&notes->oom);
 }
 
 /* Make nv the versions listing of name, if the one kept differs from it:
  * the versions that changed or went lose their files. */
 static void versions_replace_locked(struct kvfs_cache *cache, const char *name,
-				    struct kvfs_versions *nv)
+				    struct kvfs_versions *nv,
+				    struct versions_notes *notes)
 {
 	_cleanup_free_ char *key = NULL;
 	_cleanup_free_ char **vers = NULL;
+	const struct kvfs_cert_item *a;
 	struct kvfs_versions *old;
 	size_t n = 0;
 	bool added = false;
@@ -857,26 +992,16 @@ static void versions_replace_locked(struct kvfs_cache *cache, const char *name,
 	vers = calloc(old->list.n + 1, sizeof(*vers));
 	if (!vers)
 		return;
-	for (size_t k = 0; k < old->list.n; k++) {
-		const struct kvfs_cert_item *a = &old->list.items[k];
-		const struct kvfs_cert_item *b;
-
-		if (!a->version)
-			continue;
-		b = kvfs_versions_find(nv, a->version);
-		if (b && !version_changed(a, b))
-			continue;
-		log_info("version '%s' of certificate '%s' %s the vault",
-			 a->version, name, b ? "changed in" : "is gone from");
+	for (size_t k = 0; (a = version_next_changed(old, nv, &k));)
 		vers[n++] = a->version;
-	}
+	notes->old = obj_ref(OBJ_VERSIONS, old);
 	for (size_t k = 0; k < nv->list.n && !added; k++)
 		added = nv->list.items[k].version &&
 			!kvfs_versions_find(old, nv->list.items[k].version);
 	if (n == 0 && !added)
 		return;
 
-	change_queue_versions_locked(cache, name, vers, n);
+	change_queue_versions_locked(cache, name, vers, n, notes);
 	for (size_t k = 0; k < n; k++) {
 		_cleanup_free_ char *vkey = NULL;
 		ssize_t j;
@@ -942,9 +1067,12 @@ static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 				"cannot revalidate the versions of '%s': %s",
 				names[i], msg);
 		} else {
+			struct versions_notes notes = {0};
+
 			pthread_mutex_lock(&cache->lock);
-			versions_replace_locked(cache, names[i], nv);
+			versions_replace_locked(cache, names[i], nv, &notes);
 			pthread_mutex_unlock(&cache->lock);
+			versions_notes_flush(&notes, names[i], nv);
 		}
 		kvfs_versions_unref(nv);
 		free(names[i]);
@@ -1175,35 +1303,33 @@ static int obj_fetch(struct kvfs_cache *cache, const char *key,
 			   (struct kvfs_files **)ret);
 }
 
-static void deadline_after(struct timespec *ts, unsigned seconds)
+/* When a reader that begins to wait now gives up (kvfs_now_ms() time). */
+static int64_t reader_deadline(const struct kvfs_cache *cache)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += seconds ? seconds : 1;
+	unsigned seconds = cache->config ? cache->config->deadline : 10;
+
+	return kvfs_now_ms() + 1000 * (int64_t)(seconds ? seconds : 1);
 }
 
 /* Wait for a flight someone else started; the lock is held on entry and on
  * return.  Returns the flight's result, with a files reference taken. */
 static int flight_wait_locked(struct kvfs_cache *cache, struct flight *fl,
-			      const char *name, void **ret)
+			      const char *name, void **ret,
+			      struct kvfs_log_deferred *why)
 {
-	struct timespec until;
 	int r;
 
 	fl->refs++;
-	deadline_after(&until, cache->config ? cache->config->deadline : 10);
-	while (!fl->done) {
-		if (pthread_cond_timedwait(&cache->cond, &cache->lock,
-					   &until) == ETIMEDOUT &&
-		    !fl->done) {
-			log_warning_ratelimited(
-				"certificate '%s': no answer from the "
-				"vault within the deadline",
-				name);
-			flight_unref_locked(fl);
-			return -EIO;
-		}
+	if (kvfs_flight_wait_locked(&fl->f, &cache->lock, &cache->cond,
+				    reader_deadline(cache), &r) < 0) {
+		log_defer_warning_ratelimited(
+			why,
+			"certificate '%s': no answer from the vault within "
+			"the deadline",
+			name);
+		flight_unref_locked(fl);
+		return -EIO;
 	}
-	r = fl->r;
 	if (r == 0)
 		*ret = obj_ref(fl->kind, fl->obj);
 	flight_unref_locked(fl);
@@ -1228,6 +1354,7 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 		return -ENOMEM;
 	fl->refs = 1;
 	fl->kind = kind;
+	(void)kvfs_flight_begin_locked(&fl->f);
 	s->state = SLOT_LOADING;
 	s->stale = false;
 	s->flight = fl;
@@ -1260,10 +1387,8 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 	if (s->stale && !kvfs_listing_find(cache->listing, name))
 		slot_remove_locked(cache, (size_t)i);
 
-	fl->done = true;
-	fl->r = r;
 	fl->obj = obj;
-	pthread_cond_broadcast(&cache->cond);
+	kvfs_flight_end_locked(&fl->f, &cache->cond, r);
 
 	if (r == 0)
 		*ret = obj_ref(kind, obj);
@@ -1279,6 +1404,7 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 		   const char *version, enum obj_kind kind, bool fetch,
 		   void **ret)
 {
+	struct kvfs_log_deferred why = {0};
 	const struct kvfs_entry *e;
 	_cleanup_free_ char *key = NULL;
 	void *obj = NULL;
@@ -1306,7 +1432,7 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 		r = -ENODATA;
 		if (i >= 0 && cache->slots[i]->state == SLOT_READY &&
 		    (kind != OBJ_FILES ||
-		     files_fresh_locked(cache, cache->slots[i]->obj))) {
+		     files_fresh_locked(cache, cache->slots[i]->obj, &why))) {
 			obj = obj_ref(kind, cache->slots[i]->obj);
 			r = 0;
 		}
@@ -1328,7 +1454,8 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 	case SLOT_READY:
 		/* Too stale: EIO until a revalidation succeeds, rather than
 		 * a fetch that would join the failing vault's queue. */
-		if (kind == OBJ_FILES && !files_fresh_locked(cache, s->obj)) {
+		if (kind == OBJ_FILES &&
+		    !files_fresh_locked(cache, s->obj, &why)) {
 			r = -EIO;
 			break;
 		}
@@ -1336,7 +1463,7 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 		r = 0;
 		break;
 	case SLOT_LOADING:
-		r = flight_wait_locked(cache, s->flight, key, &obj);
+		r = flight_wait_locked(cache, s->flight, key, &obj, &why);
 		break;
 	case SLOT_NONE:
 		r = flight_run_locked(cache, s, key, &obj);
@@ -1344,6 +1471,7 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 	}
 out:
 	pthread_mutex_unlock(&cache->lock);
+	kvfs_log_flush(&why);
 	if (r < 0)
 		return r;
 	*ret = obj;
@@ -1420,13 +1548,32 @@ static int secret_get(struct kvfs_cache *cache, struct kvfs_files *f,
 		      bool fetch, const struct kvfs_pki_secret_files **ret)
 {
 	struct kvfs_pki_secret_files sf = {0};
-	struct timespec until;
+	int64_t deadline = reader_deadline(cache);
+	struct kvfs_log_deferred why = {0};
 	bool waited = false;
 	int r;
 
-	deadline_after(&until, cache->config ? cache->config->deadline : 10);
 	pthread_mutex_lock(&cache->lock);
 	for (;;) {
+		if (kvfs_flight_busy_locked(&f->secret_flight)) {
+			if (!fetch) {
+				r = -ENODATA;
+				goto out;
+			}
+			waited = true;
+			if (kvfs_flight_wait_locked(&f->secret_flight,
+						    &cache->lock, &cache->cond,
+						    deadline, NULL) < 0) {
+				kvfs_log_defer(&why, NULL, KVFS_LOG_WARNING,
+					       "certificate '%s': no secret "
+					       "from the vault within the "
+					       "deadline",
+					       f->bundle.name);
+				r = -EIO;
+				goto out;
+			}
+			continue;
+		}
 		switch (f->secret_state) {
 		case SECRET_READY:
 			if (fetch)
@@ -1441,22 +1588,6 @@ static int secret_get(struct kvfs_cache *cache, struct kvfs_files *f,
 			}
 			f->secret_state = SECRET_NONE;
 			continue;
-		case SECRET_LOADING:
-			if (!fetch) {
-				r = -ENODATA;
-				goto out;
-			}
-			waited = true;
-			if (pthread_cond_timedwait(&cache->cond, &cache->lock,
-						   &until) == ETIMEDOUT &&
-			    f->secret_state == SECRET_LOADING) {
-				log_warning("certificate '%s': no secret from "
-					    "the vault within the deadline",
-					    f->bundle.name);
-				r = -EIO;
-				goto out;
-			}
-			continue;
 		case SECRET_NONE:
 			break;
 		}
@@ -1469,7 +1600,7 @@ static int secret_get(struct kvfs_cache *cache, struct kvfs_files *f,
 		break;
 	}
 
-	f->secret_state = SECRET_LOADING;
+	(void)kvfs_flight_begin_locked(&f->secret_flight);
 	kvfs_metrics_cache(KVFS_OBJ_SECRET, false);
 	pthread_mutex_unlock(&cache->lock);
 	r = secret_fetch(cache, f, &sf);
@@ -1490,9 +1621,10 @@ static int secret_get(struct kvfs_cache *cache, struct kvfs_files *f,
 		f->secret_state = SECRET_NONE;
 		r = -EIO;
 	}
-	pthread_cond_broadcast(&cache->cond);
+	kvfs_flight_end_locked(&f->secret_flight, &cache->cond, r);
 out:
 	pthread_mutex_unlock(&cache->lock);
+	kvfs_log_flush(&why);
 	return r;
 }
 
@@ -1543,6 +1675,7 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 			 int64_t tgid, unsigned file, struct kvfs_files **ret,
 			 bool *ret_cacheable)
 {
+	struct kvfs_log_deferred why = {0};
 	struct kvfs_files *f = NULL;
 	int64_t now = kvfs_now_ms();
 	bool cacheable = false;
@@ -1554,7 +1687,7 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 	 * the pin's lifetime and no file is opened twice. */
 	f = kvfs_pins_renew(cache->pins, tgid, name, file, now,
 			    now + 1000 * (int64_t)cache->pin_seconds);
-	if (f && !files_fresh_locked(cache, f)) {
+	if (f && !files_fresh_locked(cache, f, &why)) {
 		f = NULL;
 		r = -EIO;
 	} else if (f) {
@@ -1563,6 +1696,7 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 			cache, f->bundle.name ? f->bundle.name : name, f);
 	}
 	pthread_mutex_unlock(&cache->lock);
+	kvfs_log_flush(&why);
 	if (r < 0)
 		return r;
 	if (f) {

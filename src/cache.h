@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "flight.h"
 #include "pki.h"
 #include "vault.h"
 
@@ -66,7 +67,8 @@ struct kvfs_files {
 	int64_t fetched_mono; /* the same on the monotonic clock */
 	int cached_opens;     /* open through the page cache (cacheable) */
 	int secret_state;
-	int secret_r;	      /* a failure kept for a while */
+	struct kvfs_flight secret_flight; /* the secret is loading */
+	int secret_r;			  /* a failure kept for a while */
 	int64_t secret_until; /* monotonic seconds the failure is kept */
 	struct kvfs_pki_secret_files secret; /* when secret_state is ready */
 	/* Until when (kvfs_now_ms()) the kernel may hold size 0 for the

@@ -6,7 +6,8 @@
  * one that gets through says how many were suppressed, so a vault that keeps
  * failing cannot flood the journal.  Thread-safe: the level, target and
  * interval are atomics, the rate-limit table has its own short lock, and
- * each line reaches stderr in a single locked write. */
+ * each line reaches stderr in a single locked write.  A deferred line is
+ * composed under a caller's lock and written after it is released. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -20,8 +21,6 @@
 
 #include "log.h"
 #include "util.h"
-
-#define LOG_LINE_MAX 1024
 
 #define RATELIMIT_SLOTS 16
 #define RATELIMIT_DEFAULT_MS 30000
@@ -144,7 +143,7 @@ static void log_line(int level, const char *suffix, const char *fmt, va_list ap)
 
 static void log_line(int level, const char *suffix, const char *fmt, va_list ap)
 {
-	char line[LOG_LINE_MAX];
+	char line[KVFS_LOG_LINE_MAX];
 	unsigned suppressed = 0;
 	int saved_errno = errno;
 	int n;
@@ -237,4 +236,30 @@ void kvfs_log_ratelimited(struct kvfs_ratelimit *rl, int level, const char *fmt,
 	va_start(ap, fmt);
 	log_line(level, suffix, fmt, ap);
 	va_end(ap);
+}
+
+void kvfs_log_defer(struct kvfs_log_deferred *d, struct kvfs_ratelimit *rl,
+		    int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	d->text[0] = '\0';
+	if (level > atomic_load(&log_level))
+		return;
+	d->level = level;
+	d->rl = rl;
+	va_start(ap, fmt);
+	vsnprintf(d->text, sizeof(d->text), fmt, ap);
+	va_end(ap);
+}
+
+void kvfs_log_flush(struct kvfs_log_deferred *d)
+{
+	if (!d->text[0])
+		return;
+	if (d->rl)
+		kvfs_log_ratelimited(d->rl, d->level, "%s", d->text);
+	else
+		kvfs_log(d->level, "%s", d->text);
+	d->text[0] = '\0';
 }

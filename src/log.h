@@ -16,6 +16,9 @@ enum kvfs_log_level {
 	KVFS_LOG_DEBUG = 7,
 };
 
+/* The longest line written; longer ones are cut. */
+#define KVFS_LOG_LINE_MAX 1024
+
 void kvfs_log_set_level(int level);
 int kvfs_log_get_level(void);
 void kvfs_log_use_syslog(bool on);
@@ -60,6 +63,29 @@ void kvfs_log_ratelimited(struct kvfs_ratelimit *rl, int level, const char *fmt,
 		static struct kvfs_ratelimit rl_ =                             \
 			KVFS_RATELIMIT_INIT(60, 10);                           \
 		kvfs_log_ratelimited(&rl_, KVFS_LOG_WARNING, __VA_ARGS__);     \
+	} while (0)
+
+/* A line composed while a lock is held and written once it is released,
+ * so that a slow syslog never holds up the lock's other users.  rl: the
+ * call site's rate limit (as log_warning_ratelimited), or NULL.  Zero it
+ * to start empty; a line above the level is never composed. */
+struct kvfs_log_deferred {
+	int level;
+	struct kvfs_ratelimit *rl;
+	char text[KVFS_LOG_LINE_MAX];
+};
+
+void kvfs_log_defer(struct kvfs_log_deferred *d, struct kvfs_ratelimit *rl,
+		    int level, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Write the line, if any, and empty d. */
+void kvfs_log_flush(struct kvfs_log_deferred *d);
+
+#define log_defer_warning_ratelimited(d, ...)                                  \
+	do {                                                                   \
+		static struct kvfs_ratelimit rl_ =                             \
+			KVFS_RATELIMIT_INIT(60, 10);                           \
+		kvfs_log_defer((d), &rl_, KVFS_LOG_WARNING, __VA_ARGS__);      \
 	} while (0)
 
 #endif

@@ -1,10 +1,10 @@
 /* The token cache of a mount, in front of one provider.  State (tenant,
  * resource, current token and its deadlines) lives under a mutex; callers
- * get copies of the token.  A fetch is single-flight: whoever finds no
- * usable token fetches with the lock released, and everyone else waits on
- * a condition variable (until its own deadline at most) for that fetch's
- * outcome.  Every failure, whoever met it, puts the next fetch off by one
- * backoff (mono_retry) that readers and refresher alike obey: a reader
+ * get copies of the token.  A fetch is single-flight (flight.h): whoever
+ * finds no usable token fetches with the lock released, and everyone else
+ * waits (until its own deadline at most) for that fetch's outcome.  Every
+ * failure, whoever met it, puts the next fetch off by one backoff
+ * (mono_retry) that readers and refresher alike obey: a reader
  * waits for it only when it ends within the reader's deadline, and fails
  * at once otherwise, so an outage of the token service costs one request
  * per backoff step however many readers there are.  Once the mount is
@@ -20,7 +20,6 @@
  * wall-clock, for display. */
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +28,7 @@
 #include "auth/auth.h"
 #include "auth/provider.h"
 #include "backoff.h"
+#include "flight.h"
 #include "log.h"
 #include "metrics.h"
 #include "url.h"
@@ -52,7 +52,7 @@ struct kvfs_auth {
 	bool tenant_pinned; /* tenant= given: the challenge can't move it */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* a fetch finished */
+	pthread_cond_t cond; /* fetch ended (kvfs_flight_end_locked) */
 	pthread_cond_t wake; /* refresher and sleepers: look again */
 	/* under lock */
 	char *tenant;
@@ -60,13 +60,12 @@ struct kvfs_auth {
 	char *token;
 	time_t expires_wall;
 	time_t refreshed_wall;
-	int64_t mono_expires; /* not usable from then on */
-	int64_t mono_refresh; /* fetch a new one from then on */
-	int64_t mono_retry;   /* no new background attempt before */
-	unsigned failures;    /* consecutive failed fetches */
-	bool last_transient;  /* the last failure is worth a retry */
-	bool fetching;
-	unsigned long generation; /* completed fetches */
+	int64_t mono_expires;	  /* not usable from then on */
+	int64_t mono_refresh;	  /* fetch a new one from then on */
+	int64_t mono_retry;	  /* no new background attempt before */
+	unsigned failures;	  /* consecutive failed fetches */
+	bool last_transient;	  /* the last failure is worth a retry */
+	struct kvfs_flight fetch; /* the one fetch from the provider */
 	int last_ret;
 	struct kvfs_error last_err;
 
@@ -75,34 +74,14 @@ struct kvfs_auth {
 	bool stopping; /* it, and every retry sleep, should end */
 };
 
-/* A log line composed under the lock and written after it, so that a slow
- * syslog never holds up the readers. */
-struct note {
-	int level;
-	char text[640];
-};
-
-static void note_set(struct note *n, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void note_set(struct note *n, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	n->level = level;
-	va_start(ap, fmt);
-	vsnprintf(n->text, sizeof(n->text), fmt, ap);
-	va_end(ap);
-}
-
-/* Write the note, with the lock released meanwhile. */
-static void note_flush_locked(struct kvfs_auth *a, struct note *n)
+/* Write a line composed under the lock, with the lock released meanwhile,
+ * so that a slow syslog never holds up the readers. */
+static void note_flush_locked(struct kvfs_auth *a, struct kvfs_log_deferred *n)
 {
 	if (!n->text[0])
 		return;
 	pthread_mutex_unlock(&a->lock);
-	kvfs_log(n->level, "%s", n->text);
-	n->text[0] = '\0';
+	kvfs_log_flush(n);
 	pthread_mutex_lock(&a->lock);
 }
 
@@ -381,7 +360,7 @@ int kvfs_auth_set_challenge(struct kvfs_auth *a, const char *vault_url,
 			    struct kvfs_error *err)
 {
 	_cleanup_free_ char *tenant = NULL, *resource = NULL, *host = NULL;
-	struct note note = {0};
+	struct kvfs_log_deferred note = {0};
 	bool changed = false;
 	int r;
 
@@ -435,12 +414,12 @@ int kvfs_auth_set_challenge(struct kvfs_auth *a, const char *vault_url,
 		/* A new tenant or resource: a new token service to ask. */
 		a->failures = 0;
 		a->mono_retry = 0;
-		note_set(&note, KVFS_LOG_DEBUG,
-			 "vault challenge: tenant '%s', resource '%s'",
-			 a->tenant, a->resource);
+		kvfs_log_defer(&note, NULL, KVFS_LOG_DEBUG,
+			       "vault challenge: tenant '%s', resource '%s'",
+			       a->tenant, a->resource);
 	}
-	note_flush_locked(a, &note);
 	pthread_mutex_unlock(&a->lock);
+	kvfs_log_flush(&note);
 	return 0;
 }
 
@@ -489,19 +468,20 @@ long kvfs_auth_retry_delay_ms(unsigned attempt, long remaining_ms)
  * kvfs_auth_refresh_after_ms(). */
 static void set_deadlines_locked(struct kvfs_auth *a,
 				 const struct kvfs_token *t, int64_t now,
-				 struct note *note)
+				 struct kvfs_log_deferred *note)
 {
 	long l = kvfs_auth_clamp_lifetime(t->expires_in);
 	long skew = l >= 600 ? 30000 : l * 1000 / 20;
 
 	if (l != t->expires_in)
-		note_set(note, KVFS_LOG_WARNING,
-			 "'%s' gave a token lifetime of %ld s; using %ld s",
-			 a->provider->name, t->expires_in, l);
+		kvfs_log_defer(
+			note, NULL, KVFS_LOG_WARNING,
+			"'%s' gave a token lifetime of %ld s; using %ld s",
+			a->provider->name, t->expires_in, l);
 	else
-		note_set(note, KVFS_LOG_DEBUG,
-			 "new token from '%s', valid for %ld s",
-			 a->provider->name, l);
+		kvfs_log_defer(note, NULL, KVFS_LOG_DEBUG,
+			       "new token from '%s', valid for %ld s",
+			       a->provider->name, l);
 	a->expires_wall = time(NULL) + l;
 	a->refreshed_wall = time(NULL);
 	a->mono_expires = now + l * 1000 - skew;
@@ -540,7 +520,7 @@ static bool transient(int r, const struct kvfs_error *e)
  * ret_token is not NULL, handed out too.  On failure an old, still usable
  * token stays, and the next fetch, anybody's, is put off with backoff. */
 static int fetch_locked(struct kvfs_auth *a, int64_t deadline, char **ret_token,
-			struct kvfs_error *err, struct note *note)
+			struct kvfs_error *err, struct kvfs_log_deferred *note)
 {
 	_cleanup_free_ char *tenant = NULL, *resource = NULL;
 	struct kvfs_token tok = {0};
@@ -548,7 +528,7 @@ static int fetch_locked(struct kvfs_auth *a, int64_t deadline, char **ret_token,
 	int64_t now, start;
 	int r;
 
-	a->fetching = true;
+	(void)kvfs_flight_begin_locked(&a->fetch); /* none was under way */
 	if (a->failures > 0)
 		kvfs_metrics_add(KVFS_COUNTER_TOKEN_RETRIES, 1);
 	tenant = a->tenant ? strdup(a->tenant) : NULL;
@@ -566,8 +546,6 @@ static int fetch_locked(struct kvfs_auth *a, int64_t deadline, char **ret_token,
 			 a->provider->name);
 
 	pthread_mutex_lock(&a->lock);
-	a->fetching = false;
-	a->generation++;
 	now = kvfs_now_ms();
 	a->last_ret = r;
 	a->last_err = ferr;
@@ -608,21 +586,22 @@ static int fetch_locked(struct kvfs_auth *a, int64_t deadline, char **ret_token,
 					   a->provider->name, buf);
 		/* -ECANCELED: the mount is going away; nothing to say. */
 		if (usable && r != -ECANCELED)
-			note_set(note, KVFS_LOG_WARNING,
-				 "cannot refresh the token from '%s': %s; "
-				 "using the current one until it expires",
-				 a->provider->name, buf);
+			kvfs_log_defer(
+				note, NULL, KVFS_LOG_WARNING,
+				"cannot refresh the token from '%s': %s; "
+				"using the current one until it expires",
+				a->provider->name, buf);
 		else if (!ret_token && r != -ECANCELED)
 			/* the refresher's own attempt: nobody else says it */
-			note_set(note, KVFS_LOG_WARNING,
-				 "cannot get a token from '%s': %s; "
-				 "retrying in %ld ms",
-				 a->provider->name, buf,
-				 (long)(a->mono_retry - now));
+			kvfs_log_defer(note, NULL, KVFS_LOG_WARNING,
+				       "cannot get a token from '%s': %s; "
+				       "retrying in %ld ms",
+				       a->provider->name, buf,
+				       (long)(a->mono_retry - now));
 		if (err)
 			*err = ferr;
 	}
-	pthread_cond_broadcast(&a->cond);
+	kvfs_flight_end_locked(&a->fetch, &a->cond, r);
 	pthread_cond_broadcast(&a->wake);
 	kvfs_token_clear(&tok);
 	return r;
@@ -648,15 +627,14 @@ static int last_failure_locked(struct kvfs_auth *a, struct kvfs_error *err)
 int kvfs_auth_get_token(struct kvfs_auth *a, int64_t deadline_ms,
 			char **ret_token, struct kvfs_error *err)
 {
-	struct note note = {0};
+	struct kvfs_log_deferred note = {0};
 	struct timespec ts;
 	int64_t now;
 	int r;
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
-		unsigned long gen;
-		bool due, usable;
+		bool due, usable, fetching = kvfs_flight_busy_locked(&a->fetch);
 
 		if (!known_locked(a)) {
 			pthread_mutex_unlock(&a->lock);
@@ -667,24 +645,21 @@ int kvfs_auth_get_token(struct kvfs_auth *a, int64_t deadline_ms,
 		now = kvfs_now_ms();
 		due = now >= a->mono_refresh && now >= a->mono_retry;
 		usable = usable_locked(a, now);
-		if (usable && (!due || a->fetching || a->running)) {
+		if (usable && (!due || fetching || a->running)) {
 			/* The refresher renews it; nobody waits. */
-			if (due && a->running && !a->fetching)
+			if (due && a->running && !fetching)
 				pthread_cond_broadcast(&a->wake);
 			r = copy_token_locked(a, ret_token);
 			pthread_mutex_unlock(&a->lock);
 			return r;
 		}
 
-		if (a->fetching) {
+		if (fetching) {
 			/* Someone fetches and there is nothing usable: wait
 			 * for that fetch, as long as the deadline allows. */
-			gen = a->generation;
-			ts = mono_timespec(deadline_ms);
-			while (a->fetching && a->generation == gen &&
-			       kvfs_now_ms() < deadline_ms)
-				pthread_cond_timedwait(&a->cond, &a->lock, &ts);
-			if (a->generation == gen)
+			if (kvfs_flight_wait_locked(&a->fetch, &a->lock,
+						    &a->cond, deadline_ms,
+						    NULL) < 0)
 				break;
 			continue;
 		}
@@ -738,7 +713,7 @@ void kvfs_auth_invalidate(struct kvfs_auth *a, const char *token)
  * token and no failure to retry (readers fetch then), or a fetch runs. */
 static int64_t next_due_locked(struct kvfs_auth *a)
 {
-	if (!known_locked(a) || a->fetching)
+	if (!known_locked(a) || kvfs_flight_busy_locked(&a->fetch))
 		return -1;
 	if (a->token)
 		return a->mono_refresh > a->mono_retry ? a->mono_refresh
@@ -751,7 +726,7 @@ static int64_t next_due_locked(struct kvfs_auth *a)
 static void *refresher_main(void *arg)
 {
 	struct kvfs_auth *a = arg;
-	struct note note = {0};
+	struct kvfs_log_deferred note = {0};
 
 	pthread_mutex_lock(&a->lock);
 	while (!a->stopping) {

@@ -4,7 +4,9 @@
  * count reported by the next one, other lines and debug lines untouched).
  * Also the per-call-site limiter (kvfs_log_ratelimited): a burst passes,
  * the rest is dropped, and the first line after the interval says how many
- * were.  stderr is redirected to a temporary file and read back. */
+ * were.  A deferred line is written only when flushed, once, with its
+ * call site's limit, and not composed above the level.  stderr is
+ * redirected to a temporary file and read back. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,11 +170,45 @@ static void test_call_site_ratelimit(void)
 	fclose(out);
 }
 
+static void test_deferred(void)
+{
+	struct kvfs_ratelimit rl = KVFS_RATELIMIT_INIT(60, 1);
+	struct kvfs_log_deferred d = {0};
+	_cleanup_free_ char *out = NULL, *none = NULL;
+
+	kvfs_log_set_ratelimit(0);
+	kvfs_log_set_level(KVFS_LOG_NOTICE);
+	capture_start();
+	kvfs_log_defer(&d, NULL, KVFS_LOG_NOTICE, "vault '%s' is back", "v");
+	ok(d.text[0] != '\0', "a deferred line is composed");
+	fflush(stderr);
+	is_int(ftell(capture), 0, "but not written");
+	kvfs_log_flush(&d);
+	kvfs_log_flush(&d);
+	kvfs_log_defer(&d, NULL, KVFS_LOG_INFO, "below the level");
+	ok(d.text[0] == '\0', "a line below the level is not composed");
+	kvfs_log_flush(&d);
+	for (int i = 0; i < 3; i++) {
+		kvfs_log_defer(&d, &rl, KVFS_LOG_WARNING, "stale %d", i);
+		kvfs_log_flush(&d);
+	}
+	out = capture_end();
+	is_str(out, "kvfs: vault 'v' is back\nkvfs: stale 0\n",
+	       "written once when flushed; the call site's limit holds");
+
+	capture_start();
+	d = (struct kvfs_log_deferred){0};
+	kvfs_log_flush(&d);
+	none = capture_end();
+	is_str(none, "", "an empty one writes nothing");
+}
+
 int main(void)
 {
 	test_format();
 	test_ratelimit();
 	test_many_lines();
 	test_call_site_ratelimit();
+	test_deferred();
 	return done_testing();
 }
