@@ -86,11 +86,6 @@ void kvfs_reval_trigger(struct kvfs_reval *r)
 	errno = saved;
 }
 
-unsigned long kvfs_reval_count(struct kvfs_reval *r)
-{
-	return __atomic_load_n(&r->count, __ATOMIC_ACQUIRE);
-}
-
 static void ignore_change(void *data, const struct kvfs_change *c)
 {
 }

@@ -939,13 +939,6 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 	return 0;
 }
 
-int kvfs_vault_list_certificates(struct kvfs_vault *v,
-				 struct kvfs_cert_list *ret,
-				 struct kvfs_error *err)
-{
-	return kvfs_vault_list_certificates_within(v, 0, ret, err);
-}
-
 int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 					unsigned page_budget_s,
 					struct kvfs_cert_list *ret,
