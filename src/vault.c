@@ -381,12 +381,42 @@ static int parse_tags(json_t *obj, char **ret)
 	return 0;
 }
 
-static json_t *load(const char *json, size_t len, struct kvfs_error *err)
+/* Whether a body jansson refused for a key given twice is otherwise
+ * whole JSON.  The refusal stops the reading where it stands, so only a
+ * second reading tells; the path of a broken server, never of a
+ * well-formed body. */
+static bool whole_but_duplicate(const char *json, size_t len,
+				const json_error_t *jerr)
+{
+	json_t *root;
+	bool whole;
+
+	if (json_error_code(jerr) != json_error_duplicate_key)
+		return false;
+	root = json_loadb(json, len, 0, NULL);
+	whole = root != NULL;
+	json_decref(root);
+	return whole;
+}
+
+/* The JSON object in json.  ret_garbled: non-NULL for a response body,
+ * set true when the body is not whole JSON (cut short or garbled on the
+ * way: worth another attempt) rather than JSON that makes no sense. */
+static json_t *load(const char *json, size_t len, bool *ret_garbled,
+		    struct kvfs_error *err)
 {
 	json_error_t jerr;
 	json_t *root;
 
+	if (ret_garbled)
+		*ret_garbled = false;
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root && ret_garbled && !whole_but_duplicate(json, len, &jerr)) {
+		*ret_garbled = true;
+		kvfs_error_set_message(err, "incomplete or malformed JSON "
+					    "body");
+		return NULL;
+	}
 	if (!root) {
 		kvfs_error_set_message(err, "malformed JSON: %s (line %d)",
 				       jerr.text, jerr.line);
@@ -493,21 +523,16 @@ int kvfs_vault_parse_list_page(const char *json, size_t len,
 				     err);
 }
 
-int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
-			  struct kvfs_cert_list *append_to,
-			  char **ret_next_link, struct kvfs_error *err)
+static int parse_page(json_t *root, bool want_version,
+		      struct kvfs_cert_list *append_to, char **ret_next_link,
+		      struct kvfs_error *err)
 {
-	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_free_ char *next = NULL;
 	struct kvfs_cert_item *items = NULL;
 	const char *why = NULL;
 	json_t *value, *o;
 	size_t n = 0, i, bytes = 0;
 	int r = 0;
-
-	root = load(json, len, err);
-	if (!root)
-		return -EBADMSG;
 
 	value = json_object_get(root, "value");
 	if (!json_is_array(value)) {
@@ -583,6 +608,18 @@ int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
 	return 0;
 }
 
+int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
+			  struct kvfs_cert_list *append_to,
+			  char **ret_next_link, struct kvfs_error *err)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+
+	root = load(json, len, NULL, err);
+	if (!root)
+		return -EBADMSG;
+	return parse_page(root, want_version, append_to, ret_next_link, err);
+}
+
 /* ---- bundle ---- */
 
 void kvfs_cert_bundle_clear(struct kvfs_cert_bundle *b)
@@ -629,18 +666,12 @@ static int parse_policy(json_t *root, struct kvfs_cert_bundle *b)
 	return 0;
 }
 
-int kvfs_vault_parse_bundle(const char *json, size_t len,
-			    struct kvfs_cert_bundle *ret,
-			    struct kvfs_error *err)
+static int parse_bundle(json_t *root, struct kvfs_cert_bundle *ret,
+			struct kvfs_error *err)
 {
-	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_(kvfs_cert_bundle_clear) struct kvfs_cert_bundle b = {0};
 	json_t *cer;
 	int r;
-
-	root = load(json, len, err);
-	if (!root)
-		return -EBADMSG;
 
 	r = get_string(root, "id", true, &b.id);
 	if (r < 0) {
@@ -681,6 +712,18 @@ int kvfs_vault_parse_bundle(const char *json, size_t len,
 	return 0;
 }
 
+int kvfs_vault_parse_bundle(const char *json, size_t len,
+			    struct kvfs_cert_bundle *ret,
+			    struct kvfs_error *err)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+
+	root = load(json, len, NULL, err);
+	if (!root)
+		return -EBADMSG;
+	return parse_bundle(root, ret, err);
+}
+
 void kvfs_vault_parse_error(const char *json, size_t len,
 			    struct kvfs_error *err)
 {
@@ -714,12 +757,12 @@ void kvfs_vault_parse_error(const char *json, size_t len,
 /* ---- requests ---- */
 
 /* One attempt at GET url with a token, doing the challenge and the 401
- * retry.  *ret is the 2xx response, whole and well-formed JSON; any other
- * status is an error with err filled.  *ret_verdict tells the gate what
+ * retry.  *ret is the 2xx response's body, a JSON object read once for
+ * the caller's parser; any other status, or a body that is no JSON
+ * object, is an error with err filled.  *ret_verdict tells the gate what
  * to make of it. */
 static int vault_get_once(struct kvfs_vault *v, const char *url,
-			  long timeout_ms, struct kvfs_http_response *ret,
-			  struct kvfs_error *err,
+			  long timeout_ms, json_t **ret, struct kvfs_error *err,
 			  enum kvfs_verdict *ret_verdict)
 {
 	bool challenged = false, retried = false;
@@ -730,7 +773,8 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 		_cleanup_secret_ char *token = NULL;
 		struct kvfs_http_request rq = {
 			.method = "GET", .url = url, .timeout_ms = timeout_ms};
-		json_t *whole;
+		json_t *root;
+		bool garbled;
 		int r;
 
 		/* Token trouble is auth's to retry, not the vault's. */
@@ -788,21 +832,18 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 		}
 
 		/* A body cut short or garbled on the way is worth another
-		 * attempt; one that is JSON but makes no sense is not (the
-		 * callers' parsers tell). */
-		whole = json_loadb(resp.body, resp.len, 0, NULL);
-		if (!whole) {
-			kvfs_error_set_message(err, "incomplete or malformed "
-						    "JSON body");
-			*ret_verdict = kvfs_backoff_classify_object(
-				-EBADMSG, resp.status);
+		 * attempt; one that is JSON but makes no sense is not: the
+		 * vault answered, and the caller's parser would say so. */
+		root = load(resp.body, resp.len, &garbled, err);
+		if (!root) {
+			*ret_verdict = garbled ? kvfs_backoff_classify_object(
+							 -EBADMSG, resp.status)
+					       : KVFS_VERDICT_OK;
 			return -EBADMSG;
 		}
-		json_decref(whole);
 
 		*ret_verdict = KVFS_VERDICT_OK;
-		*ret = resp;
-		memset(&resp, 0, sizeof(resp));
+		*ret = root;
 		return 0;
 	}
 }
@@ -810,7 +851,7 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 struct get_attempt {
 	struct kvfs_vault *v;
 	const char *url;
-	struct kvfs_http_response *resp;
+	json_t **root;
 };
 
 static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
@@ -818,7 +859,7 @@ static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
 {
 	struct get_attempt *a = userdata;
 
-	return vault_get_once(a->v, a->url, timeout_ms, a->resp, err,
+	return vault_get_once(a->v, a->url, timeout_ms, a->root, err,
 			      ret_verdict);
 }
 
@@ -828,10 +869,10 @@ static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
  * deadline_ms (kvfs_now_ms() time): deadline= for a bundle, which a
  * file operation waits for; max(deadline=, 30 s) for each list page. */
 static int vault_get_until(struct kvfs_vault *v, const char *url,
-			   int64_t deadline_ms, struct kvfs_http_response *ret,
+			   int64_t deadline_ms, json_t **ret,
 			   struct kvfs_error *err)
 {
-	struct get_attempt a = {.v = v, .url = url, .resp = ret};
+	struct get_attempt a = {.v = v, .url = url, .root = ret};
 	int r;
 
 	r = kvfs_gate_run_object(v->gate, url, deadline_ms, get_attempt, &a,
@@ -842,8 +883,8 @@ static int vault_get_until(struct kvfs_vault *v, const char *url,
 }
 
 /* GET url within the deadline of a file operation (deadline=). */
-static int vault_get(struct kvfs_vault *v, const char *url,
-		     struct kvfs_http_response *ret, struct kvfs_error *err)
+static int vault_get(struct kvfs_vault *v, const char *url, json_t **ret,
+		     struct kvfs_error *err)
 {
 	return vault_get_until(v, url,
 			       kvfs_now_ms() + (int64_t)v->deadline_s * 1000,
@@ -873,18 +914,16 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 	size_t pages = 0;
 
 	for (;;) {
-		_cleanup_(kvfs_http_response_clear) struct kvfs_http_response
-			resp = {0};
+		_cleanup_(json_decrefp) json_t *root = NULL;
 		char *next = NULL;
 		uint64_t h;
 		int r;
 
-		r = vault_get_until(v, url, kvfs_now_ms() + list_budget, &resp,
+		r = vault_get_until(v, url, kvfs_now_ms() + list_budget, &root,
 				    err);
 		if (r < 0)
 			return r;
-		r = kvfs_vault_parse_page(resp.body, resp.len, want_version,
-					  &list, &next, err);
+		r = parse_page(root, want_version, &list, &next, err);
 		if (r < 0) {
 			kvfs_error_set_endpoint(err, url);
 			return r;
@@ -1008,8 +1047,7 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 			       struct kvfs_cert_bundle *ret,
 			       struct kvfs_error *err)
 {
-	_cleanup_(kvfs_http_response_clear) struct kvfs_http_response resp = {
-		0};
+	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_(kvfs_cert_bundle_clear) struct kvfs_cert_bundle b = {0};
 	_cleanup_free_ char *url = NULL;
 	int r;
@@ -1026,10 +1064,10 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 		     v->api_version) < 0)
 		return -ENOMEM;
 
-	r = vault_get(v, url, &resp, err);
+	r = vault_get(v, url, &root, err);
 	if (r < 0)
 		return r;
-	r = kvfs_vault_parse_bundle(resp.body, resp.len, &b, err);
+	r = parse_bundle(root, &b, err);
 	if (r < 0) {
 		kvfs_error_set_endpoint(err, url);
 		return r;
@@ -1067,18 +1105,13 @@ bool kvfs_vault_error_secret_disabled(const struct kvfs_error *err)
 	       strcmp(err->inner, "SecretDisabled") == 0;
 }
 
-int kvfs_vault_parse_secret(const char *json, size_t len,
-			    struct kvfs_secret *ret, struct kvfs_error *err)
+static int parse_secret(json_t *root, struct kvfs_secret *ret,
+			struct kvfs_error *err)
 {
-	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_(kvfs_secret_clear) struct kvfs_secret sec = {0};
 	_cleanup_free_ char *id = NULL, *name = NULL;
 	json_t *value;
 	int r;
-
-	root = load(json, len, err);
-	if (!root)
-		return -EBADMSG;
 
 	value = field(root, "value");
 	if (!value || !json_is_string(value) ||
@@ -1114,11 +1147,21 @@ int kvfs_vault_parse_secret(const char *json, size_t len,
 	return 0;
 }
 
+int kvfs_vault_parse_secret(const char *json, size_t len,
+			    struct kvfs_secret *ret, struct kvfs_error *err)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+
+	root = load(json, len, NULL, err);
+	if (!root)
+		return -EBADMSG;
+	return parse_secret(root, ret, err);
+}
+
 int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 			  struct kvfs_secret *ret, struct kvfs_error *err)
 {
-	_cleanup_(kvfs_http_response_clear) struct kvfs_http_response resp = {
-		0};
+	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_(kvfs_secret_clear) struct kvfs_secret sec = {0};
 	_cleanup_free_ char *name = NULL, *version = NULL, *url = NULL;
 	int r;
@@ -1135,10 +1178,10 @@ int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 		     version, v->api_version) < 0)
 		return -ENOMEM;
 
-	r = vault_get(v, url, &resp, err);
+	r = vault_get(v, url, &root, err);
 	if (r < 0)
 		return r;
-	r = kvfs_vault_parse_secret(resp.body, resp.len, &sec, err);
+	r = parse_secret(root, &sec, err);
 	if (r < 0) {
 		kvfs_error_set_endpoint(err, url);
 		return r;
