@@ -995,7 +995,6 @@ int kvfs_config_parse(int argc, char **argv, struct kvfs_config *ret,
 	if (r < 0)
 		return r;
 
-	*ret = c;
-	memset(&c, 0, sizeof(c));
+	*ret = TAKE_STRUCT(c);
 	return 0;
 }

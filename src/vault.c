@@ -510,8 +510,7 @@ static int parse_item(json_t *o, bool want_version, struct kvfs_cert_item *ret,
 	if (r < 0)
 		return r;
 
-	*ret = it;
-	memset(&it, 0, sizeof(it));
+	*ret = TAKE_STRUCT(it);
 	return 0;
 }
 
@@ -707,8 +706,7 @@ static int parse_bundle(json_t *root, struct kvfs_cert_bundle *ret,
 		return r;
 	}
 
-	*ret = b;
-	memset(&b, 0, sizeof(b));
+	*ret = TAKE_STRUCT(b);
 	return 0;
 }
 
@@ -911,7 +909,7 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
 	_cleanup_free_ uint64_t *seen = NULL;
 	_cleanup_free_ char *url = first;
-	size_t pages = 0;
+	size_t pages = 0, aseen = 0;
 
 	for (;;) {
 		_cleanup_(json_decrefp) json_t *root = NULL;
@@ -958,22 +956,17 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 				return -ELOOP;
 			}
 		}
-		if ((pages & (pages - 1)) == 0) {
-			uint64_t *ns = realloc(seen, 2 * pages * sizeof(*ns));
-
-			if (!ns) {
-				free(next);
-				return -ENOMEM;
-			}
-			seen = ns;
+		r = KVFS_GROW(seen, pages - 1, aseen);
+		if (r < 0) {
+			free(next);
+			return r;
 		}
 		seen[pages - 1] = h;
 		free(url);
 		url = next;
 	}
 
-	*ret = list;
-	memset(&list, 0, sizeof(list));
+	*ret = TAKE_STRUCT(list);
 	*ret_pages = pages;
 	return 0;
 }
@@ -1037,8 +1030,7 @@ int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
 	}
 	log_debug("listed %zu versions of '%s' in %zu pages", list.n, name,
 		  pages);
-	*ret = list;
-	memset(&list, 0, sizeof(list));
+	*ret = TAKE_STRUCT(list);
 	return 0;
 }
 
@@ -1082,8 +1074,7 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 		return -EBADMSG;
 	}
 
-	*ret = b;
-	memset(&b, 0, sizeof(b));
+	*ret = TAKE_STRUCT(b);
 	return 0;
 }
 
@@ -1142,8 +1133,7 @@ static int parse_secret(json_t *root, struct kvfs_secret *ret,
 		return -ENOMEM;
 	memcpy(sec.value, json_string_value(value), sec.value_len + 1);
 
-	*ret = sec;
-	memset(&sec, 0, sizeof(sec));
+	*ret = TAKE_STRUCT(sec);
 	return 0;
 }
 
@@ -1195,7 +1185,6 @@ int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 		return -EBADMSG;
 	}
 
-	*ret = sec;
-	memset(&sec, 0, sizeof(sec));
+	*ret = TAKE_STRUCT(sec);
 	return 0;
 }
