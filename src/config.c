@@ -189,9 +189,11 @@ static bool ends_with(const char *s, size_t n, const char *suffix)
 	return n >= m && strncasecmp(s + n - m, suffix, m) == 0;
 }
 
-/* Azure: 3-24 of [0-9A-Za-z-], starting with a letter, ending with a
- * letter or digit, no two hyphens in a row. */
-static bool vault_name_valid(const char *s)
+/* A vault's own name, the first label of its host name (not the name of
+ * an object in it: kvfs_vault_name_valid).  Azure: 3-24 of [0-9A-Za-z-],
+ * starting with a letter, ending with a letter or digit, no two hyphens in
+ * a row. */
+static bool vault_dns_label_valid(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -297,7 +299,7 @@ int kvfs_config_vault_url(const char *arg, enum kvfs_cloud cloud,
 		return -EINVAL;
 	if (strncasecmp(arg, "https://", 8) == 0)
 		return parse_https_origin(arg, ret_url);
-	if (!vault_name_valid(arg))
+	if (!vault_dns_label_valid(arg))
 		return -EINVAL;
 	if (asprintf(&url, "https://%s.%s", arg, clouds[cloud].vault_suffix) <
 	    0)
