@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "defaults.h"
 #include "gate.h"
 #include "log.h"
 #include "pki.h"
@@ -65,7 +66,8 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 	v->http = h;
 	v->auth = a;
 	v->url = strdup(c->vault_url);
-	v->api_version = strdup(c->api_version ? c->api_version : "7.4");
+	v->api_version = strdup(c->api_version ? c->api_version
+					       : KVFS_DEFAULT_API_VERSION);
 	if (!v->url || !v->api_version) {
 		kvfs_vault_free(v);
 		return -ENOMEM;
@@ -73,7 +75,7 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 	n = strlen(v->url);
 	while (n > 0 && v->url[n - 1] == '/')
 		v->url[--n] = '\0';
-	v->deadline_s = c->deadline ? c->deadline : 10;
+	v->deadline_s = c->deadline ? c->deadline : KVFS_DEFAULT_DEADLINE;
 	if (kvfs_gate_new(v->url, &KVFS_BACKOFF_VAULT, &v->gate) < 0) {
 		kvfs_vault_free(v);
 		return -ENOMEM;

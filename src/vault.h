@@ -95,7 +95,7 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
 			     struct kvfs_cert_list *ret,
 			     struct kvfs_error *err);
-/* The same with each page's budget in seconds (0: the default above), for
+/* The same with each page's budget in seconds (0: max(deadline=, 30 s)), for
  * a revalidation. */
 int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
 				    unsigned page_budget_s,
