@@ -16,16 +16,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "defaults.h"
 #include "log.h"
 #include "url.h"
 #include "util.h"
-
-#define DEFAULT_REFRESH 300
-#define DEFAULT_MAX_STALE 86400
-#define DEFAULT_DEADLINE 10
-#define DEFAULT_API_VERSION "7.4"
-#define DEFAULT_KEY_MODE 0400
-#define DEFAULT_IMDS_URL "http://169.254.169.254/metadata/identity/oauth2/token"
 
 struct cloud_defaults {
 	const char *name;
@@ -113,13 +107,15 @@ static const struct opt opts[] = {
 	{"ca_file", OPT_PATH, F(ca_file), 0, 0, "PATH",
 	 "extra trusted CA certificates (PEM)"},
 	{"api_version", OPT_VERSION, F(api_version), 0, 0, "V",
-	 "Key Vault API version (default " DEFAULT_API_VERSION ")"},
+	 "Key Vault API version (default " KVFS_DEFAULT_API_VERSION ")"},
 	{"refresh", OPT_SECONDS, F(refresh), 1, 31536000, "SECONDS",
-	 "revalidate this often (default 300)"},
+	 "revalidate this often (default " KVFS_STR(KVFS_DEFAULT_REFRESH) ")"},
 	{"max_stale", OPT_SECONDS, F(max_stale), 0, 315360000, "SECONDS",
-	 "serve stale data this long (default 86400)"},
+	 "serve stale data this long (default " KVFS_STR(
+		 KVFS_DEFAULT_MAX_STALE) ")"},
 	{"deadline", OPT_SECONDS, F(deadline), 1, 3600, "SECONDS",
-	 "longest wait of a file operation (default 10)"},
+	 "longest wait of a file operation (default " KVFS_STR(
+		 KVFS_DEFAULT_DEADLINE) ")"},
 	{"allow_expired", OPT_FLAG, F(allow_expired), 0, 0, NULL,
 	 "keep expired certificates readable"},
 	{"allow_other", OPT_FLAG, F(allow_other), 0, 0, NULL,
@@ -129,7 +125,8 @@ static const struct opt opts[] = {
 	{"gid", OPT_GID, F(gid), 0, 0, "N",
 	 "group of every file (default: yours)"},
 	{"key_mode", OPT_MODE, F(key_mode), 0, 0, "0NNN",
-	 "mode of key-bearing files (default 0400)"},
+	 "mode of key-bearing files (default " KVFS_STR(
+		 KVFS_DEFAULT_KEY_MODE) ")"},
 	{"loglevel", OPT_LOGLEVEL, F(loglevel), 0, 0, "LEVEL",
 	 "err|warning|notice|info|debug (default notice)"},
 	{"debug", OPT_FLAG, F(debug), 0, 0, NULL, "same as -d"},
@@ -190,9 +187,11 @@ static bool ends_with(const char *s, size_t n, const char *suffix)
 	return n >= m && strncasecmp(s + n - m, suffix, m) == 0;
 }
 
-/* Azure: 3-24 of [0-9A-Za-z-], starting with a letter, ending with a
- * letter or digit, no two hyphens in a row. */
-static bool vault_name_valid(const char *s)
+/* A vault's own name, the first label of its host name (not the name of
+ * an object in it: kvfs_vault_name_valid).  Azure: 3-24 of [0-9A-Za-z-],
+ * starting with a letter, ending with a letter or digit, no two hyphens in
+ * a row. */
+static bool vault_dns_label_valid(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -249,7 +248,7 @@ int kvfs_config_vault_url(const char *arg, enum kvfs_cloud cloud,
 		return -EINVAL;
 	if (strncasecmp(arg, "https://", 8) == 0)
 		return parse_https_origin(arg, ret_url);
-	if (!vault_name_valid(arg))
+	if (!vault_dns_label_valid(arg))
 		return -EINVAL;
 	if (asprintf(&url, "https://%s.%s", arg, clouds[cloud].vault_suffix) <
 	    0)
@@ -888,9 +887,10 @@ static int finish(struct kvfs_config *c, char **pos, size_t npos,
 		return -ENOMEM;
 	if (!(c->default_resource = strdup(cd->resource)))
 		return -ENOMEM;
-	if (!c->imds_url && !(c->imds_url = strdup(DEFAULT_IMDS_URL)))
+	if (!c->imds_url && !(c->imds_url = strdup(KVFS_DEFAULT_IMDS_URL)))
 		return -ENOMEM;
-	if (!c->api_version && !(c->api_version = strdup(DEFAULT_API_VERSION)))
+	if (!c->api_version &&
+	    !(c->api_version = strdup(KVFS_DEFAULT_API_VERSION)))
 		return -ENOMEM;
 
 	if (!(c->vault_arg = strdup(pos[0])))
@@ -921,13 +921,13 @@ int kvfs_config_parse(int argc, char **argv, struct kvfs_config *ret,
 	_cleanup_(kvfs_config_free) struct kvfs_config c = {
 		.auth = KVFS_AUTH_AUTO,
 		.cloud = KVFS_CLOUD_PUBLIC,
-		.refresh = DEFAULT_REFRESH,
-		.max_stale = DEFAULT_MAX_STALE,
-		.deadline = DEFAULT_DEADLINE,
+		.refresh = KVFS_DEFAULT_REFRESH,
+		.max_stale = KVFS_DEFAULT_MAX_STALE,
+		.deadline = KVFS_DEFAULT_DEADLINE,
 		.loglevel = KVFS_LOG_NOTICE,
 		.uid = getuid(),
 		.gid = getgid(),
-		.key_mode = DEFAULT_KEY_MODE,
+		.key_mode = KVFS_DEFAULT_KEY_MODE,
 	};
 	char *pos[2] = {NULL, NULL};
 	size_t npos = 0;
@@ -944,7 +944,6 @@ int kvfs_config_parse(int argc, char **argv, struct kvfs_config *ret,
 	if (r < 0)
 		return r;
 
-	*ret = c;
-	memset(&c, 0, sizeof(c));
+	*ret = TAKE_STRUCT(c);
 	return 0;
 }

@@ -17,9 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "gate.h"
 #include "log.h"
@@ -56,16 +54,9 @@ struct kvfs_gate {
 	uint64_t object_failed;
 };
 
-static void ms_to_timespec(int64_t ms, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(ms / 1000);
-	ts->tv_nsec = (long)(ms % 1000) * 1000000;
-}
-
 int kvfs_gate_new(const char *name, const struct kvfs_backoff *policy,
 		  struct kvfs_gate **ret)
 {
-	pthread_condattr_t ca;
 	struct kvfs_gate *g;
 	int r;
 
@@ -78,25 +69,13 @@ int kvfs_gate_new(const char *name, const struct kvfs_backoff *policy,
 		return -ENOMEM;
 	}
 	g->policy = policy ? *policy : KVFS_BACKOFF_VAULT;
-	/* Mounts of a fleet must not draw the same jitter. */
-	if (getrandom(&g->rng, sizeof(g->rng), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(g->rng))
-		g->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
-			 (uint64_t)kvfs_now_ms();
-	if (g->rng == 0)
-		g->rng = 0x9e3779b97f4a7c15ull;
+	g->rng = kvfs_xorshift_seed();
 
-	r = pthread_condattr_init(&ca);
-	if (r == 0) {
-		r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		if (r == 0)
-			r = pthread_cond_init(&g->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	if (r != 0) {
+	r = kvfs_cond_init_monotonic(&g->cond);
+	if (r < 0) {
 		free(g->name);
 		free(g);
-		return -r;
+		return r;
 	}
 	pthread_mutex_init(&g->lock, NULL);
 	*ret = g;
@@ -167,7 +146,7 @@ static int gate_enter(struct kvfs_gate *g, int64_t deadline, bool *ret_probe,
 			break;
 		}
 		wake = g->probing ? deadline : g->not_before;
-		ms_to_timespec(wake, &ts);
+		ts = kvfs_ms_to_timespec(wake);
 		(void)pthread_cond_timedwait(&g->cond, &g->lock, &ts);
 	}
 	pthread_mutex_unlock(&g->lock);
@@ -303,7 +282,7 @@ static bool sleep_until(int64_t wake, int64_t deadline)
 
 	if (wake + MIN_ATTEMPT_MS > deadline)
 		return false;
-	ms_to_timespec(wake, &ts);
+	ts = kvfs_ms_to_timespec(wake);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
 	       EINTR)
 		;

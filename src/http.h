@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "defaults.h"
 #include "error.h"
 
 #define KVFS_HTTP_MAX_BODY (4u << 20)
@@ -17,10 +18,12 @@
 struct kvfs_http;
 
 struct kvfs_http_options {
-	const char *ca_file;	 /* extra trusted CAs (PEM), or NULL */
-	long connect_timeout_ms; /* default 5000 when 0 */
-	long timeout_ms;	 /* whole transfer; default 10000 when 0 */
-	size_t max_body;	 /* default KVFS_HTTP_MAX_BODY when 0 */
+	const char *ca_file; /* extra trusted CAs (PEM), or NULL */
+	/* 0: KVFS_DEFAULT_HTTP_CONNECT_TIMEOUT_MS */
+	long connect_timeout_ms;
+	/* whole transfer; 0: KVFS_DEFAULT_HTTP_TIMEOUT_MS */
+	long timeout_ms;
+	size_t max_body; /* default KVFS_HTTP_MAX_BODY when 0 */
 };
 
 int kvfs_http_new(const struct kvfs_http_options *o, struct kvfs_http **ret);

@@ -59,11 +59,6 @@ void kvfs_log_set_level(int level)
 	atomic_store(&log_level, level);
 }
 
-int kvfs_log_get_level(void)
-{
-	return atomic_load(&log_level);
-}
-
 void kvfs_log_use_syslog(bool on)
 {
 	if (on && !atomic_load(&log_syslog))

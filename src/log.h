@@ -20,7 +20,6 @@ enum kvfs_log_level {
 #define KVFS_LOG_LINE_MAX 1024
 
 void kvfs_log_set_level(int level);
-int kvfs_log_get_level(void);
 void kvfs_log_use_syslog(bool on);
 /* An error or warning identical to one written less than interval_ms ago
  * is dropped and counted; 0 turns the limit off.  Default 30 s. */

@@ -99,15 +99,9 @@ int kvfs_pki_base64_decode(const char *in, size_t len, unsigned char **ret,
 	return 0;
 }
 
-static void bio_freep(BIO **b)
-{
-	BIO_free(*b);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free)
 
-static void x509_name_freep(X509_NAME **n)
-{
-	X509_NAME_free(*n);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(X509_NAME *, X509_NAME_free)
 
 /* ---- the shape of a DER certificate ----
  *
@@ -220,7 +214,7 @@ static int der_cert_walk(const unsigned char *der, size_t len,
 int kvfs_pki_der_to_pem(const unsigned char *der, size_t len, char **ret_pem,
 			size_t *ret_len)
 {
-	_cleanup_(bio_freep) BIO *bio = NULL;
+	_cleanup_(BIO_freep) BIO *bio = NULL;
 	char *data = NULL, *pem;
 	long n;
 
@@ -294,7 +288,7 @@ static int push_cert(struct parsed *p, X509 *x)
 static int parse_pem(const char *value, size_t len, struct parsed *p, char *why,
 		     size_t why_len)
 {
-	_cleanup_(bio_freep) BIO *in = NULL;
+	_cleanup_(BIO_freep) BIO *in = NULL;
 	int blocks = 0, r = 0;
 
 	if (len > INT_MAX)
@@ -428,20 +422,11 @@ struct p12_walk {
 	size_t why_len;
 };
 
-static void pbe2param_freep(PBE2PARAM **p)
-{
-	PBE2PARAM_free(*p);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(PBE2PARAM *, PBE2PARAM_free)
 
-static void pbkdf2param_freep(PBKDF2PARAM **p)
-{
-	PBKDF2PARAM_free(*p);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(PBKDF2PARAM *, PBKDF2PARAM_free)
 
-static void pbeparam_freep(PBEPARAM **p)
-{
-	PBEPARAM_free(*p);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(PBEPARAM *, PBEPARAM_free)
 
 /* An iteration count, absent meaning 1 (RFC 7292's default for the MAC);
  * 0 when out of bounds. */
@@ -468,8 +453,8 @@ static long pbe_iterations(const X509_ALGOR *alg)
 		return 0;
 	X509_ALGOR_get0(&obj, &ptype, &param, alg);
 	if (OBJ_obj2nid(obj) == NID_pbes2) {
-		_cleanup_(pbe2param_freep) PBE2PARAM *p2 = NULL;
-		_cleanup_(pbkdf2param_freep) PBKDF2PARAM *kdf = NULL;
+		_cleanup_(PBE2PARAM_freep) PBE2PARAM *p2 = NULL;
+		_cleanup_(PBKDF2PARAM_freep) PBKDF2PARAM *kdf = NULL;
 
 		if (ptype != V_ASN1_SEQUENCE)
 			return 0;
@@ -485,7 +470,7 @@ static long pbe_iterations(const X509_ALGOR *alg)
 		return kdf && kdf->iter ? iter_value(kdf->iter) : 0;
 	}
 	if (ptype == V_ASN1_SEQUENCE) {
-		_cleanup_(pbeparam_freep) PBEPARAM *p1 =
+		_cleanup_(PBEPARAM_freep) PBEPARAM *p1 =
 			ASN1_TYPE_unpack_sequence(
 				ASN1_ITEM_rptr(PBEPARAM),
 				(const ASN1_TYPE *)alg->parameter);
@@ -571,10 +556,7 @@ static int charge_bags(struct p12_walk *w,
 	return 0;
 }
 
-static void p8_freep(PKCS8_PRIV_KEY_INFO **p)
-{
-	PKCS8_PRIV_KEY_INFO_free(*p);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(PKCS8_PRIV_KEY_INFO *, PKCS8_PRIV_KEY_INFO_free)
 
 static int take_key(struct p12_walk *w, const PKCS8_PRIV_KEY_INFO *p8)
 {
@@ -605,7 +587,8 @@ static int open_bags(struct p12_walk *w, const STACK_OF(PKCS12_SAFEBAG) * bags,
 			r = take_key(w, PKCS12_SAFEBAG_get0_p8inf(bag));
 			break;
 		case NID_pkcs8ShroudedKeyBag: {
-			_cleanup_(p8_freep) PKCS8_PRIV_KEY_INFO *p8 = NULL;
+			_cleanup_(PKCS8_PRIV_KEY_INFO_freep)
+				PKCS8_PRIV_KEY_INFO *p8 = NULL;
 
 			if (w->key)
 				break; /* not derived: it would not be used */
@@ -742,10 +725,7 @@ static bool pkcs12_password(PKCS12 *p12, long iter, const char *password,
 	return PKCS12_verify_mac(p12, "", 0);
 }
 
-static void pkcs12_freep(PKCS12 **p)
-{
-	PKCS12_free(*p);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(PKCS12 *, PKCS12_free)
 
 static int pkcs12_open_locked(PKCS12 *p12, const char *password,
 			      struct p12_walk *w)
@@ -802,7 +782,7 @@ int kvfs_pki_pkcs12_open(const unsigned char *der, size_t len,
 			 X509 **ret_leaf, STACK_OF(X509) * *ret_ca, char *why,
 			 size_t why_len)
 {
-	_cleanup_(pkcs12_freep) PKCS12 *p12 = NULL;
+	_cleanup_(PKCS12_freep) PKCS12 *p12 = NULL;
 	const unsigned char *q = der;
 	struct p12_walk w = {.why = why, .why_len = why_len};
 	int r = -EBADMSG;
@@ -914,7 +894,7 @@ static int bio_take(BIO *b, char **ret, size_t *ret_len)
 static int certs_pem(X509 *leaf, STACK_OF(X509) * issuers, char **ret,
 		     size_t *ret_len)
 {
-	_cleanup_(bio_freep) BIO *b = BIO_new(BIO_s_mem());
+	_cleanup_(BIO_freep) BIO *b = BIO_new(BIO_s_mem());
 
 	if (!b)
 		return -ENOMEM;
@@ -944,9 +924,9 @@ static void stack_unownp(STACK_OF(X509) * *s)
 static int key_files(EVP_PKEY *key, X509 *leaf, STACK_OF(X509) * issuers,
 		     const char *friendly_name, struct kvfs_pki_secret_files *f)
 {
-	_cleanup_(bio_freep) BIO *kb = BIO_new(BIO_s_secmem());
-	_cleanup_(bio_freep) BIO *pb = BIO_new(BIO_s_secmem());
-	_cleanup_(pkcs12_freep) PKCS12 *p12 = NULL;
+	_cleanup_(BIO_freep) BIO *kb = BIO_new(BIO_s_secmem());
+	_cleanup_(BIO_freep) BIO *pb = BIO_new(BIO_s_secmem());
+	_cleanup_(PKCS12_freep) PKCS12 *p12 = NULL;
 	int r;
 
 	if (!kb || !pb)
@@ -1073,8 +1053,7 @@ int kvfs_pki_secret_files(const char *value, size_t len,
 			return r;
 	}
 
-	*ret = f;
-	memset(&f, 0, sizeof(f));
+	*ret = TAKE_STRUCT(f);
 	return 0;
 }
 
@@ -1098,8 +1077,8 @@ int kvfs_pki_cert_info(const unsigned char *der, size_t len, char **ret_subject,
 	static const char hex[] = "0123456789abcdef";
 	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				     "abcdefghijklmnopqrstuvwxyz0123456789-_";
-	_cleanup_(x509_name_freep) X509_NAME *name = NULL;
-	_cleanup_(bio_freep) BIO *b = NULL;
+	_cleanup_(X509_NAME_freep) X509_NAME *name = NULL;
+	_cleanup_(BIO_freep) BIO *b = NULL;
 	unsigned char sha256[SHA256_DIGEST_LENGTH], sha1[SHA_DIGEST_LENGTH];
 	struct der_elem s;
 	const unsigned char *p;

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,10 +66,7 @@ int kvfs_reval_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 		free(r);
 		return -e;
 	}
-	if (getrandom(&r->rng, sizeof(r->rng), GRND_NONBLOCK) != sizeof(r->rng))
-		r->rng = (uint64_t)kvfs_now_ms() ^ ((uint64_t)getpid() << 32);
-	if (r->rng == 0)
-		r->rng = 0x9e3779b97f4a7c15ull;
+	r->rng = kvfs_xorshift_seed();
 	*ret = r;
 	return 0;
 }
@@ -84,11 +80,6 @@ void kvfs_reval_trigger(struct kvfs_reval *r)
 	if (write(r->efd, &one, sizeof(one)) < 0) {
 	}
 	errno = saved;
-}
-
-unsigned long kvfs_reval_count(struct kvfs_reval *r)
-{
-	return __atomic_load_n(&r->count, __ATOMIC_ACQUIRE);
 }
 
 static void ignore_change(void *data, const struct kvfs_change *c)

@@ -37,9 +37,6 @@ void kvfs_reval_free(struct kvfs_reval *r);
  * one revalidation runs make one more. */
 void kvfs_reval_trigger(struct kvfs_reval *r);
 
-/* Revalidations done so far, successful or not; for tests. */
-unsigned long kvfs_reval_count(struct kvfs_reval *r);
-
 /* Milliseconds until the next revalidation: the first (first true) at a
  * point in [0, refresh) seconds, later ones in refresh +/- 20 %.  rnd is
  * a uniformly random 64-bit number. */

@@ -1,15 +1,20 @@
 /* Small helpers shared by every module: scoped cleanup in the style of
- * systemd's alloc-util.h, ownership transfer, wiping of secrets, the
- * monotonic clock, a jitter generator and a string hash.
- * Header only; no state, no threads. */
+ * systemd's alloc-util.h, ownership transfer, growable arrays, wiping of
+ * secrets, the monotonic clock and condition variables that wait on it, a
+ * jitter generator and its seed, and a string hash.
+ * Header only; no state of its own; every helper is safe in any thread. */
 #ifndef KVFS_UTIL_H
 #define KVFS_UTIL_H
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -22,6 +27,31 @@ static inline int64_t kvfs_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A kvfs_now_ms() time as the deadline of pthread_cond_timedwait() on a
+ * condition variable of kvfs_cond_init_monotonic(). */
+static inline struct timespec kvfs_ms_to_timespec(int64_t ms)
+{
+	return (struct timespec){.tv_sec = (time_t)(ms / 1000),
+				 .tv_nsec = (long)(ms % 1000) * 1000000};
+}
+
+/* A condition variable whose timed waits run on CLOCK_MONOTONIC, so that
+ * a step of the wall clock makes no waiter wait longer.  0 or -errno. */
+static inline int kvfs_cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t ca;
+	int r;
+
+	r = pthread_condattr_init(&ca);
+	if (r != 0)
+		return -r;
+	r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (r == 0)
+		r = pthread_cond_init(cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return -r;
 }
 
 /* FNV-1a of s: hash tables and loop detection, never security.  fold:
@@ -50,11 +80,34 @@ static inline uint64_t kvfs_xorshift(uint64_t *state)
 	return *state * 2685821657736338717ull;
 }
 
+/* A seed for kvfs_xorshift(), never 0: from getrandom(), so that the
+ * mounts of a fleet draw different jitter; from the clocks and the pid
+ * when the kernel's pool cannot answer yet. */
+static inline uint64_t kvfs_xorshift_seed(void)
+{
+	uint64_t seed;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(seed))
+		seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
+		       (uint64_t)kvfs_now_ms();
+	return seed ? seed : 0x9e3779b97f4a7c15ull;
+}
+
 static inline void freep(void *p)
 {
 	free(*(void **)p);
 }
 #define _cleanup_free_ _cleanup_(freep)
+
+/* funcp(type *p) calling func(*p) when *p is set: a scoped cleanup for a
+ * library's free function (_cleanup_(BIO_freep) BIO *b = NULL). */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                \
+	static inline void func##p(type *p)                                    \
+	{                                                                      \
+		if (*p)                                                        \
+			func(*p);                                              \
+	}
 
 /* Hand ownership out of a scoped variable. */
 #define TAKE_PTR(p)                                                            \
@@ -62,6 +115,44 @@ static inline void freep(void *p)
 		__typeof__(p) _p_ = (p);                                       \
 		(p) = NULL;                                                    \
 		_p_;                                                           \
+	})
+
+/* The same for a struct that owns what it points to: its value, and the
+ * struct left zeroed for its own cleanup to find nothing. */
+#define TAKE_STRUCT(s)                                                         \
+	__extension__({                                                        \
+		__typeof__(s) _s_ = (s);                                       \
+		memset(&(s), 0, sizeof(s));                                    \
+		_s_;                                                           \
+	})
+
+/* Room for one more element in array p, n of its *alloc elements of size
+ * bytes in use: when full, it doubles (from 16).  Returns the array, maybe
+ * moved, or NULL when memory runs out (the old array intact). */
+static inline void *kvfs_grow(void *p, size_t n, size_t *alloc, size_t size)
+{
+	size_t na;
+	void *np;
+
+	if (n < *alloc)
+		return p;
+	na = *alloc ? *alloc * 2 : 16;
+	if (na < *alloc || na > SIZE_MAX / size)
+		return NULL;
+	np = realloc(p, na * size);
+	if (np)
+		*alloc = na;
+	return np;
+}
+
+/* kvfs_grow() on a typed array: 0, or -ENOMEM with the array intact. */
+#define KVFS_GROW(p, n, alloc)                                                 \
+	__extension__({                                                        \
+		__typeof__(p) _g_ =                                            \
+			kvfs_grow((p), (n), &(alloc), sizeof(*(p)));           \
+		if (_g_)                                                       \
+			(p) = _g_;                                             \
+		_g_ ? 0 : -ENOMEM;                                             \
 	})
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "defaults.h"
 #include "gate.h"
 #include "log.h"
 #include "metrics.h"
@@ -67,7 +68,8 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 	v->http = h;
 	v->auth = a;
 	v->url = strdup(c->vault_url);
-	v->api_version = strdup(c->api_version ? c->api_version : "7.4");
+	v->api_version = strdup(c->api_version ? c->api_version
+					       : KVFS_DEFAULT_API_VERSION);
 	if (!v->url || !v->api_version) {
 		kvfs_vault_free(v);
 		return -ENOMEM;
@@ -75,7 +77,7 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 	n = strlen(v->url);
 	while (n > 0 && v->url[n - 1] == '/')
 		v->url[--n] = '\0';
-	v->deadline_s = c->deadline ? c->deadline : 10;
+	v->deadline_s = c->deadline ? c->deadline : KVFS_DEFAULT_DEADLINE;
 	if (kvfs_gate_new(v->url, &KVFS_BACKOFF_VAULT, &v->gate) < 0) {
 		kvfs_vault_free(v);
 		return -ENOMEM;
@@ -292,12 +294,42 @@ static int parse_tags(json_t *obj, char **ret)
 	return 0;
 }
 
-static json_t *load(const char *json, size_t len, struct kvfs_error *err)
+/* Whether a body jansson refused for a key given twice is otherwise
+ * whole JSON.  The refusal stops the reading where it stands, so only a
+ * second reading tells; the path of a broken server, never of a
+ * well-formed body. */
+static bool whole_but_duplicate(const char *json, size_t len,
+				const json_error_t *jerr)
+{
+	json_t *root;
+	bool whole;
+
+	if (json_error_code(jerr) != json_error_duplicate_key)
+		return false;
+	root = json_loadb(json, len, 0, NULL);
+	whole = root != NULL;
+	json_decref(root);
+	return whole;
+}
+
+/* The JSON object in json.  ret_garbled: non-NULL for a response body,
+ * set true when the body is not whole JSON (cut short or garbled on the
+ * way: worth another attempt) rather than JSON that makes no sense. */
+static json_t *load(const char *json, size_t len, bool *ret_garbled,
+		    struct kvfs_error *err)
 {
 	json_error_t jerr;
 	json_t *root;
 
+	if (ret_garbled)
+		*ret_garbled = false;
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root && ret_garbled && !whole_but_duplicate(json, len, &jerr)) {
+		*ret_garbled = true;
+		kvfs_error_set_message(err, "incomplete or malformed JSON "
+					    "body");
+		return NULL;
+	}
 	if (!root) {
 		kvfs_error_set_message(err, "malformed JSON: %s (line %d)",
 				       jerr.text, jerr.line);
@@ -391,8 +423,7 @@ static int parse_item(json_t *o, bool want_version, struct kvfs_cert_item *ret,
 	if (r < 0)
 		return r;
 
-	*ret = it;
-	memset(&it, 0, sizeof(it));
+	*ret = TAKE_STRUCT(it);
 	return 0;
 }
 
@@ -404,21 +435,16 @@ int kvfs_vault_parse_list_page(const char *json, size_t len,
 				     err);
 }
 
-int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
-			  struct kvfs_cert_list *append_to,
-			  char **ret_next_link, struct kvfs_error *err)
+static int parse_page(json_t *root, bool want_version,
+		      struct kvfs_cert_list *append_to, char **ret_next_link,
+		      struct kvfs_error *err)
 {
-	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_free_ char *next = NULL;
 	struct kvfs_cert_item *items = NULL;
 	const char *why = NULL;
 	json_t *value, *o;
 	size_t n = 0, i, bytes = 0;
 	int r = 0;
-
-	root = load(json, len, err);
-	if (!root)
-		return -EBADMSG;
 
 	value = json_object_get(root, "value");
 	if (!json_is_array(value)) {
@@ -494,6 +520,18 @@ int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
 	return 0;
 }
 
+int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
+			  struct kvfs_cert_list *append_to,
+			  char **ret_next_link, struct kvfs_error *err)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+
+	root = load(json, len, NULL, err);
+	if (!root)
+		return -EBADMSG;
+	return parse_page(root, want_version, append_to, ret_next_link, err);
+}
+
 /* ---- bundle ---- */
 
 void kvfs_cert_bundle_clear(struct kvfs_cert_bundle *b)
@@ -540,18 +578,12 @@ static int parse_policy(json_t *root, struct kvfs_cert_bundle *b)
 	return 0;
 }
 
-int kvfs_vault_parse_bundle(const char *json, size_t len,
-			    struct kvfs_cert_bundle *ret,
-			    struct kvfs_error *err)
+static int parse_bundle(json_t *root, struct kvfs_cert_bundle *ret,
+			struct kvfs_error *err)
 {
-	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_(kvfs_cert_bundle_clear) struct kvfs_cert_bundle b = {0};
 	json_t *cer;
 	int r;
-
-	root = load(json, len, err);
-	if (!root)
-		return -EBADMSG;
 
 	r = get_string(root, "id", true, &b.id);
 	if (r < 0) {
@@ -587,9 +619,20 @@ int kvfs_vault_parse_bundle(const char *json, size_t len,
 		return r;
 	}
 
-	*ret = b;
-	memset(&b, 0, sizeof(b));
+	*ret = TAKE_STRUCT(b);
 	return 0;
+}
+
+int kvfs_vault_parse_bundle(const char *json, size_t len,
+			    struct kvfs_cert_bundle *ret,
+			    struct kvfs_error *err)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+
+	root = load(json, len, NULL, err);
+	if (!root)
+		return -EBADMSG;
+	return parse_bundle(root, ret, err);
 }
 
 void kvfs_vault_parse_error(const char *json, size_t len,
@@ -625,13 +668,13 @@ void kvfs_vault_parse_error(const char *json, size_t len,
 /* ---- requests ---- */
 
 /* One attempt at GET url with a token, doing the challenge and the 401
- * retry.  *ret is the 2xx response, whole and well-formed JSON; any other
- * status is an error with err filled.  *ret_verdict tells the gate what
+ * retry.  *ret is the 2xx response's body, a JSON object read once for
+ * the caller's parser; any other status, or a body that is no JSON
+ * object, is an error with err filled.  *ret_verdict tells the gate what
  * to make of it. */
 static int vault_get_once(struct kvfs_vault *v, const char *url,
 			  enum kvfs_metrics_endpoint label, long timeout_ms,
-			  struct kvfs_http_response *ret,
-			  struct kvfs_error *err,
+			  json_t **ret, struct kvfs_error *err,
 			  enum kvfs_verdict *ret_verdict)
 {
 	bool challenged = false, retried = false;
@@ -644,7 +687,8 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 					       .url = url,
 					       .label = label,
 					       .timeout_ms = timeout_ms};
-		json_t *whole;
+		json_t *root;
+		bool garbled;
 		int r;
 
 		/* Token trouble is auth's to retry, not the vault's. */
@@ -702,21 +746,18 @@ static int vault_get_once(struct kvfs_vault *v, const char *url,
 		}
 
 		/* A body cut short or garbled on the way is worth another
-		 * attempt; one that is JSON but makes no sense is not (the
-		 * callers' parsers tell). */
-		whole = json_loadb(resp.body, resp.len, 0, NULL);
-		if (!whole) {
-			kvfs_error_set_message(err, "incomplete or malformed "
-						    "JSON body");
-			*ret_verdict = kvfs_backoff_classify_object(
-				-EBADMSG, resp.status);
+		 * attempt; one that is JSON but makes no sense is not: the
+		 * vault answered, and the caller's parser would say so. */
+		root = load(resp.body, resp.len, &garbled, err);
+		if (!root) {
+			*ret_verdict = garbled ? kvfs_backoff_classify_object(
+							 -EBADMSG, resp.status)
+					       : KVFS_VERDICT_OK;
 			return -EBADMSG;
 		}
-		json_decref(whole);
 
 		*ret_verdict = KVFS_VERDICT_OK;
-		*ret = resp;
-		memset(&resp, 0, sizeof(resp));
+		*ret = root;
 		return 0;
 	}
 }
@@ -725,7 +766,7 @@ struct get_attempt {
 	struct kvfs_vault *v;
 	const char *url;
 	enum kvfs_metrics_endpoint label;
-	struct kvfs_http_response *resp;
+	json_t **root;
 };
 
 static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
@@ -733,7 +774,7 @@ static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
 {
 	struct get_attempt *a = userdata;
 
-	return vault_get_once(a->v, a->url, a->label, timeout_ms, a->resp, err,
+	return vault_get_once(a->v, a->url, a->label, timeout_ms, a->root, err,
 			      ret_verdict);
 }
 
@@ -744,11 +785,11 @@ static int get_attempt(void *userdata, long timeout_ms, struct kvfs_error *err,
  * file operation waits for; max(deadline=, 30 s) for each list page. */
 static int vault_get_until(struct kvfs_vault *v, const char *url,
 			   enum kvfs_metrics_endpoint label,
-			   int64_t deadline_ms, struct kvfs_http_response *ret,
+			   int64_t deadline_ms, json_t **ret,
 			   struct kvfs_error *err)
 {
 	struct get_attempt a = {
-		.v = v, .url = url, .label = label, .resp = ret};
+		.v = v, .url = url, .label = label, .root = ret};
 	int r;
 
 	r = kvfs_gate_run_object(v->gate, url, deadline_ms, get_attempt, &a,
@@ -760,8 +801,8 @@ static int vault_get_until(struct kvfs_vault *v, const char *url,
 
 /* GET url within the deadline of a file operation (deadline=). */
 static int vault_get(struct kvfs_vault *v, const char *url,
-		     enum kvfs_metrics_endpoint label,
-		     struct kvfs_http_response *ret, struct kvfs_error *err)
+		     enum kvfs_metrics_endpoint label, json_t **ret,
+		     struct kvfs_error *err)
 {
 	return vault_get_until(v, url, label,
 			       kvfs_now_ms() + (int64_t)v->deadline_s * 1000,
@@ -788,22 +829,20 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
 	_cleanup_free_ uint64_t *seen = NULL;
 	_cleanup_free_ char *url = first;
-	size_t pages = 0;
+	size_t pages = 0, aseen = 0;
 
 	for (;;) {
-		_cleanup_(kvfs_http_response_clear) struct kvfs_http_response
-			resp = {0};
+		_cleanup_(json_decrefp) json_t *root = NULL;
 		char *next = NULL;
 		uint64_t h;
 		int r;
 
 		r = vault_get_until(
 			v, url, want_version ? KVFS_EP_VERSIONS : KVFS_EP_LIST,
-			kvfs_now_ms() + list_budget, &resp, err);
+			kvfs_now_ms() + list_budget, &root, err);
 		if (r < 0)
 			return r;
-		r = kvfs_vault_parse_page(resp.body, resp.len, want_version,
-					  &list, &next, err);
+		r = parse_page(root, want_version, &list, &next, err);
 		if (r < 0) {
 			kvfs_error_set_endpoint(err, url);
 			return r;
@@ -838,31 +877,19 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 				return -ELOOP;
 			}
 		}
-		if ((pages & (pages - 1)) == 0) {
-			uint64_t *ns = realloc(seen, 2 * pages * sizeof(*ns));
-
-			if (!ns) {
-				free(next);
-				return -ENOMEM;
-			}
-			seen = ns;
+		r = KVFS_GROW(seen, pages - 1, aseen);
+		if (r < 0) {
+			free(next);
+			return r;
 		}
 		seen[pages - 1] = h;
 		free(url);
 		url = next;
 	}
 
-	*ret = list;
-	memset(&list, 0, sizeof(list));
+	*ret = TAKE_STRUCT(list);
 	*ret_pages = pages;
 	return 0;
-}
-
-int kvfs_vault_list_certificates(struct kvfs_vault *v,
-				 struct kvfs_cert_list *ret,
-				 struct kvfs_error *err)
-{
-	return kvfs_vault_list_certificates_within(v, 0, ret, err);
 }
 
 int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
@@ -924,8 +951,7 @@ int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
 	}
 	log_debug("listed %zu versions of '%s' in %zu pages", list.n, name,
 		  pages);
-	*ret = list;
-	memset(&list, 0, sizeof(list));
+	*ret = TAKE_STRUCT(list);
 	return 0;
 }
 
@@ -934,8 +960,7 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 			       struct kvfs_cert_bundle *ret,
 			       struct kvfs_error *err)
 {
-	_cleanup_(kvfs_http_response_clear) struct kvfs_http_response resp = {
-		0};
+	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_(kvfs_cert_bundle_clear) struct kvfs_cert_bundle b = {0};
 	_cleanup_free_ char *url = NULL;
 	int r;
@@ -952,10 +977,10 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 		     v->api_version) < 0)
 		return -ENOMEM;
 
-	r = vault_get(v, url, KVFS_EP_CERTIFICATE, &resp, err);
+	r = vault_get(v, url, KVFS_EP_CERTIFICATE, &root, err);
 	if (r < 0)
 		return r;
-	r = kvfs_vault_parse_bundle(resp.body, resp.len, &b, err);
+	r = parse_bundle(root, &b, err);
 	if (r < 0) {
 		kvfs_error_set_endpoint(err, url);
 		return r;
@@ -970,8 +995,7 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 		return -EBADMSG;
 	}
 
-	*ret = b;
-	memset(&b, 0, sizeof(b));
+	*ret = TAKE_STRUCT(b);
 	return 0;
 }
 
@@ -993,18 +1017,13 @@ bool kvfs_vault_error_secret_disabled(const struct kvfs_error *err)
 	       strcmp(err->inner, "SecretDisabled") == 0;
 }
 
-int kvfs_vault_parse_secret(const char *json, size_t len,
-			    struct kvfs_secret *ret, struct kvfs_error *err)
+static int parse_secret(json_t *root, struct kvfs_secret *ret,
+			struct kvfs_error *err)
 {
-	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_(kvfs_secret_clear) struct kvfs_secret sec = {0};
 	_cleanup_free_ char *id = NULL, *name = NULL;
 	json_t *value;
 	int r;
-
-	root = load(json, len, err);
-	if (!root)
-		return -EBADMSG;
 
 	value = field(root, "value");
 	if (!value || !json_is_string(value) ||
@@ -1035,16 +1054,25 @@ int kvfs_vault_parse_secret(const char *json, size_t len,
 		return -ENOMEM;
 	memcpy(sec.value, json_string_value(value), sec.value_len + 1);
 
-	*ret = sec;
-	memset(&sec, 0, sizeof(sec));
+	*ret = TAKE_STRUCT(sec);
 	return 0;
+}
+
+int kvfs_vault_parse_secret(const char *json, size_t len,
+			    struct kvfs_secret *ret, struct kvfs_error *err)
+{
+	_cleanup_(json_decrefp) json_t *root = NULL;
+
+	root = load(json, len, NULL, err);
+	if (!root)
+		return -EBADMSG;
+	return parse_secret(root, ret, err);
 }
 
 int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 			  struct kvfs_secret *ret, struct kvfs_error *err)
 {
-	_cleanup_(kvfs_http_response_clear) struct kvfs_http_response resp = {
-		0};
+	_cleanup_(json_decrefp) json_t *root = NULL;
 	_cleanup_(kvfs_secret_clear) struct kvfs_secret sec = {0};
 	_cleanup_free_ char *name = NULL, *version = NULL, *url = NULL;
 	int r;
@@ -1061,10 +1089,10 @@ int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 		     version, v->api_version) < 0)
 		return -ENOMEM;
 
-	r = vault_get(v, url, KVFS_EP_SECRET, &resp, err);
+	r = vault_get(v, url, KVFS_EP_SECRET, &root, err);
 	if (r < 0)
 		return r;
-	r = kvfs_vault_parse_secret(resp.body, resp.len, &sec, err);
+	r = parse_secret(root, &sec, err);
 	if (r < 0) {
 		kvfs_error_set_endpoint(err, url);
 		return r;
@@ -1078,7 +1106,6 @@ int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 		return -EBADMSG;
 	}
 
-	*ret = sec;
-	memset(&sec, 0, sizeof(sec));
+	*ret = TAKE_STRUCT(sec);
 	return 0;
 }

@@ -74,14 +74,11 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 void kvfs_vault_free(struct kvfs_vault *v);
 
 /* GET /certificates?maxresults=25, following nextLink (same origin only).
- * Each page may take max(deadline=, 30 s), retries included: the start-up
- * listing, which no file operation waits for. */
-int kvfs_vault_list_certificates(struct kvfs_vault *v,
-				 struct kvfs_cert_list *ret,
-				 struct kvfs_error *err);
-/* The same with each page's budget in seconds (0: the default above); a
- * background revalidation passes a short one, so that it never sits in
- * the gate's backoff for long and the unmount need not wait for it. */
+ * Each page may take page_budget_s seconds, retries included; 0 means
+ * max(deadline=, 30 s), for the start-up listing, which no file operation
+ * waits for.  A background revalidation passes a short one, so that it
+ * never sits in the gate's backoff for long and the unmount need not wait
+ * for it. */
 int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 					unsigned page_budget_s,
 					struct kvfs_cert_list *ret,
@@ -98,7 +95,7 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
 			     struct kvfs_cert_list *ret,
 			     struct kvfs_error *err);
-/* The same with each page's budget in seconds (0: the default above), for
+/* The same with each page's budget in seconds (0: max(deadline=, 30 s)), for
  * a revalidation. */
 int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
 				    unsigned page_budget_s,

@@ -126,22 +126,23 @@ int kvfs_arc_realm_path(const char *www_authenticate, const char *dir,
  * kvfs-testhooks replaces this (weak) function. */
 const char *kvfs_arc_token_dir(void);
 
-/* ---- certificate (cert.c) ---- */
+/* ---- client certificate (clientcert.c) ---- */
 
-struct kvfs_cert_cred; /* a private key and its certificate chain */
+struct kvfs_clientcert; /* a private key and its certificate chain */
 
 /* Parse a PEM (private key + certificates, leaf first or anywhere) or a
  * PKCS#12 blob.  password may be NULL (then NULL and "" are tried).  Only
  * RSA keys: Entra ID takes no EC assertion (-EOPNOTSUPP).  err->message
  * says what is wrong, never with any secret. */
-int kvfs_cert_cred_load(const char *data, size_t len, const char *password,
-			struct kvfs_cert_cred **ret, struct kvfs_error *err);
-void kvfs_cert_cred_free(struct kvfs_cert_cred *c);
+int kvfs_clientcert_load(const char *data, size_t len, const char *password,
+			 struct kvfs_clientcert **ret, struct kvfs_error *err);
+void kvfs_clientcert_free(struct kvfs_clientcert *c);
 
 /* The client assertion: header {alg, typ, x5t#S256 | x5t, [x5c]}, claims
  * {aud, iss, sub, jti, nbf, iat, exp = now + 600}.  Malloc'ed; wipe it. */
-int kvfs_cert_assertion(const struct kvfs_cert_cred *c, enum kvfs_cert_alg alg,
-			bool send_chain, const char *client_id,
-			const char *audience, time_t now, char **ret);
+int kvfs_clientcert_assertion(const struct kvfs_clientcert *c,
+			      enum kvfs_cert_alg alg, bool send_chain,
+			      const char *client_id, const char *audience,
+			      time_t now, char **ret);
 
 #endif

@@ -1,4 +1,4 @@
-/* The client certificate of auth=cert (kvfs_cert_cred_load): PEM with
+/* The client certificate of auth=cert (kvfs_clientcert_load): PEM with
  * key and chain, or PKCS#12, with an optional password.  Input: one
  * byte, the password's length (0: none), the password, the file. */
 #include "auth/provider.h"
@@ -6,7 +6,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct kvfs_cert_cred *c = NULL;
+	struct kvfs_clientcert *c = NULL;
 	struct kvfs_error err;
 	char *password = NULL;
 	size_t plen;
@@ -19,9 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (plen > 0)
 		password = fuzz_strndup(data + 1, plen);
 	kvfs_error_clear(&err);
-	if (kvfs_cert_cred_load((const char *)data + 1 + plen, size - 1 - plen,
-				password, &c, &err) == 0)
-		kvfs_cert_cred_free(c);
+	if (kvfs_clientcert_load((const char *)data + 1 + plen, size - 1 - plen,
+				 password, &c, &err) == 0)
+		kvfs_clientcert_free(c);
 	free(password);
 	return 0;
 }

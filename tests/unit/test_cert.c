@@ -1,4 +1,4 @@
-/* Unit tests for the certificate provider's client assertion (cert.c):
+/* Unit tests for the certificate provider's client assertion (clientcert.c):
  * loading PEM and PKCS#12 credentials (password, wrong password, EC key
  * refused), and JWTs decoded back: header (alg, typ, x5t#S256 / x5t, x5c),
  * claims (aud, iss, sub, jti, nbf, iat, exp), and the signature verified
@@ -189,35 +189,35 @@ int main(void)
 	X509 *leaf = make_cert(key, ca_key, ca, "kvfs client");
 	X509 *ec_cert = make_cert(ec, NULL, NULL, "ec client");
 	struct kvfs_error err = {0};
-	struct kvfs_cert_cred *cred = NULL;
+	struct kvfs_clientcert *cred = NULL;
 	char *pem, *jwt = NULL, *jwt2 = NULL;
 	size_t len;
 	time_t now = 1700000000;
 	int r, n;
 
 	pem = pem_of(key, leaf, ca, &len);
-	r = kvfs_cert_cred_load(pem, len, NULL, &cred, &err);
+	r = kvfs_clientcert_load(pem, len, NULL, &cred, &err);
 	is_int(r, 0, "PEM with certificate, key and CA loads");
 
-	r = kvfs_cert_assertion(cred, KVFS_CERT_ALG_PS256, false, CLIENT, AUD,
-				now, &jwt);
+	r = kvfs_clientcert_assertion(cred, KVFS_CERT_ALG_PS256, false, CLIENT,
+				      AUD, now, &jwt);
 	is_int(r, 0, "PS256 assertion built");
 	n = check_jwt(jwt, key, leaf, true, now, "PS256");
 	is_int(n, 0, "no x5c unless asked");
-	r = kvfs_cert_assertion(cred, KVFS_CERT_ALG_PS256, false, CLIENT, AUD,
-				now, &jwt2);
+	r = kvfs_clientcert_assertion(cred, KVFS_CERT_ALG_PS256, false, CLIENT,
+				      AUD, now, &jwt2);
 	ok(r == 0 && strcmp(jwt, jwt2) != 0,
 	   "two assertions differ (fresh jti, random salt)");
 	free(jwt);
 	free(jwt2);
 
-	r = kvfs_cert_assertion(cred, KVFS_CERT_ALG_RS256, true, CLIENT, AUD,
-				now, &jwt);
+	r = kvfs_clientcert_assertion(cred, KVFS_CERT_ALG_RS256, true, CLIENT,
+				      AUD, now, &jwt);
 	is_int(r, 0, "RS256 assertion with the chain built");
 	n = check_jwt(jwt, key, leaf, false, now, "RS256");
 	is_int(n, 2, "x5c holds leaf and CA");
 	free(jwt);
-	kvfs_cert_cred_free(cred);
+	kvfs_clientcert_free(cred);
 	free(pem);
 
 	/* PKCS#12 with a password */
@@ -228,25 +228,26 @@ int main(void)
 		int dlen = i2d_PKCS12(p12, &der);
 
 		cred = NULL;
-		r = kvfs_cert_cred_load((char *)der, (size_t)dlen, "pfx-pass",
-					&cred, &err);
+		r = kvfs_clientcert_load((char *)der, (size_t)dlen, "pfx-pass",
+					 &cred, &err);
 		is_int(r, 0, "PKCS#12 with its password loads");
 		if (r == 0) {
-			r = kvfs_cert_assertion(cred, KVFS_CERT_ALG_PS256,
-						false, CLIENT, AUD, now, &jwt);
+			r = kvfs_clientcert_assertion(cred, KVFS_CERT_ALG_PS256,
+						      false, CLIENT, AUD, now,
+						      &jwt);
 			check_jwt(jwt, key, leaf, true, now, "PKCS#12 PS256");
 			free(jwt);
-			kvfs_cert_cred_free(cred);
+			kvfs_clientcert_free(cred);
 		}
 		cred = NULL;
-		r = kvfs_cert_cred_load((char *)der, (size_t)dlen, "wrong",
-					&cred, &err);
+		r = kvfs_clientcert_load((char *)der, (size_t)dlen, "wrong",
+					 &cred, &err);
 		is_int(r, -EACCES, "wrong PKCS#12 password refused");
 		ok(strstr(err.message, "PKCS#12") != NULL &&
 			   strstr(err.message, "wrong") == NULL,
 		   "says why, without the password: %s", err.message);
-		r = kvfs_cert_cred_load((char *)der, (size_t)dlen, NULL, &cred,
-					&err);
+		r = kvfs_clientcert_load((char *)der, (size_t)dlen, NULL, &cred,
+					 &err);
 		is_int(r, -EACCES, "no password: refused");
 		ok(strstr(err.message, "cert_password_file=") != NULL,
 		   "names cert_password_file=: %s", err.message);
@@ -264,13 +265,13 @@ int main(void)
 		int dlen = i2d_PKCS12(p12, &der);
 
 		cred = NULL;
-		r = kvfs_cert_cred_load((char *)der, (size_t)dlen, "pfx-pass",
-					&cred, &err);
+		r = kvfs_clientcert_load((char *)der, (size_t)dlen, "pfx-pass",
+					 &cred, &err);
 		is_int(r, -EINVAL, "250,000 iterations (%s) refused",
 		       bags ? "the bags" : "the MAC");
 		ok(strstr(err.message, "iterations") != NULL,
 		   "the message says why: %s", err.message);
-		kvfs_cert_cred_free(cred);
+		kvfs_clientcert_free(cred);
 		OPENSSL_free(der);
 		PKCS12_free(p12);
 	}
@@ -278,7 +279,7 @@ int main(void)
 	/* EC keys: Entra ID takes no ES256 assertion */
 	pem = pem_of(ec, ec_cert, NULL, &len);
 	cred = NULL;
-	r = kvfs_cert_cred_load(pem, len, NULL, &cred, &err);
+	r = kvfs_clientcert_load(pem, len, NULL, &cred, &err);
 	is_int(r, -EOPNOTSUPP, "EC key refused");
 	ok(strstr(err.message, "EC") && strstr(err.message, "RSA"),
 	   "the message says EC is refused and RSA needed: %s", err.message);
@@ -286,14 +287,14 @@ int main(void)
 
 	/* a certificate that is not the key's */
 	pem = pem_of(key, ca, NULL, &len);
-	r = kvfs_cert_cred_load(pem, len, NULL, &cred, &err);
+	r = kvfs_clientcert_load(pem, len, NULL, &cred, &err);
 	is_int(r, -EINVAL, "no certificate matching the key");
 	free(pem);
 
-	r = kvfs_cert_cred_load("garbage", 7, NULL, &cred, &err);
+	r = kvfs_clientcert_load("garbage", 7, NULL, &cred, &err);
 	is_int(r, -EINVAL, "neither PEM nor PKCS#12");
 	memset(&err, 'Z', sizeof(err));
-	r = kvfs_cert_cred_load("", 0, NULL, &cred, &err);
+	r = kvfs_clientcert_load("", 0, NULL, &cred, &err);
 	is_int(r, -EINVAL, "an empty file");
 	is_str(err.message, "is not PEM, and not a PKCS#12", "says so");
 

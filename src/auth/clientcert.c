@@ -1,6 +1,6 @@
-/* The certificate provider: client credentials with a client assertion, a
- * JWT signed with the private key of cert_file= (PEM with the key and the
- * certificate, or PKCS#12 with cert_password_file= or
+/* The client-certificate provider (auth=cert): client credentials with a client
+ * assertion, a JWT signed with the private key of cert_file= (PEM with the key
+ * and the certificate, or PKCS#12 with cert_password_file= or
  * AZURE_CLIENT_CERTIFICATE_PASSWORD).  PS256 with x5t#S256 by default, as
  * Entra ID documents it; RS256 with x5t (SHA-1) with cert_alg=RS256.  The
  * claims: aud = the tenant's token endpoint, iss = sub = client_id, a fresh
@@ -35,13 +35,13 @@
 
 #define ASSERTION_LIFETIME 600 /* seconds: Entra's "5-10 minutes" */
 
-struct kvfs_cert_cred {
+struct kvfs_clientcert {
 	EVP_PKEY *key;
 	X509 *leaf;
 	STACK_OF(X509) * chain; /* the other certificates, file order */
 };
 
-void kvfs_cert_cred_free(struct kvfs_cert_cred *c)
+void kvfs_clientcert_free(struct kvfs_clientcert *c)
 {
 	if (!c)
 		return;
@@ -82,7 +82,7 @@ static bool is_pem(const char *data, size_t len)
 }
 
 static int load_pem(const char *data, size_t len, const char *password,
-		    struct kvfs_cert_cred *c, struct kvfs_error *err)
+		    struct kvfs_clientcert *c, struct kvfs_error *err)
 {
 	struct pass pass = {password};
 	BIO *bio;
@@ -125,7 +125,7 @@ static int load_pem(const char *data, size_t len, const char *password,
 }
 
 static int load_pkcs12(const char *data, size_t len, const char *password,
-		       struct kvfs_cert_cred *c, struct kvfs_error *err)
+		       struct kvfs_clientcert *c, struct kvfs_error *err)
 {
 	char why[160] = "";
 	int r;
@@ -155,10 +155,10 @@ static int load_pkcs12(const char *data, size_t len, const char *password,
 	return 0;
 }
 
-int kvfs_cert_cred_load(const char *data, size_t len, const char *password,
-			struct kvfs_cert_cred **ret, struct kvfs_error *err)
+int kvfs_clientcert_load(const char *data, size_t len, const char *password,
+			 struct kvfs_clientcert **ret, struct kvfs_error *err)
 {
-	struct kvfs_cert_cred *c;
+	struct kvfs_clientcert *c;
 	int r;
 
 	c = calloc(1, sizeof(*c));
@@ -183,7 +183,7 @@ int kvfs_cert_cred_load(const char *data, size_t len, const char *password,
 		r = -EOPNOTSUPP;
 	}
 	if (r < 0) {
-		kvfs_cert_cred_free(c);
+		kvfs_clientcert_free(c);
 		return r;
 	}
 	*ret = c;
@@ -256,7 +256,7 @@ static int uuid4(char out[37])
 	return 0;
 }
 
-static json_t *build_header(const struct kvfs_cert_cred *c,
+static json_t *build_header(const struct kvfs_clientcert *c,
 			    enum kvfs_cert_alg alg, bool send_chain)
 {
 	_cleanup_(json_decrefp) json_t *h = json_object();
@@ -364,9 +364,10 @@ out:
 	return r;
 }
 
-int kvfs_cert_assertion(const struct kvfs_cert_cred *c, enum kvfs_cert_alg alg,
-			bool send_chain, const char *client_id,
-			const char *audience, time_t now, char **ret)
+int kvfs_clientcert_assertion(const struct kvfs_clientcert *c,
+			      enum kvfs_cert_alg alg, bool send_chain,
+			      const char *client_id, const char *audience,
+			      time_t now, char **ret)
 {
 	_cleanup_(json_decrefp) json_t *header = NULL, *claims = NULL;
 	_cleanup_free_ char *h = NULL, *p = NULL;
@@ -405,7 +406,7 @@ struct cert_provider {
 	bool send_chain;
 };
 
-static int load(struct cert_provider *p, struct kvfs_cert_cred **ret,
+static int load(struct cert_provider *p, struct kvfs_clientcert **ret,
 		struct kvfs_error *err)
 {
 	_cleanup_secret_ char *password = NULL;
@@ -427,7 +428,7 @@ static int load(struct cert_provider *p, struct kvfs_cert_cred **ret,
 	r = kvfs_credfile_read(p->client.file, 0, &data, &len, err);
 	if (r < 0)
 		return r;
-	r = kvfs_cert_cred_load(data, len, password, ret, err);
+	r = kvfs_clientcert_load(data, len, password, ret, err);
 	kvfs_secure_free(data, len + 1);
 	if (r < 0) {
 		char msg[sizeof(err->message)];
@@ -447,7 +448,7 @@ static int cert_prove(struct kvfs_entra_client *cl, const char *tenant,
 		      char **ret, struct kvfs_error *err)
 {
 	struct cert_provider *p = (struct cert_provider *)cl;
-	struct kvfs_cert_cred *cred = NULL;
+	struct kvfs_clientcert *cred = NULL;
 	const char *endpoint;
 	int r;
 
@@ -456,10 +457,10 @@ static int cert_prove(struct kvfs_entra_client *cl, const char *tenant,
 		return r;
 	r = kvfs_entra_token_endpoint(&cl->entra, tenant, &endpoint, err);
 	if (r == 0)
-		r = kvfs_cert_assertion(cred, p->alg, p->send_chain,
-					cl->client_id, endpoint, time(NULL),
-					ret);
-	kvfs_cert_cred_free(cred);
+		r = kvfs_clientcert_assertion(cred, p->alg, p->send_chain,
+					      cl->client_id, endpoint,
+					      time(NULL), ret);
+	kvfs_clientcert_free(cred);
 	return r;
 }
 

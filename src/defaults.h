@@ -1,0 +1,28 @@
+/* Every default value of kvfs, in one place: the option table (config.c)
+ * starts from these and prints them in --help, and a module given a NULL
+ * config or a zero setting falls back on the same value instead of a
+ * literal of its own.  kvfs(8) documents them (tests/integration/test_man.py
+ * checks it against --help).  Plain literals, so that --help can quote
+ * them with KVFS_STR(); no code, no state. */
+#ifndef KVFS_DEFAULTS_H
+#define KVFS_DEFAULTS_H
+
+#define KVFS_STR_(x) #x
+#define KVFS_STR(x) KVFS_STR_(x)
+
+/* refresh=, max_stale=, deadline=: seconds */
+#define KVFS_DEFAULT_REFRESH 300
+#define KVFS_DEFAULT_MAX_STALE 86400
+#define KVFS_DEFAULT_DEADLINE 10
+#define KVFS_DEFAULT_API_VERSION "7.4"
+#define KVFS_DEFAULT_KEY_MODE 0400
+#define KVFS_DEFAULT_IMDS_URL                                                  \
+	"http://169.254.169.254/metadata/identity/oauth2/token"
+
+/* The HTTP client's own, for a caller that sets no timeout: connecting,
+ * and the whole transfer (one deadline=, the budget of a file
+ * operation). */
+#define KVFS_DEFAULT_HTTP_CONNECT_TIMEOUT_MS 5000
+#define KVFS_DEFAULT_HTTP_TIMEOUT_MS (KVFS_DEFAULT_DEADLINE * 1000)
+
+#endif
