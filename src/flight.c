@@ -34,10 +34,7 @@ int kvfs_flight_wait_locked(struct kvfs_flight *f, pthread_mutex_t *lock,
 			    int *ret_r)
 {
 	unsigned long ended = f->ended;
-	struct timespec ts = {
-		.tv_sec = (time_t)(deadline_ms / 1000),
-		.tv_nsec = (long)(deadline_ms % 1000) * 1000000,
-	};
+	struct timespec ts = kvfs_ms_to_timespec(deadline_ms);
 
 	while (f->busy && f->ended == ended) {
 		if (deadline_ms == KVFS_FLIGHT_NO_DEADLINE)

@@ -28,6 +28,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "backoff.h"
+#include "defaults.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -190,9 +191,11 @@ int kvfs_http_new(const struct kvfs_http_options *o, struct kvfs_http **ret)
 		pthread_mutex_init(&h->share_locks[i], NULL);
 	pthread_mutex_init(&h->pool_lock, NULL);
 
-	h->connect_timeout_ms =
-		o && o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
-	h->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : 10000;
+	h->connect_timeout_ms = o && o->connect_timeout_ms > 0
+					? o->connect_timeout_ms
+					: KVFS_DEFAULT_HTTP_CONNECT_TIMEOUT_MS;
+	h->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms
+					       : KVFS_DEFAULT_HTTP_TIMEOUT_MS;
 	h->max_body = o && o->max_body > 0 ? o->max_body : KVFS_HTTP_MAX_BODY;
 
 	/* The shared trust store is installed through the SSL_CTX. */

@@ -85,12 +85,6 @@ static void note_flush_locked(struct kvfs_auth *a, struct kvfs_log_deferred *n)
 	pthread_mutex_lock(&a->lock);
 }
 
-static struct timespec mono_timespec(int64_t ms)
-{
-	return (struct timespec){.tv_sec = (time_t)(ms / 1000),
-				 .tv_nsec = (long)(ms % 1000) * 1000000};
-}
-
 /* The vault's host ends with "." + host(resource). */
 static bool resource_fits_vault(const char *vault_host, const char *resource)
 {
@@ -163,7 +157,7 @@ static bool auth_sleep(void *ctx, long ms)
 {
 	struct kvfs_auth *a = ctx;
 	int64_t until = kvfs_now_ms() + ms;
-	struct timespec ts = mono_timespec(until);
+	struct timespec ts = kvfs_ms_to_timespec(until);
 	bool stopping;
 
 	pthread_mutex_lock(&a->lock);
@@ -182,7 +176,7 @@ bool kvfs_auth_provider_sleep(struct kvfs_auth_provider *p, long ms)
 		return true;
 	if (p->sleep)
 		return p->sleep(p->sleep_ctx, ms);
-	ts = mono_timespec(ms);
+	ts = kvfs_ms_to_timespec(ms);
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 	return true;
@@ -200,21 +194,15 @@ long kvfs_auth_request_timeout_ms(int64_t deadline_ms)
 
 static int init_conds(struct kvfs_auth *a)
 {
-	pthread_condattr_t attr;
 	int r;
 
-	if (pthread_condattr_init(&attr) != 0)
-		return -ENOMEM;
-	r = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (r == 0)
-		r = pthread_cond_init(&a->cond, &attr);
-	if (r == 0) {
-		r = pthread_cond_init(&a->wake, &attr);
-		if (r != 0)
-			pthread_cond_destroy(&a->cond);
-	}
-	pthread_condattr_destroy(&attr);
-	return -r;
+	r = kvfs_cond_init_monotonic(&a->cond);
+	if (r < 0)
+		return r;
+	r = kvfs_cond_init_monotonic(&a->wake);
+	if (r < 0)
+		pthread_cond_destroy(&a->cond);
+	return r;
 }
 
 int kvfs_auth_new(const struct kvfs_config *c, struct kvfs_http *h,
@@ -671,7 +659,7 @@ int kvfs_auth_get_token(struct kvfs_auth *a, int64_t deadline_ms,
 			if (!a->last_transient ||
 			    a->mono_retry + MIN_FETCH_MS > deadline_ms)
 				break;
-			ts = mono_timespec(a->mono_retry);
+			ts = kvfs_ms_to_timespec(a->mono_retry);
 			pthread_cond_timedwait(&a->cond, &a->lock, &ts);
 			continue;
 		}
@@ -738,7 +726,7 @@ static void *refresher_main(void *arg)
 			continue;
 		}
 		if (kvfs_now_ms() < due) {
-			ts = mono_timespec(due);
+			ts = kvfs_ms_to_timespec(due);
 			pthread_cond_timedwait(&a->wake, &a->lock, &ts);
 			continue;
 		}
