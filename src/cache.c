@@ -22,6 +22,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -57,6 +58,30 @@ enum secret_state {
 	SECRET_READY,
 	SECRET_FAILED,
 };
+
+/* A kvfs_files and what the cache keeps with it. */
+struct files {
+	struct kvfs_files pub;
+	int refs;
+	int64_t fetched_mono; /* fetched_at on the monotonic clock */
+	int cached_opens;     /* open through the page cache (cacheable) */
+	enum secret_state secret_state;
+	struct kvfs_flight secret_flight; /* the secret is loading */
+	int secret_r;			  /* a failure kept for a while */
+	int64_t secret_until; /* monotonic seconds the failure is kept */
+	struct kvfs_pki_secret_files secret; /* when secret_state is ready */
+};
+
+static struct files *files_of(struct kvfs_files *f)
+{
+	return (struct files *)((char *)f - offsetof(struct files, pub));
+}
+
+static const struct files *files_of_const(const struct kvfs_files *f)
+{
+	return (const struct files *)((const char *)f -
+				      offsetof(struct files, pub));
+}
 
 enum slot_state {
 	SLOT_NONE,
@@ -229,24 +254,25 @@ static int listing_build(struct kvfs_cert_list *list, struct kvfs_listing **ret)
 	return 0;
 }
 
-static void files_free(struct kvfs_files *f)
+static void files_free(struct files *f)
 {
-	kvfs_cert_bundle_clear(&f->bundle);
-	free(f->cert_pem);
-	free(f->subject);
+	kvfs_cert_bundle_clear(&f->pub.bundle);
+	free(f->pub.cert_pem);
+	free(f->pub.subject);
 	kvfs_pki_secret_files_clear(&f->secret);
 	free(f);
 }
 
 void kvfs_files_unref(struct kvfs_files *f)
 {
-	if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		files_free(f);
+	if (f &&
+	    __atomic_sub_fetch(&files_of(f)->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		files_free(files_of(f));
 }
 
 void kvfs_files_uncount(struct kvfs_files *f)
 {
-	__atomic_sub_fetch(&f->cached_opens, 1, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(&files_of(f)->cached_opens, 1, __ATOMIC_RELEASE);
 }
 
 void kvfs_files_release(struct kvfs_files *f, bool cached)
@@ -263,7 +289,7 @@ static void files_unref_pin(void *f)
 
 static struct kvfs_files *files_ref(struct kvfs_files *f)
 {
-	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&files_of(f)->refs, 1, __ATOMIC_RELAXED);
 	return f;
 }
 
@@ -489,13 +515,13 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 			       const struct kvfs_files *f,
 			       struct kvfs_log_deferred *why)
 {
-	int64_t seen, now;
+	int64_t fetched, seen, now;
 
 	if (!cache->failing)
 		return true;
 	now = now_monotonic();
-	seen = f->fetched_mono > cache->last_ok ? f->fetched_mono
-						: cache->last_ok;
+	fetched = files_of_const(f)->fetched_mono;
+	seen = fetched > cache->last_ok ? fetched : cache->last_ok;
 	if (now - seen > (int64_t)max_stale(cache)) {
 		log_defer_warning_ratelimited(
 			why,
@@ -1106,7 +1132,7 @@ static struct kvfs_files *files_cached_old_locked(struct kvfs_cache *cache,
 		if (!c->name || strcasecmp(c->name, name) != 0)
 			continue;
 		for (size_t k = 0; k < c->nold; k++)
-			if (__atomic_load_n(&c->old[k]->cached_opens,
+			if (__atomic_load_n(&files_of(c->old[k])->cached_opens,
 					    __ATOMIC_ACQUIRE) > 0)
 				return c->old[k];
 	}
@@ -1116,7 +1142,7 @@ static struct kvfs_files *files_cached_old_locked(struct kvfs_cache *cache,
 static bool change_closed(const struct change *c)
 {
 	for (size_t k = 0; k < c->nold; k++)
-		if (__atomic_load_n(&c->old[k]->cached_opens,
+		if (__atomic_load_n(&files_of(c->old[k])->cached_opens,
 				    __ATOMIC_ACQUIRE) > 0)
 			return false;
 	return true;
@@ -1228,12 +1254,14 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 {
 	struct kvfs_error err;
 	struct kvfs_files *f;
+	struct files *p;
 	int r;
 
-	f = calloc(1, sizeof(*f));
-	if (!f)
+	p = calloc(1, sizeof(*p));
+	if (!p)
 		return -ENOMEM;
-	f->refs = 1;
+	p->refs = 1;
+	f = &p->pub;
 
 	kvfs_error_clear(&err);
 	r = kvfs_vault_get_certificate(cache->vault, name, version, &f->bundle,
@@ -1241,14 +1269,14 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 	if (r < 0) {
 		fetch_failed(&err, "cannot get certificate '%s%s%s'", name,
 			     version ? "/" : "", version ? version : "");
-		free(f);
+		free(p);
 		/* What a reader can act on passes through; the rest of the
 		 * backend's trouble is an I/O error. */
 		return r == -ENOENT || r == -EACCES ? r : -EIO;
 	}
 
 	f->fetched_at = time(NULL);
-	f->fetched_mono = now_monotonic();
+	p->fetched_mono = now_monotonic();
 	r = kvfs_pki_der_to_pem(f->bundle.der, f->bundle.der_len, &f->cert_pem,
 				&f->cert_pem_len);
 	if (r == 0)
@@ -1258,7 +1286,7 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 		log_warning("certificate '%s': the vault's 'cer' is not a "
 			    "certificate",
 			    name);
-		files_free(f);
+		files_free(p);
 		return -EIO;
 	}
 
@@ -1544,9 +1572,10 @@ static int secret_fetch(struct kvfs_cache *cache, const struct kvfs_files *f,
 	return r;
 }
 
-static int secret_get(struct kvfs_cache *cache, struct kvfs_files *f,
+static int secret_get(struct kvfs_cache *cache, struct kvfs_files *pub,
 		      bool fetch, const struct kvfs_pki_secret_files **ret)
 {
+	struct files *f = files_of(pub);
 	struct kvfs_pki_secret_files sf = {0};
 	int64_t deadline = reader_deadline(cache);
 	struct kvfs_log_deferred why = {0};
@@ -1568,7 +1597,7 @@ static int secret_get(struct kvfs_cache *cache, struct kvfs_files *f,
 					       "certificate '%s': no secret "
 					       "from the vault within the "
 					       "deadline",
-					       f->bundle.name);
+					       pub->bundle.name);
 				r = -EIO;
 				goto out;
 			}
@@ -1603,7 +1632,7 @@ static int secret_get(struct kvfs_cache *cache, struct kvfs_files *f,
 	(void)kvfs_flight_begin_locked(&f->secret_flight);
 	kvfs_metrics_cache(KVFS_OBJ_SECRET, false);
 	pthread_mutex_unlock(&cache->lock);
-	r = secret_fetch(cache, f, &sf);
+	r = secret_fetch(cache, pub, &sf);
 	pthread_mutex_lock(&cache->lock);
 	if (r == 0) {
 		f->secret = sf;
@@ -1667,7 +1696,7 @@ static bool files_cacheable_locked(struct kvfs_cache *cache, const char *name,
 	if (!files_current_locked(cache, name, f) ||
 	    name_changing_locked(cache, name))
 		return false;
-	__atomic_add_fetch(&f->cached_opens, 1, __ATOMIC_ACQ_REL);
+	__atomic_add_fetch(&files_of(f)->cached_opens, 1, __ATOMIC_ACQ_REL);
 	return true;
 }
 

@@ -17,7 +17,6 @@
 
 #include "config.h"
 #include "error.h"
-#include "flight.h"
 #include "pki.h"
 #include "vault.h"
 
@@ -47,7 +46,9 @@ struct kvfs_listing {
  * files all come from one kvfs_files, which never mixes versions; a
  * rotation makes a new kvfs_files for the directory, and an open file
  * keeps a reference to the one it opened, so its bytes never change.
- * Everything but the private part is immutable once published.
+ * Immutable once published, but for size_hidden_until.  What the cache
+ * keeps with them (references, the fetch's monotonic time, the secret and
+ * its flight, the count of cacheable opens) is private to cache.c.
  *
  * Stale-on-error: once built they are served until a listing says the
  * certificate changed; a failed revalidation never drops them.  While
@@ -62,15 +63,6 @@ struct kvfs_files {
 	char sha256[65];    /* lower-case hex of the DER */
 	char x5t[28];	    /* base64url SHA-1 of the DER */
 	int64_t fetched_at; /* Unix seconds of the GET that built them */
-	/* private */
-	int refs;
-	int64_t fetched_mono; /* the same on the monotonic clock */
-	int cached_opens;     /* open through the page cache (cacheable) */
-	int secret_state;
-	struct kvfs_flight secret_flight; /* the secret is loading */
-	int secret_r;			  /* a failure kept for a while */
-	int64_t secret_until; /* monotonic seconds the failure is kept */
-	struct kvfs_pki_secret_files secret; /* when secret_state is ready */
 	/* Until when (kvfs_now_ms()) the kernel may hold size 0 for the
 	 * key-bearing files of these files (fs.c); atomic. */
 	int64_t size_hidden_until;
