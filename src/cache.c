@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "defaults.h"
 #include "flight.h"
 #include "log.h"
 #include "metrics.h"
@@ -162,7 +163,8 @@ static int64_t now_monotonic(void)
 
 static unsigned max_stale(const struct kvfs_cache *cache)
 {
-	return cache->config ? cache->config->max_stale : 86400;
+	return cache->config ? cache->config->max_stale
+			     : KVFS_DEFAULT_MAX_STALE;
 }
 
 static void listing_free(struct kvfs_listing *l)
@@ -225,7 +227,7 @@ static int listing_build(struct kvfs_cert_list *list, struct kvfs_listing **ret)
 	for (size_t i = 0; i < l->owned.n; i++) {
 		const struct kvfs_cert_item *it = &l->owned.items[i];
 
-		if (!it->name || !kvfs_vault_name_valid(it->name)) {
+		if (!it->name || !kvfs_vault_object_name_valid(it->name)) {
 			log_warning_ratelimited(
 				"ignoring certificate '%.140s' in the "
 				"listing: not a valid Key Vault name",
@@ -343,7 +345,6 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		   struct kvfs_cache **ret)
 {
 	struct kvfs_cache *cache;
-	pthread_condattr_t ca;
 	int r;
 
 	cache = calloc(1, sizeof(*cache));
@@ -367,18 +368,12 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 
 	/* Waits are bounded by the deadline on the monotonic clock, so a
 	 * clock step never makes a reader wait longer. */
-	r = pthread_condattr_init(&ca);
-	if (r == 0) {
-		r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		if (r == 0)
-			r = pthread_cond_init(&cache->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	if (r != 0) {
+	r = kvfs_cond_init_monotonic(&cache->cond);
+	if (r < 0) {
 		kvfs_pins_free(cache->pins);
 		free(cache->listing);
 		free(cache);
-		return -r;
+		return r;
 	}
 	pthread_mutex_init(&cache->lock, NULL);
 
@@ -475,15 +470,8 @@ static int slot_get_locked(struct kvfs_cache *cache, const char *key,
 		return 0;
 	}
 	at = (size_t)~i;
-	if (cache->nslots == cache->aslots) {
-		size_t na = cache->aslots ? cache->aslots * 2 : 16;
-		struct slot **ns = realloc(cache->slots, na * sizeof(*ns));
-
-		if (!ns)
-			return -ENOMEM;
-		cache->slots = ns;
-		cache->aslots = na;
-	}
+	if (KVFS_GROW(cache->slots, cache->nslots, cache->aslots) < 0)
+		return -ENOMEM;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -564,15 +552,8 @@ static void *slot_obj_locked(struct kvfs_cache *cache, const char *key)
 
 static int changes_push_locked(struct kvfs_cache *cache, struct change *c)
 {
-	if (cache->nchanges == cache->achanges) {
-		size_t na = cache->achanges ? cache->achanges * 2 : 16;
-		struct change **nc = realloc(cache->changes, na * sizeof(*nc));
-
-		if (!nc)
-			return -ENOMEM;
-		cache->changes = nc;
-		cache->achanges = na;
-	}
+	if (KVFS_GROW(cache->changes, cache->nchanges, cache->achanges) < 0)
+		return -ENOMEM;
 	cache->changes[cache->nchanges++] = c;
 	return 0;
 }
@@ -1334,7 +1315,8 @@ static int obj_fetch(struct kvfs_cache *cache, const char *key,
 /* When a reader that begins to wait now gives up (kvfs_now_ms() time). */
 static int64_t reader_deadline(const struct kvfs_cache *cache)
 {
-	unsigned seconds = cache->config ? cache->config->deadline : 10;
+	unsigned seconds =
+		cache->config ? cache->config->deadline : KVFS_DEFAULT_DEADLINE;
 
 	return kvfs_now_ms() + 1000 * (int64_t)(seconds ? seconds : 1);
 }
@@ -1521,7 +1503,7 @@ int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
 int kvfs_cache_version_files(struct kvfs_cache *cache, const char *name,
 			     const char *version, struct kvfs_files **ret)
 {
-	if (!version || !kvfs_vault_name_valid(version))
+	if (!version || !kvfs_vault_object_name_valid(version))
 		return -ENOENT;
 	return obj_get(cache, name, version, OBJ_FILES, true, (void **)ret);
 }
@@ -1643,7 +1625,7 @@ static int secret_get(struct kvfs_cache *cache, struct kvfs_files *pub,
 		f->secret_until = now_monotonic() +
 				  (cache->config && cache->config->refresh
 					   ? cache->config->refresh
-					   : 300);
+					   : KVFS_DEFAULT_REFRESH);
 		f->secret_state = SECRET_FAILED;
 		r = f->secret_r;
 	} else {

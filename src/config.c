@@ -188,9 +188,9 @@ static bool ends_with(const char *s, size_t n, const char *suffix)
 }
 
 /* A vault's own name, the first label of its host name (not the name of
- * an object in it: kvfs_vault_name_valid).  Azure: 3-24 of [0-9A-Za-z-],
- * starting with a letter, ending with a letter or digit, no two hyphens in
- * a row. */
+ * an object in it: kvfs_vault_object_name_valid).  Azure: 3-24 of
+ * [0-9A-Za-z-], starting with a letter, ending with a letter or digit, no
+ * two hyphens in a row. */
 static bool vault_dns_label_valid(const char *s)
 {
 	size_t n = strlen(s);

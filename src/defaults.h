@@ -19,6 +19,15 @@
 #define KVFS_DEFAULT_IMDS_URL                                                  \
 	"http://169.254.169.254/metadata/identity/oauth2/token"
 
+/* The FUSE loop's threads, and the HTTP client's idle handles: at least
+ * as many as requests can be in flight at once, one per FUSE thread and
+ * one for each background thread (token refresh, revalidation), with room
+ * to spare.  With fewer, every handle beyond the pool closes its
+ * connection after its request, and the next pays a new TCP and TLS
+ * handshake. */
+#define KVFS_FUSE_MAX_THREADS 32
+#define KVFS_HTTP_POOL_MAX (KVFS_FUSE_MAX_THREADS + 8)
+
 /* The HTTP client's own, for a caller that sets no timeout: connecting,
  * and the whole transfer (one deadline=, the budget of a file
  * operation). */

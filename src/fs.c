@@ -27,6 +27,7 @@
 
 #include "caller.h"
 #include "control.h"
+#include "defaults.h"
 #include "fs.h"
 #include "log.h"
 #include "metrics.h"
@@ -38,7 +39,7 @@
 #define ATTR_TIMEOUT 60.0
 #define ENTRY_TIMEOUT 60.0
 #define NEGATIVE_TIMEOUT 5.0
-#define MAX_THREADS 32
+#define MAX_THREADS KVFS_FUSE_MAX_THREADS
 /* How long the kernel may keep a size it was given: the attribute and
  * entry timeouts, and a second for the clocks. */
 #define SIZE_HIDDEN_MS ((int64_t)(ATTR_TIMEOUT + 1.0) * 1000)

@@ -35,14 +35,10 @@
 #include "secmem.h"
 #include "util.h"
 
-/* Idle handles kept, each with its connection.  At least as many as
- * requests can be in flight at once: the FUSE loop's 32 threads
- * (MAX_THREADS in fs.c) and the background threads (token refresh,
- * revalidation).  With fewer, every handle beyond the pool closed its
- * connection after its request, and the next one paid a new TCP and TLS
- * handshake.  Handles are made only on demand, so a quiet mount holds
- * one or two. */
-#define POOL_MAX 40
+/* Idle handles kept, each with its connection (defaults.h says why so
+ * many).  Handles are made only on demand, so a quiet mount holds one or
+ * two. */
+#define POOL_MAX KVFS_HTTP_POOL_MAX
 #define HEADER_VALUE_MAX 4096
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 

@@ -32,9 +32,8 @@ struct kvfs_reval {
 	int efd; /* counts triggers; the stop writes to it too */
 	pthread_t thread;
 	bool started;
-	int stop;	     /* atomic */
-	unsigned long count; /* atomic */
-	uint64_t rng;	     /* xorshift64* state; the thread's own */
+	int stop;     /* atomic */
+	uint64_t rng; /* xorshift64* state; the thread's own */
 };
 
 int64_t kvfs_reval_delay_ms(unsigned refresh_s, bool first, uint64_t rnd)
@@ -100,7 +99,6 @@ static void revalidate(struct kvfs_reval *r)
 	e = kvfs_cache_revalidate(r->cache, budget ? budget : 1, &err);
 	log_debug("revalidation %s in %lld ms", e < 0 ? "failed" : "done",
 		  (long long)(kvfs_now_ms() - t0));
-	__atomic_add_fetch(&r->count, 1, __ATOMIC_ACQ_REL);
 }
 
 static void *reval_main(void *data)

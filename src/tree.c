@@ -105,7 +105,7 @@ static int resolve_version(const char *p, const struct kvfs_versions *vs,
 	int len;
 
 	len = component(p, part, sizeof(part));
-	if (len < 0 || !kvfs_vault_name_valid(part))
+	if (len < 0 || !kvfs_vault_object_name_valid(part))
 		return -ENOENT;
 	p += len;
 	if (!vs)
@@ -152,7 +152,7 @@ int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
 	len = component(++p, name, sizeof(name));
 	/* ".." and the like are not Key Vault names and never reach the
 	 * listing. */
-	if (len < 0 || !kvfs_vault_name_valid(name))
+	if (len < 0 || !kvfs_vault_object_name_valid(name))
 		return -ENOENT;
 	p += len;
 	n.entry = kvfs_listing_find(l, name);

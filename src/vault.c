@@ -103,7 +103,7 @@ void kvfs_vault_free(struct kvfs_vault *v)
 
 /* ---- names and origins ---- */
 
-bool kvfs_vault_name_valid(const char *name)
+bool kvfs_vault_object_name_valid(const char *name)
 {
 	size_t n = 0;
 
@@ -164,8 +164,8 @@ static int parse_object_id(const char *id, const char *seg, bool want_version,
 
 	/* Names that cannot be paths are reported as such, apart from
 	 * malformed ids. */
-	r = !kvfs_vault_name_valid(name) ||
-	    (version && (!kvfs_vault_name_valid(version) ||
+	r = !kvfs_vault_object_name_valid(name) ||
+	    (version && (!kvfs_vault_object_name_valid(version) ||
 			 strcasecmp(version, "pending") == 0));
 
 	*ret_name = TAKE_PTR(name);
@@ -928,7 +928,7 @@ int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
 	size_t pages;
 	int r;
 
-	if (!kvfs_vault_name_valid(name)) {
+	if (!kvfs_vault_object_name_valid(name)) {
 		kvfs_error_set_message(err, "not a valid certificate name");
 		return -ENOENT;
 	}
@@ -965,8 +965,8 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 	_cleanup_free_ char *url = NULL;
 	int r;
 
-	if (!kvfs_vault_name_valid(name) ||
-	    (version && (!kvfs_vault_name_valid(version) ||
+	if (!kvfs_vault_object_name_valid(name) ||
+	    (version && (!kvfs_vault_object_name_valid(version) ||
 			 strcasecmp(version, "pending") == 0))) {
 		kvfs_error_set_message(err, "not a valid certificate name");
 		return -ENOENT;

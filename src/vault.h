@@ -139,8 +139,9 @@ int kvfs_vault_parse_bundle(const char *json, size_t len,
 void kvfs_vault_parse_error(const char *json, size_t len,
 			    struct kvfs_error *err);
 
-/* 1-127 of [0-9A-Za-z-]. */
-bool kvfs_vault_name_valid(const char *name);
+/* The name of an object (certificate, secret, key) or of a version:
+ * 1-127 of [0-9A-Za-z-]. */
+bool kvfs_vault_object_name_valid(const char *name);
 /* Whether a link (nextLink, sid) is within the vault's origin, so that
  * the token may follow it: kvfs_url_same_origin(). */
 bool kvfs_vault_same_origin(const char *a, const char *b);

@@ -2,7 +2,7 @@
  * integration tests and never installed.  One hook today: the directory
  * Azure Arc's key files must be in comes from KVFS_TEST_ARC_TOKEN_DIR, so
  * that the fake's Arc endpoint can name files in a temporary directory.
- * This definition replaces the weak one of src/auth/imds.c at link time;
+ * This definition replaces the weak one of src/auth/mi.c at link time;
  * the installed kvfs keeps /var/opt/azcmagent/tokens, as MSAL does, and
  * reads no such variable. */
 #include <stdlib.h>

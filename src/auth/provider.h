@@ -87,7 +87,7 @@ int kvfs_auth_workload_new(const struct kvfs_config *c, struct kvfs_http *h,
 int kvfs_auth_mi_new(const struct kvfs_config *c, struct kvfs_http *h,
 		     struct kvfs_auth_provider **ret, struct kvfs_error *err);
 
-/* ---- managed identity (imds.c) ---- */
+/* ---- managed identity (mi.c) ---- */
 
 enum kvfs_mi_source {
 	KVFS_MI_IMDS,

@@ -277,14 +277,17 @@ class NullfsMount(Mount):
 
 def kvfs_fuse_defines():
     """src/fs.c's timeouts and thread cap as -D flags: nullfs is built
-    with kvfs's settings, whatever they become."""
+    with kvfs's settings, whatever they become (a value that names a
+    define of src/defaults.h is that define's)."""
     want = ("ENTRY_TIMEOUT", "ATTR_TIMEOUT", "NEGATIVE_TIMEOUT", "MAX_THREADS")
-    found = {}
-    with open(os.path.join(REPO, "src", "fs.c")) as f:
-        for line in f:
-            w = line.split()
-            if len(w) >= 3 and w[0] == "#define" and w[1] in want:
-                found[w[1]] = w[2]
+    found, defaults = {}, {}
+    for name, into in (("defaults.h", defaults), ("fs.c", found)):
+        with open(os.path.join(REPO, "src", name)) as f:
+            for line in f:
+                w = line.split()
+                if len(w) >= 3 and w[0] == "#define":
+                    into[w[1]] = defaults.get(w[2], w[2])
+    found = {k: v for k, v in found.items() if k in want}
     missing = [k for k in want if k not in found]
     if missing:
         raise RuntimeError("src/fs.c defines no %s" % ", ".join(missing))

@@ -269,7 +269,7 @@ static void is_token(int r, struct kvfs_token *t, int want_r, long expires_in,
 }
 
 /* Where Entra's token response is read differently from a managed
- * identity's (imds.c): Entra takes reals and refuses a lifetime beyond ten
+ * identity's (mi.c): Entra takes reals and refuses a lifetime beyond ten
  * years; a managed identity refuses reals, clamps lifetimes to 1000 days
  * and falls back to expires_on. */
 static void test_token_numbers(void)

@@ -1,4 +1,4 @@
-/* Unit tests for the managed-identity provider's pure parts (imds.c): the
+/* Unit tests for the managed-identity provider's pure parts (mi.c): the
  * choice of IMDS / App Service / Arc from the environment, token responses
  * (numbers as strings, App Service's expires_on only), the retry schedule
  * and its 70 s budget, and the checks on Arc's "Basic realm=" key path. */

@@ -133,7 +133,7 @@ static void test_list_details(void)
 		is_str(l.items[5].name, "x/v1", "a slash, as is");
 		is_str(l.items[6].name, "a%2Fb", "percent-encoding, as is");
 		for (size_t i = 3; i < 7; i++)
-			ok(!kvfs_vault_name_valid(l.items[i].name),
+			ok(!kvfs_vault_object_name_valid(l.items[i].name),
 			   "and not a valid name");
 	}
 	ok(next == NULL, "empty nextLink: the end");
@@ -506,20 +506,20 @@ static void test_names(void)
 {
 	char name[130];
 
-	ok(kvfs_vault_name_valid("web-01"), "web-01");
-	ok(kvfs_vault_name_valid("A"), "one letter");
-	ok(!kvfs_vault_name_valid(""), "empty");
-	ok(!kvfs_vault_name_valid(NULL), "NULL");
-	ok(!kvfs_vault_name_valid(".."), "..");
-	ok(!kvfs_vault_name_valid("a/b"), "slash");
-	ok(!kvfs_vault_name_valid("a_b"), "underscore");
-	ok(!kvfs_vault_name_valid("a b"), "space");
+	ok(kvfs_vault_object_name_valid("web-01"), "web-01");
+	ok(kvfs_vault_object_name_valid("A"), "one letter");
+	ok(!kvfs_vault_object_name_valid(""), "empty");
+	ok(!kvfs_vault_object_name_valid(NULL), "NULL");
+	ok(!kvfs_vault_object_name_valid(".."), "..");
+	ok(!kvfs_vault_object_name_valid("a/b"), "slash");
+	ok(!kvfs_vault_object_name_valid("a_b"), "underscore");
+	ok(!kvfs_vault_object_name_valid("a b"), "space");
 	memset(name, 'a', 127);
 	name[127] = '\0';
-	ok(kvfs_vault_name_valid(name), "127 characters");
+	ok(kvfs_vault_object_name_valid(name), "127 characters");
 	name[127] = 'a';
 	name[128] = '\0';
-	ok(!kvfs_vault_name_valid(name), "128 characters");
+	ok(!kvfs_vault_object_name_valid(name), "128 characters");
 }
 
 static void test_secret(void)
@@ -586,7 +586,7 @@ static void test_secret(void)
 	is_int(kvfs_vault_parse_page(versions, strlen(versions), false, &l,
 				     &next, &err),
 	       0, "ids with a version in a certificates listing parse");
-	ok(l.n == 2 && !kvfs_vault_name_valid(l.items[0].name),
+	ok(l.n == 2 && !kvfs_vault_object_name_valid(l.items[0].name),
 	   "as names that cannot be paths");
 	kvfs_cert_list_clear(&l);
 
