@@ -42,8 +42,8 @@ enum obj_kind {
 	OBJ_VERSIONS,
 };
 
-/* The fetch of a slot.  Not kept in the slot, which may go before its
- * waiters run: the loader and every waiter hold a reference, and the
+/* The fetch of a slot.  Allocated apart from the slot, which may go
+ * before its waiters run: the loader and every waiter hold a reference, and the
  * result stays readable until the last of them lets go. */
 struct flight {
 	int refs;

@@ -3,9 +3,10 @@
  * outcome.  A struct kvfs_flight lives in the caller's object, under the
  * caller's mutex, and signals the caller's condition variable, which must
  * be on CLOCK_MONOTONIC; every call is made with that mutex held, and the
- * leader works with it released.  Nothing is kept: once a flight ends, the
- * next kvfs_flight_begin_locked() starts a new one.  A waiter never waits
- * past its own deadline (kvfs_now_ms() time, or KVFS_FLIGHT_NO_DEADLINE). */
+ * leader works with it released.  Only the last result is kept: once a
+ * flight ends, the next kvfs_flight_begin_locked() starts a new one.  A waiter
+ * never waits past its own deadline (kvfs_now_ms() time, or
+ * KVFS_FLIGHT_NO_DEADLINE). */
 #ifndef KVFS_FLIGHT_H
 #define KVFS_FLIGHT_H
 

@@ -65,7 +65,8 @@ void kvfs_log_ratelimited(struct kvfs_ratelimit *rl, int level, const char *fmt,
 	} while (0)
 
 /* A line composed while a lock is held and written once it is released,
- * so that a slow syslog never holds up the lock's other users.  rl: the
+ * so that a slow syslog never holds up the lock's other users.  One line
+ * a struct: a second kvfs_log_defer() replaces the first.  rl: the
  * call site's rate limit (as log_warning_ratelimited), or NULL.  Zero it
  * to start empty; a line above the level is never composed. */
 struct kvfs_log_deferred {

@@ -257,8 +257,13 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	struct fuse *fuse;
 	int r, code = 1;
 
-	if (kvfs_fs_new(c, cache, control, &fs) < 0)
+	r = kvfs_fs_new(c, cache, control, &fs);
+	if (r < 0) {
+		/* kvfs_fs_new() names what failed, but for memory */
+		if (r == -ENOMEM)
+			log_error("cannot set up FUSE: out of memory");
 		return code;
+	}
 	fuse = kvfs_fs_fuse(fs);
 	/* Before the fork: its wake-up descriptor keeps a SIGHUP that comes
 	 * before the thread starts. */
@@ -277,9 +282,13 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		goto out_reval;
 	}
 	se = fuse_get_session(fuse);
-	if (fuse_set_signal_handlers(se) != 0 || set_sighup(reval) != 0) {
+	if (fuse_set_signal_handlers(se) != 0) {
 		log_error("cannot install signal handlers");
 		goto out_unmount;
+	}
+	if (set_sighup(reval) != 0) {
+		log_error("cannot install signal handlers");
+		goto out_signals;
 	}
 
 	/* After the mount, so that the parent exits only once the mount

@@ -178,6 +178,13 @@ int kvfs_url_host(const char *url, char **ret)
 	return 0;
 }
 
+/* A precision for "%.*s": n, or what fits in size when less (never above
+ * INT_MAX, where a negative precision would print the whole string). */
+static int fit(size_t n, size_t size)
+{
+	return (int)(n < size ? n : size > 0 ? size - 1 : 0);
+}
+
 void kvfs_url_redact(const char *url, char *buf, size_t size)
 {
 	const char *p, *auth = NULL, *at = NULL, *end;
@@ -199,8 +206,9 @@ void kvfs_url_redact(const char *url, char *buf, size_t size)
 			at = p;
 	}
 	if (!at)
-		snprintf(buf, size, "%.*s", (int)len, url);
+		snprintf(buf, size, "%.*s", fit(len, size), url);
 	else /* scheme:// + what follows the userinfo */
-		snprintf(buf, size, "%.*s%.*s", (int)(auth - url), url,
-			 (int)(url + len - (at + 1)), at + 1);
+		snprintf(buf, size, "%.*s%.*s", fit((size_t)(auth - url), size),
+			 url, fit((size_t)(url + len - (at + 1)), size),
+			 at + 1);
 }
