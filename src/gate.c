@@ -161,9 +161,10 @@ static enum kvfs_verdict gate_leave(struct kvfs_gate *g, bool probe,
 				    const struct kvfs_error *err,
 				    int64_t deadline)
 {
-	char what[384], line[640] = "";
+	struct kvfs_log_deferred line = {0};
+	char what[384];
 	int64_t now = kvfs_now_ms(), delay;
-	int level = KVFS_LOG_DEBUG;
+	int level;
 
 	pthread_mutex_lock(&g->lock);
 	if (probe)
@@ -183,12 +184,13 @@ static enum kvfs_verdict gate_leave(struct kvfs_gate *g, bool probe,
 	case KVFS_VERDICT_FINAL:
 		if (g->failures > 0) {
 			level = g->ever_ok ? KVFS_LOG_NOTICE : KVFS_LOG_DEBUG;
-			snprintf(line, sizeof(line),
-				 "vault '%s' answers again after %lld s (%lu "
-				 "attempts failed)",
-				 g->name,
-				 (long long)(now - g->failing_since) / 1000,
-				 g->failed);
+			kvfs_log_defer(
+				&line, NULL, level,
+				"vault '%s' answers again after %lld s (%lu "
+				"attempts failed)",
+				g->name,
+				(long long)(now - g->failing_since) / 1000,
+				g->failed);
 			g->failures = 0;
 			g->failed = 0;
 			g->not_before = 0;
@@ -218,57 +220,60 @@ static enum kvfs_verdict gate_leave(struct kvfs_gate *g, bool probe,
 			g->failing_since = now;
 			g->last_report = now;
 			level = g->ever_ok ? KVFS_LOG_WARNING : KVFS_LOG_DEBUG;
-			snprintf(line, sizeof(line),
-				 "vault '%s' is failing: %s; retrying in "
-				 "%lld.%01lld s, cached files are still served",
-				 g->name, what, (long long)delay / 1000,
-				 (long long)(delay % 1000) / 100);
+			kvfs_log_defer(
+				&line, NULL, level,
+				"vault '%s' is failing: %s; retrying in "
+				"%lld.%01lld s, cached files are still served",
+				g->name, what, (long long)delay / 1000,
+				(long long)(delay % 1000) / 100);
 		} else if (now - g->last_report >= REPORT_INTERVAL_MS) {
 			g->last_report = now;
 			level = g->ever_ok ? KVFS_LOG_WARNING : KVFS_LOG_DEBUG;
-			snprintf(line, sizeof(line),
-				 "vault '%s' still failing after %lld s (%lu "
-				 "attempts failed): %s; next attempt in %lld s",
-				 g->name,
-				 (long long)(now - g->failing_since) / 1000,
-				 g->failed, what, (long long)delay / 1000);
+			kvfs_log_defer(
+				&line, NULL, level,
+				"vault '%s' still failing after %lld s (%lu "
+				"attempts failed): %s; next attempt in %lld s",
+				g->name,
+				(long long)(now - g->failing_since) / 1000,
+				g->failed, what, (long long)delay / 1000);
 		} else {
-			snprintf(line, sizeof(line),
-				 "vault '%s': %s; failure %u, next attempt in "
-				 "%lld ms",
-				 g->name, what, g->failures, (long long)delay);
+			kvfs_log_defer(
+				&line, NULL, KVFS_LOG_DEBUG,
+				"vault '%s': %s; failure %u, next attempt in "
+				"%lld ms",
+				g->name, what, g->failures, (long long)delay);
 		}
 		/* Never answered yet: nobody waits silently for a retry
 		 * that is coming. */
 		if (!g->ever_ok && g->not_before + MIN_ATTEMPT_MS <= deadline) {
-			level = KVFS_LOG_NOTICE;
-			snprintf(line, sizeof(line),
-				 "%s '%s': %s (attempt %lu, next in "
-				 "%lld.%01lld s, giving up in %lld s)",
-				 err && err->http_status ? "vault"
-							 : "cannot reach",
-				 g->name, what, g->failed,
-				 (long long)delay / 1000,
-				 (long long)(delay % 1000) / 100,
-				 (long long)(deadline - now + 999) / 1000);
+			kvfs_log_defer(&line, NULL, KVFS_LOG_NOTICE,
+				       "%s '%s': %s (attempt %lu, next in "
+				       "%lld.%01lld s, giving up in %lld s)",
+				       err && err->http_status ? "vault"
+							       : "cannot reach",
+				       g->name, what, g->failed,
+				       (long long)delay / 1000,
+				       (long long)(delay % 1000) / 100,
+				       (long long)(deadline - now + 999) /
+					       1000);
 		}
 		break;
 	case KVFS_VERDICT_LOCAL:
 		break;
 	case KVFS_VERDICT_OBJECT:
 		kvfs_error_describe(err, what, sizeof(what));
-		snprintf(line, sizeof(line),
-			 "vault '%s': %s; one object's failure, the vault is "
-			 "not held back",
-			 g->name, what);
+		kvfs_log_defer(
+			&line, NULL, KVFS_LOG_DEBUG,
+			"vault '%s': %s; one object's failure, the vault is "
+			"not held back",
+			g->name, what);
 		break;
 	}
 	kvfs_metrics_gate(g->failures);
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
 
-	if (line[0])
-		kvfs_log(level, "%s", line);
+	kvfs_log_flush(&line);
 	if (v == KVFS_VERDICT_RETRY || v == KVFS_VERDICT_OBJECT)
 		kvfs_metrics_error("vault '%s': %s", g->name, what);
 	return v;
