@@ -6,6 +6,8 @@
  * assertion on how long anything took. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,15 +37,13 @@ struct caller {
 
 static void shared_init(struct shared *sh, int result)
 {
-	pthread_condattr_t ca;
-
 	*sh = (struct shared){.result = result,
 			      .wait_deadline = KVFS_FLIGHT_NO_DEADLINE};
 	pthread_mutex_init(&sh->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&sh->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	if (kvfs_cond_init_monotonic(&sh->cond) < 0) {
+		puts("Bail out! cannot make a monotonic condition variable");
+		exit(1);
+	}
 }
 
 static void shared_destroy(struct shared *sh)
