@@ -170,7 +170,7 @@ static unsigned max_stale(const struct kvfs_cache *cache)
 static void listing_free(struct kvfs_listing *l)
 {
 	free(l->entries);
-	kvfs_cert_list_clear(&l->owned);
+	kvfs_object_list_clear(&l->owned);
 	free(l);
 }
 
@@ -209,7 +209,8 @@ const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
 /* Take over the items of a vault list as a sorted listing.  Names that
  * are not valid Key Vault names never become paths, and a name the vault
  * listed twice (in any case) is kept once.  The list is left empty. */
-static int listing_build(struct kvfs_cert_list *list, struct kvfs_listing **ret)
+static int listing_build(struct kvfs_object_list *list,
+			 struct kvfs_listing **ret)
 {
 	struct kvfs_listing *l = calloc(1, sizeof(*l));
 	size_t n = 0;
@@ -225,7 +226,7 @@ static int listing_build(struct kvfs_cert_list *list, struct kvfs_listing **ret)
 	memset(list, 0, sizeof(*list));
 
 	for (size_t i = 0; i < l->owned.n; i++) {
-		const struct kvfs_cert_item *it = &l->owned.items[i];
+		const struct kvfs_object_item *it = &l->owned.items[i];
 
 		if (!it->name || !kvfs_vault_object_name_valid(it->name)) {
 			log_warning_ratelimited(
@@ -298,13 +299,13 @@ static struct kvfs_files *files_ref(struct kvfs_files *f)
 void kvfs_versions_unref(struct kvfs_versions *v)
 {
 	if (v && __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-		kvfs_cert_list_clear(&v->list);
+		kvfs_object_list_clear(&v->list);
 		free(v);
 	}
 }
 
-const struct kvfs_cert_item *kvfs_versions_find(const struct kvfs_versions *v,
-						const char *version)
+const struct kvfs_object_item *kvfs_versions_find(const struct kvfs_versions *v,
+						  const char *version)
 {
 	if (!v || !version)
 		return NULL;
@@ -530,8 +531,8 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 	return true;
 }
 
-static bool item_changed(const struct kvfs_cert_item *a,
-			 const struct kvfs_cert_item *b)
+static bool item_changed(const struct kvfs_object_item *a,
+			 const struct kvfs_object_item *b)
 {
 	if (a->attrs.updated != b->attrs.updated)
 		return true;
@@ -638,18 +639,19 @@ enum diff {
 /* Hand fn each certificate that differs from listing old to l, in order:
  * a is old's item (NULL when new), b is l's (NULL when gone).  Both are
  * sorted case-insensitively, so one walk through both finds them. */
-static void
-listing_diff(const struct kvfs_listing *old, const struct kvfs_listing *l,
-	     void (*fn)(void *data, enum diff d, const struct kvfs_cert_item *a,
-			const struct kvfs_cert_item *b),
-	     void *data)
+static void listing_diff(const struct kvfs_listing *old,
+			 const struct kvfs_listing *l,
+			 void (*fn)(void *data, enum diff d,
+				    const struct kvfs_object_item *a,
+				    const struct kvfs_object_item *b),
+			 void *data)
 {
 	size_t i = 0, j = 0;
 
 	while (i < old->n || j < l->n) {
-		const struct kvfs_cert_item *a =
+		const struct kvfs_object_item *a =
 			i < old->n ? &old->entries[i].item : NULL;
-		const struct kvfs_cert_item *b =
+		const struct kvfs_object_item *b =
 			j < l->n ? &l->entries[j].item : NULL;
 		int c = !a ? 1 : !b ? -1 : strcasecmp(a->name, b->name);
 
@@ -700,8 +702,8 @@ static void change_queue_noted_locked(struct diff_queue *q,
 }
 
 static void diff_queue_locked(void *data, enum diff d,
-			      const struct kvfs_cert_item *a,
-			      const struct kvfs_cert_item *b)
+			      const struct kvfs_object_item *a,
+			      const struct kvfs_object_item *b)
 {
 	struct diff_queue *q = data;
 
@@ -714,8 +716,8 @@ static void diff_queue_locked(void *data, enum diff d,
 		change_queue_noted_locked(q, KVFS_CHANGE_CHANGED, a->name);
 }
 
-static void diff_log(void *data, enum diff d, const struct kvfs_cert_item *a,
-		     const struct kvfs_cert_item *b)
+static void diff_log(void *data, enum diff d, const struct kvfs_object_item *a,
+		     const struct kvfs_object_item *b)
 {
 	(void)data;
 	if (d == DIFF_GONE)
@@ -801,7 +803,7 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 				struct kvfs_error *err,
 				struct swap_notes *notes)
 {
-	struct kvfs_cert_list list = {0};
+	struct kvfs_object_list list = {0};
 	struct kvfs_listing *l = NULL;
 	char msg[512];
 	int r;
@@ -812,7 +814,7 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 	if (r == 0) {
 		r = listing_build(&list, &l);
 		if (r < 0) {
-			kvfs_cert_list_clear(&list);
+			kvfs_object_list_clear(&list);
 			kvfs_error_set_message(err, "out of memory");
 		}
 	}
@@ -890,8 +892,8 @@ int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err)
  * their attributes come from the new listing, their files are fetched
  * again on next use. */
 
-static bool version_changed(const struct kvfs_cert_item *a,
-			    const struct kvfs_cert_item *b)
+static bool version_changed(const struct kvfs_object_item *a,
+			    const struct kvfs_object_item *b)
 {
 	return item_changed(a, b) || a->attrs.enabled != b->attrs.enabled ||
 	       a->attrs.nbf != b->attrs.nbf || a->attrs.exp != b->attrs.exp;
@@ -941,13 +943,13 @@ oom:
 
 /* The next version of old, from *k on, that nv changed or lists no more;
  * NULL after the last. */
-static const struct kvfs_cert_item *
+static const struct kvfs_object_item *
 version_next_changed(const struct kvfs_versions *old,
 		     const struct kvfs_versions *nv, size_t *k)
 {
 	while (*k < old->list.n) {
-		const struct kvfs_cert_item *a = &old->list.items[(*k)++];
-		const struct kvfs_cert_item *b;
+		const struct kvfs_object_item *a = &old->list.items[(*k)++];
+		const struct kvfs_object_item *b;
 
 		if (!a->version)
 			continue;
@@ -961,7 +963,7 @@ version_next_changed(const struct kvfs_versions *old,
 static void versions_notes_flush(struct versions_notes *notes, const char *name,
 				 const struct kvfs_versions *nv)
 {
-	const struct kvfs_cert_item *a;
+	const struct kvfs_object_item *a;
 
 	for (size_t k = 0;
 	     notes->old && (a = version_next_changed(notes->old, nv, &k));)
@@ -982,7 +984,7 @@ static void versions_replace_locked(struct kvfs_cache *cache, const char *name,
 {
 	_cleanup_free_ char *key = NULL;
 	_cleanup_free_ char **vers = NULL;
-	const struct kvfs_cert_item *a;
+	const struct kvfs_object_item *a;
 	struct kvfs_versions *old;
 	size_t n = 0;
 	bool added = false;

@@ -25,7 +25,7 @@ struct kvfs_cache;
 /* One certificate as the listing shows it (a view; the listing owns the
  * strings). */
 struct kvfs_entry {
-	struct kvfs_cert_item item;
+	struct kvfs_object_item item;
 };
 
 /* An immutable listing; entries sorted by name, case-insensitively. */
@@ -36,7 +36,7 @@ struct kvfs_listing {
 	int64_t loaded_at;   /* when the listing was fetched (Unix seconds) */
 	/* private */
 	int refs;
-	struct kvfs_cert_list owned; /* owns the strings entries point to */
+	struct kvfs_object_list owned; /* owns the strings entries point to */
 };
 
 /* The files of one certificate version: built once from its bundle, and
@@ -71,7 +71,7 @@ struct kvfs_files {
 /* The versions of one certificate, as the vault lists them (oldest
  * first); the items carry their version. */
 struct kvfs_versions {
-	struct kvfs_cert_list list;
+	struct kvfs_object_list list;
 	/* private */
 	int refs;
 };
@@ -204,8 +204,8 @@ int kvfs_cache_versions(struct kvfs_cache *cache, const char *name,
 			struct kvfs_versions **ret);
 void kvfs_versions_unref(struct kvfs_versions *v);
 /* The item of version (case-insensitive), or NULL. */
-const struct kvfs_cert_item *kvfs_versions_find(const struct kvfs_versions *v,
-						const char *version);
+const struct kvfs_object_item *kvfs_versions_find(const struct kvfs_versions *v,
+						  const char *version);
 
 /* The secret-derived files of f (which the caller holds a reference to),
  * fetching its secret the first time (single-flight; waits at most the

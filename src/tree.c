@@ -41,7 +41,7 @@ static bool from_secret(enum kvfs_file_kind k)
 	return k >= KVFS_FILE_CHAIN;
 }
 
-const struct kvfs_cert_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n)
+const struct kvfs_object_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n)
 {
 	return n->version ? &n->version->attrs : &n->entry->item.attrs;
 }
@@ -197,7 +197,7 @@ bool kvfs_tree_spelled_as_in_vault(const char *path,
 /* ---- modes and views ---- */
 
 bool kvfs_tree_closed(const struct kvfs_tree *t,
-		      const struct kvfs_cert_attrs *a, time_t now)
+		      const struct kvfs_object_attrs *a, time_t now)
 {
 	if (!a->enabled)
 		return true;
@@ -351,7 +351,7 @@ void kvfs_tree_stat_file(const struct kvfs_tree *t,
 			 const struct kvfs_tree_node *n,
 			 const struct kvfs_tree_view *v, struct stat *st)
 {
-	const struct kvfs_cert_attrs *a = kvfs_tree_attrs(n);
+	const struct kvfs_object_attrs *a = kvfs_tree_attrs(n);
 
 	stat_common(t, st);
 	st->st_mode = S_IFREG | v->mode;
@@ -420,7 +420,7 @@ bool kvfs_tree_xattr_known(const char *name)
 static const char *xattr_value(const struct kvfs_files *f, int i, char *num,
 			       size_t size)
 {
-	const struct kvfs_cert_attrs *a = &f->bundle.attrs;
+	const struct kvfs_object_attrs *a = &f->bundle.attrs;
 	int64_t v;
 
 	switch (i) {

@@ -61,10 +61,10 @@ struct kvfs_tree {
  * itself). */
 struct kvfs_tree_node {
 	enum kvfs_node_kind kind;
-	const struct kvfs_entry *entry;	      /* KVFS_NODE_CERT and below */
-	const struct kvfs_cert_item *version; /* inside versions/<v>/ */
-	enum kvfs_file_kind file;	      /* KVFS_NODE_FILE */
-	enum kvfs_control_file control;	      /* KVFS_NODE_CONTROL_FILE */
+	const struct kvfs_entry *entry;		/* KVFS_NODE_CERT and below */
+	const struct kvfs_object_item *version; /* inside versions/<v>/ */
+	enum kvfs_file_kind file;		/* KVFS_NODE_FILE */
+	enum kvfs_control_file control;		/* KVFS_NODE_CONTROL_FILE */
 };
 
 /* kvfs_tree_resolve(): the path goes inside versions/<version>/ of the
@@ -91,12 +91,12 @@ bool kvfs_tree_spelled_as_in_vault(const char *path,
 				   const struct kvfs_tree_node *n);
 
 /* The attributes of n's version (KVFS_NODE_CERT and below). */
-const struct kvfs_cert_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n);
+const struct kvfs_object_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n);
 
 /* DESIGN §2: closed for everyone, root included, when disabled or outside
  * its validity at now (unless allow_expired). */
 bool kvfs_tree_closed(const struct kvfs_tree *t,
-		      const struct kvfs_cert_attrs *a, time_t now);
+		      const struct kvfs_object_attrs *a, time_t now);
 
 const char *kvfs_tree_file_name(enum kvfs_file_kind k);
 /* Whether file k holds the private key: privkey.pem, bundle.pem and

@@ -234,9 +234,9 @@ static int get_bool(json_t *obj, const char *key, bool *ret)
 	return 0;
 }
 
-static int parse_attrs(json_t *obj, struct kvfs_cert_attrs *ret)
+static int parse_attrs(json_t *obj, struct kvfs_object_attrs *ret)
 {
-	struct kvfs_cert_attrs a = {.enabled = true};
+	struct kvfs_object_attrs a = {.enabled = true};
 	json_t *attrs = field(obj, "attributes");
 	int r;
 
@@ -345,7 +345,7 @@ static json_t *load(const char *json, size_t len, bool *ret_garbled,
 
 /* ---- list ---- */
 
-static void cert_item_clear(struct kvfs_cert_item *it)
+static void cert_item_clear(struct kvfs_object_item *it)
 {
 	free(it->name);
 	free(it->version);
@@ -353,7 +353,7 @@ static void cert_item_clear(struct kvfs_cert_item *it)
 	memset(it, 0, sizeof(*it));
 }
 
-void kvfs_cert_list_clear(struct kvfs_cert_list *l)
+void kvfs_object_list_clear(struct kvfs_object_list *l)
 {
 	if (!l)
 		return;
@@ -371,7 +371,7 @@ void kvfs_cert_list_clear(struct kvfs_cert_list *l)
 #define ITEM_ID_MAX 1024
 #define ITEM_X5T_MAX 64
 
-static size_t item_bytes(const struct kvfs_cert_item *it)
+static size_t item_bytes(const struct kvfs_object_item *it)
 {
 	return sizeof(*it) + (it->name ? strlen(it->name) + 1 : 0) +
 	       (it->version ? strlen(it->version) + 1 : 0) +
@@ -395,10 +395,10 @@ static int get_string_max(json_t *obj, const char *key, bool required,
  * caller skips it, and says so); 1: a version item whose version cannot be
  * a path (skipped); -EMSGSIZE: a field longer than its cap (*why names
  * it); <0: malformed. */
-static int parse_item(json_t *o, bool want_version, struct kvfs_cert_item *ret,
-		      const char **why)
+static int parse_item(json_t *o, bool want_version,
+		      struct kvfs_object_item *ret, const char **why)
 {
-	_cleanup_(cert_item_clear) struct kvfs_cert_item it = {0};
+	_cleanup_(cert_item_clear) struct kvfs_object_item it = {0};
 	_cleanup_free_ char *id = NULL;
 	int r;
 
@@ -428,7 +428,7 @@ static int parse_item(json_t *o, bool want_version, struct kvfs_cert_item *ret,
 }
 
 int kvfs_vault_parse_list_page(const char *json, size_t len,
-			       struct kvfs_cert_list *append_to,
+			       struct kvfs_object_list *append_to,
 			       char **ret_next_link, struct kvfs_error *err)
 {
 	return kvfs_vault_parse_page(json, len, false, append_to, ret_next_link,
@@ -436,11 +436,11 @@ int kvfs_vault_parse_list_page(const char *json, size_t len,
 }
 
 static int parse_page(json_t *root, bool want_version,
-		      struct kvfs_cert_list *append_to, char **ret_next_link,
+		      struct kvfs_object_list *append_to, char **ret_next_link,
 		      struct kvfs_error *err)
 {
 	_cleanup_free_ char *next = NULL;
-	struct kvfs_cert_item *items = NULL;
+	struct kvfs_object_item *items = NULL;
 	const char *why = NULL;
 	json_t *value, *o;
 	size_t n = 0, i, bytes = 0;
@@ -496,7 +496,7 @@ static int parse_page(json_t *root, bool want_version,
 		}
 	}
 	if (r >= 0 && n > 0) {
-		struct kvfs_cert_item *all;
+		struct kvfs_object_item *all;
 
 		all = realloc(append_to->items,
 			      (append_to->n + n) * sizeof(*all));
@@ -521,7 +521,7 @@ static int parse_page(json_t *root, bool want_version,
 }
 
 int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
-			  struct kvfs_cert_list *append_to,
+			  struct kvfs_object_list *append_to,
 			  char **ret_next_link, struct kvfs_error *err)
 {
 	_cleanup_(json_decrefp) json_t *root = NULL;
@@ -823,10 +823,10 @@ static int64_t list_budget_ms(const struct kvfs_vault *v, unsigned budget_s)
 /* GET url and every page its nextLinks lead to, each page within
  * list_budget (ms).  Takes url. */
 static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
-		      int64_t list_budget, struct kvfs_cert_list *ret,
+		      int64_t list_budget, struct kvfs_object_list *ret,
 		      size_t *ret_pages, struct kvfs_error *err)
 {
-	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
+	_cleanup_(kvfs_object_list_clear) struct kvfs_object_list list = {0};
 	_cleanup_free_ uint64_t *seen = NULL;
 	_cleanup_free_ char *url = first;
 	size_t pages = 0, aseen = 0;
@@ -894,7 +894,7 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 
 int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 					unsigned page_budget_s,
-					struct kvfs_cert_list *ret,
+					struct kvfs_object_list *ret,
 					struct kvfs_error *err)
 {
 	char *url;
@@ -913,17 +913,18 @@ int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 }
 
 int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
-			     struct kvfs_cert_list *ret, struct kvfs_error *err)
+			     struct kvfs_object_list *ret,
+			     struct kvfs_error *err)
 {
 	return kvfs_vault_list_versions_within(v, name, 0, ret, err);
 }
 
 int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
 				    unsigned page_budget_s,
-				    struct kvfs_cert_list *ret,
+				    struct kvfs_object_list *ret,
 				    struct kvfs_error *err)
 {
-	_cleanup_(kvfs_cert_list_clear) struct kvfs_cert_list list = {0};
+	_cleanup_(kvfs_object_list_clear) struct kvfs_object_list list = {0};
 	char *url;
 	size_t pages;
 	int r;

@@ -23,7 +23,7 @@
  * stays. */
 #define KVFS_VAULT_MAX_LIST_BYTES (64u << 20)
 
-struct kvfs_cert_attrs {
+struct kvfs_object_attrs {
 	bool enabled;
 	int64_t nbf; /* 0 when absent */
 	int64_t exp; /* 0 when absent */
@@ -31,15 +31,15 @@ struct kvfs_cert_attrs {
 	int64_t updated;
 };
 
-struct kvfs_cert_item {
+struct kvfs_object_item {
 	char *name;    /* the vault's own spelling; maybe not a valid name */
 	char *version; /* in a versions listing; NULL in the certificates one */
 	char *x5t;     /* base64url, or NULL */
-	struct kvfs_cert_attrs attrs;
+	struct kvfs_object_attrs attrs;
 };
 
-struct kvfs_cert_list {
-	struct kvfs_cert_item *items;
+struct kvfs_object_list {
+	struct kvfs_object_item *items;
 	size_t n;
 	size_t bytes; /* kept, counted against KVFS_VAULT_MAX_LIST_BYTES */
 };
@@ -52,7 +52,7 @@ struct kvfs_cert_bundle {
 	char *sid;
 	unsigned char *der; /* leaf certificate, from "cer" */
 	size_t der_len;
-	struct kvfs_cert_attrs attrs;
+	struct kvfs_object_attrs attrs;
 	char *tags_json;
 	bool exportable;    /* policy.key_props.exportable; true when absent */
 	char *content_type; /* policy.secret_props.contentType, or NULL */
@@ -81,7 +81,7 @@ void kvfs_vault_free(struct kvfs_vault *v);
  * for it. */
 int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 					unsigned page_budget_s,
-					struct kvfs_cert_list *ret,
+					struct kvfs_object_list *ret,
 					struct kvfs_error *err);
 
 /* GET /certificates/{name}[/{version}].  -ENOENT for 404. */
@@ -93,13 +93,13 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 /* GET /certificates/{name}/versions?maxresults=25, every page (same origin
  * only); the items carry their version.  -ENOENT for 404. */
 int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
-			     struct kvfs_cert_list *ret,
+			     struct kvfs_object_list *ret,
 			     struct kvfs_error *err);
 /* The same with each page's budget in seconds (0: max(deadline=, 30 s)), for
  * a revalidation. */
 int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
 				    unsigned page_budget_s,
-				    struct kvfs_cert_list *ret,
+				    struct kvfs_object_list *ret,
 				    struct kvfs_error *err);
 
 /* GET the secret a bundle's sid names ("https://vault/secrets/N/V"): the
@@ -118,17 +118,17 @@ int64_t kvfs_vault_next_attempt_ms(struct kvfs_vault *v);
  * asked. */
 bool kvfs_vault_error_secret_disabled(const struct kvfs_error *err);
 
-void kvfs_cert_list_clear(struct kvfs_cert_list *l);
+void kvfs_object_list_clear(struct kvfs_object_list *l);
 void kvfs_secret_clear(struct kvfs_secret *s);
 void kvfs_cert_bundle_clear(struct kvfs_cert_bundle *b);
 
 /* Pure parsers, exposed for unit tests and fuzzers. */
 int kvfs_vault_parse_list_page(const char *json, size_t len,
-			       struct kvfs_cert_list *append_to,
+			       struct kvfs_object_list *append_to,
 			       char **ret_next_link, struct kvfs_error *err);
 /* want_version: items of a versions listing (ids with a version). */
 int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
-			  struct kvfs_cert_list *append_to,
+			  struct kvfs_object_list *append_to,
 			  char **ret_next_link, struct kvfs_error *err);
 int kvfs_vault_parse_secret(const char *json, size_t len,
 			    struct kvfs_secret *ret, struct kvfs_error *err);

@@ -6,7 +6,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct kvfs_cert_list list = {0};
+	struct kvfs_object_list list = {0};
 	struct kvfs_error err;
 	bool versions;
 
@@ -27,6 +27,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 							 &err);
 		free(next);
 	}
-	kvfs_cert_list_clear(&list);
+	kvfs_object_list_clear(&list);
 	return 0;
 }

@@ -47,10 +47,10 @@ static size_t keyed_secret_len;
 
 int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 					       unsigned page_budget_s,
-					       struct kvfs_cert_list *ret,
+					       struct kvfs_object_list *ret,
 					       struct kvfs_error *err)
 {
-	struct kvfs_cert_list l = {0};
+	struct kvfs_object_list l = {0};
 	unsigned delay;
 	int fail;
 
@@ -176,10 +176,10 @@ int __wrap_kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 int __wrap_kvfs_vault_list_versions_within(struct kvfs_vault *v,
 					   const char *name,
 					   unsigned page_budget_s,
-					   struct kvfs_cert_list *ret,
+					   struct kvfs_object_list *ret,
 					   struct kvfs_error *err)
 {
-	struct kvfs_cert_list l = {0};
+	struct kvfs_object_list l = {0};
 	int fail;
 
 	kvfs_error_clear(err);
@@ -209,7 +209,7 @@ int __wrap_kvfs_vault_list_versions_within(struct kvfs_vault *v,
 }
 
 int __wrap_kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
-				    struct kvfs_cert_list *ret,
+				    struct kvfs_object_list *ret,
 				    struct kvfs_error *err)
 {
 	return __wrap_kvfs_vault_list_versions_within(v, name, 0, ret, err);

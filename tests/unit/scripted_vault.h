@@ -23,7 +23,7 @@
 
 int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
 					       unsigned page_budget_s,
-					       struct kvfs_cert_list *ret,
+					       struct kvfs_object_list *ret,
 					       struct kvfs_error *err);
 int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 				      const char *version,
@@ -34,12 +34,12 @@ int __wrap_kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 				 struct kvfs_error *err);
 
 int __wrap_kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
-				    struct kvfs_cert_list *ret,
+				    struct kvfs_object_list *ret,
 				    struct kvfs_error *err);
 int __wrap_kvfs_vault_list_versions_within(struct kvfs_vault *v,
 					   const char *name,
 					   unsigned page_budget_s,
-					   struct kvfs_cert_list *ret,
+					   struct kvfs_object_list *ret,
 					   struct kvfs_error *err);
 
 struct fake_cert {

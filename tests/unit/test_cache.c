@@ -289,7 +289,7 @@ static void test_versions_revalidate(struct kvfs_cache *cache)
 						   {"v2", true, 10}};
 	struct kvfs_files *v1 = NULL, *f = NULL;
 	struct kvfs_versions *vs = NULL;
-	const struct kvfs_cert_item *it;
+	const struct kvfs_object_item *it;
 	struct kvfs_error err;
 	int lists, gets;
 

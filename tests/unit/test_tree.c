@@ -50,7 +50,7 @@ static struct kvfs_listing listing = {
 	.updated_max = 60,
 };
 
-static struct kvfs_cert_item version_items[] = {
+static struct kvfs_object_item version_items[] = {
 	{.name = "www",
 	 .version = "0123abcd",
 	 .attrs = {.enabled = true, .created = 70, .updated = 80}},
@@ -240,7 +240,7 @@ static void test_resolve_versions(void)
 }
 
 static struct kvfs_tree_node file_of(const struct kvfs_entry *e,
-				     const struct kvfs_cert_item *version,
+				     const struct kvfs_object_item *version,
 				     enum kvfs_file_kind k)
 {
 	return (struct kvfs_tree_node){.kind = KVFS_NODE_FILE,
@@ -282,7 +282,7 @@ static struct kvfs_files files = {
 };
 
 /* The view of file k of www (attrs a) with the secret as given. */
-static int view(const struct kvfs_cert_attrs *a, enum kvfs_file_kind k,
+static int view(const struct kvfs_object_attrs *a, enum kvfs_file_kind k,
 		const struct kvfs_files *f, int secret_r,
 		struct kvfs_tree_view *v)
 {
@@ -295,7 +295,7 @@ static int view(const struct kvfs_cert_attrs *a, enum kvfs_file_kind k,
 
 /* The mode of file k of www (attrs a) with its secret readable; -1 when
  * the view fails. */
-static int mode_of(const struct kvfs_cert_attrs *a, enum kvfs_file_kind k)
+static int mode_of(const struct kvfs_object_attrs *a, enum kvfs_file_kind k)
 {
 	struct kvfs_tree_view v;
 
@@ -304,17 +304,17 @@ static int mode_of(const struct kvfs_cert_attrs *a, enum kvfs_file_kind k)
 
 static void test_modes(void)
 {
-	const struct kvfs_cert_attrs open = {
+	const struct kvfs_object_attrs open = {
 		.enabled = true, .nbf = 500, .exp = 2000};
-	const struct kvfs_cert_attrs disabled = {
+	const struct kvfs_object_attrs disabled = {
 		.enabled = false, .nbf = 500, .exp = 2000};
-	const struct kvfs_cert_attrs early = {
+	const struct kvfs_object_attrs early = {
 		.enabled = true, .nbf = NOW + 1, .exp = 2000};
-	const struct kvfs_cert_attrs expired = {
+	const struct kvfs_object_attrs expired = {
 		.enabled = true, .nbf = 500, .exp = NOW};
-	const struct kvfs_cert_attrs last_second = {
+	const struct kvfs_object_attrs last_second = {
 		.enabled = true, .nbf = NOW, .exp = NOW + 1};
-	const struct kvfs_cert_attrs no_dates = {.enabled = true};
+	const struct kvfs_object_attrs no_dates = {.enabled = true};
 	struct kvfs_tree_view v;
 
 	/* The files of an open certificate. */
@@ -354,7 +354,7 @@ static void test_modes(void)
 
 	/* Closed: 0000 for every file, and no secret-derived bytes. */
 	const struct {
-		const struct kvfs_cert_attrs *a;
+		const struct kvfs_object_attrs *a;
 		const char *why;
 	} closed[] = {
 		{&disabled, "disabled"},
@@ -403,7 +403,7 @@ static void test_modes(void)
 
 static void test_views_without_data(void)
 {
-	const struct kvfs_cert_attrs open = {.enabled = true};
+	const struct kvfs_object_attrs open = {.enabled = true};
 	struct kvfs_files unexportable = files;
 	struct kvfs_tree_view v;
 

@@ -11,7 +11,7 @@
 #include "tap.h"
 #include "vault.h"
 
-static int parse_page_str(const char *json, struct kvfs_cert_list *l,
+static int parse_page_str(const char *json, struct kvfs_object_list *l,
 			  char **next)
 {
 	struct kvfs_error err = {0};
@@ -29,7 +29,7 @@ static int parse_bundle_str(const char *json, struct kvfs_cert_bundle *b)
 
 static void test_list_pages(void)
 {
-	struct kvfs_cert_list l = {0};
+	struct kvfs_object_list l = {0};
 	struct kvfs_error err = {0};
 	char *json, *next = (char *)"unset";
 	size_t len;
@@ -79,14 +79,14 @@ static void test_list_pages(void)
 	ok(next == NULL, "nextLink null: the end");
 	is_int(l.n, 6, "nothing appended by an empty page");
 	free(json);
-	kvfs_cert_list_clear(&l);
+	kvfs_object_list_clear(&l);
 	ok(l.items == NULL && l.n == 0, "list cleared");
 }
 
 /* Forget the last item of a list (the later checks count on its size). */
-static void cert_item_drop_last(struct kvfs_cert_list *l)
+static void cert_item_drop_last(struct kvfs_object_list *l)
 {
-	struct kvfs_cert_item *it = &l->items[--l->n];
+	struct kvfs_object_item *it = &l->items[--l->n];
 
 	free(it->name);
 	free(it->x5t);
@@ -95,7 +95,7 @@ static void cert_item_drop_last(struct kvfs_cert_list *l)
 
 static void test_list_details(void)
 {
-	struct kvfs_cert_list l = {0};
+	struct kvfs_object_list l = {0};
 	char *next;
 	int r;
 
@@ -187,7 +187,7 @@ static void test_list_details(void)
 			   &l, &next);
 	is_int(r, -EBADMSG, "one bad item spoils the page");
 	is_int(l.n, 3, "and its good items are not appended");
-	kvfs_cert_list_clear(&l);
+	kvfs_object_list_clear(&l);
 }
 
 static void b64url_sha1(const unsigned char *der, size_t len, char *out)
@@ -217,7 +217,7 @@ static void b64url_sha1(const unsigned char *der, size_t len, char *out)
  * most KVFS_VAULT_MAX_LIST_BYTES. */
 static void test_list_caps(void)
 {
-	struct kvfs_cert_list l = {0};
+	struct kvfs_object_list l = {0};
 	struct kvfs_error err = {0};
 	char *next = NULL, *json = NULL, *big;
 	size_t bytes = 0, pages = 0;
@@ -239,7 +239,7 @@ static void test_list_caps(void)
 	is_int(r, 0, "parses");
 	ok(l.n == 1 && l.bytes < 256,
 	   "the item keeps %zu bytes: name, x5t, attributes", l.bytes);
-	kvfs_cert_list_clear(&l);
+	kvfs_object_list_clear(&l);
 
 	json = NULL;
 	r = asprintf(&json,
@@ -303,7 +303,7 @@ static void test_list_caps(void)
 	   "page added nothing",
 	   l.bytes);
 	ok(l.n == pages * 1000, "%zu items kept", l.n);
-	kvfs_cert_list_clear(&l);
+	kvfs_object_list_clear(&l);
 }
 
 static void test_bundle(void)
@@ -525,7 +525,7 @@ static void test_names(void)
 static void test_secret(void)
 {
 	struct kvfs_secret sec = {0};
-	struct kvfs_cert_list l = {0};
+	struct kvfs_object_list l = {0};
 	struct kvfs_error err = {0};
 	char *next = NULL;
 	size_t len;
@@ -580,7 +580,7 @@ static void test_secret(void)
 	ok(!l.items[0].attrs.enabled && l.items[0].attrs.updated == 6,
 	   "its attributes");
 	ok(next == NULL, "no nextLink");
-	kvfs_cert_list_clear(&l);
+	kvfs_object_list_clear(&l);
 	/* In a certificates listing, "mail/0a1b" is a name that cannot be a
 	 * path: handed back for the cache to skip and log. */
 	is_int(kvfs_vault_parse_page(versions, strlen(versions), false, &l,
@@ -588,7 +588,7 @@ static void test_secret(void)
 	       0, "ids with a version in a certificates listing parse");
 	ok(l.n == 2 && !kvfs_vault_object_name_valid(l.items[0].name),
 	   "as names that cannot be paths");
-	kvfs_cert_list_clear(&l);
+	kvfs_object_list_clear(&l);
 
 	body = tap_slurp("vault-error-403-disabled.json", &len);
 	ok(body != NULL, "403 SecretDisabled fixture");
