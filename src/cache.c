@@ -154,22 +154,45 @@ static unsigned max_stale(const struct kvfs_cache *cache)
 			     : KVFS_DEFAULT_MAX_STALE;
 }
 
-static void listing_free(struct kvfs_listing *l)
+/* A kvfs_listing and what the cache keeps with it. */
+struct listing {
+	struct kvfs_listing pub;
+	int refs;
+	struct kvfs_object_list owned; /* owns the strings entries point to */
+};
+
+static struct listing *listing_of(struct kvfs_listing *l)
 {
-	free(l->entries);
-	kvfs_object_list_clear(&l->owned);
-	free(l);
+	return (struct listing *)((char *)l - offsetof(struct listing, pub));
+}
+
+/* An empty listing, referenced once; NULL without memory. */
+static struct listing *listing_new(void)
+{
+	struct listing *p = calloc(1, sizeof(*p));
+
+	if (p)
+		p->refs = 1;
+	return p;
+}
+
+static void listing_free(struct listing *p)
+{
+	free(p->pub.entries);
+	kvfs_object_list_clear(&p->owned);
+	free(p);
 }
 
 void kvfs_listing_unref(struct kvfs_listing *l)
 {
-	if (l && __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		listing_free(l);
+	if (l &&
+	    __atomic_sub_fetch(&listing_of(l)->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		listing_free(listing_of(l));
 }
 
 static struct kvfs_listing *listing_ref(struct kvfs_listing *l)
 {
-	__atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&listing_of(l)->refs, 1, __ATOMIC_RELAXED);
 	return l;
 }
 
@@ -199,21 +222,23 @@ const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
 static int listing_build(struct kvfs_object_list *list,
 			 struct kvfs_listing **ret)
 {
-	struct kvfs_listing *l = calloc(1, sizeof(*l));
+	struct listing *p = listing_new();
+	struct kvfs_listing *l;
 	size_t n = 0;
 
-	if (!l)
+	if (!p)
 		return -ENOMEM;
+	l = &p->pub;
 	l->entries = calloc(list->n ? list->n : 1, sizeof(l->entries[0]));
 	if (!l->entries) {
-		free(l);
+		free(p);
 		return -ENOMEM;
 	}
-	l->owned = *list;
+	p->owned = *list;
 	memset(list, 0, sizeof(*list));
 
-	for (size_t i = 0; i < l->owned.n; i++) {
-		const struct kvfs_object_item *it = &l->owned.items[i];
+	for (size_t i = 0; i < p->owned.n; i++) {
+		const struct kvfs_object_item *it = &p->owned.items[i];
 
 		if (!it->name || !kvfs_vault_object_name_valid(it->name)) {
 			log_warning_ratelimited(
@@ -239,7 +264,6 @@ static int listing_build(struct kvfs_object_list *list,
 		l->n++;
 	}
 	l->loaded_at = time(NULL);
-	l->refs = 1;
 	*ret = l;
 	return 0;
 }
@@ -282,12 +306,41 @@ static void files_set_current(struct kvfs_files *f, bool current)
 	__atomic_store_n(&files_of(f)->current, current, __ATOMIC_RELEASE);
 }
 
+/* A kvfs_versions and what the cache keeps with it. */
+struct versions {
+	struct kvfs_versions pub;
+	int refs;
+};
+
+static struct versions *versions_of(struct kvfs_versions *v)
+{
+	return (struct versions *)((char *)v - offsetof(struct versions, pub));
+}
+
+/* An empty versions listing, referenced once; NULL without memory. */
+static struct kvfs_versions *versions_new(void)
+{
+	struct versions *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->refs = 1;
+	return &p->pub;
+}
+
 void kvfs_versions_unref(struct kvfs_versions *v)
 {
-	if (v && __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+	if (v && __atomic_sub_fetch(&versions_of(v)->refs, 1,
+				    __ATOMIC_ACQ_REL) == 0) {
 		kvfs_object_list_clear(&v->list);
-		free(v);
+		free(versions_of(v));
 	}
+}
+
+static struct kvfs_versions *versions_ref(struct kvfs_versions *v)
+{
+	__atomic_add_fetch(&versions_of(v)->refs, 1, __ATOMIC_RELAXED);
+	return v;
 }
 
 const struct kvfs_object_item *kvfs_versions_find(const struct kvfs_versions *v,
@@ -306,9 +359,7 @@ static void *obj_ref(enum obj_kind kind, void *obj)
 {
 	if (kind == OBJ_FILES)
 		return kvfs_files_ref(obj);
-	__atomic_add_fetch(&((struct kvfs_versions *)obj)->refs, 1,
-			   __ATOMIC_RELAXED);
-	return obj;
+	return versions_ref(obj);
 }
 
 static void obj_unref(enum obj_kind kind, void *obj)
@@ -332,20 +383,21 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		   struct kvfs_cache **ret)
 {
 	struct kvfs_cache *cache;
+	struct listing *empty;
 	int r;
 
 	cache = calloc(1, sizeof(*cache));
 	if (!cache)
 		return -ENOMEM;
-	cache->listing = calloc(1, sizeof(*cache->listing));
-	if (!cache->listing) {
+	empty = listing_new();
+	if (!empty) {
 		free(cache);
 		return -ENOMEM;
 	}
-	cache->listing->refs = 1;
+	cache->listing = &empty->pub;
 	cache->pins = kvfs_pins_new(files_unref_pin);
 	if (!cache->pins) {
-		free(cache->listing);
+		listing_free(empty);
 		free(cache);
 		return -ENOMEM;
 	}
@@ -358,7 +410,7 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 	r = kvfs_cond_init_monotonic(&cache->cond);
 	if (r < 0) {
 		kvfs_pins_free(cache->pins);
-		free(cache->listing);
+		listing_free(empty);
 		free(cache);
 		return r;
 	}
@@ -1000,11 +1052,10 @@ static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 
 		/* Unmounting, or out of memory: the next time. */
 		if (__atomic_load_n(&cache->stopping, __ATOMIC_ACQUIRE) ||
-		    !(nv = calloc(1, sizeof(*nv)))) {
+		    !(nv = versions_new())) {
 			free(names[i]);
 			continue;
 		}
-		nv->refs = 1;
 		kvfs_error_clear(&err);
 		r = kvfs_vault_list_versions_within(cache->vault, names[i],
 						    budget_s, &nv->list, &err);
@@ -1123,15 +1174,14 @@ static int versions_fetch(struct kvfs_cache *cache, const char *name,
 	struct kvfs_error err;
 	int r;
 
-	v = calloc(1, sizeof(*v));
+	v = versions_new();
 	if (!v)
 		return -ENOMEM;
-	v->refs = 1;
 	kvfs_error_clear(&err);
 	r = kvfs_vault_list_versions(cache->vault, name, &v->list, &err);
 	if (r < 0) {
 		fetch_failed(&err, "cannot list the versions of '%s'", name);
-		free(v);
+		kvfs_versions_unref(v);
 		return r == -ENOENT || r == -EACCES ? r : -EIO;
 	}
 	*ret = v;

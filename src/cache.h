@@ -29,15 +29,13 @@ struct kvfs_entry {
 	struct kvfs_object_item item;
 };
 
-/* An immutable listing; entries sorted by name, case-insensitively. */
+/* An immutable listing; entries sorted by name, case-insensitively.  Its
+ * references and the strings it owns are private to cache.c. */
 struct kvfs_listing {
 	struct kvfs_entry *entries;
 	size_t n;
 	int64_t updated_max; /* newest attrs.updated, 0 when empty */
 	int64_t loaded_at;   /* when the listing was fetched (Unix seconds) */
-	/* private */
-	int refs;
-	struct kvfs_object_list owned; /* owns the strings entries point to */
 };
 
 /* The files of one certificate version: built once from its bundle, and
@@ -70,11 +68,10 @@ struct kvfs_files {
 };
 
 /* The versions of one certificate, as the vault lists them (oldest
- * first); the items carry their version. */
+ * first); the items carry their version.  Its references are private to
+ * cache.c. */
 struct kvfs_versions {
 	struct kvfs_object_list list;
-	/* private */
-	int refs;
 };
 
 int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
