@@ -10,9 +10,9 @@
  * kvfs_files.  Everything handed out is refcounted so that an open file
  * keeps its bytes whatever happens to the slot.  A listing is fetched by
  * one caller at a time (the others wait for its result); swapping it in
- * drops the slots of certificates that changed or went, and queues a
- * change per certificate for the kernel, which waits until the files
- * opened through the page cache before it are closed.  Slot, secret and
+ * drops the slots of certificates that changed or went, and reports a
+ * change per certificate to the change callback (kernel.c keeps them for
+ * the kernel), which runs under the lock.  Slot, secret and
  * listing fetches are each a single-flight (flight.h).  One mutex and one
  * condition variable for the whole cache; the mutex is never held across
  * a vault call, nor across a log line: lines are composed under it and
@@ -65,7 +65,7 @@ struct files {
 	struct kvfs_files pub;
 	int refs;
 	int64_t fetched_mono; /* fetched_at on the monotonic clock */
-	int cached_opens;     /* open through the page cache (cacheable) */
+	int current;	      /* atomic: the ready files of the latest slot */
 	enum secret_state secret_state;
 	struct kvfs_flight secret_flight; /* the secret is loading */
 	int secret_r;			  /* a failure kept for a while */
@@ -110,21 +110,6 @@ struct slot {
 	int64_t failed_until;  /* kvfs_now_ms() time */
 };
 
-/* A change queued for the kernel.  old: the files the directory showed
- * before it (references).  The kernel is told at once (told), and again
- * once every file opened from old through the page cache is closed: their
- * reads may have filled the page cache again in between.  Until then the
- * change waits, and the directory's files are not cacheable. */
-struct change {
-	struct kvfs_change pub;
-	char *name;
-	char **versions;
-	struct kvfs_files **old;
-	size_t nold;
-	bool told;     /* handed to the kernel once */
-	bool flushing; /* being handed to the kernel, lock released */
-};
-
 struct kvfs_cache {
 	const struct kvfs_config *config;
 	struct kvfs_vault *vault;
@@ -149,8 +134,10 @@ struct kvfs_cache {
 	bool failing;
 	int64_t failing_since;
 
-	struct change **changes; /* in the order they happened */
-	size_t nchanges, achanges;
+	/* Told what a revalidation changed, under the lock. */
+	int (*on_change)(void *data, const struct kvfs_change *c,
+			 struct kvfs_files *old);
+	void *on_change_data;
 
 	int stopping; /* atomic: revalidation stops at the next request */
 };
@@ -167,22 +154,45 @@ static unsigned max_stale(const struct kvfs_cache *cache)
 			     : KVFS_DEFAULT_MAX_STALE;
 }
 
-static void listing_free(struct kvfs_listing *l)
+/* A kvfs_listing and what the cache keeps with it. */
+struct listing {
+	struct kvfs_listing pub;
+	int refs;
+	struct kvfs_object_list owned; /* owns the strings entries point to */
+};
+
+static struct listing *listing_of(struct kvfs_listing *l)
 {
-	free(l->entries);
-	kvfs_object_list_clear(&l->owned);
-	free(l);
+	return (struct listing *)((char *)l - offsetof(struct listing, pub));
+}
+
+/* An empty listing, referenced once; NULL without memory. */
+static struct listing *listing_new(void)
+{
+	struct listing *p = calloc(1, sizeof(*p));
+
+	if (p)
+		p->refs = 1;
+	return p;
+}
+
+static void listing_free(struct listing *p)
+{
+	free(p->pub.entries);
+	kvfs_object_list_clear(&p->owned);
+	free(p);
 }
 
 void kvfs_listing_unref(struct kvfs_listing *l)
 {
-	if (l && __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		listing_free(l);
+	if (l &&
+	    __atomic_sub_fetch(&listing_of(l)->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		listing_free(listing_of(l));
 }
 
 static struct kvfs_listing *listing_ref(struct kvfs_listing *l)
 {
-	__atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&listing_of(l)->refs, 1, __ATOMIC_RELAXED);
 	return l;
 }
 
@@ -212,21 +222,23 @@ const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
 static int listing_build(struct kvfs_object_list *list,
 			 struct kvfs_listing **ret)
 {
-	struct kvfs_listing *l = calloc(1, sizeof(*l));
+	struct listing *p = listing_new();
+	struct kvfs_listing *l;
 	size_t n = 0;
 
-	if (!l)
+	if (!p)
 		return -ENOMEM;
+	l = &p->pub;
 	l->entries = calloc(list->n ? list->n : 1, sizeof(l->entries[0]));
 	if (!l->entries) {
-		free(l);
+		free(p);
 		return -ENOMEM;
 	}
-	l->owned = *list;
+	p->owned = *list;
 	memset(list, 0, sizeof(*list));
 
-	for (size_t i = 0; i < l->owned.n; i++) {
-		const struct kvfs_object_item *it = &l->owned.items[i];
+	for (size_t i = 0; i < p->owned.n; i++) {
+		const struct kvfs_object_item *it = &p->owned.items[i];
 
 		if (!it->name || !kvfs_vault_object_name_valid(it->name)) {
 			log_warning_ratelimited(
@@ -252,7 +264,6 @@ static int listing_build(struct kvfs_object_list *list,
 		l->n++;
 	}
 	l->loaded_at = time(NULL);
-	l->refs = 1;
 	*ret = l;
 	return 0;
 }
@@ -273,35 +284,63 @@ void kvfs_files_unref(struct kvfs_files *f)
 		files_free(files_of(f));
 }
 
-void kvfs_files_uncount(struct kvfs_files *f)
-{
-	__atomic_sub_fetch(&files_of(f)->cached_opens, 1, __ATOMIC_RELEASE);
-}
-
-void kvfs_files_release(struct kvfs_files *f, bool cached)
-{
-	if (f && cached)
-		kvfs_files_uncount(f);
-	kvfs_files_unref(f);
-}
-
 static void files_unref_pin(void *f)
 {
 	kvfs_files_unref(f);
 }
 
-static struct kvfs_files *files_ref(struct kvfs_files *f)
+struct kvfs_files *kvfs_files_ref(struct kvfs_files *f)
 {
 	__atomic_add_fetch(&files_of(f)->refs, 1, __ATOMIC_RELAXED);
 	return f;
 }
 
+bool kvfs_files_current(const struct kvfs_files *f)
+{
+	return __atomic_load_n(&files_of_const(f)->current, __ATOMIC_ACQUIRE);
+}
+
+/* The latest slot of f's certificate holds f, or no longer does. */
+static void files_set_current(struct kvfs_files *f, bool current)
+{
+	__atomic_store_n(&files_of(f)->current, current, __ATOMIC_RELEASE);
+}
+
+/* A kvfs_versions and what the cache keeps with it. */
+struct versions {
+	struct kvfs_versions pub;
+	int refs;
+};
+
+static struct versions *versions_of(struct kvfs_versions *v)
+{
+	return (struct versions *)((char *)v - offsetof(struct versions, pub));
+}
+
+/* An empty versions listing, referenced once; NULL without memory. */
+static struct kvfs_versions *versions_new(void)
+{
+	struct versions *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->refs = 1;
+	return &p->pub;
+}
+
 void kvfs_versions_unref(struct kvfs_versions *v)
 {
-	if (v && __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+	if (v && __atomic_sub_fetch(&versions_of(v)->refs, 1,
+				    __ATOMIC_ACQ_REL) == 0) {
 		kvfs_object_list_clear(&v->list);
-		free(v);
+		free(versions_of(v));
 	}
+}
+
+static struct kvfs_versions *versions_ref(struct kvfs_versions *v)
+{
+	__atomic_add_fetch(&versions_of(v)->refs, 1, __ATOMIC_RELAXED);
+	return v;
 }
 
 const struct kvfs_object_item *kvfs_versions_find(const struct kvfs_versions *v,
@@ -319,10 +358,8 @@ const struct kvfs_object_item *kvfs_versions_find(const struct kvfs_versions *v,
 static void *obj_ref(enum obj_kind kind, void *obj)
 {
 	if (kind == OBJ_FILES)
-		return files_ref(obj);
-	__atomic_add_fetch(&((struct kvfs_versions *)obj)->refs, 1,
-			   __ATOMIC_RELAXED);
-	return obj;
+		return kvfs_files_ref(obj);
+	return versions_ref(obj);
 }
 
 static void obj_unref(enum obj_kind kind, void *obj)
@@ -346,20 +383,21 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		   struct kvfs_cache **ret)
 {
 	struct kvfs_cache *cache;
+	struct listing *empty;
 	int r;
 
 	cache = calloc(1, sizeof(*cache));
 	if (!cache)
 		return -ENOMEM;
-	cache->listing = calloc(1, sizeof(*cache->listing));
-	if (!cache->listing) {
+	empty = listing_new();
+	if (!empty) {
 		free(cache);
 		return -ENOMEM;
 	}
-	cache->listing->refs = 1;
+	cache->listing = &empty->pub;
 	cache->pins = kvfs_pins_new(files_unref_pin);
 	if (!cache->pins) {
-		free(cache->listing);
+		listing_free(empty);
 		free(cache);
 		return -ENOMEM;
 	}
@@ -372,7 +410,7 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 	r = kvfs_cond_init_monotonic(&cache->cond);
 	if (r < 0) {
 		kvfs_pins_free(cache->pins);
-		free(cache->listing);
+		listing_free(empty);
 		free(cache);
 		return r;
 	}
@@ -384,24 +422,12 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 
 static void slot_free(struct slot *s)
 {
+	if (s->obj && s->kind == OBJ_FILES)
+		files_set_current(s->obj, false);
 	if (s->obj)
 		obj_unref(s->kind, s->obj);
 	free(s->key);
 	free(s);
-}
-
-static void change_free(struct change *c)
-{
-	if (!c)
-		return;
-	for (size_t i = 0; i < c->nold; i++)
-		kvfs_files_unref(c->old[i]);
-	free(c->old);
-	for (size_t i = 0; i < c->pub.nversions; i++)
-		free(c->versions[i]);
-	free(c->versions);
-	free(c->name);
-	free(c);
 }
 
 void kvfs_cache_free(struct kvfs_cache *cache)
@@ -413,13 +439,21 @@ void kvfs_cache_free(struct kvfs_cache *cache)
 		slot_free(cache->slots[i]);
 	free(cache->slots);
 	kvfs_pins_free(cache->pins);
-	for (size_t i = 0; i < cache->nchanges; i++)
-		change_free(cache->changes[i]);
-	free(cache->changes);
 	kvfs_listing_unref(cache->listing);
 	pthread_cond_destroy(&cache->cond);
 	pthread_mutex_destroy(&cache->lock);
 	free(cache);
+}
+
+void kvfs_cache_on_change(struct kvfs_cache *cache,
+			  int (*fn)(void *data, const struct kvfs_change *c,
+				    struct kvfs_files *old),
+			  void *data)
+{
+	pthread_mutex_lock(&cache->lock);
+	cache->on_change = fn;
+	cache->on_change_data = data;
+	pthread_mutex_unlock(&cache->lock);
 }
 
 struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache)
@@ -551,83 +585,53 @@ static void *slot_obj_locked(struct kvfs_cache *cache, const char *key)
 	return cache->slots[i]->obj;
 }
 
-static int changes_push_locked(struct kvfs_cache *cache, struct change *c)
+/* Tell the change callback, if any, about c; old: the files the
+ * directory showed (NULL: none). */
+static int change_report_locked(struct kvfs_cache *cache,
+				const struct kvfs_change *c,
+				struct kvfs_files *old)
 {
-	if (KVFS_GROW(cache->changes, cache->nchanges, cache->achanges) < 0)
-		return -ENOMEM;
-	cache->changes[cache->nchanges++] = c;
-	return 0;
+	if (!cache->on_change)
+		return 0;
+	return cache->on_change(cache->on_change_data, c, old);
 }
 
-/* Queue what the kernel must forget about certificate name (or, name
+/* Report what the kernel must forget about certificate name (or, name
  * NULL, about certificates/ itself): the directory's files as they were
- * (their cached opens must close first) and the versions the tree
- * showed.  Runs before the slots are dropped.  -ENOMEM: the kernel keeps
- * what it has until its timeouts (60 s). */
-static int change_queue_locked(struct kvfs_cache *cache,
-			       enum kvfs_change_kind kind, const char *name)
+ * and the versions the tree showed.  Runs before the slots are dropped;
+ * the files stop being current first, so that an open that sees them
+ * current is counted before the change is reported.  -ENOMEM: the kernel
+ * keeps what it has until its timeouts (60 s). */
+static int change_report_one_locked(struct kvfs_cache *cache,
+				    enum kvfs_change_kind kind,
+				    const char *name)
 {
-	struct change *c = calloc(1, sizeof(*c));
+	struct kvfs_change c = {.kind = kind, .name = name};
+	_cleanup_free_ const char **vers = NULL;
 	_cleanup_free_ char *vkey = NULL;
 	struct kvfs_versions *vs;
-	struct kvfs_files *f;
+	struct kvfs_files *f = NULL;
 
-	if (!c)
-		goto oom;
-	c->pub.kind = kind;
 	if (!name)
-		goto push;
-	c->name = strdup(name);
-	if (!c->name)
-		goto oom;
-	c->pub.name = c->name;
-
+		return change_report_locked(cache, &c, NULL);
 	f = slot_obj_locked(cache, name);
-	if (f) {
-		c->old = malloc(sizeof(*c->old));
-		if (!c->old)
-			goto oom;
-		c->old[c->nold++] = files_ref(f);
-	}
+	if (f)
+		files_set_current(f, false);
 	if (asprintf(&vkey, "%s/", name) < 0) {
 		vkey = NULL;
-		goto oom;
+		return -ENOMEM;
 	}
 	vs = slot_obj_locked(cache, vkey);
 	if (vs && vs->list.n > 0) {
-		c->versions = calloc(vs->list.n, sizeof(*c->versions));
-		if (!c->versions)
-			goto oom;
-		for (size_t i = 0; i < vs->list.n; i++) {
-			const char *v = vs->list.items[i].version;
-
-			if (!v)
-				continue;
-			c->versions[c->pub.nversions] = strdup(v);
-			if (!c->versions[c->pub.nversions])
-				goto oom;
-			c->pub.nversions++;
-		}
-		c->pub.versions = (const char *const *)c->versions;
+		vers = calloc(vs->list.n, sizeof(*vers));
+		if (!vers)
+			return -ENOMEM;
+		for (size_t i = 0; i < vs->list.n; i++)
+			if (vs->list.items[i].version)
+				vers[c.nversions++] = vs->list.items[i].version;
+		c.versions = vers;
 	}
-push:
-	if (changes_push_locked(cache, c) == 0)
-		return 0;
-oom:
-	change_free(c);
-	return -ENOMEM;
-}
-
-/* Whether a change of name is still waiting to reach the kernel. */
-static bool name_changing_locked(struct kvfs_cache *cache, const char *name)
-{
-	for (size_t i = 0; i < cache->nchanges; i++) {
-		const struct change *c = cache->changes[i];
-
-		if (c->name && strcasecmp(c->name, name) == 0)
-			return true;
-	}
-	return false;
+	return change_report_locked(cache, &c, f);
 }
 
 enum diff {
@@ -672,25 +676,25 @@ static void listing_diff(const struct kvfs_listing *old,
 
 /* What swapping a listing in leaves to say once the lock is released:
  * what changed (the two listings, referenced), the changes that could not
- * be queued, and how revalidation fares. */
+ * be reported, and how revalidation fares. */
 struct swap_notes {
 	struct kvfs_listing *old, *l;
-	struct kvfs_log_deferred oom; /* the first change not queued */
+	struct kvfs_log_deferred oom; /* the first change not reported */
 	unsigned oom_more;	      /* and how many more */
 	struct kvfs_log_deferred line;
 };
 
-struct diff_queue {
+struct diff_report {
 	struct kvfs_cache *cache;
 	struct swap_notes *notes;
 	bool names; /* certificates came or went */
 };
 
-static void change_queue_noted_locked(struct diff_queue *q,
-				      enum kvfs_change_kind kind,
-				      const char *name)
+static void change_report_noted_locked(struct diff_report *q,
+				       enum kvfs_change_kind kind,
+				       const char *name)
 {
-	if (change_queue_locked(q->cache, kind, name) == 0)
+	if (change_report_one_locked(q->cache, kind, name) == 0)
 		return;
 	if (q->notes->oom.text[0])
 		q->notes->oom_more++;
@@ -701,19 +705,19 @@ static void change_queue_noted_locked(struct diff_queue *q,
 			       name ? name : "certificates/");
 }
 
-static void diff_queue_locked(void *data, enum diff d,
-			      const struct kvfs_object_item *a,
-			      const struct kvfs_object_item *b)
+static void diff_report_locked(void *data, enum diff d,
+			       const struct kvfs_object_item *a,
+			       const struct kvfs_object_item *b)
 {
-	struct diff_queue *q = data;
+	struct diff_report *q = data;
 
 	(void)b;
 	if (d != DIFF_CHANGED)
 		q->names = true;
 	if (d == DIFF_GONE)
-		change_queue_noted_locked(q, KVFS_CHANGE_GONE, a->name);
+		change_report_noted_locked(q, KVFS_CHANGE_GONE, a->name);
 	else if (d == DIFF_CHANGED)
-		change_queue_noted_locked(q, KVFS_CHANGE_CHANGED, a->name);
+		change_report_noted_locked(q, KVFS_CHANGE_CHANGED, a->name);
 }
 
 static void diff_log(void *data, enum diff d, const struct kvfs_object_item *a,
@@ -743,25 +747,25 @@ static void swap_notes_flush(struct swap_notes *n)
 	kvfs_log_flush(&n->line);
 }
 
-/* Queue the changes from the current listing to l, and keep both for the
- * notes. */
-static void changes_find_locked(struct kvfs_cache *cache,
-				struct kvfs_listing *l,
-				struct swap_notes *notes)
+/* Report the changes from the current listing to l, and keep both for
+ * the notes. */
+static void changes_report_locked(struct kvfs_cache *cache,
+				  struct kvfs_listing *l,
+				  struct swap_notes *notes)
 {
 	struct kvfs_listing *old = cache->listing;
-	struct diff_queue q = {cache, notes, false};
+	struct diff_report q = {cache, notes, false};
 
-	listing_diff(old, l, diff_queue_locked, &q);
+	listing_diff(old, l, diff_report_locked, &q);
 	if (q.names || old->updated_max != l->updated_max)
-		change_queue_noted_locked(&q, KVFS_CHANGE_LISTING, NULL);
+		change_report_noted_locked(&q, KVFS_CHANGE_LISTING, NULL);
 	notes->old = listing_ref(old);
 	notes->l = listing_ref(l);
 }
 
 /* Swap in a new listing and forget the files it makes out of date: those
  * of certificates that are gone, or whose updated or x5t changed; the
- * kernel is told through the queued changes. */
+ * kernel is told through the changes reported. */
 static void listing_replace_locked(struct kvfs_cache *cache,
 				   struct kvfs_listing *l,
 				   struct swap_notes *notes)
@@ -771,7 +775,7 @@ static void listing_replace_locked(struct kvfs_cache *cache,
 	/* The first listing comes before the mount: the kernel knows
 	 * nothing yet. */
 	if (cache->loaded)
-		changes_find_locked(cache, l, notes);
+		changes_report_locked(cache, l, notes);
 
 	for (size_t i = cache->nslots; i-- > 0;) {
 		struct slot *s = cache->slots[i];
@@ -901,44 +905,32 @@ static bool version_changed(const struct kvfs_object_item *a,
 
 /* What replacing a versions listing leaves to say once the lock is
  * released: the versions of old (referenced) that changed or went, and a
- * change that could not be queued. */
+ * change that could not be reported. */
 struct versions_notes {
 	struct kvfs_versions *old;
 	struct kvfs_log_deferred oom;
 };
 
-/* Queue what the kernel must forget of the versions of name: versions/
+/* Report what the kernel must forget of the versions of name: versions/
  * and the versions/<v>/ of vers. */
-static void change_queue_versions_locked(struct kvfs_cache *cache,
-					 const char *name, char **vers,
-					 size_t n, struct versions_notes *notes)
+static void change_report_versions_locked(struct kvfs_cache *cache,
+					  const char *name, char **vers,
+					  size_t n,
+					  struct versions_notes *notes)
 {
-	struct change *c = calloc(1, sizeof(*c));
+	struct kvfs_change c = {
+		.kind = KVFS_CHANGE_VERSIONS,
+		.name = name,
+		.versions = (const char *const *)vers,
+		.nversions = n,
+	};
 
-	if (!c || !(c->name = strdup(name)))
-		goto oom;
-	c->pub.kind = KVFS_CHANGE_VERSIONS;
-	c->pub.name = c->name;
-	if (n > 0) {
-		c->versions = calloc(n, sizeof(*c->versions));
-		if (!c->versions)
-			goto oom;
-		for (size_t i = 0; i < n; i++) {
-			c->versions[i] = strdup(vers[i]);
-			if (!c->versions[i])
-				goto oom;
-			c->pub.nversions++;
-		}
-		c->pub.versions = (const char *const *)c->versions;
-	}
-	if (changes_push_locked(cache, c) == 0)
+	if (change_report_locked(cache, &c, NULL) == 0)
 		return;
-oom:
 	kvfs_log_defer(&notes->oom, NULL, KVFS_LOG_WARNING,
 		       "cannot tell the kernel that versions of '%s' changed: "
 		       "out of memory",
 		       name);
-	change_free(c);
 }
 
 /* The next version of old, from *k on, that nv changed or lists no more;
@@ -1010,7 +1002,7 @@ static void versions_replace_locked(struct kvfs_cache *cache, const char *name,
 	if (n == 0 && !added)
 		return;
 
-	change_queue_versions_locked(cache, name, vers, n, notes);
+	change_report_versions_locked(cache, name, vers, n, notes);
 	for (size_t k = 0; k < n; k++) {
 		_cleanup_free_ char *vkey = NULL;
 		ssize_t j;
@@ -1060,11 +1052,10 @@ static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 
 		/* Unmounting, or out of memory: the next time. */
 		if (__atomic_load_n(&cache->stopping, __ATOMIC_ACQUIRE) ||
-		    !(nv = calloc(1, sizeof(*nv)))) {
+		    !(nv = versions_new())) {
 			free(names[i]);
 			continue;
 		}
-		nv->refs = 1;
 		kvfs_error_clear(&err);
 		r = kvfs_vault_list_versions_within(cache->vault, names[i],
 						    budget_s, &nv->list, &err);
@@ -1102,107 +1093,6 @@ int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,
 	if (r == 0)
 		versions_revalidate(cache, page_budget_s);
 	return r;
-}
-
-/* The oldest files of a waiting change of name still open through the
- * page cache, or NULL. */
-static struct kvfs_files *files_cached_old_locked(struct kvfs_cache *cache,
-						  const char *name)
-{
-	for (size_t i = 0; i < cache->nchanges; i++) {
-		const struct change *c = cache->changes[i];
-
-		if (!c->name || strcasecmp(c->name, name) != 0)
-			continue;
-		for (size_t k = 0; k < c->nold; k++)
-			if (__atomic_load_n(&files_of(c->old[k])->cached_opens,
-					    __ATOMIC_ACQUIRE) > 0)
-				return c->old[k];
-	}
-	return NULL;
-}
-
-static bool change_closed(const struct change *c)
-{
-	for (size_t k = 0; k < c->nold; k++)
-		if (__atomic_load_n(&files_of(c->old[k])->cached_opens,
-				    __ATOMIC_ACQUIRE) > 0)
-			return false;
-	return true;
-}
-
-size_t kvfs_cache_flush_changes(struct kvfs_cache *cache,
-				void (*fn)(void *data,
-					   const struct kvfs_change *c),
-				void *data)
-{
-	_cleanup_free_ struct change **todo = NULL;
-	_cleanup_free_ bool *last = NULL;
-	size_t n = 0, waiting = 0, k = 0;
-
-	pthread_mutex_lock(&cache->lock);
-	if (cache->nchanges > 0) {
-		todo = malloc(cache->nchanges * sizeof(*todo));
-		last = malloc(cache->nchanges * sizeof(*last));
-	}
-	if (!todo || !last) {
-		waiting = cache->nchanges;
-		pthread_mutex_unlock(&cache->lock);
-		return waiting;
-	}
-	for (size_t i = 0; i < cache->nchanges; i++) {
-		struct change *c = cache->changes[i];
-		bool closed = change_closed(c);
-
-		if (c->flushing)
-			continue;
-		if (!closed)
-			waiting++;
-		if (!closed && c->told)
-			continue;
-		c->flushing = true;
-		c->told = true;
-		last[n] = closed;
-		todo[n++] = c;
-	}
-	pthread_mutex_unlock(&cache->lock);
-
-	for (size_t i = 0; i < n; i++)
-		fn(data, &todo[i]->pub);
-
-	pthread_mutex_lock(&cache->lock);
-	for (size_t i = 0; i < n; i++) {
-		todo[i]->flushing = false;
-		if (!last[i])
-			continue;
-		for (k = 0; cache->changes[k] != todo[i]; k++)
-			;
-		memmove(&cache->changes[k], &cache->changes[k + 1],
-			(cache->nchanges - k - 1) * sizeof(cache->changes[0]));
-		cache->nchanges--;
-	}
-	pthread_mutex_unlock(&cache->lock);
-	for (size_t i = 0; i < n; i++)
-		if (last[i])
-			change_free(todo[i]);
-	return waiting;
-}
-
-int kvfs_cache_files_kernel(struct kvfs_cache *cache, const char *name,
-			    struct kvfs_files **ret)
-{
-	struct kvfs_files *f;
-
-	pthread_mutex_lock(&cache->lock);
-	f = files_cached_old_locked(cache, name);
-	if (f)
-		files_ref(f);
-	pthread_mutex_unlock(&cache->lock);
-	if (f) {
-		*ret = f;
-		return 0;
-	}
-	return kvfs_cache_files(cache, name, ret);
 }
 
 /* A reader's fetch failed.  When the retry gate held the request back, the
@@ -1284,15 +1174,14 @@ static int versions_fetch(struct kvfs_cache *cache, const char *name,
 	struct kvfs_error err;
 	int r;
 
-	v = calloc(1, sizeof(*v));
+	v = versions_new();
 	if (!v)
 		return -ENOMEM;
-	v->refs = 1;
 	kvfs_error_clear(&err);
 	r = kvfs_vault_list_versions(cache->vault, name, &v->list, &err);
 	if (r < 0) {
 		fetch_failed(&err, "cannot list the versions of '%s'", name);
-		free(v);
+		kvfs_versions_unref(v);
 		return r == -ENOENT || r == -EACCES ? r : -EIO;
 	}
 	*ret = v;
@@ -1388,6 +1277,9 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 	if (r == 0 && !s->stale) {
 		s->state = SLOT_READY;
 		s->obj = obj_ref(kind, obj);
+		/* What the directory shows, until the slot lets it go. */
+		if (kind == OBJ_FILES && !strchr(key, '/'))
+			files_set_current(obj, true);
 	} else if (next > 0 && !s->stale) {
 		s->state = SLOT_FAILED;
 		s->failed_r = r;
@@ -1662,36 +1554,12 @@ void kvfs_cache_set_pin_seconds(struct kvfs_cache *cache, unsigned seconds)
 	pthread_mutex_unlock(&cache->lock);
 }
 
-/* Whether f is what the directory shows now. */
-static bool files_current_locked(struct kvfs_cache *cache, const char *name,
-				 const struct kvfs_files *f)
-{
-	ssize_t i = slot_index_locked(cache, name);
-
-	return i >= 0 && cache->slots[i]->state == SLOT_READY &&
-	       cache->slots[i]->obj == f;
-}
-
-/* Whether an open of f, the files of directory name, may use the
- * kernel's caches; if so it is counted until kvfs_files_release(). */
-static bool files_cacheable_locked(struct kvfs_cache *cache, const char *name,
-				   struct kvfs_files *f)
-{
-	if (!files_current_locked(cache, name, f) ||
-	    name_changing_locked(cache, name))
-		return false;
-	__atomic_add_fetch(&files_of(f)->cached_opens, 1, __ATOMIC_ACQ_REL);
-	return true;
-}
-
 int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
-			 int64_t tgid, unsigned file, struct kvfs_files **ret,
-			 bool *ret_cacheable)
+			 int64_t tgid, unsigned file, struct kvfs_files **ret)
 {
 	struct kvfs_log_deferred why = {0};
 	struct kvfs_files *f = NULL;
 	int64_t now = kvfs_now_ms();
-	bool cacheable = false;
 	int r = 0;
 
 	pthread_mutex_lock(&cache->lock);
@@ -1704,9 +1572,7 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 		f = NULL;
 		r = -EIO;
 	} else if (f) {
-		files_ref(f);
-		cacheable = files_cacheable_locked(
-			cache, f->bundle.name ? f->bundle.name : name, f);
+		kvfs_files_ref(f);
 	}
 	pthread_mutex_unlock(&cache->lock);
 	kvfs_log_flush(&why);
@@ -1714,7 +1580,6 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 		return r;
 	if (f) {
 		*ret = f;
-		*ret_cacheable = cacheable;
 		return 0;
 	}
 
@@ -1729,12 +1594,8 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 	const char *cert_name = f->bundle.name ? f->bundle.name : name;
 	if (cache->pin_seconds > 0 &&
 	    kvfs_pins_add(cache->pins, tgid, cert_name, file, f, until) == 0)
-		files_ref(f);
-	/* f may be the result of a flight that a revalidation overtook:
-	 * then it is not what the directory shows. */
-	cacheable = files_cacheable_locked(cache, cert_name, f);
+		kvfs_files_ref(f);
 	pthread_mutex_unlock(&cache->lock);
 	*ret = f;
-	*ret_cacheable = cacheable;
 	return 0;
 }

@@ -4,8 +4,9 @@
  * secret, all fetched on first use with single-flight, so concurrent first
  * readers share one request.  Readers hold references, so an open file's
  * bytes never change.  Revalidation re-reads the listing (one listing in
- * flight at a time), drops what changed, and queues what the kernel must
- * forget; while it fails, cached files are served for up to max_stale=.
+ * flight at a time), drops what changed, and reports what the kernel must
+ * forget (kvfs_cache_on_change()); while it fails, cached files are
+ * served for up to max_stale=.
  * Knows nothing of HTTP details.  Thread-safe; never holds its lock across
  * a vault call. */
 #ifndef KVFS_CACHE_H
@@ -28,15 +29,13 @@ struct kvfs_entry {
 	struct kvfs_object_item item;
 };
 
-/* An immutable listing; entries sorted by name, case-insensitively. */
+/* An immutable listing; entries sorted by name, case-insensitively.  Its
+ * references and the strings it owns are private to cache.c. */
 struct kvfs_listing {
 	struct kvfs_entry *entries;
 	size_t n;
 	int64_t updated_max; /* newest attrs.updated, 0 when empty */
 	int64_t loaded_at;   /* when the listing was fetched (Unix seconds) */
-	/* private */
-	int refs;
-	struct kvfs_object_list owned; /* owns the strings entries point to */
 };
 
 /* The files of one certificate version: built once from its bundle, and
@@ -48,7 +47,7 @@ struct kvfs_listing {
  * keeps a reference to the one it opened, so its bytes never change.
  * Immutable once published, but for size_hidden_until.  What the cache
  * keeps with them (references, the fetch's monotonic time, the secret and
- * its flight, the count of cacheable opens) is private to cache.c.
+ * its flight, whether they are current) is private to cache.c.
  *
  * Stale-on-error: once built they are served until a listing says the
  * certificate changed; a failed revalidation never drops them.  While
@@ -69,11 +68,10 @@ struct kvfs_files {
 };
 
 /* The versions of one certificate, as the vault lists them (oldest
- * first); the items carry their version. */
+ * first); the items carry their version.  Its references are private to
+ * cache.c. */
 struct kvfs_versions {
 	struct kvfs_object_list list;
-	/* private */
-	int refs;
 };
 
 int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
@@ -84,7 +82,7 @@ void kvfs_cache_free(struct kvfs_cache *cache);
  * listing stays.  Called before mounting for the first listing, and again
  * to revalidate: a certificate that disappeared, or whose updated or x5t
  * changed, loses its cached files (open files keep theirs) and gets a
- * change queued for the kernel (kvfs_cache_flush_changes).  At most one
+ * change reported (kvfs_cache_on_change()).  At most one
  * listing is in flight: a caller that comes while one is shares its
  * result.  A failure makes cached files stale (max_stale=); a success
  * makes them fresh again. */
@@ -94,7 +92,7 @@ int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err);
  * After a listing that succeeded, the versions listing of every
  * certificate that has one kept is fetched again: versions that changed
  * (updated, x5t, enabled, nbf, exp) or went lose their files, and a
- * KVFS_CHANGE_VERSIONS is queued.  A versions listing that fails is kept
+ * KVFS_CHANGE_VERSIONS is reported.  A versions listing that fails is kept
  * as it was. */
 int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,
 			  struct kvfs_error *err);
@@ -118,17 +116,18 @@ struct kvfs_change {
 	size_t nversions;
 };
 
-/* Hand the queued changes to fn (without the lock held), then forget
- * them.  A certificate's change is handed over at once, and kept while a
- * file of it opened through the page cache before the change is still
- * open (its reads may fill the kernel's cache again with the old bytes):
- * it is handed over once more when they are all closed, and only then
- * forgotten.  While it is kept, opens of the certificate's files are not
- * cacheable.  Returns how many changes are still kept. */
-size_t kvfs_cache_flush_changes(struct kvfs_cache *cache,
-				void (*fn)(void *data,
-					   const struct kvfs_change *c),
-				void *data);
+/* Who is told what a revalidation changed (kernel.c): fn is called with
+ * the cache's lock held, at the swap of a listing (the first listing
+ * excepted: it comes before the mount) and of a versions listing, with
+ * the files the certificate's directory showed before the change (NULL:
+ * none; a reference fn takes if it keeps them, with kvfs_files_ref()).
+ * The lock order is cache -> fn's: fn must not call the cache, nor log.
+ * A negative return (-ENOMEM) is logged as a change the kernel is not
+ * told about.  Set before the first kvfs_cache_load(); fn NULL: nobody. */
+void kvfs_cache_on_change(struct kvfs_cache *cache,
+			  int (*fn)(void *data, const struct kvfs_change *c,
+				    struct kvfs_files *old),
+			  void *data);
 
 /* A reference to the current listing; release with kvfs_listing_unref. */
 struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache);
@@ -151,7 +150,12 @@ int kvfs_cache_files(struct kvfs_cache *cache, const char *name,
  * they would need a fetch.  Never touches the network. */
 int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
 			  struct kvfs_files **ret);
+struct kvfs_files *kvfs_files_ref(struct kvfs_files *f);
 void kvfs_files_unref(struct kvfs_files *f);
+/* Whether f is what its certificate's directory shows now: the latest
+ * files, not yet replaced by a revalidation.  Takes no lock; f stops being
+ * current before the change that replaced it is reported. */
+bool kvfs_files_current(const struct kvfs_files *f);
 
 /* How long after its latest open of a directory a process keeps seeing
  * the version its first open there saw (kvfs_cache_files_for()). */
@@ -168,27 +172,10 @@ void kvfs_files_unref(struct kvfs_files *f);
  * pin) and opens a file not yet opened under the pin.  An open after a
  * longer pause, a second open of a file (a process that polls one sees
  * rotations), and other processes get the current ones, and pin anew.
- * *ret_cacheable tells whether the kernel's page cache and attributes of
- * the directory's files may be used for these files: they are the
- * directory's current ones and no change of the certificate is still
- * waiting to be handed to the kernel.  If not, read around the kernel's
- * caches (they may hold another version).  Close a cacheable open with
- * kvfs_files_release(f, true). */
+ * Pinned files may no longer be current (kvfs_files_current()).  Release
+ * with kvfs_files_unref. */
 int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
-			 int64_t tgid, unsigned file, struct kvfs_files **ret,
-			 bool *ret_cacheable);
-/* Let go of an open's files; cached: kvfs_cache_files_for() said it was
- * cacheable. */
-void kvfs_files_release(struct kvfs_files *f, bool cached);
-/* A cacheable open that will not use the page cache after all: no longer
- * counted (release it with cached false). */
-void kvfs_files_uncount(struct kvfs_files *f);
-/* The files whose sizes the kernel must be told for the directory's
- * files: those of a change still kept, while they are open through the
- * page cache (the readers of the page cache go by the kernel's file size,
- * so it must stay theirs), else kvfs_cache_files(). */
-int kvfs_cache_files_kernel(struct kvfs_cache *cache, const char *name,
-			    struct kvfs_files **ret);
+			 int64_t tgid, unsigned file, struct kvfs_files **ret);
 /* For tests: the pin lifetime in seconds (0 turns pinning off). */
 void kvfs_cache_set_pin_seconds(struct kvfs_cache *cache, unsigned seconds);
 

@@ -7,9 +7,11 @@
  * so its bytes never change while it is open.  Read-only everywhere:
  * every write-type operation is EROFS.  Operations run on libfuse's
  * worker threads; the only lock here guards the list of open handles, and
- * nothing here talks to the network itself.  The revalidation thread
- * (reval.c) tells the kernel what changed through kvfs_fs_invalidate(),
- * never from a request handler (that can deadlock). */
+ * nothing here talks to the network itself.  Whether an open goes through
+ * the kernel's page cache is kernel.c's to say, which keeps the changes
+ * the kernel must be told; the revalidation thread (reval.c) tells it
+ * through kvfs_fs_invalidate(), never from a request handler (that can
+ * deadlock). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,6 +31,7 @@
 #include "control.h"
 #include "defaults.h"
 #include "fs.h"
+#include "kernel.h"
 #include "log.h"
 #include "metrics.h"
 #include "tree.h"
@@ -47,6 +50,7 @@
 struct kvfs_fs {
 	struct kvfs_tree tree;
 	struct kvfs_cache *cache;
+	struct kvfs_kernel *kernel;   /* what the kernel saw */
 	struct kvfs_control *control; /* serves .kvfs/; NULL: none */
 	struct fuse_args args;
 	struct fuse *fuse;
@@ -71,8 +75,8 @@ struct handle {
 	struct kvfs_files *files;
 	const void *data;
 	size_t len;
-	char *owned; /* a .kvfs/ file's snapshot, freed on release */
-	bool cached; /* opened through the page cache, counted by the cache */
+	char *owned;	/* a .kvfs/ file's snapshot, freed on release */
+	bool cached;	/* through the page cache, counted by fs->kernel */
 	struct stat st; /* what fstat() says once the certificate is gone */
 };
 
@@ -143,14 +147,18 @@ static int node_files(struct kvfs_fs *fs, const struct node *n, bool fetch,
 /* node_files() for the attributes the kernel keeps (getattr, readdir):
  * right after a rotation, while files of the old version are open
  * through the page cache, the sizes stay theirs, as their readers go by
- * the kernel's file size (kvfs_cache_files_kernel). */
+ * the kernel's file size (kvfs_kernel_files_held). */
 static int node_files_kernel(struct kvfs_fs *fs, const struct node *n,
 			     bool fetch, struct kvfs_files **ret)
 {
+	const char *name = n->t.entry->item.name;
+
 	if (n->t.version || !fetch)
 		return node_files(fs, n, fetch, ret);
 	*ret = NULL;
-	return kvfs_cache_files_kernel(fs->cache, n->t.entry->item.name, ret);
+	if (kvfs_kernel_files_held(fs->kernel, name, ret))
+		return 0;
+	return kvfs_cache_files(fs->cache, name, ret);
 }
 
 /* What file k of a directory is, given its files (NULL: not fetched)
@@ -345,6 +353,15 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	return r;
 }
 
+/* Let go of an open's files; counted: kvfs_kernel_open() counted it. */
+static void files_release(struct kvfs_fs *fs, struct kvfs_files *files,
+			  bool counted)
+{
+	if (counted)
+		kvfs_kernel_close(fs->kernel, files);
+	kvfs_files_unref(files);
+}
+
 static int kvfs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fs_get();
@@ -384,16 +401,18 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		r = kvfs_cache_files_for(
 			fs->cache, n.t.entry->item.name,
 			kvfs_caller_tgid(fuse_get_context()->pid),
-			1u << n.t.file, &files, &cacheable);
+			1u << n.t.file, &files);
 		/* The kernel has one inode per spelling of the name, and
 		 * revalidation tells it about the vault's own: another
 		 * spelling (WWW for www) is read around the page cache. */
-		if (r == 0 && cacheable &&
-		    !kvfs_tree_spelled_as_in_vault(path, &n.t)) {
-			kvfs_files_uncount(files);
-			cacheable = false;
-		}
-		counted = r == 0 && cacheable;
+		cacheable = r == 0 &&
+			    kvfs_tree_spelled_as_in_vault(path, &n.t) &&
+			    kvfs_kernel_open(fs->kernel,
+					     files->bundle.name
+						     ? files->bundle.name
+						     : n.t.entry->item.name,
+					     files);
+		counted = cacheable;
 	}
 	if (r == 0)
 		r = file_view(fs, &n, files, n.t.file, true, &v);
@@ -405,7 +424,7 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	    __atomic_load_n(&files->size_hidden_until, __ATOMIC_SEQ_CST) >
 		    kvfs_now_ms()) {
 		if (counted)
-			kvfs_files_uncount(files);
+			kvfs_kernel_close(fs->kernel, files);
 		counted = false;
 		cacheable = false;
 	}
@@ -413,12 +432,12 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		kvfs_tree_stat_file(&fs->tree, &n.t, &v, &st);
 	node_clear(&n);
 	if (r < 0) {
-		kvfs_files_release(files, counted);
+		files_release(fs, files, counted);
 		return r;
 	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
-		kvfs_files_release(files, counted);
+		files_release(fs, files, counted);
 		return -ENOMEM;
 	}
 	/* The handle's reference keeps every byte of this version, the
@@ -484,7 +503,7 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 		pthread_mutex_lock(&fs->handles_lock);
 		handle_unlink_locked(fs, h);
 		pthread_mutex_unlock(&fs->handles_lock);
-		kvfs_files_release(h->files, h->cached);
+		files_release(fs, h->files, h->cached);
 		free(h->owned);
 		free(h);
 		fi->fh = 0;
@@ -852,7 +871,8 @@ void kvfs_fs_invalidate(void *data, const struct kvfs_change *c)
 /* ---- the FUSE instance ---- */
 
 int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
-		struct kvfs_control *control, struct kvfs_fs **ret)
+		struct kvfs_kernel *kernel, struct kvfs_control *control,
+		struct kvfs_fs **ret)
 {
 	struct kvfs_fs *fs = calloc(1, sizeof(*fs));
 
@@ -862,6 +882,7 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 				      .mount_time = time(NULL),
 				      .control = control != NULL};
 	fs->cache = cache;
+	fs->kernel = kernel;
 	fs->control = control;
 	fs->args = (struct fuse_args)FUSE_ARGS_INIT(c->fuse_argc, c->fuse_argv);
 	pthread_mutex_init(&fs->handles_lock, NULL);
@@ -904,7 +925,7 @@ void kvfs_fs_free(struct kvfs_fs *fs)
 		struct handle *h = fs->handles;
 
 		handle_unlink_locked(fs, h);
-		kvfs_files_release(h->files, h->cached);
+		files_release(fs, h->files, h->cached);
 		free(h->owned);
 		free(h);
 	}

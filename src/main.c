@@ -27,6 +27,7 @@
 #include "error.h"
 #include "fs.h"
 #include "http.h"
+#include "kernel.h"
 #include "log.h"
 #include "reval.h"
 #include "secmem.h"
@@ -249,7 +250,8 @@ static int set_sighup(struct kvfs_reval *r)
 /* Mount and serve until unmounted; the exit code.  Each rung is undone
  * in reverse from where it failed. */
 static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
-		 struct kvfs_auth *auth, struct kvfs_control *control)
+		 struct kvfs_kernel *kernel, struct kvfs_auth *auth,
+		 struct kvfs_control *control)
 {
 	struct kvfs_reval *reval = NULL;
 	struct fuse_session *se = NULL;
@@ -257,7 +259,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	struct fuse *fuse;
 	int r, code = 1;
 
-	r = kvfs_fs_new(c, cache, control, &fs);
+	r = kvfs_fs_new(c, cache, kernel, control, &fs);
 	if (r < 0) {
 		/* kvfs_fs_new() names what failed, but for memory */
 		if (r == -ENOMEM)
@@ -267,7 +269,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	fuse = kvfs_fs_fuse(fs);
 	/* Before the fork: its wake-up descriptor keeps a SIGHUP that comes
 	 * before the thread starts. */
-	r = kvfs_reval_new(c, cache,
+	r = kvfs_reval_new(c, cache, kernel,
 			   &(struct kvfs_reval_ops){
 				   .invalidate = kvfs_fs_invalidate,
 				   .data = fs,
@@ -338,6 +340,7 @@ int main(int argc, char **argv)
 	struct kvfs_auth *auth = NULL;
 	struct kvfs_vault *vault = NULL;
 	struct kvfs_cache *cache = NULL;
+	struct kvfs_kernel *kernel = NULL;
 	struct kvfs_control *control = NULL;
 	struct kvfs_error err;
 	int r, code = 1;
@@ -389,6 +392,14 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
+	/* Told every change from the first listing on. */
+	r = kvfs_kernel_new(&kernel);
+	if (r < 0) {
+		fprintf(stderr, "kvfs: cannot set up the cache: %s\n",
+			strerror(-r));
+		goto out;
+	}
+	kvfs_cache_on_change(cache, kvfs_kernel_change, kernel);
 
 	kvfs_error_clear(&err);
 	r = kvfs_cache_load(cache, &err);
@@ -403,10 +414,11 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
-	code = serve(&c, cache, auth, control);
+	code = serve(&c, cache, kernel, auth, control);
 
 out:
 	kvfs_control_free(control);
+	kvfs_kernel_free(kernel);
 	kvfs_cache_free(cache);
 	kvfs_vault_free(vault);
 	kvfs_auth_free(auth);

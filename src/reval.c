@@ -1,12 +1,12 @@
-/* The revalidation thread.  It sleeps in poll() on an eventfd until the
- * next revalidation is due or someone writes to the eventfd (SIGHUP, or
- * the stop at unmount), revalidates through the cache (which holds the
- * single flight, the stale-on-error state and the queue of changes), then
- * hands the queued changes to the callback.  A change that waits for open
- * files to close is looked at again every WAITING_MS.  Each list page of
- * a revalidation may take at most min(deadline=, refresh=) seconds: a
- * background listing must not sit in the vault's backoff for longer than
- * its own period, nor hold up the unmount. */
+/* The revalidation thread.  It sleeps in poll() on an eventfd until the next
+ * revalidation is due or someone writes to the eventfd (SIGHUP, or the stop
+ * at unmount), revalidates through the cache (which holds the single flight
+ * and the stale-on-error state, and reports the changes to the kernel
+ * module), then hands the changes the kernel module keeps to the callback.  A
+ * change that waits for open files to close is looked at again every
+ * WAITING_MS.  Each list page of a revalidation may take at most
+ * min(deadline=, refresh=) seconds: a background listing must not sit in the
+ * vault's backoff for longer than its own period, nor hold up the unmount. */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -28,6 +28,7 @@
 struct kvfs_reval {
 	const struct kvfs_config *config;
 	struct kvfs_cache *cache;
+	struct kvfs_kernel *kernel; /* NULL: no changes to hand over */
 	struct kvfs_reval_ops ops;
 	int efd; /* counts triggers; the stop writes to it too */
 	pthread_t thread;
@@ -47,7 +48,8 @@ int64_t kvfs_reval_delay_ms(unsigned refresh_s, bool first, uint64_t rnd)
 }
 
 int kvfs_reval_new(const struct kvfs_config *c, struct kvfs_cache *cache,
-		   const struct kvfs_reval_ops *ops, struct kvfs_reval **ret)
+		   struct kvfs_kernel *kernel, const struct kvfs_reval_ops *ops,
+		   struct kvfs_reval **ret)
 {
 	struct kvfs_reval *r;
 
@@ -56,6 +58,7 @@ int kvfs_reval_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 		return -ENOMEM;
 	r->config = c;
 	r->cache = cache;
+	r->kernel = kernel;
 	if (ops)
 		r->ops = *ops;
 	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -141,10 +144,12 @@ static void *reval_main(void *data)
 			       kvfs_reval_delay_ms(r->config->refresh, false,
 						   kvfs_xorshift(&r->rng));
 		}
-		waiting = kvfs_cache_flush_changes(
-			r->cache,
-			r->ops.invalidate ? r->ops.invalidate : ignore_change,
-			r->ops.data);
+		if (r->kernel)
+			waiting = kvfs_kernel_flush(r->kernel,
+						    r->ops.invalidate
+							    ? r->ops.invalidate
+							    : ignore_change,
+						    r->ops.data);
 	}
 	return NULL;
 }

@@ -1,10 +1,11 @@
-/* Background revalidation: a thread that re-reads the listing every
- * refresh= seconds (the first time at a random point of the first period,
- * then every refresh= +/- 20 %, so that a fleet of hosts does not come in
- * step) and at once when asked (SIGHUP), then hands what changed to a
- * callback that tells the kernel, once the files opened before the change
- * are closed.  Knows nothing of FUSE.  kvfs_reval_trigger() is
- * async-signal-safe; everything else is called from one thread. */
+/* Background revalidation: a thread that re-reads the listing every refresh=
+ * seconds (the first time at a random point of the first period, then every
+ * refresh= +/- 20 %, so that a fleet of hosts does not come in step) and at
+ * once when asked (SIGHUP), then hands the changes the kernel module keeps
+ * (kernel.h) to a callback that tells the kernel, at once and again once the
+ * files opened before them are closed.  Knows nothing of FUSE.
+ * kvfs_reval_trigger() is async-signal-safe; everything else is called from
+ * one thread. */
 #ifndef KVFS_REVAL_H
 #define KVFS_REVAL_H
 
@@ -13,6 +14,7 @@
 
 #include "cache.h"
 #include "config.h"
+#include "kernel.h"
 
 struct kvfs_reval;
 
@@ -23,9 +25,12 @@ struct kvfs_reval_ops {
 };
 
 /* Before any thread or fork: the wake-up descriptor survives the fork,
- * so that a SIGHUP that comes before the thread starts is not lost. */
+ * so that a SIGHUP that comes before the thread starts is not lost.
+ * kernel: the changes to hand to ops->invalidate after each
+ * revalidation (NULL: none). */
 int kvfs_reval_new(const struct kvfs_config *c, struct kvfs_cache *cache,
-		   const struct kvfs_reval_ops *ops, struct kvfs_reval **ret);
+		   struct kvfs_kernel *kernel, const struct kvfs_reval_ops *ops,
+		   struct kvfs_reval **ret);
 /* Start the thread (in the process that serves the mount). */
 int kvfs_reval_start(struct kvfs_reval *r);
 /* Stop and join the thread; a revalidation in flight ends first, within

@@ -21,11 +21,15 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "kernel.h"
 #include "scripted_vault.h"
 #include "tap.h"
 #include "util.h"
 
-/* What kvfs_cache_flush_changes() handed over, as "kind:name" lines. */
+/* What the cache reports goes to a kernel module, as in the daemon. */
+static struct kvfs_kernel *kernel;
+
+/* What kvfs_kernel_flush() handed over, as "kind:name" lines. */
 static char flushed[1024];
 
 static void collect_change(void *data, const struct kvfs_change *c)
@@ -52,7 +56,7 @@ static void collect_change(void *data, const struct kvfs_change *c)
 static size_t flush(struct kvfs_cache *cache)
 {
 	flushed[0] = '\0';
-	return kvfs_cache_flush_changes(cache, collect_change, NULL);
+	return kvfs_kernel_flush(kernel, collect_change, NULL);
 }
 
 struct reader {
@@ -451,6 +455,36 @@ static void test_secret(struct kvfs_cache *cache)
 	kvfs_files_unref(f);
 }
 
+/* An open as fs.c makes it: the files for process tgid's open of file,
+ * and whether it goes through the page cache (counted by the kernel
+ * module until release()). */
+static int open_for(struct kvfs_cache *cache, const char *name, int64_t tgid,
+		    unsigned file, struct kvfs_files **ret, bool *ret_cached)
+{
+	int r = kvfs_cache_files_for(cache, name, tgid, file, ret);
+
+	if (r == 0)
+		*ret_cached =
+			kvfs_kernel_open(kernel, (*ret)->bundle.name, *ret);
+	return r;
+}
+
+static void release(struct kvfs_files *f, bool cached)
+{
+	if (cached)
+		kvfs_kernel_close(kernel, f);
+	kvfs_files_unref(f);
+}
+
+/* The files whose sizes the kernel is given, as fs.c finds them. */
+static int files_kernel(struct kvfs_cache *cache, const char *name,
+			struct kvfs_files **ret)
+{
+	if (kvfs_kernel_files_held(kernel, name, ret))
+		return 0;
+	return kvfs_cache_files(cache, name, ret);
+}
+
 static void test_pins(struct kvfs_cache *cache)
 {
 	static const struct fake_cert v1[] = {{"keyed", 10}};
@@ -464,63 +498,60 @@ static void test_pins(struct kvfs_cache *cache)
 	set_vault(v1, 1);
 	is_int(kvfs_cache_load(cache, &err), 0, "listing v1");
 	flush(cache);
-	is_int(kvfs_cache_files_for(cache, "keyed", 100, 1, &a, &ca), 0,
+	is_int(open_for(cache, "keyed", 100, 1, &a, &ca), 0,
 	       "process 100 opens");
 	ok(ca && a->bundle.attrs.updated == 10,
 	   "the current v1, through the page cache");
 
 	set_vault(v2, 1);
 	is_int(kvfs_cache_load(cache, &err), 0, "rotated to v2");
-	is_int(kvfs_cache_files_for(cache, "KEYED", 100, 2, &b, &cb), 0,
+	is_int(open_for(cache, "KEYED", 100, 2, &b, &cb), 0,
 	       "process 100 opens again");
 	ok(b == a && !cb, "it keeps v1, which is no longer cacheable");
-	is_int(kvfs_cache_files_for(cache, "keyed", 200, 1, &c, &cc), 0,
+	is_int(open_for(cache, "keyed", 200, 1, &c, &cc), 0,
 	       "process 200 opens");
 	ok(c != a && c->bundle.attrs.updated == 20, "another process gets v2");
 	ok(!cc, "not through the page cache while the kernel may hold v1");
 	is_int(flush(cache), 1,
 	       "the change is kept while v1 is open through the page cache");
 	is_str(flushed, "changed:keyed listing", "and handed over at once");
-	is_int(kvfs_cache_files_kernel(cache, "keyed", &e), 0,
-	       "the kernel's files");
+	is_int(files_kernel(cache, "keyed", &e), 0, "the kernel's files");
 	ok(e == a, "are v1's while it is open through the page cache");
 	kvfs_files_unref(e);
 	is_int(flush(cache), 1, "kept");
 	is_str(flushed, "", "and not handed over again before v1 is closed");
-	kvfs_files_release(a, ca);
-	is_int(kvfs_cache_files_kernel(cache, "keyed", &e), 0,
-	       "the kernel's files");
+	release(a, ca);
+	is_int(files_kernel(cache, "keyed", &e), 0, "the kernel's files");
 	ok(e == c, "are v2's once v1 is closed");
 	kvfs_files_unref(e);
 	is_int(flush(cache), 0, "once v1 is closed, the change goes");
 	is_str(flushed, "changed:keyed", "handed over once more");
-	is_int(kvfs_cache_files_for(cache, "keyed", 300, 1, &e, &ce), 0,
+	is_int(open_for(cache, "keyed", 300, 1, &e, &ce), 0,
 	       "process 300 opens");
 	ok(e == c && ce, "v2 through the page cache now");
-	kvfs_files_release(e, ce);
+	release(e, ce);
 	usleep(1100 * 1000);
-	is_int(kvfs_cache_files_for(cache, "keyed", 100, 1, &d, &cd), 0,
+	is_int(open_for(cache, "keyed", 100, 1, &d, &cd), 0,
 	       "process 100 after the pin");
 	ok(d == c && cd, "gets v2 once its pin has expired");
-	kvfs_files_release(b, cb);
-	kvfs_files_release(c, cc);
-	kvfs_files_release(d, cd);
+	release(b, cb);
+	release(c, cc);
+	release(d, cd);
 
 	/* Process 100 polls file 1: each open of it starts a new sequence. */
 	set_vault(v1, 1);
 	is_int(kvfs_cache_load(cache, &err), 0, "rotated back to v1");
-	is_int(kvfs_cache_files_for(cache, "keyed", 100, 2, &a, &ca), 0,
+	is_int(open_for(cache, "keyed", 100, 2, &a, &ca), 0,
 	       "process 100 opens file 2");
 	ok(a == d, "of its pinned v2");
-	is_int(kvfs_cache_files_for(cache, "keyed", 100, 1, &b, &cb), 0,
+	is_int(open_for(cache, "keyed", 100, 1, &b, &cb), 0,
 	       "and file 1 a second time");
 	ok(b->bundle.attrs.updated == 10, "which gets the current v1");
-	is_int(kvfs_cache_files_for(cache, "keyed", 100, 2, &c, &cc), 0,
-	       "then file 2");
+	is_int(open_for(cache, "keyed", 100, 2, &c, &cc), 0, "then file 2");
 	ok(c == b, "of the new pin's v1");
-	kvfs_files_release(a, ca);
-	kvfs_files_release(b, cb);
-	kvfs_files_release(c, cc);
+	release(a, ca);
+	release(b, cb);
+	release(c, cc);
 	kvfs_cache_set_pin_seconds(cache, KVFS_CACHE_PIN_SECONDS);
 }
 
@@ -667,7 +698,6 @@ static void test_max_stale(struct kvfs_cache *cache, struct kvfs_config *config)
 	int64_t exp = (int64_t)time(NULL) + 1;
 	struct kvfs_files *f0 = NULL, *f = NULL;
 	struct kvfs_error err;
-	bool cacheable;
 	int n;
 
 	config->max_stale = 1;
@@ -689,8 +719,8 @@ static void test_max_stale(struct kvfs_cache *cache, struct kvfs_config *config)
 	       "past max_stale=1: EIO");
 	is_int(kvfs_cache_files_peek(cache, "fresh", &f), -ENODATA,
 	       "a peek finds nothing to show");
-	is_int(kvfs_cache_files_for(cache, "fresh", 400, 1, &f, &cacheable),
-	       -EIO, "an open: EIO");
+	is_int(kvfs_cache_files_for(cache, "fresh", 400, 1, &f), -EIO,
+	       "an open: EIO");
 	is_int(calls() - n, 0, "and none of that asked the vault");
 	is_int(kvfs_cache_files(cache, "later", &f), 0,
 	       "an uncached certificate is fetched if the vault answers");
@@ -739,6 +769,8 @@ int main(void)
 	if (!ok(load_leaf(), "fixture pki-leaf.der"))
 		return done_testing();
 	is_int(kvfs_cache_new(&config, NULL, &cache), 0, "cache created");
+	is_int(kvfs_kernel_new(&kernel), 0, "kernel module created");
+	kvfs_cache_on_change(cache, kvfs_kernel_change, kernel);
 	test_listing(cache);
 	test_fetch_once(cache);
 	test_single_flight(cache);
@@ -751,6 +783,7 @@ int main(void)
 	test_one_listing_in_flight(cache);
 	test_max_stale(cache, &config);
 	test_versions_revalidate(cache);
+	kvfs_kernel_free(kernel);
 	kvfs_cache_free(cache);
 	free_leaf();
 	return done_testing();

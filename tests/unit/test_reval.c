@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "kernel.h"
 #include "reval.h"
 #include "scripted_vault.h"
 #include "tap.h"
@@ -138,7 +139,7 @@ static void test_timer(struct kvfs_cache *cache, struct kvfs_config *c)
 	double t0;
 
 	c->refresh = 1;
-	is_int(kvfs_reval_new(c, cache, NULL, &r), 0, "reval created");
+	is_int(kvfs_reval_new(c, cache, NULL, NULL, &r), 0, "reval created");
 	is_int(kvfs_reval_start(r), 0, "and started, refresh=1");
 	ok(wait_for(list_count, n + 3, 4.0),
 	   "three revalidations within 4 s (at most 1 + 1.2 + 1.2 s)");
@@ -155,7 +156,8 @@ static void test_timer(struct kvfs_cache *cache, struct kvfs_config *c)
 	kvfs_reval_free(r);
 }
 
-static void test_trigger(struct kvfs_cache *cache, struct kvfs_config *c)
+static void test_trigger(struct kvfs_cache *cache, struct kvfs_kernel *kernel,
+			 struct kvfs_config *c)
 {
 	struct kvfs_reval *r = NULL;
 	struct kvfs_files *f = NULL;
@@ -165,7 +167,7 @@ static void test_trigger(struct kvfs_cache *cache, struct kvfs_config *c)
 	/* A first revalidation could come at any time within the hour:
 	 * every count below is a lower bound, or allows for one more. */
 	c->refresh = 3600;
-	is_int(kvfs_reval_new(c, cache,
+	is_int(kvfs_reval_new(c, cache, kernel,
 			      &(struct kvfs_reval_ops){
 				      .invalidate = on_change,
 			      },
@@ -201,8 +203,8 @@ static void test_trigger(struct kvfs_cache *cache, struct kvfs_config *c)
 	   k);
 
 	/* A change waits while www is open through the page cache. */
-	is_int(kvfs_cache_files_for(cache, "www", 1, 1, &f, &cacheable), 0,
-	       "www open");
+	is_int(kvfs_cache_files_for(cache, "www", 1, 1, &f), 0, "www open");
+	cacheable = kvfs_kernel_open(kernel, "www", f);
 	ok(cacheable, "through the page cache");
 	n = changes();
 	rotate();
@@ -210,7 +212,9 @@ static void test_trigger(struct kvfs_cache *cache, struct kvfs_config *c)
 	ok(wait_for(changes, n + 1, 2.0), "the change goes to the callback");
 	usleep(600 * 1000);
 	is_int(changes() - n, 1, "once while www is open");
-	kvfs_files_release(f, cacheable);
+	if (cacheable)
+		kvfs_kernel_close(kernel, f);
+	kvfs_files_unref(f);
 	ok(wait_for(changes, n + 2, 2.0), "and once more when it is closed");
 
 	signal(SIGUSR1, SIG_DFL);
@@ -224,6 +228,7 @@ int main(void)
 	struct kvfs_config config = {
 		.deadline = 10, .refresh = 1, .max_stale = 86400};
 	struct kvfs_cache *cache = NULL;
+	struct kvfs_kernel *kernel = NULL;
 	struct kvfs_error err;
 
 	if (!ok(load_leaf(), "fixture pki-leaf.der"))
@@ -232,9 +237,12 @@ int main(void)
 
 	test_schedule();
 	is_int(kvfs_cache_new(&config, NULL, &cache), 0, "cache created");
+	is_int(kvfs_kernel_new(&kernel), 0, "kernel module created");
+	kvfs_cache_on_change(cache, kvfs_kernel_change, kernel);
 	is_int(kvfs_cache_load(cache, &err), 0, "first listing");
 	test_timer(cache, &config);
-	test_trigger(cache, &config);
+	test_trigger(cache, kernel, &config);
+	kvfs_kernel_free(kernel);
 	kvfs_cache_free(cache);
 	free_leaf();
 	return done_testing();
