@@ -142,10 +142,11 @@ int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
 	len = (int)strcspn(p, "/");
 	if (component_is(p, (size_t)len, KVFS_CONTROL_DIR))
 		return resolve_control(t, p + len, ret);
-	if (!component_is(p, (size_t)len, KVFS_TREE_CERTIFICATES))
+	len = component(p, name, sizeof(name));
+	if (len < 0 || !kvfs_collection_from_name(name, &n.coll))
 		return -ENOENT;
 	p += len;
-	n.kind = KVFS_NODE_CERTIFICATES;
+	n.kind = KVFS_NODE_COLLECTION;
 	if (*p == '\0')
 		goto found;
 
@@ -158,7 +159,7 @@ int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
 	n.entry = kvfs_listing_find(l, name);
 	if (!n.entry)
 		return -ENOENT;
-	n.kind = KVFS_NODE_CERT;
+	n.kind = KVFS_NODE_OBJECT;
 	if (*p == '\0')
 		goto found;
 
@@ -187,7 +188,8 @@ found:
 bool kvfs_tree_spelled_as_in_vault(const char *path,
 				   const struct kvfs_tree_node *n)
 {
-	const char *p = path + strlen("/" KVFS_TREE_CERTIFICATES "/");
+	const char *p =
+		path + 1 + strlen(kvfs_collection_info(n->coll)->name) + 1;
 	size_t len = strlen(n->entry->item.name);
 
 	return strncmp(p, n->entry->item.name, len) == 0 &&
@@ -314,17 +316,18 @@ void kvfs_tree_stat_dir(const struct kvfs_tree *t,
 	st->st_nlink = 2;
 	switch (n->kind) {
 	case KVFS_NODE_ROOT:
-		st->st_nlink = 4; /* certificates/ and .kvfs/ */
+		/* The collections' directories and .kvfs/. */
+		st->st_nlink = 2 + KVFS_COLLECTION_COUNT_ + 1;
 		stat_times(st, t->mount_time, t->mount_time);
 		break;
-	case KVFS_NODE_CERTIFICATES:
-		/* Every certificate directory's ".." links here. */
+	case KVFS_NODE_COLLECTION:
+		/* Every object directory's ".." links here. */
 		st->st_nlink = 2 + (l ? l->n : 0);
 		stat_times(st, t->mount_time,
 			   l && l->updated_max ? l->updated_max
 					       : t->mount_time);
 		break;
-	case KVFS_NODE_CERT:
+	case KVFS_NODE_OBJECT:
 		st->st_nlink = 3; /* versions/ */
 		stat_times(st, n->entry->item.attrs.created,
 			   n->entry->item.attrs.updated);
@@ -398,7 +401,7 @@ static const char *const xattr_names[] = {
 
 bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n)
 {
-	return n->kind == KVFS_NODE_CERT || n->kind == KVFS_NODE_VERSION ||
+	return n->kind == KVFS_NODE_OBJECT || n->kind == KVFS_NODE_VERSION ||
 	       n->kind == KVFS_NODE_FILE;
 }
 

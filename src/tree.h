@@ -1,5 +1,6 @@
-/* The tree as paths and attributes: which node a path names
- * (certificates/<name>/, its versions/<version>/, their files, .kvfs/ and
+/* The tree as paths and attributes: which node a path names (a
+ * collection's directory, one per row of the collection table, then
+ * <collection>/<name>/, its versions/<version>/, their files, .kvfs/ and
  * its files), and what stat, the xattrs and statfs say of each.  Pure: the
  * input is the path, a listing snapshot, a versions listing, a version's
  * files and the configuration; the output is a node, a view of a file, a
@@ -16,22 +17,22 @@
 #include <time.h>
 
 #include "cache.h"
+#include "collection.h"
 #include "config.h"
 #include "control.h"
 
-#define KVFS_TREE_CERTIFICATES "certificates"
 #define KVFS_TREE_VERSIONS "versions"
-/* The longest name of a certificate, a version or a file (Key Vault's). */
+/* The longest name of an object, a version or a file (Key Vault's). */
 #define KVFS_TREE_NAME_MAX 127
 
 enum kvfs_node_kind {
 	KVFS_NODE_ROOT,
-	KVFS_NODE_CERTIFICATES,
-	KVFS_NODE_CERT,	    /* certificates/<name>/ */
-	KVFS_NODE_VERSIONS, /* certificates/<name>/versions/ */
-	KVFS_NODE_VERSION,  /* certificates/<name>/versions/<version>/ */
-	KVFS_NODE_FILE,	    /* a file of either kind of certificate directory */
-	KVFS_NODE_CONTROL,  /* .kvfs/ */
+	KVFS_NODE_COLLECTION, /* <collection>/, a row of the table */
+	KVFS_NODE_OBJECT,     /* <collection>/<name>/ */
+	KVFS_NODE_VERSIONS,   /* <collection>/<name>/versions/ */
+	KVFS_NODE_VERSION,    /* <collection>/<name>/versions/<version>/ */
+	KVFS_NODE_FILE,	      /* a file of either kind of object directory */
+	KVFS_NODE_CONTROL,    /* .kvfs/ */
 	KVFS_NODE_CONTROL_FILE,
 };
 
@@ -57,40 +58,42 @@ struct kvfs_tree {
 
 /* A resolved path.  entry points into the listing and version into the
  * versions listing it was resolved against, which must outlive it;
- * version is NULL for the latest version (the certificate directory
+ * version is NULL for the latest version (the object directory
  * itself). */
 struct kvfs_tree_node {
 	enum kvfs_node_kind kind;
-	const struct kvfs_entry *entry;		/* KVFS_NODE_CERT and below */
+	enum kvfs_collection coll;	/* KVFS_NODE_COLLECTION and below */
+	const struct kvfs_entry *entry; /* KVFS_NODE_OBJECT and below */
 	const struct kvfs_object_item *version; /* inside versions/<v>/ */
 	enum kvfs_file_kind file;		/* KVFS_NODE_FILE */
 	enum kvfs_control_file control;		/* KVFS_NODE_CONTROL_FILE */
 };
 
 /* kvfs_tree_resolve(): the path goes inside versions/<version>/ of the
- * certificate ret->entry, whose versions listing is needed. */
+ * object ret->entry, whose versions listing is needed. */
 #define KVFS_TREE_NEEDS_VERSIONS 1
 
 /* Resolve path as FUSE gives it ("/", "/certificates/www/cert.pem"; no
- * trailing slash) against listing l and, for a path inside
- * versions/<version>/, the versions listing vs of its certificate.  Names
- * are compared without case, as Key Vault does; a name that is not a
- * valid Key Vault name ("..", empty, longer than KVFS_TREE_NAME_MAX)
- * never reaches a listing.  0 with *ret; KVFS_TREE_NEEDS_VERSIONS with
- * *ret the versions/ directory when vs is NULL and would be looked at
- * (call again with the versions listing of ret->entry); -ENOENT when the
- * path names nothing. */
+ * trailing slash) against listing l, the listing of the path's
+ * collection, and, for a path inside versions/<version>/, the versions
+ * listing vs of its object.  A collection's directory is spelled exactly
+ * as its row of the table; object names are compared without case, as
+ * Key Vault does; a name that is not a valid Key Vault name ("..", empty,
+ * longer than KVFS_TREE_NAME_MAX) never reaches a listing.  0 with
+ * *ret; KVFS_TREE_NEEDS_VERSIONS with *ret the versions/ directory when
+ * vs is NULL and would be looked at (call again with the versions listing
+ * of ret->entry); -ENOENT when the path names nothing. */
 int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
 		      const struct kvfs_listing *l,
 		      const struct kvfs_versions *vs,
 		      struct kvfs_tree_node *ret);
 
-/* Whether path, which resolved to n (KVFS_NODE_CERT or below), names the
- * certificate as the vault spells it: "/certificates/<name>/...". */
+/* Whether path, which resolved to n (KVFS_NODE_OBJECT or below), names
+ * the object as the vault spells it: "/<collection>/<name>/...". */
 bool kvfs_tree_spelled_as_in_vault(const char *path,
 				   const struct kvfs_tree_node *n);
 
-/* The attributes of n's version (KVFS_NODE_CERT and below). */
+/* The attributes of n's version (KVFS_NODE_OBJECT and below). */
 const struct kvfs_object_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n);
 
 /* DESIGN §2: closed for everyone, root included, when disabled or outside
@@ -128,8 +131,8 @@ int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 		   const struct kvfs_pki_secret_files *sf,
 		   struct kvfs_tree_view *ret);
 
-/* The stat of directory n; l: the listing, for certificates/ (NULL:
- * none). */
+/* The stat of directory n; l: the listing of n's collection, for
+ * KVFS_NODE_COLLECTION (NULL: none). */
 void kvfs_tree_stat_dir(const struct kvfs_tree *t,
 			const struct kvfs_tree_node *n,
 			const struct kvfs_listing *l, struct stat *st);

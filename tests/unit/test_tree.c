@@ -77,7 +77,7 @@ static void test_resolve_top(void)
 	is_int(resolve("/", NULL, &n), 0, "/ resolves");
 	is_int(n.kind, KVFS_NODE_ROOT, "to the root");
 	is_int(resolve("/certificates", NULL, &n), 0, "/certificates");
-	is_int(n.kind, KVFS_NODE_CERTIFICATES, "is certificates/");
+	is_int(n.kind, KVFS_NODE_COLLECTION, "is certificates/");
 	is_int(resolve("/.kvfs", NULL, &n), 0, "/.kvfs");
 	is_int(n.kind, KVFS_NODE_CONTROL, "is .kvfs/");
 	is_int(resolve("/.kvfs/status", NULL, &n), 0, "/.kvfs/status");
@@ -125,7 +125,7 @@ static void test_resolve_certificates(void)
 	struct kvfs_tree_node n;
 
 	is_int(resolve("/certificates/www", NULL, &n), 0, "www");
-	is_int(n.kind, KVFS_NODE_CERT, "is a certificate directory");
+	is_int(n.kind, KVFS_NODE_OBJECT, "is a certificate directory");
 	ok(n.entry == &entries[2], "of the listing's www");
 	ok(n.version == NULL, "the latest version");
 	is_int(resolve("/certificates/WWW", NULL, &n), 0, "WWW: no case");
@@ -482,7 +482,7 @@ static void test_stat(void)
 	n = (struct kvfs_tree_node){.kind = KVFS_NODE_ROOT};
 	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
 	check_stat(&st, S_IFDIR | 0555, 4, MOUNTED, MOUNTED, "/");
-	n.kind = KVFS_NODE_CERTIFICATES;
+	n.kind = KVFS_NODE_COLLECTION;
 	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
 	check_stat(&st, S_IFDIR | 0555, 5, 60, MOUNTED, "certificates/");
 	kvfs_tree_stat_dir(&tree, &n, &empty, &st);
