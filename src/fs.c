@@ -822,23 +822,27 @@ static void invalidate(struct fuse *fuse, const char *fmt, ...)
 
 /* The files of an object directory of collection coll (version NULL) or
  * of one of its version directories, and the directory itself. */
-static void invalidate_dir(struct fuse *fuse, const char *coll,
+static void invalidate_dir(struct fuse *fuse, enum kvfs_collection coll,
 			   const char *name, const char *version)
 {
+	const char *c = kvfs_collection_info(coll)->name;
 	char dir[PATH_MAX];
 	int n;
 
 	if (version)
 		n = snprintf(dir, sizeof(dir),
-			     "/%s/%s/" KVFS_TREE_VERSIONS "/%s", coll, name,
+			     "/%s/%s/" KVFS_TREE_VERSIONS "/%s", c, name,
 			     version);
 	else
-		n = snprintf(dir, sizeof(dir), "/%s/%s", coll, name);
+		n = snprintf(dir, sizeof(dir), "/%s/%s", c, name);
 	if (n < 0 || (size_t)n >= sizeof(dir))
 		return;
-	for (size_t i = 0; i < KVFS_FILE_COUNT_; i++)
-		invalidate(fuse, "%s/%s", dir,
-			   kvfs_tree_file_name((enum kvfs_file_kind)i));
+	for (size_t i = 0; i < KVFS_FILE_COUNT_; i++) {
+		enum kvfs_file_kind k = (enum kvfs_file_kind)i;
+
+		if (kvfs_tree_object_has_file(coll, k))
+			invalidate(fuse, "%s/%s", dir, kvfs_tree_file_name(k));
+	}
 	invalidate(fuse, "%s", dir);
 }
 
@@ -846,18 +850,18 @@ void kvfs_fs_invalidate(void *data, const struct kvfs_change *c)
 {
 	struct fuse *fuse = ((struct kvfs_fs *)data)->fuse;
 	/* The cache's changes are of its one listing, the certificates'. */
-	const char *coll =
-		kvfs_collection_info(KVFS_COLLECTION_CERTIFICATES)->name;
+	enum kvfs_collection coll = KVFS_COLLECTION_CERTIFICATES;
+	const char *dir = kvfs_collection_info(coll)->name;
 
 	if (c->kind == KVFS_CHANGE_LISTING) {
-		invalidate(fuse, "/%s", coll);
+		invalidate(fuse, "/%s", dir);
 		return;
 	}
 	if (c->kind != KVFS_CHANGE_VERSIONS)
 		invalidate_dir(fuse, coll, c->name, NULL);
 	for (size_t i = 0; i < c->nversions; i++)
 		invalidate_dir(fuse, coll, c->name, c->versions[i]);
-	invalidate(fuse, "/%s/%s/" KVFS_TREE_VERSIONS, coll, c->name);
+	invalidate(fuse, "/%s/%s/" KVFS_TREE_VERSIONS, dir, c->name);
 }
 
 /* ---- the FUSE instance ---- */

@@ -36,8 +36,11 @@ enum kvfs_node_kind {
 	KVFS_NODE_CONTROL_FILE,
 };
 
-/* The files of a certificate directory, in the order a listing shows. */
+/* The files of the object directories of every collection; each belongs
+ * to one collection (tree.c's file table), and a collection's files are
+ * listed in this order. */
 enum kvfs_file_kind {
+	/* certificates/<name>/ */
 	KVFS_FILE_CERT_PEM,
 	KVFS_FILE_CERT_DER,
 	KVFS_FILE_CHAIN,
@@ -101,6 +104,10 @@ const struct kvfs_object_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n);
 bool kvfs_tree_closed(const struct kvfs_tree *t,
 		      const struct kvfs_object_attrs *a, time_t now);
 
+/* Whether an object directory of collection c has file k (when it
+ * exists: a key that is not exportable is absent). */
+bool kvfs_tree_object_has_file(enum kvfs_collection c, enum kvfs_file_kind k);
+/* The name of file k; NULL when k is no file. */
 const char *kvfs_tree_file_name(enum kvfs_file_kind k);
 /* Whether file k holds the private key: privkey.pem, bundle.pem and
  * cert.pfx (mode key_mode=, absent when the key is not exportable). */
@@ -123,8 +130,9 @@ bool kvfs_tree_needs_secret(const struct kvfs_files *files,
  * fetched) and, when kvfs_tree_needs_secret(), what getting the secret
  * gave: secret_r 0 with sf, or its -errno (-ENODATA: not fetched).
  * -ENODATA when the file would need the files or the secret; -ENOENT when
- * it does not exist (a key that is not exportable); secret_r when the
- * secret is unusable.  *ret is written on -ENODATA too: its mode holds. */
+ * it does not exist (a key that is not exportable, a file of another
+ * collection); secret_r when the secret is unusable.  *ret is written on
+ * -ENODATA too: its mode holds. */
 int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 		   enum kvfs_file_kind k, time_t now,
 		   const struct kvfs_files *files, int secret_r,
