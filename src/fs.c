@@ -492,15 +492,15 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
-static int readdir_collection(struct kvfs_fs *fs, const struct node *c,
+static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 			      void *buf, fuse_fill_dir_t filler)
 {
-	const struct kvfs_listing *l = c->listing;
+	const struct kvfs_listing *l = dir->listing;
 	struct stat st;
 
 	for (size_t i = 0; i < l->n; i++) {
 		struct kvfs_tree_node n = {.kind = KVFS_NODE_OBJECT,
-					   .coll = c->t.coll,
+					   .coll = dir->t.coll,
 					   .entry = &l->entries[i]};
 
 		kvfs_tree_stat_dir(&fs->tree, &n, l, &st);

@@ -37,7 +37,7 @@ enum kvfs_node_kind {
 };
 
 /* The files of the object directories of every collection; each belongs
- * to one collection (tree.c's file table), and a collection's files are
+ * to one collection (its shape in tree.c), and a collection's files are
  * listed in this order. */
 enum kvfs_file_kind {
 	/* certificates/<name>/ */
@@ -153,10 +153,10 @@ void kvfs_tree_stat_file(const struct kvfs_tree *t,
 void kvfs_tree_stat_control(const struct kvfs_tree *t,
 			    const struct kvfs_tree_node *n, time_t now,
 			    struct stat *st);
-/* statfs of a mount that shows listing l. */
+/* statfs of a mount that shows listing l, the certificates'. */
 void kvfs_tree_statfs(const struct kvfs_listing *l, struct statvfs *sv);
 
-/* Whether n carries the user.kvfs.* attributes (certificate and version
+/* Whether n carries the user.kvfs.* attributes (object and version
  * directories and their files). */
 bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n);
 /* Whether name is one of them; its value comes from the version's
