@@ -511,14 +511,15 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
-static int readdir_certificates(struct kvfs_fs *fs,
-				const struct kvfs_listing *l, void *buf,
-				fuse_fill_dir_t filler)
+static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
+			      void *buf, fuse_fill_dir_t filler)
 {
+	const struct kvfs_listing *l = dir->listing;
 	struct stat st;
 
 	for (size_t i = 0; i < l->n; i++) {
-		struct kvfs_tree_node n = {.kind = KVFS_NODE_CERT,
+		struct kvfs_tree_node n = {.kind = KVFS_NODE_OBJECT,
+					   .coll = dir->t.coll,
 					   .entry = &l->entries[i]};
 
 		kvfs_tree_stat_dir(&fs->tree, &n, l, &st);
@@ -591,13 +592,30 @@ static int readdir_versions(struct kvfs_fs *fs, const struct node *n, void *buf,
 	return 0;
 }
 
+/* The collections' directories, in the table's order, then .kvfs/.  The
+ * node's listing is the certificates' (the one collection that has one). */
+static void readdir_root(struct kvfs_fs *fs, const struct node *root, void *buf,
+			 fuse_fill_dir_t filler)
+{
+	struct kvfs_tree_node d = {.kind = KVFS_NODE_COLLECTION};
+	struct stat st;
+
+	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		d.coll = (enum kvfs_collection)i;
+		kvfs_tree_stat_dir(&fs->tree, &d, root->listing, &st);
+		fill(buf, filler, kvfs_collection_info(d.coll)->name, &st);
+	}
+	d.kind = KVFS_NODE_CONTROL;
+	kvfs_tree_stat_control(&fs->tree, &d, time(NULL), &st);
+	fill(buf, filler, KVFS_CONTROL_DIR, &st);
+}
+
 static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			off_t off, struct fuse_file_info *fi,
 			enum fuse_readdir_flags flags)
 {
 	struct kvfs_fs *fs = fs_get();
 	struct node n;
-	struct stat st;
 	int r;
 
 	r = resolve(fs, path, &n);
@@ -611,20 +629,13 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	fill(buf, filler, ".", NULL);
 	fill(buf, filler, "..", NULL);
 	switch (n.t.kind) {
-	case KVFS_NODE_ROOT: {
-		struct kvfs_tree_node d = {.kind = KVFS_NODE_CERTIFICATES};
-
-		kvfs_tree_stat_dir(&fs->tree, &d, n.listing, &st);
-		fill(buf, filler, KVFS_TREE_CERTIFICATES, &st);
-		d.kind = KVFS_NODE_CONTROL;
-		kvfs_tree_stat_control(&fs->tree, &d, time(NULL), &st);
-		fill(buf, filler, KVFS_CONTROL_DIR, &st);
+	case KVFS_NODE_ROOT:
+		readdir_root(fs, &n, buf, filler);
 		break;
-	}
-	case KVFS_NODE_CERTIFICATES:
-		r = readdir_certificates(fs, n.listing, buf, filler);
+	case KVFS_NODE_COLLECTION:
+		r = readdir_collection(fs, &n, buf, filler);
 		break;
-	case KVFS_NODE_CERT:
+	case KVFS_NODE_OBJECT:
 	case KVFS_NODE_VERSION:
 		r = readdir_cert(fs, &n, buf, filler);
 		break;
@@ -828,44 +839,48 @@ static void invalidate(struct fuse *fuse, const char *fmt, ...)
 		log_debug("cannot invalidate '%s': %s", path, strerror(-r));
 }
 
-/* The files of a certificate directory (version NULL) or of one of its
- * version directories, and the directory itself. */
-static void invalidate_dir(struct fuse *fuse, const char *name,
-			   const char *version)
+/* The files of an object directory of collection coll (version NULL) or
+ * of one of its version directories, and the directory itself. */
+static void invalidate_dir(struct fuse *fuse, enum kvfs_collection coll,
+			   const char *name, const char *version)
 {
+	const char *c = kvfs_collection_info(coll)->name;
 	char dir[PATH_MAX];
 	int n;
 
 	if (version)
 		n = snprintf(dir, sizeof(dir),
-			     "/" KVFS_TREE_CERTIFICATES
-			     "/%s/" KVFS_TREE_VERSIONS "/%s",
-			     name, version);
+			     "/%s/%s/" KVFS_TREE_VERSIONS "/%s", c, name,
+			     version);
 	else
-		n = snprintf(dir, sizeof(dir), "/" KVFS_TREE_CERTIFICATES "/%s",
-			     name);
+		n = snprintf(dir, sizeof(dir), "/%s/%s", c, name);
 	if (n < 0 || (size_t)n >= sizeof(dir))
 		return;
-	for (size_t i = 0; i < KVFS_FILE_COUNT_; i++)
-		invalidate(fuse, "%s/%s", dir,
-			   kvfs_tree_file_name((enum kvfs_file_kind)i));
+	for (size_t i = 0; i < KVFS_FILE_COUNT_; i++) {
+		enum kvfs_file_kind k = (enum kvfs_file_kind)i;
+
+		if (kvfs_tree_object_has_file(coll, k))
+			invalidate(fuse, "%s/%s", dir, kvfs_tree_file_name(k));
+	}
 	invalidate(fuse, "%s", dir);
 }
 
 void kvfs_fs_invalidate(void *data, const struct kvfs_change *c)
 {
 	struct fuse *fuse = ((struct kvfs_fs *)data)->fuse;
+	/* The cache's changes are of its one listing, the certificates'. */
+	enum kvfs_collection coll = KVFS_COLLECTION_CERTIFICATES;
+	const char *dir = kvfs_collection_info(coll)->name;
 
 	if (c->kind == KVFS_CHANGE_LISTING) {
-		invalidate(fuse, "/" KVFS_TREE_CERTIFICATES);
+		invalidate(fuse, "/%s", dir);
 		return;
 	}
 	if (c->kind != KVFS_CHANGE_VERSIONS)
-		invalidate_dir(fuse, c->name, NULL);
+		invalidate_dir(fuse, coll, c->name, NULL);
 	for (size_t i = 0; i < c->nversions; i++)
-		invalidate_dir(fuse, c->name, c->versions[i]);
-	invalidate(fuse, "/" KVFS_TREE_CERTIFICATES "/%s/" KVFS_TREE_VERSIONS,
-		   c->name);
+		invalidate_dir(fuse, coll, c->name, c->versions[i]);
+	invalidate(fuse, "/%s/%s/" KVFS_TREE_VERSIONS, dir, c->name);
 }
 
 /* ---- the FUSE instance ---- */

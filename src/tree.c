@@ -1,10 +1,12 @@
 /* Path -> node -> view, stat and xattrs (tree.h).  The rules are DESIGN
  * §2: directories are always 0555, so that ls -l shows which files are
  * closed; a file is 0444, or key_mode= for those that hold the key, and
- * 0000 while its certificate is disabled or outside its validity, or when
- * the identity may not read the secret it is made from; updated is the
- * mtime and ctime, created the atime.  Pure and stateless: callable from
- * any thread. */
+ * 0000 while its object is disabled or outside its validity, or when the
+ * identity may not read the secret it is made from; updated is the mtime
+ * and ctime, created the atime.  What an object directory holds is a
+ * table, one row per file naming its collection, and each collection has
+ * one renderer that points a file at its bytes: a collection's files are
+ * rows, not branches.  Pure and stateless: callable from any thread. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,31 +16,134 @@
 #include "util.h"
 #include "vault.h"
 
-static const char *const file_names[] = {
-	[KVFS_FILE_CERT_PEM] = "cert.pem",
-	[KVFS_FILE_CERT_DER] = "cert.der",
-	[KVFS_FILE_CHAIN] = "chain.pem",
-	[KVFS_FILE_FULLCHAIN] = "fullchain.pem",
-	[KVFS_FILE_PRIVKEY] = "privkey.pem",
-	[KVFS_FILE_BUNDLE] = "bundle.pem",
-	[KVFS_FILE_PFX] = "cert.pfx",
+/* ---- the files of an object directory, per collection ---- */
+
+/* What a file is made of. */
+enum {
+	/* From the secret (fetched apart, on the first look), not from the
+	 * object's own bundle. */
+	FROM_SECRET = 1 << 0,
+	/* Mode key_mode=, and absent when the key is not exportable. */
+	HOLDS_KEY = 1 << 1,
 };
+
+struct file_row {
+	enum kvfs_file_kind kind;
+	const char *name;
+	unsigned flags;
+};
+
+/* Point v at the bytes of file k of an object, out of what the cache
+ * fetched (sf only for a file made from the secret). */
+typedef void render_fn(enum kvfs_file_kind k, const struct kvfs_files *files,
+		       const struct kvfs_pki_secret_files *sf,
+		       struct kvfs_tree_view *v);
+
+/* What an object directory of a collection holds, in the order a listing
+ * shows, and the renderer of its files. */
+struct object_shape {
+	const struct file_row *files;
+	size_t nfiles;
+	render_fn *render;
+};
+
+static const struct file_row certificate_files[] = {
+	{KVFS_FILE_CERT_PEM, "cert.pem", 0},
+	{KVFS_FILE_CERT_DER, "cert.der", 0},
+	{KVFS_FILE_CHAIN, "chain.pem", FROM_SECRET},
+	{KVFS_FILE_FULLCHAIN, "fullchain.pem", FROM_SECRET},
+	{KVFS_FILE_PRIVKEY, "privkey.pem", FROM_SECRET | HOLDS_KEY},
+	{KVFS_FILE_BUNDLE, "bundle.pem", FROM_SECRET | HOLDS_KEY},
+	{KVFS_FILE_PFX, "cert.pfx", FROM_SECRET | HOLDS_KEY},
+};
+
+static void render_certificate(enum kvfs_file_kind k,
+			       const struct kvfs_files *files,
+			       const struct kvfs_pki_secret_files *sf,
+			       struct kvfs_tree_view *v)
+{
+	switch (k) {
+	case KVFS_FILE_CERT_PEM:
+		v->data = files->cert_pem;
+		v->len = files->cert_pem_len;
+		break;
+	case KVFS_FILE_CERT_DER:
+		v->data = files->bundle.der;
+		v->len = files->bundle.der_len;
+		break;
+	case KVFS_FILE_CHAIN:
+		v->data = sf->chain;
+		v->len = sf->chain_len;
+		break;
+	case KVFS_FILE_FULLCHAIN:
+		v->data = sf->fullchain;
+		v->len = sf->fullchain_len;
+		break;
+	case KVFS_FILE_PRIVKEY:
+		v->data = sf->privkey;
+		v->len = sf->privkey_len;
+		break;
+	case KVFS_FILE_BUNDLE:
+		v->data = sf->bundle;
+		v->len = sf->bundle_len;
+		break;
+	case KVFS_FILE_PFX:
+		v->data = sf->pfx;
+		v->len = sf->pfx_len;
+		break;
+	default:
+		break;
+	}
+}
+
+static const struct object_shape shapes[] = {
+	[KVFS_COLLECTION_CERTIFICATES] = {certificate_files,
+					  ELEMENTSOF(certificate_files),
+					  render_certificate},
+};
+
+_Static_assert(ELEMENTSOF(shapes) == KVFS_COLLECTION_COUNT_,
+	       "every collection of the table has the shape of its objects");
+
+/* The row of file k, and the collection it is of; NULL when k is no
+ * file. */
+static const struct file_row *file_row(enum kvfs_file_kind k,
+				       enum kvfs_collection *ret_coll)
+{
+	for (size_t c = 0; c < ELEMENTSOF(shapes); c++)
+		for (size_t i = 0; i < shapes[c].nfiles; i++)
+			if (shapes[c].files[i].kind == k) {
+				if (ret_coll)
+					*ret_coll = (enum kvfs_collection)c;
+				return &shapes[c].files[i];
+			}
+	return NULL;
+}
+
+static bool file_is(enum kvfs_file_kind k, unsigned flag)
+{
+	const struct file_row *f = file_row(k, NULL);
+
+	return f && (f->flags & flag);
+}
+
+bool kvfs_tree_object_has_file(enum kvfs_collection c, enum kvfs_file_kind k)
+{
+	enum kvfs_collection of;
+
+	return file_row(k, &of) && of == c;
+}
 
 const char *kvfs_tree_file_name(enum kvfs_file_kind k)
 {
-	return (size_t)k < ELEMENTSOF(file_names) ? file_names[k] : NULL;
+	const struct file_row *f = file_row(k, NULL);
+
+	return f ? f->name : NULL;
 }
 
-/* chain.pem and the files after it are made from the secret; of those,
- * privkey.pem and after hold the key. */
 bool kvfs_tree_holds_key(enum kvfs_file_kind k)
 {
-	return k >= KVFS_FILE_PRIVKEY;
-}
-
-static bool from_secret(enum kvfs_file_kind k)
-{
-	return k >= KVFS_FILE_CHAIN;
+	return file_is(k, HOLDS_KEY);
 }
 
 const struct kvfs_object_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n)
@@ -61,11 +166,15 @@ static int component(const char *p, char *buf, size_t size)
 	return (int)n;
 }
 
-static bool file_kind_of(const char *name, enum kvfs_file_kind *ret)
+/* The file of an object directory of c called name. */
+static bool file_kind_of(enum kvfs_collection c, const char *name,
+			 enum kvfs_file_kind *ret)
 {
-	for (size_t i = 0; i < ELEMENTSOF(file_names); i++)
-		if (strcmp(name, file_names[i]) == 0) {
-			*ret = (enum kvfs_file_kind)i;
+	const struct object_shape *s = &shapes[c];
+
+	for (size_t i = 0; i < s->nfiles; i++)
+		if (strcmp(name, s->files[i].name) == 0) {
+			*ret = s->files[i].kind;
 			return true;
 		}
 	return false;
@@ -117,7 +226,7 @@ static int resolve_version(const char *p, const struct kvfs_versions *vs,
 	if (*p == '\0')
 		return 0;
 	len = component(++p, part, sizeof(part));
-	if (len < 0 || p[len] != '\0' || !file_kind_of(part, &n->file))
+	if (len < 0 || p[len] != '\0' || !file_kind_of(n->coll, part, &n->file))
 		return -ENOENT;
 	n->kind = KVFS_NODE_FILE;
 	return 0;
@@ -142,10 +251,11 @@ int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
 	len = (int)strcspn(p, "/");
 	if (component_is(p, (size_t)len, KVFS_CONTROL_DIR))
 		return resolve_control(t, p + len, ret);
-	if (!component_is(p, (size_t)len, KVFS_TREE_CERTIFICATES))
+	len = component(p, name, sizeof(name));
+	if (len < 0 || !kvfs_collection_from_name(name, &n.coll))
 		return -ENOENT;
 	p += len;
-	n.kind = KVFS_NODE_CERTIFICATES;
+	n.kind = KVFS_NODE_COLLECTION;
 	if (*p == '\0')
 		goto found;
 
@@ -158,7 +268,7 @@ int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
 	n.entry = kvfs_listing_find(l, name);
 	if (!n.entry)
 		return -ENOENT;
-	n.kind = KVFS_NODE_CERT;
+	n.kind = KVFS_NODE_OBJECT;
 	if (*p == '\0')
 		goto found;
 
@@ -176,7 +286,7 @@ int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
 		*ret = n;
 		return r;
 	}
-	if (*p != '\0' || !file_kind_of(part, &n.file))
+	if (*p != '\0' || !file_kind_of(n.coll, part, &n.file))
 		return -ENOENT;
 	n.kind = KVFS_NODE_FILE;
 found:
@@ -187,7 +297,8 @@ found:
 bool kvfs_tree_spelled_as_in_vault(const char *path,
 				   const struct kvfs_tree_node *n)
 {
-	const char *p = path + strlen("/" KVFS_TREE_CERTIFICATES "/");
+	const char *p =
+		path + 1 + strlen(kvfs_collection_info(n->coll)->name) + 1;
 	size_t len = strlen(n->entry->item.name);
 
 	return strncmp(p, n->entry->item.name, len) == 0 &&
@@ -213,7 +324,7 @@ bool kvfs_tree_closed(const struct kvfs_tree *t,
 bool kvfs_tree_needs_secret(const struct kvfs_files *files,
 			    enum kvfs_file_kind k)
 {
-	if (!files || !from_secret(k))
+	if (!files || !file_is(k, FROM_SECRET))
 		return false;
 	return !kvfs_tree_holds_key(k) || files->bundle.exportable;
 }
@@ -225,28 +336,24 @@ int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 		   struct kvfs_tree_view *ret)
 {
 	bool closed = kvfs_tree_closed(t, kvfs_tree_attrs(n), now);
-	bool key = kvfs_tree_holds_key(k);
+	enum kvfs_collection of;
+	const struct file_row *f = file_row(k, &of);
 	struct kvfs_tree_view *v = ret;
+	bool key;
 
 	memset(v, 0, sizeof(*v));
+	if (!f || of != n->coll)
+		return -ENOENT;
+	key = f->flags & HOLDS_KEY;
 	v->mode = closed ? 0000 : key ? t->config->key_mode : 0444;
 
 	if (files && key && !files->bundle.exportable)
 		return -ENOENT;
 	if (!files)
 		return closed ? 0 : -ENODATA;
-
-	switch (k) {
-	case KVFS_FILE_CERT_PEM:
-		v->data = files->cert_pem;
-		v->len = files->cert_pem_len;
+	if (!(f->flags & FROM_SECRET)) {
+		shapes[n->coll].render(k, files, NULL, v);
 		return 0;
-	case KVFS_FILE_CERT_DER:
-		v->data = files->bundle.der;
-		v->len = files->bundle.der_len;
-		return 0;
-	default:
-		break;
 	}
 
 	if (secret_r == -EACCES) {
@@ -261,30 +368,7 @@ int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 		return -ENOENT;
 	if (closed)
 		return 0;
-	switch (k) {
-	case KVFS_FILE_CHAIN:
-		v->data = sf->chain;
-		v->len = sf->chain_len;
-		break;
-	case KVFS_FILE_FULLCHAIN:
-		v->data = sf->fullchain;
-		v->len = sf->fullchain_len;
-		break;
-	case KVFS_FILE_PRIVKEY:
-		v->data = sf->privkey;
-		v->len = sf->privkey_len;
-		break;
-	case KVFS_FILE_BUNDLE:
-		v->data = sf->bundle;
-		v->len = sf->bundle_len;
-		break;
-	case KVFS_FILE_PFX:
-		v->data = sf->pfx;
-		v->len = sf->pfx_len;
-		break;
-	default:
-		break;
-	}
+	shapes[n->coll].render(k, files, sf, v);
 	return 0;
 }
 
@@ -314,17 +398,18 @@ void kvfs_tree_stat_dir(const struct kvfs_tree *t,
 	st->st_nlink = 2;
 	switch (n->kind) {
 	case KVFS_NODE_ROOT:
-		st->st_nlink = 4; /* certificates/ and .kvfs/ */
+		/* The collections' directories and .kvfs/. */
+		st->st_nlink = 2 + KVFS_COLLECTION_COUNT_ + 1;
 		stat_times(st, t->mount_time, t->mount_time);
 		break;
-	case KVFS_NODE_CERTIFICATES:
-		/* Every certificate directory's ".." links here. */
+	case KVFS_NODE_COLLECTION:
+		/* Every object directory's ".." links here. */
 		st->st_nlink = 2 + (l ? l->n : 0);
 		stat_times(st, t->mount_time,
 			   l && l->updated_max ? l->updated_max
 					       : t->mount_time);
 		break;
-	case KVFS_NODE_CERT:
+	case KVFS_NODE_OBJECT:
 		st->st_nlink = 3; /* versions/ */
 		stat_times(st, n->entry->item.attrs.created,
 			   n->entry->item.attrs.updated);
@@ -382,7 +467,9 @@ void kvfs_tree_statfs(const struct kvfs_listing *l, struct statvfs *sv)
 	memset(sv, 0, sizeof(*sv));
 	sv->f_bsize = 4096;
 	sv->f_frsize = 4096;
-	sv->f_files = 2 + l->n * (2 + ELEMENTSOF(file_names));
+	/* The listing is the certificates'. */
+	sv->f_files =
+		2 + l->n * (2 + shapes[KVFS_COLLECTION_CERTIFICATES].nfiles);
 	sv->f_namemax = KVFS_TREE_NAME_MAX;
 	sv->f_flag = ST_RDONLY;
 }
@@ -398,7 +485,7 @@ static const char *const xattr_names[] = {
 
 bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n)
 {
-	return n->kind == KVFS_NODE_CERT || n->kind == KVFS_NODE_VERSION ||
+	return n->kind == KVFS_NODE_OBJECT || n->kind == KVFS_NODE_VERSION ||
 	       n->kind == KVFS_NODE_FILE;
 }
 

@@ -1,5 +1,6 @@
-/* The tree as paths and attributes: which node a path names
- * (certificates/<name>/, its versions/<version>/, their files, .kvfs/ and
+/* The tree as paths and attributes: which node a path names (a
+ * collection's directory, one per row of the collection table, then
+ * <collection>/<name>/, its versions/<version>/, their files, .kvfs/ and
  * its files), and what stat, the xattrs and statfs say of each.  Pure: the
  * input is the path, a listing snapshot, a versions listing, a version's
  * files and the configuration; the output is a node, a view of a file, a
@@ -16,27 +17,30 @@
 #include <time.h>
 
 #include "cache.h"
+#include "collection.h"
 #include "config.h"
 #include "control.h"
 
-#define KVFS_TREE_CERTIFICATES "certificates"
 #define KVFS_TREE_VERSIONS "versions"
-/* The longest name of a certificate, a version or a file (Key Vault's). */
+/* The longest name of an object, a version or a file (Key Vault's). */
 #define KVFS_TREE_NAME_MAX 127
 
 enum kvfs_node_kind {
 	KVFS_NODE_ROOT,
-	KVFS_NODE_CERTIFICATES,
-	KVFS_NODE_CERT,	    /* certificates/<name>/ */
-	KVFS_NODE_VERSIONS, /* certificates/<name>/versions/ */
-	KVFS_NODE_VERSION,  /* certificates/<name>/versions/<version>/ */
-	KVFS_NODE_FILE,	    /* a file of either kind of certificate directory */
-	KVFS_NODE_CONTROL,  /* .kvfs/ */
+	KVFS_NODE_COLLECTION, /* <collection>/, a row of the table */
+	KVFS_NODE_OBJECT,     /* <collection>/<name>/ */
+	KVFS_NODE_VERSIONS,   /* <collection>/<name>/versions/ */
+	KVFS_NODE_VERSION,    /* <collection>/<name>/versions/<version>/ */
+	KVFS_NODE_FILE,	      /* a file of either kind of object directory */
+	KVFS_NODE_CONTROL,    /* .kvfs/ */
 	KVFS_NODE_CONTROL_FILE,
 };
 
-/* The files of a certificate directory, in the order a listing shows. */
+/* The files of the object directories of every collection; each belongs
+ * to one collection (its shape in tree.c), and a collection's files are
+ * listed in this order. */
 enum kvfs_file_kind {
+	/* certificates/<name>/ */
 	KVFS_FILE_CERT_PEM,
 	KVFS_FILE_CERT_DER,
 	KVFS_FILE_CHAIN,
@@ -57,40 +61,42 @@ struct kvfs_tree {
 
 /* A resolved path.  entry points into the listing and version into the
  * versions listing it was resolved against, which must outlive it;
- * version is NULL for the latest version (the certificate directory
+ * version is NULL for the latest version (the object directory
  * itself). */
 struct kvfs_tree_node {
 	enum kvfs_node_kind kind;
-	const struct kvfs_entry *entry;		/* KVFS_NODE_CERT and below */
+	enum kvfs_collection coll;	/* KVFS_NODE_COLLECTION and below */
+	const struct kvfs_entry *entry; /* KVFS_NODE_OBJECT and below */
 	const struct kvfs_object_item *version; /* inside versions/<v>/ */
 	enum kvfs_file_kind file;		/* KVFS_NODE_FILE */
 	enum kvfs_control_file control;		/* KVFS_NODE_CONTROL_FILE */
 };
 
 /* kvfs_tree_resolve(): the path goes inside versions/<version>/ of the
- * certificate ret->entry, whose versions listing is needed. */
+ * object ret->entry, whose versions listing is needed. */
 #define KVFS_TREE_NEEDS_VERSIONS 1
 
 /* Resolve path as FUSE gives it ("/", "/certificates/www/cert.pem"; no
- * trailing slash) against listing l and, for a path inside
- * versions/<version>/, the versions listing vs of its certificate.  Names
- * are compared without case, as Key Vault does; a name that is not a
- * valid Key Vault name ("..", empty, longer than KVFS_TREE_NAME_MAX)
- * never reaches a listing.  0 with *ret; KVFS_TREE_NEEDS_VERSIONS with
- * *ret the versions/ directory when vs is NULL and would be looked at
- * (call again with the versions listing of ret->entry); -ENOENT when the
- * path names nothing. */
+ * trailing slash) against listing l, the listing of the path's
+ * collection, and, for a path inside versions/<version>/, the versions
+ * listing vs of its object.  A collection's directory is spelled exactly
+ * as its row of the table; object names are compared without case, as
+ * Key Vault does; a name that is not a valid Key Vault name ("..", empty,
+ * longer than KVFS_TREE_NAME_MAX) never reaches a listing.  0 with
+ * *ret; KVFS_TREE_NEEDS_VERSIONS with *ret the versions/ directory when
+ * vs is NULL and would be looked at (call again with the versions listing
+ * of ret->entry); -ENOENT when the path names nothing. */
 int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
 		      const struct kvfs_listing *l,
 		      const struct kvfs_versions *vs,
 		      struct kvfs_tree_node *ret);
 
-/* Whether path, which resolved to n (KVFS_NODE_CERT or below), names the
- * certificate as the vault spells it: "/certificates/<name>/...". */
+/* Whether path, which resolved to n (KVFS_NODE_OBJECT or below), names
+ * the object as the vault spells it: "/<collection>/<name>/...". */
 bool kvfs_tree_spelled_as_in_vault(const char *path,
 				   const struct kvfs_tree_node *n);
 
-/* The attributes of n's version (KVFS_NODE_CERT and below). */
+/* The attributes of n's version (KVFS_NODE_OBJECT and below). */
 const struct kvfs_object_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n);
 
 /* DESIGN §2: closed for everyone, root included, when disabled or outside
@@ -98,6 +104,10 @@ const struct kvfs_object_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n);
 bool kvfs_tree_closed(const struct kvfs_tree *t,
 		      const struct kvfs_object_attrs *a, time_t now);
 
+/* Whether an object directory of collection c has file k (when it
+ * exists: a key that is not exportable is absent). */
+bool kvfs_tree_object_has_file(enum kvfs_collection c, enum kvfs_file_kind k);
+/* The name of file k; NULL when k is no file. */
 const char *kvfs_tree_file_name(enum kvfs_file_kind k);
 /* Whether file k holds the private key: privkey.pem, bundle.pem and
  * cert.pfx (mode key_mode=, absent when the key is not exportable). */
@@ -120,16 +130,17 @@ bool kvfs_tree_needs_secret(const struct kvfs_files *files,
  * fetched) and, when kvfs_tree_needs_secret(), what getting the secret
  * gave: secret_r 0 with sf, or its -errno (-ENODATA: not fetched).
  * -ENODATA when the file would need the files or the secret; -ENOENT when
- * it does not exist (a key that is not exportable); secret_r when the
- * secret is unusable.  *ret is written on -ENODATA too: its mode holds. */
+ * it does not exist (a key that is not exportable, a file of another
+ * collection); secret_r when the secret is unusable.  *ret is written on
+ * -ENODATA too: its mode holds. */
 int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 		   enum kvfs_file_kind k, time_t now,
 		   const struct kvfs_files *files, int secret_r,
 		   const struct kvfs_pki_secret_files *sf,
 		   struct kvfs_tree_view *ret);
 
-/* The stat of directory n; l: the listing, for certificates/ (NULL:
- * none). */
+/* The stat of directory n; l: the listing of n's collection, for
+ * KVFS_NODE_COLLECTION (NULL: none). */
 void kvfs_tree_stat_dir(const struct kvfs_tree *t,
 			const struct kvfs_tree_node *n,
 			const struct kvfs_listing *l, struct stat *st);
@@ -142,10 +153,10 @@ void kvfs_tree_stat_file(const struct kvfs_tree *t,
 void kvfs_tree_stat_control(const struct kvfs_tree *t,
 			    const struct kvfs_tree_node *n, time_t now,
 			    struct stat *st);
-/* statfs of a mount that shows listing l. */
+/* statfs of a mount that shows listing l, the certificates'. */
 void kvfs_tree_statfs(const struct kvfs_listing *l, struct statvfs *sv);
 
-/* Whether n carries the user.kvfs.* attributes (certificate and version
+/* Whether n carries the user.kvfs.* attributes (object and version
  * directories and their files). */
 bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n);
 /* Whether name is one of them; its value comes from the version's

@@ -50,6 +50,14 @@ def test_cert_pem_and_der_equal_vault(shared_mount, fake):
             assert f.read() == ssl.DER_cert_to_PEM_cert(der), name
 
 
+def test_root_lists_the_collections_and_kvfs(shared_mount):
+    assert sorted(os.listdir(shared_mount.path)) == [".kvfs", "certificates"]
+    assert os.stat(shared_mount.path).st_nlink == 4
+    for name in ("Certificates", "certificate", "CERTIFICATES"):
+        with pytest.raises(FileNotFoundError):
+            os.stat(shared_mount.p(name))
+
+
 def test_certificate_directory_lists_its_files(shared_mount):
     files = set(os.listdir(shared_mount.p("certificates", "www")))
     assert {"cert.pem", "cert.der"} <= files

@@ -3,11 +3,13 @@
  * the modes of DESIGN §2 (0000 while disabled, not yet valid or expired,
  * key_mode= for the key files, 0444 for the others); the stat of every
  * kind of node; statfs; and the xattrs, the getxattr(2) way. */
+#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 
 #include "tap.h"
 #include "tree.h"
+#include "util.h"
 
 #define NOW 1000
 #define MOUNTED 900
@@ -77,7 +79,7 @@ static void test_resolve_top(void)
 	is_int(resolve("/", NULL, &n), 0, "/ resolves");
 	is_int(n.kind, KVFS_NODE_ROOT, "to the root");
 	is_int(resolve("/certificates", NULL, &n), 0, "/certificates");
-	is_int(n.kind, KVFS_NODE_CERTIFICATES, "is certificates/");
+	is_int(n.kind, KVFS_NODE_COLLECTION, "is certificates/");
 	is_int(resolve("/.kvfs", NULL, &n), 0, "/.kvfs");
 	is_int(n.kind, KVFS_NODE_CONTROL, "is .kvfs/");
 	is_int(resolve("/.kvfs/status", NULL, &n), 0, "/.kvfs/status");
@@ -120,12 +122,109 @@ static void test_resolve_top(void)
 	tree.control = true;
 }
 
+/* The top level is the collection table: each row resolves to its
+ * collection's directory, spelled exactly as the row, and nothing else
+ * does; the root links the rows and .kvfs/. */
+static void test_collections(void)
+{
+	struct kvfs_tree_node n;
+	struct stat st;
+	char path[64];
+	size_t rows = 0;
+
+	for (size_t i = 0; kvfs_collection_info((enum kvfs_collection)i); i++)
+		rows++;
+	is_int(rows, KVFS_COLLECTION_COUNT_, "the table has its %d rows",
+	       KVFS_COLLECTION_COUNT_);
+	is_str(kvfs_collection_info(KVFS_COLLECTION_CERTIFICATES)->name,
+	       "certificates", "the first row is certificates");
+
+	for (size_t i = 0; i < rows; i++) {
+		enum kvfs_collection c = (enum kvfs_collection)i;
+		const struct kvfs_collection_info *row =
+			kvfs_collection_info(c);
+		char upper[64], shorter[64], longer[64], noun[64];
+		const char *bad[] = {upper, shorter, longer, noun};
+
+		snprintf(path, sizeof(path), "/%s", row->name);
+		is_int(resolve(path, NULL, &n), 0, "%s resolves", path);
+		is_int(n.kind, KVFS_NODE_COLLECTION, "%s is a collection",
+		       path);
+		is_int(n.coll, c, "%s is its row", path);
+
+		/* Another case, a prefix, a longer name, the noun: nothing. */
+		snprintf(upper, sizeof(upper), "/%c%s", toupper(row->name[0]),
+			 row->name + 1);
+		snprintf(shorter, sizeof(shorter), "/%.*s",
+			 (int)strlen(row->name) - 1, row->name);
+		snprintf(longer, sizeof(longer), "/%ss", row->name);
+		snprintf(noun, sizeof(noun), "/%s", row->noun);
+		for (size_t j = 0; j < ELEMENTSOF(bad); j++)
+			is_int(resolve(bad[j], NULL, &n), -ENOENT,
+			       "'%s' is nothing", bad[j]);
+	}
+	is_int(resolve("/Certificates", NULL, &n), -ENOENT,
+	       "/Certificates is nothing");
+	is_int(resolve("/certificate", NULL, &n), -ENOENT,
+	       "/certificate is nothing");
+
+	n = (struct kvfs_tree_node){.kind = KVFS_NODE_ROOT};
+	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
+	is_int(st.st_nlink, 2 + rows + 1, "/ links the %zu rows and .kvfs/",
+	       rows);
+
+	/* Every node below a collection carries it. */
+	static const char *const below[] = {
+		"/certificates/www",
+		"/certificates/www/cert.pem",
+		"/certificates/www/versions",
+		"/certificates/www/versions/0123abcd",
+		"/certificates/www/versions/0123abcd/cert.pfx",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(below); i++) {
+		is_int(resolve(below[i], &versions, &n), 0, "%s", below[i]);
+		is_int(n.coll, KVFS_COLLECTION_CERTIFICATES,
+		       "%s is of certificates", below[i]);
+		ok(kvfs_tree_spelled_as_in_vault(below[i], &n),
+		   "%s is spelled as in the vault", below[i]);
+	}
+}
+
+/* An object directory holds its collection's files, and only those. */
+static void test_object_files(void)
+{
+	enum kvfs_collection none = KVFS_COLLECTION_COUNT_;
+	struct kvfs_files files = {.bundle = {.exportable = true}};
+	struct kvfs_object_attrs open = {.enabled = true};
+	struct kvfs_entry e = {.item = {.name = "www", .attrs = open}};
+	struct kvfs_tree_node n = {.kind = KVFS_NODE_FILE, .entry = &e};
+	struct kvfs_tree_view v;
+
+	for (int k = 0; k < KVFS_FILE_COUNT_; k++) {
+		enum kvfs_file_kind f = (enum kvfs_file_kind)k;
+
+		ok(kvfs_tree_object_has_file(KVFS_COLLECTION_CERTIFICATES, f),
+		   "a certificate has %s", kvfs_tree_file_name(f));
+		ok(!kvfs_tree_object_has_file(none, f),
+		   "no collection has %s but its own", kvfs_tree_file_name(f));
+		n.coll = none;
+		n.file = f;
+		is_int(kvfs_tree_view(&tree, &n, f, NOW, &files, 0, NULL, &v),
+		       -ENOENT, "%s is no file of another collection",
+		       kvfs_tree_file_name(f));
+	}
+	ok(!kvfs_tree_object_has_file(KVFS_COLLECTION_CERTIFICATES,
+				      KVFS_FILE_COUNT_),
+	   "nor a file that is none");
+	ok(!kvfs_tree_holds_key(KVFS_FILE_COUNT_), "which holds no key");
+}
+
 static void test_resolve_certificates(void)
 {
 	struct kvfs_tree_node n;
 
 	is_int(resolve("/certificates/www", NULL, &n), 0, "www");
-	is_int(n.kind, KVFS_NODE_CERT, "is a certificate directory");
+	is_int(n.kind, KVFS_NODE_OBJECT, "is a certificate directory");
 	ok(n.entry == &entries[2], "of the listing's www");
 	ok(n.version == NULL, "the latest version");
 	is_int(resolve("/certificates/WWW", NULL, &n), 0, "WWW: no case");
@@ -482,7 +581,7 @@ static void test_stat(void)
 	n = (struct kvfs_tree_node){.kind = KVFS_NODE_ROOT};
 	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
 	check_stat(&st, S_IFDIR | 0555, 4, MOUNTED, MOUNTED, "/");
-	n.kind = KVFS_NODE_CERTIFICATES;
+	n.kind = KVFS_NODE_COLLECTION;
 	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
 	check_stat(&st, S_IFDIR | 0555, 5, 60, MOUNTED, "certificates/");
 	kvfs_tree_stat_dir(&tree, &n, &empty, &st);
@@ -630,6 +729,8 @@ static void test_xattrs(void)
 int main(void)
 {
 	test_resolve_top();
+	test_collections();
+	test_object_files();
 	test_resolve_certificates();
 	test_resolve_versions();
 	test_modes();
