@@ -124,12 +124,12 @@ bool kvfs_vault_same_origin(const char *a, const char *b)
 	return kvfs_url_same_origin(a, b);
 }
 
-/* "https://v.vault.azure.net/{certificates|secrets}/NAME[/VERSION]" ->
- * NAME, VERSION.  want_version: 1 required, 0 forbidden (then NAME is all
- * that follows the segment, slashes included).  Returns 1 when the id is
- * well formed but NAME or VERSION cannot be a path ("..", "a%2Fb", "a/b",
- * too long): they are handed back all the same, for the caller to skip and
- * say so. */
+/* "https://v.vault.azure.net/SEG/NAME[/VERSION]" -> NAME, VERSION, SEG
+ * being a collection's REST path segment ("certificates", "secrets").
+ * want_version: 1 required, 0 forbidden (then NAME is all that follows the
+ * segment, slashes included).  Returns 1 when the id is well formed but
+ * NAME or VERSION cannot be a path ("..", "a%2Fb", "a/b", too long): they
+ * are handed back all the same, for the caller to skip and say so. */
 static int parse_object_id(const char *id, const char *seg, bool want_version,
 			   char **ret_name, char **ret_version)
 {
@@ -142,9 +142,10 @@ static int parse_object_id(const char *id, const char *seg, bool want_version,
 	if (!p)
 		return -EBADMSG;
 	path = strchr(p + 3, '/');
-	if (!path || strncmp(path, seg, seglen) != 0)
+	if (!path || strncmp(path + 1, seg, seglen) != 0 ||
+	    path[1 + seglen] != '/')
 		return -EBADMSG;
-	path += seglen;
+	path += seglen + 2;
 	if (strpbrk(path, "?#"))
 		return -EBADMSG;
 
@@ -172,13 +173,6 @@ static int parse_object_id(const char *id, const char *seg, bool want_version,
 	if (ret_version)
 		*ret_version = TAKE_PTR(version);
 	return r;
-}
-
-static int parse_id(const char *id, bool want_version, char **ret_name,
-		    char **ret_version)
-{
-	return parse_object_id(id, "/certificates/", want_version, ret_name,
-			       ret_version);
 }
 
 /* ---- JSON field readers: absent or null is "not there"; a present
@@ -395,8 +389,9 @@ static int get_string_max(json_t *obj, const char *key, bool required,
  * caller skips it, and says so); 1: a version item whose version cannot be
  * a path (skipped); -EMSGSIZE: a field longer than its cap (*why names
  * it); <0: malformed. */
-static int parse_item(json_t *o, bool want_version,
-		      struct kvfs_object_item *ret, const char **why)
+static int parse_item(json_t *o, const struct kvfs_collection_info *coll,
+		      bool want_version, struct kvfs_object_item *ret,
+		      const char **why)
 {
 	_cleanup_(cert_item_clear) struct kvfs_object_item it = {0};
 	_cleanup_free_ char *id = NULL;
@@ -412,12 +407,11 @@ static int parse_item(json_t *o, bool want_version,
 	    (r = parse_attrs(o, &it.attrs)) < 0 || (r = check_tags(o)) < 0)
 		return r;
 
-	r = parse_id(id, want_version, &it.name,
-		     want_version ? &it.version : NULL);
+	r = parse_object_id(id, coll->name, want_version, &it.name,
+			    want_version ? &it.version : NULL);
 	if (r == 1 && want_version) {
-		log_debug("skipping certificate version id '%s': not a valid "
-			  "name",
-			  id);
+		log_debug("skipping %s version id '%s': not a valid name",
+			  coll->noun, id);
 		return 1;
 	}
 	if (r < 0)
@@ -431,13 +425,14 @@ int kvfs_vault_parse_list_page(const char *json, size_t len,
 			       struct kvfs_object_list *append_to,
 			       char **ret_next_link, struct kvfs_error *err)
 {
-	return kvfs_vault_parse_page(json, len, false, append_to, ret_next_link,
-				     err);
+	return kvfs_vault_parse_page(
+		json, len, kvfs_collection_info(KVFS_COLLECTION_CERTIFICATES),
+		false, append_to, ret_next_link, err);
 }
 
-static int parse_page(json_t *root, bool want_version,
-		      struct kvfs_object_list *append_to, char **ret_next_link,
-		      struct kvfs_error *err)
+static int parse_page(json_t *root, const struct kvfs_collection_info *coll,
+		      bool want_version, struct kvfs_object_list *append_to,
+		      char **ret_next_link, struct kvfs_error *err)
 {
 	_cleanup_free_ char *next = NULL;
 	struct kvfs_object_item *items = NULL;
@@ -467,12 +462,12 @@ static int parse_page(json_t *root, bool want_version,
 			return -ENOMEM;
 	}
 	json_array_foreach (value, i, o) {
-		r = parse_item(o, want_version, &items[n], &why);
+		r = parse_item(o, coll, want_version, &items[n], &why);
 		if (r == -EMSGSIZE) {
 			kvfs_error_set_message(err,
-					       "certificate item %zu: '%s' "
-					       "longer than %d bytes",
-					       i, why,
+					       "%s item %zu: '%s' longer than "
+					       "%d bytes",
+					       coll->noun, i, why,
 					       strcmp(why, "id") == 0
 						       ? ITEM_ID_MAX
 						       : ITEM_X5T_MAX);
@@ -480,8 +475,8 @@ static int parse_page(json_t *root, bool want_version,
 			break;
 		}
 		if (r < 0) {
-			kvfs_error_set_message(
-				err, "malformed certificate item %zu", i);
+			kvfs_error_set_message(err, "malformed %s item %zu",
+					       coll->noun, i);
 			break;
 		}
 		if (r == 0)
@@ -520,16 +515,20 @@ static int parse_page(json_t *root, bool want_version,
 	return 0;
 }
 
-int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
-			  struct kvfs_object_list *append_to,
+int kvfs_vault_parse_page(const char *json, size_t len,
+			  const struct kvfs_collection_info *coll,
+			  bool want_version, struct kvfs_object_list *append_to,
 			  char **ret_next_link, struct kvfs_error *err)
 {
 	_cleanup_(json_decrefp) json_t *root = NULL;
 
+	if (!coll)
+		return -EINVAL;
 	root = load(json, len, NULL, err);
 	if (!root)
 		return -EBADMSG;
-	return parse_page(root, want_version, append_to, ret_next_link, err);
+	return parse_page(root, coll, want_version, append_to, ret_next_link,
+			  err);
 }
 
 /* ---- bundle ---- */
@@ -590,7 +589,7 @@ static int parse_bundle(json_t *root, struct kvfs_cert_bundle *ret,
 		kvfs_error_set_message(err, "certificate without an id");
 		return r;
 	}
-	r = parse_id(b.id, true, &b.name, &b.version);
+	r = parse_object_id(b.id, "certificates", true, &b.name, &b.version);
 	if (r != 0) {
 		kvfs_error_set_message(err, "certificate with a bad id");
 		return r == -ENOMEM ? r : -EBADMSG;
@@ -822,9 +821,11 @@ static int64_t list_budget_ms(const struct kvfs_vault *v, unsigned budget_s)
 
 /* GET url and every page its nextLinks lead to, each page within
  * list_budget (ms).  Takes url. */
-static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
-		      int64_t list_budget, struct kvfs_object_list *ret,
-		      size_t *ret_pages, struct kvfs_error *err)
+static int list_pages(struct kvfs_vault *v, char *first,
+		      const struct kvfs_collection_info *coll,
+		      bool want_version, int64_t list_budget,
+		      struct kvfs_object_list *ret, size_t *ret_pages,
+		      struct kvfs_error *err)
 {
 	_cleanup_(kvfs_object_list_clear) struct kvfs_object_list list = {0};
 	_cleanup_free_ uint64_t *seen = NULL;
@@ -842,7 +843,7 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 			kvfs_now_ms() + list_budget, &root, err);
 		if (r < 0)
 			return r;
-		r = parse_page(root, want_version, &list, &next, err);
+		r = parse_page(root, coll, want_version, &list, &next, err);
 		if (r < 0) {
 			kvfs_error_set_endpoint(err, url);
 			return r;
@@ -892,61 +893,67 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 	return 0;
 }
 
-int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
-					unsigned page_budget_s,
-					struct kvfs_object_list *ret,
-					struct kvfs_error *err)
+int kvfs_vault_list_within(struct kvfs_vault *v, enum kvfs_collection coll,
+			   unsigned page_budget_s, struct kvfs_object_list *ret,
+			   struct kvfs_error *err)
 {
+	const struct kvfs_collection_info *info = kvfs_collection_info(coll);
 	char *url;
 	size_t pages;
 	int r;
 
-	if (asprintf(&url, "%s/certificates?api-version=%s&maxresults=%d",
-		     v->url, v->api_version, PAGE_SIZE) < 0)
+	if (!info)
+		return -EINVAL;
+	if (asprintf(&url, "%s/%s?api-version=%s&maxresults=%d", v->url,
+		     info->name, v->api_version, PAGE_SIZE) < 0)
 		return -ENOMEM;
-	r = list_pages(v, url, false, list_budget_ms(v, page_budget_s), ret,
-		       &pages, err);
+	r = list_pages(v, url, info, false, list_budget_ms(v, page_budget_s),
+		       ret, &pages, err);
 	if (r < 0)
 		return r;
-	log_debug("listed %zu certificates in %zu pages", ret->n, pages);
+	log_debug("listed %zu %s in %zu pages", ret->n, info->name, pages);
 	return 0;
 }
 
-int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
-			     struct kvfs_object_list *ret,
+int kvfs_vault_list_versions(struct kvfs_vault *v, enum kvfs_collection coll,
+			     const char *name, struct kvfs_object_list *ret,
 			     struct kvfs_error *err)
 {
-	return kvfs_vault_list_versions_within(v, name, 0, ret, err);
+	return kvfs_vault_list_versions_within(v, coll, name, 0, ret, err);
 }
 
-int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
+int kvfs_vault_list_versions_within(struct kvfs_vault *v,
+				    enum kvfs_collection coll, const char *name,
 				    unsigned page_budget_s,
 				    struct kvfs_object_list *ret,
 				    struct kvfs_error *err)
 {
 	_cleanup_(kvfs_object_list_clear) struct kvfs_object_list list = {0};
+	const struct kvfs_collection_info *info = kvfs_collection_info(coll);
 	char *url;
 	size_t pages;
 	int r;
 
+	if (!info)
+		return -EINVAL;
 	if (!kvfs_vault_object_name_valid(name)) {
-		kvfs_error_set_message(err, "not a valid certificate name");
+		kvfs_error_set_message(err, "not a valid %s name", info->noun);
 		return -ENOENT;
 	}
-	if (asprintf(&url,
-		     "%s/certificates/%s/versions?api-version=%s&maxresults=%d",
-		     v->url, name, v->api_version, PAGE_SIZE) < 0)
+	if (asprintf(&url, "%s/%s/%s/versions?api-version=%s&maxresults=%d",
+		     v->url, info->name, name, v->api_version, PAGE_SIZE) < 0)
 		return -ENOMEM;
-	r = list_pages(v, url, true, list_budget_ms(v, page_budget_s), &list,
-		       &pages, err);
+	r = list_pages(v, url, info, true, list_budget_ms(v, page_budget_s),
+		       &list, &pages, err);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < list.n; i++) {
 		if (strcasecmp(list.items[i].name, name) != 0) {
 			kvfs_error_set_message(err,
-					       "the versions of '%s' list "
-					       "certificate '%s'",
-					       name, list.items[i].name);
+					       "the versions of '%s' list %s "
+					       "'%s'",
+					       name, info->noun,
+					       list.items[i].name);
 			return -EBADMSG;
 		}
 	}
@@ -1038,7 +1045,7 @@ static int parse_secret(json_t *root, struct kvfs_secret *ret,
 		kvfs_error_set_message(err, "secret without an id");
 		return r;
 	}
-	r = parse_object_id(id, "/secrets/", true, &name, &sec.version);
+	r = parse_object_id(id, "secrets", true, &name, &sec.version);
 	if (r != 0) {
 		kvfs_error_set_message(err, "secret with a bad id");
 		return r == -ENOMEM ? r : -EBADMSG;
@@ -1081,7 +1088,7 @@ int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 	/* The sid comes from the vault, but a token goes with the request:
 	 * only to the vault's own origin, and rebuilt from its parts. */
 	if (!sid || !kvfs_vault_same_origin(v->url, sid) ||
-	    parse_object_id(sid, "/secrets/", true, &name, &version) != 0) {
+	    parse_object_id(sid, "secrets", true, &name, &version) != 0) {
 		kvfs_error_set_message(err, "the certificate's sid is not a "
 					    "secret of this vault");
 		return -EBADMSG;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "collection.h"
 #include "config.h"
 #include "error.h"
 #include "http.h"
@@ -73,16 +74,15 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 		   struct kvfs_auth *a, struct kvfs_vault **ret);
 void kvfs_vault_free(struct kvfs_vault *v);
 
-/* GET /certificates?maxresults=25, following nextLink (same origin only).
- * Each page may take page_budget_s seconds, retries included; 0 means
- * max(deadline=, 30 s), for the start-up listing, which no file operation
- * waits for.  A background revalidation passes a short one, so that it
- * never sits in the gate's backoff for long and the unmount need not wait
- * for it. */
-int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
-					unsigned page_budget_s,
-					struct kvfs_object_list *ret,
-					struct kvfs_error *err);
+/* GET /{collection}?maxresults=25 (/certificates), following nextLink
+ * (same origin only).  Each page may take page_budget_s seconds, retries
+ * included; 0 means max(deadline=, 30 s), for the start-up listing, which
+ * no file operation waits for.  A background revalidation passes a short
+ * one, so that it never sits in the gate's backoff for long and the unmount
+ * need not wait for it.  -EINVAL when coll is not a collection. */
+int kvfs_vault_list_within(struct kvfs_vault *v, enum kvfs_collection coll,
+			   unsigned page_budget_s, struct kvfs_object_list *ret,
+			   struct kvfs_error *err);
 
 /* GET /certificates/{name}[/{version}].  -ENOENT for 404. */
 int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
@@ -90,14 +90,15 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 			       struct kvfs_cert_bundle *ret,
 			       struct kvfs_error *err);
 
-/* GET /certificates/{name}/versions?maxresults=25, every page (same origin
+/* GET /{collection}/{name}/versions?maxresults=25, every page (same origin
  * only); the items carry their version.  -ENOENT for 404. */
-int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
-			     struct kvfs_object_list *ret,
+int kvfs_vault_list_versions(struct kvfs_vault *v, enum kvfs_collection coll,
+			     const char *name, struct kvfs_object_list *ret,
 			     struct kvfs_error *err);
 /* The same with each page's budget in seconds (0: max(deadline=, 30 s)), for
  * a revalidation. */
-int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
+int kvfs_vault_list_versions_within(struct kvfs_vault *v,
+				    enum kvfs_collection coll, const char *name,
 				    unsigned page_budget_s,
 				    struct kvfs_object_list *ret,
 				    struct kvfs_error *err);
@@ -123,12 +124,16 @@ void kvfs_secret_clear(struct kvfs_secret *s);
 void kvfs_cert_bundle_clear(struct kvfs_cert_bundle *b);
 
 /* Pure parsers, exposed for unit tests and fuzzers. */
+/* A page of the certificates listing. */
 int kvfs_vault_parse_list_page(const char *json, size_t len,
 			       struct kvfs_object_list *append_to,
 			       char **ret_next_link, struct kvfs_error *err);
-/* want_version: items of a versions listing (ids with a version). */
-int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
-			  struct kvfs_object_list *append_to,
+/* A page of a listing of the collection coll (its ids are under
+ * "/{coll->name}/"); want_version: of a versions listing (ids with a
+ * version). */
+int kvfs_vault_parse_page(const char *json, size_t len,
+			  const struct kvfs_collection_info *coll,
+			  bool want_version, struct kvfs_object_list *append_to,
 			  char **ret_next_link, struct kvfs_error *err);
 int kvfs_vault_parse_secret(const char *json, size_t len,
 			    struct kvfs_secret *ret, struct kvfs_error *err);

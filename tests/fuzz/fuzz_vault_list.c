@@ -18,9 +18,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		kvfs_error_clear(&err);
 		if (versions)
-			(void)kvfs_vault_parse_page((const char *)data + 1,
-						    size - 1, true, &list,
-						    &next, &err);
+			(void)kvfs_vault_parse_page(
+				(const char *)data + 1, size - 1,
+				kvfs_collection_info(
+					KVFS_COLLECTION_CERTIFICATES),
+				true, &list, &next, &err);
 		else
 			(void)kvfs_vault_parse_list_page((const char *)data + 1,
 							 size - 1, &list, &next,

@@ -527,6 +527,8 @@ static void test_secret(void)
 	struct kvfs_secret sec = {0};
 	struct kvfs_object_list l = {0};
 	struct kvfs_error err = {0};
+	const struct kvfs_collection_info *certs =
+		kvfs_collection_info(KVFS_COLLECTION_CERTIFICATES);
 	char *next = NULL;
 	size_t len;
 	char *body;
@@ -571,8 +573,8 @@ static void test_secret(void)
 	is_int(kvfs_vault_parse_secret(body, strlen(body), &sec, &err),
 	       -EBADMSG, "a value that is not a string is refused");
 
-	is_int(kvfs_vault_parse_page(versions, strlen(versions), true, &l,
-				     &next, &err),
+	is_int(kvfs_vault_parse_page(versions, strlen(versions), certs, true,
+				     &l, &next, &err),
 	       0, "a versions page parses");
 	is_int((int)l.n, 2, "two versions");
 	is_str(l.items[0].name, "mail", "the certificate's name");
@@ -583,8 +585,8 @@ static void test_secret(void)
 	kvfs_object_list_clear(&l);
 	/* In a certificates listing, "mail/0a1b" is a name that cannot be a
 	 * path: handed back for the cache to skip and log. */
-	is_int(kvfs_vault_parse_page(versions, strlen(versions), false, &l,
-				     &next, &err),
+	is_int(kvfs_vault_parse_page(versions, strlen(versions), certs, false,
+				     &l, &next, &err),
 	       0, "ids with a version in a certificates listing parse");
 	ok(l.n == 2 && !kvfs_vault_object_name_valid(l.items[0].name),
 	   "as names that cannot be paths");
