@@ -1,6 +1,8 @@
-/* The Key Vault REST client: list certificates and the versions of one
- * (every page, nextLink followed only within the vault's origin, a page
- * cap, loop detection), get a certificate bundle and the secret behind it. Each
+/* The Key Vault REST client: list the objects of a collection and the
+ * versions of one (every page, nextLink followed only within the vault's
+ * origin, a page cap, loop detection; the items of every collection read by
+ * one parser from a table of what they carry), get a certificate bundle and
+ * the secret behind it. Each
  * request carries a token from auth; the first one goes without when auth does
  * not know the tenant yet, and its 401 challenge tells it; a 401 to a token
  * drops that token and retries once.  JSON is read with jansson field by field:
@@ -339,7 +341,7 @@ static json_t *load(const char *json, size_t len, bool *ret_garbled,
 
 /* ---- list ---- */
 
-static void cert_item_clear(struct kvfs_object_item *it)
+static void item_clear(struct kvfs_object_item *it)
 {
 	free(it->name);
 	free(it->version);
@@ -352,18 +354,57 @@ void kvfs_object_list_clear(struct kvfs_object_list *l)
 	if (!l)
 		return;
 	for (size_t i = 0; i < l->n; i++)
-		cert_item_clear(&l->items[i]);
+		item_clear(&l->items[i]);
 	free(l->items);
 	memset(l, 0, sizeof(*l));
 }
 
-/* What an item of a listing keeps: the tree needs its name, version, x5t
- * and attributes, and nothing else (tags come with the bundle).  Key
- * Vault's ids are under 300 bytes (a 24-character vault, a 127-character
- * name, a 32-character version) and its x5t 27; longer ones are refused
- * rather than kept. */
+/* What an item of a listing keeps: the tree needs its name, version,
+ * attributes, one string of its collection's (a certificate's x5t, a
+ * secret's contentType) and whether it backs a certificate, and nothing
+ * else (tags come with the bundle).  Key Vault's ids are under 300 bytes
+ * (a 24-character vault, a 127-character name, a 32-character version) and
+ * its x5t 27; longer ones are refused rather than kept, and so is a
+ * contentType longer than a MIME type's 255. */
 #define ITEM_ID_MAX 1024
 #define ITEM_X5T_MAX 64
+#define ITEM_CONTENT_TYPE_MAX 255
+
+/* How the items of a collection's listings read, by its REST path segment
+ * (struct kvfs_collection_info's name): the field that holds an item's id
+ * URL (a key's is "kid"), the one optional string an item keeps, and
+ * whether items tell a secret or key that backs a certificate
+ * ("managed").  A collection of the table is listed once it has a row
+ * here. */
+struct item_rules {
+	const char *segment;
+	const char *id;
+	const char *string; /* kept in x5t / content_type; NULL: none */
+	size_t string_max;
+	bool managed;
+};
+
+static const struct item_rules item_rules[] = {
+	{.segment = "certificates",
+	 .id = "id",
+	 .string = "x5t",
+	 .string_max = ITEM_X5T_MAX},
+	{.segment = "secrets",
+	 .id = "id",
+	 .string = "contentType",
+	 .string_max = ITEM_CONTENT_TYPE_MAX,
+	 .managed = true},
+	{.segment = "keys", .id = "kid", .managed = true},
+};
+
+static const struct item_rules *
+item_rules_of(const struct kvfs_collection_info *coll)
+{
+	for (size_t i = 0; coll && i < ELEMENTSOF(item_rules); i++)
+		if (strcmp(coll->name, item_rules[i].segment) == 0)
+			return &item_rules[i];
+	return NULL;
+}
 
 static size_t item_bytes(const struct kvfs_object_item *it)
 {
@@ -390,21 +431,27 @@ static int get_string_max(json_t *obj, const char *key, bool required,
  * a path (skipped); -EMSGSIZE: a field longer than its cap (*why names
  * it); <0: malformed. */
 static int parse_item(json_t *o, const struct kvfs_collection_info *coll,
-		      bool want_version, struct kvfs_object_item *ret,
-		      const char **why)
+		      const struct item_rules *rules, bool want_version,
+		      struct kvfs_object_item *ret, const char **why)
 {
-	_cleanup_(cert_item_clear) struct kvfs_object_item it = {0};
+	_cleanup_(item_clear) struct kvfs_object_item it = {0};
 	_cleanup_free_ char *id = NULL;
 	int r;
 
 	if (!json_is_object(o))
 		return -EBADMSG;
-	r = get_string_max(o, "id", true, ITEM_ID_MAX, &id, why);
+	r = get_string_max(o, rules->id, true, ITEM_ID_MAX, &id, why);
 	if (r < 0)
 		return r;
-	if ((r = get_string_max(o, "x5t", false, ITEM_X5T_MAX, &it.x5t, why)) <
-		    0 ||
-	    (r = parse_attrs(o, &it.attrs)) < 0 || (r = check_tags(o)) < 0)
+	if (rules->string) {
+		r = get_string_max(o, rules->string, false, rules->string_max,
+				   &it.x5t, why);
+		if (r < 0)
+			return r;
+	}
+	if (rules->managed && (r = get_bool(o, "managed", &it.managed)) < 0)
+		return r;
+	if ((r = parse_attrs(o, &it.attrs)) < 0 || (r = check_tags(o)) < 0)
 		return r;
 
 	r = parse_object_id(id, coll->name, want_version, &it.name,
@@ -434,6 +481,7 @@ static int parse_page(json_t *root, const struct kvfs_collection_info *coll,
 		      bool want_version, struct kvfs_object_list *append_to,
 		      char **ret_next_link, struct kvfs_error *err)
 {
+	const struct item_rules *rules = item_rules_of(coll);
 	_cleanup_free_ char *next = NULL;
 	struct kvfs_object_item *items = NULL;
 	const char *why = NULL;
@@ -441,6 +489,11 @@ static int parse_page(json_t *root, const struct kvfs_collection_info *coll,
 	size_t n = 0, i, bytes = 0;
 	int r = 0;
 
+	if (!rules) {
+		kvfs_error_set_message(err, "no listing of '%s' is known",
+				       coll->name);
+		return -EINVAL;
+	}
 	value = json_object_get(root, "value");
 	if (!json_is_array(value)) {
 		kvfs_error_set_message(err, "list page without a value array");
@@ -462,15 +515,15 @@ static int parse_page(json_t *root, const struct kvfs_collection_info *coll,
 			return -ENOMEM;
 	}
 	json_array_foreach (value, i, o) {
-		r = parse_item(o, coll, want_version, &items[n], &why);
+		r = parse_item(o, coll, rules, want_version, &items[n], &why);
 		if (r == -EMSGSIZE) {
-			kvfs_error_set_message(err,
-					       "%s item %zu: '%s' longer than "
-					       "%d bytes",
-					       coll->noun, i, why,
-					       strcmp(why, "id") == 0
-						       ? ITEM_ID_MAX
-						       : ITEM_X5T_MAX);
+			kvfs_error_set_message(
+				err,
+				"%s item %zu: '%s' longer than "
+				"%d bytes",
+				coll->noun, i, why,
+				why == rules->id ? ITEM_ID_MAX
+						 : (int)rules->string_max);
 			r = -EBADMSG;
 			break;
 		}
@@ -506,7 +559,7 @@ static int parse_page(json_t *root, const struct kvfs_collection_info *coll,
 		}
 	}
 	for (size_t k = 0; k < n; k++)
-		cert_item_clear(&items[k]);
+		item_clear(&items[k]);
 	free(items);
 	if (r < 0)
 		return r;

@@ -1,9 +1,10 @@
-/* The Key Vault REST API as plain C structs: list certificates and the
- * versions of one (all pages), get a certificate bundle, get the secret
- * that backs a certificate (its key and chain).  Validates JSON field by field;
- * a response that did not parse completely is an error, never a partial result.
- * Handles the challenge and a 401 (drop the token, retry once) with auth. Knows
- * nothing of FUSE.  Thread-safe. */
+/* The Key Vault REST API as plain C structs: list the objects of a
+ * collection and the versions of one (all pages; each collection's items
+ * read by the same code, by its rules), get a certificate bundle, get the
+ * secret that backs a certificate (its key and chain).  Validates JSON field by
+ * field; a response that did not parse completely is an error, never a partial
+ * result. Handles the challenge and a 401 (drop the token, retry once) with
+ * auth. Knows nothing of FUSE.  Thread-safe. */
 #ifndef KVFS_VAULT_H
 #define KVFS_VAULT_H
 
@@ -19,9 +20,9 @@
 
 #define KVFS_VAULT_MAX_PAGES 10000
 /* What one listing may keep in memory: the page cap's worth (250,000) of
- * certificates with 127-character names, kept as name, version, x5t and
- * attributes.  A listing past it fails (-E2BIG), and the previous one
- * stays. */
+ * objects with 127-character names, kept as name, version, x5t or
+ * contentType and attributes.  A listing past it fails (-E2BIG), and the
+ * previous one stays. */
 #define KVFS_VAULT_MAX_LIST_BYTES (64u << 20)
 
 struct kvfs_object_attrs {
@@ -32,11 +33,17 @@ struct kvfs_object_attrs {
 	int64_t updated;
 };
 
+/* An object of a listing: what every collection's items carry, and the
+ * one string its collection's keep. */
 struct kvfs_object_item {
 	char *name;    /* the vault's own spelling; maybe not a valid name */
-	char *version; /* in a versions listing; NULL in the certificates one */
-	char *x5t;     /* base64url, or NULL */
+	char *version; /* in a versions listing; NULL in the collection's */
+	union {
+		char *x5t;	    /* a certificate's: base64url, or NULL */
+		char *content_type; /* a secret's contentType, or NULL */
+	};
 	struct kvfs_object_attrs attrs;
+	bool managed; /* a secret or key that backs a certificate */
 };
 
 struct kvfs_object_list {
