@@ -136,14 +136,14 @@ static int parse_object_id(const char *id, const char *seg, bool want_version,
 			   char **ret_name, char **ret_version)
 {
 	_cleanup_free_ char *name = NULL, *version = NULL;
-	const char *p, *path, *slash;
+	const char *path, *slash;
 	size_t seglen = strlen(seg);
 	int r;
 
-	p = strstr(id, "://");
-	if (!p)
-		return -EBADMSG;
-	path = strchr(p + 3, '/');
+	/* An id's origin names no one to send anything to (a sid is
+	 * checked with kvfs_vault_same_origin() before it is followed):
+	 * only its path is read. */
+	path = kvfs_url_path(id);
 	if (!path || strncmp(path + 1, seg, seglen) != 0 ||
 	    path[1 + seglen] != '/')
 		return -EBADMSG;

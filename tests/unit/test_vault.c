@@ -722,6 +722,54 @@ static void test_collection_pages(void)
 	       -EINVAL, "and so is none");
 }
 
+/* Hostile ids: the authority is skipped (an id names an object by its
+ * path; its origin is never used), the path must start with the
+ * collection's segment, exactly spelled, and hold no query or fragment;
+ * a name that cannot be a path is handed back for the caller to skip. */
+static void test_hostile_ids(void)
+{
+	static const struct {
+		const char *id;
+		int r;
+		const char *name; /* NULL: none appended */
+	} cases[] = {
+		{"https://u:p@v.vault.azure.net/certificates/a", 0, "a"},
+		{"https://v.vault.azure.net:443/certificates/a", 0, "a"},
+		{"https://[::1]:8443/certificates/a", 0, "a"},
+		{"HTTPS://v/certificates/a", 0, "a"},
+		{"http://v/certificates/a", 0, "a"},
+		{"https://v/certificates/a%2Fb", 0, "a%2Fb"},
+		{"https://v/certificates/a?x=1", -EBADMSG, NULL},
+		{"https://v/certificates/a#f", -EBADMSG, NULL},
+		{"https://v/Certificates/a", -EBADMSG, NULL},
+		{"https://v/%63ertificates/a", -EBADMSG, NULL},
+		{"https://v/certificates%2Fa", -EBADMSG, NULL},
+		{"https://v//certificates/a", -EBADMSG, NULL},
+		{"https://v/x/certificates/a", -EBADMSG, NULL},
+		{"https://v/certificates", -EBADMSG, NULL},
+		{"https://v/certificatesx/a", -EBADMSG, NULL},
+		{"v/certificates/a", -EBADMSG, NULL},
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		struct kvfs_object_list l = {0};
+		char json[256], *next;
+		int r;
+
+		snprintf(json, sizeof(json), "{\"value\":[{\"id\":\"%s\"}]}",
+			 cases[i].id);
+		r = parse_page_str(json, &l, &next);
+		is_int(r, cases[i].r, "id '%s'", cases[i].id);
+		if (cases[i].name)
+			ok(l.n == 1 &&
+				   strcmp(l.items[0].name, cases[i].name) == 0,
+			   "names '%s'", cases[i].name);
+		else
+			is_int(l.n, 0, "and appends nothing");
+		kvfs_object_list_clear(&l);
+	}
+}
+
 static void test_names(void)
 {
 	char name[130];
@@ -832,6 +880,7 @@ int main(void)
 	test_list_details();
 	test_list_caps();
 	test_collection_pages();
+	test_hostile_ids();
 	test_bundle();
 	test_errors();
 	test_origin();
