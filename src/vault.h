@@ -37,7 +37,7 @@ struct kvfs_object_attrs {
  * one string its collection's keep. */
 struct kvfs_object_item {
 	char *name;    /* the vault's own spelling; maybe not a valid name */
-	char *version; /* in a versions listing; NULL in the collection's */
+	char *version; /* in a versions listing; NULL in a collection's */
 	union {
 		char *x5t;	    /* a certificate's: base64url, or NULL */
 		char *content_type; /* a secret's contentType, or NULL */
@@ -137,7 +137,9 @@ int kvfs_vault_parse_list_page(const char *json, size_t len,
 			       char **ret_next_link, struct kvfs_error *err);
 /* A page of a listing of the collection coll (its ids are under
  * "/{coll->name}/"); want_version: of a versions listing (ids with a
- * version). */
+ * version).  coll is a row of the table, or one written alike for a
+ * collection whose items vault.c can read but which has no row yet
+ * (secrets, keys); -EINVAL for one whose items it cannot read. */
 int kvfs_vault_parse_page(const char *json, size_t len,
 			  const struct kvfs_collection_info *coll,
 			  bool want_version, struct kvfs_object_list *append_to,
