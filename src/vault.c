@@ -1,15 +1,15 @@
 /* The Key Vault REST client: list the objects of a collection and the
  * versions of one (every page, nextLink followed only within the vault's
  * origin, a page cap, loop detection; the items of every collection read by
- * one parser from a table of what they carry), get a certificate bundle and
- * the secret behind it. Each
- * request carries a token from auth; the first one goes without when auth does
- * not know the tenant yet, and its 401 challenge tells it; a 401 to a token
- * drops that token and retries once.  JSON is read with jansson field by field:
- * strict about the types of the fields kvfs uses, silent about fields it does
- * not know.  A page or bundle that does not parse completely is an error, never
- * a partial result.  Parsers log at debug at most.  Thread-safe: no state of
- * its own beyond what auth and http lock. */
+ * one parser, from a table of what each collection's items carry), get a
+ * certificate bundle and the secret behind it.  Each request carries a token
+ * from auth; the first one goes without when auth does not know the tenant
+ * yet, and its 401 challenge tells it; a 401 to a token drops that token and
+ * retries once.  JSON is read with jansson field by field: strict about the
+ * types of the fields kvfs uses, silent about fields it does not know.  A
+ * page or bundle that does not parse completely is an error, never a partial
+ * result.  Parsers log at debug at most.  Thread-safe: no state of its own
+ * beyond what auth and http lock. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -518,9 +518,7 @@ static int parse_page(json_t *root, const struct kvfs_collection_info *coll,
 		r = parse_item(o, coll, rules, want_version, &items[n], &why);
 		if (r == -EMSGSIZE) {
 			kvfs_error_set_message(
-				err,
-				"%s item %zu: '%s' longer than "
-				"%d bytes",
+				err, "%s item %zu: '%s' longer than %d bytes",
 				coll->noun, i, why,
 				why == rules->id ? ITEM_ID_MAX
 						 : (int)rules->string_max);
@@ -955,7 +953,7 @@ int kvfs_vault_list_within(struct kvfs_vault *v, enum kvfs_collection coll,
 	size_t pages;
 	int r;
 
-	if (!info)
+	if (!info || !item_rules_of(info))
 		return -EINVAL;
 	if (asprintf(&url, "%s/%s?api-version=%s&maxresults=%d", v->url,
 		     info->name, v->api_version, PAGE_SIZE) < 0)
@@ -987,7 +985,7 @@ int kvfs_vault_list_versions_within(struct kvfs_vault *v,
 	size_t pages;
 	int r;
 
-	if (!info)
+	if (!info || !item_rules_of(info))
 		return -EINVAL;
 	if (!kvfs_vault_object_name_valid(name)) {
 		kvfs_error_set_message(err, "not a valid %s name", info->noun);
