@@ -813,8 +813,8 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 	int r;
 
 	pthread_mutex_unlock(&cache->lock);
-	r = kvfs_vault_list_certificates_within(cache->vault, budget_s, &list,
-						err);
+	r = kvfs_vault_list_within(cache->vault, KVFS_COLLECTION_CERTIFICATES,
+				   budget_s, &list, err);
 	if (r == 0) {
 		r = listing_build(&list, &l);
 		if (r < 0) {
@@ -1057,8 +1057,9 @@ static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 			continue;
 		}
 		kvfs_error_clear(&err);
-		r = kvfs_vault_list_versions_within(cache->vault, names[i],
-						    budget_s, &nv->list, &err);
+		r = kvfs_vault_list_versions_within(
+			cache->vault, KVFS_COLLECTION_CERTIFICATES, names[i],
+			budget_s, &nv->list, &err);
 		if (r < 0) {
 			/* Kept as they were: the certificates listing, which
 			 * succeeded, says the certificate is still there. */
@@ -1178,7 +1179,8 @@ static int versions_fetch(struct kvfs_cache *cache, const char *name,
 	if (!v)
 		return -ENOMEM;
 	kvfs_error_clear(&err);
-	r = kvfs_vault_list_versions(cache->vault, name, &v->list, &err);
+	r = kvfs_vault_list_versions(cache->vault, KVFS_COLLECTION_CERTIFICATES,
+				     name, &v->list, &err);
 	if (r < 0) {
 		fetch_failed(&err, "cannot list the versions of '%s'", name);
 		kvfs_versions_unref(v);

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -31,6 +30,7 @@
 #include "log.h"
 #include "reval.h"
 #include "secmem.h"
+#include "url.h"
 #include "vault.h"
 
 #define EXIT_USAGE 2
@@ -160,21 +160,25 @@ static bool public_azure(const char *url)
 		"login.microsoftonline.us",
 		"login.partner.microsoftonline.cn",
 	};
-	const char *host = strstr(url, "://");
+	char *host;
 	size_t len;
+	bool azure = false;
 
-	host = host ? host + 3 : url;
-	len = strcspn(host, ":/");
+	/* Every URL kvfs sends to is one the URL module reads (err->endpoint
+	 * without its userinfo); what it does not is no endpoint of Azure's. */
+	if (kvfs_url_host(url, &host) < 0)
+		return false;
+	len = strlen(host); /* lower case, without the port */
 	for (size_t i = 0; i < sizeof(domains) / sizeof(domains[0]); i++) {
 		size_t d = strlen(domains[i]);
 
-		if (len >= d &&
-		    strncasecmp(host + len - d, domains[i], d) == 0 &&
+		if (len >= d && strcmp(host + len - d, domains[i]) == 0 &&
 		    (len == d || domains[i][0] == '.' ||
 		     host[len - d - 1] == '.'))
-			return true;
+			azure = true;
 	}
-	return false;
+	free(host);
+	return azure;
 }
 
 /* The one line an administrator reads when the mount was refused. */

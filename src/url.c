@@ -178,6 +178,13 @@ int kvfs_url_host(const char *url, char **ret)
 	return 0;
 }
 
+const char *kvfs_url_path(const char *url)
+{
+	const char *p = url ? strstr(url, "://") : NULL;
+
+	return p ? strchr(p + 3, '/') : NULL;
+}
+
 /* A precision for "%.*s": n, or what fits in size when less (never above
  * INT_MAX, where a negative precision would print the whole string). */
 static int fit(size_t n, size_t size)

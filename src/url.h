@@ -45,6 +45,14 @@ bool kvfs_url_same_origin(const char *a, const char *b);
  * -EINVAL or -ENOMEM. */
 int kvfs_url_host(const char *url, char **ret);
 
+/* The path of url and what follows it: from the first '/' after its
+ * "scheme://", or NULL when it has none.  The scheme and the authority are
+ * skipped, not judged: this is for a URL whose origin nothing uses, the id
+ * of an object in a listing, which names the object by its path alone.  A
+ * URL that is connected to, or that a token may follow, is judged by
+ * kvfs_url_parse() and kvfs_url_same_origin(). */
+const char *kvfs_url_path(const char *url);
+
 /* url for a log or error line, into buf (size > 0, always terminated, cut
  * when longer): without its query and fragment, and without the userinfo
  * of its authority (everything up to the last '@'), which may be a

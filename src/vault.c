@@ -1,13 +1,15 @@
-/* The Key Vault REST client: list certificates and the versions of one
- * (every page, nextLink followed only within the vault's origin, a page
- * cap, loop detection), get a certificate bundle and the secret behind it. Each
- * request carries a token from auth; the first one goes without when auth does
- * not know the tenant yet, and its 401 challenge tells it; a 401 to a token
- * drops that token and retries once.  JSON is read with jansson field by field:
- * strict about the types of the fields kvfs uses, silent about fields it does
- * not know.  A page or bundle that does not parse completely is an error, never
- * a partial result.  Parsers log at debug at most.  Thread-safe: no state of
- * its own beyond what auth and http lock. */
+/* The Key Vault REST client: list the objects of a collection and the
+ * versions of one (every page, nextLink followed only within the vault's
+ * origin, a page cap, loop detection; the items of every collection read by
+ * one parser, from a table of what each collection's items carry), get a
+ * certificate bundle and the secret behind it.  Each request carries a token
+ * from auth; the first one goes without when auth does not know the tenant
+ * yet, and its 401 challenge tells it; a 401 to a token drops that token and
+ * retries once.  JSON is read with jansson field by field: strict about the
+ * types of the fields kvfs uses, silent about fields it does not know.  A
+ * page or bundle that does not parse completely is an error, never a partial
+ * result.  Parsers log at debug at most.  Thread-safe: no state of its own
+ * beyond what auth and http lock. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -124,27 +126,28 @@ bool kvfs_vault_same_origin(const char *a, const char *b)
 	return kvfs_url_same_origin(a, b);
 }
 
-/* "https://v.vault.azure.net/{certificates|secrets}/NAME[/VERSION]" ->
- * NAME, VERSION.  want_version: 1 required, 0 forbidden (then NAME is all
- * that follows the segment, slashes included).  Returns 1 when the id is
- * well formed but NAME or VERSION cannot be a path ("..", "a%2Fb", "a/b",
- * too long): they are handed back all the same, for the caller to skip and
- * say so. */
+/* "https://v.vault.azure.net/SEG/NAME[/VERSION]" -> NAME, VERSION, SEG
+ * being a collection's REST path segment ("certificates", "secrets").
+ * want_version: 1 required, 0 forbidden (then NAME is all that follows the
+ * segment, slashes included).  Returns 1 when the id is well formed but
+ * NAME or VERSION cannot be a path ("..", "a%2Fb", "a/b", too long): they
+ * are handed back all the same, for the caller to skip and say so. */
 static int parse_object_id(const char *id, const char *seg, bool want_version,
 			   char **ret_name, char **ret_version)
 {
 	_cleanup_free_ char *name = NULL, *version = NULL;
-	const char *p, *path, *slash;
+	const char *path, *slash;
 	size_t seglen = strlen(seg);
 	int r;
 
-	p = strstr(id, "://");
-	if (!p)
+	/* An id's origin names no one to send anything to (a sid is
+	 * checked with kvfs_vault_same_origin() before it is followed):
+	 * only its path is read. */
+	path = kvfs_url_path(id);
+	if (!path || strncmp(path + 1, seg, seglen) != 0 ||
+	    path[1 + seglen] != '/')
 		return -EBADMSG;
-	path = strchr(p + 3, '/');
-	if (!path || strncmp(path, seg, seglen) != 0)
-		return -EBADMSG;
-	path += seglen;
+	path += seglen + 2;
 	if (strpbrk(path, "?#"))
 		return -EBADMSG;
 
@@ -172,13 +175,6 @@ static int parse_object_id(const char *id, const char *seg, bool want_version,
 	if (ret_version)
 		*ret_version = TAKE_PTR(version);
 	return r;
-}
-
-static int parse_id(const char *id, bool want_version, char **ret_name,
-		    char **ret_version)
-{
-	return parse_object_id(id, "/certificates/", want_version, ret_name,
-			       ret_version);
 }
 
 /* ---- JSON field readers: absent or null is "not there"; a present
@@ -345,7 +341,7 @@ static json_t *load(const char *json, size_t len, bool *ret_garbled,
 
 /* ---- list ---- */
 
-static void cert_item_clear(struct kvfs_object_item *it)
+static void item_clear(struct kvfs_object_item *it)
 {
 	free(it->name);
 	free(it->version);
@@ -358,18 +354,57 @@ void kvfs_object_list_clear(struct kvfs_object_list *l)
 	if (!l)
 		return;
 	for (size_t i = 0; i < l->n; i++)
-		cert_item_clear(&l->items[i]);
+		item_clear(&l->items[i]);
 	free(l->items);
 	memset(l, 0, sizeof(*l));
 }
 
-/* What an item of a listing keeps: the tree needs its name, version, x5t
- * and attributes, and nothing else (tags come with the bundle).  Key
- * Vault's ids are under 300 bytes (a 24-character vault, a 127-character
- * name, a 32-character version) and its x5t 27; longer ones are refused
- * rather than kept. */
+/* What an item of a listing keeps: the tree needs its name, version,
+ * attributes, one string of its collection's (a certificate's x5t, a
+ * secret's contentType) and whether it backs a certificate, and nothing
+ * else (tags come with the bundle).  Key Vault's ids are under 300 bytes
+ * (a 24-character vault, a 127-character name, a 32-character version) and
+ * its x5t 27; longer ones are refused rather than kept, and so is a
+ * contentType longer than a MIME type's 255. */
 #define ITEM_ID_MAX 1024
 #define ITEM_X5T_MAX 64
+#define ITEM_CONTENT_TYPE_MAX 255
+
+/* How the items of a collection's listings read, by its REST path segment
+ * (struct kvfs_collection_info's name): the field that holds an item's id
+ * URL (a key's is "kid"), the one optional string an item keeps, and
+ * whether items tell a secret or key that backs a certificate
+ * ("managed").  A collection of the table is listed once it has a row
+ * here. */
+struct item_rules {
+	const char *segment;
+	const char *id;
+	const char *string; /* kept in x5t / content_type; NULL: none */
+	size_t string_max;
+	bool managed;
+};
+
+static const struct item_rules item_rules[] = {
+	{.segment = "certificates",
+	 .id = "id",
+	 .string = "x5t",
+	 .string_max = ITEM_X5T_MAX},
+	{.segment = "secrets",
+	 .id = "id",
+	 .string = "contentType",
+	 .string_max = ITEM_CONTENT_TYPE_MAX,
+	 .managed = true},
+	{.segment = "keys", .id = "kid", .managed = true},
+};
+
+static const struct item_rules *
+item_rules_of(const struct kvfs_collection_info *coll)
+{
+	for (size_t i = 0; coll && i < ELEMENTSOF(item_rules); i++)
+		if (strcmp(coll->name, item_rules[i].segment) == 0)
+			return &item_rules[i];
+	return NULL;
+}
 
 static size_t item_bytes(const struct kvfs_object_item *it)
 {
@@ -395,29 +430,35 @@ static int get_string_max(json_t *obj, const char *key, bool required,
  * caller skips it, and says so); 1: a version item whose version cannot be
  * a path (skipped); -EMSGSIZE: a field longer than its cap (*why names
  * it); <0: malformed. */
-static int parse_item(json_t *o, bool want_version,
+static int parse_item(json_t *o, const struct kvfs_collection_info *coll,
+		      const struct item_rules *rules, bool want_version,
 		      struct kvfs_object_item *ret, const char **why)
 {
-	_cleanup_(cert_item_clear) struct kvfs_object_item it = {0};
+	_cleanup_(item_clear) struct kvfs_object_item it = {0};
 	_cleanup_free_ char *id = NULL;
 	int r;
 
 	if (!json_is_object(o))
 		return -EBADMSG;
-	r = get_string_max(o, "id", true, ITEM_ID_MAX, &id, why);
+	r = get_string_max(o, rules->id, true, ITEM_ID_MAX, &id, why);
 	if (r < 0)
 		return r;
-	if ((r = get_string_max(o, "x5t", false, ITEM_X5T_MAX, &it.x5t, why)) <
-		    0 ||
-	    (r = parse_attrs(o, &it.attrs)) < 0 || (r = check_tags(o)) < 0)
+	if (rules->string) {
+		r = get_string_max(o, rules->string, false, rules->string_max,
+				   &it.x5t, why);
+		if (r < 0)
+			return r;
+	}
+	if (rules->managed && (r = get_bool(o, "managed", &it.managed)) < 0)
+		return r;
+	if ((r = parse_attrs(o, &it.attrs)) < 0 || (r = check_tags(o)) < 0)
 		return r;
 
-	r = parse_id(id, want_version, &it.name,
-		     want_version ? &it.version : NULL);
+	r = parse_object_id(id, coll->name, want_version, &it.name,
+			    want_version ? &it.version : NULL);
 	if (r == 1 && want_version) {
-		log_debug("skipping certificate version id '%s': not a valid "
-			  "name",
-			  id);
+		log_debug("skipping %s version id '%s': not a valid name",
+			  coll->noun, id);
 		return 1;
 	}
 	if (r < 0)
@@ -431,14 +472,16 @@ int kvfs_vault_parse_list_page(const char *json, size_t len,
 			       struct kvfs_object_list *append_to,
 			       char **ret_next_link, struct kvfs_error *err)
 {
-	return kvfs_vault_parse_page(json, len, false, append_to, ret_next_link,
-				     err);
+	return kvfs_vault_parse_page(
+		json, len, kvfs_collection_info(KVFS_COLLECTION_CERTIFICATES),
+		false, append_to, ret_next_link, err);
 }
 
-static int parse_page(json_t *root, bool want_version,
-		      struct kvfs_object_list *append_to, char **ret_next_link,
-		      struct kvfs_error *err)
+static int parse_page(json_t *root, const struct kvfs_collection_info *coll,
+		      bool want_version, struct kvfs_object_list *append_to,
+		      char **ret_next_link, struct kvfs_error *err)
 {
+	const struct item_rules *rules = item_rules_of(coll);
 	_cleanup_free_ char *next = NULL;
 	struct kvfs_object_item *items = NULL;
 	const char *why = NULL;
@@ -446,6 +489,11 @@ static int parse_page(json_t *root, bool want_version,
 	size_t n = 0, i, bytes = 0;
 	int r = 0;
 
+	if (!rules) {
+		kvfs_error_set_message(err, "no listing of '%s' is known",
+				       coll->name);
+		return -EINVAL;
+	}
 	value = json_object_get(root, "value");
 	if (!json_is_array(value)) {
 		kvfs_error_set_message(err, "list page without a value array");
@@ -467,21 +515,19 @@ static int parse_page(json_t *root, bool want_version,
 			return -ENOMEM;
 	}
 	json_array_foreach (value, i, o) {
-		r = parse_item(o, want_version, &items[n], &why);
+		r = parse_item(o, coll, rules, want_version, &items[n], &why);
 		if (r == -EMSGSIZE) {
-			kvfs_error_set_message(err,
-					       "certificate item %zu: '%s' "
-					       "longer than %d bytes",
-					       i, why,
-					       strcmp(why, "id") == 0
-						       ? ITEM_ID_MAX
-						       : ITEM_X5T_MAX);
+			kvfs_error_set_message(
+				err, "%s item %zu: '%s' longer than %d bytes",
+				coll->noun, i, why,
+				why == rules->id ? ITEM_ID_MAX
+						 : (int)rules->string_max);
 			r = -EBADMSG;
 			break;
 		}
 		if (r < 0) {
-			kvfs_error_set_message(
-				err, "malformed certificate item %zu", i);
+			kvfs_error_set_message(err, "malformed %s item %zu",
+					       coll->noun, i);
 			break;
 		}
 		if (r == 0)
@@ -511,7 +557,7 @@ static int parse_page(json_t *root, bool want_version,
 		}
 	}
 	for (size_t k = 0; k < n; k++)
-		cert_item_clear(&items[k]);
+		item_clear(&items[k]);
 	free(items);
 	if (r < 0)
 		return r;
@@ -520,16 +566,20 @@ static int parse_page(json_t *root, bool want_version,
 	return 0;
 }
 
-int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
-			  struct kvfs_object_list *append_to,
+int kvfs_vault_parse_page(const char *json, size_t len,
+			  const struct kvfs_collection_info *coll,
+			  bool want_version, struct kvfs_object_list *append_to,
 			  char **ret_next_link, struct kvfs_error *err)
 {
 	_cleanup_(json_decrefp) json_t *root = NULL;
 
+	if (!coll)
+		return -EINVAL;
 	root = load(json, len, NULL, err);
 	if (!root)
 		return -EBADMSG;
-	return parse_page(root, want_version, append_to, ret_next_link, err);
+	return parse_page(root, coll, want_version, append_to, ret_next_link,
+			  err);
 }
 
 /* ---- bundle ---- */
@@ -590,7 +640,7 @@ static int parse_bundle(json_t *root, struct kvfs_cert_bundle *ret,
 		kvfs_error_set_message(err, "certificate without an id");
 		return r;
 	}
-	r = parse_id(b.id, true, &b.name, &b.version);
+	r = parse_object_id(b.id, "certificates", true, &b.name, &b.version);
 	if (r != 0) {
 		kvfs_error_set_message(err, "certificate with a bad id");
 		return r == -ENOMEM ? r : -EBADMSG;
@@ -822,9 +872,11 @@ static int64_t list_budget_ms(const struct kvfs_vault *v, unsigned budget_s)
 
 /* GET url and every page its nextLinks lead to, each page within
  * list_budget (ms).  Takes url. */
-static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
-		      int64_t list_budget, struct kvfs_object_list *ret,
-		      size_t *ret_pages, struct kvfs_error *err)
+static int list_pages(struct kvfs_vault *v, char *first,
+		      const struct kvfs_collection_info *coll,
+		      bool want_version, int64_t list_budget,
+		      struct kvfs_object_list *ret, size_t *ret_pages,
+		      struct kvfs_error *err)
 {
 	_cleanup_(kvfs_object_list_clear) struct kvfs_object_list list = {0};
 	_cleanup_free_ uint64_t *seen = NULL;
@@ -842,7 +894,7 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 			kvfs_now_ms() + list_budget, &root, err);
 		if (r < 0)
 			return r;
-		r = parse_page(root, want_version, &list, &next, err);
+		r = parse_page(root, coll, want_version, &list, &next, err);
 		if (r < 0) {
 			kvfs_error_set_endpoint(err, url);
 			return r;
@@ -892,61 +944,67 @@ static int list_pages(struct kvfs_vault *v, char *first, bool want_version,
 	return 0;
 }
 
-int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
-					unsigned page_budget_s,
-					struct kvfs_object_list *ret,
-					struct kvfs_error *err)
+int kvfs_vault_list_within(struct kvfs_vault *v, enum kvfs_collection coll,
+			   unsigned page_budget_s, struct kvfs_object_list *ret,
+			   struct kvfs_error *err)
 {
+	const struct kvfs_collection_info *info = kvfs_collection_info(coll);
 	char *url;
 	size_t pages;
 	int r;
 
-	if (asprintf(&url, "%s/certificates?api-version=%s&maxresults=%d",
-		     v->url, v->api_version, PAGE_SIZE) < 0)
+	if (!info || !item_rules_of(info))
+		return -EINVAL;
+	if (asprintf(&url, "%s/%s?api-version=%s&maxresults=%d", v->url,
+		     info->name, v->api_version, PAGE_SIZE) < 0)
 		return -ENOMEM;
-	r = list_pages(v, url, false, list_budget_ms(v, page_budget_s), ret,
-		       &pages, err);
+	r = list_pages(v, url, info, false, list_budget_ms(v, page_budget_s),
+		       ret, &pages, err);
 	if (r < 0)
 		return r;
-	log_debug("listed %zu certificates in %zu pages", ret->n, pages);
+	log_debug("listed %zu %s in %zu pages", ret->n, info->name, pages);
 	return 0;
 }
 
-int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
-			     struct kvfs_object_list *ret,
+int kvfs_vault_list_versions(struct kvfs_vault *v, enum kvfs_collection coll,
+			     const char *name, struct kvfs_object_list *ret,
 			     struct kvfs_error *err)
 {
-	return kvfs_vault_list_versions_within(v, name, 0, ret, err);
+	return kvfs_vault_list_versions_within(v, coll, name, 0, ret, err);
 }
 
-int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
+int kvfs_vault_list_versions_within(struct kvfs_vault *v,
+				    enum kvfs_collection coll, const char *name,
 				    unsigned page_budget_s,
 				    struct kvfs_object_list *ret,
 				    struct kvfs_error *err)
 {
 	_cleanup_(kvfs_object_list_clear) struct kvfs_object_list list = {0};
+	const struct kvfs_collection_info *info = kvfs_collection_info(coll);
 	char *url;
 	size_t pages;
 	int r;
 
+	if (!info || !item_rules_of(info))
+		return -EINVAL;
 	if (!kvfs_vault_object_name_valid(name)) {
-		kvfs_error_set_message(err, "not a valid certificate name");
+		kvfs_error_set_message(err, "not a valid %s name", info->noun);
 		return -ENOENT;
 	}
-	if (asprintf(&url,
-		     "%s/certificates/%s/versions?api-version=%s&maxresults=%d",
-		     v->url, name, v->api_version, PAGE_SIZE) < 0)
+	if (asprintf(&url, "%s/%s/%s/versions?api-version=%s&maxresults=%d",
+		     v->url, info->name, name, v->api_version, PAGE_SIZE) < 0)
 		return -ENOMEM;
-	r = list_pages(v, url, true, list_budget_ms(v, page_budget_s), &list,
-		       &pages, err);
+	r = list_pages(v, url, info, true, list_budget_ms(v, page_budget_s),
+		       &list, &pages, err);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < list.n; i++) {
 		if (strcasecmp(list.items[i].name, name) != 0) {
 			kvfs_error_set_message(err,
-					       "the versions of '%s' list "
-					       "certificate '%s'",
-					       name, list.items[i].name);
+					       "the versions of '%s' list %s "
+					       "'%s'",
+					       name, info->noun,
+					       list.items[i].name);
 			return -EBADMSG;
 		}
 	}
@@ -1038,7 +1096,7 @@ static int parse_secret(json_t *root, struct kvfs_secret *ret,
 		kvfs_error_set_message(err, "secret without an id");
 		return r;
 	}
-	r = parse_object_id(id, "/secrets/", true, &name, &sec.version);
+	r = parse_object_id(id, "secrets", true, &name, &sec.version);
 	if (r != 0) {
 		kvfs_error_set_message(err, "secret with a bad id");
 		return r == -ENOMEM ? r : -EBADMSG;
@@ -1081,7 +1139,7 @@ int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 	/* The sid comes from the vault, but a token goes with the request:
 	 * only to the vault's own origin, and rebuilt from its parts. */
 	if (!sid || !kvfs_vault_same_origin(v->url, sid) ||
-	    parse_object_id(sid, "/secrets/", true, &name, &version) != 0) {
+	    parse_object_id(sid, "secrets", true, &name, &version) != 0) {
 		kvfs_error_set_message(err, "the certificate's sid is not a "
 					    "secret of this vault");
 		return -EBADMSG;

@@ -1,9 +1,10 @@
-/* The Key Vault REST API as plain C structs: list certificates and the
- * versions of one (all pages), get a certificate bundle, get the secret
- * that backs a certificate (its key and chain).  Validates JSON field by field;
- * a response that did not parse completely is an error, never a partial result.
- * Handles the challenge and a 401 (drop the token, retry once) with auth. Knows
- * nothing of FUSE.  Thread-safe. */
+/* The Key Vault REST API as plain C structs: list the objects of a
+ * collection and the versions of one (all pages; each collection's items
+ * read by the same code, by its rules), get a certificate bundle, get the
+ * secret that backs a certificate (its key and chain).  Validates JSON field by
+ * field; a response that did not parse completely is an error, never a partial
+ * result. Handles the challenge and a 401 (drop the token, retry once) with
+ * auth. Knows nothing of FUSE.  Thread-safe. */
 #ifndef KVFS_VAULT_H
 #define KVFS_VAULT_H
 
@@ -12,15 +13,16 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "collection.h"
 #include "config.h"
 #include "error.h"
 #include "http.h"
 
 #define KVFS_VAULT_MAX_PAGES 10000
 /* What one listing may keep in memory: the page cap's worth (250,000) of
- * certificates with 127-character names, kept as name, version, x5t and
- * attributes.  A listing past it fails (-E2BIG), and the previous one
- * stays. */
+ * objects with 127-character names, kept as name, version, x5t or
+ * contentType and attributes.  A listing past it fails (-E2BIG), and the
+ * previous one stays. */
 #define KVFS_VAULT_MAX_LIST_BYTES (64u << 20)
 
 struct kvfs_object_attrs {
@@ -31,11 +33,17 @@ struct kvfs_object_attrs {
 	int64_t updated;
 };
 
+/* An object of a listing: what every collection's items carry, and the
+ * one string its collection's keep. */
 struct kvfs_object_item {
 	char *name;    /* the vault's own spelling; maybe not a valid name */
-	char *version; /* in a versions listing; NULL in the certificates one */
-	char *x5t;     /* base64url, or NULL */
+	char *version; /* in a versions listing; NULL in a collection's */
+	union {
+		char *x5t;	    /* a certificate's: base64url, or NULL */
+		char *content_type; /* a secret's contentType, or NULL */
+	};
 	struct kvfs_object_attrs attrs;
+	bool managed; /* a secret or key that backs a certificate */
 };
 
 struct kvfs_object_list {
@@ -73,16 +81,15 @@ int kvfs_vault_new(const struct kvfs_config *c, struct kvfs_http *h,
 		   struct kvfs_auth *a, struct kvfs_vault **ret);
 void kvfs_vault_free(struct kvfs_vault *v);
 
-/* GET /certificates?maxresults=25, following nextLink (same origin only).
- * Each page may take page_budget_s seconds, retries included; 0 means
- * max(deadline=, 30 s), for the start-up listing, which no file operation
- * waits for.  A background revalidation passes a short one, so that it
- * never sits in the gate's backoff for long and the unmount need not wait
- * for it. */
-int kvfs_vault_list_certificates_within(struct kvfs_vault *v,
-					unsigned page_budget_s,
-					struct kvfs_object_list *ret,
-					struct kvfs_error *err);
+/* GET /{collection}?maxresults=25 (/certificates), following nextLink
+ * (same origin only).  Each page may take page_budget_s seconds, retries
+ * included; 0 means max(deadline=, 30 s), for the start-up listing, which
+ * no file operation waits for.  A background revalidation passes a short
+ * one, so that it never sits in the gate's backoff for long and the unmount
+ * need not wait for it.  -EINVAL when coll is not a collection. */
+int kvfs_vault_list_within(struct kvfs_vault *v, enum kvfs_collection coll,
+			   unsigned page_budget_s, struct kvfs_object_list *ret,
+			   struct kvfs_error *err);
 
 /* GET /certificates/{name}[/{version}].  -ENOENT for 404. */
 int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
@@ -90,14 +97,15 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 			       struct kvfs_cert_bundle *ret,
 			       struct kvfs_error *err);
 
-/* GET /certificates/{name}/versions?maxresults=25, every page (same origin
+/* GET /{collection}/{name}/versions?maxresults=25, every page (same origin
  * only); the items carry their version.  -ENOENT for 404. */
-int kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
-			     struct kvfs_object_list *ret,
+int kvfs_vault_list_versions(struct kvfs_vault *v, enum kvfs_collection coll,
+			     const char *name, struct kvfs_object_list *ret,
 			     struct kvfs_error *err);
 /* The same with each page's budget in seconds (0: max(deadline=, 30 s)), for
  * a revalidation. */
-int kvfs_vault_list_versions_within(struct kvfs_vault *v, const char *name,
+int kvfs_vault_list_versions_within(struct kvfs_vault *v,
+				    enum kvfs_collection coll, const char *name,
 				    unsigned page_budget_s,
 				    struct kvfs_object_list *ret,
 				    struct kvfs_error *err);
@@ -123,12 +131,18 @@ void kvfs_secret_clear(struct kvfs_secret *s);
 void kvfs_cert_bundle_clear(struct kvfs_cert_bundle *b);
 
 /* Pure parsers, exposed for unit tests and fuzzers. */
+/* A page of the certificates listing. */
 int kvfs_vault_parse_list_page(const char *json, size_t len,
 			       struct kvfs_object_list *append_to,
 			       char **ret_next_link, struct kvfs_error *err);
-/* want_version: items of a versions listing (ids with a version). */
-int kvfs_vault_parse_page(const char *json, size_t len, bool want_version,
-			  struct kvfs_object_list *append_to,
+/* A page of a listing of the collection coll (its ids are under
+ * "/{coll->name}/"); want_version: of a versions listing (ids with a
+ * version).  coll is a row of the table, or one written alike for a
+ * collection whose items vault.c can read but which has no row yet
+ * (secrets, keys); -EINVAL for one whose items it cannot read. */
+int kvfs_vault_parse_page(const char *json, size_t len,
+			  const struct kvfs_collection_info *coll,
+			  bool want_version, struct kvfs_object_list *append_to,
 			  char **ret_next_link, struct kvfs_error *err);
 int kvfs_vault_parse_secret(const char *json, size_t len,
 			    struct kvfs_secret *ret, struct kvfs_error *err);

@@ -45,15 +45,19 @@ static size_t keyed_der_len;
 static char *keyed_secret;
 static size_t keyed_secret_len;
 
-int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
-					       unsigned page_budget_s,
-					       struct kvfs_object_list *ret,
-					       struct kvfs_error *err)
+int __wrap_kvfs_vault_list_within(struct kvfs_vault *v,
+				  enum kvfs_collection coll,
+				  unsigned page_budget_s,
+				  struct kvfs_object_list *ret,
+				  struct kvfs_error *err)
 {
 	struct kvfs_object_list l = {0};
 	unsigned delay;
 	int fail;
 
+	/* The scripted vault holds certificates only. */
+	if (coll != KVFS_COLLECTION_CERTIFICATES)
+		return -EINVAL;
 	kvfs_error_clear(err);
 	pthread_mutex_lock(&fake_lock);
 	list_calls++;
@@ -174,6 +178,7 @@ int __wrap_kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 }
 
 int __wrap_kvfs_vault_list_versions_within(struct kvfs_vault *v,
+					   enum kvfs_collection coll,
 					   const char *name,
 					   unsigned page_budget_s,
 					   struct kvfs_object_list *ret,
@@ -181,6 +186,9 @@ int __wrap_kvfs_vault_list_versions_within(struct kvfs_vault *v,
 {
 	struct kvfs_object_list l = {0};
 	int fail;
+
+	if (coll != KVFS_COLLECTION_CERTIFICATES)
+		return -EINVAL;
 
 	kvfs_error_clear(err);
 	pthread_mutex_lock(&fake_lock);
@@ -208,11 +216,13 @@ int __wrap_kvfs_vault_list_versions_within(struct kvfs_vault *v,
 	return 0;
 }
 
-int __wrap_kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
+int __wrap_kvfs_vault_list_versions(struct kvfs_vault *v,
+				    enum kvfs_collection coll, const char *name,
 				    struct kvfs_object_list *ret,
 				    struct kvfs_error *err)
 {
-	return __wrap_kvfs_vault_list_versions_within(v, name, 0, ret, err);
+	return __wrap_kvfs_vault_list_versions_within(v, coll, name, 0, ret,
+						      err);
 }
 
 /* Up to 64 KiB of a fixture into *buf (NUL-terminated); its length, 0

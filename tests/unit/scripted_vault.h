@@ -21,10 +21,11 @@
 
 #include "vault.h"
 
-int __wrap_kvfs_vault_list_certificates_within(struct kvfs_vault *v,
-					       unsigned page_budget_s,
-					       struct kvfs_object_list *ret,
-					       struct kvfs_error *err);
+int __wrap_kvfs_vault_list_within(struct kvfs_vault *v,
+				  enum kvfs_collection coll,
+				  unsigned page_budget_s,
+				  struct kvfs_object_list *ret,
+				  struct kvfs_error *err);
 int __wrap_kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 				      const char *version,
 				      struct kvfs_cert_bundle *ret,
@@ -33,10 +34,12 @@ int __wrap_kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 				 struct kvfs_secret *ret,
 				 struct kvfs_error *err);
 
-int __wrap_kvfs_vault_list_versions(struct kvfs_vault *v, const char *name,
+int __wrap_kvfs_vault_list_versions(struct kvfs_vault *v,
+				    enum kvfs_collection coll, const char *name,
 				    struct kvfs_object_list *ret,
 				    struct kvfs_error *err);
 int __wrap_kvfs_vault_list_versions_within(struct kvfs_vault *v,
+					   enum kvfs_collection coll,
 					   const char *name,
 					   unsigned page_budget_s,
 					   struct kvfs_object_list *ret,

@@ -248,6 +248,45 @@ static void test_redact(void)
 	is_str(buf, "https://host.ex", "cut to the buffer");
 }
 
+/* The path of a URL whose authority is skipped, not judged (an object's
+ * id in a listing). */
+static void test_path(void)
+{
+	static const struct {
+		const char *url, *want;
+	} cases[] = {
+		{"https://v.vault.azure.net/certificates/a", "/certificates/a"},
+		{"https://v/p?q=1#f", "/p?q=1#f"},
+		{"https://u:p@v/p", "/p"},
+		{"https://v:99999/p", "/p"},
+		{"https://[::1]:8443/p", "/p"},
+		{"https://v%41/p", "/p"},
+		{"https://v?x/p", "/p"},
+		{"ftp://v/p", "/p"},
+		{"://v/p", "/p"},
+		{"https:///p", "/p"},
+		{"https://v//p", "//p"},
+		{"x https://v/p", "/p"},
+		{"https://v", NULL},
+		{"https://v?x", NULL},
+		{"/p", NULL},
+		{"v/p", NULL},
+		{"", NULL},
+		{NULL, NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		const char *got = kvfs_url_path(cases[i].url);
+
+		if (cases[i].want)
+			is_str(got, cases[i].want, "path of '%s'",
+			       cases[i].url);
+		else
+			ok(got == NULL, "no path in '%s'",
+			   cases[i].url ? cases[i].url : "NULL");
+	}
+}
+
 int main(void)
 {
 	test_parse();
@@ -256,5 +295,6 @@ int main(void)
 	test_same_origin();
 	test_host();
 	test_redact();
+	test_path();
 	return done_testing();
 }

@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 
 #include "tap.h"
+#include "util.h"
 #include "vault.h"
 
 static int parse_page_str(const char *json, struct kvfs_object_list *l,
@@ -502,6 +503,273 @@ static void test_origin(void)
 		   cases[i].b ? cases[i].b : "(null)");
 }
 
+/* Listings of secrets and keys, in the shapes of their REST API
+ * (SecretListResult, KeyListResult): parsed by the same code as the
+ * certificates', keyed by the collection. */
+static const struct kvfs_collection_info secrets = {.name = "secrets",
+						    .noun = "secret"};
+static const struct kvfs_collection_info keys = {.name = "keys", .noun = "key"};
+
+static int parse_coll_str(const struct kvfs_collection_info *coll,
+			  bool versions, const char *json,
+			  struct kvfs_object_list *l, char **next)
+{
+	struct kvfs_error err = {0};
+
+	*next = NULL;
+	return kvfs_vault_parse_page(json, strlen(json), coll, versions, l,
+				     next, &err);
+}
+
+static void test_collection_pages(void)
+{
+	struct kvfs_object_list l = {0};
+	char *next;
+	int r;
+
+	static const char page[] =
+		"{\"value\":["
+		"{\"id\":\"https://v.vault.azure.net/secrets/db-password\","
+		"\"attributes\":{\"enabled\":true,\"created\":1658442915,"
+		"\"updated\":1658442916,"
+		"\"recoveryLevel\":\"Recoverable+Purgeable\","
+		"\"recoverableDays\":90},"
+		"\"tags\":{\"env\":\"prod\"}},"
+		"{\"contentType\":\"application/x-pem-file\","
+		"\"id\":\"https://v.vault.azure.net/secrets/www\","
+		"\"managed\":true,"
+		"\"attributes\":{\"enabled\":true,\"nbf\":1658442315,"
+		"\"exp\":1689978915,\"created\":1658442915,"
+		"\"updated\":1658442915}},"
+		"{\"contentType\":\"text/plain\","
+		"\"id\":\"https://v.vault.azure.net/secrets/api-key\","
+		"\"managed\":false,\"x5t\":\"ignored\","
+		"\"attributes\":{\"enabled\":false}}],"
+		"\"nextLink\":\"https://v.vault.azure.net:443/secrets"
+		"?api-version=7.4&$skiptoken=abc&maxresults=25\"}";
+
+	r = parse_coll_str(&secrets, false, page, &l, &next);
+	is_int(r, 0, "a secrets page parses");
+	is_int(l.n, 3, "three secrets");
+	if (l.n == 3) {
+		is_str(l.items[0].name, "db-password", "a secret's name");
+		ok(l.items[0].version == NULL, "no version in the listing");
+		ok(l.items[0].content_type == NULL, "no contentType: NULL");
+		ok(!l.items[0].managed, "no managed: not managed");
+		ok(l.items[0].attrs.enabled &&
+			   l.items[0].attrs.created == 1658442915 &&
+			   l.items[0].attrs.updated == 1658442916,
+		   "its attributes");
+		is_str(l.items[1].name, "www", "a certificate's secret");
+		is_str(l.items[1].content_type, "application/x-pem-file",
+		       "its contentType");
+		ok(l.items[1].managed, "managed: it backs a certificate");
+		is_int(l.items[1].attrs.exp, 1689978915, "its exp");
+		is_str(l.items[2].content_type, "text/plain",
+		       "an x5t does not take a secret's contentType's place");
+		ok(!l.items[2].managed, "managed false");
+		ok(!l.items[2].attrs.enabled, "disabled");
+	}
+	ok(next && strstr(next, "/secrets?"), "nextLink returned");
+	free(next);
+	kvfs_object_list_clear(&l);
+
+	static const char kpage[] =
+		"{\"value\":["
+		"{\"kid\":\"https://v.vault.azure.net/keys/signing\","
+		"\"attributes\":{\"enabled\":true,\"created\":1658442915,"
+		"\"updated\":1658442917,"
+		"\"recoveryLevel\":\"Recoverable+Purgeable\","
+		"\"exportable\":false},"
+		"\"tags\":{\"purpose\":\"jwt\"}},"
+		"{\"kid\":\"https://v.vault.azure.net/keys/www\","
+		"\"managed\":true,\"contentType\":\"ignored\","
+		"\"attributes\":{\"enabled\":true,\"exp\":1689978915}}],"
+		"\"nextLink\":null}";
+
+	r = parse_coll_str(&keys, false, kpage, &l, &next);
+	is_int(r, 0, "a keys page parses");
+	is_int(l.n, 2, "two keys");
+	if (l.n == 2) {
+		is_str(l.items[0].name, "signing",
+		       "a key's name, from its kid");
+		ok(!l.items[0].managed, "not managed");
+		ok(l.items[0].x5t == NULL, "a key keeps no string");
+		is_int(l.items[0].attrs.updated, 1658442917, "its updated");
+		is_str(l.items[1].name, "www", "a certificate's key");
+		ok(l.items[1].managed, "managed");
+		ok(l.items[1].content_type == NULL,
+		   "a key's contentType: none");
+	}
+	ok(next == NULL, "nextLink null: the end");
+	kvfs_object_list_clear(&l);
+
+	r = parse_coll_str(&secrets, true,
+			   "{\"value\":[{\"id\":\"https://v.vault.azure.net/"
+			   "secrets/db/0a1b\",\"attributes\":{\"updated\":6}},"
+			   "{\"id\":\"https://v.vault.azure.net/secrets/db/"
+			   "pending\"},{\"id\":\"https://v.vault.azure.net/"
+			   "secrets/db/a_b\"}]}",
+			   &l, &next);
+	is_int(r, 0, "a secret's versions page parses");
+	ok(l.n == 1 && strcmp(l.items[0].version, "0a1b") == 0 &&
+		   l.items[0].attrs.updated == 6,
+	   "versions that cannot be paths are skipped, as a certificate's");
+	kvfs_object_list_clear(&l);
+	r = parse_coll_str(&keys, true,
+			   "{\"value\":[{\"kid\":\"https://v.vault.azure.net/"
+			   "keys/signing/0a1b\",\"managed\":false},{\"kid\":"
+			   "\"https://v.vault.azure.net/keys/signing/0a1c\"}]}",
+			   &l, &next);
+	is_int(r, 0, "a key's versions page parses");
+	ok(l.n == 2 && strcmp(l.items[1].name, "signing") == 0 &&
+		   strcmp(l.items[1].version, "0a1c") == 0,
+	   "its versions, from their kids");
+	kvfs_object_list_clear(&l);
+
+	/* Hostile names are kept for the caller to skip, as in the
+	 * certificates listing. */
+	r = parse_coll_str(&secrets, false,
+			   "{\"value\":[{\"id\":\"https://v/secrets/..\"},"
+			   "{\"id\":\"https://v/secrets/bad_name\"},"
+			   "{\"id\":\"https://v/secrets/x/v1\"},"
+			   "{\"id\":\"https://v/secrets/a%2Fb\"}]}",
+			   &l, &next);
+	is_int(r, 0, "secrets with invalid names are not fatal");
+	is_int(l.n, 4, "they are kept");
+	for (size_t i = 0; i < l.n; i++)
+		ok(!kvfs_vault_object_name_valid(l.items[i].name),
+		   "secret '%s' is not a valid name", l.items[i].name);
+	kvfs_object_list_clear(&l);
+	r = parse_coll_str(&keys, false,
+			   "{\"value\":[{\"kid\":\"https://v/keys/..\"},"
+			   "{\"kid\":\"https://v/keys/a%2Fb\"}]}",
+			   &l, &next);
+	ok(r == 0 && l.n == 2 &&
+		   !kvfs_vault_object_name_valid(l.items[0].name) &&
+		   !kvfs_vault_object_name_valid(l.items[1].name),
+	   "keys with invalid names are kept, as they are");
+	kvfs_object_list_clear(&l);
+
+	static const struct {
+		const struct kvfs_collection_info *coll;
+		const char *json;
+	} refused[] = {
+		{&secrets,
+		 "{\"value\":[{\"id\":\"https://v/certificates/x\"}]}"},
+		{&secrets, "{\"value\":[{\"id\":\"https://v/keys/x\"}]}"},
+		{&secrets, "{\"value\":[{\"kid\":\"https://v/secrets/x\"}]}"},
+		{&secrets, "{\"value\":[{\"id\":\"https://v/Secrets/x\"}]}"},
+		{&secrets, "{\"value\":[{\"id\":\"https://v/secrets/"
+			   "x\",\"managed\":1}]}"},
+		{&secrets, "{\"value\":[{\"id\":\"https://v/secrets/x\","
+			   "\"contentType\":7}]}"},
+		{&secrets, "{\"value\":[{\"id\":\"https://v/secrets/x\","
+			   "\"tags\":{\"k\":1}}]}"},
+		{&keys, "{\"value\":[{\"id\":\"https://v/keys/x\"}]}"},
+		{&keys, "{\"value\":[{\"kid\":\"https://v/secrets/x\"}]}"},
+		{&keys, "{\"value\":[{\"kid\":\"https://v/keys/x\","
+			"\"managed\":\"true\"}]}"},
+		{&keys, "{\"value\":[{\"kid\":\"https://v/keys/x\","
+			"\"attributes\":{\"enabled\":\"yes\"}}]}"},
+	};
+	for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+		r = parse_coll_str(refused[i].coll, false, refused[i].json, &l,
+				   &next);
+		is_int(r, -EBADMSG, "%s page %zu refused",
+		       refused[i].coll->name, i);
+		is_int(l.n, 0, "%s page %zu: nothing appended",
+		       refused[i].coll->name, i);
+	}
+
+	r = parse_page_str("{\"value\":[{\"id\":\"https://v/secrets/x\"}]}", &l,
+			   &next);
+	is_int(r, -EBADMSG, "a secret's id in a certificates listing refused");
+	r = parse_page_str("{\"value\":[{\"id\":\"https://v/certificates/x\","
+			   "\"managed\":\"yes\",\"contentType\":5}]}",
+			   &l, &next);
+	ok(r == 0 && l.n == 1 && l.items[0].x5t == NULL && !l.items[0].managed,
+	   "a certificates listing reads neither managed nor contentType");
+	kvfs_object_list_clear(&l);
+
+	char ct[300];
+	char json[400];
+
+	memset(ct, 'a', sizeof(ct) - 1);
+	ct[sizeof(ct) - 1] = '\0';
+	snprintf(json, sizeof(json),
+		 "{\"value\":[{\"id\":\"https://v/secrets/x\",\"contentType\":"
+		 "\"%s\"}]}",
+		 ct);
+	is_int(parse_coll_str(&secrets, false, json, &l, &next), -EBADMSG,
+	       "a contentType longer than 255 bytes is refused");
+	ct[255] = '\0';
+	snprintf(json, sizeof(json),
+		 "{\"value\":[{\"id\":\"https://v/secrets/x\",\"contentType\":"
+		 "\"%s\"}]}",
+		 ct);
+	is_int(parse_coll_str(&secrets, false, json, &l, &next), 0,
+	       "one of 255 bytes is kept");
+	ok(l.n == 1 && l.bytes == sizeof(l.items[0]) + 2 + 256,
+	   "and counted against the listing's cap");
+	kvfs_object_list_clear(&l);
+
+	static const struct kvfs_collection_info unknown = {
+		.name = "deletedcertificates", .noun = "deleted certificate"};
+	is_int(parse_coll_str(&unknown, false, "{\"value\":[]}", &l, &next),
+	       -EINVAL, "a collection without listing rules is refused");
+	is_int(parse_coll_str(NULL, false, "{\"value\":[]}", &l, &next),
+	       -EINVAL, "and so is none");
+}
+
+/* Hostile ids: the authority is skipped (an id names an object by its
+ * path; its origin is never used), the path must start with the
+ * collection's segment, exactly spelled, and hold no query or fragment;
+ * a name that cannot be a path is handed back for the caller to skip. */
+static void test_hostile_ids(void)
+{
+	static const struct {
+		const char *id;
+		int r;
+		const char *name; /* NULL: none appended */
+	} cases[] = {
+		{"https://u:p@v.vault.azure.net/certificates/a", 0, "a"},
+		{"https://v.vault.azure.net:443/certificates/a", 0, "a"},
+		{"https://[::1]:8443/certificates/a", 0, "a"},
+		{"HTTPS://v/certificates/a", 0, "a"},
+		{"http://v/certificates/a", 0, "a"},
+		{"https://v/certificates/a%2Fb", 0, "a%2Fb"},
+		{"https://v/certificates/a?x=1", -EBADMSG, NULL},
+		{"https://v/certificates/a#f", -EBADMSG, NULL},
+		{"https://v/Certificates/a", -EBADMSG, NULL},
+		{"https://v/%63ertificates/a", -EBADMSG, NULL},
+		{"https://v/certificates%2Fa", -EBADMSG, NULL},
+		{"https://v//certificates/a", -EBADMSG, NULL},
+		{"https://v/x/certificates/a", -EBADMSG, NULL},
+		{"https://v/certificates", -EBADMSG, NULL},
+		{"https://v/certificatesx/a", -EBADMSG, NULL},
+		{"v/certificates/a", -EBADMSG, NULL},
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		struct kvfs_object_list l = {0};
+		char json[256], *next;
+		int r;
+
+		snprintf(json, sizeof(json), "{\"value\":[{\"id\":\"%s\"}]}",
+			 cases[i].id);
+		r = parse_page_str(json, &l, &next);
+		is_int(r, cases[i].r, "id '%s'", cases[i].id);
+		if (cases[i].name)
+			ok(l.n == 1 &&
+				   strcmp(l.items[0].name, cases[i].name) == 0,
+			   "names '%s'", cases[i].name);
+		else
+			is_int(l.n, 0, "and appends nothing");
+		kvfs_object_list_clear(&l);
+	}
+}
+
 static void test_names(void)
 {
 	char name[130];
@@ -527,6 +795,8 @@ static void test_secret(void)
 	struct kvfs_secret sec = {0};
 	struct kvfs_object_list l = {0};
 	struct kvfs_error err = {0};
+	const struct kvfs_collection_info *certs =
+		kvfs_collection_info(KVFS_COLLECTION_CERTIFICATES);
 	char *next = NULL;
 	size_t len;
 	char *body;
@@ -571,8 +841,8 @@ static void test_secret(void)
 	is_int(kvfs_vault_parse_secret(body, strlen(body), &sec, &err),
 	       -EBADMSG, "a value that is not a string is refused");
 
-	is_int(kvfs_vault_parse_page(versions, strlen(versions), true, &l,
-				     &next, &err),
+	is_int(kvfs_vault_parse_page(versions, strlen(versions), certs, true,
+				     &l, &next, &err),
 	       0, "a versions page parses");
 	is_int((int)l.n, 2, "two versions");
 	is_str(l.items[0].name, "mail", "the certificate's name");
@@ -583,8 +853,8 @@ static void test_secret(void)
 	kvfs_object_list_clear(&l);
 	/* In a certificates listing, "mail/0a1b" is a name that cannot be a
 	 * path: handed back for the cache to skip and log. */
-	is_int(kvfs_vault_parse_page(versions, strlen(versions), false, &l,
-				     &next, &err),
+	is_int(kvfs_vault_parse_page(versions, strlen(versions), certs, false,
+				     &l, &next, &err),
 	       0, "ids with a version in a certificates listing parse");
 	ok(l.n == 2 && !kvfs_vault_object_name_valid(l.items[0].name),
 	   "as names that cannot be paths");
@@ -609,6 +879,8 @@ int main(void)
 	test_list_pages();
 	test_list_details();
 	test_list_caps();
+	test_collection_pages();
+	test_hostile_ids();
 	test_bundle();
 	test_errors();
 	test_origin();
