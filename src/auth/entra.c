@@ -18,6 +18,7 @@
 #include "auth/credfile.h"
 #include "auth/entra.h"
 #include "metrics.h"
+#include "url.h"
 #include "util.h"
 
 #define TOKEN_MAX (16u << 10)
@@ -58,9 +59,15 @@ static void entra_done(struct kvfs_entra *e)
 	memset(e, 0, sizeof(*e));
 }
 
+/* The client secret goes to the token endpoint: an https URL whose
+ * authority is written plainly (url.h), so that no userinfo, odd port or
+ * encoded host can stand between what the document says and where the
+ * secret is sent. */
 static bool is_https(const char *url)
 {
-	return strncasecmp(url, "https://", 8) == 0 && url[8] != '\0';
+	struct kvfs_url u;
+
+	return kvfs_url_parse(url, 0, &u) == 0;
 }
 
 int kvfs_entra_parse_discovery(const char *json, size_t len,

@@ -175,6 +175,29 @@ static void test_entra(void)
 		S("{\"token_endpoint\":\"http://login.example/t/token\"}"),
 		&endpoint);
 	is_int(r, -EPROTO, "plain http token_endpoint refused");
+	for (const char *const *u =
+		     (const char *const[]){
+			     "{\"token_endpoint\":\"https://"
+			     "user:pw@login.example/t\"}",
+			     "{\"token_endpoint\":\"https://"
+			     "login.example:99999/t\"}",
+			     "{\"token_endpoint\":\"https:///t/token\"}",
+			     "{\"token_endpoint\":\"https://login%2eexample/"
+			     "t\"}",
+			     "{\"token_endpoint\":\"https://\"}",
+			     "{\"token_endpoint\":\"ftp://login.example/t\"}",
+			     NULL};
+	     *u; u++) {
+		r = kvfs_entra_parse_discovery(*u, strlen(*u), &endpoint);
+		is_int(r, -EPROTO, "refused: %s", *u);
+	}
+	r = kvfs_entra_parse_discovery(
+		S("{\"token_endpoint\":\"HTTPS://Login.Example:8443/t\"}"),
+		&endpoint);
+	is_int(r, 0, "a scheme in capitals and a port are fine");
+	is_str(endpoint, "HTTPS://Login.Example:8443/t", "kept as written");
+	free(endpoint);
+	endpoint = NULL;
 	r = kvfs_entra_parse_discovery(S("{\"issuer\":\"x\"}"), &endpoint);
 	is_int(r, -EBADMSG, "no token_endpoint");
 	ok(endpoint == NULL, "nothing returned");
