@@ -72,8 +72,10 @@ static struct kvfs_files *sizes_from(void)
 {
 	struct kvfs_files *f = NULL;
 
-	if (!kvfs_kernel_files_held(kernel, "www", &f) &&
-	    kvfs_cache_files(cache, "www", &f) < 0)
+	if (!kvfs_kernel_files_held(kernel, KVFS_COLLECTION_CERTIFICATES, "www",
+				    &f) &&
+	    kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www", &f) <
+		    0)
 		return NULL;
 	kvfs_files_unref(f); /* the cache or the test still holds one */
 	return f;
@@ -86,10 +88,12 @@ static void test_rotation(void)
 
 	is_int(rotate_to(1), 0, "listing of www v1");
 	is_int(told(), 0, "nothing kept");
-	is_int(kvfs_cache_files(cache, "www", &v1), 0, "v1");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www",
+				&v1),
+	       0, "v1");
 	ok(kvfs_files_current(v1), "v1 is current");
-	a = kvfs_kernel_open(kernel, "www", v1);
-	b = kvfs_kernel_open(kernel, "WWW", v1);
+	a = kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES, "www", v1);
+	b = kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES, "WWW", v1);
 	ok(a && b, "two opens of v1 through the page cache");
 
 	is_int(rotate_to(2), 0, "rotated to v2");
@@ -99,11 +103,13 @@ static void test_rotation(void)
 	is_str(told_text, "1 www; 0 -", "and told at once, with the listing");
 	is_int(told(), 1, "still kept");
 	is_str(told_text, "", "and not told again");
-	is_int(kvfs_cache_files(cache, "www", &v2), 0, "v2");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www",
+				&v2),
+	       0, "v2");
 	ok(v2 != v1 && kvfs_files_current(v2), "v2 is current");
-	ok(!kvfs_kernel_open(kernel, "www", v2),
+	ok(!kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES, "www", v2),
 	   "an open of v2 while the change is kept: not cacheable");
-	ok(!kvfs_kernel_open(kernel, "www", v1),
+	ok(!kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES, "www", v1),
 	   "an open of v1, no longer current: not cacheable");
 	ok(sizes_from() == v1, "the kernel's sizes are v1's");
 
@@ -116,9 +122,11 @@ static void test_rotation(void)
 	is_str(told_text, "1 www", "told once more");
 	is_int(told(), 0, "and it is forgotten");
 	is_str(told_text, "", "not told a third time");
-	ok(!kvfs_kernel_files_held(kernel, "www", &held), "no old files held");
+	ok(!kvfs_kernel_files_held(kernel, KVFS_COLLECTION_CERTIFICATES, "www",
+				   &held),
+	   "no old files held");
 	ok(sizes_from() == v2, "the sizes are v2's");
-	ok(kvfs_kernel_open(kernel, "www", v2),
+	ok(kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES, "www", v2),
 	   "an open of v2 is cacheable now");
 
 	/* A change whose old files have no open is told once, then gone. */
@@ -143,13 +151,15 @@ static void test_versions_change(void)
 	};
 	struct kvfs_files *f = NULL;
 
-	is_int(kvfs_cache_files(cache, "www", &f), 0, "the current files");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www", &f),
+	       0, "the current files");
 	is_int(kvfs_kernel_change(kernel, &c, NULL), 0, "versions changed");
-	ok(!kvfs_kernel_open(kernel, "Www", f),
+	ok(!kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES, "Www", f),
 	   "not cacheable until the kernel is told");
 	is_int(told(), 0, "nothing open from before: not kept");
 	is_str(told_text, "3 www/v1/v2", "told with its versions");
-	ok(kvfs_kernel_open(kernel, "www", f), "cacheable again");
+	ok(kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES, "www", f),
+	   "cacheable again");
 	kvfs_kernel_close(kernel, f);
 	kvfs_files_unref(f);
 
