@@ -145,6 +145,55 @@ static void test_fetch_once(struct kvfs_cache *cache)
 	is_int(calls(), 1, "negative lookups make no GET");
 }
 
+/* No row of the table: the key of an object of a collection this mount
+ * does not show.  It stands for a second collection, which the table does
+ * not have yet. */
+#define OTHER ((enum kvfs_collection)KVFS_COLLECTION_COUNT_)
+
+/* Everything is found by (collection, name): www of the certificates,
+ * fetched and kept by test_fetch_once, is nothing in another collection,
+ * and asking there makes no request. */
+static void test_collection_keys(struct kvfs_cache *cache)
+{
+	struct kvfs_files *f = NULL;
+	struct kvfs_versions *vs = NULL;
+	int n = calls();
+
+	ok(kvfs_cache_has_collection(cache, KVFS_COLLECTION_CERTIFICATES),
+	   "the mount shows the certificates");
+	ok(!kvfs_cache_has_collection(cache, OTHER),
+	   "and no collection that is not a row of the table");
+	ok(kvfs_cache_listing(cache, OTHER) == NULL,
+	   "no listing of a collection the mount does not show");
+	is_int(kvfs_cache_files_peek(cache, KVFS_COLLECTION_CERTIFICATES, "www",
+				     &f),
+	       0, "www is kept among the certificates");
+	kvfs_files_unref(f);
+	is_int(kvfs_cache_files_peek(cache, OTHER, "www", &f), -ENOENT,
+	       "peek of www of another collection: ENOENT, not the "
+	       "certificate's files");
+	is_int(kvfs_cache_files(cache, OTHER, "www", &f), -ENOENT,
+	       "files of www of another collection: ENOENT");
+	is_int(kvfs_cache_files_for(cache, OTHER, "www", 77, 1, &f), -ENOENT,
+	       "an open of www of another collection: ENOENT");
+	is_int(kvfs_cache_versions(cache, OTHER, "www", &vs), -ENOENT,
+	       "versions of www of another collection: ENOENT");
+	is_int(kvfs_cache_version_files(cache, OTHER, "www", "0123abcd", &f),
+	       -ENOENT, "a version of www of another collection: ENOENT");
+	/* The slot keys "name", "name/" and "name/version" never meet: a
+	 * version is a valid name, so never empty and never has a slash. */
+	is_int(kvfs_cache_version_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					"www", "", &f),
+	       -ENOENT, "an empty version is not the versions listing's key");
+	is_int(kvfs_cache_version_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					"www", "a/b", &f),
+	       -ENOENT, "a version with a slash is nothing");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www/",
+				&f),
+	       -ENOENT, "a name with a slash is nothing");
+	is_int(calls(), n, "and none of that made a request");
+}
+
 static void test_single_flight(struct kvfs_cache *cache)
 {
 	struct reader rd[8];
@@ -838,6 +887,7 @@ int main(void)
 	kvfs_cache_on_change(cache, kvfs_kernel_change, kernel);
 	test_listing(cache);
 	test_fetch_once(cache);
+	test_collection_keys(cache);
 	test_single_flight(cache);
 	test_failures(cache);
 	test_deadline(cache);

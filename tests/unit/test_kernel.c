@@ -21,10 +21,17 @@ static struct kvfs_kernel *kernel;
 
 /* Whether old was still current when a change of it was reported. */
 static int reported_current;
+/* Changes the cache reported, and those of them not of the certificates;
+ * the collection of the last change told. */
+static int reported, not_certificates;
+static enum kvfs_collection last_told_coll = KVFS_COLLECTION_COUNT_;
 
 static int report(void *data, const struct kvfs_change *c,
 		  struct kvfs_files *old)
 {
+	reported++;
+	if (c->coll != KVFS_COLLECTION_CERTIFICATES)
+		not_certificates++;
 	if (old && kvfs_files_current(old))
 		reported_current++;
 	return kvfs_kernel_change(data, c, old);
@@ -38,6 +45,7 @@ static void tell(void *data, const struct kvfs_change *c)
 {
 	size_t n = strlen(told_text);
 
+	last_told_coll = c->coll;
 	snprintf(told_text + n, sizeof(told_text) - n, "%s%d %s", n ? "; " : "",
 		 (int)c->kind, c->name ? c->name : "-");
 	for (size_t i = 0; i < c->nversions; i++) {
@@ -139,6 +147,47 @@ static void test_rotation(void)
 	kvfs_files_unref(v2);
 }
 
+/* No row of the table: the key of an object of another collection. */
+#define OTHER ((enum kvfs_collection)KVFS_COLLECTION_COUNT_)
+
+/* A change carries its collection from the cache to the kernel, and the
+ * kernel keeps changes by (collection, name): a change of www of another
+ * collection says nothing of the certificate www. */
+static void test_collections(void)
+{
+	const struct kvfs_change c = {
+		.coll = OTHER,
+		.kind = KVFS_CHANGE_CHANGED,
+		.name = "www",
+	};
+	struct kvfs_files *f = NULL, *held = NULL;
+
+	ok(reported > 0 && not_certificates == 0,
+	   "every change the cache reported is of the certificates");
+	is_int((int)last_told_coll, KVFS_COLLECTION_CERTIFICATES,
+	       "and the kernel told it with its collection");
+
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www", &f),
+	       0, "the current files of the certificate www");
+	is_int(kvfs_kernel_change(kernel, &c, f), 0,
+	       "a change of www of another collection is kept");
+	ok(!kvfs_kernel_files_held(kernel, KVFS_COLLECTION_CERTIFICATES, "www",
+				   &held),
+	   "no old files held for the certificate www");
+	ok(kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES, "www", f),
+	   "an open of the certificate www stays cacheable");
+	ok(!kvfs_kernel_open(kernel, OTHER, "www", f),
+	   "an open of www of the other collection is not");
+	ok(kvfs_kernel_files_held(kernel, OTHER, "www", &held) && held == f,
+	   "whose sizes are those of the files kept with the change");
+	kvfs_files_unref(held);
+	kvfs_kernel_close(kernel, f);
+	is_int(told(), 0, "closed: told and forgotten");
+	is_str(told_text, "1 www", "told once");
+	is_int((int)last_told_coll, (int)OTHER, "with the collection it is of");
+	kvfs_files_unref(f);
+}
+
 /* A change reported without old files (versions of a certificate). */
 static void test_versions_change(void)
 {
@@ -178,6 +227,7 @@ int main(void)
 	is_int(kvfs_kernel_new(&kernel), 0, "kernel module created");
 	kvfs_cache_on_change(cache, report, kernel);
 	test_rotation();
+	test_collections();
 	test_versions_change();
 	kvfs_kernel_free(kernel);
 	kvfs_cache_free(cache);

@@ -60,6 +60,10 @@ static void test_find(void)
 	ok(kvfs_pins_find(p, 11, KVFS_COLLECTION_CERTIFICATES, "Www", 1) ==
 		   &refs[2],
 	   "process 11's www");
+	/* No row of the table: stands for another collection's www. */
+	ok(kvfs_pins_find(p, 10, (enum kvfs_collection)KVFS_COLLECTION_COUNT_,
+			  "www", 1) == NULL,
+	   "www of another collection is not process 10's pin");
 	ok(kvfs_pins_find(p, 10, KVFS_COLLECTION_CERTIFICATES, "mail", 4) ==
 		   &refs[1],
 	   "mail, until 5");

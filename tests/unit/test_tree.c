@@ -298,6 +298,26 @@ static void test_resolve_certificates(void)
 	       -ENOENT, "no certificate without a listing");
 }
 
+/* A collection the mount does not show (its listing NULL) is not in the
+ * tree: not resolved, not linked from /, not counted by statfs. */
+static void test_collection_not_mounted(void)
+{
+	const struct kvfs_listing *const none[KVFS_COLLECTION_COUNT_] = {NULL};
+	struct kvfs_tree_node n;
+	struct statvfs sv;
+	struct stat st;
+
+	is_int(kvfs_tree_resolve(&tree, "/certificates", none, NULL, &n),
+	       -ENOENT, "certificates/ is nothing when not mounted");
+	is_int(kvfs_tree_resolve(&tree, "/certificates/www", none, NULL, &n),
+	       -ENOENT, "nor is www under it");
+	is_int(kvfs_tree_resolve(&tree, "/", none, NULL, &n), 0, "/ is there");
+	kvfs_tree_stat_dir(&tree, &n, none, &st);
+	is_int(st.st_nlink, 2 + 1, "/ links .kvfs/ only");
+	kvfs_tree_statfs(none, &sv);
+	is_int(sv.f_files, 2, "statfs: no objects");
+}
+
 static void test_resolve_versions(void)
 {
 	struct kvfs_tree_node n;
@@ -741,6 +761,7 @@ int main(void)
 	test_collections();
 	test_object_files();
 	test_resolve_certificates();
+	test_collection_not_mounted();
 	test_resolve_versions();
 	test_modes();
 	test_views_without_data();
