@@ -4,12 +4,11 @@
  * bundle of any version looked at, the versions listing and each bundle's
  * secret, all fetched on first use with single-flight, so concurrent first
  * readers share one request.  Readers hold references, so an open file's
- * bytes never change.  Revalidation re-reads the listing (one listing in
- * flight at a time), drops what changed, and reports what the kernel must
- * forget (kvfs_cache_on_change()); while it fails, cached files are
- * served for up to max_stale=.
- * Knows nothing of HTTP details.  Thread-safe; never holds its lock across
- * a vault call. */
+ * bytes never change.  Revalidation re-reads the listings (one listing
+ * flight, of all the collections, at a time), drops what changed, and reports
+ * what the kernel must forget (kvfs_cache_on_change()); while it fails, cached
+ * files are served for up to max_stale=.  Knows nothing of HTTP details.
+ * Thread-safe; never holds its lock across a vault call. */
 #ifndef KVFS_CACHE_H
 #define KVFS_CACHE_H
 
@@ -126,12 +125,14 @@ void kvfs_cache_revalidate_stop(struct kvfs_cache *cache);
 enum kvfs_change_kind {
 	KVFS_CHANGE_LISTING,  /* the collection's directory: names came or
 				 went */
-	KVFS_CHANGE_CHANGED,  /* a certificate's updated or x5t changed */
-	KVFS_CHANGE_GONE,     /* a certificate left the vault */
-	KVFS_CHANGE_VERSIONS, /* versions of a certificate came, went or
+	KVFS_CHANGE_CHANGED,  /* an object's updated or x5t changed */
+	KVFS_CHANGE_GONE,     /* an object left the vault */
+	KVFS_CHANGE_VERSIONS, /* versions of an object came, went or
 				 changed; the latest did not */
 };
 
+/* A change of object name of collection coll (name NULL: of the
+ * collection's directory); the kernel keeps it by (coll, name). */
 struct kvfs_change {
 	enum kvfs_collection coll;
 	enum kvfs_change_kind kind;
@@ -144,7 +145,7 @@ struct kvfs_change {
 /* Who is told what a revalidation changed (kernel.c): fn is called with
  * the cache's lock held, at the swap of a listing (the first listing
  * excepted: it comes before the mount) and of a versions listing, with
- * the files the certificate's directory showed before the change (NULL:
+ * the files the object's directory showed before the change (NULL:
  * none; a reference fn takes if it keeps them, with kvfs_files_ref()).
  * The lock order is cache -> fn's: fn must not call the cache, nor log.
  * A negative return (-ENOMEM) is logged as a change the kernel is not

@@ -2,7 +2,7 @@
  * paths and renders modes, times and xattrs), open files, .kvfs/, and
  * telling the kernel what a revalidation changed.  main.c owns the mount's
  * life and calls kvfs_fs_new(), kvfs_fs_loop() and kvfs_fs_free() in its
- * start-up ladder.  Paths are resolved against a listing snapshot; file
+ * start-up ladder.  Paths are resolved against the listings' snapshots; file
  * contents come from the cache, which an open file keeps a reference to,
  * so its bytes never change while it is open.  Read-only everywhere:
  * every write-type operation is EROFS.  Operations run on libfuse's
