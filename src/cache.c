@@ -1,7 +1,8 @@
-/* What the tree is made of.  The listing is an immutable snapshot, built off
- * the lock and swapped in under it; readers take a reference.  What is
- * fetched per certificate lives in slots keyed "name" (the latest bundle's
- * files), "name/version" (a version's) and "name/" (the versions listing):
+/* What the tree is made of.  Each collection of the mount has a listing,
+ * an immutable snapshot, built off the lock and swapped in under it with
+ * the others; readers take a reference.  What is fetched per object lives
+ * in slots keyed by its collection and "name" (the latest bundle's files),
+ * "name/version" (a version's) or "name/" (the versions listing):
  * the first caller fetches with the lock released while later callers wait
  * on the shared flight and take its result, success or failure; a failure
  * is not kept, so the next call tries again, unless the vault is failing:
@@ -9,9 +10,10 @@
  * secret of a kvfs_files is fetched the same way, once, into that
  * kvfs_files.  Everything handed out is refcounted so that an open file
  * keeps its bytes whatever happens to the slot.  A listing is fetched by
- * one caller at a time (the others wait for its result); swapping it in
- * drops the slots of certificates that changed or went, and reports a
- * change per certificate to the change callback (kernel.c keeps them for
+ * one caller at a time (the others wait for its result), every collection
+ * of the mount in table order; swapping them in drops the slots of objects
+ * that changed or went, and reports a change per object to the change
+ * callback (kernel.c keeps them for
  * the kernel), which runs under the lock.  Slot, secret and
  * listing fetches are each a single-flight (flight.h).  One mutex and one
  * condition variable for the whole cache; the mutex is never held across
@@ -63,6 +65,7 @@ enum secret_state {
 /* A kvfs_files and what the cache keeps with it. */
 struct files {
 	struct kvfs_files pub;
+	enum kvfs_collection coll;
 	int refs;
 	int64_t fetched_mono; /* fetched_at on the monotonic clock */
 	int current;	      /* atomic: the ready files of the latest slot */
@@ -98,6 +101,7 @@ enum slot_state {
 #define FAILED_MIN_MS 200
 
 struct slot {
+	enum kvfs_collection coll;
 	char *key; /* "name", "name/version" or "name/"; the vault's spelling */
 	enum obj_kind kind;
 	enum slot_state state;
@@ -114,16 +118,22 @@ struct kvfs_cache {
 	const struct kvfs_config *config;
 	struct kvfs_vault *vault;
 	unsigned pin_seconds;
-	struct kvfs_pins *pins; /* (process, name) → kvfs_files */
+	struct kvfs_pins *pins; /* (process, coll, name) → kvfs_files */
+	/* The collections of the mount (bits of enum kvfs_collection). */
+	unsigned collections;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a flight landed */
 
-	struct kvfs_listing *listing; /* never NULL after kvfs_cache_new */
-	struct slot **slots;	      /* sorted by key, case-insensitively */
+	/* Per collection; never NULL after kvfs_cache_new for a collection
+	 * of the mount, always NULL for the others. */
+	struct kvfs_listing *listings[KVFS_COLLECTION_COUNT_];
+	/* Sorted by collection, then key, case-insensitively. */
+	struct slot **slots;
 	size_t nslots, aslots;
 
-	/* The one listing in flight, and the error its waiters share. */
+	/* The one listing in flight (all the collections), and the error its
+	 * waiters share. */
 	struct kvfs_flight listing_flight;
 	struct kvfs_error listing_err;
 
@@ -219,9 +229,11 @@ const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
 /* Take over the items of a vault list as a sorted listing.  Names that
  * are not valid Key Vault names never become paths, and a name the vault
  * listed twice (in any case) is kept once.  The list is left empty. */
-static int listing_build(struct kvfs_object_list *list,
+static int listing_build(enum kvfs_collection coll,
+			 struct kvfs_object_list *list,
 			 struct kvfs_listing **ret)
 {
+	const char *noun = kvfs_collection_info(coll)->noun;
 	struct listing *p = listing_new();
 	struct kvfs_listing *l;
 	size_t n = 0;
@@ -242,9 +254,9 @@ static int listing_build(struct kvfs_object_list *list,
 
 		if (!it->name || !kvfs_vault_object_name_valid(it->name)) {
 			log_warning_ratelimited(
-				"ignoring certificate '%.140s' in the "
+				"ignoring %s '%.140s' in the "
 				"listing: not a valid Key Vault name",
-				it->name ? it->name : "");
+				noun, it->name ? it->name : "");
 			continue;
 		}
 		l->entries[n++].item = *it;
@@ -254,7 +266,7 @@ static int listing_build(struct kvfs_object_list *list,
 	for (size_t i = 0; i < n; i++) {
 		if (l->n > 0 &&
 		    entry_cmp(&l->entries[l->n - 1], &l->entries[i]) == 0) {
-			log_warning("certificate '%s' listed twice",
+			log_warning("%s '%s' listed twice", noun,
 				    l->entries[i].item.name);
 			continue;
 		}
@@ -383,23 +395,31 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		   struct kvfs_cache **ret)
 {
 	struct kvfs_cache *cache;
-	struct listing *empty;
 	int r;
 
 	cache = calloc(1, sizeof(*cache));
 	if (!cache)
 		return -ENOMEM;
-	empty = listing_new();
-	if (!empty) {
-		free(cache);
-		return -ENOMEM;
+	/* The mount's collections: every row of the table, until the
+	 * configuration chooses among them. */
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+		cache->collections |= 1u << i;
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		struct listing *empty;
+
+		if (!(cache->collections & (1u << i)))
+			continue;
+		empty = listing_new();
+		if (!empty) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		cache->listings[i] = &empty->pub;
 	}
-	cache->listing = &empty->pub;
 	cache->pins = kvfs_pins_new(files_unref_pin);
 	if (!cache->pins) {
-		listing_free(empty);
-		free(cache);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto fail;
 	}
 	cache->pin_seconds = KVFS_CACHE_PIN_SECONDS;
 	cache->config = c;
@@ -408,16 +428,18 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 	/* Waits are bounded by the deadline on the monotonic clock, so a
 	 * clock step never makes a reader wait longer. */
 	r = kvfs_cond_init_monotonic(&cache->cond);
-	if (r < 0) {
-		kvfs_pins_free(cache->pins);
-		listing_free(empty);
-		free(cache);
-		return r;
-	}
+	if (r < 0)
+		goto fail;
 	pthread_mutex_init(&cache->lock, NULL);
 
 	*ret = cache;
 	return 0;
+fail:
+	kvfs_pins_free(cache->pins);
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+		kvfs_listing_unref(cache->listings[i]);
+	free(cache);
+	return r;
 }
 
 static void slot_free(struct slot *s)
@@ -439,7 +461,8 @@ void kvfs_cache_free(struct kvfs_cache *cache)
 		slot_free(cache->slots[i]);
 	free(cache->slots);
 	kvfs_pins_free(cache->pins);
-	kvfs_listing_unref(cache->listing);
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+		kvfs_listing_unref(cache->listings[i]);
 	pthread_cond_destroy(&cache->cond);
 	pthread_mutex_destroy(&cache->lock);
 	free(cache);
@@ -456,24 +479,47 @@ void kvfs_cache_on_change(struct kvfs_cache *cache,
 	pthread_mutex_unlock(&cache->lock);
 }
 
-struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache)
+bool kvfs_cache_has_collection(const struct kvfs_cache *cache,
+			       enum kvfs_collection coll)
+{
+	return (unsigned)coll < KVFS_COLLECTION_COUNT_ &&
+	       (cache->collections & (1u << coll));
+}
+
+/* The listing of coll, NULL when the mount does not show it; borrowed. */
+static struct kvfs_listing *listing_locked(struct kvfs_cache *cache,
+					   enum kvfs_collection coll)
+{
+	return kvfs_cache_has_collection(cache, coll) ? cache->listings[coll]
+						      : NULL;
+}
+
+struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache,
+					enum kvfs_collection coll)
 {
 	struct kvfs_listing *l;
 
 	pthread_mutex_lock(&cache->lock);
-	l = listing_ref(cache->listing);
+	l = listing_locked(cache, coll);
+	if (l)
+		listing_ref(l);
 	pthread_mutex_unlock(&cache->lock);
 	return l;
 }
 
-/* Index of key in the slot table, or where it would go (~index). */
-static ssize_t slot_index_locked(struct kvfs_cache *cache, const char *key)
+/* Index of (coll, key) in the slot table, or where it would go
+ * (~index).  The collection is part of the key: two collections may have
+ * objects of the same name. */
+static ssize_t slot_index_locked(struct kvfs_cache *cache,
+				 enum kvfs_collection coll, const char *key)
 {
 	size_t lo = 0, hi = cache->nslots;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcasecmp(key, cache->slots[mid]->key);
+		const struct slot *s = cache->slots[mid];
+		int c = coll != s->coll ? (coll < s->coll ? -1 : 1)
+					: strcasecmp(key, s->key);
 
 		if (c == 0)
 			return (ssize_t)mid;
@@ -493,10 +539,11 @@ static void slot_remove_locked(struct kvfs_cache *cache, size_t i)
 	cache->nslots--;
 }
 
-static int slot_get_locked(struct kvfs_cache *cache, const char *key,
-			   enum obj_kind kind, struct slot **ret)
+static int slot_get_locked(struct kvfs_cache *cache, enum kvfs_collection coll,
+			   const char *key, enum obj_kind kind,
+			   struct slot **ret)
 {
-	ssize_t i = slot_index_locked(cache, key);
+	ssize_t i = slot_index_locked(cache, coll, key);
 	struct slot *s;
 	size_t at;
 
@@ -510,6 +557,7 @@ static int slot_get_locked(struct kvfs_cache *cache, const char *key,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->coll = coll;
 	s->kind = kind;
 	s->key = strdup(key);
 	if (!s->key) {
@@ -538,6 +586,7 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 			       const struct kvfs_files *f,
 			       struct kvfs_log_deferred *why)
 {
+	const char *noun = kvfs_collection_info(files_of_const(f)->coll)->noun;
 	int64_t fetched, seen, now;
 
 	if (!cache->failing)
@@ -548,18 +597,18 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 	if (now - seen > (int64_t)max_stale(cache)) {
 		log_defer_warning_ratelimited(
 			why,
-			"certificate '%s': not served, the vault has not "
+			"%s '%s': not served, the vault has not "
 			"confirmed it for %lld s (max_stale=%u)",
-			f->bundle.name ? f->bundle.name : "?",
+			noun, f->bundle.name ? f->bundle.name : "?",
 			(long long)(now - seen), max_stale(cache));
 		return false;
 	}
 	if (f->bundle.attrs.exp && time(NULL) >= f->bundle.attrs.exp) {
 		log_defer_warning_ratelimited(
 			why,
-			"certificate '%s': not served, it expired while the "
+			"%s '%s': not served, it expired while the "
 			"vault cannot be reached",
-			f->bundle.name ? f->bundle.name : "?");
+			noun, f->bundle.name ? f->bundle.name : "?");
 		return false;
 	}
 	return true;
@@ -575,10 +624,11 @@ static bool item_changed(const struct kvfs_object_item *a,
 	return a->x5t && strcmp(a->x5t, b->x5t) != 0;
 }
 
-/* The object of the ready slot key, or NULL. */
-static void *slot_obj_locked(struct kvfs_cache *cache, const char *key)
+/* The object of the ready slot (coll, key), or NULL. */
+static void *slot_obj_locked(struct kvfs_cache *cache,
+			     enum kvfs_collection coll, const char *key)
 {
-	ssize_t i = slot_index_locked(cache, key);
+	ssize_t i = slot_index_locked(cache, coll, key);
 
 	if (i < 0 || cache->slots[i]->state != SLOT_READY)
 		return NULL;
@@ -596,17 +646,19 @@ static int change_report_locked(struct kvfs_cache *cache,
 	return cache->on_change(cache->on_change_data, c, old);
 }
 
-/* Report what the kernel must forget about certificate name (or, name
- * NULL, about certificates/ itself): the directory's files as they were
- * and the versions the tree showed.  Runs before the slots are dropped;
- * the files stop being current first, so that an open that sees them
- * current is counted before the change is reported.  -ENOMEM: the kernel
- * keeps what it has until its timeouts (60 s). */
+/* Report what the kernel must forget about object name of collection coll
+ * (or, name NULL, about the collection's directory itself): the
+ * directory's files as they were and the versions the tree showed.  Runs
+ * before the slots are dropped; the files stop being current first, so
+ * that an open that sees them current is counted before the change is
+ * reported.  -ENOMEM: the kernel keeps what it has until its timeouts
+ * (60 s). */
 static int change_report_one_locked(struct kvfs_cache *cache,
+				    enum kvfs_collection coll,
 				    enum kvfs_change_kind kind,
 				    const char *name)
 {
-	struct kvfs_change c = {.kind = kind, .name = name};
+	struct kvfs_change c = {.coll = coll, .kind = kind, .name = name};
 	_cleanup_free_ const char **vers = NULL;
 	_cleanup_free_ char *vkey = NULL;
 	struct kvfs_versions *vs;
@@ -614,14 +666,14 @@ static int change_report_one_locked(struct kvfs_cache *cache,
 
 	if (!name)
 		return change_report_locked(cache, &c, NULL);
-	f = slot_obj_locked(cache, name);
+	f = slot_obj_locked(cache, coll, name);
 	if (f)
 		files_set_current(f, false);
 	if (asprintf(&vkey, "%s/", name) < 0) {
 		vkey = NULL;
 		return -ENOMEM;
 	}
-	vs = slot_obj_locked(cache, vkey);
+	vs = slot_obj_locked(cache, coll, vkey);
 	if (vs && vs->list.n > 0) {
 		vers = calloc(vs->list.n, sizeof(*vers));
 		if (!vers)
@@ -640,9 +692,9 @@ enum diff {
 	DIFF_CHANGED,
 };
 
-/* Hand fn each certificate that differs from listing old to l, in order:
- * a is old's item (NULL when new), b is l's (NULL when gone).  Both are
- * sorted case-insensitively, so one walk through both finds them. */
+/* Hand fn each object that differs from listing old to l, in order: a is
+ * old's item (NULL when new), b is l's (NULL when gone).  Both are sorted
+ * case-insensitively, so one walk through both finds them. */
 static void listing_diff(const struct kvfs_listing *old,
 			 const struct kvfs_listing *l,
 			 void (*fn)(void *data, enum diff d,
@@ -674,35 +726,39 @@ static void listing_diff(const struct kvfs_listing *old,
 	}
 }
 
-/* What swapping a listing in leaves to say once the lock is released:
- * what changed (the two listings, referenced), the changes that could not
- * be reported, and how revalidation fares. */
+/* What swapping the listings in leaves to say once the lock is released:
+ * what changed (the two listings of each collection, referenced), the
+ * changes that could not be reported, and how revalidation fares. */
 struct swap_notes {
-	struct kvfs_listing *old, *l;
+	struct kvfs_listing *old[KVFS_COLLECTION_COUNT_];
+	struct kvfs_listing *l[KVFS_COLLECTION_COUNT_];
 	struct kvfs_log_deferred oom; /* the first change not reported */
-	unsigned oom_more;	      /* and how many more */
+	unsigned oom_more[KVFS_COLLECTION_COUNT_]; /* and how many more */
 	struct kvfs_log_deferred line;
 };
 
 struct diff_report {
 	struct kvfs_cache *cache;
 	struct swap_notes *notes;
-	bool names; /* certificates came or went */
+	enum kvfs_collection coll;
+	bool names; /* objects came or went */
 };
 
 static void change_report_noted_locked(struct diff_report *q,
 				       enum kvfs_change_kind kind,
 				       const char *name)
 {
-	if (change_report_one_locked(q->cache, kind, name) == 0)
+	if (change_report_one_locked(q->cache, q->coll, kind, name) == 0)
 		return;
 	if (q->notes->oom.text[0])
-		q->notes->oom_more++;
+		q->notes->oom_more[q->coll]++;
 	else
 		kvfs_log_defer(&q->notes->oom, NULL, KVFS_LOG_WARNING,
-			       "cannot tell the kernel that '%s' changed: out "
-			       "of memory",
-			       name ? name : "certificates/");
+			       "cannot tell the kernel that '%s%s' changed: "
+			       "out of memory",
+			       name ? name
+				    : kvfs_collection_info(q->coll)->name,
+			       name ? "" : "/");
 }
 
 static void diff_report_locked(void *data, enum diff d,
@@ -720,68 +776,83 @@ static void diff_report_locked(void *data, enum diff d,
 		change_report_noted_locked(q, KVFS_CHANGE_CHANGED, a->name);
 }
 
+/* data: the enum kvfs_collection of the listings. */
 static void diff_log(void *data, enum diff d, const struct kvfs_object_item *a,
 		     const struct kvfs_object_item *b)
 {
-	(void)data;
+	const char *noun =
+		kvfs_collection_info(*(const enum kvfs_collection *)data)->noun;
+
 	if (d == DIFF_GONE)
-		log_info("certificate '%s' is gone from the vault", a->name);
+		log_info("%s '%s' is gone from the vault", noun, a->name);
 	else if (d == DIFF_NEW)
-		log_info("certificate '%s' is new in the vault", b->name);
+		log_info("%s '%s' is new in the vault", noun, b->name);
 	else
-		log_info("certificate '%s' changed in the vault", b->name);
+		log_info("%s '%s' changed in the vault", noun, b->name);
 }
 
 static void swap_notes_flush(struct swap_notes *n)
 {
-	if (n->old) {
-		listing_diff(n->old, n->l, diff_log, NULL);
-		kvfs_listing_unref(n->old);
-		kvfs_listing_unref(n->l);
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		enum kvfs_collection coll = (enum kvfs_collection)i;
+
+		if (!n->old[i])
+			continue;
+		listing_diff(n->old[i], n->l[i], diff_log, &coll);
+		kvfs_listing_unref(n->old[i]);
+		kvfs_listing_unref(n->l[i]);
 	}
 	kvfs_log_flush(&n->oom);
-	if (n->oom_more)
-		log_warning("cannot tell the kernel that %u more certificates "
-			    "changed: out of memory",
-			    n->oom_more);
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+		if (n->oom_more[i])
+			log_warning(
+				"cannot tell the kernel that %u more %s "
+				"changed: out of memory",
+				n->oom_more[i],
+				kvfs_collection_info((enum kvfs_collection)i)
+					->name);
 	kvfs_log_flush(&n->line);
 }
 
-/* Report the changes from the current listing to l, and keep both for
- * the notes. */
+/* Report the changes from the current listing of coll to l, and keep
+ * both for the notes. */
 static void changes_report_locked(struct kvfs_cache *cache,
+				  enum kvfs_collection coll,
 				  struct kvfs_listing *l,
 				  struct swap_notes *notes)
 {
-	struct kvfs_listing *old = cache->listing;
-	struct diff_report q = {cache, notes, false};
+	struct kvfs_listing *old = cache->listings[coll];
+	struct diff_report q = {cache, notes, coll, false};
 
 	listing_diff(old, l, diff_report_locked, &q);
 	if (q.names || old->updated_max != l->updated_max)
 		change_report_noted_locked(&q, KVFS_CHANGE_LISTING, NULL);
-	notes->old = listing_ref(old);
-	notes->l = listing_ref(l);
+	notes->old[coll] = listing_ref(old);
+	notes->l[coll] = listing_ref(l);
 }
 
-/* Swap in a new listing and forget the files it makes out of date: those
- * of certificates that are gone, or whose updated or x5t changed; the
- * kernel is told through the changes reported. */
+/* Swap in a new listing of coll and forget the files it makes out of
+ * date: those of its objects that are gone, or whose updated or x5t
+ * changed; the kernel is told through the changes reported. */
 static void listing_replace_locked(struct kvfs_cache *cache,
+				   enum kvfs_collection coll,
 				   struct kvfs_listing *l,
 				   struct swap_notes *notes)
 {
-	struct kvfs_listing *old = cache->listing;
+	struct kvfs_listing *old = cache->listings[coll];
 
 	/* The first listing comes before the mount: the kernel knows
 	 * nothing yet. */
 	if (cache->loaded)
-		changes_report_locked(cache, l, notes);
+		changes_report_locked(cache, coll, l, notes);
 
 	for (size_t i = cache->nslots; i-- > 0;) {
 		struct slot *s = cache->slots[i];
 		char name[256];
 		const struct kvfs_entry *was, *now;
 
+		if (s->coll != coll)
+			continue;
 		key_name(s->key, name, sizeof(name));
 		was = kvfs_listing_find(old, name);
 		now = kvfs_listing_find(l, name);
@@ -796,50 +867,96 @@ static void listing_replace_locked(struct kvfs_cache *cache,
 			slot_remove_locked(cache, i);
 	}
 
-	cache->listing = l;
-	cache->loaded = true;
+	cache->listings[coll] = l;
 	kvfs_listing_unref(old);
 }
 
-/* Fetch a listing and swap it in; the lock is held on entry and on
- * return, and dropped for the vault call. */
+/* The names of the mount's collections, for a line about all of them:
+ * "certificates", "certificates and secrets", "certificates, secrets and
+ * keys". */
+static void collections_names(const struct kvfs_cache *cache, char *buf,
+			      size_t size)
+{
+	unsigned n = 0, left = (unsigned)__builtin_popcount(cache->collections);
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_ && len < size; i++) {
+		if (!(cache->collections & (1u << i)))
+			continue;
+		left--;
+		len += (size_t)snprintf(
+			buf + len, size - len, "%s%s",
+			n == 0	    ? ""
+			: left == 0 ? " and "
+				    : ", ",
+			kvfs_collection_info((enum kvfs_collection)i)->name);
+		n++;
+	}
+}
+
+/* Fetch the listing of every collection of the mount, in table order,
+ * and swap them in together when all succeeded; the lock is held on
+ * entry and on return, and dropped for the vault calls.  One that fails
+ * ends the fetch: the others would be thrown away. */
 static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 				struct kvfs_error *err,
 				struct swap_notes *notes)
 {
-	struct kvfs_object_list list = {0};
-	struct kvfs_listing *l = NULL;
-	char msg[512];
-	int r;
+	struct kvfs_listing *ls[KVFS_COLLECTION_COUNT_] = {NULL};
+	enum kvfs_collection failed = KVFS_COLLECTION_CERTIFICATES;
+	unsigned collections = cache->collections;
+	char msg[512], what[300];
+	int r = 0;
 
 	pthread_mutex_unlock(&cache->lock);
-	r = kvfs_vault_list_within(cache->vault, KVFS_COLLECTION_CERTIFICATES,
-				   budget_s, &list, err);
-	if (r == 0) {
-		r = listing_build(&list, &l);
-		if (r < 0) {
-			kvfs_object_list_clear(&list);
-			kvfs_error_set_message(err, "out of memory");
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_ && r == 0; i++) {
+		enum kvfs_collection coll = (enum kvfs_collection)i;
+		struct kvfs_object_list list = {0};
+
+		if (!(collections & (1u << i)))
+			continue;
+		failed = coll;
+		r = kvfs_vault_list_within(cache->vault, coll, budget_s, &list,
+					   err);
+		if (r == 0) {
+			r = listing_build(coll, &list, &ls[i]);
+			if (r < 0) {
+				kvfs_object_list_clear(&list);
+				kvfs_error_set_message(err, "out of memory");
+			}
 		}
 	}
 	pthread_mutex_lock(&cache->lock);
 
 	if (r == 0) {
-		listing_replace_locked(cache, l, notes);
-		if (cache->failing)
+		for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+			if (ls[i])
+				listing_replace_locked(cache,
+						       (enum kvfs_collection)i,
+						       ls[i], notes);
+		cache->loaded = true;
+		if (cache->failing) {
+			collections_names(cache, what, sizeof(what));
 			kvfs_log_defer(&notes->line, NULL, KVFS_LOG_NOTICE,
-				       "revalidated the certificates again "
+				       "revalidated the %s again "
 				       "after %lld s; cached files are fresh",
+				       what,
 				       (long long)(now_monotonic() -
 						   cache->failing_since));
+		}
 		cache->failing = false;
 		cache->last_ok = now_monotonic();
 		return 0;
 	}
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+		kvfs_listing_unref(ls[i]);
 	/* A listing the gate held back: the vault's own error stays the
 	 * last one (see fetch_failed). */
+	snprintf(what, sizeof(what), "cannot list %s",
+		 kvfs_collection_info(failed)->name);
 	if (!err->not_sent)
-		kvfs_metrics_error_detail("cannot list certificates", err);
+		kvfs_metrics_error_detail(what, err);
 	/* Before the mount, main() prints the one line that matters. */
 	if (cache->loaded && !cache->failing) {
 		/* Held back by the gate: its line says why. */
@@ -848,9 +965,10 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 		else
 			kvfs_error_describe(err, msg, sizeof(msg));
 		kvfs_log_defer(&notes->line, NULL, KVFS_LOG_WARNING,
-			       "cannot revalidate the certificates: %s; "
+			       "cannot revalidate the %s: %s; "
 			       "cached files are served for up to %u s",
-			       msg, max_stale(cache));
+			       kvfs_collection_info(failed)->name, msg,
+			       max_stale(cache));
 		cache->failing_since = now_monotonic();
 	}
 	if (cache->loaded)
@@ -911,14 +1029,16 @@ struct versions_notes {
 	struct kvfs_log_deferred oom;
 };
 
-/* Report what the kernel must forget of the versions of name: versions/
- * and the versions/<v>/ of vers. */
+/* Report what the kernel must forget of the versions of (coll, name):
+ * versions/ and the versions/<v>/ of vers. */
 static void change_report_versions_locked(struct kvfs_cache *cache,
+					  enum kvfs_collection coll,
 					  const char *name, char **vers,
 					  size_t n,
 					  struct versions_notes *notes)
 {
 	struct kvfs_change c = {
+		.coll = coll,
 		.kind = KVFS_CHANGE_VERSIONS,
 		.name = name,
 		.versions = (const char *const *)vers,
@@ -952,15 +1072,16 @@ version_next_changed(const struct kvfs_versions *old,
 	return NULL;
 }
 
-static void versions_notes_flush(struct versions_notes *notes, const char *name,
+static void versions_notes_flush(struct versions_notes *notes,
+				 enum kvfs_collection coll, const char *name,
 				 const struct kvfs_versions *nv)
 {
 	const struct kvfs_object_item *a;
 
 	for (size_t k = 0;
 	     notes->old && (a = version_next_changed(notes->old, nv, &k));)
-		log_info("version '%s' of certificate '%s' %s the vault",
-			 a->version, name,
+		log_info("version '%s' of %s '%s' %s the vault", a->version,
+			 kvfs_collection_info(coll)->noun, name,
 			 kvfs_versions_find(nv, a->version) ? "changed in"
 							    : "is gone from");
 	kvfs_versions_unref(notes->old);
@@ -968,9 +1089,10 @@ static void versions_notes_flush(struct versions_notes *notes, const char *name,
 	kvfs_log_flush(&notes->oom);
 }
 
-/* Make nv the versions listing of name, if the one kept differs from it:
- * the versions that changed or went lose their files. */
-static void versions_replace_locked(struct kvfs_cache *cache, const char *name,
+/* Make nv the versions listing of (coll, name), if the one kept differs
+ * from it: the versions that changed or went lose their files. */
+static void versions_replace_locked(struct kvfs_cache *cache,
+				    enum kvfs_collection coll, const char *name,
 				    struct kvfs_versions *nv,
 				    struct versions_notes *notes)
 {
@@ -986,7 +1108,7 @@ static void versions_replace_locked(struct kvfs_cache *cache, const char *name,
 		key = NULL;
 		return;
 	}
-	i = slot_index_locked(cache, key);
+	i = slot_index_locked(cache, coll, key);
 	if (i < 0 || cache->slots[i]->state != SLOT_READY)
 		return; /* dropped in the meantime */
 	old = cache->slots[i]->obj;
@@ -1002,7 +1124,7 @@ static void versions_replace_locked(struct kvfs_cache *cache, const char *name,
 	if (n == 0 && !added)
 		return;
 
-	change_report_versions_locked(cache, name, vers, n, notes);
+	change_report_versions_locked(cache, coll, name, vers, n, notes);
 	for (size_t k = 0; k < n; k++) {
 		_cleanup_free_ char *vkey = NULL;
 		ssize_t j;
@@ -1011,7 +1133,7 @@ static void versions_replace_locked(struct kvfs_cache *cache, const char *name,
 			vkey = NULL;
 			continue;
 		}
-		j = slot_index_locked(cache, vkey);
+		j = slot_index_locked(cache, coll, vkey);
 		if (j < 0)
 			continue;
 		if (cache->slots[j]->state == SLOT_LOADING)
@@ -1020,29 +1142,38 @@ static void versions_replace_locked(struct kvfs_cache *cache, const char *name,
 			slot_remove_locked(cache, (size_t)j);
 	}
 	/* Removing slots moved the versions slot. */
-	i = slot_index_locked(cache, key);
+	i = slot_index_locked(cache, coll, key);
 	obj_unref(OBJ_VERSIONS, cache->slots[i]->obj);
 	cache->slots[i]->obj = obj_ref(OBJ_VERSIONS, nv);
 }
 
 static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 {
+	enum kvfs_collection *colls = NULL;
 	char **names = NULL;
 	size_t n = 0;
 
 	pthread_mutex_lock(&cache->lock);
 	names = calloc(cache->nslots + 1, sizeof(*names));
+	colls = calloc(cache->nslots + 1, sizeof(*colls));
+	if (!colls) {
+		free(names);
+		names = NULL;
+	}
 	for (size_t i = 0; names && i < cache->nslots; i++) {
 		const struct slot *s = cache->slots[i];
 		size_t len = strlen(s->key);
 
+		colls[n] = s->coll;
 		if (s->kind == OBJ_VERSIONS && s->state == SLOT_READY &&
 		    len > 1 && (names[n] = strndup(s->key, len - 1)))
 			n++;
 	}
 	pthread_mutex_unlock(&cache->lock);
-	if (!names)
+	if (!names) {
+		free(colls);
 		return;
+	}
 
 	for (size_t i = 0; i < n; i++) {
 		struct kvfs_versions *nv = NULL;
@@ -1057,9 +1188,9 @@ static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 			continue;
 		}
 		kvfs_error_clear(&err);
-		r = kvfs_vault_list_versions_within(
-			cache->vault, KVFS_COLLECTION_CERTIFICATES, names[i],
-			budget_s, &nv->list, &err);
+		r = kvfs_vault_list_versions_within(cache->vault, colls[i],
+						    names[i], budget_s,
+						    &nv->list, &err);
 		if (r < 0) {
 			/* Kept as they were: the certificates listing, which
 			 * succeeded, says the certificate is still there. */
@@ -1071,14 +1202,16 @@ static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 			struct versions_notes notes = {0};
 
 			pthread_mutex_lock(&cache->lock);
-			versions_replace_locked(cache, names[i], nv, &notes);
+			versions_replace_locked(cache, colls[i], names[i], nv,
+						&notes);
 			pthread_mutex_unlock(&cache->lock);
-			versions_notes_flush(&notes, names[i], nv);
+			versions_notes_flush(&notes, colls[i], names[i], nv);
 		}
 		kvfs_versions_unref(nv);
 		free(names[i]);
 	}
 	free(names);
+	free(colls);
 }
 
 void kvfs_cache_revalidate_stop(struct kvfs_cache *cache)
@@ -1123,9 +1256,11 @@ static void fetch_failed(const struct kvfs_error *err, const char *fmt, ...)
 
 /* The network part of a first use: GET the bundle, build the files.  Runs
  * without the lock. */
-static int files_fetch(struct kvfs_cache *cache, const char *name,
-		       const char *version, struct kvfs_files **ret)
+static int files_fetch(struct kvfs_cache *cache, enum kvfs_collection coll,
+		       const char *name, const char *version,
+		       struct kvfs_files **ret)
 {
+	const char *noun = kvfs_collection_info(coll)->noun;
 	struct kvfs_error err;
 	struct kvfs_files *f;
 	struct files *p;
@@ -1135,13 +1270,14 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 	if (!p)
 		return -ENOMEM;
 	p->refs = 1;
+	p->coll = coll;
 	f = &p->pub;
 
 	kvfs_error_clear(&err);
 	r = kvfs_vault_get_certificate(cache->vault, name, version, &f->bundle,
 				       &err);
 	if (r < 0) {
-		fetch_failed(&err, "cannot get certificate '%s%s%s'", name,
+		fetch_failed(&err, "cannot get %s '%s%s%s'", noun, name,
 			     version ? "/" : "", version ? version : "");
 		free(p);
 		/* What a reader can act on passes through; the rest of the
@@ -1157,9 +1293,8 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 		r = kvfs_pki_cert_info(f->bundle.der, f->bundle.der_len,
 				       &f->subject, f->sha256, f->x5t);
 	if (r < 0) {
-		log_warning("certificate '%s': the vault's 'cer' is not a "
-			    "certificate",
-			    name);
+		log_warning("%s '%s': the vault's 'cer' is not a certificate",
+			    noun, name);
 		files_free(p);
 		return -EIO;
 	}
@@ -1168,8 +1303,8 @@ static int files_fetch(struct kvfs_cache *cache, const char *name,
 	return 0;
 }
 
-static int versions_fetch(struct kvfs_cache *cache, const char *name,
-			  struct kvfs_versions **ret)
+static int versions_fetch(struct kvfs_cache *cache, enum kvfs_collection coll,
+			  const char *name, struct kvfs_versions **ret)
 {
 	struct kvfs_versions *v;
 	struct kvfs_error err;
@@ -1179,8 +1314,7 @@ static int versions_fetch(struct kvfs_cache *cache, const char *name,
 	if (!v)
 		return -ENOMEM;
 	kvfs_error_clear(&err);
-	r = kvfs_vault_list_versions(cache->vault, KVFS_COLLECTION_CERTIFICATES,
-				     name, &v->list, &err);
+	r = kvfs_vault_list_versions(cache->vault, coll, name, &v->list, &err);
 	if (r < 0) {
 		fetch_failed(&err, "cannot list the versions of '%s'", name);
 		kvfs_versions_unref(v);
@@ -1190,18 +1324,18 @@ static int versions_fetch(struct kvfs_cache *cache, const char *name,
 	return 0;
 }
 
-/* Fetch what a slot key names. */
-static int obj_fetch(struct kvfs_cache *cache, const char *key,
-		     enum obj_kind kind, void **ret)
+/* Fetch what a slot (coll, key) names. */
+static int obj_fetch(struct kvfs_cache *cache, enum kvfs_collection coll,
+		     const char *key, enum obj_kind kind, void **ret)
 {
 	char name[256];
 	const char *slash = strchr(key, '/');
 
 	key_name(key, name, sizeof(name));
 	if (kind == OBJ_VERSIONS)
-		return versions_fetch(cache, name,
+		return versions_fetch(cache, coll, name,
 				      (struct kvfs_versions **)ret);
-	return files_fetch(cache, name, slash ? slash + 1 : NULL,
+	return files_fetch(cache, coll, name, slash ? slash + 1 : NULL,
 			   (struct kvfs_files **)ret);
 }
 
@@ -1217,8 +1351,8 @@ static int64_t reader_deadline(const struct kvfs_cache *cache)
 /* Wait for a flight someone else started; the lock is held on entry and on
  * return.  Returns the flight's result, with a files reference taken. */
 static int flight_wait_locked(struct kvfs_cache *cache, struct flight *fl,
-			      const char *name, void **ret,
-			      struct kvfs_log_deferred *why)
+			      enum kvfs_collection coll, const char *name,
+			      void **ret, struct kvfs_log_deferred *why)
 {
 	int r;
 
@@ -1227,9 +1361,9 @@ static int flight_wait_locked(struct kvfs_cache *cache, struct flight *fl,
 				    reader_deadline(cache), &r) < 0) {
 		log_defer_warning_ratelimited(
 			why,
-			"certificate '%s': no answer from the vault within "
+			"%s '%s': no answer from the vault within "
 			"the deadline",
-			name);
+			kvfs_collection_info(coll)->noun, name);
 		flight_unref_locked(fl);
 		return -EIO;
 	}
@@ -1244,6 +1378,7 @@ static int flight_wait_locked(struct kvfs_cache *cache, struct flight *fl,
 static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 			     const char *key, void **ret)
 {
+	enum kvfs_collection coll = s->coll;
 	enum obj_kind kind = s->kind;
 	void *obj = NULL;
 	struct flight *fl;
@@ -1263,7 +1398,7 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 	s->flight = fl;
 
 	pthread_mutex_unlock(&cache->lock);
-	r = obj_fetch(cache, key, kind, &obj);
+	r = obj_fetch(cache, coll, key, kind, &obj);
 	/* The kernel sends one LOOKUP of a name at a time: the callers
 	 * queued behind this one would each wait their whole deadline for
 	 * the same failure.  While the vault backs off, they get it at once. */
@@ -1273,7 +1408,7 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 	pthread_mutex_lock(&cache->lock);
 
 	/* The slot cannot have gone: a loading slot is never removed. */
-	i = slot_index_locked(cache, key);
+	i = slot_index_locked(cache, coll, key);
 	s = cache->slots[i];
 	s->flight = NULL;
 	if (r == 0 && !s->stale) {
@@ -1290,7 +1425,7 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 		s->state = SLOT_NONE;
 	}
 	key_name(s->key, name, sizeof(name));
-	if (s->stale && !kvfs_listing_find(cache->listing, name))
+	if (s->stale && !kvfs_listing_find(listing_locked(cache, coll), name))
 		slot_remove_locked(cache, (size_t)i);
 
 	fl->obj = obj;
@@ -1302,13 +1437,14 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 	return r;
 }
 
-/* What name (any spelling) and version/kind name: the latest files
- * (version NULL, OBJ_FILES), a version's files, or the versions listing
- * (OBJ_VERSIONS).  fetch false: only what is already there, else
- * -ENODATA. */
-static int obj_get(struct kvfs_cache *cache, const char *name,
-		   const char *version, enum obj_kind kind, bool fetch,
-		   void **ret)
+/* What object name (any spelling) of coll and version/kind name: the
+ * latest files (version NULL, OBJ_FILES), a version's files, or the
+ * versions listing (OBJ_VERSIONS).  fetch false: only what is already
+ * there, else -ENODATA.  A collection the mount does not show has no
+ * objects. */
+static int obj_get(struct kvfs_cache *cache, enum kvfs_collection coll,
+		   const char *name, const char *version, enum obj_kind kind,
+		   bool fetch, void **ret)
 {
 	struct kvfs_log_deferred why = {0};
 	const struct kvfs_entry *e;
@@ -1318,7 +1454,7 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 	int r;
 
 	pthread_mutex_lock(&cache->lock);
-	e = kvfs_listing_find(cache->listing, name);
+	e = kvfs_listing_find(listing_locked(cache, coll), name);
 	if (!e) {
 		r = -ENOENT;
 		goto out;
@@ -1333,7 +1469,7 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 	}
 
 	if (!fetch) {
-		ssize_t i = slot_index_locked(cache, key);
+		ssize_t i = slot_index_locked(cache, coll, key);
 
 		r = -ENODATA;
 		if (i >= 0 && cache->slots[i]->state == SLOT_READY &&
@@ -1345,7 +1481,7 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 		goto out;
 	}
 
-	r = slot_get_locked(cache, key, kind, &s);
+	r = slot_get_locked(cache, coll, key, kind, &s);
 	if (r < 0)
 		goto out;
 	if (s->state == SLOT_FAILED && kvfs_now_ms() >= s->failed_until)
@@ -1369,7 +1505,7 @@ static int obj_get(struct kvfs_cache *cache, const char *name,
 		r = 0;
 		break;
 	case SLOT_LOADING:
-		r = flight_wait_locked(cache, s->flight, key, &obj, &why);
+		r = flight_wait_locked(cache, s->flight, coll, key, &obj, &why);
 		break;
 	case SLOT_NONE:
 		r = flight_run_locked(cache, s, key, &obj);
@@ -1384,30 +1520,33 @@ out:
 	return 0;
 }
 
-int kvfs_cache_files(struct kvfs_cache *cache, const char *name,
-		     struct kvfs_files **ret)
+int kvfs_cache_files(struct kvfs_cache *cache, enum kvfs_collection coll,
+		     const char *name, struct kvfs_files **ret)
 {
-	return obj_get(cache, name, NULL, OBJ_FILES, true, (void **)ret);
+	return obj_get(cache, coll, name, NULL, OBJ_FILES, true, (void **)ret);
 }
 
-int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
-			  struct kvfs_files **ret)
+int kvfs_cache_files_peek(struct kvfs_cache *cache, enum kvfs_collection coll,
+			  const char *name, struct kvfs_files **ret)
 {
-	return obj_get(cache, name, NULL, OBJ_FILES, false, (void **)ret);
+	return obj_get(cache, coll, name, NULL, OBJ_FILES, false, (void **)ret);
 }
 
-int kvfs_cache_version_files(struct kvfs_cache *cache, const char *name,
+int kvfs_cache_version_files(struct kvfs_cache *cache,
+			     enum kvfs_collection coll, const char *name,
 			     const char *version, struct kvfs_files **ret)
 {
 	if (!version || !kvfs_vault_object_name_valid(version))
 		return -ENOENT;
-	return obj_get(cache, name, version, OBJ_FILES, true, (void **)ret);
+	return obj_get(cache, coll, name, version, OBJ_FILES, true,
+		       (void **)ret);
 }
 
-int kvfs_cache_versions(struct kvfs_cache *cache, const char *name,
-			struct kvfs_versions **ret)
+int kvfs_cache_versions(struct kvfs_cache *cache, enum kvfs_collection coll,
+			const char *name, struct kvfs_versions **ret)
 {
-	return obj_get(cache, name, NULL, OBJ_VERSIONS, true, (void **)ret);
+	return obj_get(cache, coll, name, NULL, OBJ_VERSIONS, true,
+		       (void **)ret);
 }
 
 /* ---- the secret of one version ---- */
@@ -1556,8 +1695,9 @@ void kvfs_cache_set_pin_seconds(struct kvfs_cache *cache, unsigned seconds)
 	pthread_mutex_unlock(&cache->lock);
 }
 
-int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
-			 int64_t tgid, unsigned file, struct kvfs_files **ret)
+int kvfs_cache_files_for(struct kvfs_cache *cache, enum kvfs_collection coll,
+			 const char *name, int64_t tgid, unsigned file,
+			 struct kvfs_files **ret)
 {
 	struct kvfs_log_deferred why = {0};
 	struct kvfs_files *f = NULL;
@@ -1568,7 +1708,7 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 	/* Every open renews the pin, so that it covers the whole sequence
 	 * of opens, however long, as long as no two are further apart than
 	 * the pin's lifetime and no file is opened twice. */
-	f = kvfs_pins_renew(cache->pins, tgid, name, file, now,
+	f = kvfs_pins_renew(cache->pins, tgid, coll, name, file, now,
 			    now + 1000 * (int64_t)cache->pin_seconds);
 	if (f && !files_fresh_locked(cache, f, &why)) {
 		f = NULL;
@@ -1585,7 +1725,7 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 		return 0;
 	}
 
-	r = kvfs_cache_files(cache, name, &f);
+	r = kvfs_cache_files(cache, coll, name, &f);
 	if (r < 0)
 		return r;
 
@@ -1595,7 +1735,8 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
 	int64_t until = kvfs_now_ms() + 1000 * (int64_t)cache->pin_seconds;
 	const char *cert_name = f->bundle.name ? f->bundle.name : name;
 	if (cache->pin_seconds > 0 &&
-	    kvfs_pins_add(cache->pins, tgid, cert_name, file, f, until) == 0)
+	    kvfs_pins_add(cache->pins, tgid, coll, cert_name, file, f, until) ==
+		    0)
 		kvfs_files_ref(f);
 	pthread_mutex_unlock(&cache->lock);
 	*ret = f;

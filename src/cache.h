@@ -1,14 +1,14 @@
-/* What the tree is made of: the current listing (an immutable, refcounted
- * snapshot) and, per certificate, the bundle of the latest version, the
+/* What the tree is made of: the current listing of each collection the
+ * mount shows (an immutable, refcounted snapshot per collection) and, per
+ * object, keyed by (collection, name), the bundle of the latest version, the
  * bundle of any version looked at, the versions listing and each bundle's
  * secret, all fetched on first use with single-flight, so concurrent first
  * readers share one request.  Readers hold references, so an open file's
- * bytes never change.  Revalidation re-reads the listing (one listing in
- * flight at a time), drops what changed, and reports what the kernel must
- * forget (kvfs_cache_on_change()); while it fails, cached files are
- * served for up to max_stale=.
- * Knows nothing of HTTP details.  Thread-safe; never holds its lock across
- * a vault call. */
+ * bytes never change.  Revalidation re-reads the listings (one listing
+ * flight, of all the collections, at a time), drops what changed, and reports
+ * what the kernel must forget (kvfs_cache_on_change()); while it fails, cached
+ * files are served for up to max_stale=.  Knows nothing of HTTP details.
+ * Thread-safe; never holds its lock across a vault call. */
 #ifndef KVFS_CACHE_H
 #define KVFS_CACHE_H
 
@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "collection.h"
 #include "config.h"
 #include "error.h"
 #include "pki.h"
@@ -23,7 +24,7 @@
 
 struct kvfs_cache;
 
-/* One certificate as the listing shows it (a view; the listing owns the
+/* One object as its collection's listing shows it (a view; the listing owns the
  * strings). */
 struct kvfs_entry {
 	struct kvfs_object_item item;
@@ -38,7 +39,17 @@ struct kvfs_listing {
 	int64_t loaded_at;   /* when the listing was fetched (Unix seconds) */
 };
 
-/* The files of one certificate version: built once from its bundle, and
+/* The files of one object version.  Per collection, and what every
+ * collection's renderers and the cache's freshness rules use: the
+ * bundle's name, version and attrs, fetched_at and
+ * size_hidden_until (a secret's or a key's files will keep these).
+ * Certificate-only: the bundle's DER, cer/sid/content type, cert_pem,
+ * subject, sha256 and x5t, and the secret-derived files (kvfs_cache_secret);
+ * issue 13 puts a secret's value and a key's JWK beside them, in a part of
+ * their own, filled by the collection's fetch.  Today every kvfs_files is
+ * a certificate's (the one collection of the table).
+ *
+ * A certificate version's files are built once from its bundle, and
  * the secret-derived ones from the secret of that same version (the
  * bundle's sid) the first time one is looked at.  This is how the files of
  * one directory stay of one version through a rotation: a directory's
@@ -78,14 +89,25 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		   struct kvfs_cache **ret);
 void kvfs_cache_free(struct kvfs_cache *cache);
 
-/* Fetch the listing and make it current; errors go to err and the current
- * listing stays.  Called before mounting for the first listing, and again
- * to revalidate: a certificate that disappeared, or whose updated or x5t
- * changed, loses its cached files (open files keep theirs) and gets a
- * change reported (kvfs_cache_on_change()).  At most one
- * listing is in flight: a caller that comes while one is shares its
- * result.  A failure makes cached files stale (max_stale=); a success
- * makes them fresh again. */
+/* The collections the mount shows: all the rows of the collection table
+ * (issue 13's collections= chooses among them).  A load or a revalidation
+ * lists each of them in table order, as one listing flight: one at a time,
+ * its callers share its result. */
+
+/* Fetch the listings and make them current; errors go to err and the
+ * current listings stay.  The listings are swapped in together, and only
+ * when every collection's listing succeeded: a revalidation succeeds when
+ * all of them did, and freshness (max_stale=) is one state for the mount.
+ * A collection that could not be listed says nothing about the others,
+ * but swapping the others in alone would make a mount whose collections
+ * are of different ages, and a failing one would be served stale under a
+ * freshness that says fresh; so one failure fails the revalidation, and
+ * every cached file is stale alike.  Called before mounting for the first
+ * listings, and again to revalidate: an object that disappeared, or whose
+ * updated or x5t changed, loses its cached files (open files keep theirs) and
+ * gets a change reported (kvfs_cache_on_change()).  At most one listing is in
+ * flight: a caller that comes while one is shares its result.  A failure makes
+ * cached files stale (max_stale=); a success makes them fresh again. */
 int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err);
 /* The same for the background: each list page may take at most
  * page_budget_s seconds, retries included (0: the start-up budget).
@@ -101,14 +123,18 @@ void kvfs_cache_revalidate_stop(struct kvfs_cache *cache);
 
 /* What a revalidation changed, for the kernel's caches to forget. */
 enum kvfs_change_kind {
-	KVFS_CHANGE_LISTING,  /* certificates/ itself: names came or went */
-	KVFS_CHANGE_CHANGED,  /* a certificate's updated or x5t changed */
-	KVFS_CHANGE_GONE,     /* a certificate left the vault */
-	KVFS_CHANGE_VERSIONS, /* versions of a certificate came, went or
+	KVFS_CHANGE_LISTING,  /* the collection's directory: names came or
+				 went */
+	KVFS_CHANGE_CHANGED,  /* an object's updated or x5t changed */
+	KVFS_CHANGE_GONE,     /* an object left the vault */
+	KVFS_CHANGE_VERSIONS, /* versions of an object came, went or
 				 changed; the latest did not */
 };
 
+/* A change of object name of collection coll (name NULL: of the
+ * collection's directory); the kernel keeps it by (coll, name). */
 struct kvfs_change {
+	enum kvfs_collection coll;
 	enum kvfs_change_kind kind;
 	const char *name; /* the vault's spelling; NULL for LISTING */
 	const char *const *versions; /* the versions/<v>/ the tree showed;
@@ -119,7 +145,7 @@ struct kvfs_change {
 /* Who is told what a revalidation changed (kernel.c): fn is called with
  * the cache's lock held, at the swap of a listing (the first listing
  * excepted: it comes before the mount) and of a versions listing, with
- * the files the certificate's directory showed before the change (NULL:
+ * the files the object's directory showed before the change (NULL:
  * none; a reference fn takes if it keeps them, with kvfs_files_ref()).
  * The lock order is cache -> fn's: fn must not call the cache, nor log.
  * A negative return (-ENOMEM) is logged as a change the kernel is not
@@ -129,27 +155,32 @@ void kvfs_cache_on_change(struct kvfs_cache *cache,
 				    struct kvfs_files *old),
 			  void *data);
 
-/* A reference to the current listing; release with kvfs_listing_unref. */
-struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache);
+/* Whether the mount shows collection coll. */
+bool kvfs_cache_has_collection(const struct kvfs_cache *cache,
+			       enum kvfs_collection coll);
+/* A reference to the current listing of coll; release with
+ * kvfs_listing_unref.  NULL when the mount does not show coll. */
+struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache,
+					enum kvfs_collection coll);
 void kvfs_listing_unref(struct kvfs_listing *l);
 /* Case-insensitive lookup in a listing; NULL when absent. */
 const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
 					   const char *name);
 
-/* The files of the latest version of name, fetching the bundle the first
- * time (single-flight: concurrent callers wait for one request and share
- * its result; a failure is handed to those waiters only, and the next call
- * tries again, except that while the vault is failing and backing off, an
- * I/O error is the answer, without a request, until its next permitted
+/* The files of the latest version of object name of collection coll, fetching
+ * the bundle the first time (single-flight: concurrent callers wait for one
+ * request and share its result; a failure is handed to those waiters only, and
+ * the next call tries again, except that while the vault is failing and backing
+ * off, an I/O error is the answer, without a request, until its next permitted
  * attempt).  Waits at most the configured deadline.  -ENOENT (not in
  * the listing, or gone from the vault), -EACCES (the vault refused), -EIO.
  * Release with kvfs_files_unref. */
-int kvfs_cache_files(struct kvfs_cache *cache, const char *name,
-		     struct kvfs_files **ret);
+int kvfs_cache_files(struct kvfs_cache *cache, enum kvfs_collection coll,
+		     const char *name, struct kvfs_files **ret);
 /* The same, but only when the files are already there: -ENODATA when
  * they would need a fetch.  Never touches the network. */
-int kvfs_cache_files_peek(struct kvfs_cache *cache, const char *name,
-			  struct kvfs_files **ret);
+int kvfs_cache_files_peek(struct kvfs_cache *cache, enum kvfs_collection coll,
+			  const char *name, struct kvfs_files **ret);
 struct kvfs_files *kvfs_files_ref(struct kvfs_files *f);
 void kvfs_files_unref(struct kvfs_files *f);
 /* Whether f is what its certificate's directory shows now: the latest
@@ -174,21 +205,23 @@ bool kvfs_files_current(const struct kvfs_files *f);
  * rotations), and other processes get the current ones, and pin anew.
  * Pinned files may no longer be current (kvfs_files_current()).  Release
  * with kvfs_files_unref. */
-int kvfs_cache_files_for(struct kvfs_cache *cache, const char *name,
-			 int64_t tgid, unsigned file, struct kvfs_files **ret);
+int kvfs_cache_files_for(struct kvfs_cache *cache, enum kvfs_collection coll,
+			 const char *name, int64_t tgid, unsigned file,
+			 struct kvfs_files **ret);
 /* For tests: the pin lifetime in seconds (0 turns pinning off). */
 void kvfs_cache_set_pin_seconds(struct kvfs_cache *cache, unsigned seconds);
 
 /* The files of one version of name (a version the versions listing
  * shows, any spelling); fetched and shared like the latest. */
-int kvfs_cache_version_files(struct kvfs_cache *cache, const char *name,
+int kvfs_cache_version_files(struct kvfs_cache *cache,
+			     enum kvfs_collection coll, const char *name,
 			     const char *version, struct kvfs_files **ret);
 
 /* The versions listing of name, fetched the first time (single-flight)
  * and kept until the certificate changes.  Release with
  * kvfs_versions_unref. */
-int kvfs_cache_versions(struct kvfs_cache *cache, const char *name,
-			struct kvfs_versions **ret);
+int kvfs_cache_versions(struct kvfs_cache *cache, enum kvfs_collection coll,
+			const char *name, struct kvfs_versions **ret);
 void kvfs_versions_unref(struct kvfs_versions *v);
 /* The item of version (case-insensitive), or NULL. */
 const struct kvfs_object_item *kvfs_versions_find(const struct kvfs_versions *v,

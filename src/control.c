@@ -79,7 +79,8 @@ static bool put(json_t *o, const char *key, json_t *v)
 static json_t *status_json(struct kvfs_control *ctl)
 {
 	const struct kvfs_config *c = ctl->config;
-	struct kvfs_listing *l = kvfs_cache_listing(ctl->cache);
+	struct kvfs_listing *l =
+		kvfs_cache_listing(ctl->cache, KVFS_COLLECTION_CERTIFICATES);
 	unsigned failures = kvfs_metrics_gate_failures();
 	char error[512];
 	int64_t error_at = 0;
@@ -144,7 +145,8 @@ static int render_status(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 
 static int render_metrics(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 {
-	struct kvfs_listing *l = kvfs_cache_listing(ctl->cache);
+	struct kvfs_listing *l =
+		kvfs_cache_listing(ctl->cache, KVFS_COLLECTION_CERTIFICATES);
 	struct kvfs_metrics_gauges g = {
 		.now = (int64_t)time(NULL),
 		.mounted_at = ctl->mounted_at,

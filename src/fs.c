@@ -2,7 +2,7 @@
  * paths and renders modes, times and xattrs), open files, .kvfs/, and
  * telling the kernel what a revalidation changed.  main.c owns the mount's
  * life and calls kvfs_fs_new(), kvfs_fs_loop() and kvfs_fs_free() in its
- * start-up ladder.  Paths are resolved against a listing snapshot; file
+ * start-up ladder.  Paths are resolved against the listings' snapshots; file
  * contents come from the cache, which an open file keeps a reference to,
  * so its bytes never change while it is open.  Read-only everywhere:
  * every write-type operation is EROFS.  Operations run on libfuse's
@@ -61,11 +61,18 @@ struct kvfs_fs {
 	struct handle *handles;
 };
 
+/* The listing of each collection, NULL for one the mount does not show:
+ * the references, and the same as the tree reads them. */
+struct listings {
+	struct kvfs_listing *held[KVFS_COLLECTION_COUNT_];
+	const struct kvfs_listing *of[KVFS_COLLECTION_COUNT_];
+};
+
 /* A resolved path and the references that keep it valid until
  * node_clear(). */
 struct node {
 	struct kvfs_tree_node t;
-	struct kvfs_listing *listing;
+	struct listings lists;
 	struct kvfs_versions *versions;
 };
 
@@ -85,30 +92,48 @@ static struct kvfs_fs *fs_get(void)
 	return fuse_get_context()->private_data;
 }
 
+static void listings_get(struct kvfs_cache *cache, struct listings *ret)
+{
+	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		ret->held[i] =
+			kvfs_cache_listing(cache, (enum kvfs_collection)i);
+		ret->of[i] = ret->held[i];
+	}
+}
+
+static void listings_put(struct listings *l)
+{
+	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		kvfs_listing_unref(l->held[i]);
+		l->held[i] = NULL;
+		l->of[i] = NULL;
+	}
+}
+
 static void node_clear(struct node *n)
 {
-	kvfs_listing_unref(n->listing);
+	listings_put(&n->lists);
 	kvfs_versions_unref(n->versions);
-	n->listing = NULL;
 	n->versions = NULL;
 	n->t.entry = NULL;
 	n->t.version = NULL;
 }
 
-/* Resolve path against the current listing.  A lookup inside versions/
+/* Resolve path against the current listings.  A lookup inside versions/
  * fetches the versions listing (once); nothing else here touches the
  * network. */
 static int resolve(struct kvfs_fs *fs, const char *path, struct node *ret)
 {
-	struct node n = {.listing = kvfs_cache_listing(fs->cache)};
+	struct node n = {0};
 	int r;
 
-	r = kvfs_tree_resolve(&fs->tree, path, n.listing, NULL, &n.t);
+	listings_get(fs->cache, &n.lists);
+	r = kvfs_tree_resolve(&fs->tree, path, n.lists.of, NULL, &n.t);
 	if (r == KVFS_TREE_NEEDS_VERSIONS) {
-		r = kvfs_cache_versions(fs->cache, n.t.entry->item.name,
-					&n.versions);
+		r = kvfs_cache_versions(fs->cache, n.t.coll,
+					n.t.entry->item.name, &n.versions);
 		if (r == 0)
-			r = kvfs_tree_resolve(&fs->tree, path, n.listing,
+			r = kvfs_tree_resolve(&fs->tree, path, n.lists.of,
 					      n.versions, &n.t);
 	}
 	if (r < 0) {
@@ -134,13 +159,13 @@ static int node_files(struct kvfs_fs *fs, const struct node *n, bool fetch,
 
 	*ret = NULL;
 	if (n->t.version)
-		return fetch ? kvfs_cache_version_files(fs->cache, name,
-							n->t.version->version,
-							ret)
+		return fetch ? kvfs_cache_version_files(
+				       fs->cache, n->t.coll, name,
+				       n->t.version->version, ret)
 			     : 0;
 	if (fetch)
-		return kvfs_cache_files(fs->cache, name, ret);
-	r = kvfs_cache_files_peek(fs->cache, name, ret);
+		return kvfs_cache_files(fs->cache, n->t.coll, name, ret);
+	r = kvfs_cache_files_peek(fs->cache, n->t.coll, name, ret);
 	return r == -ENODATA ? 0 : r;
 }
 
@@ -156,9 +181,9 @@ static int node_files_kernel(struct kvfs_fs *fs, const struct node *n,
 	if (n->t.version || !fetch)
 		return node_files(fs, n, fetch, ret);
 	*ret = NULL;
-	if (kvfs_kernel_files_held(fs->kernel, name, ret))
+	if (kvfs_kernel_files_held(fs->kernel, n->t.coll, name, ret))
 		return 0;
-	return kvfs_cache_files(fs->cache, name, ret);
+	return kvfs_cache_files(fs->cache, n->t.coll, name, ret);
 }
 
 /* What file k of a directory is, given its files (NULL: not fetched)
@@ -327,7 +352,7 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	if (n.t.kind == KVFS_NODE_FILE && kvfs_tree_holds_key(n.t.file))
 		secret = caller_may_open_keys(fs);
 	if (n.t.kind != KVFS_NODE_FILE) {
-		kvfs_tree_stat_dir(&fs->tree, &n.t, n.listing, st);
+		kvfs_tree_stat_dir(&fs->tree, &n.t, n.lists.of, st);
 		node_clear(&n);
 		return 0;
 	}
@@ -399,7 +424,7 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		r = node_files(fs, &n, true, &files);
 	} else {
 		r = kvfs_cache_files_for(
-			fs->cache, n.t.entry->item.name,
+			fs->cache, n.t.coll, n.t.entry->item.name,
 			kvfs_caller_tgid(fuse_get_context()->pid),
 			1u << n.t.file, &files);
 		/* The kernel has one inode per spelling of the name, and
@@ -407,7 +432,7 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		 * spelling (WWW for www) is read around the page cache. */
 		cacheable = r == 0 &&
 			    kvfs_tree_spelled_as_in_vault(path, &n.t) &&
-			    kvfs_kernel_open(fs->kernel,
+			    kvfs_kernel_open(fs->kernel, n.t.coll,
 					     files->bundle.name
 						     ? files->bundle.name
 						     : n.t.entry->item.name,
@@ -514,7 +539,7 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 			      void *buf, fuse_fill_dir_t filler)
 {
-	const struct kvfs_listing *l = dir->listing;
+	const struct kvfs_listing *l = dir->lists.of[dir->t.coll];
 	struct stat st;
 
 	for (size_t i = 0; i < l->n; i++) {
@@ -522,7 +547,7 @@ static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 					   .coll = dir->t.coll,
 					   .entry = &l->entries[i]};
 
-		kvfs_tree_stat_dir(&fs->tree, &n, l, &st);
+		kvfs_tree_stat_dir(&fs->tree, &n, dir->lists.of, &st);
 		if (fill(buf, filler, l->entries[i].item.name, &st))
 			break;
 	}
@@ -576,7 +601,8 @@ static int readdir_versions(struct kvfs_fs *fs, const struct node *n, void *buf,
 	struct stat st;
 	int r;
 
-	r = kvfs_cache_versions(fs->cache, n->t.entry->item.name, &vs);
+	r = kvfs_cache_versions(fs->cache, n->t.coll, n->t.entry->item.name,
+				&vs);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < vs->list.n; i++) {
@@ -592,8 +618,8 @@ static int readdir_versions(struct kvfs_fs *fs, const struct node *n, void *buf,
 	return 0;
 }
 
-/* The collections' directories, in the table's order, then .kvfs/.  The
- * node's listing is the certificates' (the one collection that has one). */
+/* The directories of the mount's collections (those with a listing), in
+ * the table's order, then .kvfs/. */
 static void readdir_root(struct kvfs_fs *fs, const struct node *root, void *buf,
 			 fuse_fill_dir_t filler)
 {
@@ -601,8 +627,10 @@ static void readdir_root(struct kvfs_fs *fs, const struct node *root, void *buf,
 	struct stat st;
 
 	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		if (!root->lists.of[i])
+			continue;
 		d.coll = (enum kvfs_collection)i;
-		kvfs_tree_stat_dir(&fs->tree, &d, root->listing, &st);
+		kvfs_tree_stat_dir(&fs->tree, &d, root->lists.of, &st);
 		fill(buf, filler, kvfs_collection_info(d.coll)->name, &st);
 	}
 	d.kind = KVFS_NODE_CONTROL;
@@ -691,10 +719,11 @@ static int kvfs_listxattr(const char *path, char *list, size_t size)
 
 static int kvfs_statfs(const char *path, struct statvfs *sv)
 {
-	struct kvfs_listing *l = kvfs_cache_listing(fs_get()->cache);
+	struct listings ls;
 
-	kvfs_tree_statfs(l, sv);
-	kvfs_listing_unref(l);
+	listings_get(fs_get()->cache, &ls);
+	kvfs_tree_statfs(ls.of, sv);
+	listings_put(&ls);
 	return 0;
 }
 
@@ -868,8 +897,7 @@ static void invalidate_dir(struct fuse *fuse, enum kvfs_collection coll,
 void kvfs_fs_invalidate(void *data, const struct kvfs_change *c)
 {
 	struct fuse *fuse = ((struct kvfs_fs *)data)->fuse;
-	/* The cache's changes are of its one listing, the certificates'. */
-	enum kvfs_collection coll = KVFS_COLLECTION_CERTIFICATES;
+	enum kvfs_collection coll = c->coll;
 	const char *dir = kvfs_collection_info(coll)->name;
 
 	if (c->kind == KVFS_CHANGE_LISTING) {

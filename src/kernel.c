@@ -87,6 +87,7 @@ static struct change *change_copy(const struct kvfs_change *c)
 
 	if (!n)
 		return NULL;
+	n->pub.coll = c->coll;
 	n->pub.kind = c->kind;
 	if (c->name && !(n->name = strdup(c->name)))
 		goto oom;
@@ -176,20 +177,25 @@ static int open_count_locked(struct kvfs_kernel *k, struct kvfs_files *f)
 	return 0;
 }
 
-/* Whether a change of name is still kept. */
-static bool name_changing_locked(const struct kvfs_kernel *k, const char *name)
+/* Whether c is a change of object name of collection coll. */
+static bool change_of(const struct change *c, enum kvfs_collection coll,
+		      const char *name)
 {
-	for (size_t i = 0; i < k->nchanges; i++) {
-		const struct change *c = k->changes[i];
+	return c->pub.coll == coll && c->name && strcasecmp(c->name, name) == 0;
+}
 
-		if (c->name && strcasecmp(c->name, name) == 0)
+/* Whether a change of (coll, name) is still kept. */
+static bool name_changing_locked(const struct kvfs_kernel *k,
+				 enum kvfs_collection coll, const char *name)
+{
+	for (size_t i = 0; i < k->nchanges; i++)
+		if (change_of(k->changes[i], coll, name))
 			return true;
-	}
 	return false;
 }
 
-bool kvfs_kernel_open(struct kvfs_kernel *k, const char *name,
-		      struct kvfs_files *f)
+bool kvfs_kernel_open(struct kvfs_kernel *k, enum kvfs_collection coll,
+		      const char *name, struct kvfs_files *f)
 {
 	bool cacheable;
 
@@ -197,7 +203,8 @@ bool kvfs_kernel_open(struct kvfs_kernel *k, const char *name,
 	/* The cache makes f not current before it reports the change that
 	 * replaced it: either this open is counted before that change is
 	 * kept, and the change waits for it, or it sees one or the other. */
-	cacheable = kvfs_files_current(f) && !name_changing_locked(k, name) &&
+	cacheable = kvfs_files_current(f) &&
+		    !name_changing_locked(k, coll, name) &&
 		    open_count_locked(k, f) == 0;
 	pthread_mutex_unlock(&k->lock);
 	return cacheable;
@@ -217,8 +224,8 @@ void kvfs_kernel_close(struct kvfs_kernel *k, struct kvfs_files *f)
 	pthread_mutex_unlock(&k->lock);
 }
 
-bool kvfs_kernel_files_held(struct kvfs_kernel *k, const char *name,
-			    struct kvfs_files **ret)
+bool kvfs_kernel_files_held(struct kvfs_kernel *k, enum kvfs_collection coll,
+			    const char *name, struct kvfs_files **ret)
 {
 	struct kvfs_files *f = NULL;
 
@@ -227,8 +234,7 @@ bool kvfs_kernel_files_held(struct kvfs_kernel *k, const char *name,
 	for (size_t i = 0; i < k->nchanges && !f; i++) {
 		const struct change *c = k->changes[i];
 
-		if (c->name && strcasecmp(c->name, name) == 0 &&
-		    open_counted_locked(k, c->old))
+		if (change_of(c, coll, name) && open_counted_locked(k, c->old))
 			f = kvfs_files_ref(c->old);
 	}
 	pthread_mutex_unlock(&k->lock);

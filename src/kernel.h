@@ -1,11 +1,11 @@
 /* What the kernel saw: the files open through its page cache, and the
  * changes a revalidation made that it must be told about.  The kernel
- * keeps a certificate's page cache and file sizes across opens (the open
+ * keeps an object's page cache and file sizes across opens (the open
  * said keep_cache), so a change is told at once and kept while a file
  * opened from the files the directory showed before it is still open
  * through the page cache: its reads may fill the page cache again with
  * the old bytes.  Once they are all closed the change is told once more,
- * then forgotten.  While a change of a certificate is kept, opens of its
+ * then forgotten.  While a change of an object is kept, opens of its
  * files are not cacheable (they read around the kernel's caches), and the
  * sizes the kernel is given stay those of the old files.
  *
@@ -35,25 +35,24 @@ void kvfs_kernel_free(struct kvfs_kernel *k);
 int kvfs_kernel_change(void *data, const struct kvfs_change *c,
 		       struct kvfs_files *old);
 
-/* Whether an open of f, the files of certificate name, may use the
- * kernel's page cache and attributes: f is what the directory shows
- * (kvfs_files_current()) and no change of name is kept.  If so the open
- * is counted until kvfs_kernel_close(); if not, read around the kernel's
- * caches (they may hold another version). */
-bool kvfs_kernel_open(struct kvfs_kernel *k, const char *name,
-		      struct kvfs_files *f);
+/* Whether an open of f, the files of object name of collection coll, may
+ * use the kernel's page cache and attributes: f is what the directory
+ * shows (kvfs_files_current()) and no change of (coll, name) is kept.  If so
+ * the open is counted until kvfs_kernel_close(); if not, read around the
+ * kernel's caches (they may hold another version). */
+bool kvfs_kernel_open(struct kvfs_kernel *k, enum kvfs_collection coll,
+		      const char *name, struct kvfs_files *f);
 /* An open that kvfs_kernel_open() counted is closed, or will not use the
  * page cache after all.  f stays the caller's. */
 void kvfs_kernel_close(struct kvfs_kernel *k, struct kvfs_files *f);
 
-/* The files whose sizes the kernel must be told for the files of
- * certificate name while a change of it is kept: the old files still open
- * through the page cache (the page cache's readers go by the kernel's
- * file size, so it must stay theirs).  true with a reference in *ret;
- * false when there are none (then the cache's current files are the
- * kernel's). */
-bool kvfs_kernel_files_held(struct kvfs_kernel *k, const char *name,
-			    struct kvfs_files **ret);
+/* The files whose sizes the kernel must be told for the files of object
+ * name of collection coll while a change of it is kept: the old files still
+ * open through the page cache (the page cache's readers go by the kernel's file
+ * size, so it must stay theirs).  true with a reference in *ret; false when
+ * there are none (then the cache's current files are the kernel's). */
+bool kvfs_kernel_files_held(struct kvfs_kernel *k, enum kvfs_collection coll,
+			    const char *name, struct kvfs_files **ret);
 
 /* Hand the kept changes to fn (without the lock held): each change once
  * at once, and once more when its old files are closed, after which it is

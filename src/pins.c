@@ -20,6 +20,7 @@
 
 struct pin {
 	int64_t tgid;
+	enum kvfs_collection coll;
 	uint64_t hash;
 	char *name;
 	void *obj;	/* NULL once ended, until the queue drops it */
@@ -39,11 +40,13 @@ struct kvfs_pins {
 	struct pin *head, *tail; /* oldest, newest */
 };
 
-/* The name without case, then the process. */
-static uint64_t pin_hash(int64_t tgid, const char *name)
+/* The name without case, then the process and the collection. */
+static uint64_t pin_hash(int64_t tgid, enum kvfs_collection coll,
+			 const char *name)
 {
-	uint64_t h =
-		(kvfs_fnv1a(name, true) ^ (uint64_t)tgid) * 1099511628211ULL;
+	uint64_t h = (kvfs_fnv1a(name, true) ^ (uint64_t)tgid ^
+		      ((uint64_t)coll << 56)) *
+		     1099511628211ULL;
 
 	return h ^ (h >> 29);
 }
@@ -114,34 +117,36 @@ void kvfs_pins_free(struct kvfs_pins *pins)
 }
 
 static struct pin *pin_find(struct kvfs_pins *pins, int64_t tgid,
-			    const char *name, int64_t now)
+			    enum kvfs_collection coll, const char *name,
+			    int64_t now)
 {
 	uint64_t h;
 
 	expire(pins, now);
 	if (pins->n == 0)
 		return NULL;
-	h = pin_hash(tgid, name);
+	h = pin_hash(tgid, coll, name);
 	for (struct pin *p = pins->buckets[h & (pins->nbuckets - 1)]; p;
 	     p = p->chain)
-		if (p->hash == h && p->tgid == tgid && p->until > now &&
-		    p->obj && strcasecmp(p->name, name) == 0)
+		if (p->hash == h && p->tgid == tgid && p->coll == coll &&
+		    p->until > now && p->obj && strcasecmp(p->name, name) == 0)
 			return p;
 	return NULL;
 }
 
-void *kvfs_pins_find(struct kvfs_pins *pins, int64_t tgid, const char *name,
-		     int64_t now)
+void *kvfs_pins_find(struct kvfs_pins *pins, int64_t tgid,
+		     enum kvfs_collection coll, const char *name, int64_t now)
 {
-	struct pin *p = pin_find(pins, tgid, name, now);
+	struct pin *p = pin_find(pins, tgid, coll, name, now);
 
 	return p ? p->obj : NULL;
 }
 
-void *kvfs_pins_renew(struct kvfs_pins *pins, int64_t tgid, const char *name,
+void *kvfs_pins_renew(struct kvfs_pins *pins, int64_t tgid,
+		      enum kvfs_collection coll, const char *name,
 		      unsigned file, int64_t now, int64_t until)
 {
-	struct pin *p = pin_find(pins, tgid, name, now);
+	struct pin *p = pin_find(pins, tgid, coll, name, now);
 
 	if (!p)
 		return NULL;
@@ -177,8 +182,9 @@ static int grow(struct kvfs_pins *pins)
 	return 0;
 }
 
-int kvfs_pins_add(struct kvfs_pins *pins, int64_t tgid, const char *name,
-		  unsigned file, void *obj, int64_t until)
+int kvfs_pins_add(struct kvfs_pins *pins, int64_t tgid,
+		  enum kvfs_collection coll, const char *name, unsigned file,
+		  void *obj, int64_t until)
 {
 	struct pin *p;
 
@@ -190,7 +196,8 @@ int kvfs_pins_add(struct kvfs_pins *pins, int64_t tgid, const char *name,
 		return -ENOMEM;
 	}
 	p->tgid = tgid;
-	p->hash = pin_hash(tgid, name);
+	p->coll = coll;
+	p->hash = pin_hash(tgid, coll, name);
 	p->obj = obj;
 	p->files = file;
 	p->until = until;

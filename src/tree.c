@@ -232,11 +232,20 @@ static int resolve_version(const char *p, const struct kvfs_versions *vs,
 	return 0;
 }
 
-int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
-		      const struct kvfs_listing *l,
-		      const struct kvfs_versions *vs,
-		      struct kvfs_tree_node *ret)
+/* The listing of collection c in lists; NULL when it is not mounted. */
+static const struct kvfs_listing *
+listing_of(const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
+	   enum kvfs_collection c)
 {
+	return lists ? lists[c] : NULL;
+}
+
+int kvfs_tree_resolve(
+	const struct kvfs_tree *t, const char *path,
+	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
+	const struct kvfs_versions *vs, struct kvfs_tree_node *ret)
+{
+	const struct kvfs_listing *l;
 	char name[KVFS_TREE_NAME_MAX + 1], part[KVFS_TREE_NAME_MAX + 1];
 	struct kvfs_tree_node n = {.kind = KVFS_NODE_ROOT};
 	const char *p = path;
@@ -254,6 +263,9 @@ int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
 	len = component(p, name, sizeof(name));
 	if (len < 0 || !kvfs_collection_from_name(name, &n.coll))
 		return -ENOENT;
+	l = listing_of(lists, n.coll);
+	if (!l)
+		return -ENOENT; /* not a collection of this mount */
 	p += len;
 	n.kind = KVFS_NODE_COLLECTION;
 	if (*p == '\0')
@@ -389,20 +401,27 @@ static void stat_times(struct stat *st, int64_t created, int64_t updated)
 	st->st_atim.tv_sec = (time_t)created;
 }
 
-void kvfs_tree_stat_dir(const struct kvfs_tree *t,
-			const struct kvfs_tree_node *n,
-			const struct kvfs_listing *l, struct stat *st)
+void kvfs_tree_stat_dir(
+	const struct kvfs_tree *t, const struct kvfs_tree_node *n,
+	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
+	struct stat *st)
 {
+	const struct kvfs_listing *l = NULL;
+
 	stat_common(t, st);
 	st->st_mode = S_IFDIR | 0555;
 	st->st_nlink = 2;
 	switch (n->kind) {
 	case KVFS_NODE_ROOT:
-		/* The collections' directories and .kvfs/. */
-		st->st_nlink = 2 + KVFS_COLLECTION_COUNT_ + 1;
+		/* The mount's collections' directories and .kvfs/. */
+		st->st_nlink = 2 + 1;
+		for (size_t c = 0; c < KVFS_COLLECTION_COUNT_; c++)
+			if (listing_of(lists, (enum kvfs_collection)c))
+				st->st_nlink++;
 		stat_times(st, t->mount_time, t->mount_time);
 		break;
 	case KVFS_NODE_COLLECTION:
+		l = listing_of(lists, n->coll);
 		/* Every object directory's ".." links here. */
 		st->st_nlink = 2 + (l ? l->n : 0);
 		stat_times(st, t->mount_time,
@@ -462,14 +481,23 @@ void kvfs_tree_stat_control(const struct kvfs_tree *t,
 	}
 }
 
-void kvfs_tree_statfs(const struct kvfs_listing *l, struct statvfs *sv)
+void kvfs_tree_statfs(
+	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
+	struct statvfs *sv)
 {
 	memset(sv, 0, sizeof(*sv));
 	sv->f_bsize = 4096;
 	sv->f_frsize = 4096;
-	/* The listing is the certificates'. */
-	sv->f_files =
-		2 + l->n * (2 + shapes[KVFS_COLLECTION_CERTIFICATES].nfiles);
+	/* Each object: its directory, versions/ and its collection's
+	 * files. */
+	sv->f_files = 2;
+	for (size_t c = 0; c < KVFS_COLLECTION_COUNT_; c++) {
+		const struct kvfs_listing *l =
+			listing_of(lists, (enum kvfs_collection)c);
+
+		if (l)
+			sv->f_files += l->n * (2 + shapes[c].nfiles);
+	}
 	sv->f_namemax = KVFS_TREE_NAME_MAX;
 	sv->f_flag = ST_RDONLY;
 }

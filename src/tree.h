@@ -77,19 +77,20 @@ struct kvfs_tree_node {
 #define KVFS_TREE_NEEDS_VERSIONS 1
 
 /* Resolve path as FUSE gives it ("/", "/certificates/www/cert.pem"; no
- * trailing slash) against listing l, the listing of the path's
- * collection, and, for a path inside versions/<version>/, the versions
- * listing vs of its object.  A collection's directory is spelled exactly
- * as its row of the table; object names are compared without case, as
- * Key Vault does; a name that is not a valid Key Vault name ("..", empty,
- * longer than KVFS_TREE_NAME_MAX) never reaches a listing.  0 with
- * *ret; KVFS_TREE_NEEDS_VERSIONS with *ret the versions/ directory when
- * vs is NULL and would be looked at (call again with the versions listing
- * of ret->entry); -ENOENT when the path names nothing. */
-int kvfs_tree_resolve(const struct kvfs_tree *t, const char *path,
-		      const struct kvfs_listing *l,
-		      const struct kvfs_versions *vs,
-		      struct kvfs_tree_node *ret);
+ * trailing slash) against lists, the listing of each collection (indexed
+ * by enum kvfs_collection; NULL for a collection the mount does not
+ * show, which then does not exist in the tree; lists NULL: none), and, for a
+ * path inside versions/<version>/, the versions listing vs of its object.  A
+ * collection's directory is spelled exactly as its row of the table; object
+ * names are compared without case, as Key Vault does; a name that is not a
+ * valid Key Vault name ("..", empty, longer than KVFS_TREE_NAME_MAX) never
+ * reaches a listing.  0 with *ret; KVFS_TREE_NEEDS_VERSIONS with *ret the
+ * versions/ directory when vs is NULL and would be looked at (call again with
+ * the versions listing of ret->entry); -ENOENT when the path names nothing. */
+int kvfs_tree_resolve(
+	const struct kvfs_tree *t, const char *path,
+	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
+	const struct kvfs_versions *vs, struct kvfs_tree_node *ret);
 
 /* Whether path, which resolved to n (KVFS_NODE_OBJECT or below), names
  * the object as the vault spells it: "/<collection>/<name>/...". */
@@ -139,11 +140,13 @@ int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 		   const struct kvfs_pki_secret_files *sf,
 		   struct kvfs_tree_view *ret);
 
-/* The stat of directory n; l: the listing of n's collection, for
- * KVFS_NODE_COLLECTION (NULL: none). */
-void kvfs_tree_stat_dir(const struct kvfs_tree *t,
-			const struct kvfs_tree_node *n,
-			const struct kvfs_listing *l, struct stat *st);
+/* The stat of directory n; lists: the listings of the collections, as
+ * kvfs_tree_resolve() takes them, for KVFS_NODE_ROOT (which links the
+ * collections the mount shows) and KVFS_NODE_COLLECTION (NULL: none). */
+void kvfs_tree_stat_dir(
+	const struct kvfs_tree *t, const struct kvfs_tree_node *n,
+	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
+	struct stat *st);
 /* The stat of file n (or of file k of directory n) as v shows it. */
 void kvfs_tree_stat_file(const struct kvfs_tree *t,
 			 const struct kvfs_tree_node *n,
@@ -153,8 +156,11 @@ void kvfs_tree_stat_file(const struct kvfs_tree *t,
 void kvfs_tree_stat_control(const struct kvfs_tree *t,
 			    const struct kvfs_tree_node *n, time_t now,
 			    struct stat *st);
-/* statfs of a mount that shows listing l, the certificates'. */
-void kvfs_tree_statfs(const struct kvfs_listing *l, struct statvfs *sv);
+/* statfs of a mount that shows lists, the listing of each collection (as
+ * kvfs_tree_resolve() takes them). */
+void kvfs_tree_statfs(
+	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
+	struct statvfs *sv);
 
 /* Whether n carries the user.kvfs.* attributes (object and version
  * directories and their files). */

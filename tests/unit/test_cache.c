@@ -72,7 +72,8 @@ static void *reader_run(void *p)
 	struct reader *rd = p;
 	double t0 = now_s();
 
-	rd->r = kvfs_cache_files(rd->cache, rd->name, &rd->files);
+	rd->r = kvfs_cache_files(rd->cache, KVFS_COLLECTION_CERTIFICATES,
+				 rd->name, &rd->files);
 	rd->seconds = now_s() - t0;
 	return NULL;
 }
@@ -88,7 +89,7 @@ static void test_listing(struct kvfs_cache *cache)
 
 	set_vault(certs, ELEMENTSOF(certs));
 	is_int(kvfs_cache_load(cache, &err), 0, "first listing loads");
-	l = kvfs_cache_listing(cache);
+	l = kvfs_cache_listing(cache, KVFS_COLLECTION_CERTIFICATES);
 	is_int(l->n, 3, "invalid and duplicate names dropped");
 	if (l->n == 3) {
 		is_str(l->entries[0].item.name, "Api", "sorted: Api");
@@ -112,30 +113,85 @@ static void test_fetch_once(struct kvfs_cache *cache)
 {
 	struct kvfs_files *a = NULL, *b = NULL, *p = NULL;
 
-	is_int(kvfs_cache_files_peek(cache, "www", &p), -ENODATA,
-	       "peek before any fetch: ENODATA");
+	is_int(kvfs_cache_files_peek(cache, KVFS_COLLECTION_CERTIFICATES, "www",
+				     &p),
+	       -ENODATA, "peek before any fetch: ENODATA");
 	is_int(calls(), 0, "peek makes no GET");
-	is_int(kvfs_cache_files(cache, "WWW", &a), 0, "files of WWW");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "WWW", &a),
+	       0, "files of WWW");
 	is_int(calls(), 1, "one GET");
 	is_str(last_get, "www", "the GET uses the vault's spelling");
 	ok(a && a->cert_pem &&
 		   strncmp(a->cert_pem, "-----BEGIN CERTIFICATE", 22) == 0,
 	   "cert.pem built");
 	ok(a && a->bundle.der_len == leaf_der_len, "cert.der kept");
-	is_int(kvfs_cache_files(cache, "www", &b), 0, "files again");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www", &b),
+	       0, "files again");
 	is_int(calls(), 1, "served from the cache: no second GET");
 	ok(a == b, "the same snapshot");
-	is_int(kvfs_cache_files_peek(cache, "wWw", &p), 0,
-	       "peek after the fetch");
+	is_int(kvfs_cache_files_peek(cache, KVFS_COLLECTION_CERTIFICATES, "wWw",
+				     &p),
+	       0, "peek after the fetch");
 	ok(p == a, "peek returns the snapshot");
 	kvfs_files_unref(a);
 	kvfs_files_unref(b);
 	kvfs_files_unref(p);
 
-	is_int(kvfs_cache_files(cache, "nope", &a), -ENOENT,
-	       "a name not in the listing: ENOENT");
-	is_int(kvfs_cache_files(cache, "..", &a), -ENOENT, "..: ENOENT");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "nope",
+				&a),
+	       -ENOENT, "a name not in the listing: ENOENT");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "..", &a),
+	       -ENOENT, "..: ENOENT");
 	is_int(calls(), 1, "negative lookups make no GET");
+}
+
+/* No row of the table: the key of an object of a collection this mount
+ * does not show.  It stands for a second collection, which the table does
+ * not have yet. */
+#define OTHER ((enum kvfs_collection)KVFS_COLLECTION_COUNT_)
+
+/* Everything is found by (collection, name): www of the certificates,
+ * fetched and kept by test_fetch_once, is nothing in another collection,
+ * and asking there makes no request. */
+static void test_collection_keys(struct kvfs_cache *cache)
+{
+	struct kvfs_files *f = NULL;
+	struct kvfs_versions *vs = NULL;
+	int n = calls();
+
+	ok(kvfs_cache_has_collection(cache, KVFS_COLLECTION_CERTIFICATES),
+	   "the mount shows the certificates");
+	ok(!kvfs_cache_has_collection(cache, OTHER),
+	   "and no collection that is not a row of the table");
+	ok(kvfs_cache_listing(cache, OTHER) == NULL,
+	   "no listing of a collection the mount does not show");
+	is_int(kvfs_cache_files_peek(cache, KVFS_COLLECTION_CERTIFICATES, "www",
+				     &f),
+	       0, "www is kept among the certificates");
+	kvfs_files_unref(f);
+	is_int(kvfs_cache_files_peek(cache, OTHER, "www", &f), -ENOENT,
+	       "peek of www of another collection: ENOENT, not the "
+	       "certificate's files");
+	is_int(kvfs_cache_files(cache, OTHER, "www", &f), -ENOENT,
+	       "files of www of another collection: ENOENT");
+	is_int(kvfs_cache_files_for(cache, OTHER, "www", 77, 1, &f), -ENOENT,
+	       "an open of www of another collection: ENOENT");
+	is_int(kvfs_cache_versions(cache, OTHER, "www", &vs), -ENOENT,
+	       "versions of www of another collection: ENOENT");
+	is_int(kvfs_cache_version_files(cache, OTHER, "www", "0123abcd", &f),
+	       -ENOENT, "a version of www of another collection: ENOENT");
+	/* The slot keys "name", "name/" and "name/version" never meet: a
+	 * version is a valid name, so never empty and never has a slash. */
+	is_int(kvfs_cache_version_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					"www", "", &f),
+	       -ENOENT, "an empty version is not the versions listing's key");
+	is_int(kvfs_cache_version_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					"www", "a/b", &f),
+	       -ENOENT, "a version with a slash is nothing");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www/",
+				&f),
+	       -ENOENT, "a name with a slash is nothing");
+	is_int(calls(), n, "and none of that made a request");
 }
 
 static void test_single_flight(struct kvfs_cache *cache)
@@ -184,24 +240,27 @@ static void test_failures(struct kvfs_cache *cache)
 	is_int(calls() - before, 1, "a failing fetch is shared too");
 	is_int(failed, 4, "every waiter gets EIO");
 
-	is_int(kvfs_cache_files(cache, "Api", &f), -EIO, "still failing");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "Api", &f),
+	       -EIO, "still failing");
 	is_int(calls() - before, 2,
 	       "a failure is not kept: the next call "
 	       "tries again");
 	get_error = -ENOENT;
-	is_int(kvfs_cache_files(cache, "Api", &f), -ENOENT,
-	       "404 from the vault: ENOENT");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "Api", &f),
+	       -ENOENT, "404 from the vault: ENOENT");
 	get_error = -EACCES;
-	is_int(kvfs_cache_files(cache, "Api", &f), -EACCES,
-	       "403 from the vault: EACCES");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "Api", &f),
+	       -EACCES, "403 from the vault: EACCES");
 	get_error = -ETIMEDOUT;
-	is_int(kvfs_cache_files(cache, "Api", &f), -EIO, "timeout: EIO");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "Api", &f),
+	       -EIO, "timeout: EIO");
 	get_error = 0;
 	get_garbage = true;
-	is_int(kvfs_cache_files(cache, "Api", &f), -EIO,
-	       "a 'cer' that is not a certificate: EIO");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "Api", &f),
+	       -EIO, "a 'cer' that is not a certificate: EIO");
 	get_garbage = false;
-	is_int(kvfs_cache_files(cache, "Api", &f), 0, "recovers");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "Api", &f),
+	       0, "recovers");
 	kvfs_files_unref(f);
 }
 
@@ -247,14 +306,18 @@ static void test_revalidate(struct kvfs_cache *cache)
 	char *copy;
 	int n;
 
-	is_int(kvfs_cache_files(cache, "www", &old), 0, "www open");
-	is_int(kvfs_cache_files(cache, "mail", &m1), 0, "mail open");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www",
+				&old),
+	       0, "www open");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "mail",
+				&m1),
+	       0, "mail open");
 	copy = strdup(old->cert_pem);
-	before = kvfs_cache_listing(cache);
+	before = kvfs_cache_listing(cache, KVFS_COLLECTION_CERTIFICATES);
 
 	list_error = -EIO;
 	ok(kvfs_cache_load(cache, &err) < 0, "a failed listing is an error");
-	after = kvfs_cache_listing(cache);
+	after = kvfs_cache_listing(cache, KVFS_COLLECTION_CERTIFICATES);
 	ok(after == before, "and the current listing stays");
 	kvfs_listing_unref(after);
 	list_error = 0;
@@ -267,15 +330,18 @@ static void test_revalidate(struct kvfs_cache *cache)
 
 	ok(strcmp(old->cert_pem, copy) == 0,
 	   "an open file keeps its bytes across a reload");
-	is_int(kvfs_cache_files(cache, "www", &f), 0, "www after rotation");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www", &f),
+	       0, "www after rotation");
 	is_int(calls() - n, 1, "a changed certificate is fetched again");
 	ok(f != old, "as a new snapshot");
 	is_int(f->bundle.attrs.updated, 999, "of the new version");
-	is_int(kvfs_cache_files(cache, "mail", &m2), 0, "mail after reload");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "mail",
+				&m2),
+	       0, "mail after reload");
 	is_int(calls() - n, 1, "an unchanged certificate is not refetched");
 	ok(m1 == m2, "and keeps its snapshot");
-	is_int(kvfs_cache_files(cache, "Api", &f), -ENOENT,
-	       "a deleted certificate is gone");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "Api", &f),
+	       -ENOENT, "a deleted certificate is gone");
 	kvfs_files_unref(old);
 	kvfs_files_unref(f);
 	kvfs_files_unref(m1);
@@ -304,10 +370,13 @@ static void test_versions_revalidate(struct kvfs_cache *cache)
 	pthread_mutex_unlock(&fake_lock);
 	is_int(kvfs_cache_load(cache, &err), 0, "listing");
 	flush(cache);
-	is_int(kvfs_cache_versions(cache, "mail", &vs), 0, "versions of mail");
+	is_int(kvfs_cache_versions(cache, KVFS_COLLECTION_CERTIFICATES, "mail",
+				   &vs),
+	       0, "versions of mail");
 	kvfs_versions_unref(vs);
-	is_int(kvfs_cache_version_files(cache, "mail", "v1", &v1), 0,
-	       "files of mail/v1");
+	is_int(kvfs_cache_version_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					"mail", "v1", &v1),
+	       0, "files of mail/v1");
 
 	lists = versions_count();
 	gets = calls();
@@ -316,8 +385,9 @@ static void test_versions_revalidate(struct kvfs_cache *cache)
 	       "one versions listing: mail's, not www's");
 	flush(cache);
 	is_str(flushed, "", "nothing changed, nothing queued");
-	is_int(kvfs_cache_version_files(cache, "mail", "v1", &f), 0,
-	       "mail/v1 again");
+	is_int(kvfs_cache_version_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					"mail", "v1", &f),
+	       0, "mail/v1 again");
 	ok(f == v1 && calls() == gets, "kept, not fetched again");
 	kvfs_files_unref(f);
 
@@ -328,14 +398,17 @@ static void test_versions_revalidate(struct kvfs_cache *cache)
 	is_int(kvfs_cache_revalidate(cache, 1, &err), 0, "v1 disabled");
 	flush(cache);
 	is_str(flushed, "versions:mail/v1", "the change of v1 queued");
-	is_int(kvfs_cache_versions(cache, "mail", &vs), 0, "versions again");
+	is_int(kvfs_cache_versions(cache, KVFS_COLLECTION_CERTIFICATES, "mail",
+				   &vs),
+	       0, "versions again");
 	it = kvfs_versions_find(vs, "v1");
 	ok(it && !it->attrs.enabled, "v1 is disabled");
 	it = kvfs_versions_find(vs, "v2");
 	ok(it && it->attrs.enabled, "v2 is not");
 	kvfs_versions_unref(vs);
-	is_int(kvfs_cache_version_files(cache, "mail", "v1", &f), 0,
-	       "mail/v1 after the change");
+	is_int(kvfs_cache_version_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					"mail", "v1", &f),
+	       0, "mail/v1 after the change");
 	ok(f != v1 && calls() == gets + 1, "fetched again, as new files");
 	kvfs_files_unref(f);
 
@@ -355,17 +428,22 @@ static void test_versions_revalidate(struct kvfs_cache *cache)
 	is_int(kvfs_cache_revalidate(cache, 1, &err), 0, "v1 deleted");
 	flush(cache);
 	is_str(flushed, "versions:mail/v1", "the deletion of v1 queued");
-	is_int(kvfs_cache_versions(cache, "mail", &vs), 0, "versions again");
+	is_int(kvfs_cache_versions(cache, KVFS_COLLECTION_CERTIFICATES, "mail",
+				   &vs),
+	       0, "versions again");
 	ok(vs && vs->list.n == 1 && !kvfs_versions_find(vs, "v1"),
 	   "v1 is gone");
 	kvfs_versions_unref(vs);
 	gets = calls();
-	is_int(kvfs_cache_version_files(cache, "mail", "v2", &f), 0, "mail/v2");
+	is_int(kvfs_cache_version_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					"mail", "v2", &f),
+	       0, "mail/v2");
 	kvfs_files_unref(f);
 	is_int(calls() - gets, 1, "v2 fetched once");
 	is_int(kvfs_cache_revalidate(cache, 1, &err), 0, "nothing changed");
-	is_int(kvfs_cache_version_files(cache, "mail", "v2", &f), 0,
-	       "mail/v2 again");
+	is_int(kvfs_cache_version_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					"mail", "v2", &f),
+	       0, "mail/v2 again");
 	kvfs_files_unref(f);
 	is_int(calls() - gets, 1, "v2 not fetched again");
 	ok(v1->cert_pem != NULL, "the files held keep their bytes");
@@ -402,7 +480,9 @@ static void test_secret(struct kvfs_cache *cache)
 
 	set_vault(certs, ELEMENTSOF(certs));
 	is_int(kvfs_cache_load(cache, &err), 0, "listing with keyed certs");
-	is_int(kvfs_cache_files(cache, "keyed", &f), 0, "keyed bundle");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "keyed",
+				&f),
+	       0, "keyed bundle");
 	n = secret_count();
 	is_int(kvfs_cache_secret_peek(cache, f, &sf), -ENODATA,
 	       "peek: no secret yet, and no fetch");
@@ -427,7 +507,9 @@ static void test_secret(struct kvfs_cache *cache)
 	is_int(secret_count() - n, 1, "a warm look costs nothing");
 	kvfs_files_unref(f);
 
-	is_int(kvfs_cache_files(cache, "keyed-denied", &f), 0, "denied bundle");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES,
+				"keyed-denied", &f),
+	       0, "denied bundle");
 	secret_error = -EACCES;
 	n = secret_count();
 	is_int(kvfs_cache_secret(cache, f, &sf), -EACCES, "403 -> EACCES");
@@ -436,7 +518,9 @@ static void test_secret(struct kvfs_cache *cache)
 	is_int(secret_count() - n, 1, "no second GET");
 	kvfs_files_unref(f);
 
-	is_int(kvfs_cache_files(cache, "keyed-flaky", &f), 0, "flaky bundle");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES,
+				"keyed-flaky", &f),
+	       0, "flaky bundle");
 	secret_error = -EAGAIN;
 	n = secret_count();
 	is_int(kvfs_cache_secret(cache, f, &sf), -EIO, "503 -> EIO");
@@ -445,7 +529,9 @@ static void test_secret(struct kvfs_cache *cache)
 	is_int(secret_count() - n, 2, "with a second GET");
 	kvfs_files_unref(f);
 
-	is_int(kvfs_cache_files(cache, "keyed-garbage", &f), 0, "bundle");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES,
+				"keyed-garbage", &f),
+	       0, "bundle");
 	secret_garbage = true;
 	n = secret_count();
 	is_int(kvfs_cache_secret(cache, f, &sf), -EIO, "a bad secret -> EIO");
@@ -461,11 +547,13 @@ static void test_secret(struct kvfs_cache *cache)
 static int open_for(struct kvfs_cache *cache, const char *name, int64_t tgid,
 		    unsigned file, struct kvfs_files **ret, bool *ret_cached)
 {
-	int r = kvfs_cache_files_for(cache, name, tgid, file, ret);
+	int r = kvfs_cache_files_for(cache, KVFS_COLLECTION_CERTIFICATES, name,
+				     tgid, file, ret);
 
 	if (r == 0)
 		*ret_cached =
-			kvfs_kernel_open(kernel, (*ret)->bundle.name, *ret);
+			kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES,
+					 (*ret)->bundle.name, *ret);
 	return r;
 }
 
@@ -480,9 +568,10 @@ static void release(struct kvfs_files *f, bool cached)
 static int files_kernel(struct kvfs_cache *cache, const char *name,
 			struct kvfs_files **ret)
 {
-	if (kvfs_kernel_files_held(kernel, name, ret))
+	if (kvfs_kernel_files_held(kernel, KVFS_COLLECTION_CERTIFICATES, name,
+				   ret))
 		return 0;
-	return kvfs_cache_files(cache, name, ret);
+	return kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, name, ret);
 }
 
 static void test_pins(struct kvfs_cache *cache)
@@ -588,17 +677,22 @@ static void test_changes(struct kvfs_cache *cache)
 	is_int(kvfs_cache_load(cache, &err), 0, "listing before");
 	flush(cache);
 	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
-		is_int(kvfs_cache_files(cache, names[i], &f), 0, "%s fetched",
-		       names[i]);
+		is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					names[i], &f),
+		       0, "%s fetched", names[i]);
 		kvfs_files_unref(f);
 	}
-	is_int(kvfs_cache_files(cache, "same", &same), 0, "same held");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "same",
+				&same),
+	       0, "same held");
 
 	n = calls();
 	is_int(kvfs_cache_load(cache, &err), 0, "revalidated, no change");
 	is_int(flush(cache), 0, "nothing waits");
 	is_str(flushed, "", "and nothing was queued for the kernel");
-	is_int(kvfs_cache_files(cache, "newer", &f), 0, "newer still there");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "newer",
+				&f),
+	       0, "newer still there");
 	kvfs_files_unref(f);
 	is_int(calls() - n, 0, "without a GET");
 
@@ -611,20 +705,25 @@ static void test_changes(struct kvfs_cache *cache)
 	       "updated, x5t and a new x5t are changes; gone too; the "
 	       "listing changed; same and born are not queued");
 	n = calls();
-	is_int(kvfs_cache_files(cache, "same", &f), 0, "same");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "same",
+				&f),
+	       0, "same");
 	ok(f == same, "unchanged: the same snapshot");
 	kvfs_files_unref(f);
 	is_int(calls() - n, 0, "without a GET");
 	for (size_t i = 1; i < ELEMENTSOF(names); i++) {
 		int want = i == 3 ? -ENOENT : 0;
 
-		is_int(kvfs_cache_files(cache, names[i], &f), want,
-		       "%s after the change", names[i]);
+		is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES,
+					names[i], &f),
+		       want, "%s after the change", names[i]);
 		if (want == 0)
 			kvfs_files_unref(f);
 	}
 	is_int(calls() - n, 3, "the three changed ones are fetched again");
-	is_int(kvfs_cache_files(cache, "born", &f), 0, "born appears");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "born",
+				&f),
+	       0, "born appears");
 	kvfs_files_unref(f);
 
 	set_vault_x5t(after, after_x5t, ELEMENTSOF(after));
@@ -705,55 +804,70 @@ static void test_max_stale(struct kvfs_cache *cache, struct kvfs_config *config)
 	vault_exp[2] = exp;
 	is_int(kvfs_cache_load(cache, &err), 0, "listing");
 	flush(cache);
-	is_int(kvfs_cache_files(cache, "fresh", &f0), 0, "fresh fetched");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "fresh",
+				&f0),
+	       0, "fresh fetched");
 
 	list_error = -EIO;
 	ok(kvfs_cache_load(cache, &err) < 0, "the revalidation fails");
 	n = calls();
-	is_int(kvfs_cache_files(cache, "fresh", &f), 0,
-	       "cached files are served while max_stale lasts");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "fresh",
+				&f),
+	       0, "cached files are served while max_stale lasts");
 	ok(f == f0, "the same snapshot");
 	kvfs_files_unref(f);
 	usleep(2100 * 1000);
-	is_int(kvfs_cache_files(cache, "fresh", &f), -EIO,
-	       "past max_stale=1: EIO");
-	is_int(kvfs_cache_files_peek(cache, "fresh", &f), -ENODATA,
-	       "a peek finds nothing to show");
-	is_int(kvfs_cache_files_for(cache, "fresh", 400, 1, &f), -EIO,
-	       "an open: EIO");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "fresh",
+				&f),
+	       -EIO, "past max_stale=1: EIO");
+	is_int(kvfs_cache_files_peek(cache, KVFS_COLLECTION_CERTIFICATES,
+				     "fresh", &f),
+	       -ENODATA, "a peek finds nothing to show");
+	is_int(kvfs_cache_files_for(cache, KVFS_COLLECTION_CERTIFICATES,
+				    "fresh", 400, 1, &f),
+	       -EIO, "an open: EIO");
 	is_int(calls() - n, 0, "and none of that asked the vault");
-	is_int(kvfs_cache_files(cache, "later", &f), 0,
-	       "an uncached certificate is fetched if the vault answers");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "later",
+				&f),
+	       0, "an uncached certificate is fetched if the vault answers");
 	kvfs_files_unref(f);
-	is_int(kvfs_cache_files(cache, "later", &f), 0,
-	       "and is fresh: it was fetched just now");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "later",
+				&f),
+	       0, "and is fresh: it was fetched just now");
 	kvfs_files_unref(f);
 
 	list_error = 0;
 	n = calls();
 	is_int(kvfs_cache_load(cache, &err), 0, "the vault is back");
-	is_int(kvfs_cache_files(cache, "fresh", &f), 0,
-	       "cached files are served again");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "fresh",
+				&f),
+	       0, "cached files are served again");
 	ok(f == f0, "the same snapshot, confirmed by the listing");
 	is_int(calls() - n, 0, "without a GET");
 	kvfs_files_unref(f);
 
 	/* exp: never served stale past it, whatever max_stale says */
 	config->max_stale = 3600;
-	is_int(kvfs_cache_files(cache, "mortal", &f), 0, "mortal fetched");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "mortal",
+				&f),
+	       0, "mortal fetched");
 	kvfs_files_unref(f);
 	list_error = -EIO;
 	ok(kvfs_cache_load(cache, &err) < 0, "the revalidation fails");
 	while (time(NULL) < exp)
 		usleep(100 * 1000);
-	is_int(kvfs_cache_files(cache, "mortal", &f), -EIO,
-	       "stale and past its exp: EIO");
-	is_int(kvfs_cache_files(cache, "fresh", &f), 0,
-	       "another one within max_stale is still served");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "mortal",
+				&f),
+	       -EIO, "stale and past its exp: EIO");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "fresh",
+				&f),
+	       0, "another one within max_stale is still served");
 	kvfs_files_unref(f);
 	list_error = 0;
 	is_int(kvfs_cache_load(cache, &err), 0, "the vault is back");
-	is_int(kvfs_cache_files(cache, "mortal", &f), 0,
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "mortal",
+				&f),
+	       0,
 	       "past exp but fresh: served (fs closes it, or allow_expired)");
 	kvfs_files_unref(f);
 	kvfs_files_unref(f0);
@@ -773,6 +887,7 @@ int main(void)
 	kvfs_cache_on_change(cache, kvfs_kernel_change, kernel);
 	test_listing(cache);
 	test_fetch_once(cache);
+	test_collection_keys(cache);
 	test_single_flight(cache);
 	test_failures(cache);
 	test_deadline(cache);

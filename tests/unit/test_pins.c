@@ -24,7 +24,8 @@ static int add(struct kvfs_pins *p, int64_t tgid, const char *name, int i,
 	int r;
 
 	refs[i]++;
-	r = kvfs_pins_add(p, tgid, name, 1, &refs[i], until);
+	r = kvfs_pins_add(p, tgid, KVFS_COLLECTION_CERTIFICATES, name, 1,
+			  &refs[i], until);
 	if (r < 0)
 		refs[i]--;
 	return r;
@@ -44,20 +45,41 @@ static void test_find(void)
 	struct kvfs_pins *p = kvfs_pins_new(unref);
 
 	ok(p != NULL, "a table");
-	ok(kvfs_pins_find(p, 10, "www", 0) == NULL, "nothing in an empty one");
+	ok(kvfs_pins_find(p, 10, KVFS_COLLECTION_CERTIFICATES, "www", 0) ==
+		   NULL,
+	   "nothing in an empty one");
 	is_int(add(p, 10, "www", 0, 5), 0, "pin www for process 10");
 	is_int(add(p, 10, "mail", 1, 5), 0, "and mail");
 	is_int(add(p, 11, "www", 2, 5), 0, "and www for process 11");
-	ok(kvfs_pins_find(p, 10, "www", 1) == &refs[0], "process 10's www");
-	ok(kvfs_pins_find(p, 10, "WWW", 1) == &refs[0], "spelled WWW");
-	ok(kvfs_pins_find(p, 11, "Www", 1) == &refs[2], "process 11's www");
-	ok(kvfs_pins_find(p, 10, "mail", 4) == &refs[1], "mail, until 5");
-	ok(kvfs_pins_find(p, 12, "www", 1) == NULL, "not another process's");
-	ok(kvfs_pins_find(p, 10, "ww", 1) == NULL, "not a prefix");
-	ok(kvfs_pins_find(p, 10, "wwww", 1) == NULL, "not a longer name");
+	ok(kvfs_pins_find(p, 10, KVFS_COLLECTION_CERTIFICATES, "www", 1) ==
+		   &refs[0],
+	   "process 10's www");
+	ok(kvfs_pins_find(p, 10, KVFS_COLLECTION_CERTIFICATES, "WWW", 1) ==
+		   &refs[0],
+	   "spelled WWW");
+	ok(kvfs_pins_find(p, 11, KVFS_COLLECTION_CERTIFICATES, "Www", 1) ==
+		   &refs[2],
+	   "process 11's www");
+	/* No row of the table: stands for another collection's www. */
+	ok(kvfs_pins_find(p, 10, (enum kvfs_collection)KVFS_COLLECTION_COUNT_,
+			  "www", 1) == NULL,
+	   "www of another collection is not process 10's pin");
+	ok(kvfs_pins_find(p, 10, KVFS_COLLECTION_CERTIFICATES, "mail", 4) ==
+		   &refs[1],
+	   "mail, until 5");
+	ok(kvfs_pins_find(p, 12, KVFS_COLLECTION_CERTIFICATES, "www", 1) ==
+		   NULL,
+	   "not another process's");
+	ok(kvfs_pins_find(p, 10, KVFS_COLLECTION_CERTIFICATES, "ww", 1) == NULL,
+	   "not a prefix");
+	ok(kvfs_pins_find(p, 10, KVFS_COLLECTION_CERTIFICATES, "wwww", 1) ==
+		   NULL,
+	   "not a longer name");
 	is_int((int)kvfs_pins_count(p), 3, "three pins");
 	is_int(outstanding(), 3, "three references held");
-	ok(kvfs_pins_find(p, 10, "www", 5) == NULL, "expired at 5");
+	ok(kvfs_pins_find(p, 10, KVFS_COLLECTION_CERTIFICATES, "www", 5) ==
+		   NULL,
+	   "expired at 5");
 	is_int((int)kvfs_pins_count(p), 0, "and dropped");
 	is_int(outstanding(), 0, "every reference given back");
 	kvfs_pins_free(p);
@@ -71,15 +93,19 @@ static void test_expiry_order(void)
 	add(p, 1, "a", 0, 10);
 	add(p, 1, "b", 1, 20);
 	add(p, 1, "c", 2, 30);
-	ok(kvfs_pins_find(p, 1, "c", 15) == &refs[2], "c at 15");
+	ok(kvfs_pins_find(p, 1, KVFS_COLLECTION_CERTIFICATES, "c", 15) ==
+		   &refs[2],
+	   "c at 15");
 	is_int(refs[0], 0, "a dropped at 15");
 	is_int(refs[1] + refs[2], 2, "b and c still held");
 	/* A shorter lifetime behind a longer one (tests change it): found
 	 * as expired, dropped when the queue reaches it. */
 	add(p, 1, "d", 3, 16);
-	ok(kvfs_pins_find(p, 1, "d", 17) == NULL, "d expired at 17");
+	ok(kvfs_pins_find(p, 1, KVFS_COLLECTION_CERTIFICATES, "d", 17) == NULL,
+	   "d expired at 17");
 	is_int(refs[3], 1, "but held behind c");
-	ok(kvfs_pins_find(p, 1, "c", 31) == NULL, "c expired at 31");
+	ok(kvfs_pins_find(p, 1, KVFS_COLLECTION_CERTIFICATES, "c", 31) == NULL,
+	   "c expired at 31");
 	is_int(outstanding(), 0, "all given back at 31");
 	kvfs_pins_free(p);
 }
@@ -90,9 +116,13 @@ static void test_newer_shadows(void)
 
 	add(p, 7, "www", 0, 10);
 	add(p, 7, "www", 1, 12);
-	ok(kvfs_pins_find(p, 7, "www", 1) == &refs[1], "the newer pin");
-	ok(kvfs_pins_find(p, 7, "www", 11) == &refs[1], "still after the "
-							"older expired");
+	ok(kvfs_pins_find(p, 7, KVFS_COLLECTION_CERTIFICATES, "www", 1) ==
+		   &refs[1],
+	   "the newer pin");
+	ok(kvfs_pins_find(p, 7, KVFS_COLLECTION_CERTIFICATES, "www", 11) ==
+		   &refs[1],
+	   "still after the "
+	   "older expired");
 	is_int(refs[0], 0, "the older given back");
 	kvfs_pins_free(p);
 	is_int(outstanding(), 0, "free gives back the rest");
@@ -111,12 +141,16 @@ static void test_many(void)
 	is_int(added, OBJS, "5000 pins");
 	for (int i = 0; i < OBJS; i++) {
 		snprintf(name, sizeof(name), "BULK-%05d", i);
-		found += kvfs_pins_find(p, 100 + i % 3, name, 0) == &refs[i];
+		found += kvfs_pins_find(p, 100 + i % 3,
+					KVFS_COLLECTION_CERTIFICATES, name,
+					0) == &refs[i];
 	}
 	is_int(found, OBJS, "each found by its process");
-	ok(kvfs_pins_find(p, 100 + 1, "bulk-00000", 0) == NULL,
+	ok(kvfs_pins_find(p, 100 + 1, KVFS_COLLECTION_CERTIFICATES,
+			  "bulk-00000", 0) == NULL,
 	   "not by another");
-	ok(kvfs_pins_find(p, 100, "bulk-00000", 1000 + OBJS / 2 - 1) == NULL,
+	ok(kvfs_pins_find(p, 100, KVFS_COLLECTION_CERTIFICATES, "bulk-00000",
+			  1000 + OBJS / 2 - 1) == NULL,
 	   "half expired");
 	is_int((int)kvfs_pins_count(p), OBJS / 2, "and dropped");
 	kvfs_pins_free(p);
@@ -131,18 +165,31 @@ static void test_renew(void)
 
 	is_int(add(p, 20, "www", 10, 5), 0, "pin www until 5");
 	is_int(add(p, 20, "api", 11, 6), 0, "and api until 6");
-	ok(kvfs_pins_renew(p, 20, "WWW", 2, 4, 9) == &refs[10],
+	ok(kvfs_pins_renew(p, 20, KVFS_COLLECTION_CERTIFICATES, "WWW", 2, 4,
+			   9) == &refs[10],
 	   "an open at 4 renews www until 9");
-	ok(kvfs_pins_renew(p, 20, "mail", 2, 4, 9) == NULL, "nothing to renew");
-	ok(kvfs_pins_find(p, 20, "www", 5) == &refs[10], "www lives past 5");
-	ok(kvfs_pins_find(p, 20, "api", 6) == NULL, "api expired at 6");
+	ok(kvfs_pins_renew(p, 20, KVFS_COLLECTION_CERTIFICATES, "mail", 2, 4,
+			   9) == NULL,
+	   "nothing to renew");
+	ok(kvfs_pins_find(p, 20, KVFS_COLLECTION_CERTIFICATES, "www", 5) ==
+		   &refs[10],
+	   "www lives past 5");
+	ok(kvfs_pins_find(p, 20, KVFS_COLLECTION_CERTIFICATES, "api", 6) ==
+		   NULL,
+	   "api expired at 6");
 	is_int((int)kvfs_pins_count(p), 1, "api dropped, www kept");
-	ok(kvfs_pins_renew(p, 20, "www", 4, 8, 12) == &refs[10],
+	ok(kvfs_pins_renew(p, 20, KVFS_COLLECTION_CERTIFICATES, "www", 4, 8,
+			   12) == &refs[10],
 	   "renewed again at 8, until 12");
-	ok(kvfs_pins_renew(p, 20, "www", 8, 8, 7) == &refs[10],
+	ok(kvfs_pins_renew(p, 20, KVFS_COLLECTION_CERTIFICATES, "www", 8, 8,
+			   7) == &refs[10],
 	   "a renewal never shortens it");
-	ok(kvfs_pins_find(p, 20, "www", 11) == &refs[10], "alive at 11");
-	ok(kvfs_pins_find(p, 20, "www", 12) == NULL, "expired at 12");
+	ok(kvfs_pins_find(p, 20, KVFS_COLLECTION_CERTIFICATES, "www", 11) ==
+		   &refs[10],
+	   "alive at 11");
+	ok(kvfs_pins_find(p, 20, KVFS_COLLECTION_CERTIFICATES, "www", 12) ==
+		   NULL,
+	   "expired at 12");
 	is_int((int)kvfs_pins_count(p), 0, "and dropped");
 	is_int(refs[10] + refs[11], 0, "both references given back");
 	kvfs_pins_free(p);
@@ -155,20 +202,28 @@ static void test_reopen(void)
 	struct kvfs_pins *p = kvfs_pins_new(unref);
 
 	is_int(add(p, 30, "www", 12, 100), 0, "pin www, file 1 opened");
-	ok(kvfs_pins_renew(p, 30, "www", 2, 1, 100) == &refs[12],
+	ok(kvfs_pins_renew(p, 30, KVFS_COLLECTION_CERTIFICATES, "www", 2, 1,
+			   100) == &refs[12],
 	   "file 2 is of the pinned version");
-	ok(kvfs_pins_renew(p, 30, "www", 4, 2, 100) == &refs[12],
+	ok(kvfs_pins_renew(p, 30, KVFS_COLLECTION_CERTIFICATES, "www", 4, 2,
+			   100) == &refs[12],
 	   "so is file 4");
-	ok(kvfs_pins_renew(p, 30, "www", 2, 3, 100) == NULL,
+	ok(kvfs_pins_renew(p, 30, KVFS_COLLECTION_CERTIFICATES, "www", 2, 3,
+			   100) == NULL,
 	   "file 2 again ends the pin");
 	is_int(refs[12], 0, "whose reference goes at once");
-	ok(kvfs_pins_find(p, 30, "www", 3) == NULL, "it is not found");
-	ok(kvfs_pins_renew(p, 30, "www", 1, 3, 100) == NULL,
+	ok(kvfs_pins_find(p, 30, KVFS_COLLECTION_CERTIFICATES, "www", 3) ==
+		   NULL,
+	   "it is not found");
+	ok(kvfs_pins_renew(p, 30, KVFS_COLLECTION_CERTIFICATES, "www", 1, 3,
+			   100) == NULL,
 	   "nor renewed by another file");
 	is_int(add(p, 30, "www", 13, 100), 0, "a new pin");
-	ok(kvfs_pins_renew(p, 30, "www", 4, 4, 100) == &refs[13],
+	ok(kvfs_pins_renew(p, 30, KVFS_COLLECTION_CERTIFICATES, "www", 4, 4,
+			   100) == &refs[13],
 	   "is the one found");
-	ok(kvfs_pins_renew(p, 31, "www", 2, 4, 100) == NULL,
+	ok(kvfs_pins_renew(p, 31, KVFS_COLLECTION_CERTIFICATES, "www", 2, 4,
+			   100) == NULL,
 	   "only by its own process");
 	kvfs_pins_free(p);
 	is_int(outstanding(), 0, "every reference given back");

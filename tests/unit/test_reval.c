@@ -203,8 +203,11 @@ static void test_trigger(struct kvfs_cache *cache, struct kvfs_kernel *kernel,
 	   k);
 
 	/* A change waits while www is open through the page cache. */
-	is_int(kvfs_cache_files_for(cache, "www", 1, 1, &f), 0, "www open");
-	cacheable = kvfs_kernel_open(kernel, "www", f);
+	is_int(kvfs_cache_files_for(cache, KVFS_COLLECTION_CERTIFICATES, "www",
+				    1, 1, &f),
+	       0, "www open");
+	cacheable = kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES,
+				     "www", f);
 	ok(cacheable, "through the page cache");
 	n = changes();
 	rotate();

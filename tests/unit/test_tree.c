@@ -52,6 +52,12 @@ static struct kvfs_listing listing = {
 	.updated_max = 60,
 };
 
+/* The listings of the collections, as the tree takes them: the
+ * certificates' is listing. */
+static const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_] = {
+	[KVFS_COLLECTION_CERTIFICATES] = &listing,
+};
+
 static struct kvfs_object_item version_items[] = {
 	{.name = "www",
 	 .version = "0123abcd",
@@ -69,7 +75,7 @@ static int resolve(const char *path, const struct kvfs_versions *vs,
 		   struct kvfs_tree_node *n)
 {
 	memset(n, 0xa5, sizeof(*n));
-	return kvfs_tree_resolve(&tree, path, &listing, vs, n);
+	return kvfs_tree_resolve(&tree, path, lists, vs, n);
 }
 
 static void test_resolve_top(void)
@@ -113,7 +119,7 @@ static void test_resolve_top(void)
 	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
 		is_int(resolve(none[i], NULL, &n), -ENOENT, "'%s' is nothing",
 		       none[i]);
-	is_int(kvfs_tree_resolve(&tree, NULL, &listing, NULL, &n), -ENOENT,
+	is_int(kvfs_tree_resolve(&tree, NULL, lists, NULL, &n), -ENOENT,
 	       "no path is nothing");
 
 	tree.control = false;
@@ -169,7 +175,7 @@ static void test_collections(void)
 	       "/certificate is nothing");
 
 	n = (struct kvfs_tree_node){.kind = KVFS_NODE_ROOT};
-	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
+	kvfs_tree_stat_dir(&tree, &n, lists, &st);
 	is_int(st.st_nlink, 2 + rows + 1, "/ links the %zu rows and .kvfs/",
 	       rows);
 
@@ -290,6 +296,26 @@ static void test_resolve_certificates(void)
 		       none[i]);
 	is_int(kvfs_tree_resolve(&tree, "/certificates/www", NULL, NULL, &n),
 	       -ENOENT, "no certificate without a listing");
+}
+
+/* A collection the mount does not show (its listing NULL) is not in the
+ * tree: not resolved, not linked from /, not counted by statfs. */
+static void test_collection_not_mounted(void)
+{
+	const struct kvfs_listing *const none[KVFS_COLLECTION_COUNT_] = {NULL};
+	struct kvfs_tree_node n;
+	struct statvfs sv;
+	struct stat st;
+
+	is_int(kvfs_tree_resolve(&tree, "/certificates", none, NULL, &n),
+	       -ENOENT, "certificates/ is nothing when not mounted");
+	is_int(kvfs_tree_resolve(&tree, "/certificates/www", none, NULL, &n),
+	       -ENOENT, "nor is www under it");
+	is_int(kvfs_tree_resolve(&tree, "/", none, NULL, &n), 0, "/ is there");
+	kvfs_tree_stat_dir(&tree, &n, none, &st);
+	is_int(st.st_nlink, 2 + 1, "/ links .kvfs/ only");
+	kvfs_tree_statfs(none, &sv);
+	is_int(sv.f_files, 2, "statfs: no objects");
 }
 
 static void test_resolve_versions(void)
@@ -575,20 +601,23 @@ static void test_stat(void)
 	struct kvfs_tree_node n;
 	struct kvfs_tree_view v;
 	struct kvfs_listing empty = {0};
+	const struct kvfs_listing *const empties[KVFS_COLLECTION_COUNT_] = {
+		[KVFS_COLLECTION_CERTIFICATES] = &empty,
+	};
 	struct statvfs sv;
 	struct stat st;
 
 	n = (struct kvfs_tree_node){.kind = KVFS_NODE_ROOT};
-	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
+	kvfs_tree_stat_dir(&tree, &n, lists, &st);
 	check_stat(&st, S_IFDIR | 0555, 4, MOUNTED, MOUNTED, "/");
 	n.kind = KVFS_NODE_COLLECTION;
-	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
+	kvfs_tree_stat_dir(&tree, &n, lists, &st);
 	check_stat(&st, S_IFDIR | 0555, 5, 60, MOUNTED, "certificates/");
-	kvfs_tree_stat_dir(&tree, &n, &empty, &st);
+	kvfs_tree_stat_dir(&tree, &n, empties, &st);
 	check_stat(&st, S_IFDIR | 0555, 2, MOUNTED, MOUNTED,
 		   "an empty certificates/");
 	is_int(resolve("/certificates/www", NULL, &n), 0, "www");
-	kvfs_tree_stat_dir(&tree, &n, &listing, &st);
+	kvfs_tree_stat_dir(&tree, &n, lists, &st);
 	check_stat(&st, S_IFDIR | 0555, 3, 60, 50, "www/");
 	is_int(st.st_size, 0, "www/: size 0");
 	is_int(resolve("/certificates/www/versions", NULL, &n), 0, "versions");
@@ -628,7 +657,7 @@ static void test_stat(void)
 	check_stat(&st, S_IFREG | 0400, 1, NOW, MOUNTED, ".kvfs/status");
 	is_int(st.st_size, 0, "size 0, as /proc");
 
-	kvfs_tree_statfs(&listing, &sv);
+	kvfs_tree_statfs(lists, &sv);
 	is_int(sv.f_bsize, 4096, "statfs: block size");
 	is_int(sv.f_files, 2 + 3 * 9, "statfs: inodes of 3 certificates");
 	is_int(sv.f_namemax, 127, "statfs: names up to 127");
@@ -732,6 +761,7 @@ int main(void)
 	test_collections();
 	test_object_files();
 	test_resolve_certificates();
+	test_collection_not_mounted();
 	test_resolve_versions();
 	test_modes();
 	test_views_without_data();
