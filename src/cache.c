@@ -507,6 +507,18 @@ struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache,
 	return l;
 }
 
+void kvfs_cache_listings(struct kvfs_cache *cache,
+			 struct kvfs_listing *ret[KVFS_COLLECTION_COUNT_])
+{
+	pthread_mutex_lock(&cache->lock);
+	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		ret[i] = listing_locked(cache, (enum kvfs_collection)i);
+		if (ret[i])
+			listing_ref(ret[i]);
+	}
+	pthread_mutex_unlock(&cache->lock);
+}
+
 /* Index of (coll, key) in the slot table, or where it would go
  * (~index).  The collection is part of the key: two collections may have
  * objects of the same name. */

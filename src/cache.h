@@ -39,15 +39,14 @@ struct kvfs_listing {
 	int64_t loaded_at;   /* when the listing was fetched (Unix seconds) */
 };
 
-/* The files of one object version.  Per collection, and what every
- * collection's renderers and the cache's freshness rules use: the
- * bundle's name, version and attrs, fetched_at and
- * size_hidden_until (a secret's or a key's files will keep these).
- * Certificate-only: the bundle's DER, cer/sid/content type, cert_pem,
- * subject, sha256 and x5t, and the secret-derived files (kvfs_cache_secret);
- * issue 13 puts a secret's value and a key's JWK beside them, in a part of
- * their own, filled by the collection's fetch.  Today every kvfs_files is
- * a certificate's (the one collection of the table).
+/* The files of one object version.  What every collection has, and the
+ * renderers and the cache's freshness rules use: the bundle's name,
+ * version and attrs, fetched_at and size_hidden_until.  What only a
+ * certificate has: the bundle's DER, sid and content type, cert_pem,
+ * subject, sha256 and x5t, and the secret-derived files
+ * (kvfs_cache_secret).  Another collection's content (a secret's value, a
+ * key's JWK) is a part of its own beside the certificate's, filled by that
+ * collection's fetch.
  *
  * A certificate version's files are built once from its bundle, and
  * the secret-derived ones from the secret of that same version (the
@@ -89,12 +88,11 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		   struct kvfs_cache **ret);
 void kvfs_cache_free(struct kvfs_cache *cache);
 
-/* The collections the mount shows: all the rows of the collection table
- * (issue 13's collections= chooses among them).  A load or a revalidation
- * lists each of them in table order, as one listing flight: one at a time,
- * its callers share its result. */
-
-/* Fetch the listings and make them current; errors go to err and the
+/* The collections the mount shows are all the rows of the collection
+ * table.  A load or a revalidation lists each of them in table order, as
+ * one listing flight: one at a time, its callers share its result.
+ *
+ * Fetch the listings and make them current; errors go to err and the
  * current listings stay.  The listings are swapped in together, and only
  * when every collection's listing succeeded: a revalidation succeeds when
  * all of them did, and freshness (max_stale=) is one state for the mount.
@@ -147,7 +145,8 @@ struct kvfs_change {
  * excepted: it comes before the mount) and of a versions listing, with
  * the files the object's directory showed before the change (NULL:
  * none; a reference fn takes if it keeps them, with kvfs_files_ref()).
- * The lock order is cache -> fn's: fn must not call the cache, nor log.
+ * The lock order is cache -> fn's: fn must not take the cache's lock
+ * (kvfs_files_ref() and kvfs_files_current() take none), nor log.
  * A negative return (-ENOMEM) is logged as a change the kernel is not
  * told about.  Set before the first kvfs_cache_load(); fn NULL: nobody. */
 void kvfs_cache_on_change(struct kvfs_cache *cache,
@@ -162,6 +161,11 @@ bool kvfs_cache_has_collection(const struct kvfs_cache *cache,
  * kvfs_listing_unref.  NULL when the mount does not show coll. */
 struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache,
 					enum kvfs_collection coll);
+/* The current listings of every collection at once (NULL for those the
+ * mount does not show), all of one revalidation: they are swapped in
+ * together.  Release each with kvfs_listing_unref. */
+void kvfs_cache_listings(struct kvfs_cache *cache,
+			 struct kvfs_listing *ret[KVFS_COLLECTION_COUNT_]);
 void kvfs_listing_unref(struct kvfs_listing *l);
 /* Case-insensitive lookup in a listing; NULL when absent. */
 const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,

@@ -94,11 +94,9 @@ static struct kvfs_fs *fs_get(void)
 
 static void listings_get(struct kvfs_cache *cache, struct listings *ret)
 {
-	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
-		ret->held[i] =
-			kvfs_cache_listing(cache, (enum kvfs_collection)i);
+	kvfs_cache_listings(cache, ret->held);
+	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++)
 		ret->of[i] = ret->held[i];
-	}
 }
 
 static void listings_put(struct listings *l)

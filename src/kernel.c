@@ -8,6 +8,7 @@
  * one but for kvfs_files_ref() and kvfs_files_current(), which take no
  * lock.  Nothing is logged here: the cache says when a change could not
  * be kept. */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -216,6 +217,7 @@ void kvfs_kernel_close(struct kvfs_kernel *k, struct kvfs_files *f)
 
 	pthread_mutex_lock(&k->lock);
 	i = open_index_locked(k, f);
+	assert(i >= 0); /* only opens kvfs_kernel_open() counted */
 	if (i >= 0 && --k->opens[i].count == 0) {
 		memmove(&k->opens[i], &k->opens[i + 1],
 			(k->nopens - (size_t)i - 1) * sizeof(k->opens[0]));

@@ -39,11 +39,13 @@ int kvfs_kernel_change(void *data, const struct kvfs_change *c,
  * use the kernel's page cache and attributes: f is what the directory
  * shows (kvfs_files_current()) and no change of (coll, name) is kept.  If so
  * the open is counted until kvfs_kernel_close(); if not, read around the
- * kernel's caches (they may hold another version). */
+ * kernel's caches (they may hold another version).  Out of memory to count
+ * it, the open is not cacheable either. */
 bool kvfs_kernel_open(struct kvfs_kernel *k, enum kvfs_collection coll,
 		      const char *name, struct kvfs_files *f);
 /* An open that kvfs_kernel_open() counted is closed, or will not use the
- * page cache after all.  f stays the caller's. */
+ * page cache after all; only for an open kvfs_kernel_open() said was
+ * cacheable.  f stays the caller's. */
 void kvfs_kernel_close(struct kvfs_kernel *k, struct kvfs_files *f);
 
 /* The files whose sizes the kernel must be told for the files of object

@@ -396,7 +396,7 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
-	/* Told every change from the first listing on. */
+	/* Set before the first listing, as kvfs_cache_on_change() asks. */
 	r = kvfs_kernel_new(&kernel);
 	if (r < 0) {
 		fprintf(stderr, "kvfs: cannot set up the cache: %s\n",
@@ -422,6 +422,8 @@ int main(int argc, char **argv)
 
 out:
 	kvfs_control_free(control);
+	if (cache)
+		kvfs_cache_on_change(cache, NULL, NULL);
 	kvfs_kernel_free(kernel);
 	kvfs_cache_free(cache);
 	kvfs_vault_free(vault);
