@@ -29,6 +29,19 @@ static inline int64_t kvfs_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Unix seconds on CLOCK_REALTIME: the clock of the vault's attributes
+ * (nbf, exp, created, updated), of file times and of what .kvfs/ shows.
+ * The two clocks are the only ones: a time is either kvfs_now_ms() (int64_t
+ * ms, for waiting) or kvfs_wall_now() (int64_t s, for dates); durations the
+ * user gives in seconds are converted where they are used. */
+static inline int64_t kvfs_wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
 /* A kvfs_now_ms() time as the deadline of pthread_cond_timedwait() on a
  * condition variable of kvfs_cond_init_monotonic(). */
 static inline struct timespec kvfs_ms_to_timespec(int64_t ms)
