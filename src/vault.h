@@ -33,6 +33,12 @@ struct kvfs_object_attrs {
 	int64_t updated;
 };
 
+/* One of an object's tags, as the vault spells it. */
+struct kvfs_tag {
+	char *key;
+	char *value;
+};
+
 /* An object of a listing: what every collection's items carry, and the
  * one string its collection's keep. */
 struct kvfs_object_item {
@@ -44,6 +50,8 @@ struct kvfs_object_item {
 	};
 	struct kvfs_object_attrs attrs;
 	bool managed; /* a secret or key that backs a certificate */
+	struct kvfs_tag *tags; /* in the vault's order; NULL when none */
+	size_t ntags;
 };
 
 struct kvfs_object_list {
