@@ -49,7 +49,7 @@ struct kvfs_object_item {
 		char *content_type; /* a secret's contentType, or NULL */
 	};
 	struct kvfs_object_attrs attrs;
-	bool managed; /* a secret or key that backs a certificate */
+	bool managed;	       /* a secret or key that backs a certificate */
 	struct kvfs_tag *tags; /* in the vault's order; NULL when none */
 	size_t ntags;
 };
