@@ -1,41 +1,39 @@
-/* What the tree is made of.  Each collection of the mount has a listing,
- * an immutable snapshot, built off the lock and swapped in under it with
+/* What the tree is made of, kept fresh.  Each collection of the mount has
+ * a listing (listing.h), built off the lock and swapped in under it with
  * the others; readers take a reference.  What is fetched per object lives
- * in slots keyed by its collection and "name" (the latest bundle's files),
- * "name/version" (a version's) or "name/" (the versions listing):
- * the first caller fetches with the lock released while later callers wait
- * on the shared flight and take its result, success or failure; a failure
- * is not kept, so the next call tries again, unless the vault is failing:
- * then it is the answer until the vault's next permitted attempt.  The
- * secret of a kvfs_files is fetched the same way, once, into that
- * kvfs_files.  Everything handed out is refcounted so that an open file
- * keeps its bytes whatever happens to the slot.  A listing is fetched by
- * one caller at a time (the others wait for its result), every collection
- * of the mount in table order; swapping them in drops the slots of objects
+ * in slots keyed by its collection and "name" (the latest bundle's files,
+ * files.h), "name/version" (a version's) or "name/" (the versions
+ * listing): the first caller fetches with the lock released while later
+ * callers wait on the shared flight and take its result, success or
+ * failure; a failure is not kept, so the next call tries again, unless the
+ * vault is failing: then it is the answer until the vault's next permitted
+ * attempt.  Everything handed out is refcounted so that an open file keeps
+ * its bytes whatever happens to the slot.  A listing is fetched by one
+ * caller at a time (the others wait for its result), every collection of
+ * the mount in table order; swapping them in drops the slots of objects
  * that changed or went, and reports a change per object to the change
- * callback (kernel.c keeps them for
- * the kernel), which runs under the lock.  Slot, secret and
- * listing fetches are each a single-flight (flight.h).  One mutex and one
- * condition variable for the whole cache; the mutex is never held across
- * a vault call, nor across a log line: lines are composed under it and
- * written after. */
+ * callback (kernel.c keeps them for the kernel), which runs under the
+ * lock.  Freshness: while revalidation fails, files are served up to
+ * max_stale=.  The secrets of the files are certsecret.c's, under a lock of
+ * their own.  Slot and listing fetches are each a single flight (flight.h).
+ * One mutex and one condition variable for the whole cache; the mutex is
+ * never held across a vault call, nor across a log line: lines are composed
+ * under it and written after. */
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "cache.h"
+#include "certsecret.h"
 #include "defaults.h"
 #include "flight.h"
 #include "log.h"
 #include "metrics.h"
-#include "pki.h"
 #include "pins.h"
 #include "util.h"
 
@@ -53,39 +51,6 @@ struct flight {
 	enum obj_kind kind;
 	void *obj; /* a reference, on success */
 };
-
-/* The secret of a kvfs_files; while its flight is under way, it is
- * loading. */
-enum secret_state {
-	SECRET_NONE,
-	SECRET_READY,
-	SECRET_FAILED,
-};
-
-/* A kvfs_files and what the cache keeps with it. */
-struct files {
-	struct kvfs_files pub;
-	enum kvfs_collection coll;
-	int refs;
-	int64_t fetched_mono; /* fetched_at on the monotonic clock */
-	int current;	      /* atomic: the ready files of the latest slot */
-	enum secret_state secret_state;
-	struct kvfs_flight secret_flight; /* the secret is loading */
-	int secret_r;			  /* a failure kept for a while */
-	int64_t secret_until; /* monotonic seconds the failure is kept */
-	struct kvfs_pki_secret_files secret; /* when secret_state is ready */
-};
-
-static struct files *files_of(struct kvfs_files *f)
-{
-	return (struct files *)((char *)f - offsetof(struct files, pub));
-}
-
-static const struct files *files_of_const(const struct kvfs_files *f)
-{
-	return (const struct files *)((const char *)f -
-				      offsetof(struct files, pub));
-}
 
 enum slot_state {
 	SLOT_NONE,
@@ -119,6 +84,7 @@ struct kvfs_cache {
 	struct kvfs_vault *vault;
 	unsigned pin_seconds;
 	struct kvfs_pins *pins; /* (process, coll, name) → kvfs_files */
+	struct kvfs_certsecrets *secrets; /* the secrets of its files */
 	/* The collections of the mount (bits of enum kvfs_collection). */
 	unsigned collections;
 
@@ -137,8 +103,8 @@ struct kvfs_cache {
 	struct kvfs_flight listing_flight;
 	struct kvfs_error listing_err;
 
-	/* Freshness: the last listing that succeeded (monotonic seconds),
-	 * and whether the latest one failed (since when). */
+	/* Freshness: the last listing that succeeded (kvfs_now_ms()), and
+	 * whether the latest one failed (since when). */
 	bool loaded;
 	int64_t last_ok;
 	bool failing;
@@ -152,148 +118,10 @@ struct kvfs_cache {
 	int stopping; /* atomic: revalidation stops at the next request */
 };
 
-/* Monotonic seconds: the clock of freshness, pins and max_stale. */
-static int64_t now_monotonic(void)
-{
-	return kvfs_now_ms() / 1000;
-}
-
 static unsigned max_stale(const struct kvfs_cache *cache)
 {
 	return cache->config ? cache->config->max_stale
 			     : KVFS_DEFAULT_MAX_STALE;
-}
-
-/* A kvfs_listing and what the cache keeps with it. */
-struct listing {
-	struct kvfs_listing pub;
-	int refs;
-	struct kvfs_object_list owned; /* owns the strings entries point to */
-};
-
-static struct listing *listing_of(struct kvfs_listing *l)
-{
-	return (struct listing *)((char *)l - offsetof(struct listing, pub));
-}
-
-/* An empty listing, referenced once; NULL without memory. */
-static struct listing *listing_new(void)
-{
-	struct listing *p = calloc(1, sizeof(*p));
-
-	if (p)
-		p->refs = 1;
-	return p;
-}
-
-static void listing_free(struct listing *p)
-{
-	free(p->pub.entries);
-	kvfs_object_list_clear(&p->owned);
-	free(p);
-}
-
-void kvfs_listing_unref(struct kvfs_listing *l)
-{
-	if (l &&
-	    __atomic_sub_fetch(&listing_of(l)->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		listing_free(listing_of(l));
-}
-
-static struct kvfs_listing *listing_ref(struct kvfs_listing *l)
-{
-	__atomic_add_fetch(&listing_of(l)->refs, 1, __ATOMIC_RELAXED);
-	return l;
-}
-
-static int entry_cmp(const void *a, const void *b)
-{
-	const struct kvfs_entry *x = a, *y = b;
-
-	return strcasecmp(x->item.name, y->item.name);
-}
-
-static int key_cmp(const void *key, const void *e)
-{
-	return strcasecmp(key, ((const struct kvfs_entry *)e)->item.name);
-}
-
-const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
-					   const char *name)
-{
-	if (!l || !name || l->n == 0)
-		return NULL;
-	return bsearch(name, l->entries, l->n, sizeof(l->entries[0]), key_cmp);
-}
-
-/* Take over the items of a vault list as a sorted listing.  Names that
- * are not valid Key Vault names never become paths, and a name the vault
- * listed twice (in any case) is kept once.  The list is left empty. */
-static int listing_build(enum kvfs_collection coll,
-			 struct kvfs_object_list *list,
-			 struct kvfs_listing **ret)
-{
-	const char *noun = kvfs_collection_info(coll)->noun;
-	struct listing *p = listing_new();
-	struct kvfs_listing *l;
-	size_t n = 0;
-
-	if (!p)
-		return -ENOMEM;
-	l = &p->pub;
-	l->entries = calloc(list->n ? list->n : 1, sizeof(l->entries[0]));
-	if (!l->entries) {
-		free(p);
-		return -ENOMEM;
-	}
-	p->owned = *list;
-	memset(list, 0, sizeof(*list));
-
-	for (size_t i = 0; i < p->owned.n; i++) {
-		const struct kvfs_object_item *it = &p->owned.items[i];
-
-		if (!it->name || !kvfs_vault_object_name_valid(it->name)) {
-			log_warning_ratelimited(
-				"ignoring %s '%.140s' in the "
-				"listing: not a valid Key Vault name",
-				noun, it->name ? it->name : "");
-			continue;
-		}
-		l->entries[n++].item = *it;
-	}
-
-	qsort(l->entries, n, sizeof(l->entries[0]), entry_cmp);
-	for (size_t i = 0; i < n; i++) {
-		if (l->n > 0 &&
-		    entry_cmp(&l->entries[l->n - 1], &l->entries[i]) == 0) {
-			log_warning("%s '%s' listed twice", noun,
-				    l->entries[i].item.name);
-			continue;
-		}
-		l->entries[l->n] = l->entries[i];
-		if (l->entries[l->n].item.attrs.updated > l->updated_max)
-			l->updated_max = l->entries[l->n].item.attrs.updated;
-		l->n++;
-	}
-	l->loaded_at = time(NULL);
-	*ret = l;
-	return 0;
-}
-
-static void files_free(struct files *f)
-{
-	kvfs_cert_bundle_clear(&f->pub.bundle);
-	free(f->pub.cert_pem);
-	free(f->pub.subject);
-	kvfs_pki_secret_files_clear(&f->secret);
-	free(f);
-}
-
-void kvfs_files_unref(struct kvfs_files *f)
-{
-	if (f &&
-	    __atomic_sub_fetch(&files_of(f)->refs, 1, __ATOMIC_ACQ_REL) == 0)
-		files_free(files_of(f));
 }
 
 static void files_unref_pin(void *f)
@@ -301,77 +129,11 @@ static void files_unref_pin(void *f)
 	kvfs_files_unref(f);
 }
 
-struct kvfs_files *kvfs_files_ref(struct kvfs_files *f)
-{
-	__atomic_add_fetch(&files_of(f)->refs, 1, __ATOMIC_RELAXED);
-	return f;
-}
-
-bool kvfs_files_current(const struct kvfs_files *f)
-{
-	return __atomic_load_n(&files_of_const(f)->current, __ATOMIC_ACQUIRE);
-}
-
-/* The latest slot of f's certificate holds f, or no longer does. */
-static void files_set_current(struct kvfs_files *f, bool current)
-{
-	__atomic_store_n(&files_of(f)->current, current, __ATOMIC_RELEASE);
-}
-
-/* A kvfs_versions and what the cache keeps with it. */
-struct versions {
-	struct kvfs_versions pub;
-	int refs;
-};
-
-static struct versions *versions_of(struct kvfs_versions *v)
-{
-	return (struct versions *)((char *)v - offsetof(struct versions, pub));
-}
-
-/* An empty versions listing, referenced once; NULL without memory. */
-static struct kvfs_versions *versions_new(void)
-{
-	struct versions *p = calloc(1, sizeof(*p));
-
-	if (!p)
-		return NULL;
-	p->refs = 1;
-	return &p->pub;
-}
-
-void kvfs_versions_unref(struct kvfs_versions *v)
-{
-	if (v && __atomic_sub_fetch(&versions_of(v)->refs, 1,
-				    __ATOMIC_ACQ_REL) == 0) {
-		kvfs_object_list_clear(&v->list);
-		free(versions_of(v));
-	}
-}
-
-static struct kvfs_versions *versions_ref(struct kvfs_versions *v)
-{
-	__atomic_add_fetch(&versions_of(v)->refs, 1, __ATOMIC_RELAXED);
-	return v;
-}
-
-const struct kvfs_object_item *kvfs_versions_find(const struct kvfs_versions *v,
-						  const char *version)
-{
-	if (!v || !version)
-		return NULL;
-	for (size_t i = 0; i < v->list.n; i++)
-		if (v->list.items[i].version &&
-		    strcasecmp(v->list.items[i].version, version) == 0)
-			return &v->list.items[i];
-	return NULL;
-}
-
 static void *obj_ref(enum obj_kind kind, void *obj)
 {
 	if (kind == OBJ_FILES)
 		return kvfs_files_ref(obj);
-	return versions_ref(obj);
+	return kvfs_versions_ref(obj);
 }
 
 static void obj_unref(enum obj_kind kind, void *obj)
@@ -405,22 +167,22 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
 		cache->collections |= 1u << i;
 	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
-		struct listing *empty;
-
 		if (!(cache->collections & (1u << i)))
 			continue;
-		empty = listing_new();
-		if (!empty) {
+		cache->listings[i] = kvfs_listing_new_empty();
+		if (!cache->listings[i]) {
 			r = -ENOMEM;
 			goto fail;
 		}
-		cache->listings[i] = &empty->pub;
 	}
 	cache->pins = kvfs_pins_new(files_unref_pin);
 	if (!cache->pins) {
 		r = -ENOMEM;
 		goto fail;
 	}
+	r = kvfs_certsecrets_new(c, v, &cache->secrets);
+	if (r < 0)
+		goto fail;
 	cache->pin_seconds = KVFS_CACHE_PIN_SECONDS;
 	cache->config = c;
 	cache->vault = v;
@@ -435,6 +197,7 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 	*ret = cache;
 	return 0;
 fail:
+	kvfs_certsecrets_free(cache->secrets);
 	kvfs_pins_free(cache->pins);
 	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
 		kvfs_listing_unref(cache->listings[i]);
@@ -445,7 +208,7 @@ fail:
 static void slot_free(struct slot *s)
 {
 	if (s->obj && s->kind == OBJ_FILES)
-		files_set_current(s->obj, false);
+		kvfs_files_set_current(s->obj, false);
 	if (s->obj)
 		obj_unref(s->kind, s->obj);
 	free(s->key);
@@ -461,6 +224,7 @@ void kvfs_cache_free(struct kvfs_cache *cache)
 		slot_free(cache->slots[i]);
 	free(cache->slots);
 	kvfs_pins_free(cache->pins);
+	kvfs_certsecrets_free(cache->secrets);
 	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
 		kvfs_listing_unref(cache->listings[i]);
 	pthread_cond_destroy(&cache->cond);
@@ -502,7 +266,7 @@ struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache,
 	pthread_mutex_lock(&cache->lock);
 	l = listing_locked(cache, coll);
 	if (l)
-		listing_ref(l);
+		kvfs_listing_ref(l);
 	pthread_mutex_unlock(&cache->lock);
 	return l;
 }
@@ -514,7 +278,7 @@ void kvfs_cache_listings(struct kvfs_cache *cache,
 	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
 		ret[i] = listing_locked(cache, (enum kvfs_collection)i);
 		if (ret[i])
-			listing_ref(ret[i]);
+			kvfs_listing_ref(ret[i]);
 	}
 	pthread_mutex_unlock(&cache->lock);
 }
@@ -598,24 +362,24 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 			       const struct kvfs_files *f,
 			       struct kvfs_log_deferred *why)
 {
-	const char *noun = kvfs_collection_info(files_of_const(f)->coll)->noun;
+	const char *noun = kvfs_collection_info(f->coll)->noun;
 	int64_t fetched, seen, now;
 
 	if (!cache->failing)
 		return true;
-	now = now_monotonic();
-	fetched = files_of_const(f)->fetched_mono;
+	now = kvfs_now_ms();
+	fetched = kvfs_files_fetched_ms(f);
 	seen = fetched > cache->last_ok ? fetched : cache->last_ok;
-	if (now - seen > (int64_t)max_stale(cache)) {
+	if (now - seen > 1000 * (int64_t)max_stale(cache)) {
 		log_defer_warning_ratelimited(
 			why,
 			"%s '%s': not served, the vault has not "
 			"confirmed it for %lld s (max_stale=%u)",
 			noun, f->bundle.name ? f->bundle.name : "?",
-			(long long)(now - seen), max_stale(cache));
+			(long long)((now - seen) / 1000), max_stale(cache));
 		return false;
 	}
-	if (f->bundle.attrs.exp && time(NULL) >= f->bundle.attrs.exp) {
+	if (f->bundle.attrs.exp && kvfs_wall_now() >= f->bundle.attrs.exp) {
 		log_defer_warning_ratelimited(
 			why,
 			"%s '%s': not served, it expired while the "
@@ -624,16 +388,6 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 		return false;
 	}
 	return true;
-}
-
-static bool item_changed(const struct kvfs_object_item *a,
-			 const struct kvfs_object_item *b)
-{
-	if (a->attrs.updated != b->attrs.updated)
-		return true;
-	if (!a->x5t != !b->x5t)
-		return true;
-	return a->x5t && strcmp(a->x5t, b->x5t) != 0;
 }
 
 /* The object of the ready slot (coll, key), or NULL. */
@@ -680,7 +434,7 @@ static int change_report_one_locked(struct kvfs_cache *cache,
 		return change_report_locked(cache, &c, NULL);
 	f = slot_obj_locked(cache, coll, name);
 	if (f)
-		files_set_current(f, false);
+		kvfs_files_set_current(f, false);
 	if (asprintf(&vkey, "%s/", name) < 0) {
 		vkey = NULL;
 		return -ENOMEM;
@@ -696,46 +450,6 @@ static int change_report_one_locked(struct kvfs_cache *cache,
 		c.versions = vers;
 	}
 	return change_report_locked(cache, &c, f);
-}
-
-enum diff {
-	DIFF_GONE,
-	DIFF_NEW,
-	DIFF_CHANGED,
-};
-
-/* Hand fn each object that differs from listing old to l, in order: a is
- * old's item (NULL when new), b is l's (NULL when gone).  Both are sorted
- * case-insensitively, so one walk through both finds them. */
-static void listing_diff(const struct kvfs_listing *old,
-			 const struct kvfs_listing *l,
-			 void (*fn)(void *data, enum diff d,
-				    const struct kvfs_object_item *a,
-				    const struct kvfs_object_item *b),
-			 void *data)
-{
-	size_t i = 0, j = 0;
-
-	while (i < old->n || j < l->n) {
-		const struct kvfs_object_item *a =
-			i < old->n ? &old->entries[i].item : NULL;
-		const struct kvfs_object_item *b =
-			j < l->n ? &l->entries[j].item : NULL;
-		int c = !a ? 1 : !b ? -1 : strcasecmp(a->name, b->name);
-
-		if (c < 0) {
-			fn(data, DIFF_GONE, a, NULL);
-			i++;
-		} else if (c > 0) {
-			fn(data, DIFF_NEW, NULL, b);
-			j++;
-		} else {
-			if (item_changed(a, b))
-				fn(data, DIFF_CHANGED, a, b);
-			i++;
-			j++;
-		}
-	}
 }
 
 /* What swapping the listings in leaves to say once the lock is released:
@@ -773,31 +487,32 @@ static void change_report_noted_locked(struct diff_report *q,
 			       name ? "" : "/");
 }
 
-static void diff_report_locked(void *data, enum diff d,
+static void diff_report_locked(void *data, enum kvfs_listing_diff d,
 			       const struct kvfs_object_item *a,
 			       const struct kvfs_object_item *b)
 {
 	struct diff_report *q = data;
 
 	(void)b;
-	if (d != DIFF_CHANGED)
+	if (d != KVFS_LISTING_CHANGED)
 		q->names = true;
-	if (d == DIFF_GONE)
+	if (d == KVFS_LISTING_GONE)
 		change_report_noted_locked(q, KVFS_CHANGE_GONE, a->name);
-	else if (d == DIFF_CHANGED)
+	else if (d == KVFS_LISTING_CHANGED)
 		change_report_noted_locked(q, KVFS_CHANGE_CHANGED, a->name);
 }
 
 /* data: the enum kvfs_collection of the listings. */
-static void diff_log(void *data, enum diff d, const struct kvfs_object_item *a,
+static void diff_log(void *data, enum kvfs_listing_diff d,
+		     const struct kvfs_object_item *a,
 		     const struct kvfs_object_item *b)
 {
 	const char *noun =
 		kvfs_collection_info(*(const enum kvfs_collection *)data)->noun;
 
-	if (d == DIFF_GONE)
+	if (d == KVFS_LISTING_GONE)
 		log_info("%s '%s' is gone from the vault", noun, a->name);
-	else if (d == DIFF_NEW)
+	else if (d == KVFS_LISTING_NEW)
 		log_info("%s '%s' is new in the vault", noun, b->name);
 	else
 		log_info("%s '%s' changed in the vault", noun, b->name);
@@ -810,7 +525,7 @@ static void swap_notes_flush(struct swap_notes *n)
 
 		if (!n->old[i])
 			continue;
-		listing_diff(n->old[i], n->l[i], diff_log, &coll);
+		kvfs_listing_diff(n->old[i], n->l[i], diff_log, &coll);
 		kvfs_listing_unref(n->old[i]);
 		kvfs_listing_unref(n->l[i]);
 	}
@@ -836,11 +551,11 @@ static void changes_report_locked(struct kvfs_cache *cache,
 	struct kvfs_listing *old = cache->listings[coll];
 	struct diff_report q = {cache, notes, coll, false};
 
-	listing_diff(old, l, diff_report_locked, &q);
+	kvfs_listing_diff(old, l, diff_report_locked, &q);
 	if (q.names || old->updated_max != l->updated_max)
 		change_report_noted_locked(&q, KVFS_CHANGE_LISTING, NULL);
-	notes->old[coll] = listing_ref(old);
-	notes->l[coll] = listing_ref(l);
+	notes->old[coll] = kvfs_listing_ref(old);
+	notes->l[coll] = kvfs_listing_ref(l);
 }
 
 /* Swap in a new listing of coll and forget the files it makes out of
@@ -869,7 +584,8 @@ static void listing_replace_locked(struct kvfs_cache *cache,
 		was = kvfs_listing_find(old, name);
 		now = kvfs_listing_find(l, name);
 		bool changed =
-			!now || !was || item_changed(&was->item, &now->item);
+			!now || !was ||
+			kvfs_listing_item_changed(&was->item, &now->item);
 
 		if (!changed)
 			continue;
@@ -932,7 +648,7 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 		r = kvfs_vault_list_within(cache->vault, coll, budget_s, &list,
 					   err);
 		if (r == 0) {
-			r = listing_build(coll, &list, &ls[i]);
+			r = kvfs_listing_build(coll, &list, &ls[i]);
 			if (r < 0) {
 				kvfs_object_list_clear(&list);
 				kvfs_error_set_message(err, "out of memory");
@@ -954,11 +670,12 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 				       "revalidated the %s again "
 				       "after %lld s; cached files are fresh",
 				       what,
-				       (long long)(now_monotonic() -
-						   cache->failing_since));
+				       (long long)((kvfs_now_ms() -
+						    cache->failing_since) /
+						   1000));
 		}
 		cache->failing = false;
-		cache->last_ok = now_monotonic();
+		cache->last_ok = kvfs_now_ms();
 		return 0;
 	}
 	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
@@ -981,7 +698,7 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 			       "cached files are served for up to %u s",
 			       kvfs_collection_info(failed)->name, msg,
 			       max_stale(cache));
-		cache->failing_since = now_monotonic();
+		cache->failing_since = kvfs_now_ms();
 	}
 	if (cache->loaded)
 		cache->failing = true;
@@ -1026,13 +743,6 @@ int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err)
  * their attributes come from the new listing, their files are fetched
  * again on next use. */
 
-static bool version_changed(const struct kvfs_object_item *a,
-			    const struct kvfs_object_item *b)
-{
-	return item_changed(a, b) || a->attrs.enabled != b->attrs.enabled ||
-	       a->attrs.nbf != b->attrs.nbf || a->attrs.exp != b->attrs.exp;
-}
-
 /* What replacing a versions listing leaves to say once the lock is
  * released: the versions of old (referenced) that changed or went, and a
  * change that could not be reported. */
@@ -1065,33 +775,14 @@ static void change_report_versions_locked(struct kvfs_cache *cache,
 		       name);
 }
 
-/* The next version of old, from *k on, that nv changed or lists no more;
- * NULL after the last. */
-static const struct kvfs_object_item *
-version_next_changed(const struct kvfs_versions *old,
-		     const struct kvfs_versions *nv, size_t *k)
-{
-	while (*k < old->list.n) {
-		const struct kvfs_object_item *a = &old->list.items[(*k)++];
-		const struct kvfs_object_item *b;
-
-		if (!a->version)
-			continue;
-		b = kvfs_versions_find(nv, a->version);
-		if (!b || version_changed(a, b))
-			return a;
-	}
-	return NULL;
-}
-
 static void versions_notes_flush(struct versions_notes *notes,
 				 enum kvfs_collection coll, const char *name,
 				 const struct kvfs_versions *nv)
 {
 	const struct kvfs_object_item *a;
 
-	for (size_t k = 0;
-	     notes->old && (a = version_next_changed(notes->old, nv, &k));)
+	for (size_t k = 0; notes->old && (a = kvfs_versions_next_changed(
+						  notes->old, nv, &k));)
 		log_info("version '%s' of %s '%s' %s the vault", a->version,
 			 kvfs_collection_info(coll)->noun, name,
 			 kvfs_versions_find(nv, a->version) ? "changed in"
@@ -1127,7 +818,7 @@ static void versions_replace_locked(struct kvfs_cache *cache,
 	vers = calloc(old->list.n + 1, sizeof(*vers));
 	if (!vers)
 		return;
-	for (size_t k = 0; (a = version_next_changed(old, nv, &k));)
+	for (size_t k = 0; (a = kvfs_versions_next_changed(old, nv, &k));)
 		vers[n++] = a->version;
 	notes->old = obj_ref(OBJ_VERSIONS, old);
 	for (size_t k = 0; k < nv->list.n && !added; k++)
@@ -1195,7 +886,7 @@ static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 
 		/* Unmounting, or out of memory: the next time. */
 		if (__atomic_load_n(&cache->stopping, __ATOMIC_ACQUIRE) ||
-		    !(nv = versions_new())) {
+		    !(nv = kvfs_versions_new())) {
 			free(names[i]);
 			continue;
 		}
@@ -1241,78 +932,28 @@ int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,
 	return r;
 }
 
-/* A reader's fetch failed.  When the retry gate held the request back, the
- * gate's own line ("vault ... is failing", then "answers again") already
- * says why, and a line per reader would only repeat it with a countdown:
- * debug level, and the last error of .kvfs/status stays the vault's own.
- * Anything else is a warning, ten lines a minute. */
-static void fetch_failed(const struct kvfs_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void fetch_failed(const struct kvfs_error *err, const char *fmt, ...)
-{
-	char what[320], msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	kvfs_error_describe(err, msg, sizeof(msg));
-	if (err->not_sent) {
-		log_debug("%s: %s", what, msg);
-		return;
-	}
-	log_warning_ratelimited("%s: %s", what, msg);
-	kvfs_metrics_error("%s: %s", what, msg);
-}
-
 /* The network part of a first use: GET the bundle, build the files.  Runs
  * without the lock. */
 static int files_fetch(struct kvfs_cache *cache, enum kvfs_collection coll,
 		       const char *name, const char *version,
 		       struct kvfs_files **ret)
 {
-	const char *noun = kvfs_collection_info(coll)->noun;
+	_cleanup_(kvfs_cert_bundle_clear) struct kvfs_cert_bundle b = {0};
 	struct kvfs_error err;
-	struct kvfs_files *f;
-	struct files *p;
 	int r;
 
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	p->refs = 1;
-	p->coll = coll;
-	f = &p->pub;
-
 	kvfs_error_clear(&err);
-	r = kvfs_vault_get_certificate(cache->vault, name, version, &f->bundle,
-				       &err);
+	r = kvfs_vault_get_certificate(cache->vault, name, version, &b, &err);
 	if (r < 0) {
-		fetch_failed(&err, "cannot get %s '%s%s%s'", noun, name,
-			     version ? "/" : "", version ? version : "");
-		free(p);
+		kvfs_files_fetch_failed(&err, "cannot get %s '%s%s%s'",
+					kvfs_collection_info(coll)->noun, name,
+					version ? "/" : "",
+					version ? version : "");
 		/* What a reader can act on passes through; the rest of the
 		 * backend's trouble is an I/O error. */
 		return r == -ENOENT || r == -EACCES ? r : -EIO;
 	}
-
-	f->fetched_at = time(NULL);
-	p->fetched_mono = now_monotonic();
-	r = kvfs_pki_der_to_pem(f->bundle.der, f->bundle.der_len, &f->cert_pem,
-				&f->cert_pem_len);
-	if (r == 0)
-		r = kvfs_pki_cert_info(f->bundle.der, f->bundle.der_len,
-				       &f->subject, f->sha256, f->x5t);
-	if (r < 0) {
-		log_warning("%s '%s': the vault's 'cer' is not a certificate",
-			    noun, name);
-		files_free(p);
-		return -EIO;
-	}
-
-	*ret = f;
-	return 0;
+	return kvfs_files_new_cert(coll, &b, ret);
 }
 
 static int versions_fetch(struct kvfs_cache *cache, enum kvfs_collection coll,
@@ -1322,13 +963,14 @@ static int versions_fetch(struct kvfs_cache *cache, enum kvfs_collection coll,
 	struct kvfs_error err;
 	int r;
 
-	v = versions_new();
+	v = kvfs_versions_new();
 	if (!v)
 		return -ENOMEM;
 	kvfs_error_clear(&err);
 	r = kvfs_vault_list_versions(cache->vault, coll, name, &v->list, &err);
 	if (r < 0) {
-		fetch_failed(&err, "cannot list the versions of '%s'", name);
+		kvfs_files_fetch_failed(
+			&err, "cannot list the versions of '%s'", name);
 		kvfs_versions_unref(v);
 		return r == -ENOENT || r == -EACCES ? r : -EIO;
 	}
@@ -1428,7 +1070,7 @@ static int flight_run_locked(struct kvfs_cache *cache, struct slot *s,
 		s->obj = obj_ref(kind, obj);
 		/* What the directory shows, until the slot lets it go. */
 		if (kind == OBJ_FILES && !strchr(key, '/'))
-			files_set_current(obj, true);
+			kvfs_files_set_current(obj, true);
 	} else if (next > 0 && !s->stale) {
 		s->state = SLOT_FAILED;
 		s->failed_r = r;
@@ -1561,141 +1203,20 @@ int kvfs_cache_versions(struct kvfs_cache *cache, enum kvfs_collection coll,
 		       (void **)ret);
 }
 
-/* ---- the secret of one version ---- */
-
-/* GET the secret the bundle names and build its files.  Runs without the
- * lock.  -EACCES (refused: not this identity's to read, or disabled),
- * -EBADMSG (the secret does not make files for this certificate), -EIO. */
-static int secret_fetch(struct kvfs_cache *cache, const struct kvfs_files *f,
-			struct kvfs_pki_secret_files *ret)
-{
-	_cleanup_(kvfs_secret_clear) struct kvfs_secret sec = {0};
-	const struct kvfs_cert_bundle *b = &f->bundle;
-	struct kvfs_error err;
-	char msg[512];
-	int r;
-
-	kvfs_error_clear(&err);
-	r = kvfs_vault_get_secret(cache->vault, b->sid, &sec, &err);
-	if (r < 0) {
-		if (kvfs_vault_error_secret_disabled(&err)) {
-			/* Not an authentication failure: the version is
-			 * disabled, and its files closed anyway. */
-			log_info("the secret of '%s/%s' is disabled", b->name,
-				 b->version);
-			return -EACCES;
-		}
-		fetch_failed(&err, "cannot get the secret of '%s/%s'", b->name,
-			     b->version);
-		/* A body that did not parse says nothing lasting about the
-		 * secret: -EIO, not kept. */
-		return r == -EACCES ? r : -EIO;
-	}
-	r = kvfs_pki_secret_files(
-		sec.value, sec.value_len,
-		sec.content_type ? sec.content_type : b->content_type, b->der,
-		b->der_len, b->name, ret, msg, sizeof(msg));
-	if (r == -EBADMSG)
-		log_warning("certificate '%s/%s': %s", b->name, b->version,
-			    msg);
-	return r;
-}
-
-static int secret_get(struct kvfs_cache *cache, struct kvfs_files *pub,
-		      bool fetch, const struct kvfs_pki_secret_files **ret)
-{
-	struct files *f = files_of(pub);
-	struct kvfs_pki_secret_files sf = {0};
-	int64_t deadline = reader_deadline(cache);
-	struct kvfs_log_deferred why = {0};
-	bool waited = false;
-	int r;
-
-	pthread_mutex_lock(&cache->lock);
-	for (;;) {
-		if (kvfs_flight_busy_locked(&f->secret_flight)) {
-			if (!fetch) {
-				r = -ENODATA;
-				goto out;
-			}
-			waited = true;
-			if (kvfs_flight_wait_locked(&f->secret_flight,
-						    &cache->lock, &cache->cond,
-						    deadline, NULL) < 0) {
-				kvfs_log_defer(&why, NULL, KVFS_LOG_WARNING,
-					       "certificate '%s': no secret "
-					       "from the vault within the "
-					       "deadline",
-					       pub->bundle.name);
-				r = -EIO;
-				goto out;
-			}
-			continue;
-		}
-		switch (f->secret_state) {
-		case SECRET_READY:
-			if (fetch)
-				kvfs_metrics_cache(KVFS_OBJ_SECRET, true);
-			*ret = &f->secret;
-			r = 0;
-			goto out;
-		case SECRET_FAILED:
-			if (now_monotonic() < f->secret_until) {
-				r = f->secret_r;
-				goto out;
-			}
-			f->secret_state = SECRET_NONE;
-			continue;
-		case SECRET_NONE:
-			break;
-		}
-		/* A failure is handed to the waiters of its flight, and
-		 * not kept unless it says something about the secret. */
-		if (!fetch || waited) {
-			r = fetch ? -EIO : -ENODATA;
-			goto out;
-		}
-		break;
-	}
-
-	(void)kvfs_flight_begin_locked(&f->secret_flight);
-	kvfs_metrics_cache(KVFS_OBJ_SECRET, false);
-	pthread_mutex_unlock(&cache->lock);
-	r = secret_fetch(cache, pub, &sf);
-	pthread_mutex_lock(&cache->lock);
-	if (r == 0) {
-		f->secret = sf;
-		f->secret_state = SECRET_READY;
-		*ret = &f->secret;
-	} else if (r == -EACCES || r == -EBADMSG) {
-		f->secret_r = r == -EACCES ? -EACCES : -EIO;
-		f->secret_until = now_monotonic() +
-				  (cache->config && cache->config->refresh
-					   ? cache->config->refresh
-					   : KVFS_DEFAULT_REFRESH);
-		f->secret_state = SECRET_FAILED;
-		r = f->secret_r;
-	} else {
-		f->secret_state = SECRET_NONE;
-		r = -EIO;
-	}
-	kvfs_flight_end_locked(&f->secret_flight, &cache->cond, r);
-out:
-	pthread_mutex_unlock(&cache->lock);
-	kvfs_log_flush(&why);
-	return r;
-}
+/* ---- the secret of one version: certsecret.c ---- */
 
 int kvfs_cache_secret(struct kvfs_cache *cache, struct kvfs_files *f,
 		      const struct kvfs_pki_secret_files **ret)
 {
-	return secret_get(cache, f, true, ret);
+	return kvfs_certsecrets_get(cache->secrets, f, true,
+				    reader_deadline(cache), ret);
 }
 
 int kvfs_cache_secret_peek(struct kvfs_cache *cache, struct kvfs_files *f,
 			   const struct kvfs_pki_secret_files **ret)
 {
-	return secret_get(cache, f, false, ret);
+	return kvfs_certsecrets_get(cache->secrets, f, false,
+				    reader_deadline(cache), ret);
 }
 
 /* ---- pins: one process, one version per directory ---- */

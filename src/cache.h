@@ -19,70 +19,12 @@
 #include "collection.h"
 #include "config.h"
 #include "error.h"
+#include "files.h"
+#include "listing.h"
 #include "pki.h"
 #include "vault.h"
 
 struct kvfs_cache;
-
-/* One object as its collection's listing shows it (a view; the listing owns the
- * strings). */
-struct kvfs_entry {
-	struct kvfs_object_item item;
-};
-
-/* An immutable listing; entries sorted by name, case-insensitively.  Its
- * references and the strings it owns are private to cache.c. */
-struct kvfs_listing {
-	struct kvfs_entry *entries;
-	size_t n;
-	int64_t updated_max; /* newest attrs.updated, 0 when empty */
-	int64_t loaded_at;   /* when the listing was fetched (Unix seconds) */
-};
-
-/* The files of one object version.  What every collection has, and the
- * renderers and the cache's freshness rules use: the bundle's name,
- * version and attrs, fetched_at and size_hidden_until.  What only a
- * certificate has: the bundle's DER, sid and content type, cert_pem,
- * subject, sha256 and x5t, and the secret-derived files
- * (kvfs_cache_secret).  Another collection's content (a secret's value, a
- * key's JWK) is a part of its own beside the certificate's, filled by that
- * collection's fetch.
- *
- * A certificate version's files are built once from its bundle, and
- * the secret-derived ones from the secret of that same version (the
- * bundle's sid) the first time one is looked at.  This is how the files of
- * one directory stay of one version through a rotation: a directory's
- * files all come from one kvfs_files, which never mixes versions; a
- * rotation makes a new kvfs_files for the directory, and an open file
- * keeps a reference to the one it opened, so its bytes never change.
- * Immutable once published, but for size_hidden_until.  What the cache
- * keeps with them (references, the fetch's monotonic time, the secret and
- * its flight, whether they are current) is private to cache.c.
- *
- * Stale-on-error: once built they are served until a listing says the
- * certificate changed; a failed revalidation never drops them.  While
- * revalidation fails they are served for up to max_stale= seconds after
- * the later of their fetch and the last successful listing, and never
- * past the certificate's exp; then -EIO until a revalidation succeeds. */
-struct kvfs_files {
-	struct kvfs_cert_bundle bundle;
-	char *cert_pem;
-	size_t cert_pem_len;
-	char *subject;	    /* RFC 2253 */
-	char sha256[65];    /* lower-case hex of the DER */
-	char x5t[28];	    /* base64url SHA-1 of the DER */
-	int64_t fetched_at; /* Unix seconds of the GET that built them */
-	/* Until when (kvfs_now_ms()) the kernel may hold size 0 for the
-	 * key-bearing files of these files (fs.c); atomic. */
-	int64_t size_hidden_until;
-};
-
-/* The versions of one certificate, as the vault lists them (oldest
- * first); the items carry their version.  Its references are private to
- * cache.c. */
-struct kvfs_versions {
-	struct kvfs_object_list list;
-};
 
 int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		   struct kvfs_cache **ret);
@@ -166,12 +108,14 @@ struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache,
  * together.  Release each with kvfs_listing_unref. */
 void kvfs_cache_listings(struct kvfs_cache *cache,
 			 struct kvfs_listing *ret[KVFS_COLLECTION_COUNT_]);
-void kvfs_listing_unref(struct kvfs_listing *l);
-/* Case-insensitive lookup in a listing; NULL when absent. */
-const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
-					   const char *name);
 
-/* The files of the latest version of object name of collection coll, fetching
+/* Stale-on-error: files, once built, are served until a listing says their
+ * object changed; a failed revalidation never drops them.  While
+ * revalidation fails they are served for up to max_stale= seconds after
+ * the later of their fetch and the last successful listing, and never
+ * past the certificate's exp; then -EIO until a revalidation succeeds.
+ *
+ * The files of the latest version of object name of collection coll, fetching
  * the bundle the first time (single-flight: concurrent callers wait for one
  * request and share its result; a failure is handed to those waiters only, and
  * the next call tries again, except that while the vault is failing and backing
@@ -185,12 +129,6 @@ int kvfs_cache_files(struct kvfs_cache *cache, enum kvfs_collection coll,
  * they would need a fetch.  Never touches the network. */
 int kvfs_cache_files_peek(struct kvfs_cache *cache, enum kvfs_collection coll,
 			  const char *name, struct kvfs_files **ret);
-struct kvfs_files *kvfs_files_ref(struct kvfs_files *f);
-void kvfs_files_unref(struct kvfs_files *f);
-/* Whether f is what its certificate's directory shows now: the latest
- * files, not yet replaced by a revalidation.  Takes no lock; f stops being
- * current before the change that replaced it is reported. */
-bool kvfs_files_current(const struct kvfs_files *f);
 
 /* How long after its latest open of a directory a process keeps seeing
  * the version its first open there saw (kvfs_cache_files_for()). */
@@ -226,13 +164,9 @@ int kvfs_cache_version_files(struct kvfs_cache *cache,
  * kvfs_versions_unref. */
 int kvfs_cache_versions(struct kvfs_cache *cache, enum kvfs_collection coll,
 			const char *name, struct kvfs_versions **ret);
-void kvfs_versions_unref(struct kvfs_versions *v);
-/* The item of version (case-insensitive), or NULL. */
-const struct kvfs_object_item *kvfs_versions_find(const struct kvfs_versions *v,
-						  const char *version);
 
 /* The secret-derived files of f (which the caller holds a reference to),
- * fetching its secret the first time (single-flight; waits at most the
+ * fetching its secret the first time (certsecret.h; waits at most the
  * deadline).  The result lives as long as f.  -EACCES when the vault does
  * not let this identity read the secret (kept for the refresh interval),
  * -EIO when the secret is malformed or does not match the certificate

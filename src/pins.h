@@ -7,8 +7,8 @@
  * to number.  A table keyed
  * by (process, collection, name, case-insensitively) of references to an object
  * the caller owns, with O(1) find, add and expiry, since every open of a
- * certificate file asks it.  Not thread-safe: the cache calls it under its
- * lock. */
+ * certificate file asks it.  Times (now, until) are kvfs_now_ms()
+ * milliseconds.  Not thread-safe: the cache calls it under its lock. */
 #ifndef KVFS_PINS_H
 #define KVFS_PINS_H
 
@@ -37,11 +37,10 @@ void *kvfs_pins_renew(struct kvfs_pins *pins, int64_t tgid,
 		      enum kvfs_collection coll, const char *name,
 		      unsigned file, int64_t now, int64_t until);
 
-/* Pin obj for (tgid, coll, name), file opened under it, until the monotonic
- * time until; the table takes the caller's reference on success, and
- * -ENOMEM leaves obj to the caller.  Two threads of a process that add the
- * same (tgid, coll, name) at once both succeed, and find returns the newer pin
- * until it expires. */
+/* Pin obj for (tgid, coll, name), file opened under it, until until; the table
+ * takes the caller's reference on success, and -ENOMEM leaves obj to the
+ * caller.  Two threads of a process that add the same (tgid, coll, name) at
+ * once both succeed, and find returns the newer pin until it expires. */
 int kvfs_pins_add(struct kvfs_pins *pins, int64_t tgid,
 		  enum kvfs_collection coll, const char *name, unsigned file,
 		  void *obj, int64_t until);

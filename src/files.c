@@ -1,0 +1,133 @@
+/* The files of one object version: building a certificate's from its
+ * bundle (pki.h does the DER), the references that share them, the flag
+ * that says whether they are current, and the certificate's secret state
+ * kept beside them.  Any thread: references and the flag are atomic, and
+ * the rest is immutable once built (the secret state has its own lock,
+ * certsecret.c). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "certsecret.h"
+#include "files.h"
+#include "log.h"
+#include "metrics.h"
+#include "pki.h"
+#include "util.h"
+
+/* A kvfs_files and what is kept with it. */
+struct files {
+	struct kvfs_files pub;
+	int refs;
+	int64_t fetched_ms; /* fetched_at on the monotonic clock */
+	int current;	    /* atomic: the ready files of the latest slot */
+	struct kvfs_certsecret secret;
+};
+
+static struct files *files_of(struct kvfs_files *f)
+{
+	return (struct files *)((char *)f - offsetof(struct files, pub));
+}
+
+static const struct files *files_of_const(const struct kvfs_files *f)
+{
+	return (const struct files *)((const char *)f -
+				      offsetof(struct files, pub));
+}
+
+static void files_free(struct files *f)
+{
+	kvfs_cert_bundle_clear(&f->pub.bundle);
+	free(f->pub.cert_pem);
+	free(f->pub.subject);
+	kvfs_certsecret_clear(&f->secret);
+	free(f);
+}
+
+int kvfs_files_new_cert(enum kvfs_collection coll,
+			struct kvfs_cert_bundle *bundle,
+			struct kvfs_files **ret)
+{
+	struct kvfs_files *f;
+	struct files *p;
+	int r;
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		kvfs_cert_bundle_clear(bundle);
+		return -ENOMEM;
+	}
+	p->refs = 1;
+	f = &p->pub;
+	f->coll = coll;
+	f->bundle = TAKE_STRUCT(*bundle);
+	f->fetched_at = kvfs_wall_now();
+	p->fetched_ms = kvfs_now_ms();
+
+	r = kvfs_pki_der_to_pem(f->bundle.der, f->bundle.der_len, &f->cert_pem,
+				&f->cert_pem_len);
+	if (r == 0)
+		r = kvfs_pki_cert_info(f->bundle.der, f->bundle.der_len,
+				       &f->subject, f->sha256, f->x5t);
+	if (r < 0) {
+		log_warning("%s '%s': the vault's 'cer' is not a certificate",
+			    kvfs_collection_info(coll)->noun,
+			    f->bundle.name ? f->bundle.name : "?");
+		files_free(p);
+		return -EIO;
+	}
+	*ret = f;
+	return 0;
+}
+
+struct kvfs_files *kvfs_files_ref(struct kvfs_files *f)
+{
+	__atomic_add_fetch(&files_of(f)->refs, 1, __ATOMIC_RELAXED);
+	return f;
+}
+
+void kvfs_files_unref(struct kvfs_files *f)
+{
+	if (f &&
+	    __atomic_sub_fetch(&files_of(f)->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		files_free(files_of(f));
+}
+
+bool kvfs_files_current(const struct kvfs_files *f)
+{
+	return __atomic_load_n(&files_of_const(f)->current, __ATOMIC_ACQUIRE);
+}
+
+void kvfs_files_set_current(struct kvfs_files *f, bool current)
+{
+	__atomic_store_n(&files_of(f)->current, current, __ATOMIC_RELEASE);
+}
+
+int64_t kvfs_files_fetched_ms(const struct kvfs_files *f)
+{
+	return files_of_const(f)->fetched_ms;
+}
+
+struct kvfs_certsecret *kvfs_files_certsecret(struct kvfs_files *f)
+{
+	return &files_of(f)->secret;
+}
+
+void kvfs_files_fetch_failed(const struct kvfs_error *err, const char *fmt, ...)
+{
+	char what[320], msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	kvfs_error_describe(err, msg, sizeof(msg));
+	if (err->not_sent) {
+		log_debug("%s: %s", what, msg);
+		return;
+	}
+	log_warning_ratelimited("%s: %s", what, msg);
+	kvfs_metrics_error("%s: %s", what, msg);
+}
