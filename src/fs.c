@@ -144,7 +144,8 @@ static int resolve(struct kvfs_fs *fs, const char *path, struct node *ret)
 
 static bool node_closed(const struct kvfs_fs *fs, const struct node *n)
 {
-	return kvfs_tree_closed(&fs->tree, kvfs_tree_attrs(&n->t), time(NULL));
+	return kvfs_tree_closed(&fs->tree, kvfs_tree_attrs(&n->t),
+				kvfs_wall_now());
 }
 
 /* The files of the node's version: fetched when fetch, else only when
@@ -192,7 +193,7 @@ static int file_view(struct kvfs_fs *fs, const struct node *n,
 		     bool fetch, struct kvfs_tree_view *v)
 {
 	const struct kvfs_pki_secret_files *sf = NULL;
-	time_t now = time(NULL);
+	int64_t now = kvfs_wall_now();
 	int sr = -ENODATA;
 
 	if (kvfs_tree_needs_secret(files, k)) {
@@ -234,7 +235,7 @@ static bool is_control(const struct node *n)
 static int control_getattr(const struct kvfs_fs *fs, const struct node *n,
 			   struct fuse_file_info *fi, struct stat *st)
 {
-	kvfs_tree_stat_control(&fs->tree, &n->t, time(NULL), st);
+	kvfs_tree_stat_control(&fs->tree, &n->t, kvfs_wall_now(), st);
 	if (n->t.kind == KVFS_NODE_CONTROL_FILE && fi && fi->fh) {
 		const struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
@@ -293,7 +294,7 @@ static int control_open(struct kvfs_fs *fs, const struct node *n,
 static int readdir_control(const struct kvfs_fs *fs, void *buf,
 			   fuse_fill_dir_t filler)
 {
-	time_t now = time(NULL);
+	int64_t now = kvfs_wall_now();
 	struct stat st;
 
 	if (!caller_is_owner(fs))
@@ -632,7 +633,7 @@ static void readdir_root(struct kvfs_fs *fs, const struct node *root, void *buf,
 		fill(buf, filler, kvfs_collection_info(d.coll)->name, &st);
 	}
 	d.kind = KVFS_NODE_CONTROL;
-	kvfs_tree_stat_control(&fs->tree, &d, time(NULL), &st);
+	kvfs_tree_stat_control(&fs->tree, &d, kvfs_wall_now(), &st);
 	fill(buf, filler, KVFS_CONTROL_DIR, &st);
 }
 
@@ -920,7 +921,7 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 	if (!fs)
 		return -ENOMEM;
 	fs->tree = (struct kvfs_tree){.config = c,
-				      .mount_time = time(NULL),
+				      .mount_time = kvfs_wall_now(),
 				      .control = control != NULL};
 	fs->cache = cache;
 	fs->kernel = kernel;

@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "metrics.h"
+#include "util.h"
 
 #define STATUS_SLOTS 600
 #define ERROR_MAX 512
@@ -27,7 +27,7 @@ static unsigned gate_failures;
 
 static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
 static char error_line[ERROR_MAX];
-static int64_t error_at;
+static int64_t error_at; /* Unix seconds; 0: no error yet */
 
 static const char *const endpoint_names[] = {
 	[KVFS_EP_LIST] = "list",
@@ -96,6 +96,7 @@ void kvfs_metrics_gate(unsigned failures)
 void kvfs_metrics_error(const char *fmt, ...)
 {
 	char line[ERROR_MAX];
+	int64_t at;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -106,9 +107,10 @@ void kvfs_metrics_error(const char *fmt, ...)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
 			*p = '?';
 
+	at = kvfs_wall_now();
 	pthread_mutex_lock(&error_lock);
 	memcpy(error_line, line, sizeof(line));
-	error_at = (int64_t)time(NULL);
+	error_at = at;
 	pthread_mutex_unlock(&error_lock);
 }
 
