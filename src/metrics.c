@@ -30,6 +30,7 @@ static char error_line[ERROR_MAX];
 static int64_t error_at; /* Unix seconds; 0: no error yet */
 
 static const char *const endpoint_names[] = {
+	[KVFS_EP_OTHER] = "other",
 	[KVFS_EP_LIST] = "list",
 	[KVFS_EP_CERTIFICATE] = "certificate",
 	[KVFS_EP_VERSIONS] = "versions",
@@ -38,7 +39,6 @@ static const char *const endpoint_names[] = {
 	[KVFS_EP_TOKEN] = "token",
 	[KVFS_EP_IMDS] = "imds",
 	[KVFS_EP_IDENTITY] = "identity",
-	[KVFS_EP_OTHER] = "other",
 };
 
 static const char *const object_names[] = {
@@ -208,8 +208,10 @@ static void render_requests(FILE *f)
 	header(f, "kvfs_requests_total", "counter",
 	       "HTTP requests made, by endpoint and status code "
 	       "(code \"0\": no response).");
-	for (size_t e = 0; e < KVFS_EP_COUNT_; e++)
+	/* "other" (0) last, after the endpoints callers name. */
+	for (size_t i = 1; i <= KVFS_EP_COUNT_; i++)
 		for (size_t s = 0; s < STATUS_SLOTS; s++) {
+			size_t e = i % KVFS_EP_COUNT_;
 			uint64_t n = load(&requests[e][s]);
 
 			if (n)
