@@ -62,11 +62,17 @@ struct kvfs_fs {
 };
 
 /* The listing of each collection, NULL for one the mount does not show:
- * the references, and the same as the tree reads them. */
+ * the references that keep a resolved node valid. */
 struct listings {
 	struct kvfs_listing *held[KVFS_COLLECTION_COUNT_];
-	const struct kvfs_listing *of[KVFS_COLLECTION_COUNT_];
 };
+
+/* The same array as the tree reads it, read-only (C converts T ** to
+ * const T *const * only with a cast). */
+static const struct kvfs_listing *const *listings_of(const struct listings *l)
+{
+	return (const struct kvfs_listing *const *)l->held;
+}
 
 /* A resolved path and the references that keep it valid until
  * node_clear(). */
@@ -95,8 +101,6 @@ static struct kvfs_fs *fs_get(void)
 static void listings_get(struct kvfs_cache *cache, struct listings *ret)
 {
 	kvfs_cache_listings(cache, ret->held);
-	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++)
-		ret->of[i] = ret->held[i];
 }
 
 static void listings_put(struct listings *l)
@@ -104,7 +108,6 @@ static void listings_put(struct listings *l)
 	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
 		kvfs_listing_unref(l->held[i]);
 		l->held[i] = NULL;
-		l->of[i] = NULL;
 	}
 }
 
@@ -126,13 +129,15 @@ static int resolve(struct kvfs_fs *fs, const char *path, struct node *ret)
 	int r;
 
 	listings_get(fs->cache, &n.lists);
-	r = kvfs_tree_resolve(&fs->tree, path, n.lists.of, NULL, &n.t);
+	r = kvfs_tree_resolve(&fs->tree, path, listings_of(&n.lists), NULL,
+			      &n.t);
 	if (r == KVFS_TREE_NEEDS_VERSIONS) {
 		r = kvfs_cache_versions(fs->cache, n.t.coll,
 					n.t.entry->item.name, &n.versions);
 		if (r == 0)
-			r = kvfs_tree_resolve(&fs->tree, path, n.lists.of,
-					      n.versions, &n.t);
+			r = kvfs_tree_resolve(&fs->tree, path,
+					      listings_of(&n.lists), n.versions,
+					      &n.t);
 	}
 	if (r < 0) {
 		node_clear(&n);
@@ -351,7 +356,7 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	if (n.t.kind == KVFS_NODE_FILE && kvfs_tree_holds_key(n.t.file))
 		secret = caller_may_open_keys(fs);
 	if (n.t.kind != KVFS_NODE_FILE) {
-		kvfs_tree_stat_dir(&fs->tree, &n.t, n.lists.of, st);
+		kvfs_tree_stat_dir(&fs->tree, &n.t, listings_of(&n.lists), st);
 		node_clear(&n);
 		return 0;
 	}
@@ -538,7 +543,7 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 			      void *buf, fuse_fill_dir_t filler)
 {
-	const struct kvfs_listing *l = dir->lists.of[dir->t.coll];
+	const struct kvfs_listing *l = dir->lists.held[dir->t.coll];
 	struct stat st;
 
 	for (size_t i = 0; i < l->n; i++) {
@@ -546,7 +551,8 @@ static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 					   .coll = dir->t.coll,
 					   .entry = &l->entries[i]};
 
-		kvfs_tree_stat_dir(&fs->tree, &n, dir->lists.of, &st);
+		kvfs_tree_stat_dir(&fs->tree, &n, listings_of(&dir->lists),
+				   &st);
 		if (fill(buf, filler, l->entries[i].item.name, &st))
 			break;
 	}
@@ -626,10 +632,11 @@ static void readdir_root(struct kvfs_fs *fs, const struct node *root, void *buf,
 	struct stat st;
 
 	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
-		if (!root->lists.of[i])
+		if (!root->lists.held[i])
 			continue;
 		d.coll = (enum kvfs_collection)i;
-		kvfs_tree_stat_dir(&fs->tree, &d, root->lists.of, &st);
+		kvfs_tree_stat_dir(&fs->tree, &d, listings_of(&root->lists),
+				   &st);
 		fill(buf, filler, kvfs_collection_info(d.coll)->name, &st);
 	}
 	d.kind = KVFS_NODE_CONTROL;
@@ -721,7 +728,7 @@ static int kvfs_statfs(const char *path, struct statvfs *sv)
 	struct listings ls;
 
 	listings_get(fs_get()->cache, &ls);
-	kvfs_tree_statfs(ls.of, sv);
+	kvfs_tree_statfs(listings_of(&ls), sv);
 	listings_put(&ls);
 	return 0;
 }
