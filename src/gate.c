@@ -294,14 +294,6 @@ static bool sleep_until(int64_t wake, int64_t deadline)
 	return true;
 }
 
-int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
-		  kvfs_gate_attempt_fn attempt, void *userdata,
-		  struct kvfs_error *err)
-{
-	return kvfs_gate_run_object(g, NULL, deadline_ms, attempt, userdata,
-				    err);
-}
-
 int kvfs_gate_run_object(struct kvfs_gate *g, const char *object,
 			 int64_t deadline_ms, kvfs_gate_attempt_fn attempt,
 			 void *userdata, struct kvfs_error *err)

@@ -47,11 +47,6 @@ static const char *const object_names[] = {
 	[KVFS_OBJ_SECRET] = "secret",
 };
 
-const char *kvfs_metrics_endpoint_name(enum kvfs_metrics_endpoint e)
-{
-	return (unsigned)e < KVFS_EP_COUNT_ ? endpoint_names[e] : "other";
-}
-
 static void inc(uint64_t *p, uint64_t n)
 {
 	__atomic_add_fetch(p, n, __ATOMIC_RELAXED);

@@ -52,8 +52,6 @@ enum kvfs_metrics_counter {
 	KVFS_COUNTER_COUNT_,
 };
 
-const char *kvfs_metrics_endpoint_name(enum kvfs_metrics_endpoint e);
-
 /* ---- hooks ---- */
 
 /* One HTTP exchange for endpoint (an enum kvfs_metrics_endpoint; any
