@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "backoff.h"
 
@@ -101,9 +102,11 @@ static bool clock_time(const char **p, struct tm *tm)
 	       digits(p, 2, &tm->tm_sec);
 }
 
-static int http_date(const char *s, time_t *ret)
+/* Unix seconds: timegm() is the one place a time_t is met. */
+static int http_date(const char *s, int64_t *ret)
 {
 	struct tm tm = {0};
+	time_t t;
 	const char *p = s;
 	int year;
 
@@ -145,15 +148,18 @@ static int http_date(const char *s, time_t *ret)
 	    tm.tm_min > 59 || tm.tm_sec > 60 || year < 1970)
 		return -EINVAL;
 	tm.tm_year = year - 1900;
-	*ret = timegm(&tm);
-	return *ret == (time_t)-1 ? -EINVAL : 0;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -EINVAL;
+	*ret = (int64_t)t;
+	return 0;
 }
 
-int kvfs_backoff_parse_retry_after(const char *value, time_t now,
+int kvfs_backoff_parse_retry_after(const char *value, int64_t now,
 				   uint32_t *ret_seconds)
 {
 	uint64_t s = 0;
-	time_t when;
+	int64_t when;
 	int r;
 
 	if (!value || !*value)

@@ -9,7 +9,6 @@
 #define KVFS_BACKOFF_H
 
 #include <stdint.h>
-#include <time.h>
 
 struct kvfs_backoff {
 	uint32_t base_ms; /* ceiling of the first wait */
@@ -30,10 +29,11 @@ uint32_t kvfs_backoff_delay_ms(const struct kvfs_backoff *b, unsigned n,
 			       uint64_t rnd);
 
 /* Retry-After (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date in any
- * of its three forms, read against now.  0 with *ret_seconds on success
+ * of its three forms, read against now (Unix seconds, kvfs_wall_now()).
+ * 0 with *ret_seconds on success
  * (a date in the past gives 0; anything above an hour is an hour);
  * -EINVAL for anything else, including an empty value. */
-int kvfs_backoff_parse_retry_after(const char *value, time_t now,
+int kvfs_backoff_parse_retry_after(const char *value, int64_t now,
 				   uint32_t *ret_seconds);
 
 enum kvfs_verdict {

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -21,7 +20,7 @@ struct kvfs_control {
 	const struct kvfs_config *config;
 	struct kvfs_auth *auth;
 	struct kvfs_cache *cache;
-	int64_t mounted_at;
+	int64_t mounted_at; /* Unix seconds */
 };
 
 static const char *const file_names[] = {
@@ -39,7 +38,7 @@ int kvfs_control_new(const struct kvfs_config *c, struct kvfs_auth *auth,
 	ctl->config = c;
 	ctl->auth = auth;
 	ctl->cache = cache;
-	ctl->mounted_at = (int64_t)time(NULL);
+	ctl->mounted_at = kvfs_wall_now();
 	*ret = ctl;
 	return 0;
 }
@@ -97,9 +96,9 @@ static json_t *status_json(struct kvfs_control *ctl)
 	     put(o, "provider_reason",
 		 json_string(kvfs_auth_provider_reason(ctl->auth))) &&
 	     put(o, "token_expires_at",
-		 time_or_null((int64_t)kvfs_auth_expires_at(ctl->auth))) &&
+		 time_or_null(kvfs_auth_expires_at(ctl->auth))) &&
 	     put(o, "token_refreshed_at",
-		 time_or_null((int64_t)kvfs_auth_last_refresh(ctl->auth))) &&
+		 time_or_null(kvfs_auth_last_refresh(ctl->auth))) &&
 	     put(o, "last_refresh", time_or_null(l->loaded_at)) &&
 	     put(o, "certificates", json_integer((json_int_t)l->n)) &&
 	     put(o, "mounted_at", time_or_null(ctl->mounted_at)) &&
@@ -112,7 +111,7 @@ static json_t *status_json(struct kvfs_control *ctl)
 	     put(o, "last_error_at", time_or_null(error_at)) &&
 	     put(o, "refresh_interval", json_integer((json_int_t)c->refresh)) &&
 	     put(o, "max_stale", json_integer((json_int_t)c->max_stale)) &&
-	     put(o, "now", json_integer((json_int_t)time(NULL)));
+	     put(o, "now", json_integer((json_int_t)kvfs_wall_now()));
 	kvfs_listing_unref(l);
 	if (!ok) {
 		json_decref(o);
@@ -148,9 +147,9 @@ static int render_metrics(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 	struct kvfs_listing *l =
 		kvfs_cache_listing(ctl->cache, KVFS_COLLECTION_CERTIFICATES);
 	struct kvfs_metrics_gauges g = {
-		.now = (int64_t)time(NULL),
+		.now = kvfs_wall_now(),
 		.mounted_at = ctl->mounted_at,
-		.token_expires_at = (int64_t)kvfs_auth_expires_at(ctl->auth),
+		.token_expires_at = kvfs_auth_expires_at(ctl->auth),
 		.last_refresh = l->loaded_at,
 		.certificates = l->n,
 	};

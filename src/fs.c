@@ -62,11 +62,17 @@ struct kvfs_fs {
 };
 
 /* The listing of each collection, NULL for one the mount does not show:
- * the references, and the same as the tree reads them. */
+ * the references that keep a resolved node valid. */
 struct listings {
 	struct kvfs_listing *held[KVFS_COLLECTION_COUNT_];
-	const struct kvfs_listing *of[KVFS_COLLECTION_COUNT_];
 };
+
+/* The same array as the tree reads it, read-only (C converts T ** to
+ * const T *const * only with a cast). */
+static const struct kvfs_listing *const *listings_of(const struct listings *l)
+{
+	return (const struct kvfs_listing *const *)l->held;
+}
 
 /* A resolved path and the references that keep it valid until
  * node_clear(). */
@@ -95,8 +101,6 @@ static struct kvfs_fs *fs_get(void)
 static void listings_get(struct kvfs_cache *cache, struct listings *ret)
 {
 	kvfs_cache_listings(cache, ret->held);
-	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++)
-		ret->of[i] = ret->held[i];
 }
 
 static void listings_put(struct listings *l)
@@ -104,7 +108,6 @@ static void listings_put(struct listings *l)
 	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
 		kvfs_listing_unref(l->held[i]);
 		l->held[i] = NULL;
-		l->of[i] = NULL;
 	}
 }
 
@@ -126,13 +129,15 @@ static int resolve(struct kvfs_fs *fs, const char *path, struct node *ret)
 	int r;
 
 	listings_get(fs->cache, &n.lists);
-	r = kvfs_tree_resolve(&fs->tree, path, n.lists.of, NULL, &n.t);
+	r = kvfs_tree_resolve(&fs->tree, path, listings_of(&n.lists), NULL,
+			      &n.t);
 	if (r == KVFS_TREE_NEEDS_VERSIONS) {
 		r = kvfs_cache_versions(fs->cache, n.t.coll,
 					n.t.entry->item.name, &n.versions);
 		if (r == 0)
-			r = kvfs_tree_resolve(&fs->tree, path, n.lists.of,
-					      n.versions, &n.t);
+			r = kvfs_tree_resolve(&fs->tree, path,
+					      listings_of(&n.lists), n.versions,
+					      &n.t);
 	}
 	if (r < 0) {
 		node_clear(&n);
@@ -144,7 +149,8 @@ static int resolve(struct kvfs_fs *fs, const char *path, struct node *ret)
 
 static bool node_closed(const struct kvfs_fs *fs, const struct node *n)
 {
-	return kvfs_tree_closed(&fs->tree, kvfs_tree_attrs(&n->t), time(NULL));
+	return kvfs_tree_closed(&fs->tree, kvfs_tree_attrs(&n->t),
+				kvfs_wall_now());
 }
 
 /* The files of the node's version: fetched when fetch, else only when
@@ -192,7 +198,7 @@ static int file_view(struct kvfs_fs *fs, const struct node *n,
 		     bool fetch, struct kvfs_tree_view *v)
 {
 	const struct kvfs_pki_secret_files *sf = NULL;
-	time_t now = time(NULL);
+	int64_t now = kvfs_wall_now();
 	int sr = -ENODATA;
 
 	if (kvfs_tree_needs_secret(files, k)) {
@@ -234,7 +240,7 @@ static bool is_control(const struct node *n)
 static int control_getattr(const struct kvfs_fs *fs, const struct node *n,
 			   struct fuse_file_info *fi, struct stat *st)
 {
-	kvfs_tree_stat_control(&fs->tree, &n->t, time(NULL), st);
+	kvfs_tree_stat_control(&fs->tree, &n->t, kvfs_wall_now(), st);
 	if (n->t.kind == KVFS_NODE_CONTROL_FILE && fi && fi->fh) {
 		const struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
@@ -293,7 +299,7 @@ static int control_open(struct kvfs_fs *fs, const struct node *n,
 static int readdir_control(const struct kvfs_fs *fs, void *buf,
 			   fuse_fill_dir_t filler)
 {
-	time_t now = time(NULL);
+	int64_t now = kvfs_wall_now();
 	struct stat st;
 
 	if (!caller_is_owner(fs))
@@ -350,7 +356,7 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	if (n.t.kind == KVFS_NODE_FILE && kvfs_tree_holds_key(n.t.file))
 		secret = caller_may_open_keys(fs);
 	if (n.t.kind != KVFS_NODE_FILE) {
-		kvfs_tree_stat_dir(&fs->tree, &n.t, n.lists.of, st);
+		kvfs_tree_stat_dir(&fs->tree, &n.t, listings_of(&n.lists), st);
 		node_clear(&n);
 		return 0;
 	}
@@ -537,7 +543,7 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 			      void *buf, fuse_fill_dir_t filler)
 {
-	const struct kvfs_listing *l = dir->lists.of[dir->t.coll];
+	const struct kvfs_listing *l = dir->lists.held[dir->t.coll];
 	struct stat st;
 
 	for (size_t i = 0; i < l->n; i++) {
@@ -545,7 +551,8 @@ static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 					   .coll = dir->t.coll,
 					   .entry = &l->entries[i]};
 
-		kvfs_tree_stat_dir(&fs->tree, &n, dir->lists.of, &st);
+		kvfs_tree_stat_dir(&fs->tree, &n, listings_of(&dir->lists),
+				   &st);
 		if (fill(buf, filler, l->entries[i].item.name, &st))
 			break;
 	}
@@ -625,14 +632,15 @@ static void readdir_root(struct kvfs_fs *fs, const struct node *root, void *buf,
 	struct stat st;
 
 	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
-		if (!root->lists.of[i])
+		if (!root->lists.held[i])
 			continue;
 		d.coll = (enum kvfs_collection)i;
-		kvfs_tree_stat_dir(&fs->tree, &d, root->lists.of, &st);
+		kvfs_tree_stat_dir(&fs->tree, &d, listings_of(&root->lists),
+				   &st);
 		fill(buf, filler, kvfs_collection_info(d.coll)->name, &st);
 	}
 	d.kind = KVFS_NODE_CONTROL;
-	kvfs_tree_stat_control(&fs->tree, &d, time(NULL), &st);
+	kvfs_tree_stat_control(&fs->tree, &d, kvfs_wall_now(), &st);
 	fill(buf, filler, KVFS_CONTROL_DIR, &st);
 }
 
@@ -720,7 +728,7 @@ static int kvfs_statfs(const char *path, struct statvfs *sv)
 	struct listings ls;
 
 	listings_get(fs_get()->cache, &ls);
-	kvfs_tree_statfs(ls.of, sv);
+	kvfs_tree_statfs(listings_of(&ls), sv);
 	listings_put(&ls);
 	return 0;
 }
@@ -920,7 +928,7 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 	if (!fs)
 		return -ENOMEM;
 	fs->tree = (struct kvfs_tree){.config = c,
-				      .mount_time = time(NULL),
+				      .mount_time = kvfs_wall_now(),
 				      .control = control != NULL};
 	fs->cache = cache;
 	fs->kernel = kernel;

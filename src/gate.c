@@ -42,13 +42,13 @@ struct kvfs_gate {
 	pthread_cond_t cond; /* the state changed */
 
 	unsigned failures;  /* consecutive RETRY verdicts; 0: healthy */
-	int64_t not_before; /* ms: no attempt starts earlier */
+	int64_t not_before; /* kvfs_now_ms(): no attempt starts earlier */
 	bool probing;	    /* the one attempt out while failing */
 	uint64_t rng;	    /* xorshift64* state, for the jitter */
 
-	bool ever_ok; /* the origin has answered once */
-	int64_t failing_since, last_report;
-	unsigned long failed; /* attempts failed in this outage */
+	bool ever_ok;			    /* the origin has answered once */
+	int64_t failing_since, last_report; /* kvfs_now_ms() times */
+	unsigned long failed;		    /* attempts failed in this outage */
 	/* The object of the last OBJECT verdict since an answer that was
 	 * not one (hash; 0: none). */
 	uint64_t object_failed;
@@ -292,14 +292,6 @@ static bool sleep_until(int64_t wake, int64_t deadline)
 	       EINTR)
 		;
 	return true;
-}
-
-int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
-		  kvfs_gate_attempt_fn attempt, void *userdata,
-		  struct kvfs_error *err)
-{
-	return kvfs_gate_run_object(g, NULL, deadline_ms, attempt, userdata,
-				    err);
 }
 
 int kvfs_gate_run_object(struct kvfs_gate *g, const char *object,

@@ -44,22 +44,20 @@ typedef int (*kvfs_gate_attempt_fn)(void *userdata, long timeout_ms,
 /* Run attempt through the gate until it succeeds, fails for good, or the
  * deadline (kvfs_now_ms() time) leaves no room for another try.
  * Returns the last attempt's result with its err; -ETIMEDOUT with a
- * message when the deadline came before any attempt could start. */
-int kvfs_gate_run(struct kvfs_gate *g, int64_t deadline_ms,
-		  kvfs_gate_attempt_fn attempt, void *userdata,
-		  struct kvfs_error *err);
-
-/* kvfs_gate_run() for an attempt about one object of the origin, named
- * by object (its URL, say).  An OBJECT verdict is that object's trouble,
- * not the origin's: the caller retries after a backoff of its own within
- * its deadline, and the gate stays as it is for everyone else; only when
- * two different objects answer so in a row, with no success in between,
- * does it count as the origin failing (RETRY). */
+ * message when the deadline came before any attempt could start.
+ * object names the object of the origin the attempt is about (its URL,
+ * say; NULL: one and the same for every such call).  An OBJECT verdict is
+ * that object's trouble, not the origin's: the caller retries after a
+ * backoff of its own within its deadline, and the gate stays as it is for
+ * everyone else; only when two different objects answer so in a row,
+ * with no success in between, does it count as the origin failing
+ * (RETRY). */
 int kvfs_gate_run_object(struct kvfs_gate *g, const char *object,
 			 int64_t deadline_ms, kvfs_gate_attempt_fn attempt,
 			 void *userdata, struct kvfs_error *err);
 
-/* Consecutive failures now (0 when healthy); for tests and status. */
+/* Consecutive failures now (0 when healthy), for tests; .kvfs/ reads
+ * them from the metrics (kvfs_metrics_gate()). */
 unsigned kvfs_gate_failures(struct kvfs_gate *g);
 
 /* When the next attempt may start (kvfs_now_ms() time): a time in the

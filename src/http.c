@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <openssl/bio.h>
@@ -457,7 +456,7 @@ static int retry_after_seconds(const char *v)
 {
 	uint32_t s;
 
-	if (kvfs_backoff_parse_retry_after(v, time(NULL), &s) < 0)
+	if (kvfs_backoff_parse_retry_after(v, kvfs_wall_now(), &s) < 0)
 		return 0;
 	return (int)s;
 }

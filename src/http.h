@@ -34,7 +34,8 @@ struct kvfs_http_request {
 	const char *url;
 	/* What the request is for, in the caller's words: counted by the
 	 * metrics as it is (an enum kvfs_metrics_endpoint), so that nothing
-	 * below the caller guesses it from the URL.  No meaning here. */
+	 * below the caller guesses it from the URL.  Every caller sets it; 0
+	 * (left out) counts as "other".  No meaning here. */
 	unsigned label;
 	const char *bearer;	    /* sent as Authorization: Bearer, or NULL */
 	const char *const *headers; /* extra "Name: value", NULL-terminated */

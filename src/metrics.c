@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "metrics.h"
+#include "util.h"
 
 #define STATUS_SLOTS 600
 #define ERROR_MAX 512
@@ -27,9 +27,10 @@ static unsigned gate_failures;
 
 static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
 static char error_line[ERROR_MAX];
-static int64_t error_at;
+static int64_t error_at; /* Unix seconds; 0: no error yet */
 
 static const char *const endpoint_names[] = {
+	[KVFS_EP_OTHER] = "other",
 	[KVFS_EP_LIST] = "list",
 	[KVFS_EP_CERTIFICATE] = "certificate",
 	[KVFS_EP_VERSIONS] = "versions",
@@ -38,7 +39,6 @@ static const char *const endpoint_names[] = {
 	[KVFS_EP_TOKEN] = "token",
 	[KVFS_EP_IMDS] = "imds",
 	[KVFS_EP_IDENTITY] = "identity",
-	[KVFS_EP_OTHER] = "other",
 };
 
 static const char *const object_names[] = {
@@ -46,11 +46,6 @@ static const char *const object_names[] = {
 	[KVFS_OBJ_VERSIONS] = "versions",
 	[KVFS_OBJ_SECRET] = "secret",
 };
-
-const char *kvfs_metrics_endpoint_name(enum kvfs_metrics_endpoint e)
-{
-	return (unsigned)e < KVFS_EP_COUNT_ ? endpoint_names[e] : "other";
-}
 
 static void inc(uint64_t *p, uint64_t n)
 {
@@ -96,6 +91,7 @@ void kvfs_metrics_gate(unsigned failures)
 void kvfs_metrics_error(const char *fmt, ...)
 {
 	char line[ERROR_MAX];
+	int64_t at;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -106,9 +102,10 @@ void kvfs_metrics_error(const char *fmt, ...)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
 			*p = '?';
 
+	at = kvfs_wall_now();
 	pthread_mutex_lock(&error_lock);
 	memcpy(error_line, line, sizeof(line));
-	error_at = (int64_t)time(NULL);
+	error_at = at;
 	pthread_mutex_unlock(&error_lock);
 }
 
@@ -206,8 +203,10 @@ static void render_requests(FILE *f)
 	header(f, "kvfs_requests_total", "counter",
 	       "HTTP requests made, by endpoint and status code "
 	       "(code \"0\": no response).");
-	for (size_t e = 0; e < KVFS_EP_COUNT_; e++)
+	/* "other" (0) last, after the endpoints callers name. */
+	for (size_t i = 1; i <= KVFS_EP_COUNT_; i++)
 		for (size_t s = 0; s < STATUS_SLOTS; s++) {
+			size_t e = i % KVFS_EP_COUNT_;
 			uint64_t n = load(&requests[e][s]);
 
 			if (n)

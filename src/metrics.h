@@ -20,9 +20,11 @@
 /* What a request was for, as its caller labels it (the label of struct
  * kvfs_http_request): Key Vault's list, certificate, versions and secret
  * GETs, Entra ID's discovery document and token endpoint, the IMDS (and
- * Arc) token endpoint, any other identity endpoint (App Service's),
- * other. */
+ * Arc) token endpoint, any other identity endpoint (App Service's).  0 is
+ * no label: a request nobody labelled counts as "other", never as one
+ * caller's. */
 enum kvfs_metrics_endpoint {
+	KVFS_EP_OTHER,
 	KVFS_EP_LIST,
 	KVFS_EP_CERTIFICATE,
 	KVFS_EP_VERSIONS,
@@ -31,7 +33,6 @@ enum kvfs_metrics_endpoint {
 	KVFS_EP_TOKEN,
 	KVFS_EP_IMDS,
 	KVFS_EP_IDENTITY,
-	KVFS_EP_OTHER,
 	KVFS_EP_COUNT_,
 };
 
@@ -50,8 +51,6 @@ enum kvfs_metrics_counter {
 	KVFS_COUNTER_KDF_ITERATIONS, /* PKCS#12 key derivation iterations */
 	KVFS_COUNTER_COUNT_,
 };
-
-const char *kvfs_metrics_endpoint_name(enum kvfs_metrics_endpoint e);
 
 /* ---- hooks ---- */
 

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -90,16 +89,16 @@ static void ignore_change(void *data, const struct kvfs_change *c)
 
 static void revalidate(struct kvfs_reval *r)
 {
-	unsigned budget = r->config->deadline < r->config->refresh
-				  ? r->config->deadline
-				  : r->config->refresh;
+	unsigned budget_s = r->config->deadline < r->config->refresh
+				    ? r->config->deadline
+				    : r->config->refresh;
 	struct kvfs_error err;
 	int64_t t0 = kvfs_now_ms();
 	int e;
 
 	kvfs_error_clear(&err);
 	/* The cache logs the failure that matters (once per outage). */
-	e = kvfs_cache_revalidate(r->cache, budget ? budget : 1, &err);
+	e = kvfs_cache_revalidate(r->cache, budget_s ? budget_s : 1, &err);
 	log_debug("revalidation %s in %lld ms", e < 0 ? "failed" : "done",
 		  (long long)(kvfs_now_ms() - t0));
 }

@@ -320,7 +320,7 @@ bool kvfs_tree_spelled_as_in_vault(const char *path,
 /* ---- modes and views ---- */
 
 bool kvfs_tree_closed(const struct kvfs_tree *t,
-		      const struct kvfs_object_attrs *a, time_t now)
+		      const struct kvfs_object_attrs *a, int64_t now)
 {
 	if (!a->enabled)
 		return true;
@@ -342,7 +342,7 @@ bool kvfs_tree_needs_secret(const struct kvfs_files *files,
 }
 
 int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
-		   enum kvfs_file_kind k, time_t now,
+		   enum kvfs_file_kind k, int64_t now,
 		   const struct kvfs_files *files, int secret_r,
 		   const struct kvfs_pki_secret_files *sf,
 		   struct kvfs_tree_view *ret)
@@ -466,7 +466,7 @@ void kvfs_tree_stat_file(const struct kvfs_tree *t,
 }
 
 void kvfs_tree_stat_control(const struct kvfs_tree *t,
-			    const struct kvfs_tree_node *n, time_t now,
+			    const struct kvfs_tree_node *n, int64_t now,
 			    struct stat *st)
 {
 	stat_common(t, st);

@@ -5,16 +5,17 @@
  * input is the path, a listing snapshot, a versions listing, a version's
  * files and the configuration; the output is a node, a view of a file, a
  * struct stat or xattr bytes.  No FUSE, no lock, no I/O, no clock (the
- * caller passes the time): fs.c takes the references, fetches what a node
- * needs and serves the result.  Callable from any thread. */
+ * caller passes now, kvfs_wall_now()'s Unix seconds): fs.c takes the
+ * references, fetches what a node needs and serves the result.  Callable
+ * from any thread. */
 #ifndef KVFS_TREE_H
 #define KVFS_TREE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 
 #include "cache.h"
 #include "collection.h"
@@ -54,9 +55,9 @@ enum kvfs_file_kind {
 /* What the tree is rendered with, set once at mount. */
 struct kvfs_tree {
 	const struct kvfs_config
-		*config;   /* uid, gid, key_mode, allow_expired */
-	time_t mount_time; /* the times of / and .kvfs/ */
-	bool control;	   /* whether .kvfs/ exists */
+		*config;    /* uid, gid, key_mode, allow_expired */
+	int64_t mount_time; /* Unix seconds: the times of / and .kvfs/ */
+	bool control;	    /* whether .kvfs/ exists */
 };
 
 /* A resolved path.  entry points into the listing and version into the
@@ -103,7 +104,7 @@ const struct kvfs_object_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n);
 /* DESIGN §2: closed for everyone, root included, when disabled or outside
  * its validity at now (unless allow_expired). */
 bool kvfs_tree_closed(const struct kvfs_tree *t,
-		      const struct kvfs_object_attrs *a, time_t now);
+		      const struct kvfs_object_attrs *a, int64_t now);
 
 /* Whether an object directory of collection c has file k (when it
  * exists: a key that is not exportable is absent). */
@@ -135,7 +136,7 @@ bool kvfs_tree_needs_secret(const struct kvfs_files *files,
  * collection); secret_r when the secret is unusable.  *ret is written on
  * -ENODATA too: its mode holds. */
 int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
-		   enum kvfs_file_kind k, time_t now,
+		   enum kvfs_file_kind k, int64_t now,
 		   const struct kvfs_files *files, int secret_r,
 		   const struct kvfs_pki_secret_files *sf,
 		   struct kvfs_tree_view *ret);
@@ -154,7 +155,7 @@ void kvfs_tree_stat_file(const struct kvfs_tree *t,
 /* The stat of .kvfs/ or one of its files at now: 0500 and 0400, size 0
  * (as /proc: the size is only known once rendered). */
 void kvfs_tree_stat_control(const struct kvfs_tree *t,
-			    const struct kvfs_tree_node *n, time_t now,
+			    const struct kvfs_tree_node *n, int64_t now,
 			    struct stat *st);
 /* statfs of a mount that shows lists, the listing of each collection (as
  * kvfs_tree_resolve() takes them). */

@@ -35,7 +35,7 @@
 #include "util.h"
 
 #define REFRESH_MARGIN_MS 300000L /* refresh 5 minutes before expiry */
-#define MANAGED_HALF_LIFE 7200L	  /* MSAL: half-life from 2 h on */
+#define MANAGED_HALF_LIFE_S 7200L /* MSAL: half-life from 2 h on */
 #define RETRY_MAX_MS 30000L	  /* between failed refreshes, at most */
 /* Too little time left for a fetch to get anywhere. */
 #define MIN_FETCH_MS 100
@@ -58,8 +58,8 @@ struct kvfs_auth {
 	char *tenant;
 	char *resource;
 	char *token;
-	time_t expires_wall;
-	time_t refreshed_wall;
+	int64_t expires_wall;	  /* Unix seconds, for display */
+	int64_t refreshed_wall;	  /* Unix seconds, for display */
 	int64_t mono_expires;	  /* not usable from then on */
 	int64_t mono_refresh;	  /* fetch a new one from then on */
 	int64_t mono_retry;	  /* no new background attempt before */
@@ -411,20 +411,21 @@ int kvfs_auth_set_challenge(struct kvfs_auth *a, const char *vault_url,
 	return 0;
 }
 
-long kvfs_auth_clamp_lifetime(long seconds)
+long kvfs_auth_clamp_lifetime(long lifetime_s)
 {
-	if (seconds <= 0)
+	if (lifetime_s <= 0)
 		return KVFS_AUTH_MIN_LIFETIME;
-	if (seconds > KVFS_AUTH_MAX_LIFETIME)
+	if (lifetime_s > KVFS_AUTH_MAX_LIFETIME)
 		return KVFS_AUTH_MAX_LIFETIME;
-	return seconds;
+	return lifetime_s;
 }
 
-long kvfs_auth_refresh_after_ms(long lifetime, long refresh_in, bool managed)
+long kvfs_auth_refresh_after_ms(long lifetime_s, long refresh_in_s,
+				bool managed)
 {
-	long l = lifetime * 1000, r;
+	long l = lifetime_s * 1000, r;
 
-	if (managed && lifetime >= MANAGED_HALF_LIFE) {
+	if (managed && lifetime_s >= MANAGED_HALF_LIFE_S) {
 		r = l / 2;
 	} else {
 		long margin =
@@ -432,8 +433,8 @@ long kvfs_auth_refresh_after_ms(long lifetime, long refresh_in, bool managed)
 
 		r = l - margin;
 	}
-	if (refresh_in > 0 && refresh_in * 1000 < r)
-		r = refresh_in * 1000;
+	if (refresh_in_s > 0 && refresh_in_s * 1000 < r)
+		r = refresh_in_s * 1000;
 	return r;
 }
 
@@ -451,30 +452,31 @@ long kvfs_auth_retry_delay_ms(unsigned attempt, long remaining_ms)
 	return d;
 }
 
-/* A lifetime of l seconds from now: usable until a little before its end
- * (5 %, at most 30 s, for clock skew), refreshed per
- * kvfs_auth_refresh_after_ms(). */
+/* A token of t->expires_in seconds, fetched at now (kvfs_now_ms()):
+ * usable until a little before its end (5 %, at most 30 s, for clock
+ * skew), refreshed per kvfs_auth_refresh_after_ms(). */
 static void set_deadlines_locked(struct kvfs_auth *a,
 				 const struct kvfs_token *t, int64_t now,
 				 struct kvfs_log_deferred *note)
 {
-	long l = kvfs_auth_clamp_lifetime(t->expires_in);
-	long skew = l >= 600 ? 30000 : l * 1000 / 20;
+	long lifetime_s = kvfs_auth_clamp_lifetime(t->expires_in);
+	long skew_ms = lifetime_s >= 600 ? 30000 : lifetime_s * 1000 / 20;
 
-	if (l != t->expires_in)
+	if (lifetime_s != t->expires_in)
 		kvfs_log_defer(
 			note, NULL, KVFS_LOG_WARNING,
 			"'%s' gave a token lifetime of %ld s; using %ld s",
-			a->provider->name, t->expires_in, l);
+			a->provider->name, t->expires_in, lifetime_s);
 	else
 		kvfs_log_defer(note, NULL, KVFS_LOG_DEBUG,
 			       "new token from '%s', valid for %ld s",
-			       a->provider->name, l);
-	a->expires_wall = time(NULL) + l;
-	a->refreshed_wall = time(NULL);
-	a->mono_expires = now + l * 1000 - skew;
-	a->mono_refresh = now + kvfs_auth_refresh_after_ms(
-					l, t->refresh_in, a->provider->managed);
+			       a->provider->name, lifetime_s);
+	a->refreshed_wall = kvfs_wall_now();
+	a->expires_wall = a->refreshed_wall + lifetime_s;
+	a->mono_expires = now + lifetime_s * 1000 - skew_ms;
+	a->mono_refresh =
+		now + kvfs_auth_refresh_after_ms(lifetime_s, t->refresh_in,
+						 a->provider->managed);
 	a->mono_retry = 0;
 }
 
@@ -786,9 +788,9 @@ const char *kvfs_auth_provider_reason(struct kvfs_auth *a)
 	return a->reason;
 }
 
-time_t kvfs_auth_expires_at(struct kvfs_auth *a)
+int64_t kvfs_auth_expires_at(struct kvfs_auth *a)
 {
-	time_t t;
+	int64_t t;
 
 	pthread_mutex_lock(&a->lock);
 	t = a->token ? a->expires_wall : 0;
@@ -796,9 +798,9 @@ time_t kvfs_auth_expires_at(struct kvfs_auth *a)
 	return t;
 }
 
-time_t kvfs_auth_last_refresh(struct kvfs_auth *a)
+int64_t kvfs_auth_last_refresh(struct kvfs_auth *a)
 {
-	time_t t;
+	int64_t t;
 
 	pthread_mutex_lock(&a->lock);
 	t = a->refreshed_wall;

@@ -7,7 +7,6 @@
 #define KVFS_AUTH_H
 
 #include <stdint.h>
-#include <time.h>
 
 #include "../config.h"
 #include "../error.h"
@@ -52,9 +51,10 @@ void kvfs_auth_invalidate(struct kvfs_auth *a, const char *token);
 const char *kvfs_auth_provider_name(struct kvfs_auth *a);
 /* Why this provider: "auth=cert", or auto's reason ("cert_file= is set"). */
 const char *kvfs_auth_provider_reason(struct kvfs_auth *a);
-/* Wall-clock Unix seconds; 0 when there is no token / none fetched yet. */
-time_t kvfs_auth_expires_at(struct kvfs_auth *a);
-time_t kvfs_auth_last_refresh(struct kvfs_auth *a);
+/* Unix seconds (kvfs_wall_now()); 0 when there is no token / none fetched
+ * yet. */
+int64_t kvfs_auth_expires_at(struct kvfs_auth *a);
+int64_t kvfs_auth_last_refresh(struct kvfs_auth *a);
 
 /* The background refresher: a thread that renews the token before it
  * expires, so that no reader waits for it.  Start it in the process that
@@ -76,8 +76,9 @@ enum kvfs_auth_kind kvfs_auth_pick(const struct kvfs_config *c,
  * managed-identity token of 2 h or more, or at refresh_in when sooner. */
 #define KVFS_AUTH_MIN_LIFETIME 60L
 #define KVFS_AUTH_MAX_LIFETIME 86400L
-long kvfs_auth_clamp_lifetime(long seconds);
-long kvfs_auth_refresh_after_ms(long lifetime, long refresh_in, bool managed);
+long kvfs_auth_clamp_lifetime(long lifetime_s);
+long kvfs_auth_refresh_after_ms(long lifetime_s, long refresh_in_s,
+				bool managed);
 /* Delay before retry number `attempt` (1, 2, ...) after a failed fetch:
  * 1, 2, 4, ... 30 s, and while a token is still usable for remaining_ms
  * (> 0), at most half of that (never under 250 ms). */

@@ -33,7 +33,7 @@
 #include "secmem.h"
 #include "util.h"
 
-#define ASSERTION_LIFETIME 600 /* seconds: Entra's "5-10 minutes" */
+#define ASSERTION_LIFETIME_S 600 /* Entra's "5-10 minutes" */
 
 struct kvfs_clientcert {
 	EVP_PKEY *key;
@@ -297,7 +297,7 @@ static json_t *build_header(const struct kvfs_clientcert *c,
 }
 
 static json_t *build_claims(const char *client_id, const char *audience,
-			    time_t now)
+			    int64_t now)
 {
 	_cleanup_(json_decrefp) json_t *j = json_object();
 	char jti[37];
@@ -312,7 +312,7 @@ static json_t *build_claims(const char *client_id, const char *audience,
 	    json_object_set_new(j, "iat", json_integer((json_int_t)now)) ||
 	    json_object_set_new(
 		    j, "exp",
-		    json_integer((json_int_t)now + ASSERTION_LIFETIME)))
+		    json_integer((json_int_t)now + ASSERTION_LIFETIME_S)))
 		return NULL;
 	return TAKE_PTR(j);
 }
@@ -367,7 +367,7 @@ out:
 int kvfs_clientcert_assertion(const struct kvfs_clientcert *c,
 			      enum kvfs_cert_alg alg, bool send_chain,
 			      const char *client_id, const char *audience,
-			      time_t now, char **ret)
+			      int64_t now, char **ret)
 {
 	_cleanup_(json_decrefp) json_t *header = NULL, *claims = NULL;
 	_cleanup_free_ char *h = NULL, *p = NULL;
@@ -459,7 +459,7 @@ static int cert_prove(struct kvfs_entra_client *cl, const char *tenant,
 	if (r == 0)
 		r = kvfs_clientcert_assertion(cred, p->alg, p->send_chain,
 					      cl->client_id, endpoint,
-					      time(NULL), ret);
+					      kvfs_wall_now(), ret);
 	kvfs_clientcert_free(cred);
 	return r;
 }

@@ -137,7 +137,7 @@ static long clamp(long long n, long long limit)
 }
 
 int kvfs_token_parse(const char *json, size_t len,
-		     const struct kvfs_token_format *f, time_t now,
+		     const struct kvfs_token_format *f, int64_t now,
 		     struct kvfs_token *ret)
 {
 	_cleanup_(json_decrefp) json_t *root = NULL;
@@ -177,7 +177,7 @@ int kvfs_token_parse(const char *json, size_t len,
 		v = json_object_get(root, "expires_on");
 		if (!v || parse_seconds(v, f, &on) < 0)
 			return -EBADMSG;
-		expires_in = on - (long long)now;
+		expires_in = on - now;
 	} else if (!v || parse_seconds(v, f, &expires_in) < 0) {
 		return -EBADMSG;
 	}

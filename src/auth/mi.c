@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -90,7 +89,7 @@ __attribute__((weak)) const char *kvfs_arc_token_dir(void)
 
 /* ---- parsing ---- */
 
-int kvfs_mi_parse_token(const char *json, size_t len, time_t now,
+int kvfs_mi_parse_token(const char *json, size_t len, int64_t now,
 			struct kvfs_token *ret)
 {
 	/* IMDS and Arc send expires_in and expires_on, as strings; App
@@ -105,7 +104,8 @@ int kvfs_mi_parse_token(const char *json, size_t len, time_t now,
 	return kvfs_token_parse(json, len, &mi, now, ret);
 }
 
-long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms, int retry_after)
+long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms,
+			    int retry_after_s)
 {
 	/* The documented schedule, without jitter: each host has its own
 	 * endpoint, so there is no fleet to spread out. */
@@ -115,8 +115,8 @@ long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms, int retry_after)
 	if (left <= 0 || attempt == 0)
 		return -1;
 	d = (long)kvfs_backoff_ceiling_ms(&imds, attempt);
-	if (retry_after > 0 && (long)retry_after * 1000 > d)
-		d = (long)retry_after * 1000;
+	if (retry_after_s > 0 && (long)retry_after_s * 1000 > d)
+		d = (long)retry_after_s * 1000;
 	return d < left ? d : left;
 }
 
@@ -405,8 +405,8 @@ static int mi_fetch(struct kvfs_auth_provider *base, const char *tenant,
 			_cleanup_(json_decrefp) json_t *root = NULL;
 			json_t *cid;
 
-			r = kvfs_mi_parse_token(resp.body, resp.len, time(NULL),
-						&tok);
+			r = kvfs_mi_parse_token(resp.body, resp.len,
+						kvfs_wall_now(), &tok);
 			if (r < 0) {
 				kvfs_error_set_message(err, "malformed token "
 							    "response");

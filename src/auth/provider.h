@@ -9,7 +9,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "../config.h"
 #include "../error.h"
@@ -36,9 +35,10 @@ struct kvfs_token_format {
 /* An OAuth token response: access_token (printable ASCII, bounded: it
  * becomes a header), token_type Bearer or absent, expires_in, refresh_in
  * (>= 0, optional); numbers may be strings of decimal digits.  The
- * provider's own kvfs_*_parse_token() gives the format. */
+ * provider's own kvfs_*_parse_token() gives the format; now is Unix
+ * seconds (kvfs_wall_now()), for expires_on. */
 int kvfs_token_parse(const char *json, size_t len,
-		     const struct kvfs_token_format *f, time_t now,
+		     const struct kvfs_token_format *f, int64_t now,
 		     struct kvfs_token *ret);
 
 struct kvfs_auth_provider {
@@ -106,15 +106,16 @@ const char *kvfs_mi_source_name(enum kvfs_mi_source s);
 
 /* A managed-identity token response (IMDS, App Service, Arc): every number
  * may be a string; expires_in, or else expires_on (Unix seconds) - now. */
-int kvfs_mi_parse_token(const char *json, size_t len, time_t now,
+int kvfs_mi_parse_token(const char *json, size_t len, int64_t now,
 			struct kvfs_token *ret);
 
 /* Delay before retry number `attempt` (1, 2, ...) of an IMDS request, in
  * ms, when elapsed_ms have passed since the first attempt: 2, 4, 8, 16, 32
- * s, or the service's Retry-After when longer, but never past a total of
- * KVFS_MI_RETRY_BUDGET_MS; -1 when the budget is spent. */
+ * s, or retry_after_s (the service's Retry-After) when longer, but never
+ * past a total of KVFS_MI_RETRY_BUDGET_MS; -1 when the budget is spent. */
 #define KVFS_MI_RETRY_BUDGET_MS 70000L
-long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms, int retry_after);
+long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms,
+			    int retry_after_s);
 
 /* Arc's 401 challenge "Basic realm=<path>": the path of the key file when
  * it ends in ".key", lies directly in dir and has no "..".  -EBADMSG for
@@ -139,10 +140,11 @@ int kvfs_clientcert_load(const char *data, size_t len, const char *password,
 void kvfs_clientcert_free(struct kvfs_clientcert *c);
 
 /* The client assertion: header {alg, typ, x5t#S256 | x5t, [x5c]}, claims
- * {aud, iss, sub, jti, nbf, iat, exp = now + 600}.  Malloc'ed; wipe it. */
+ * {aud, iss, sub, jti, nbf, iat, exp = now + 600}, now in Unix seconds
+ * (kvfs_wall_now()).  Malloc'ed; wipe it. */
 int kvfs_clientcert_assertion(const struct kvfs_clientcert *c,
 			      enum kvfs_cert_alg alg, bool send_chain,
 			      const char *client_id, const char *audience,
-			      time_t now, char **ret);
+			      int64_t now, char **ret);
 
 #endif

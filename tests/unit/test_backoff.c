@@ -56,7 +56,7 @@ static void test_schedule(void)
 static void test_retry_after(void)
 {
 	/* Sun, 06 Nov 1994 08:49:37 GMT */
-	const time_t t = 784111777;
+	const int64_t t = 784111777;
 	uint32_t s = 12345;
 
 	is_int(kvfs_backoff_parse_retry_after("3", t, &s), 0, "seconds");

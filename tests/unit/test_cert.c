@@ -111,7 +111,7 @@ static char *digest_b64url(X509 *x, const EVP_MD *md)
 
 /* Decode jwt and check it; returns the number of x5c entries. */
 static int check_jwt(const char *jwt, EVP_PKEY *key, X509 *leaf, bool ps256,
-		     time_t now, const char *what)
+		     int64_t now, const char *what)
 {
 	const char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : 0;
 	json_t *h, *c, *x5c;
@@ -192,7 +192,7 @@ int main(void)
 	struct kvfs_clientcert *cred = NULL;
 	char *pem, *jwt = NULL, *jwt2 = NULL;
 	size_t len;
-	time_t now = 1700000000;
+	int64_t now = 1700000000;
 	int r, n;
 
 	pem = pem_of(key, leaf, ca, &len);

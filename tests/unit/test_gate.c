@@ -67,7 +67,7 @@ static void test_retries(void)
 	int64_t t0 = kvfs_now_ms();
 	int r;
 
-	r = kvfs_gate_run(g, t0 + 5000, scripted, &s, &err);
+	r = kvfs_gate_run_object(g, NULL, t0 + 5000, scripted, &s, &err);
 	is_int(r, 0, "three 429s, then success");
 	is_int(s.n, 4, "four attempts");
 	is_int(kvfs_gate_failures(g), 0, "healthy again");
@@ -76,12 +76,14 @@ static void test_retries(void)
 	ok(kvfs_now_ms() - t0 < 1000, "short backoffs stay short");
 
 	s = (struct script){.retries = 0, .last = KVFS_VERDICT_FINAL};
-	r = kvfs_gate_run(g, kvfs_now_ms() + 5000, scripted, &s, &err);
+	r = kvfs_gate_run_object(g, NULL, kvfs_now_ms() + 5000, scripted, &s,
+				 &err);
 	is_int(r, -ENOENT, "a final answer is returned");
 	is_int(s.n, 1, "and not retried");
 
 	s = (struct script){.retries = 0, .last = KVFS_VERDICT_LOCAL};
-	r = kvfs_gate_run(g, kvfs_now_ms() + 5000, scripted, &s, &err);
+	r = kvfs_gate_run_object(g, NULL, kvfs_now_ms() + 5000, scripted, &s,
+				 &err);
 	is_int(r, -EPROTO, "a local failure is returned");
 	is_int(s.n, 1, "and not retried");
 	is_int(kvfs_gate_failures(g), 0, "and does not make the gate fail");
@@ -96,7 +98,8 @@ static void test_retry_after(void)
 		.retries = 1, .last = KVFS_VERDICT_OK, .retry_after = 1};
 	int r;
 
-	r = kvfs_gate_run(g, kvfs_now_ms() + 5000, scripted, &s, &err);
+	r = kvfs_gate_run_object(g, NULL, kvfs_now_ms() + 5000, scripted, &s,
+				 &err);
 	is_int(r, 0, "429 with Retry-After: 1, then success");
 	is_int(s.n, 2, "two attempts");
 	ok(s.at[1] - s.at[0] >= 1000, "not earlier than Retry-After (%lld ms)",
@@ -113,7 +116,7 @@ static void test_deadline(void)
 	int64_t t0 = kvfs_now_ms(), dt;
 	int r;
 
-	r = kvfs_gate_run(g, t0 + 600, scripted, &s, &err);
+	r = kvfs_gate_run_object(g, NULL, t0 + 600, scripted, &s, &err);
 	dt = kvfs_now_ms() - t0;
 	is_int(r, -EAGAIN, "endless 429s: the last attempt's error");
 	is_int(err.http_status, 429, "with its status");
@@ -124,12 +127,13 @@ static void test_deadline(void)
 	/* A backoff that ends after the caller's deadline: no wait at all. */
 	s = (struct script){
 		.retries = 1, .last = KVFS_VERDICT_OK, .retry_after = 5};
-	r = kvfs_gate_run(g, kvfs_now_ms() + 2000, scripted, &s, &err);
+	r = kvfs_gate_run_object(g, NULL, kvfs_now_ms() + 2000, scripted, &s,
+				 &err);
 	is_int(r, -EAGAIN, "429 with Retry-After: 5 and 2 s to go: given up");
 	is_int(s.n, 1, "after one attempt");
 	t0 = kvfs_now_ms();
 	s = (struct script){.retries = 0, .last = KVFS_VERDICT_OK};
-	r = kvfs_gate_run(g, t0 + 1000, scripted, &s, &err);
+	r = kvfs_gate_run_object(g, NULL, t0 + 1000, scripted, &s, &err);
 	dt = kvfs_now_ms() - t0;
 	is_int(r, -ETIMEDOUT, "next caller: the backoff outlasts its deadline");
 	is_int(s.n, 0, "nothing was sent");
@@ -158,7 +162,8 @@ static void test_short_timeout_is_the_callers(void)
 	struct kvfs_error err;
 	int n = 0, r;
 
-	r = kvfs_gate_run(g, kvfs_now_ms() + 300, timing_out, &n, &err);
+	r = kvfs_gate_run_object(g, NULL, kvfs_now_ms() + 300, timing_out, &n,
+				 &err);
 	is_int(r, -ETIMEDOUT, "an attempt given 300 ms times out");
 	is_int(n, 1, "and is not retried");
 	is_int(kvfs_gate_failures(g), 0,
@@ -166,7 +171,8 @@ static void test_short_timeout_is_the_callers(void)
 	ok(strstr(err.message, "timed out") != NULL, "its error is returned");
 
 	n = 0;
-	r = kvfs_gate_run(g, kvfs_now_ms() + 1300, timing_out, &n, &err);
+	r = kvfs_gate_run_object(g, NULL, kvfs_now_ms() + 1300, timing_out, &n,
+				 &err);
 	is_int(r, -ETIMEDOUT, "one given 1.3 s times out too");
 	ok(kvfs_gate_failures(g) > 0, "and that makes the origin fail");
 	kvfs_gate_free(g);
@@ -211,8 +217,8 @@ static void *crowd_thread(void *p)
 	struct runner *ru = p;
 	struct kvfs_error err;
 
-	ru->c->r[ru->i] = kvfs_gate_run(ru->c->g, kvfs_now_ms() + 10000,
-					crowded, ru->c, &err);
+	ru->c->r[ru->i] = kvfs_gate_run_object(
+		ru->c->g, NULL, kvfs_now_ms() + 10000, crowded, ru->c, &err);
 	return NULL;
 }
 
@@ -227,7 +233,8 @@ static void test_one_at_a_time(void)
 
 	/* Make the gate fail first: a 429 with Retry-After: 1 and a deadline
 	 * too short for the retry. */
-	(void)kvfs_gate_run(c.g, kvfs_now_ms() + 60, scripted, &s, &err);
+	(void)kvfs_gate_run_object(c.g, NULL, kvfs_now_ms() + 60, scripted, &s,
+				   &err);
 	ok(kvfs_gate_failures(c.g) > 0, "the gate is failing");
 
 	for (int i = 0; i < 6; i++) {
@@ -254,7 +261,7 @@ static void test_retry_after_cap(void)
 	int64_t t0 = kvfs_now_ms(), next;
 	int r;
 
-	r = kvfs_gate_run(g, t0 + 2000, scripted, &s, &err);
+	r = kvfs_gate_run_object(g, NULL, t0 + 2000, scripted, &s, &err);
 	is_int(r, -EAGAIN, "429 with Retry-After: 3600: given up");
 	is_int(s.n, 1, "after one attempt");
 	next = kvfs_gate_next_attempt_ms(g) - t0;

@@ -35,10 +35,10 @@ static void test_detect(void)
 	is_str(kvfs_mi_source_name(KVFS_MI_IMDS), "imds", "name imds");
 }
 
-static int parse(const char *json, long now, struct kvfs_token *t)
+static int parse(const char *json, int64_t now, struct kvfs_token *t)
 {
 	memset(t, 0, sizeof(*t));
-	return kvfs_mi_parse_token(json, strlen(json), (time_t)now, t);
+	return kvfs_mi_parse_token(json, strlen(json), now, t);
 }
 
 static void test_parse(void)
