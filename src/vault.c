@@ -1116,22 +1116,30 @@ int kvfs_vault_get_certificate(struct kvfs_vault *v, const char *name,
 
 /* ---- objects by name ---- */
 
-/* The URL of GET /{seg}/{name}/ (the latest version: the trailing slash
- * is the REST API's own spelling) or /{seg}/{name}/{version}.  -ENOENT
- * for a name or version that cannot be one. */
-static int object_url(struct kvfs_vault *v, const char *seg, const char *noun,
-		      const char *name, const char *version, char **ret,
-		      struct kvfs_error *err)
+/* GET /{seg}/{name}/ (the latest version: the trailing slash is the REST
+ * API's own spelling) or /{seg}/{name}/{version}, within deadline=: its
+ * URL and body.  -ENOENT for a name or version that cannot be one. */
+static int get_object(struct kvfs_vault *v, const char *seg, const char *noun,
+		      const char *name, const char *version,
+		      enum kvfs_metrics_endpoint label, char **ret_url,
+		      json_t **ret_root, struct kvfs_error *err)
 {
+	_cleanup_free_ char *url = NULL;
+	int r;
+
 	if (!kvfs_vault_object_name_valid(name) ||
 	    (version && (!kvfs_vault_object_name_valid(version) ||
 			 strcasecmp(version, "pending") == 0))) {
 		kvfs_error_set_message(err, "not a valid %s name", noun);
 		return -ENOENT;
 	}
-	if (asprintf(ret, "%s/%s/%s/%s?api-version=%s", v->url, seg, name,
+	if (asprintf(&url, "%s/%s/%s/%s?api-version=%s", v->url, seg, name,
 		     version ? version : "", v->api_version) < 0)
 		return -ENOMEM;
+	r = vault_get(v, url, label, ret_root, err);
+	if (r < 0)
+		return r;
+	*ret_url = TAKE_PTR(url);
 	return 0;
 }
 
@@ -1300,10 +1308,8 @@ int kvfs_vault_get_secret_value(struct kvfs_vault *v, const char *name,
 	_cleanup_free_ char *url = NULL;
 	int r;
 
-	r = object_url(v, "secrets", "secret", name, version, &url, err);
-	if (r < 0)
-		return r;
-	r = vault_get(v, url, KVFS_EP_SECRET, &root, err);
+	r = get_object(v, "secrets", "secret", name, version, KVFS_EP_SECRET,
+		       &url, &root, err);
 	if (r < 0)
 		return r;
 	r = parse_secret(root, &sec, err);
@@ -1503,10 +1509,9 @@ int kvfs_vault_get_key(struct kvfs_vault *v, const char *name,
 	_cleanup_free_ char *url = NULL;
 	int r;
 
-	r = object_url(v, "keys", "key", name, version, &url, err);
-	if (r < 0)
-		return r;
-	r = vault_get(v, url, KVFS_EP_OTHER, &root, err);
+	/* No label of its own yet: metrics.h has none for keys. */
+	r = get_object(v, "keys", "key", name, version, KVFS_EP_OTHER, &url,
+		       &root, err);
 	if (r < 0)
 		return r;
 	r = parse_key(root, v->url, &b, err);
