@@ -524,15 +524,6 @@ static int parse_item(json_t *o, const struct kvfs_collection_info *coll,
 	return 0;
 }
 
-int kvfs_vault_parse_list_page(const char *json, size_t len,
-			       struct kvfs_object_list *append_to,
-			       char **ret_next_link, struct kvfs_error *err)
-{
-	return kvfs_vault_parse_page(
-		json, len, kvfs_collection_info(KVFS_COLLECTION_CERTIFICATES),
-		false, append_to, ret_next_link, err);
-}
-
 static int parse_page(json_t *root, const struct kvfs_collection_info *coll,
 		      bool want_version, struct kvfs_object_list *append_to,
 		      char **ret_next_link, struct kvfs_error *err)

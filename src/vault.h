@@ -204,10 +204,6 @@ void kvfs_cert_bundle_clear(struct kvfs_cert_bundle *b);
 void kvfs_key_bundle_clear(struct kvfs_key_bundle *b);
 
 /* Pure parsers, exposed for unit tests and fuzzers. */
-/* A page of the certificates listing. */
-int kvfs_vault_parse_list_page(const char *json, size_t len,
-			       struct kvfs_object_list *append_to,
-			       char **ret_next_link, struct kvfs_error *err);
 /* A page of a listing of the collection coll (its ids are under
  * "/{coll->name}/"); want_version: of a versions listing (ids with a
  * version).  coll is a row of the table, or one written alike for a

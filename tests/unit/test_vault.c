@@ -13,13 +13,23 @@
 #include "util.h"
 #include "vault.h"
 
+/* A page of the certificates listing. */
+static int parse_list_page(const char *json, size_t len,
+			   struct kvfs_object_list *l, char **next,
+			   struct kvfs_error *err)
+{
+	return kvfs_vault_parse_page(
+		json, len, kvfs_collection_info(KVFS_COLLECTION_CERTIFICATES),
+		false, l, next, err);
+}
+
 static int parse_page_str(const char *json, struct kvfs_object_list *l,
 			  char **next)
 {
 	struct kvfs_error err = {0};
 
 	*next = NULL;
-	return kvfs_vault_parse_list_page(json, strlen(json), l, next, &err);
+	return parse_list_page(json, strlen(json), l, next, &err);
 }
 
 static int parse_bundle_str(const char *json, struct kvfs_cert_bundle *b)
@@ -41,7 +51,7 @@ static void test_list_pages(void)
 	ok(json != NULL, "fixture vault-list-page.json");
 	if (!json)
 		return;
-	r = kvfs_vault_parse_list_page(json, len, &l, &next, &err);
+	r = parse_list_page(json, len, &l, &next, &err);
 	is_int(r, 0, "S2 page parses");
 	is_int(l.n, 6, "six items");
 	if (l.n == 6) {
@@ -76,7 +86,7 @@ static void test_list_pages(void)
 	if (!json)
 		return;
 	next = (char *)"unset";
-	r = kvfs_vault_parse_list_page(json, len, &l, &next, &err);
+	r = parse_list_page(json, len, &l, &next, &err);
 	is_int(r, 0, "empty last page parses");
 	ok(next == NULL, "nextLink null: the end");
 	is_int(l.n, 6, "nothing appended by an empty page");
@@ -237,7 +247,7 @@ static void test_list_caps(void)
 		     big);
 	free(big);
 	ok(r > 0, "a page with 3 MB of tags");
-	r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next, &err);
+	r = parse_list_page(json, strlen(json), &l, &next, &err);
 	free(json);
 	is_int(r, -EBADMSG, "is refused");
 	ok(l.n == 0 && l.bytes == 0, "and nothing is kept");
@@ -248,7 +258,7 @@ static void test_list_caps(void)
 		     "{\"value\":[{\"id\":\"https://v/certificates/a\","
 		     "\"x5t\":\"%065d\"}]}",
 		     0);
-	r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next, &err);
+	r = parse_list_page(json, strlen(json), &l, &next, &err);
 	is_int(r, -EBADMSG, "an x5t of 65 bytes is refused (%s)", err.message);
 	ok(strstr(err.message, "'x5t' longer than 64 bytes") != NULL,
 	   "the error names the field");
@@ -263,7 +273,7 @@ static void test_list_caps(void)
 		     "{\"value\":[{\"id\":\"https://v/certificates/%s\"}]}",
 		     big);
 	free(big);
-	r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next, &err);
+	r = parse_list_page(json, strlen(json), &l, &next, &err);
 	is_int(r, -EBADMSG, "an id of 1100 bytes is refused (%s)", err.message);
 	free(json);
 
@@ -287,8 +297,7 @@ static void test_list_caps(void)
 	}
 	for (;;) {
 		kvfs_error_clear(&err);
-		r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next,
-					       &err);
+		r = parse_list_page(json, strlen(json), &l, &next, &err);
 		if (r < 0 || ++pages > 10000)
 			break;
 		bytes = l.bytes;
