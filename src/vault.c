@@ -249,13 +249,13 @@ static int parse_attrs(json_t *obj, struct kvfs_object_attrs *ret)
 	return 0;
 }
 
-/* What a tag may be (vault.h): Key Vault allows 15 tags of 256
- * characters; these caps leave room and bound what is kept. */
+/* What a listing keeps of tags (vault.h): Key Vault allows 15 tags of
+ * 256 characters; these caps leave room and bound what is kept. */
 #define TAGS_MAX 64
 #define TAG_BYTES_MAX 1024
 
-/* tags, when present: a map of at most TAGS_MAX strings, names and values
- * of at most TAG_BYTES_MAX bytes without a NUL.  Returns their number. */
+/* tags, when present: a map of strings without a NUL.  Returns their
+ * number. */
 static int check_tags(json_t *obj)
 {
 	json_t *tags = field(obj, "tags");
@@ -264,11 +264,10 @@ static int check_tags(json_t *obj)
 
 	if (!tags)
 		return 0;
-	if (!json_is_object(tags) || json_object_size(tags) > TAGS_MAX)
+	if (!json_is_object(tags))
 		return -EBADMSG;
 	json_object_foreach (tags, key, val) {
-		if (!json_is_string(val) || strlen(key) > TAG_BYTES_MAX ||
-		    json_string_length(val) > TAG_BYTES_MAX ||
+		if (!json_is_string(val) ||
 		    strlen(json_string_value(val)) != json_string_length(val))
 			return -EBADMSG;
 	}
@@ -284,8 +283,9 @@ static void tags_free(struct kvfs_tag *tags, size_t n)
 	free(tags);
 }
 
-/* tags -> an array in the vault's order; NULL and 0 when there are
- * none. */
+/* tags -> an array in the vault's order, of at most TAGS_MAX tags whose
+ * names and values are at most TAG_BYTES_MAX bytes: the others are read
+ * but not kept.  NULL and 0 when none is kept. */
 static int parse_tag_list(json_t *obj, struct kvfs_tag **ret, size_t *ret_n)
 {
 	struct kvfs_tag *tags;
@@ -297,10 +297,16 @@ static int parse_tag_list(json_t *obj, struct kvfs_tag **ret, size_t *ret_n)
 	r = check_tags(obj);
 	if (r <= 0)
 		return r;
-	tags = calloc((size_t)r, sizeof(*tags));
+	tags = calloc(r < TAGS_MAX ? (size_t)r : TAGS_MAX, sizeof(*tags));
 	if (!tags)
 		return -ENOMEM;
 	json_object_foreach (field(obj, "tags"), key, val) {
+		if (n == TAGS_MAX || strlen(key) > TAG_BYTES_MAX ||
+		    json_string_length(val) > TAG_BYTES_MAX) {
+			log_debug("not keeping tag '%.64s': past the caps",
+				  key);
+			continue;
+		}
 		tags[n].key = strdup(key);
 		tags[n].value = strdup(json_string_value(val));
 		n++;
@@ -308,6 +314,10 @@ static int parse_tag_list(json_t *obj, struct kvfs_tag **ret, size_t *ret_n)
 			tags_free(tags, n);
 			return -ENOMEM;
 		}
+	}
+	if (n == 0) {
+		free(tags);
+		tags = NULL;
 	}
 	*ret = tags;
 	*ret_n = n;

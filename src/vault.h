@@ -35,10 +35,10 @@ struct kvfs_object_attrs {
 };
 
 /* One of an object's tags, as the vault spells it.  Key Vault keeps at
- * most 15 tags of 256-character names and values on an object; a tag
- * whose name or value is longer than 1024 bytes (256 characters of UTF-8),
- * holds a NUL, or is not a string, makes the answer malformed, and so do
- * more than 64 tags. */
+ * most 15 tags of 256-character names and values on an object.  A tag
+ * whose value is not a string or holds a NUL makes the answer malformed;
+ * one whose name or value is longer than 1024 bytes (256 characters of
+ * UTF-8), and those past the 64th, are read but not kept. */
 struct kvfs_tag {
 	char *key;
 	char *value;
@@ -107,8 +107,9 @@ struct kvfs_key_bundle {
 	char *id; /* the JWK's kid: "https://vault/keys/NAME/VERSION" */
 	char *name;
 	char *version;
-	/* The JWK ("key") exactly as the vault sent it, member order kept,
-	 * written compact, and a newline: public.jwk. */
+	/* The JWK ("key") as the vault sent it: every member, in the
+	 * vault's order, written compact as the vault writes it, and a
+	 * newline (public.jwk, a text file). */
 	char *jwk_json;
 	size_t jwk_len;
 	char *kty;	/* "RSA", "RSA-HSM", "EC" or "EC-HSM" */
