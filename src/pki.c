@@ -1,11 +1,11 @@
 /* OpenSSL side of the tree: DER certificates to PEM, the strict base64
- * decoder the vault client uses for "cer", a certificate's secret (PEM or
- * PKCS#12) to privkey/chain/fullchain/bundle/pfx, and the thumbprints and
- * subject the extended attributes show.  Key material only ever sits in
- * OpenSSL's secure-memory BIOs and in buffers wiped before they are freed.
- * OpenSSL errors are translated to -errno here and nowhere else.  Pure
- * functions but for one counter of PKCS#12s deriving keys (at most two at
- * a time); thread-safe. */
+ * decoders (the vault client's for "cer", jwk.c's base64url), a
+ * certificate's secret (PEM or PKCS#12) to privkey/chain/fullchain/bundle/
+ * pfx, and the thumbprints and subject the extended attributes show.  Key
+ * material only ever sits in OpenSSL's secure-memory BIOs and in buffers wiped
+ * before they are freed. OpenSSL errors are translated to -errno here and
+ * nowhere else.  Pure functions but for one counter of PKCS#12s deriving keys
+ * (at most two at a time); thread-safe. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -30,8 +30,9 @@
 #include "pki.h"
 #include "util.h"
 
-/* 0..63 for the standard alphabet, -1 for anything else ('=' included). */
-static int b64_value(unsigned char c)
+/* 0..63 for the standard alphabet, or with url base64url's ('-', '_'),
+ * -1 for anything else ('=' included). */
+static int b64_value(unsigned char c, bool url)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -39,49 +40,51 @@ static int b64_value(unsigned char c)
 		return c - 'a' + 26;
 	if (c >= '0' && c <= '9')
 		return c - '0' + 52;
-	if (c == '+')
+	if (c == (url ? '-' : '+'))
 		return 62;
-	if (c == '/')
+	if (c == (url ? '_' : '/'))
 		return 63;
 	return -1;
 }
 
-int kvfs_pki_base64_decode(const char *in, size_t len, unsigned char **ret,
-			   size_t *ret_len)
+/* Both alphabets, strictly: standard base64 padded to a multiple of four,
+ * base64url without padding; no whitespace; non-canonical input (bits set
+ * beyond the last byte) refused, as neither the vault nor a JWK sends
+ * it. */
+static int base64_decode(const char *in, size_t len, bool url,
+			 unsigned char **ret, size_t *ret_len)
 {
 	_cleanup_free_ unsigned char *out = NULL;
 	size_t pad = 0, n = 0;
 
 	if (!in && len > 0)
 		return -EINVAL;
-	if (len % 4 != 0)
+	if (url ? len % 4 == 1 : len % 4 != 0)
 		return -EINVAL;
-	if (len >= 1 && in[len - 1] == '=')
+	if (!url && len >= 1 && in[len - 1] == '=')
 		pad++;
-	if (len >= 2 && in[len - 2] == '=')
+	if (!url && len >= 2 && in[len - 2] == '=')
 		pad++;
 
-	out = malloc(len / 4 * 3 + 1);
+	out = malloc(len / 4 * 3 + 3);
 	if (!out)
 		return -ENOMEM;
 
 	for (size_t i = 0; i < len; i += 4) {
-		bool last = i + 4 == len;
-		size_t real = last ? 4 - pad : 4;
+		bool last = i + 4 >= len;
+		size_t real = !last ? 4 : url ? len - i : 4 - pad;
 		uint32_t v = 0;
 
 		for (size_t j = 0; j < 4; j++) {
 			int d = 0;
 
 			if (j < real) {
-				d = b64_value((unsigned char)in[i + j]);
+				d = b64_value((unsigned char)in[i + j], url);
 				if (d < 0)
 					return -EINVAL;
 			}
 			v = v << 6 | (uint32_t)d;
 		}
-		/* Non-canonical input (bits set beyond the last byte) is
-		 * refused: the vault never sends it. */
 		if (real == 2 && (v & 0xffff) != 0)
 			return -EINVAL;
 		if (real == 3 && (v & 0xff) != 0)
@@ -97,6 +100,18 @@ int kvfs_pki_base64_decode(const char *in, size_t len, unsigned char **ret,
 	*ret = TAKE_PTR(out);
 	*ret_len = n;
 	return 0;
+}
+
+int kvfs_pki_base64_decode(const char *in, size_t len, unsigned char **ret,
+			   size_t *ret_len)
+{
+	return base64_decode(in, len, false, ret, ret_len);
+}
+
+int kvfs_pki_base64url_decode(const char *in, size_t len, unsigned char **ret,
+			      size_t *ret_len)
+{
+	return base64_decode(in, len, true, ret, ret_len);
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free)
@@ -889,6 +904,19 @@ static int bio_take(BIO *b, char **ret, size_t *ret_len)
 	*ret = out;
 	*ret_len = (size_t)n;
 	return 0;
+}
+
+int kvfs_pki_pubkey_pem(EVP_PKEY *key, char **ret, size_t *ret_len)
+{
+	_cleanup_(BIO_freep) BIO *b = BIO_new(BIO_s_mem());
+
+	if (!b)
+		return -ENOMEM;
+	if (!PEM_write_bio_PUBKEY(b, key)) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	return bio_take(b, ret, ret_len);
 }
 
 static int certs_pem(X509 *leaf, STACK_OF(X509) * issuers, char **ret,

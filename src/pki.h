@@ -79,8 +79,16 @@ int kvfs_pki_cert_info(const unsigned char *der, size_t len, char **ret_subject,
 int kvfs_pki_der_to_pem(const unsigned char *der, size_t len, char **ret_pem,
 			size_t *ret_len);
 
+/* key's public half as SubjectPublicKeyInfo PEM ("-----BEGIN PUBLIC
+ * KEY-----"), malloc'ed, NUL-terminated.  0, -EINVAL or -ENOMEM. */
+int kvfs_pki_pubkey_pem(EVP_PKEY *key, char **ret, size_t *ret_len);
+
 /* Standard base64 (with padding, no whitespace allowed) -> bytes. */
 int kvfs_pki_base64_decode(const char *in, size_t len, unsigned char **ret,
 			   size_t *ret_len);
+/* base64url (RFC 4648 section 5, no padding, no whitespace) -> bytes, as
+ * a JWK's members are written.  -EINVAL for anything else. */
+int kvfs_pki_base64url_decode(const char *in, size_t len, unsigned char **ret,
+			      size_t *ret_len);
 
 #endif

@@ -1,7 +1,8 @@
 /* The Key Vault REST API as plain C structs: list the objects of a
  * collection and the versions of one (all pages; each collection's items
  * read by the same code, by its rules), get a certificate bundle, get the
- * secret that backs a certificate (its key and chain).  Validates JSON field by
+ * secret that backs a certificate (its key and chain), get a secret by name
+ * and a key's public half (its JWK).  Validates JSON field by
  * field; a response that did not parse completely is an error, never a partial
  * result. Handles the challenge and a 401 (drop the token, retry once) with
  * auth. Knows nothing of FUSE.  Thread-safe. */
@@ -21,8 +22,8 @@
 #define KVFS_VAULT_MAX_PAGES 10000
 /* What one listing may keep in memory: the page cap's worth (250,000) of
  * objects with 127-character names, kept as name, version, x5t or
- * contentType and attributes.  A listing past it fails (-E2BIG), and the
- * previous one stays. */
+ * contentType, attributes and tags.  A listing past it fails (-E2BIG), and
+ * the previous one stays. */
 #define KVFS_VAULT_MAX_LIST_BYTES (64u << 20)
 
 struct kvfs_object_attrs {
@@ -33,7 +34,11 @@ struct kvfs_object_attrs {
 	int64_t updated;
 };
 
-/* One of an object's tags, as the vault spells it. */
+/* One of an object's tags, as the vault spells it.  Key Vault keeps at
+ * most 15 tags of 256-character names and values on an object.  A tag
+ * whose value is not a string or holds a NUL makes the answer malformed;
+ * one whose name or value is longer than 1024 bytes (256 characters of
+ * UTF-8), and those past the 64th, are read but not kept. */
 struct kvfs_tag {
 	char *key;
 	char *value;
@@ -74,13 +79,49 @@ struct kvfs_cert_bundle {
 	char *content_type; /* policy.secret_props.contentType, or NULL */
 };
 
-/* A certificate's backing secret.  value is key material: it lives in a
- * buffer that kvfs_secret_clear() wipes. */
+/* A secret: a certificate's backing one, or one of the secrets
+ * collection.  value is secret: it lives in a buffer that
+ * kvfs_secret_clear() wipes.  It is exactly the bytes of the JSON string,
+ * value_len of them, NUL-terminated for convenience: a standalone secret
+ * may be empty, end in a newline or hold a NUL ("\u0000"), and all of it
+ * is kept (Key Vault holds at most 25 KB; kvfs does not enforce that, the
+ * HTTP body cap bounds it).  A certificate's secret (PEM text, or standard
+ * base64 of a PKCS#12) is never empty and holds no NUL. */
 struct kvfs_secret {
-	char *value; /* PEM text, or standard base64 of a PKCS#12 */
+	char *value;
 	size_t value_len;
 	char *content_type; /* "application/x-pem-file", ..., or NULL */
+	char *id;	    /* "https://vault/secrets/NAME/VERSION" */
+	char *name;	    /* from the id, the vault's spelling */
 	char *version;
+	struct kvfs_object_attrs attrs;
+	struct kvfs_tag *tags; /* in the vault's order; NULL when none */
+	size_t ntags;
+	bool managed; /* it backs a certificate */
+};
+
+/* A key's public half, as GET /keys/{name}[/{version}] gives it.  The
+ * strings of the JWK are as the vault spells them; n, e, x and y are
+ * base64url without padding, for kvfs_jwk_public_pem(). */
+struct kvfs_key_bundle {
+	char *id; /* the JWK's kid: "https://vault/keys/NAME/VERSION" */
+	char *name;
+	char *version;
+	/* The JWK ("key") as the vault sent it: every member, in the
+	 * vault's order, written compact as the vault writes it, and a
+	 * newline (public.jwk, a text file). */
+	char *jwk_json;
+	size_t jwk_len;
+	char *kty;	/* "RSA", "RSA-HSM", "EC" or "EC-HSM" */
+	char *crv;	/* EC: "P-256", "P-384", "P-521", "P-256K"; else NULL */
+	char *n, *e;	/* RSA */
+	char *x, *y;	/* EC */
+	char **key_ops; /* NULL-terminated, the vault's order; never NULL */
+	size_t nkey_ops;
+	struct kvfs_object_attrs attrs;
+	struct kvfs_tag *tags; /* in the vault's order; NULL when none */
+	size_t ntags;
+	bool managed; /* it backs a certificate */
 };
 
 struct kvfs_vault;
@@ -119,30 +160,51 @@ int kvfs_vault_list_versions_within(struct kvfs_vault *v,
 				    struct kvfs_error *err);
 
 /* GET the secret a bundle's sid names ("https://vault/secrets/N/V"): the
- * sid must be of the vault's origin, and the answer of that version.
- * -EACCES for 403 with err->inner telling SecretDisabled (the version is
- * disabled) from ForbiddenByRbac / AccessDenied (the identity may not read
- * secrets); -ENOENT for 404. */
+ * sid must be of the vault's origin, and the answer of that version, with
+ * a value that is neither empty nor holds a NUL.  -EACCES for 403 with
+ * err->inner telling SecretDisabled (the version is disabled) from
+ * ForbiddenByRbac / AccessDenied (the identity may not read secrets);
+ * -ENOENT for 404. */
 int kvfs_vault_get_secret(struct kvfs_vault *v, const char *sid,
 			  struct kvfs_secret *ret, struct kvfs_error *err);
+
+/* GET /secrets/{name}/ (the latest version) or /secrets/{name}/{version}:
+ * the answer must be of the vault's origin and of that name (and
+ * version).  -EACCES for 403 (kvfs_vault_error_disabled() tells a disabled
+ * secret from a refused identity), -ENOENT for 404 or a name or version
+ * that cannot be one. */
+int kvfs_vault_get_secret_value(struct kvfs_vault *v, const char *name,
+				const char *version, struct kvfs_secret *ret,
+				struct kvfs_error *err);
+
+/* GET /keys/{name}/ (the latest version) or /keys/{name}/{version}, as
+ * kvfs_vault_parse_key() reads it, the kid of the vault's origin and of
+ * that name (and version).  -EACCES for 403, -ENOENT for 404 or a name or
+ * version that cannot be one, -EOPNOTSUPP for a key with no public half
+ * (oct, oct-HSM) or of a type kvfs does not know.  Key Vault answers a
+ * disabled key's GET with 200 and "enabled": false (its 403 KeyDisabled is
+ * for sign, decrypt and unwrapKey): the attributes say it. */
+int kvfs_vault_get_key(struct kvfs_vault *v, const char *name,
+		       const char *version, struct kvfs_key_bundle *ret,
+		       struct kvfs_error *err);
 
 /* While the vault is failing and backing off, when its next request may
  * be sent (kvfs_now_ms() time); else 0.  NULL: 0. */
 int64_t kvfs_vault_next_attempt_ms(struct kvfs_vault *v);
 
-/* The vault refused a secret because it is disabled, not because of who
- * asked. */
+/* The vault refused an object because it is disabled (403 SecretDisabled
+ * or KeyDisabled), not because of who asked. */
+bool kvfs_vault_error_disabled(const struct kvfs_error *err);
+/* The same for a secret only (403 SecretDisabled): what the cache asks of
+ * a certificate's secret. */
 bool kvfs_vault_error_secret_disabled(const struct kvfs_error *err);
 
 void kvfs_object_list_clear(struct kvfs_object_list *l);
 void kvfs_secret_clear(struct kvfs_secret *s);
 void kvfs_cert_bundle_clear(struct kvfs_cert_bundle *b);
+void kvfs_key_bundle_clear(struct kvfs_key_bundle *b);
 
 /* Pure parsers, exposed for unit tests and fuzzers. */
-/* A page of the certificates listing. */
-int kvfs_vault_parse_list_page(const char *json, size_t len,
-			       struct kvfs_object_list *append_to,
-			       char **ret_next_link, struct kvfs_error *err);
 /* A page of a listing of the collection coll (its ids are under
  * "/{coll->name}/"); want_version: of a versions listing (ids with a
  * version).  coll is a row of the table, or one written alike for a
@@ -152,8 +214,16 @@ int kvfs_vault_parse_page(const char *json, size_t len,
 			  const struct kvfs_collection_info *coll,
 			  bool want_version, struct kvfs_object_list *append_to,
 			  char **ret_next_link, struct kvfs_error *err);
+/* A secret bundle (SecretBundle); its id must name a version. */
 int kvfs_vault_parse_secret(const char *json, size_t len,
 			    struct kvfs_secret *ret, struct kvfs_error *err);
+/* A key bundle (KeyBundle): the JWK's kid must name a version, and be of
+ * origin's (kvfs_url_same_origin()) unless origin is NULL; kty RSA or
+ * RSA-HSM with n and e, or EC or EC-HSM with crv, x and y, all strings; no
+ * private member (d, p, q, dp, dq, qi, k).  Whether n, e, x and y make a
+ * key is kvfs_jwk_public_pem()'s to say.  -EOPNOTSUPP for another kty. */
+int kvfs_vault_parse_key(const char *json, size_t len, const char *origin,
+			 struct kvfs_key_bundle *ret, struct kvfs_error *err);
 int kvfs_vault_parse_bundle(const char *json, size_t len,
 			    struct kvfs_cert_bundle *ret,
 			    struct kvfs_error *err);
@@ -164,8 +234,5 @@ void kvfs_vault_parse_error(const char *json, size_t len,
 /* The name of an object (certificate, secret, key) or of a version:
  * 1-127 of [0-9A-Za-z-]. */
 bool kvfs_vault_object_name_valid(const char *name);
-/* Whether a link (nextLink, sid) is within the vault's origin, so that
- * the token may follow it: kvfs_url_same_origin(). */
-bool kvfs_vault_same_origin(const char *a, const char *b);
 
 #endif

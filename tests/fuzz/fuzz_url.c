@@ -1,11 +1,10 @@
 /* URLs: a nextLink or sid against the vault's origin
- * (kvfs_vault_same_origin: the input is "a\nb"), the VAULT argument
+ * (kvfs_url_same_origin: the input is "a\nb"), the VAULT argument
  * (kvfs_config_vault_url, with the cloud picked by the length), and the path
  * of an object's id (kvfs_url_path). */
 #include "config.h"
 #include "fuzz.h"
 #include "url.h"
-#include "vault.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -16,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (kvfs_config_vault_url(s, cloud, &url) == 0) {
 		/* What was accepted is an origin of its own. */
-		if (!kvfs_vault_same_origin(url, url))
+		if (!kvfs_url_same_origin(url, url))
 			abort();
 		free(url);
 	}
@@ -25,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (nl) {
 		*nl = '\0';
-		(void)kvfs_vault_same_origin(s, nl + 1);
-		(void)kvfs_vault_same_origin(nl + 1, s);
+		(void)kvfs_url_same_origin(s, nl + 1);
+		(void)kvfs_url_same_origin(nl + 1, s);
 	}
 	free(s);
 	return 0;

@@ -28,14 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *next = NULL;
 
 		kvfs_error_clear(&err);
-		if (which == 0 && !versions)
-			(void)kvfs_vault_parse_list_page((const char *)data + 1,
-							 size - 1, &list, &next,
-							 &err);
-		else
-			(void)kvfs_vault_parse_page((const char *)data + 1,
-						    size - 1, coll, versions,
-						    &list, &next, &err);
+		(void)kvfs_vault_parse_page((const char *)data + 1, size - 1,
+					    coll, versions, &list, &next, &err);
 		free(next);
 	}
 	kvfs_object_list_clear(&list);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "vault.h"
+#include "url.h"
 #include "tap.h"
 #include "util.h"
 
@@ -122,7 +122,7 @@ static void test_vault_url(void)
 		is_int(kvfs_config_vault_url(longhost, KVFS_CLOUD_PUBLIC,
 					     &url253),
 		       0, "a host of 253 characters is accepted");
-		ok(url253 && kvfs_vault_same_origin(url253, url253),
+		ok(url253 && kvfs_url_same_origin(url253, url253),
 		   "and the vault client takes it as an origin");
 		free(url253);
 	}

@@ -1,6 +1,8 @@
-/* Unit tests for the Key Vault parsers and URL checks (vault.c): real
- * recorded bodies from tests/data (samples S2, S3, S4), then malformed and
- * hostile variants, then the same-origin rule for nextLink. */
+/* Unit tests for the Key Vault parsers (vault.c): real recorded bodies
+ * from tests/data (samples S2, S3, S4; the REST specification's secret and
+ * RSA key; the service's EC key), then malformed and hostile variants, the
+ * same-origin rule the client follows links by, tags on every collection's
+ * items, and the 403s that mean "disabled". */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +11,19 @@
 #include <openssl/sha.h>
 
 #include "tap.h"
+#include "url.h"
 #include "util.h"
 #include "vault.h"
+
+/* A page of the certificates listing. */
+static int parse_list_page(const char *json, size_t len,
+			   struct kvfs_object_list *l, char **next,
+			   struct kvfs_error *err)
+{
+	return kvfs_vault_parse_page(
+		json, len, kvfs_collection_info(KVFS_COLLECTION_CERTIFICATES),
+		false, l, next, err);
+}
 
 static int parse_page_str(const char *json, struct kvfs_object_list *l,
 			  char **next)
@@ -18,7 +31,7 @@ static int parse_page_str(const char *json, struct kvfs_object_list *l,
 	struct kvfs_error err = {0};
 
 	*next = NULL;
-	return kvfs_vault_parse_list_page(json, strlen(json), l, next, &err);
+	return parse_list_page(json, strlen(json), l, next, &err);
 }
 
 static int parse_bundle_str(const char *json, struct kvfs_cert_bundle *b)
@@ -40,7 +53,7 @@ static void test_list_pages(void)
 	ok(json != NULL, "fixture vault-list-page.json");
 	if (!json)
 		return;
-	r = kvfs_vault_parse_list_page(json, len, &l, &next, &err);
+	r = parse_list_page(json, len, &l, &next, &err);
 	is_int(r, 0, "S2 page parses");
 	is_int(l.n, 6, "six items");
 	if (l.n == 6) {
@@ -65,7 +78,7 @@ static void test_list_pages(void)
 	       "1pMHpNVlF5TXpvMU9UbzFPUzQ1T1RrNU9UazVXaUUtIiwiVGFyZ2V0TG9jYX"
 	       "Rpb24iOjB9&maxresults=6",
 	       "nextLink returned verbatim");
-	ok(kvfs_vault_same_origin("https://vaultname.vault.azure.net", next),
+	ok(kvfs_url_same_origin("https://vaultname.vault.azure.net", next),
 	   "nextLink with :443 is the vault's origin");
 	free(next);
 	free(json);
@@ -75,7 +88,7 @@ static void test_list_pages(void)
 	if (!json)
 		return;
 	next = (char *)"unset";
-	r = kvfs_vault_parse_list_page(json, len, &l, &next, &err);
+	r = parse_list_page(json, len, &l, &next, &err);
 	is_int(r, 0, "empty last page parses");
 	ok(next == NULL, "nextLink null: the end");
 	is_int(l.n, 6, "nothing appended by an empty page");
@@ -224,7 +237,8 @@ static void test_list_caps(void)
 	size_t bytes = 0, pages = 0;
 	int r;
 
-	/* 3 MB of tags (15 is Key Vault's limit) are read, not kept. */
+	/* A tag of 3 MB (Key Vault's are at most 256 characters) is read, not
+	 * kept. */
 	big = malloc(3u << 20);
 	memset(big, 'x', (3u << 20) - 1);
 	big[(3u << 20) - 1] = '\0';
@@ -235,10 +249,10 @@ static void test_list_caps(void)
 		     big);
 	free(big);
 	ok(r > 0, "a page with 3 MB of tags");
-	r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next, &err);
+	r = parse_list_page(json, strlen(json), &l, &next, &err);
 	free(json);
 	is_int(r, 0, "parses");
-	ok(l.n == 1 && l.bytes < 256,
+	ok(l.n == 1 && l.bytes < 256 && l.items[0].tags == NULL,
 	   "the item keeps %zu bytes: name, x5t, attributes", l.bytes);
 	kvfs_object_list_clear(&l);
 
@@ -247,7 +261,7 @@ static void test_list_caps(void)
 		     "{\"value\":[{\"id\":\"https://v/certificates/a\","
 		     "\"x5t\":\"%065d\"}]}",
 		     0);
-	r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next, &err);
+	r = parse_list_page(json, strlen(json), &l, &next, &err);
 	is_int(r, -EBADMSG, "an x5t of 65 bytes is refused (%s)", err.message);
 	ok(strstr(err.message, "'x5t' longer than 64 bytes") != NULL,
 	   "the error names the field");
@@ -262,7 +276,7 @@ static void test_list_caps(void)
 		     "{\"value\":[{\"id\":\"https://v/certificates/%s\"}]}",
 		     big);
 	free(big);
-	r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next, &err);
+	r = parse_list_page(json, strlen(json), &l, &next, &err);
 	is_int(r, -EBADMSG, "an id of 1100 bytes is refused (%s)", err.message);
 	free(json);
 
@@ -286,8 +300,7 @@ static void test_list_caps(void)
 	}
 	for (;;) {
 		kvfs_error_clear(&err);
-		r = kvfs_vault_parse_list_page(json, strlen(json), &l, &next,
-					       &err);
+		r = parse_list_page(json, strlen(json), &l, &next, &err);
 		if (r < 0 || ++pages > 10000)
 			break;
 		bytes = l.bytes;
@@ -497,7 +510,7 @@ static void test_origin(void)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
-		ok(kvfs_vault_same_origin(cases[i].a, cases[i].b) ==
+		ok(kvfs_url_same_origin(cases[i].a, cases[i].b) ==
 			   cases[i].same,
 		   "%s %s %s", cases[i].a, cases[i].same ? "==" : "!=",
 		   cases[i].b ? cases[i].b : "(null)");
@@ -873,6 +886,508 @@ static void test_secret(void)
 	free(body);
 }
 
+/* A secrets page of one item with n tags of values of len bytes. */
+static char *tags_page(int n, size_t len)
+{
+	char *page = NULL, *v = malloc(len + 1);
+	size_t size = 0;
+	FILE *f = open_memstream(&page, &size);
+
+	memset(v, 'v', len);
+	v[len] = '\0';
+	fprintf(f, "{\"value\":[{\"id\":\"https://v/secrets/x\",\"tags\":{");
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s\"k%d\":\"%s\"", i ? "," : "", i, v);
+	fprintf(f, "}}]}");
+	fclose(f);
+	free(v);
+	return page;
+}
+
+/* Tags: kept on every collection's items, in the vault's order, counted
+ * against the listing's cap; strings only; what is past the caps is read,
+ * not kept. */
+static void test_tags(void)
+{
+	static const struct kvfs_collection_info *const colls[] = {
+		NULL, &secrets, &keys};
+	static const char *const ids[] = {"id", "id", "kid"};
+	struct kvfs_object_list l = {0};
+	char json[4096], *next;
+	int r;
+
+	for (size_t c = 0; c < ELEMENTSOF(colls); c++) {
+		const struct kvfs_collection_info *coll =
+			colls[c] ? colls[c]
+				 : kvfs_collection_info(
+					   KVFS_COLLECTION_CERTIFICATES);
+		static const char *const hostile[] = {
+			"[]",
+			"\"env=prod\"",
+			"{\"k\":1}",
+			"{\"k\":true}",
+			"{\"k\":{}}",
+			"{\"k\":[\"v\"]}",
+			"{\"k\":\"a\\u0000b\"}",
+			"{\"a\\u0000b\":\"v\"}",
+			"{\"k\":\"v\",\"k\":\"w\"}",
+		};
+
+		snprintf(json, sizeof(json),
+			 "{\"value\":[{\"%s\":\"https://v/%s/a\",\"tags\":{"
+			 "\"zone\":\"b\",\"env\":\"prod\",\"empty\":\"\","
+			 "\"\\u00e9t\\u00e9\":\"caf\\u00e9\"}},"
+			 "{\"%s\":\"https://v/%s/b\"},"
+			 "{\"%s\":\"https://v/%s/c\",\"tags\":{}},"
+			 "{\"%s\":\"https://v/%s/d\",\"tags\":null}]}",
+			 ids[c], coll->name, ids[c], coll->name, ids[c],
+			 coll->name, ids[c], coll->name);
+		r = parse_coll_str(coll, false, json, &l, &next);
+		is_int(r, 0, "%s: a page with tags parses", coll->name);
+		if (l.n == 4 && l.items[0].ntags == 4) {
+			const struct kvfs_tag *t = l.items[0].tags;
+
+			ok(strcmp(t[0].key, "zone") == 0 &&
+				   strcmp(t[0].value, "b") == 0 &&
+				   strcmp(t[1].key, "env") == 0 &&
+				   strcmp(t[1].value, "prod") == 0,
+			   "%s: tags in the vault's order", coll->name);
+			is_str(t[2].value, "", "%s: an empty value",
+			       coll->name);
+			is_str(t[3].key, "\xc3\xa9t\xc3\xa9",
+			       "%s: a UTF-8 name, escapes undone", coll->name);
+			is_str(t[3].value, "caf\xc3\xa9", "%s: a UTF-8 value",
+			       coll->name);
+		} else {
+			ok(0, "%s: four items, the first with four tags",
+			   coll->name);
+		}
+		if (l.n == 4)
+			ok(l.items[1].tags == NULL && l.items[1].ntags == 0 &&
+				   l.items[2].tags == NULL &&
+				   l.items[2].ntags == 0 &&
+				   l.items[3].tags == NULL &&
+				   l.items[3].ntags == 0,
+			   "%s: absent, empty and null tags: none", coll->name);
+		kvfs_object_list_clear(&l);
+
+		snprintf(json, sizeof(json),
+			 "{\"value\":[{\"%s\":\"https://v/%s/x\","
+			 "\"tags\":{\"k\":\"v\"}}]}",
+			 ids[c], coll->name);
+		r = parse_coll_str(coll, false, json, &l, &next);
+		ok(r == 0 && l.n == 1 &&
+			   l.bytes == sizeof(l.items[0]) + 2 +
+					      sizeof(struct kvfs_tag) + 2 + 2,
+		   "%s: a tag is counted against the listing's cap (%zu)",
+		   coll->name, l.bytes);
+		kvfs_object_list_clear(&l);
+
+		for (size_t i = 0; i < ELEMENTSOF(hostile); i++) {
+			snprintf(json, sizeof(json),
+				 "{\"value\":[{\"%s\":\"https://v/%s/ok\"},"
+				 "{\"%s\":\"https://v/%s/x\",\"tags\":%s}]}",
+				 ids[c], coll->name, ids[c], coll->name,
+				 hostile[i]);
+			r = parse_coll_str(coll, false, json, &l, &next);
+			is_int(r, -EBADMSG, "%s: tags %s refused", coll->name,
+			       hostile[i]);
+			is_int(l.n, 0, "%s: and the page appends nothing",
+			       coll->name);
+		}
+	}
+
+	/* The caps: 64 tags of 1024-byte names and values. */
+	{
+		char *big;
+		char v1024[1026];
+
+		memset(v1024, 'v', 1025);
+		v1024[1025] = '\0';
+		big = tags_page(64, 1024);
+		r = parse_coll_str(&secrets, false, big, &l, &next);
+		ok(r == 0 && l.n == 1 && l.items[0].ntags == 64 &&
+			   strlen(l.items[0].tags[63].value) == 1024,
+		   "64 tags of 1024 bytes are kept");
+		kvfs_object_list_clear(&l);
+		free(big);
+		big = tags_page(65, 1);
+		r = parse_coll_str(&secrets, false, big, &l, &next);
+		ok(r == 0 && l.n == 1 && l.items[0].ntags == 64 &&
+			   strcmp(l.items[0].tags[63].key, "k63") == 0,
+		   "of 65 tags, the first 64 are kept");
+		kvfs_object_list_clear(&l);
+		free(big);
+
+		snprintf(json, sizeof(json),
+			 "{\"value\":[{\"id\":\"https://v/secrets/x\","
+			 "\"tags\":{\"a\":\"1\",\"k\":\"%s\",\"%s\":\"v\","
+			 "\"z\":\"2\"}}]}",
+			 v1024, v1024);
+		r = parse_coll_str(&secrets, false, json, &l, &next);
+		ok(r == 0 && l.n == 1 && l.items[0].ntags == 2 &&
+			   strcmp(l.items[0].tags[0].key, "a") == 0 &&
+			   strcmp(l.items[0].tags[1].key, "z") == 0,
+		   "a value or a name of 1025 bytes is read, not kept");
+		ok(l.bytes == sizeof(l.items[0]) + 2 +
+				      2 * (sizeof(struct kvfs_tag) + 4),
+		   "nor counted (%zu)", l.bytes);
+		kvfs_object_list_clear(&l);
+		snprintf(json, sizeof(json),
+			 "{\"value\":[{\"id\":\"https://v/secrets/x\","
+			 "\"tags\":{\"k\":\"%s\"}}]}",
+			 v1024);
+		r = parse_coll_str(&secrets, false, json, &l, &next);
+		ok(r == 0 && l.n == 1 && l.items[0].tags == NULL &&
+			   l.items[0].ntags == 0,
+		   "an item whose only tag is not kept has none");
+		kvfs_object_list_clear(&l);
+	}
+}
+
+static int parse_secret_str(const char *json, struct kvfs_secret *sec)
+{
+	struct kvfs_error err = {0};
+
+	return kvfs_vault_parse_secret(json, strlen(json), sec, &err);
+}
+
+/* A standalone secret (SecretBundle): the GetSecret example of the REST
+ * specification (azure-rest-api-specs, keyvault data-plane 7.4,
+ * GetSecret-example.json), then values a file must keep byte for byte. */
+static void test_secret_value(void)
+{
+	struct kvfs_secret sec = {0};
+	struct kvfs_error err = {0};
+	char *json, *big;
+	size_t len;
+	int r;
+
+	json = tap_slurp("vault-secret-plain.json", &len);
+	ok(json != NULL, "fixture vault-secret-plain.json");
+	if (!json)
+		return;
+	r = kvfs_vault_parse_secret(json, len, &sec, &err);
+	free(json);
+	is_int(r, 0, "the specification's secret parses");
+	if (r < 0)
+		return;
+	ok(sec.value_len == 13 && memcmp(sec.value, "mysecretvalue", 14) == 0,
+	   "its value, exactly");
+	is_str(sec.id,
+	       "https://myvault.vault.azure.net/secrets/mysecretname/"
+	       "4387e9f3d6e14c459867679a90fd0f79",
+	       "its id");
+	is_str(sec.name, "mysecretname", "its name");
+	is_str(sec.version, "4387e9f3d6e14c459867679a90fd0f79", "its version");
+	ok(sec.content_type == NULL, "no contentType");
+	ok(sec.attrs.enabled && sec.attrs.created == 1493938410 &&
+		   sec.attrs.updated == 1493938410 && sec.attrs.exp == 0,
+	   "its attributes");
+	ok(sec.tags == NULL && sec.ntags == 0 && !sec.managed,
+	   "no tags, not managed");
+	kvfs_secret_clear(&sec);
+	ok(sec.value == NULL && sec.id == NULL, "cleared");
+
+	static const struct {
+		const char *json_value;
+		const char *bytes;
+		size_t len;
+		const char *what;
+	} values[] = {
+		{"line\\n", "line\n", 5, "a trailing newline kept"},
+		{"a\\u0000b", "a\0b", 3, "a NUL kept, and the bytes after it"},
+		{"", "", 0, "an empty value"},
+		{"\\r\\n\\t \\\"\\\\", "\r\n\t \"\\", 6, "escapes undone"},
+		{"caf\\u00e9\\ud83d\\ude00", "caf\xc3\xa9\xf0\x9f\x98\x80", 9,
+		 "UTF-8, surrogate pairs joined"},
+	};
+	for (size_t i = 0; i < ELEMENTSOF(values); i++) {
+		char body[256];
+
+		snprintf(body, sizeof(body),
+			 "{\"value\":\"%s\",\"id\":\"https://v/secrets/s/1\"}",
+			 values[i].json_value);
+		r = parse_secret_str(body, &sec);
+		ok(r == 0 && sec.value_len == values[i].len &&
+			   memcmp(sec.value, values[i].bytes, values[i].len) ==
+				   0 &&
+			   sec.value[sec.value_len] == '\0',
+		   "%s", values[i].what);
+		kvfs_secret_clear(&sec);
+	}
+
+	/* Key Vault's maximum, 25 KB, and more: the parser keeps it all. */
+	big = malloc(64 + 25600);
+	len = (size_t)sprintf(big, "{\"id\":\"https://v/secrets/s/1\","
+				   "\"value\":\"");
+	memset(big + len, 'x', 25599);
+	len += 25599;
+	strcpy(big + len, "\\n\"}");
+	r = parse_secret_str(big, &sec);
+	ok(r == 0 && sec.value_len == 25600 && sec.value[25599] == '\n',
+	   "a value of 25,600 bytes");
+	kvfs_secret_clear(&sec);
+	free(big);
+
+	r = parse_secret_str("{\"value\":\"pw\",\"contentType\":\"text/plain\","
+			     "\"id\":\"https://v/secrets/db/0a1b\","
+			     "\"managed\":true,\"tags\":{\"env\":\"prod\"},"
+			     "\"attributes\":{\"enabled\":false,\"nbf\":5,"
+			     "\"exp\":6}}",
+			     &sec);
+	ok(r == 0 && strcmp(sec.content_type, "text/plain") == 0 &&
+		   sec.managed && !sec.attrs.enabled && sec.attrs.nbf == 5 &&
+		   sec.attrs.exp == 6 && sec.ntags == 1 &&
+		   strcmp(sec.tags[0].key, "env") == 0 &&
+		   strcmp(sec.tags[0].value, "prod") == 0,
+	   "contentType, managed, attributes and tags");
+	kvfs_secret_clear(&sec);
+
+	static const char *const malformed[] = {
+		"{\"id\":\"https://v/secrets/s/1\"}",
+		"{\"value\":null,\"id\":\"https://v/secrets/s/1\"}",
+		"{\"value\":[],\"id\":\"https://v/secrets/s/1\"}",
+		"{\"value\":\"x\"}",
+		"{\"value\":\"x\",\"id\":\"https://v/secrets/s\"}",
+		"{\"value\":\"x\",\"id\":\"https://v/keys/s/1\"}",
+		"{\"value\":\"x\",\"id\":\"https://v/secrets/s/1\","
+		"\"tags\":{\"k\":1}}",
+		"{\"value\":\"x\",\"id\":\"https://v/secrets/s/1\","
+		"\"managed\":\"yes\"}",
+		"{\"value\":\"x\",\"id\":\"https://v/secrets/s/1\","
+		"\"contentType\":5}",
+		"{\"value\":\"x\",\"id\":\"https://v/secrets/s/1\","
+		"\"attributes\":{\"exp\":\"6\"}}",
+		"{\"value\":\"x\",\"value\":\"y\",\"id\":\"https://v/secrets/s/"
+		"1\"}",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(malformed); i++) {
+		memset(&sec, 0, sizeof(sec));
+		is_int(parse_secret_str(malformed[i], &sec), -EBADMSG,
+		       "malformed secret %zu refused", i);
+		ok(sec.value == NULL && sec.id == NULL,
+		   "malformed secret %zu: nothing returned", i);
+	}
+}
+
+static int parse_key_str(const char *json, const char *origin,
+			 struct kvfs_key_bundle *b, struct kvfs_error *err)
+{
+	kvfs_error_clear(err);
+	return kvfs_vault_parse_key(json, strlen(json), origin, b, err);
+}
+
+/* Key bundles: an RSA key from the REST specification's GetKey example
+ * (azure-rest-api-specs, keyvault data-plane 7.4, GetKey-example.json) and
+ * an EC P-384 key as the service answered GET /keys/{name}/{version} in a
+ * recording of the JavaScript SDK's tests (azure-sdk-for-js,
+ * keyvault-keys/recordings/node/cryptographyclient_all_decrypts_happen_
+ * remotely_ec_keys/recording_sign__signdata_and_verify__verifydata_using_
+ * es384.js). */
+static void test_key(void)
+{
+	struct kvfs_key_bundle b = {0};
+	struct kvfs_error err = {0};
+	char *json;
+	size_t len;
+	int r;
+
+	json = tap_slurp("vault-key-rsa.json", &len);
+	ok(json != NULL, "fixture vault-key-rsa.json");
+	if (!json)
+		return;
+	r = kvfs_vault_parse_key(json, len, "https://myvault.vault.azure.net",
+				 &b, &err);
+	is_int(r, 0, "the specification's RSA key parses (%s)", err.message);
+	if (r == 0) {
+		is_str(b.id,
+		       "https://myvault.vault.azure.net/keys/"
+		       "CreateSoftKeyTest/78deebed173b48e48f55abf87ed4cf71",
+		       "its kid");
+		is_str(b.name, "CreateSoftKeyTest", "its name");
+		is_str(b.version, "78deebed173b48e48f55abf87ed4cf71",
+		       "its version");
+		is_str(b.kty, "RSA", "kty");
+		ok(b.crv == NULL && b.x == NULL && b.y == NULL,
+		   "no EC members");
+		is_str(b.e, "AQAB", "e");
+		ok(b.n && strlen(b.n) == 342, "n, 256 bytes of base64url");
+		ok(b.nkey_ops == 6 && strcmp(b.key_ops[0], "encrypt") == 0 &&
+			   strcmp(b.key_ops[5], "unwrapKey") == 0 &&
+			   b.key_ops[6] == NULL,
+		   "key_ops in order, NULL-terminated");
+		ok(b.ntags == 2 && strcmp(b.tags[1].key, "test name ") == 0,
+		   "tags, spaces kept");
+		ok(b.attrs.enabled && b.attrs.created == 1493942451,
+		   "attributes");
+		ok(!b.managed, "not managed");
+		ok(b.jwk_json && b.jwk_len == strlen(b.jwk_json) &&
+			   strncmp(b.jwk_json,
+				   "{\"kid\":\"https://myvault.vault.azure."
+				   "net/keys/CreateSoftKeyTest/"
+				   "78deebed173b48e48f55abf87ed4cf71\","
+				   "\"kty\":\"RSA\",\"key_ops\":[\"encrypt\","
+				   "\"decrypt\",\"sign\",\"verify\","
+				   "\"wrapKey\",\"unwrapKey\"],\"n\":\"2HJA",
+				   157) == 0 &&
+			   strcmp(b.jwk_json + b.jwk_len - 14,
+				  "\",\"e\":\"AQAB\"}\n") == 0,
+		   "public.jwk: the JWK compact, in the vault's order, and "
+		   "a newline");
+	}
+	kvfs_key_bundle_clear(&b);
+	ok(b.id == NULL && b.key_ops == NULL, "cleared");
+	r = kvfs_vault_parse_key(json, len, "https://other.vault.azure.net", &b,
+				 &err);
+	is_int(r, -EBADMSG, "a kid of another origin is refused");
+	ok(strstr(err.message, "origin") != NULL, "and says so (%s)",
+	   err.message);
+	free(json);
+
+	json = tap_slurp("vault-key-ec.json", &len);
+	ok(json != NULL, "fixture vault-key-ec.json");
+	if (!json)
+		return;
+	r = kvfs_vault_parse_key(json, len, NULL, &b, &err);
+	is_int(r, 0, "the service's EC key parses (%s)", err.message);
+	if (r == 0) {
+		const char *k = strstr(json, "{\"kid\""),
+			   *end = strstr(json, "},\"attributes\"");
+
+		is_str(b.name, "EC162542145924705124", "its name");
+		is_str(b.kty, "EC", "kty");
+		is_str(b.crv, "P-384", "crv");
+		ok(b.x && b.y && strlen(b.x) == 64 && strlen(b.y) == 64,
+		   "x and y, 48 bytes each");
+		ok(b.n == NULL && b.e == NULL, "no RSA members");
+		ok(b.nkey_ops == 2 && strcmp(b.key_ops[1], "verify") == 0,
+		   "key_ops");
+		ok(b.tags == NULL && b.ntags == 0, "no tags");
+		ok(k && end && b.jwk_len == (size_t)(end - k) + 2 &&
+			   memcmp(b.jwk_json, k, b.jwk_len - 1) == 0 &&
+			   b.jwk_json[b.jwk_len - 1] == '\n',
+		   "public.jwk: the vault's compact JWK byte for byte, and a "
+		   "newline");
+	}
+	kvfs_key_bundle_clear(&b);
+	free(json);
+
+	r = parse_key_str("{\"key\":{\"kid\":\"https://v/keys/h/1\",\"kty\":"
+			  "\"RSA-HSM\",\"n\":\"AQAB\",\"e\":\"AQAB\"},"
+			  "\"managed\":true}",
+			  NULL, &b, &err);
+	ok(r == 0 && b.managed && b.nkey_ops == 0 && b.key_ops &&
+		   b.key_ops[0] == NULL,
+	   "RSA-HSM; managed; no key_ops: an empty list");
+	kvfs_key_bundle_clear(&b);
+	r = parse_key_str("{\"key\":{\"kid\":\"https://v/keys/h/1\",\"kty\":"
+			  "\"EC-HSM\",\"crv\":\"P-256K\",\"x\":\"AA\",\"y\":"
+			  "\"AA\"}}",
+			  NULL, &b, &err);
+	ok(r == 0 && strcmp(b.crv, "P-256K") == 0,
+	   "EC-HSM: its members are jwk.c's to judge");
+	kvfs_key_bundle_clear(&b);
+
+	static const char *const unsupported[] = {"oct", "oct-HSM", "OKP",
+						  "rsa", ""};
+	for (size_t i = 0; i < ELEMENTSOF(unsupported); i++) {
+		char body[256];
+
+		snprintf(body, sizeof(body),
+			 "{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":"
+			 "\"%s\",\"k\":null}}",
+			 unsupported[i]);
+		is_int(parse_key_str(body, NULL, &b, &err), -EOPNOTSUPP,
+		       "kty '%s' is unsupported (%s)", unsupported[i],
+		       err.message);
+	}
+
+	static const char *const malformed[] = {
+		"{}",
+		"{\"key\":null}",
+		"{\"key\":[]}",
+		"{\"key\":{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\"}}",
+		"{\"key\":{\"kid\":\"https://v/secrets/s/1\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1/x\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"n\":\"AQAB\","
+		"\"e\":\"AQAB\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":5}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"RSA\","
+		"\"e\":\"AQAB\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"RSA\","
+		"\"n\":7,\"e\":\"AQAB\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"EC\","
+		"\"x\":\"AA\",\"y\":\"AA\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"EC\","
+		"\"crv\":\"P-256\",\"x\":\"AA\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\",\"d\":\"AQAB\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"EC\","
+		"\"crv\":\"P-256\",\"x\":\"AA\",\"y\":\"AA\",\"d\":\"AA\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\",\"key_ops\":\"sign\"}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\",\"key_ops\":[\"sign\",1]}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\",\"key_ops\":[\"a\\u0000b\"]}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\"},\"tags\":{\"k\":2}}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\"},\"managed\":1}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\"},\"attributes\":{\"enabled\":0}"
+		"}",
+		"{\"key\":{\"kid\":\"https://v/keys/s/1\",\"kty\":\"RSA\","
+		"\"n\":\"AQAB\",\"e\":\"AQAB\"}",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(malformed); i++) {
+		memset(&b, 0, sizeof(b));
+		is_int(parse_key_str(malformed[i], NULL, &b, &err), -EBADMSG,
+		       "malformed key %zu refused (%s)", i, err.message);
+		ok(b.id == NULL && b.jwk_json == NULL,
+		   "malformed key %zu: nothing returned", i);
+	}
+}
+
+/* 403s that mean "disabled", and those that do not. */
+static void test_disabled(void)
+{
+	struct kvfs_error err;
+	char *body;
+	size_t len;
+
+	kvfs_error_clear(&err);
+	err.http_status = 403;
+	body = tap_slurp("vault-error-403-key-disabled.json", &len);
+	ok(body != NULL, "403 KeyDisabled fixture");
+	kvfs_vault_parse_error(body, len, &err);
+	free(body);
+	is_str(err.inner, "KeyDisabled", "its inner code");
+	ok(kvfs_vault_error_disabled(&err), "KeyDisabled is disabled");
+	ok(!kvfs_vault_error_secret_disabled(&err),
+	   "but not a disabled secret");
+
+	kvfs_error_clear(&err);
+	err.http_status = 403;
+	body = tap_slurp("vault-error-403-disabled.json", &len);
+	kvfs_vault_parse_error(body, len, &err);
+	free(body);
+	ok(kvfs_vault_error_disabled(&err) &&
+		   kvfs_vault_error_secret_disabled(&err),
+	   "SecretDisabled is both");
+	err.http_status = 401;
+	ok(!kvfs_vault_error_disabled(&err), "not without a 403");
+	err.http_status = 403;
+	snprintf(err.inner, sizeof(err.inner), "AccessDenied");
+	ok(!kvfs_vault_error_disabled(&err), "AccessDenied is not");
+	ok(!kvfs_vault_error_disabled(NULL), "NULL is not");
+}
+
 int main(void)
 {
 	test_secret();
@@ -885,5 +1400,9 @@ int main(void)
 	test_errors();
 	test_origin();
 	test_names();
+	test_tags();
+	test_secret_value();
+	test_key();
+	test_disabled();
 	return done_testing();
 }
