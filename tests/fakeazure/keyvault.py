@@ -502,14 +502,12 @@ class VaultHandler(BaseHandler):
         return item
 
     def key_bundle(self, obj, ver):
-        """KeyBundle: the public JsonWebKey, attributes, tags, managed."""
-        key, kty, key_ops, tags, attrs = self.key_parts(obj, ver)
-        body = {"key": jwk(key, kty, key_ops, self.object_id("keys", obj, ver, True)),
-                "attributes": attrs}
-        if tags:
-            body["tags"] = dict(tags)
-        if isinstance(obj, Certificate):
-            body["managed"] = True
+        """KeyBundle: the public JsonWebKey, then the item's attributes,
+        tags and managed."""
+        key, kty, key_ops, _, _ = self.key_parts(obj, ver)
+        item = self.key_item(obj, ver, True)
+        body = {"key": jwk(key, kty, key_ops, item.pop("kid"))}
+        body.update(item)
         return body
 
     def certificate_secret(self, cert, ver):

@@ -217,21 +217,11 @@ def seed_secrets(factory):
         ("newline-secret", 36, [{"value": "line one\nline two\n"}]),
         ("big-secret", 35, [{"value": big, "content_type": "text/plain"}]),
     ]
-    out = []
-    for name, age, specs in seeds:
-        sec = Secret(name)
-        for i, spec in enumerate(specs):
-            # several versions: 30 days apart, the last one the newest
-            created = now - (age - 30 * i) * DAY
-            sec.versions.append(factory.secret_version(spec, created=created))
-        factory.state.add("secrets", sec)
-        out.append(sec)
-    return out
+    return _seed_objects(factory, "secrets", seeds)
 
 
 def seed_keys(factory):
     """The keys of their own the tests rely on (README.md lists them)."""
-    now = factory.now
     seeds = [
         ("rsa-key", 40, [{"kty": "RSA", "tags": {"purpose": "signing"}}]),
         ("ec-p256-key", 39, [{"kty": "EC", "crv": "P-256"}]),
@@ -242,14 +232,21 @@ def seed_keys(factory):
         ("hsm-rsa-key", 35, [{"kty": "RSA-HSM"}]),
         ("hsm-ec-key", 34, [{"kty": "EC-HSM", "crv": "P-256"}]),
     ]
+    return _seed_objects(factory, "keys", seeds)
+
+
+def _seed_objects(factory, kind, seeds):
+    """Adds [(name, age in days, [version spec, ...])] of secrets or keys;
+    several versions are 30 days apart, the last one the newest."""
+    cls, make = ((Secret, factory.secret_version) if kind == "secrets"
+                 else (Key, factory.key_version))
     out = []
     for name, age, specs in seeds:
-        key = Key(name)
+        obj = cls(name)
         for i, spec in enumerate(specs):
-            created = now - (age - 30 * i) * DAY
-            key.versions.append(factory.key_version(spec, created=created))
-        factory.state.add("keys", key)
-        out.append(key)
+            obj.versions.append(make(spec, created=factory.now - (age - 30 * i) * DAY))
+        factory.state.add(kind, obj)
+        out.append(obj)
     return out
 
 

@@ -131,21 +131,28 @@ class Certificate(Versioned):
         self.policy_created = policy_created
 
 
-class SecretVersion:
-    """One version of a secret: its value and, as in Key Vault, its own
-    contentType, tags and attributes (nbf/exp None: not set)."""
+class ObjectVersion:
+    """One version of a secret or key: as in Key Vault, its own tags and
+    attributes (nbf/exp None: not set)."""
 
-    def __init__(self, value, created, content_type=None, tags=None, enabled=True,
-                 nbf=None, exp=None, updated=None, version=None):
+    def __init__(self, created, tags=None, enabled=True, nbf=None, exp=None, updated=None,
+                 version=None):
         self.version = version or pki.random_hex(16)
-        self.value = value
-        self.content_type = content_type
         self.tags = dict(tags or {})
         self.enabled = enabled
         self.nbf = nbf
         self.exp = exp
         self.created = int(created)
         self.updated = int(updated if updated is not None else created)
+
+
+class SecretVersion(ObjectVersion):
+    """One version of a secret: its value and contentType."""
+
+    def __init__(self, value, created, content_type=None, **attrs):
+        super().__init__(created, **attrs)
+        self.value = value
+        self.content_type = content_type
 
 
 class Secret(Versioned):
@@ -161,22 +168,15 @@ def default_key_ops(kty):
     return list(EC_OPS if kty.startswith("EC") else RSA_OPS)
 
 
-class KeyVersion:
+class KeyVersion(ObjectVersion):
     """One version of a key: the private key (which the vault never gives
-    out; the control API signs with it) and the key's attributes."""
+    out; the control API signs with it), its type and operations."""
 
-    def __init__(self, key, kty, created, key_ops=None, tags=None, enabled=True, nbf=None,
-                 exp=None, updated=None, exportable=False, version=None):
-        self.version = version or pki.random_hex(16)
+    def __init__(self, key, kty, created, key_ops=None, exportable=False, **attrs):
+        super().__init__(created, **attrs)
         self.key = key
         self.kty = kty
         self.key_ops = list(key_ops) if key_ops is not None else default_key_ops(kty)
-        self.tags = dict(tags or {})
-        self.enabled = enabled
-        self.nbf = nbf
-        self.exp = exp
-        self.created = int(created)
-        self.updated = int(updated if updated is not None else created)
         self.exportable = exportable
 
 

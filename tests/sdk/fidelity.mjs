@@ -612,6 +612,34 @@ function checkCollectionListing(listed, own, certNames, pageSize, compare) {
 	return `${listed.items.length} items in ${listed.pages} pages`;
 }
 
+/* Checks the versions listing of /state's object obj (three versions or
+ * more), pageSize a page, then each version with checkOne(name, version). */
+async function checkVersionListing(obj, pageSize, list, checkOne) {
+	expect(obj && obj.versions.length >= 3, "/state has no object with 3 versions");
+	const { items, pages } = await allPages(list(obj.name), pageSize);
+	const got = items.map((p) => p.version).sort();
+	const want = obj.versions.map((v) => v.version).sort();
+	expect(JSON.stringify(got) === JSON.stringify(want), `versions [${got}], state [${want}]`);
+	for (const v of obj.versions)
+		await checkOne(obj.name, v);
+	return `${items.length} versions in ${pages} pages`;
+}
+
+/* Runs check(object, latest version, mismatches) on each enabled object of
+ * /state's map, then fails once on the mismatches; returns how many ran. */
+async function checkEachEnabled(objs, noun, check) {
+	const mm = new Mismatches();
+	let n = 0;
+	for (const o of objs.values()) {
+		if (!o.enabled)
+			continue;
+		n++;
+		await check(o, latestVersion(o), mm);
+	}
+	mm.throwIfAny(n, noun);
+	return n;
+}
+
 /* The SubjectPublicKeyInfo (DER) of a JsonWebKey as the SDK returns it. */
 function spkiOfJwk(key) {
 	const b64u = (bytes) => Buffer.from(bytes).toString("base64url");
@@ -649,13 +677,7 @@ async function collectionsPhase(info, state) {
 			}));
 
 	await check(P("getSecret of every enabled secret: value, version, contentType, tags"), async () => {
-		const mm = new Mismatches();
-		let n = 0;
-		for (const so of secrets.values()) {
-			if (!so.enabled)
-				continue;
-			n++;
-			const ver = latestVersion(so);
+		const n = await checkEachEnabled(secrets, "secrets", async (so, ver, mm) => {
 			const secret = await secretClient.getSecret(so.name);
 			if (secret.value !== ver.value)
 				mm.add(`${so.name}: value of ${secret.value?.length} characters differs from state's`);
@@ -667,8 +689,7 @@ async function collectionsPhase(info, state) {
 				mm.add(`${so.name}: tags ${fmtTags(secret.properties.tags)}`);
 			if (secret.properties.managed !== undefined || secret.properties.certificateKeyId !== undefined)
 				mm.add(`${so.name}: managed ${secret.properties.managed}, kid ${secret.properties.certificateKeyId}`);
-		}
-		mm.throwIfAny(n, "secrets");
+		});
 		const big = await secretClient.getSecret("big-secret");
 		expect(Buffer.byteLength(big.value) === 25600, `big-secret has ${Buffer.byteLength(big.value)} bytes`);
 		const nl = await secretClient.getSecret("newline-secret");
@@ -677,17 +698,11 @@ async function collectionsPhase(info, state) {
 	});
 
 	await check(P("listPropertiesOfSecretVersions and getSecret by version (rotated-secret)"), async () => {
-		const so = secrets.get("rotated-secret");
-		expect(so && so.versions.length >= 3, "/state has no rotated-secret with 3 versions");
-		const { items, pages } = await allPages(secretClient.listPropertiesOfSecretVersions(so.name), 1);
-		const got = items.map((p) => p.version).sort();
-		const want = so.versions.map((v) => v.version).sort();
-		expect(JSON.stringify(got) === JSON.stringify(want), `versions [${got}], state [${want}]`);
-		for (const v of so.versions) {
-			const secret = await secretClient.getSecret(so.name, { version: v.version });
-			expect(secret.value === v.value, `version ${v.version}: value ${secret.value}`);
-		}
-		return `${items.length} versions in ${pages} pages`;
+		return checkVersionListing(secrets.get("rotated-secret"), 1,
+			(name) => secretClient.listPropertiesOfSecretVersions(name), async (name, v) => {
+				const secret = await secretClient.getSecret(name, { version: v.version });
+				expect(secret.value === v.value, `version ${v.version}: value ${secret.value}`);
+			});
 	});
 
 	await check(P("certificate-backed secret www: managed, with its key id"), async () => {
@@ -707,13 +722,7 @@ async function collectionsPhase(info, state) {
 			keys, certNames, 9, () => {}));
 
 	await check(P("getKey of RSA, EC P-256/P-384/P-521 and HSM keys: JWK and public key equal state's"), async () => {
-		const mm = new Mismatches();
-		let n = 0;
-		for (const ko of keys.values()) {
-			if (!ko.enabled)
-				continue;
-			n++;
-			const ver = latestVersion(ko);
+		const n = await checkEachEnabled(keys, "keys", async (ko, ver, mm) => {
 			const key = await keyClient.getKey(ko.name);
 			if (key.keyType !== ver.kty)
 				mm.add(`${ko.name}: keyType ${key.keyType}, state ${ver.kty}`);
@@ -727,25 +736,18 @@ async function collectionsPhase(info, state) {
 				mm.add(`${ko.name}: the JWK is not the state's public key`);
 			if (key.properties.managed !== undefined)
 				mm.add(`${ko.name}: managed ${key.properties.managed}`);
-		}
-		mm.throwIfAny(n, "keys");
+		});
 		const types = [...new Set([...keys.values()].map((k) => latestVersion(k).jwk.crv ?? latestVersion(k).kty))];
 		return `${n} keys: ${types.sort().join(", ")}`;
 	});
 
 	await check(P("listPropertiesOfKeyVersions and getKey by version (rotated-key)"), async () => {
-		const ko = keys.get("rotated-key");
-		expect(ko && ko.versions.length >= 3, "/state has no rotated-key with 3 versions");
-		const { items, pages } = await allPages(keyClient.listPropertiesOfKeyVersions(ko.name), 2);
-		const got = items.map((p) => p.version).sort();
-		const want = ko.versions.map((v) => v.version).sort();
-		expect(JSON.stringify(got) === JSON.stringify(want), `versions [${got}], state [${want}]`);
-		for (const v of ko.versions) {
-			const key = await keyClient.getKey(ko.name, { version: v.version });
-			expect(spkiOfJwk(key.key).equals(spkiOf(createPublicKey(v.public_pem))),
-				`version ${v.version}: not the state's public key`);
-		}
-		return `${items.length} versions in ${pages} pages`;
+		return checkVersionListing(keys.get("rotated-key"), 2,
+			(name) => keyClient.listPropertiesOfKeyVersions(name), async (name, v) => {
+				const key = await keyClient.getKey(name, { version: v.version });
+				expect(spkiOfJwk(key.key).equals(spkiOf(createPublicKey(v.public_pem))),
+					`version ${v.version}: not the state's public key`);
+			});
 	});
 
 	await check(P("certificate-backed key www: managed, the certificate's public key"), async () => {
