@@ -12,6 +12,7 @@ and waits for DIR/info.json; the fake's stdout and stderr go to
 DIR/fakeazure.log and are quoted in the exception when start-up fails.
 """
 
+import base64
 import json
 import os
 import signal
@@ -121,36 +122,86 @@ class FakeAzure:
     def state(self):
         return self.call("GET", "/state")
 
+    # kind is "certificates" (the default), "secrets" or "keys"
+
+    @staticmethod
+    def _path(kind, name, *rest):
+        return "/".join(["", kind, urllib.parse.quote(name)]
+                        + [urllib.parse.quote(r) for r in rest])
+
     def certificate(self, name):
-        return self.call("GET", "/certificates/" + urllib.parse.quote(name))
+        return self.call("GET", self._path("certificates", name))
 
-    def rotate(self, name):
-        return self.call("POST", "/certificates/%s/rotate" % urllib.parse.quote(name))
+    def secret(self, name):
+        """{"name", "latest", "versions": [{"version", "value", ...}], ...}"""
+        return self.call("GET", self._path("secrets", name))
 
-    def disable(self, name):
-        return self.call("POST", "/certificates/%s/disable" % urllib.parse.quote(name))
+    def key(self, name):
+        """{"name", "kty", "latest", "versions": [{"version", "jwk", "public_pem", ...}], ...}"""
+        return self.call("GET", self._path("keys", name))
 
-    def enable(self, name):
-        return self.call("POST", "/certificates/%s/enable" % urllib.parse.quote(name))
+    def rotate(self, name, kind="certificates", **kw):
+        """A new latest version; for a secret kw may give value, content_type,
+        tags, enabled, nbf, exp (the value defaults to a fresh one)."""
+        return self.call("POST", self._path(kind, name, "rotate"), kw)
 
-    def delete(self, name):
-        return self.call("DELETE", "/certificates/" + urllib.parse.quote(name))
+    def disable(self, name, kind="certificates"):
+        return self.call("POST", self._path(kind, name, "disable"))
 
-    def disable_version(self, name, version):
-        return self.call("POST", "/certificates/%s/versions/%s/disable"
-                         % (urllib.parse.quote(name), urllib.parse.quote(version)))
+    def enable(self, name, kind="certificates"):
+        return self.call("POST", self._path(kind, name, "enable"))
 
-    def enable_version(self, name, version):
-        return self.call("POST", "/certificates/%s/versions/%s/enable"
-                         % (urllib.parse.quote(name), urllib.parse.quote(version)))
+    def delete(self, name, kind="certificates"):
+        return self.call("DELETE", self._path(kind, name))
 
-    def delete_version(self, name, version):
-        return self.call("DELETE", "/certificates/%s/versions/%s"
-                         % (urllib.parse.quote(name), urllib.parse.quote(version)))
+    def disable_version(self, name, version, kind="certificates"):
+        return self.call("POST", self._path(kind, name, "versions", version, "disable"))
+
+    def enable_version(self, name, version, kind="certificates"):
+        return self.call("POST", self._path(kind, name, "versions", version, "enable"))
+
+    def delete_version(self, name, version, kind="certificates"):
+        return self.call("DELETE", self._path(kind, name, "versions", version))
 
     def create(self, name, kty="RSA", **kw):
         kw.update({"name": name, "kty": kty})
         return self.call("POST", "/certificates", kw)
+
+    def create_secret(self, name, value=None, **kw):
+        """kw: content_type, tags, enabled, nbf, exp."""
+        kw["name"] = name
+        if value is not None:
+            kw["value"] = value
+        return self.call("POST", "/secrets", kw)
+
+    def create_key(self, name, kty="RSA", **kw):
+        """kty RSA, RSA-HSM, EC or EC-HSM; kw: key_size, crv, key_ops, tags,
+        enabled, nbf, exp, exportable."""
+        kw.update({"name": name, "kty": kty})
+        return self.call("POST", "/keys", kw)
+
+    def sign(self, name, data, version=None):
+        """Signs data (bytes) with the private half of a key version (the
+        latest by default; a certificate's name signs with its key): RS256,
+        or ES256/ES384/ES512 by curve with a DER signature.
+        -> {"kid", "version", "alg", "signature": bytes}"""
+        body = {"data": base64.b64encode(data).decode("ascii")}
+        if version:
+            body["version"] = version
+        out = self.call("POST", self._path("keys", name, "sign"), body)
+        out["signature"] = base64.b64decode(out["signature"])
+        return out
+
+    def private_key_pem(self, name, version=None):
+        """The PKCS#8 PEM of a key version's private half (never served by the vault)."""
+        path = (self._path("keys", name, "versions", version, "private") if version
+                else self._path("keys", name, "private"))
+        return self.call("GET", path)["pem"]
+
+    def deny(self, principal, actions=()):
+        """Refuse these RBAC data actions to an app ("secret", "reader", ...)
+        or identity ("mi:system", "mi:user"); no actions: lift its denials."""
+        return self.call("POST", "/rbac", {"principal": principal, "deny": list(actions)})
 
     def fault(self, **kw):
         """kind=404|410|429|500|503|delay|reset|truncate|malformed|huge|stall|

@@ -1,14 +1,21 @@
 """Control API (plain HTTP JSON) that tests use to observe and steer the
 fake: request log, vault state, rotate/disable/enable/delete/create
-certificates, token lifetimes and revocation, settings, fault injection,
-and what the foreign origin received.  Its own requests are not logged.
+certificates, secrets and keys, signatures with a key's private half, RBAC
+denials, token lifetimes and revocation, settings, fault injection, and
+what the foreign origin received.  Its own requests are not logged.
 """
 
+import base64
 import re
 from urllib.parse import unquote
 
 from httpbase import BaseHandler
+from pki import key_pem
 from seed import write_federated_token
+from state import jwk, public_pem, sign
+
+KINDS = ("certificates", "secrets", "keys")
+NAME_RE = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 
 
 class ControlError(Exception):
@@ -32,11 +39,17 @@ class ControlHandler(BaseHandler):
             return self.send_json(400, {"error": "bad request: %r" % (e,)})
         self.send_json(200, result)
 
-    def cert(self, name):
-        cert = self.state.get_certificate(name)
-        if cert is None or not cert.versions:
-            raise ControlError(404, "no certificate named %r" % name)
-        return cert
+    def find(self, kind, name):
+        obj = self.state.get(kind, name)
+        if obj is None or not obj.versions:
+            raise ControlError(404, "no %s named %r" % (kind[:-1], name))
+        return obj
+
+    def find_key(self, name):
+        """A key, or the key behind a certificate of that name."""
+        if self.state.get("keys", name) is None and self.state.get("certificates", name):
+            return self.find("certificates", name)
+        return self.find("keys", name)
 
     def dispatch(self, method, path, body):
         state = self.state
@@ -56,49 +69,65 @@ class ControlHandler(BaseHandler):
             return {"ok": True}
         if path == "/state" and method == "GET":
             return self.dump_state()
-        if path == "/certificates" and method == "POST":
-            if state.get_certificate(body["name"]) is not None:
-                raise ControlError(409, "certificate %r exists" % body["name"])
-            if not re.match(r"^[0-9A-Za-z-]{1,127}$", body["name"]):
-                raise ControlError(400, "invalid certificate name %r" % body["name"])
-            cert = fake.factory.create_from_spec(body)
-            return {"name": cert.name, "version": cert.latest.version}
-        m = re.match(r"^/certificates/([^/]+)/versions/([^/]+)(?:/(disable|enable))?$", path)
+        m = re.match(r"^/(certificates|secrets|keys)$", path)
+        if m and method == "POST":
+            return self.create(m.group(1), body)
+        m = re.match(r"^/(certificates|secrets|keys)/([^/]+)/versions/([^/]+)"
+                     r"(?:/(disable|enable|private))?$", path)
         if m:
-            cert = self.cert(unquote(m.group(1)))
-            ver = cert.find_version(unquote(m.group(2)))
+            kind, action = m.group(1), m.group(4)
+            obj = self.find_key(unquote(m.group(2))) if action == "private" \
+                else self.find(kind, unquote(m.group(2)))
+            ver = obj.find_version(unquote(m.group(3)))
             if ver is None:
-                raise ControlError(404, "no version %r of %r" % (m.group(2), cert.name))
-            action = m.group(3)
+                raise ControlError(404, "no version %r of %r" % (m.group(3), obj.name))
             if action is None and method == "DELETE":
                 with state.lock:
-                    cert.versions.remove(ver)
+                    obj.versions.remove(ver)
                 return {"deleted": ver.version}
-            if action and method == "POST":
-                with state.lock:
-                    ver.enabled = action == "enable"
-                    ver.updated = state.next_timestamp()
-                return {"name": cert.name, "version": ver.version, "enabled": ver.enabled}
-        m = re.match(r"^/certificates/([^/]+)(?:/(rotate|disable|enable))?$", path)
+            if action == "private" and method == "GET" and kind == "keys":
+                return self.private(obj, ver)
+            if action in ("disable", "enable") and method == "POST":
+                return self.set_enabled(obj, ver, action == "enable")
+        m = re.match(r"^/(certificates|secrets|keys)/([^/]+)"
+                     r"(?:/(rotate|disable|enable|sign|private))?$", path)
         if m:
-            name, action = unquote(m.group(1)), m.group(2)
+            kind, name, action = m.group(1), unquote(m.group(2)), m.group(3)
             if action is None and method == "DELETE":
-                cert = state.delete_certificate(name)
-                if cert is None:
-                    raise ControlError(404, "no certificate named %r" % name)
-                return {"deleted": cert.name}
+                obj = state.delete(kind, name)
+                if obj is None:
+                    raise ControlError(404, "no %s named %r" % (kind[:-1], name))
+                return {"deleted": obj.name}
             if action is None and method == "GET":
-                return self.describe(self.cert(name))
-            if action and method == "POST":
-                cert = self.cert(name)
-                if action == "rotate":
-                    ver = fake.factory.rotate(cert)
-                    return {"name": cert.name, "version": ver.version, "x5t": ver.x5t}
-                with state.lock:
-                    cert.latest.enabled = action == "enable"
-                    cert.latest.updated = state.next_timestamp()
-                return {"name": cert.name, "version": cert.latest.version,
-                        "enabled": cert.latest.enabled}
+                return self.describe(kind, self.find(kind, name))
+            if kind == "keys" and action in ("sign", "private"):
+                obj = self.find_key(name)
+                ver = obj.latest
+                if body.get("version"):
+                    ver = obj.find_version(body["version"])
+                    if ver is None:
+                        raise ControlError(404, "no version %r of %r" % (body["version"], name))
+                if action == "private" and method == "GET":
+                    return self.private(obj, ver)
+                if action == "sign" and method == "POST":
+                    alg, sig = sign(ver.key, base64.b64decode(body["data"], validate=True))
+                    return {"kid": self.kid(obj, ver), "version": ver.version, "alg": alg,
+                            "signature": base64.b64encode(sig).decode("ascii")}
+            if action == "rotate" and method == "POST":
+                obj = self.find(kind, name)
+                if kind == "certificates":
+                    ver = fake.factory.rotate(obj)
+                    return {"name": obj.name, "version": ver.version, "x5t": ver.x5t}
+                ver = fake.factory.add_version(kind, obj, body or {})
+                return {"name": obj.name, "version": ver.version}
+            if action in ("disable", "enable") and method == "POST":
+                obj = self.find(kind, name)
+                return self.set_enabled(obj, obj.latest, action == "enable")
+        if path == "/rbac" and method == "POST":
+            principal = body["principal"]
+            if principal not in fake.principals:
+                raise ControlError(404, "no principal named %r" % principal)
+            return {"principal": principal, "deny": state.deny(principal, body.get("deny", []))}
         if path == "/tokens" and method == "POST":
             state.set_lifetime(body["lifetime"])
             return {"lifetime": state.entra_lifetime}
@@ -139,7 +168,59 @@ class ControlHandler(BaseHandler):
             return {"token_file": app["token_file"], "token": token}
         raise ControlError(404, "no control route %s %s" % (method, path))
 
-    def describe(self, cert):
+    def create(self, kind, body):
+        """POST /certificates, /secrets or /keys: a new object, 409 if a
+        certificate, secret or key has that name already."""
+        name = body["name"]
+        if self.state.name_taken(name):
+            raise ControlError(409, "%r exists" % name)
+        if not NAME_RE.match(name):
+            raise ControlError(400, "invalid name %r" % name)
+        factory = self.fake.factory
+        if kind == "certificates":
+            obj = factory.create_from_spec(body)
+        else:
+            obj = factory.create_object(kind, body)
+        return {"name": obj.name, "version": obj.latest.version}
+
+    def set_enabled(self, obj, ver, enabled):
+        with self.state.lock:
+            ver.enabled = enabled
+            ver.updated = self.state.next_timestamp()
+        return {"name": obj.name, "version": ver.version, "enabled": ver.enabled}
+
+    def kid(self, obj, ver):
+        return "%s/keys/%s/%s" % (self.fake.urls["vault"], obj.name, ver.version)
+
+    def private(self, obj, ver):
+        """The private key of a key version (PKCS#8 PEM), which the vault never serves."""
+        return {"kid": self.kid(obj, ver), "version": ver.version, "pem": key_pem(ver.key)}
+
+    @staticmethod
+    def attrs(ver):
+        return {"version": ver.version, "enabled": ver.enabled, "nbf": ver.nbf, "exp": ver.exp,
+                "created": ver.created, "updated": ver.updated, "tags": dict(ver.tags)}
+
+    def describe(self, kind, obj):
+        if kind == "certificates":
+            return self.describe_certificate(obj)
+        latest = obj.latest
+        out = {"name": obj.name, "enabled": latest.enabled, "nbf": latest.nbf,
+               "exp": latest.exp, "created": latest.created, "updated": latest.updated,
+               "tags": dict(latest.tags), "latest": latest.version}
+        if kind == "secrets":
+            out["content_type"] = latest.content_type
+            out["versions"] = [dict(self.attrs(v), value=v.value, content_type=v.content_type)
+                               for v in obj.versions]
+        else:
+            out.update(kty=latest.kty, key_ops=list(latest.key_ops), exportable=latest.exportable)
+            out["versions"] = [dict(self.attrs(v), kty=v.kty, key_ops=list(v.key_ops),
+                                    exportable=v.exportable, public_pem=public_pem(v.key),
+                                    jwk=jwk(v.key, v.kty, v.key_ops, self.kid(obj, v)))
+                               for v in obj.versions]
+        return out
+
+    def describe_certificate(self, cert):
         latest = cert.latest
         return {
             "name": cert.name,
@@ -163,6 +244,8 @@ class ControlHandler(BaseHandler):
         }
 
     def dump_state(self):
+        """Every certificate, and every secret and key of its own (the
+        secrets and keys behind certificates are the certificates')."""
         with self.state.lock:
-            return {"certificates": [self.describe(c)
-                                     for c in self.state.sorted_certificates() if c.versions]}
+            return {kind: [self.describe(kind, o) for o in self.state.sorted(kind)]
+                    for kind in KINDS}

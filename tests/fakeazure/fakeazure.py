@@ -94,7 +94,8 @@ def main(argv=None):
     fake = Fake(state_dir, args.host)
     os.makedirs(fake.arc_token_dir, mode=0o700, exist_ok=True)
     pool = pki.KeyPool(spare=2)
-    pool.prime(5)          # root, intermediate, two shared leaf keys, the client cert
+    # root, intermediate, two shared leaf keys, the client cert, two RSA keys
+    pool.prime(7)
 
     host = args.host
     ips = ["127.0.0.1"]
@@ -129,6 +130,8 @@ def main(argv=None):
     now = int(time.time())
     fake.factory = seed.Factory(fake.state, pool, now)
     seeded = seed.seed_vault(fake.factory, args.bulk)
+    secrets_seeded = seed.seed_secrets(fake.factory)
+    keys_seeded = seed.seed_keys(fake.factory)
     root_file = os.path.join(state_dir, "root-ca.pem")
     pki.write_public(root_file, pki.cert_pem(fake.factory.root))
     int_file = os.path.join(state_dir, "intermediate-ca.pem")
@@ -186,6 +189,8 @@ def main(argv=None):
         "apps": seed.public_apps(fake.apps),
         "identities": fake.identities,
         "certificates": sorted((c.name for c in seeded), key=str.lower),
+        "secrets": sorted((c.name for c in secrets_seeded), key=str.lower),
+        "keys": sorted((c.name for c in keys_seeded), key=str.lower),
         "bulk": args.bulk,
         "startup_seconds": round(time.time() - t0, 3),
     }

@@ -1,10 +1,13 @@
-"""Key Vault data plane (HTTPS): certificates and their backing secrets.
+"""Key Vault data plane (HTTPS): certificates, secrets and keys (read only).
 
 Shapes follow AZURE.md §0-§3 and the recorded bodies S1-S4: the 401
 challenge, integer unix timestamps, x5t base64url, cer std base64, list pages
 with an absolute nextLink (explicit port, unencoded $skiptoken, echoed
 api-version and maxresults), undocumented `subject: ""`, `pending` and
 `basic_constraints`, case-insensitive names, RBAC 403s, SecretDisabled.
+Secrets and keys follow the 7.4 secrets.json/keys.json models: the listings
+hold the certificate-backed secrets and keys too, with `"managed": true`;
+a disabled secret or key is 403 SecretDisabled/KeyDisabled (README.md).
 """
 
 import base64
@@ -15,13 +18,15 @@ import uuid
 from urllib.parse import unquote
 
 from httpbase import BaseHandler
-from state import PFX_TYPE
+from state import PFX_TYPE, Certificate, default_key_ops, jwk
 
 API_VERSION_RE = re.compile(r"^(\d+\.\d+(-preview(\.\d+)?)?|\d{4}-\d{2}-\d{2}(-preview)?)$")
 RECOVERY = {"recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}
 FWLINK = "For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
 CERT_READ = "Microsoft.KeyVault/vaults/certificates/read"
+SECRET_LIST = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 SECRET_GET = "Microsoft.KeyVault/vaults/secrets/getSecret/action"
+KEY_READ = "Microsoft.KeyVault/vaults/keys/read"
 REGION = "westeurope"
 
 
@@ -55,8 +60,12 @@ def decode_skiptoken(token):
 
 
 def attributes(ver, recovery=False):
-    attrs = {"enabled": ver.enabled, "nbf": ver.nbf, "exp": ver.exp,
-             "created": ver.created, "updated": ver.updated}
+    """enabled, nbf and exp (when set), created, updated[, recovery]."""
+    attrs = {"enabled": ver.enabled}
+    for name in ("nbf", "exp"):
+        if getattr(ver, name) is not None:
+            attrs[name] = getattr(ver, name)
+    attrs.update(created=ver.created, updated=ver.updated)
     if recovery:
         attrs.update(RECOVERY)
     return attrs
@@ -151,8 +160,8 @@ class VaultHandler(BaseHandler):
         kind = segs[0].lower() if segs else ""
         if kind == "certificates":
             self.certificates(segs[1:], principal, api)
-        elif kind == "secrets":
-            self.secrets(segs[1:], principal)
+        elif kind in ("secrets", "keys"):
+            self.secrets_or_keys(kind, segs[1:], principal, api)
         else:
             self.authorize(principal, CERT_READ, "")
             raise KVError(404, "NotFound", "The requested resource %s was not found."
@@ -186,6 +195,8 @@ class VaultHandler(BaseHandler):
     def authorize(self, principal, action, resource_tail):
         role = principal.get("role", "full")
         allowed = role == "full" or (role == "reader" and action == CERT_READ)
+        if self.state.is_denied(principal.get("name"), action):
+            allowed = False
         if allowed:
             self.rbac_assignment = principal.get("assignment") or str(uuid.uuid4())
             return
@@ -208,11 +219,16 @@ class VaultHandler(BaseHandler):
 
     # --- certificates -------------------------------------------------------
 
-    def not_found(self, what):
-        return KVError(404, "CertificateNotFound",
-                       "A certificate with (name/id) %s was not found in this key vault. If you "
-                       "recently deleted this certificate you may be able to recover it using "
-                       "the correct recovery command. %s" % (what, FWLINK))
+    def not_found(self, what, noun="certificate"):
+        """404 CertificateNotFound, SecretNotFound or KeyNotFound."""
+        return KVError(404, noun.capitalize() + "NotFound",
+                       "A %s with (name/id) %s was not found in this key vault. If you "
+                       "recently deleted this %s you may be able to recover it using "
+                       "the correct recovery command. %s" % (noun, what, noun, FWLINK))
+
+    def no_route(self):
+        return KVError(404, "NotFound", "The requested resource %s was not found."
+                       % self.url_path)
 
     def certificates(self, rest, principal, api):
         if not rest or (len(rest) == 1 and rest[0] == ""):
@@ -223,13 +239,13 @@ class VaultHandler(BaseHandler):
         cert = self.state.get_certificate(name) if name else None
         sub = rest[1] if len(rest) > 1 else ""
         if len(rest) > 3 or (len(rest) == 3 and rest[2] != ""):
-            raise KVError(404, "NotFound", "The requested resource %s was not found."
-                          % self.url_path)
+            raise self.no_route()
         if cert is None or not cert.versions:
             raise self.not_found(name if not sub else "%s/%s" % (name, sub))
         low = sub.lower()
         if low == "versions":
-            return self.list_versions(cert, api)
+            return self.list_versions(cert.versions, "/certificates/%s/versions" % cert.name,
+                                      api, lambda v: self.item(cert, v, with_version=True))
         if low == "policy":
             return self.send_json(200, self.policy(cert))
         if low == "pending":
@@ -274,28 +290,33 @@ class VaultHandler(BaseHandler):
         return "%s%s?api-version=%s&$skiptoken=%s&maxresults=%d" % (
             origin, base_path, api, encode_skiptoken(marker), k)
 
-    def list_certificates(self, api):
+    def list_page(self, objs, path, api, item):
+        """One page of a listing of named objects, sorted by name
+        case-insensitively; the $skiptoken holds the last name sent."""
         k = self.page_args()
         token = self.params.get("$skiptoken")
         after = decode_skiptoken(token) if token else None
-        certs = [c for c in self.state.sorted_certificates() if c.versions]
+        objs = sorted(objs, key=lambda c: c.name.lower())
+        if after is not None:
+            objs = [c for c in objs if c.name.lower() > after]
+        page, rest = objs[:k], objs[k:]
+        marker = None
+        if rest or (page and self.state.setting("empty_last_page")):
+            marker = page[-1].name.lower()
+        self.send_json(200, {"value": [item(c) for c in page],
+                             "nextLink": self.next_link(path, api, marker, k)})
+
+    def list_certificates(self, api):
+        certs = self.state.sorted("certificates")
         # names no real vault would list, each as an item with that raw name
         certs += [HostileName(n) for n in self.state.setting("hostile_names") or ()]
-        certs.sort(key=lambda c: c.name.lower())
-        if after is not None:
-            certs = [c for c in certs if c.name.lower() > after]
-        page, rest = certs[:k], certs[k:]
-        marker = None
-        if rest:
-            marker = page[-1].name.lower()
-        elif page and self.state.setting("empty_last_page"):
-            marker = page[-1].name.lower()
-        items = [c.item(self.vault) if isinstance(c, HostileName)
-                 else self.item(c, c.latest, with_version=False) for c in page]
-        self.send_json(200, {"value": items,
-                             "nextLink": self.next_link("/certificates", api, marker, k)})
+        self.list_page(certs, "/certificates", api,
+                       lambda c: c.item(self.vault) if isinstance(c, HostileName)
+                       else self.item(c, c.latest, with_version=False))
 
-    def list_versions(self, cert, api):
+    def list_versions(self, versions, path, api, item):
+        """One page of a versions listing, oldest first; the $skiptoken
+        holds the index of the next version."""
         k = self.page_args()
         token = self.params.get("$skiptoken")
         start = 0
@@ -304,15 +325,14 @@ class VaultHandler(BaseHandler):
                 start = int(decode_skiptoken(token))
             except (TypeError, ValueError):
                 raise bad_parameter("The skip token '%s' is invalid." % token)
-        versions = list(cert.versions)
+        versions = list(versions)
         page = versions[start:start + k]
         end = start + len(page)
         marker = None
         if end < len(versions) or (page and self.state.setting("empty_last_page")):
             marker = str(end)
-        items = [self.item(cert, v, with_version=True) for v in page]
-        path = "/certificates/%s/versions" % cert.name
-        self.send_json(200, {"value": items, "nextLink": self.next_link(path, api, marker, k)})
+        self.send_json(200, {"value": [item(v) for v in page],
+                             "nextLink": self.next_link(path, api, marker, k)})
 
     def item(self, cert, ver, with_version):
         cid = "%s/certificates/%s" % (self.vault, cert.name)
@@ -390,30 +410,108 @@ class VaultHandler(BaseHandler):
         body["pending"] = {"id": "%s/certificates/%s/pending" % (base, cert.name)}
         return body
 
-    # --- secrets ------------------------------------------------------------
+    # --- secrets and keys -----------------------------------------------------
 
-    def secrets(self, rest, principal):
-        name = rest[0] if rest else ""
-        self.authorize(principal, SECRET_GET, "/secrets/%s" % name)
-        if not name:
-            raise KVError(404, "NotFound", "Listing secrets is not implemented by the fake.")
+    def secrets_or_keys(self, kind, rest, principal, api):
+        """GET /{kind}, /{kind}/{name}[/], /{kind}/{name}/{version} and
+        /{kind}/{name}/versions, for kind "secrets" or "keys"; each
+        certificate's secret and key are served beside the others."""
+        noun = kind[:-1]
+        if kind == "secrets":
+            list_action, get_action = SECRET_LIST, SECRET_GET
+            item, bundle = self.secret_item, self.secret_bundle
+        else:
+            list_action = get_action = KEY_READ
+            item, bundle = self.key_item, self.key_bundle
+        if not rest or rest == [""]:
+            self.authorize(principal, list_action, "/" + kind)
+            objs = self.state.sorted(kind) + self.state.sorted("certificates")
+            return self.list_page(objs, "/" + kind, api, lambda o: item(o, o.latest, False))
         if len(rest) > 3 or (len(rest) == 3 and rest[2] != ""):
-            raise KVError(404, "NotFound", "The requested resource %s was not found."
-                          % self.url_path)
+            self.authorize(principal, get_action, "/%s/%s" % (kind, rest[0]))
+            raise self.no_route()
+        name = rest[0]
         sub = rest[1] if len(rest) > 1 else ""
-        cert = self.state.get_certificate(name)
-        ver = None
-        if cert is not None and cert.versions:
-            ver = cert.latest if sub == "" else cert.find_version(sub)
+        listing = sub.lower() == "versions"
+        self.authorize(principal, list_action if listing else get_action,
+                       "/%s/%s" % (kind, name))
+        obj = None
+        if name:
+            obj = self.state.get(kind, name) or self.state.get("certificates", name)
+        if obj is None or not obj.versions:
+            raise self.not_found(name if not sub else "%s/%s" % (name, sub), noun)
+        if listing:
+            return self.list_versions(obj.versions, "/%s/%s/versions" % (kind, obj.name), api,
+                                      lambda v: item(obj, v, True))
+        ver = obj.latest if sub == "" else obj.find_version(sub)
         if ver is None:
-            what = name if not sub else "%s/%s" % (name, sub)
-            raise KVError(404, "SecretNotFound",
-                          "A secret with (name/id) %s was not found in this key vault. If you "
-                          "recently deleted this secret you may be able to recover it using the "
-                          "correct recovery command. %s" % (what, FWLINK))
+            raise self.not_found("%s/%s" % (name, sub), noun)
         if not ver.enabled:
-            raise KVError(403, "Forbidden", "Operation get is not allowed on a disabled secret.",
-                          inner="SecretDisabled")
+            raise KVError(403, "Forbidden", "Operation get is not allowed on a disabled %s."
+                          % noun, inner=noun.capitalize() + "Disabled")
+        self.send_json(200, bundle(obj, ver))
+
+    def object_id(self, kind, obj, ver, with_version):
+        oid = "%s/%s/%s" % (self.vault, kind, obj.name)
+        return oid + "/" + ver.version if with_version else oid
+
+    def secret_item(self, obj, ver, with_version):
+        """SecretItem: id, attributes, tags, contentType, managed (only true)."""
+        managed = isinstance(obj, Certificate)
+        tags = obj.tags if managed else ver.tags
+        content_type = obj.content_type if managed else ver.content_type
+        item = {"id": self.object_id("secrets", obj, ver, with_version),
+                "attributes": attributes(ver, recovery=True)}
+        if tags:
+            item["tags"] = dict(tags)
+        if content_type is not None:
+            item["contentType"] = content_type
+        if managed:
+            item["managed"] = True
+        return item
+
+    def secret_bundle(self, obj, ver):
+        if isinstance(obj, Certificate):
+            return self.certificate_secret(obj, ver)
+        body = {"value": ver.value}
+        if ver.content_type is not None:
+            body["contentType"] = ver.content_type
+        body["id"] = self.object_id("secrets", obj, ver, True)
+        body["attributes"] = attributes(ver, recovery=True)
+        if ver.tags:
+            body["tags"] = dict(ver.tags)
+        return body
+
+    def key_parts(self, obj, ver):
+        """(private key, kty, key_ops, tags, attributes) of a key version,
+        or of the key behind a certificate version."""
+        attrs = attributes(ver, recovery=True)
+        if isinstance(obj, Certificate):
+            return ver.key, obj.kty, default_key_ops(obj.kty), obj.tags, attrs
+        attrs["exportable"] = ver.exportable
+        return ver.key, ver.kty, ver.key_ops, ver.tags, attrs
+
+    def key_item(self, obj, ver, with_version):
+        """KeyItem: kid, attributes, tags, managed (only true)."""
+        _, _, _, tags, attrs = self.key_parts(obj, ver)
+        item = {"kid": self.object_id("keys", obj, ver, with_version), "attributes": attrs}
+        if tags:
+            item["tags"] = dict(tags)
+        if isinstance(obj, Certificate):
+            item["managed"] = True
+        return item
+
+    def key_bundle(self, obj, ver):
+        """KeyBundle: the public JsonWebKey, then the item's attributes,
+        tags and managed."""
+        key, kty, key_ops, _, _ = self.key_parts(obj, ver)
+        item = self.key_item(obj, ver, True)
+        body = {"key": jwk(key, kty, key_ops, item.pop("kid"))}
+        body.update(item)
+        return body
+
+    def certificate_secret(self, cert, ver):
+        """The SecretBundle of a certificate version (S3): its PEM or PKCS#12."""
         if cert.content_type == PFX_TYPE:
             value = ver.pfx_value(cert.exportable)
         else:
@@ -428,15 +526,14 @@ class VaultHandler(BaseHandler):
         if bomb:
             # the version's key and leaf, then bomb encrypted ContentInfos
             value = ver.bomb_value(int(bomb))
-        base = self.vault
         body = {
             "value": value,
             "contentType": cert.content_type,
-            "id": "%s/secrets/%s/%s" % (base, cert.name, ver.version),
+            "id": self.object_id("secrets", cert, ver, True),
             "managed": True,
             "attributes": attributes(ver, recovery=True),
         }
         if cert.tags:
             body["tags"] = dict(cert.tags)
-        body["kid"] = "%s/keys/%s/%s" % (base, cert.name, ver.version)
-        self.send_json(200, body)
+        body["kid"] = self.object_id("keys", cert, ver, True)
+        return body

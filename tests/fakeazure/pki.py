@@ -67,6 +67,15 @@ def x5t_sha256(cert):
     return b64url(hashlib.sha256(cert_der(cert)).digest())
 
 
+def curve_name(key):
+    """"P-256", "P-384" or "P-521" for an EC key."""
+    return {c.name: n for n, c in CURVES.items()}[key.curve.name]
+
+
+def is_ec(key):
+    return isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey))
+
+
 def new_ec_key(crv="P-256"):
     return ec.generate_private_key(CURVES[crv]())
 

@@ -1,11 +1,13 @@
 """What the fake serves at start: the TLS material of its HTTPS servers, the
 PKI (root -> intermediate -> leaves) behind the seeded certificates, the
-client credentials of the registered apps, and the seeded vault content.
+client credentials of the registered apps, and the seeded vault content
+(certificates, secrets, keys).
 
 Also the Factory that later control calls (rotate, create) use, so that new
 versions come out of the same CA with the same rules.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -16,7 +18,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12 as crypto_pkcs12
 
 import pki
 import jwtutil
-from state import PEM_TYPE, PFX_TYPE, Certificate, Version
+from state import (PEM_TYPE, PFX_TYPE, Certificate, Key, KeyVersion, Secret, SecretVersion,
+                   Version)
 
 DAY = 86400
 EKU_OIDS = ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]
@@ -25,6 +28,8 @@ INTERMEDIATE_CN = "kvfs Test Intermediate CA"
 FEDERATED_ISSUER = "https://oidc.kvfs.test/fake-cluster"
 FEDERATED_SUBJECT = "system:serviceaccount:kvfs:kvfs"
 FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
+# A secret value's documented maximum, "25 KB" (about-secrets.md), as bytes
+SECRET_MAX_BYTES = 25 * 1024
 
 
 def entra_secret():
@@ -131,6 +136,118 @@ class Factory:
         cert.versions.append(ver)
         self.state.add_certificate(cert)
         return cert
+
+
+    # --- secrets and keys -----------------------------------------------------
+
+    def secret_version(self, spec, created=None):
+        """A SecretVersion from a control spec {"value", "content_type",
+        "tags", "enabled", "nbf", "exp"}; the value defaults to a fresh one."""
+        created = created if created is not None else self.state.next_timestamp()
+        value = spec.get("value")
+        if value is None:
+            value = "value-" + pki.random_hex(12)
+        return SecretVersion(value, created, content_type=spec.get("content_type"),
+                             tags=spec.get("tags"), enabled=spec.get("enabled", True),
+                             nbf=spec.get("nbf"), exp=spec.get("exp"))
+
+    def key_version(self, spec, created=None, key=None):
+        """A KeyVersion from a control spec {"kty": "RSA"|"RSA-HSM"|"EC"|"EC-HSM",
+        "key_size": 2048|3072|4096, "crv": "P-256"|"P-384"|"P-521", "key_ops",
+        "tags", "enabled", "nbf", "exp", "exportable"}."""
+        kty = spec.get("kty", "RSA")
+        if kty not in ("RSA", "RSA-HSM", "EC", "EC-HSM"):
+            raise ValueError("unknown kty %r" % kty)
+        if key is None:
+            if kty.startswith("EC"):
+                key = pki.new_ec_key(spec.get("crv") or "P-256")
+            else:
+                size = int(spec.get("key_size") or 2048)
+                if size not in (2048, 3072, 4096):
+                    raise ValueError("RSA key_size must be 2048, 3072 or 4096")
+                key = self.pool.rsa(size)
+        created = created if created is not None else self.state.next_timestamp()
+        return KeyVersion(key, kty, created, key_ops=spec.get("key_ops"), tags=spec.get("tags"),
+                          enabled=spec.get("enabled", True), nbf=spec.get("nbf"),
+                          exp=spec.get("exp"), exportable=bool(spec.get("exportable", False)))
+
+    def create_object(self, kind, spec):
+        """Control API: POST /secrets or /keys -> the new Secret or Key."""
+        obj = (Secret if kind == "secrets" else Key)(spec["name"])
+        self.add_version(kind, obj, spec)
+        self.state.add(kind, obj)
+        return obj
+
+    def add_version(self, kind, obj, spec):
+        """Control API: POST /secrets|keys/{name}/rotate: a new latest version.
+        A key keeps its type unless the spec names another."""
+        if kind == "secrets":
+            ver = self.secret_version(spec)
+        else:
+            if obj.versions:
+                last = obj.latest
+                base = {"kty": last.kty, "key_ops": last.key_ops}
+                if pki.is_ec(last.key):
+                    base["crv"] = pki.curve_name(last.key)
+                else:
+                    base["key_size"] = last.key.key_size
+                spec = dict(base, **spec)
+            ver = self.key_version(spec)
+        self.state.add_version(obj, ver)
+        return ver
+
+
+def seed_secrets(factory):
+    """The secrets of their own the tests rely on (README.md lists them)."""
+    now = factory.now
+    big = hashlib.sha256(b"kvfs big secret").hexdigest()
+    big = (big * (SECRET_MAX_BYTES // len(big) + 1))[:SECRET_MAX_BYTES]
+    seeds = [
+        ("db-password", 40, [{"value": "correct horse battery staple"}]),
+        ("app-config", 39, [{"value": '{"feature": true, "level": 3}',
+                             "content_type": "application/json"}]),
+        ("tagged-secret", 38, [{"value": "tagged", "tags": {"env": "prod", "team": "db"}}]),
+        ("rotated-secret", 90, [{"value": "rotated-1"}, {"value": "rotated-2"},
+                                {"value": "rotated-3", "content_type": "text/plain"}]),
+        ("disabled-secret", 37, [{"value": "disabled", "enabled": False}]),
+        ("expired-secret", 400, [{"value": "expired", "nbf": now - 400 * DAY,
+                                  "exp": now - 35 * DAY}]),
+        ("future-secret", 2, [{"value": "future", "nbf": now + 30 * DAY,
+                               "exp": now + 395 * DAY}]),
+        ("newline-secret", 36, [{"value": "line one\nline two\n"}]),
+        ("big-secret", 35, [{"value": big, "content_type": "text/plain"}]),
+    ]
+    return _seed_objects(factory, "secrets", seeds)
+
+
+def seed_keys(factory):
+    """The keys of their own the tests rely on (README.md lists them)."""
+    seeds = [
+        ("rsa-key", 40, [{"kty": "RSA", "tags": {"purpose": "signing"}}]),
+        ("ec-p256-key", 39, [{"kty": "EC", "crv": "P-256"}]),
+        ("ec-p384-key", 38, [{"kty": "EC", "crv": "P-384"}]),
+        ("ec-p521-key", 37, [{"kty": "EC", "crv": "P-521"}]),
+        ("rotated-key", 90, [{"kty": "EC", "crv": "P-256"}] * 3),
+        ("disabled-key", 36, [{"kty": "EC", "crv": "P-256", "enabled": False}]),
+        ("hsm-rsa-key", 35, [{"kty": "RSA-HSM"}]),
+        ("hsm-ec-key", 34, [{"kty": "EC-HSM", "crv": "P-256"}]),
+    ]
+    return _seed_objects(factory, "keys", seeds)
+
+
+def _seed_objects(factory, kind, seeds):
+    """Adds [(name, age in days, [version spec, ...])] of secrets or keys;
+    several versions are 30 days apart, the last one the newest."""
+    cls, make = ((Secret, factory.secret_version) if kind == "secrets"
+                 else (Key, factory.key_version))
+    out = []
+    for name, age, specs in seeds:
+        obj = cls(name)
+        for i, spec in enumerate(specs):
+            obj.versions.append(make(spec, created=factory.now - (age - 30 * i) * DAY))
+        factory.state.add(kind, obj)
+        out.append(obj)
+    return out
 
 
 def seed_vault(factory, bulk):

@@ -1,5 +1,6 @@
-"""The fake's mutable world: certificates and versions, issued tokens, the
-request log, injected faults and settings.
+"""The fake's mutable world: certificates, secrets and keys with their
+versions, issued tokens, the request log, injected faults, settings and RBAC
+denials.
 
 All servers share one State.  Every public method takes the one lock for a
 short time; nothing slow (key generation, PKCS#12 encoding) runs under it.
@@ -12,6 +13,9 @@ import random
 import re
 import threading
 import time
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 import pkcs12
 import pki
@@ -84,14 +88,34 @@ def _ts(dt):
     return calendar.timegm(dt.utctimetuple())
 
 
-class Certificate:
+class Versioned:
+    """A named vault object (certificate, secret or key) and its versions,
+    oldest first; the latest is the last one created."""
+
+    def __init__(self, name):
+        self.name = name
+        self.versions = []
+
+    @property
+    def latest(self):
+        return self.versions[-1]
+
+    def find_version(self, version):
+        v = version.lower()
+        for ver in self.versions:
+            if ver.version == v:
+                return ver
+        return None
+
+
+class Certificate(Versioned):
     """A Key Vault certificate: its policy and its versions, oldest first."""
 
     def __init__(self, name, kty="RSA", key_size=2048, crv=None, content_type=PEM_TYPE,
                  exportable=True, tags=None, subject="", dns_names=(), issuer_name="Unknown",
                  ekus=("1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"), key_usage=(),
                  validity_months=12, policy_created=None):
-        self.name = name
+        super().__init__(name)
         self.kty = kty
         self.key_size = key_size
         self.crv = crv
@@ -105,18 +129,97 @@ class Certificate:
         self.key_usage = list(key_usage)
         self.validity_months = validity_months
         self.policy_created = policy_created
-        self.versions = []
 
-    @property
-    def latest(self):
-        return self.versions[-1]
 
-    def find_version(self, version):
-        v = version.lower()
-        for ver in self.versions:
-            if ver.version == v:
-                return ver
-        return None
+class ObjectVersion:
+    """One version of a secret or key: as in Key Vault, its own tags and
+    attributes (nbf/exp None: not set)."""
+
+    def __init__(self, created, tags=None, enabled=True, nbf=None, exp=None, updated=None,
+                 version=None):
+        self.version = version or pki.random_hex(16)
+        self.tags = dict(tags or {})
+        self.enabled = enabled
+        self.nbf = nbf
+        self.exp = exp
+        self.created = int(created)
+        self.updated = int(updated if updated is not None else created)
+
+
+class SecretVersion(ObjectVersion):
+    """One version of a secret: its value and contentType."""
+
+    def __init__(self, value, created, content_type=None, **attrs):
+        super().__init__(created, **attrs)
+        self.value = value
+        self.content_type = content_type
+
+
+class Secret(Versioned):
+    """A secret of its own (not backing a certificate)."""
+
+
+# key_ops Key Vault gives a key created without key_ops, by key type
+RSA_OPS = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
+EC_OPS = ["sign", "verify"]
+
+
+def default_key_ops(kty):
+    return list(EC_OPS if kty.startswith("EC") else RSA_OPS)
+
+
+class KeyVersion(ObjectVersion):
+    """One version of a key: the private key (which the vault never gives
+    out; the control API signs with it), its type and operations."""
+
+    def __init__(self, key, kty, created, key_ops=None, exportable=False, **attrs):
+        super().__init__(created, **attrs)
+        self.key = key
+        self.kty = kty
+        self.key_ops = list(key_ops) if key_ops is not None else default_key_ops(kty)
+        self.exportable = exportable
+
+
+class Key(Versioned):
+    """A key of its own (not backing a certificate)."""
+
+
+EC_HASHES = {"P-256": ("ES256", hashes.SHA256), "P-384": ("ES384", hashes.SHA384),
+             "P-521": ("ES512", hashes.SHA512)}
+
+
+def jwk(key, kty, key_ops, kid):
+    """The public JSON Web Key as Key Vault writes it: kid, kty, key_ops,
+    then n/e (RSA) or crv/x/y (EC, coordinates padded to the field size),
+    every number base64url without padding."""
+    out = {"kid": kid, "kty": kty, "key_ops": list(key_ops)}
+    if pki.is_ec(key):
+        nums = key.public_key().public_numbers()
+        size = (key.curve.key_size + 7) // 8
+        out["crv"] = pki.curve_name(key)
+        out["x"] = pki.b64url(nums.x.to_bytes(size, "big"))
+        out["y"] = pki.b64url(nums.y.to_bytes(size, "big"))
+    else:
+        nums = key.public_key().public_numbers()
+        out["n"] = pki.b64url(nums.n.to_bytes((nums.n.bit_length() + 7) // 8, "big"))
+        out["e"] = pki.b64url(nums.e.to_bytes((nums.e.bit_length() + 7) // 8, "big"))
+    return out
+
+
+def public_pem(key):
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
+def sign(key, data):
+    """Signs data as a JWS algorithm would (RS256 with PKCS#1 v1.5, or
+    ES256/384/512 by curve) and returns (alg, signature); EC signatures are
+    DER, as OpenSSL's EVP_DigestVerify wants them."""
+    if pki.is_ec(key):
+        alg, hash_cls = EC_HASHES[pki.curve_name(key)]
+        return alg, key.sign(data, ec.ECDSA(hash_cls()))
+    return "RS256", key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 
 class Fault:
@@ -169,6 +272,9 @@ class State:
     def __init__(self):
         self.lock = threading.RLock()
         self.certs = {}                 # lower-case name -> Certificate
+        self.secrets = {}               # lower-case name -> Secret
+        self.keys = {}                  # lower-case name -> Key
+        self.denied = {}                # principal name -> set of RBAC actions refused
         self.tokens = {}                # access token -> dict
         self.issued = []                # every access token issued, for leak checks
         self.assertions = []            # every client assertion received
@@ -186,23 +292,61 @@ class State:
         self.clock = int(time.time())
         self.served = collections.deque()   # times of requests the budget let through
 
-    # --- certificates -----------------------------------------------------
+    # --- certificates, secrets and keys ---------------------------------------
+
+    def collection(self, kind):
+        """The dict of "certificates", "secrets" or "keys" (name -> object)."""
+        return {"certificates": self.certs, "secrets": self.secrets, "keys": self.keys}[kind]
+
+    def add(self, kind, obj):
+        with self.lock:
+            self.collection(kind)[obj.name.lower()] = obj
+
+    def get(self, kind, name):
+        with self.lock:
+            return self.collection(kind).get(name.lower())
+
+    def delete(self, kind, name):
+        with self.lock:
+            return self.collection(kind).pop(name.lower(), None)
+
+    def sorted(self, kind):
+        """The objects that have a version, by name case-insensitively."""
+        with self.lock:
+            objs = self.collection(kind)
+            return [objs[k] for k in sorted(objs) if objs[k].versions]
+
+    def name_taken(self, name):
+        """Certificates, secrets and keys share names: a certificate owns
+        the secret and the key of its name."""
+        with self.lock:
+            low = name.lower()
+            return any(low in self.collection(k) for k in ("certificates", "secrets", "keys"))
 
     def add_certificate(self, cert):
-        with self.lock:
-            self.certs[cert.name.lower()] = cert
+        self.add("certificates", cert)
 
     def get_certificate(self, name):
-        with self.lock:
-            return self.certs.get(name.lower())
+        return self.get("certificates", name)
 
     def delete_certificate(self, name):
-        with self.lock:
-            return self.certs.pop(name.lower(), None)
+        return self.delete("certificates", name)
 
     def sorted_certificates(self):
         with self.lock:
             return [self.certs[k] for k in sorted(self.certs)]
+
+    # --- RBAC -----------------------------------------------------------------
+
+    def deny(self, principal, actions):
+        """Refuse these data actions to the principal (none: lift every denial)."""
+        with self.lock:
+            self.denied[principal] = set(actions)
+            return sorted(self.denied[principal])
+
+    def is_denied(self, principal, action):
+        with self.lock:
+            return action in self.denied.get(principal, ())
 
     def add_version(self, cert, version):
         with self.lock:

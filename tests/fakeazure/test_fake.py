@@ -751,3 +751,310 @@ def test_log_holds_a_request_once_its_answer_is_out():
         checked.set()
         server.shutdown()
         server.server_close()
+
+
+# --- secrets and keys -------------------------------------------------------------------
+
+@pytest.fixture
+def tok(fake):
+    """A token of the secret app (the module's one is revoked on the way)."""
+    return fake.token("secret")
+
+
+SECRET_ATTRS = {"enabled", "nbf", "exp", "created", "updated", "recoveryLevel",
+                "recoverableDays"}
+
+
+def item_name(item, field="id"):
+    return item[field].split("/")[4]
+
+
+def vault_names(fake, kind):
+    """Every name a listing of kind must hold: the objects of their own and
+    the certificates, whose secret and key are listed as managed."""
+    state = fake.state()
+    return sorted([o["name"] for o in state[kind]] + [c["name"] for c in state["certificates"]],
+                  key=str.lower)
+
+
+def test_secrets_listing(fake, tok):
+    items, pages = list_all(fake, tok, "/secrets", maxresults=7)
+    want = vault_names(fake, "secrets")
+    assert [item_name(i) for i in items] == want
+    assert len(pages) == -(-len(want) // 7)
+    assert pages[-1]["nextLink"] is None
+    default, _ = list_all(fake, tok, "/secrets")
+    assert default == items
+    state = {s["name"]: s for s in fake.state()["secrets"]}
+    certs = {c["name"]: c for c in fake.state()["certificates"]}
+    for item in items:
+        name = item_name(item)
+        assert item["id"] == "%s/secrets/%s" % (fake.info["vault_url"], name)
+        assert set(item) <= {"id", "attributes", "tags", "contentType", "managed"}
+        assert set(item["attributes"]) <= SECRET_ATTRS
+        assert item["attributes"]["recoveryLevel"] == "Recoverable+Purgeable"
+        if name in certs:
+            assert item["managed"] is True
+            assert item["contentType"] == certs[name]["content_type"]
+            assert item.get("tags", {}) == certs[name]["tags"]
+            continue
+        s = state[name]
+        assert "managed" not in item
+        assert item.get("contentType") == s["content_type"]
+        assert item.get("tags", {}) == s["tags"] and ("tags" in item) == bool(s["tags"])
+        for a in ("enabled", "nbf", "exp", "created", "updated"):
+            assert item["attributes"].get(a) == s[a], (name, a)
+    seeded = set(fake.info["secrets"])
+    assert {"db-password", "app-config", "tagged-secret", "rotated-secret", "disabled-secret",
+            "expired-secret", "future-secret", "newline-secret", "big-secret"} <= seeded
+
+
+def test_secret_bundles(fake, tok):
+    now = time.time()
+    for name in fake.info["secrets"]:
+        s = fake.secret(name)
+        latest = s["versions"][-1]
+        status, b = fake.vault_get("/secrets/%s/" % name, tok)
+        if not s["enabled"]:
+            assert status == 403 and b == {"error": {
+                "code": "Forbidden", "message": "Operation get is not allowed on a disabled secret.",
+                "innererror": {"code": "SecretDisabled"}}}
+            continue
+        assert status == 200, (name, b)
+        assert b["value"] == latest["value"]
+        assert b["id"] == "%s/secrets/%s/%s" % (fake.info["vault_url"], name, latest["version"])
+        assert b.get("contentType") == latest["content_type"]
+        assert b.get("tags", {}) == latest["tags"]
+        assert "managed" not in b and "kid" not in b
+        assert set(b["attributes"]) <= SECRET_ATTRS
+    assert fake.vault_get("/secrets/newline-secret", tok)[1]["value"] == "line one\nline two\n"
+    big = fake.vault_get("/secrets/big-secret", tok)[1]["value"]
+    assert len(big.encode()) == 25600
+    _, b = fake.vault_get("/secrets/expired-secret", tok)
+    assert b["attributes"]["exp"] < now and b["value"] == "expired"
+    _, b = fake.vault_get("/secrets/future-secret", tok)
+    assert b["attributes"]["nbf"] > now and b["value"] == "future"
+    _, b = fake.vault_get("/secrets/tagged-secret", tok)
+    assert b["tags"] == {"env": "prod", "team": "db"}
+    _, b = fake.vault_get("/secrets/APP-CONFIG", tok)
+    assert b["contentType"] == "application/json" and "/secrets/app-config/" in b["id"]
+    # a certificate's secret is served as before
+    _, b = fake.vault_get("/secrets/www", tok)
+    assert b["managed"] is True and b["kid"].startswith(fake.info["vault_url"] + "/keys/www/")
+
+
+def test_secret_versions_and_errors(fake, tok):
+    s = fake.secret("rotated-secret")
+    assert [v["value"] for v in s["versions"]] == ["rotated-1", "rotated-2", "rotated-3"]
+    items, pages = list_all(fake, tok, "/secrets/rotated-secret/versions", maxresults=1)
+    assert len(pages) == 3
+    assert [i["id"].rsplit("/", 1)[1] for i in items] == [v["version"] for v in s["versions"]]
+    assert all(len(i["id"].split("/")) == 6 and "managed" not in i for i in items)
+    for v in s["versions"]:
+        _, b = fake.vault_get("/secrets/rotated-secret/" + v["version"], tok)
+        assert b["value"] == v["value"]
+    assert fake.vault_get("/secrets/rotated-secret", tok)[1]["contentType"] == "text/plain"
+    # a certificate's secret versions are the certificate's
+    items, _ = list_all(fake, tok, "/secrets/mail/versions")
+    assert [i["id"].rsplit("/", 1)[1] for i in items] == [
+        v["version"] for v in fake.certificate("mail")["versions"]]
+    assert all(i["managed"] is True for i in items)
+    for path in ("/secrets/no-such-secret", "/secrets/no-such-secret/versions",
+                 "/secrets/db-password/" + "0" * 32):
+        status, b = fake.vault_get(path, tok)
+        assert status == 404 and b["error"]["code"] == "SecretNotFound", path
+        assert "was not found in this key vault" in b["error"]["message"]
+    status, b = fake.vault_get("/secrets?maxresults=26", tok)
+    assert status == 400 and b["error"]["code"] == "BadParameter"
+
+
+def jwk_public_key(j):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def num(s):
+        return int.from_bytes(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)), "big")
+    if j["kty"].startswith("EC"):
+        curve = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}[j["crv"]]
+        return ec.EllipticCurvePublicNumbers(num(j["x"]), num(j["y"]), curve()).public_key()
+    return rsa.RSAPublicNumbers(num(j["e"]), num(j["n"])).public_key()
+
+
+def spki(pub):
+    return pub.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_keys_listing(fake, tok):
+    items, pages = list_all(fake, tok, "/keys", maxresults=9)
+    want = vault_names(fake, "keys")
+    assert [item_name(i, "kid") for i in items] == want
+    assert len(pages) == -(-len(want) // 9)
+    certs = {c["name"] for c in fake.state()["certificates"]}
+    state = {k["name"]: k for k in fake.state()["keys"]}
+    for item in items:
+        name = item_name(item, "kid")
+        assert item["kid"] == "%s/keys/%s" % (fake.info["vault_url"], name)
+        assert set(item) <= {"kid", "attributes", "tags", "managed"}
+        assert set(item["attributes"]) <= SECRET_ATTRS | {"exportable"}
+        if name in certs:
+            assert item["managed"] is True
+        else:
+            assert "managed" not in item
+            assert item.get("tags", {}) == state[name]["tags"]
+            assert item["attributes"]["enabled"] == state[name]["enabled"]
+            assert item["attributes"]["exportable"] is False
+    assert {"rsa-key", "ec-p256-key", "ec-p384-key", "ec-p521-key", "rotated-key",
+            "disabled-key", "hsm-rsa-key", "hsm-ec-key"} <= set(fake.info["keys"])
+
+
+@pytest.mark.parametrize("name,kty,crv,size", [
+    ("rsa-key", "RSA", None, 256), ("ec-p256-key", "EC", "P-256", 32),
+    ("ec-p384-key", "EC", "P-384", 48), ("ec-p521-key", "EC", "P-521", 66),
+    ("hsm-rsa-key", "RSA-HSM", None, 256), ("hsm-ec-key", "EC-HSM", "P-256", 32)])
+def test_key_bundle_and_signature(fake, tok, name, kty, crv, size):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+    k = fake.key(name)
+    latest = k["versions"][-1]
+    status, b = fake.vault_get("/keys/" + name, tok)
+    assert status == 200, b
+    j = b["key"]
+    assert j == latest["jwk"]
+    assert j["kid"] == "%s/keys/%s/%s" % (fake.info["vault_url"], name, latest["version"])
+    assert j["kty"] == kty and list(j)[:3] == ["kid", "kty", "key_ops"]
+    if crv:
+        assert j["crv"] == crv and j["key_ops"] == ["sign", "verify"]
+        assert len(base64.urlsafe_b64decode(j["x"] + "==")) == size
+        assert len(base64.urlsafe_b64decode(j["y"] + "==")) == size
+        assert "n" not in j
+    else:
+        assert j["e"] == "AQAB" and len(base64.urlsafe_b64decode(j["n"] + "==")) == size
+        assert "sign" in j["key_ops"] and "x" not in j
+    assert "=" not in json.dumps(j)
+    assert set(b) <= {"key", "attributes", "tags", "managed"} and "managed" not in b
+    pub = jwk_public_key(j)
+    assert spki(pub) == spki(serialization.load_pem_public_key(latest["public_pem"].encode()))
+    private = serialization.load_pem_private_key(fake.private_key_pem(name).encode(), None)
+    assert spki(private.public_key()) == spki(pub)
+    data = b"kvfs signs this"
+    sig = fake.sign(name, data)
+    assert sig["kid"] == j["kid"]
+    if crv:
+        h = {"P-256": hashes.SHA256, "P-384": hashes.SHA384, "P-521": hashes.SHA512}[crv]
+        assert sig["alg"] == {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}[crv]
+        pub.verify(sig["signature"], data, ec.ECDSA(h()))
+    else:
+        assert sig["alg"] == "RS256"
+        pub.verify(sig["signature"], data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_key_versions_certificate_keys_and_errors(fake, tok):
+    k = fake.key("rotated-key")
+    assert len(k["versions"]) == 3
+    items, pages = list_all(fake, tok, "/keys/rotated-key/versions", maxresults=2)
+    assert len(pages) == 2
+    assert [i["kid"].rsplit("/", 1)[1] for i in items] == [v["version"] for v in k["versions"]]
+    jwks = set()
+    for v in k["versions"]:
+        _, b = fake.vault_get("/keys/rotated-key/" + v["version"], tok)
+        assert b["key"] == v["jwk"]
+        jwks.add(b["key"]["x"])
+        sig = fake.sign("rotated-key", b"old", version=v["version"])
+        assert sig["version"] == v["version"]
+    assert len(jwks) == 3
+    status, b = fake.vault_get("/keys/disabled-key", tok)
+    assert status == 403 and b == {"error": {
+        "code": "Forbidden", "message": "Operation get is not allowed on a disabled key.",
+        "innererror": {"code": "KeyDisabled"}}}
+    assert fake.vault_get("/keys/disabled-cert", tok)[0] == 403
+    # a certificate's key: managed, the certificate's public key, its versions
+    for name in ("www", "mail", "hsm-key"):
+        c = fake.certificate(name)
+        status, b = fake.vault_get("/keys/" + name, tok)
+        assert status == 200 and b["managed"] is True
+        assert b["key"]["kid"].endswith("/keys/%s/%s" % (name, c["latest"]))
+        cert = x509.load_der_x509_certificate(base64.b64decode(c["versions"][-1]["cer"]))
+        assert spki(jwk_public_key(b["key"])) == spki(cert.public_key())
+        assert b["key"]["kty"] == c["kty"]
+    items, _ = list_all(fake, tok, "/keys/mail/versions")
+    assert len(items) == 3 and all(i["managed"] for i in items)
+    for path in ("/keys/no-such-key", "/keys/no-such-key/versions", "/keys/rsa-key/" + "0" * 32):
+        status, b = fake.vault_get(path, tok)
+        assert status == 404 and b["error"]["code"] == "KeyNotFound", path
+
+
+def test_secrets_and_keys_rbac(fake, tok):
+    reader = fake.token("reader")
+    assert fake.vault_get("/certificates", reader)[0] == 200
+    for path, action in (("/secrets", "secrets/readMetadata/action"),
+                         ("/secrets/db-password/versions", "secrets/readMetadata/action"),
+                         ("/secrets/db-password", "secrets/getSecret/action"),
+                         ("/keys", "keys/read"), ("/keys/rsa-key", "keys/read")):
+        status, b = fake.vault_get(path, reader)
+        assert status == 403 and b["error"]["innererror"]["code"] == "ForbiddenByRbac", path
+        assert "Action: 'Microsoft.KeyVault/vaults/%s'" % action in b["error"]["message"]
+    # the control API takes a collection away from a principal and gives it back
+    fake.deny("secret", ["Microsoft.KeyVault/vaults/secrets/readMetadata/action"])
+    try:
+        assert fake.vault_get("/secrets", tok)[0] == 403
+        assert fake.vault_get("/secrets/db-password", tok)[0] == 200
+        assert fake.vault_get("/keys", tok)[0] == 200
+        assert fake.vault_get("/certificates", tok)[0] == 200
+    finally:
+        fake.deny("secret")
+    assert fake.vault_get("/secrets", tok)[0] == 200
+
+
+def test_control_secrets_and_keys(fake, tok):
+    r = fake.create_secret("added-secret", "first", content_type="text/plain", tags={"a": "b"})
+    _, b = fake.vault_get("/secrets/added-secret", tok)
+    assert b["value"] == "first" and b["id"].endswith("/" + r["version"]) and b["tags"] == {"a": "b"}
+    r2 = fake.rotate("added-secret", kind="secrets", value="second")
+    _, b = fake.vault_get("/secrets/added-secret", tok)
+    assert b["value"] == "second" and b["id"].endswith("/" + r2["version"])
+    assert b["attributes"]["created"] > fake.secret("added-secret")["versions"][0]["created"] - 1
+    fake.disable_version("added-secret", r["version"], kind="secrets")
+    assert fake.vault_get("/secrets/added-secret/" + r["version"], tok)[0] == 403
+    fake.disable("added-secret", kind="secrets")
+    assert fake.vault_get("/secrets/added-secret", tok)[0] == 403
+    fake.enable("added-secret", kind="secrets")
+    assert fake.vault_get("/secrets/added-secret", tok)[0] == 200
+    fake.delete_version("added-secret", r2["version"], kind="secrets")
+    assert fake.vault_get("/secrets/added-secret", tok)[0] == 403   # r is disabled
+    fake.delete("added-secret", kind="secrets")
+    assert fake.vault_get("/secrets/added-secret", tok)[0] == 404
+
+    for name, kw, size in (("added-rsa", {"kty": "RSA", "key_size": 3072}, 384),
+                           ("added-ec", {"kty": "EC", "crv": "P-384"}, 48)):
+        fake.create_key(name, **kw)
+        _, b = fake.vault_get("/keys/" + name, tok)
+        field = "x" if kw["kty"] == "EC" else "n"
+        assert len(base64.urlsafe_b64decode(b["key"][field] + "==")) == size
+        r = fake.rotate(name, kind="keys")
+        _, b2 = fake.vault_get("/keys/" + name, tok)
+        assert b2["key"]["kid"].endswith("/" + r["version"]) and b2["key"][field] != b["key"][field]
+        assert b2["key"].get("crv") == b["key"].get("crv")
+        fake.disable(name, kind="keys")
+        assert fake.vault_get("/keys/" + name, tok)[0] == 403
+        fake.delete(name, kind="keys")
+        assert fake.vault_get("/keys/" + name, tok)[0] == 404
+
+    for create in (lambda: fake.create_secret("www", "x"), lambda: fake.create_key("db-password"),
+                   lambda: fake.create("rsa-key")):
+        with pytest.raises(Exception) as e:
+            create()
+        assert ": 409 " in str(e.value)
+    names = [c["name"] for c in fake.state()["certificates"]]
+    assert "rsa-key" not in names and "db-password" not in names
+
+
+def test_secrets_empty_last_page_and_faults(fake, tok):
+    fake.settings(empty_last_page=True)
+    try:
+        _, pages = list_all(fake, tok, "/secrets")
+        assert pages[-1]["value"] == [] and pages[-2]["value"]
+    finally:
+        fake.settings(empty_last_page=False)
+    fake.fault(kind="503", path="^/keys$")
+    assert fake.vault_get("/keys", tok)[0] == 503
+    assert fake.vault_get("/keys", tok)[0] == 200

@@ -292,6 +292,37 @@ def test_managed_identity_flow(fake, phase, server, path, api_version):
         len([e for e in vault if e["auth"]]) >= 6, dump
 
 
+def test_secrets_and_keys_collections(fake):
+    """SecretClient and KeyClient list, get, page and version the secrets
+    and keys collections, and get the real refusals."""
+    proc, log = run_fidelity(fake, "collections")
+    assert_passed(proc, "secrets and keys: list secrets across pages",
+                  "secrets and keys: getSecret of every enabled secret",
+                  "secrets and keys: listPropertiesOfSecretVersions",
+                  "secrets and keys: disabled-secret is 403",
+                  "secrets and keys: list keys across pages",
+                  "secrets and keys: getKey of RSA, EC",
+                  "secrets and keys: listPropertiesOfKeyVersions",
+                  "secrets and keys: disabled-key is 403",
+                  "secrets and keys: RBAC (reader): list secrets is 403")
+    vault = [e for e in log if e["server"] == "vault"]
+    dump = fmt(log)
+    assert {e["params"].get("api-version") for e in vault} == {"7.4"}, dump
+    # each client's first request is the unauthenticated one
+    assert [e["status"] for e in vault if not e["auth"]] == [401] * 4, dump
+    errors = sorted((e["status"], e["path"].rstrip("/")) for e in vault
+                    if e["auth"] and e["status"] != 200)
+    assert errors == [
+        (403, "/keys/disabled-key"), (403, "/keys/rsa-key"), (403, "/secrets"),
+        (403, "/secrets/disabled-secret"),
+        (404, "/keys/kvfs-fidelity-no-such-certificate"),
+        (404, "/secrets/kvfs-fidelity-no-such-certificate"),
+    ], dump
+    nsecrets = len(fake.state()["secrets"]) + len(fake.state()["certificates"])
+    secret_lists = [e for e in vault if e["path"] == "/secrets" and e["status"] == 200]
+    assert len(secret_lists) == math.ceil(nsecrets / 7), dump
+
+
 def test_workload_identity_flow(fake):
     proc, log = run_fidelity(fake, "workload")
     assert_passed(proc, "WorkloadIdentityCredential: get certificate www")

@@ -7,8 +7,11 @@
  *   node tests/sdk/fidelity.mjs [--only PHASE[,PHASE...]] STATE_DIR/info.json
  *
  * Phases: secret, cert (ClientSecretCredential, ClientCertificateCredential:
- * the full check), workload (WorkloadIdentityCredential), rbac (the reader
- * and nolist apps get RBAC 403s), imds, appservice (ManagedIdentityCredential).
+ * the full check), collections (SecretClient and KeyClient on the secrets and
+ * keys collections: listings across pages, values, JWKs, versions, disabled,
+ * certificate-backed ones, the reader app refused), workload
+ * (WorkloadIdentityCredential), rbac (the reader and nolist apps get RBAC
+ * 403s), imds, appservice (ManagedIdentityCredential).
  * Default: all of them, in that order. Opt-in: foreign (injects a
  * foreign_nextlink fault through the control API and records whether the SDK
  * follows the nextLink to the foreign origin, and with its token).
@@ -41,9 +44,10 @@ import {
 	WorkloadIdentityCredential,
 } from "@azure/identity";
 import { CertificateClient } from "@azure/keyvault-certificates";
+import { KeyClient } from "@azure/keyvault-keys";
 import { SecretClient } from "@azure/keyvault-secrets";
 
-const ALL_PHASES = ["secret", "cert", "workload", "rbac", "imds", "appservice"];
+const ALL_PHASES = ["secret", "cert", "collections", "workload", "rbac", "imds", "appservice"];
 const NO_RETRY = { maxRetries: 0 };
 const OPT_IN_PHASES = ["foreign"];
 const CHILD_PHASES = new Set(["imds", "appservice"]);
@@ -555,6 +559,222 @@ async function fullPhase(label, credential, info, state, serviceVersion) {
 		expectRestError(secretClient.getSecret(MISSING_NAME), 404, "SecretNotFound"));
 }
 
+/* Every item of a listing, page by page: { items, pages }. */
+async function allPages(iter, maxPageSize) {
+	const items = [];
+	let pages = 0;
+	for await (const page of iter.byPage({ maxPageSize })) {
+		pages++;
+		expect(page.length <= maxPageSize, `page ${pages} has ${page.length} items, more than ${maxPageSize}`);
+		items.push(...page);
+	}
+	return { items, pages };
+}
+
+/*
+ * Checks a listing of the secrets or keys collection against /state: the
+ * objects of their own, then the certificates' (managed: true), each once,
+ * across several pages. compare(props, stateObject, mm) checks one item of
+ * an object of its own.
+ */
+function checkCollectionListing(listed, own, certNames, pageSize, compare) {
+	const got = listed.items.map((p) => p.name).sort();
+	const want = [...own.keys(), ...certNames].sort();
+	expect(JSON.stringify(got) === JSON.stringify(want),
+		`listing [${got.length} names] differs from /state [${want.length} names]: ` +
+		`missing [${want.filter((n) => !got.includes(n)).slice(0, 8).join(", ")}] ` +
+		`extra [${got.filter((n) => !want.includes(n)).slice(0, 8).join(", ")}]`);
+	expect(listed.pages >= Math.ceil(want.length / pageSize) && listed.pages > 1,
+		`${want.length} items in ${listed.pages} pages of at most ${pageSize}`);
+	const mm = new Mismatches();
+	for (const props of listed.items) {
+		const so = own.get(props.name);
+		if (!so) {
+			if (props.managed !== true)
+				mm.add(`${props.name}: certificate-backed but managed is ${props.managed}`);
+			continue;
+		}
+		if (props.managed !== undefined)
+			mm.add(`${props.name}: managed is ${props.managed}`);
+		if (props.version !== undefined)
+			mm.add(`${props.name}: list item has a version (${props.id})`);
+		if (props.enabled !== so.enabled)
+			mm.add(`${props.name}: enabled ${props.enabled}, state ${so.enabled}`);
+		if (!sameTags(props.tags, so.tags))
+			mm.add(`${props.name}: tags ${fmtTags(props.tags)}, state ${fmtTags(so.tags)}`);
+		for (const [sdk, st] of [["notBefore", "nbf"], ["expiresOn", "exp"],
+			["createdOn", "created"], ["updatedOn", "updated"]])
+			if ((unixOf(props[sdk]) ?? null) !== so[st])
+				mm.add(`${props.name}: ${st} ${unixOf(props[sdk])}, state ${so[st]}`);
+		compare(props, so, mm);
+	}
+	mm.throwIfAny(listed.items.length, "items");
+	return `${listed.items.length} items in ${listed.pages} pages`;
+}
+
+/* Checks the versions listing of /state's object obj (three versions or
+ * more), pageSize a page, then each version with checkOne(name, version). */
+async function checkVersionListing(obj, pageSize, list, checkOne) {
+	expect(obj && obj.versions.length >= 3, "/state has no object with 3 versions");
+	const { items, pages } = await allPages(list(obj.name), pageSize);
+	const got = items.map((p) => p.version).sort();
+	const want = obj.versions.map((v) => v.version).sort();
+	expect(JSON.stringify(got) === JSON.stringify(want), `versions [${got}], state [${want}]`);
+	for (const v of obj.versions)
+		await checkOne(obj.name, v);
+	return `${items.length} versions in ${pages} pages`;
+}
+
+/* Runs check(object, latest version, mismatches) on each enabled object of
+ * /state's map, then fails once on the mismatches; returns how many ran. */
+async function checkEachEnabled(objs, noun, check) {
+	const mm = new Mismatches();
+	let n = 0;
+	for (const o of objs.values()) {
+		if (!o.enabled)
+			continue;
+		n++;
+		await check(o, latestVersion(o), mm);
+	}
+	mm.throwIfAny(n, noun);
+	return n;
+}
+
+/* The SubjectPublicKeyInfo (DER) of a JsonWebKey as the SDK returns it. */
+function spkiOfJwk(key) {
+	const b64u = (bytes) => Buffer.from(bytes).toString("base64url");
+	const kty = key.kty.replace(/-HSM$/, "");
+	const jwk = kty === "EC"
+		? { kty, crv: key.crv, x: b64u(key.x), y: b64u(key.y) }
+		: { kty, n: b64u(key.n), e: b64u(key.e) };
+	return spkiOf(createPublicKey({ key: jwk, format: "jwk" }));
+}
+
+/*
+ * SecretClient and KeyClient on the secrets and keys collections, with the
+ * secret app (api-version 7.4, kvfs's), then the reader app's refusals.
+ */
+async function collectionsPhase(info, state) {
+	const apps = info.apps;
+	const credential = new ClientSecretCredential(info.tenant, apps.secret.client_id,
+		apps.secret.secret, credentialOptions(info));
+	const secretClient = new SecretClient(info.vault_url, credential, clientOptions("7.4"));
+	const keyClient = new KeyClient(info.vault_url, credential, clientOptions("7.4"));
+	const certNames = state.certificates.map((c) => c.name);
+	const secrets = new Map((state.secrets ?? []).map((s) => [s.name, s]));
+	const keys = new Map((state.keys ?? []).map((k) => [k.name, k]));
+	const P = (what) => `secrets and keys: ${what}`;
+	if (secrets.size === 0 || keys.size === 0) {
+		fail(P("state"), "/state lists no secrets or no keys");
+		return;
+	}
+
+	await check(P("list secrets across pages (listPropertiesOfSecrets, 7 a page)"), async () =>
+		checkCollectionListing(await allPages(secretClient.listPropertiesOfSecrets(), 7),
+			secrets, certNames, 7, (props, so, mm) => {
+				if ((props.contentType ?? null) !== so.content_type)
+					mm.add(`${props.name}: contentType ${props.contentType}, state ${so.content_type}`);
+			}));
+
+	await check(P("getSecret of every enabled secret: value, version, contentType, tags"), async () => {
+		const n = await checkEachEnabled(secrets, "secrets", async (so, ver, mm) => {
+			const secret = await secretClient.getSecret(so.name);
+			if (secret.value !== ver.value)
+				mm.add(`${so.name}: value of ${secret.value?.length} characters differs from state's`);
+			if (secret.properties.version !== ver.version)
+				mm.add(`${so.name}: version ${secret.properties.version}, state ${ver.version}`);
+			if ((secret.properties.contentType ?? null) !== ver.content_type)
+				mm.add(`${so.name}: contentType ${secret.properties.contentType}, state ${ver.content_type}`);
+			if (!sameTags(secret.properties.tags, ver.tags))
+				mm.add(`${so.name}: tags ${fmtTags(secret.properties.tags)}`);
+			if (secret.properties.managed !== undefined || secret.properties.certificateKeyId !== undefined)
+				mm.add(`${so.name}: managed ${secret.properties.managed}, kid ${secret.properties.certificateKeyId}`);
+		});
+		const big = await secretClient.getSecret("big-secret");
+		expect(Buffer.byteLength(big.value) === 25600, `big-secret has ${Buffer.byteLength(big.value)} bytes`);
+		const nl = await secretClient.getSecret("newline-secret");
+		expect(nl.value.endsWith("\n"), "newline-secret lost its trailing newline");
+		return `${n} secrets`;
+	});
+
+	await check(P("listPropertiesOfSecretVersions and getSecret by version (rotated-secret)"), async () => {
+		return checkVersionListing(secrets.get("rotated-secret"), 1,
+			(name) => secretClient.listPropertiesOfSecretVersions(name), async (name, v) => {
+				const secret = await secretClient.getSecret(name, { version: v.version });
+				expect(secret.value === v.value, `version ${v.version}: value ${secret.value}`);
+			});
+	});
+
+	await check(P("certificate-backed secret www: managed, with its key id"), async () => {
+		const secret = await secretClient.getSecret("www");
+		expect(secret.properties.managed === true, `managed is ${secret.properties.managed}`);
+		expect(secret.properties.certificateKeyId?.includes("/keys/www/"), `kid ${secret.properties.certificateKeyId}`);
+	});
+
+	await check(P("disabled-secret is 403 Forbidden/SecretDisabled"), () =>
+		expectRestError(secretClient.getSecret("disabled-secret"), 403, "Forbidden", "SecretDisabled"));
+
+	await check(P("missing secret is 404 SecretNotFound"), () =>
+		expectRestError(secretClient.getSecret(MISSING_NAME), 404, "SecretNotFound"));
+
+	await check(P("list keys across pages (listPropertiesOfKeys, 9 a page)"), async () =>
+		checkCollectionListing(await allPages(keyClient.listPropertiesOfKeys(), 9),
+			keys, certNames, 9, () => {}));
+
+	await check(P("getKey of RSA, EC P-256/P-384/P-521 and HSM keys: JWK and public key equal state's"), async () => {
+		const n = await checkEachEnabled(keys, "keys", async (ko, ver, mm) => {
+			const key = await keyClient.getKey(ko.name);
+			if (key.keyType !== ver.kty)
+				mm.add(`${ko.name}: keyType ${key.keyType}, state ${ver.kty}`);
+			if (key.key?.kid !== ver.jwk.kid)
+				mm.add(`${ko.name}: kid ${key.key?.kid}, state ${ver.jwk.kid}`);
+			if (JSON.stringify(key.keyOperations) !== JSON.stringify(ver.key_ops))
+				mm.add(`${ko.name}: key_ops ${key.keyOperations}, state ${ver.key_ops}`);
+			if (key.key?.crv !== ver.jwk.crv)
+				mm.add(`${ko.name}: crv ${key.key?.crv}, state ${ver.jwk.crv}`);
+			if (!spkiOfJwk(key.key).equals(spkiOf(createPublicKey(ver.public_pem))))
+				mm.add(`${ko.name}: the JWK is not the state's public key`);
+			if (key.properties.managed !== undefined)
+				mm.add(`${ko.name}: managed ${key.properties.managed}`);
+		});
+		const types = [...new Set([...keys.values()].map((k) => latestVersion(k).jwk.crv ?? latestVersion(k).kty))];
+		return `${n} keys: ${types.sort().join(", ")}`;
+	});
+
+	await check(P("listPropertiesOfKeyVersions and getKey by version (rotated-key)"), async () => {
+		return checkVersionListing(keys.get("rotated-key"), 2,
+			(name) => keyClient.listPropertiesOfKeyVersions(name), async (name, v) => {
+				const key = await keyClient.getKey(name, { version: v.version });
+				expect(spkiOfJwk(key.key).equals(spkiOf(createPublicKey(v.public_pem))),
+					`version ${v.version}: not the state's public key`);
+			});
+	});
+
+	await check(P("certificate-backed key www: managed, the certificate's public key"), async () => {
+		const sc = state.certificates.find((c) => c.name === "www");
+		expect(sc, "no 'www' in /state");
+		const key = await keyClient.getKey("www");
+		expect(key.properties.managed === true, `managed is ${key.properties.managed}`);
+		const cert = new X509Certificate(b64(latestVersion(sc).cer));
+		expect(spkiOfJwk(key.key).equals(spkiOf(cert.publicKey)), "the key is not the certificate's");
+	});
+
+	await check(P("disabled-key is 403 Forbidden/KeyDisabled"), () =>
+		expectRestError(keyClient.getKey("disabled-key"), 403, "Forbidden", "KeyDisabled"));
+
+	await check(P("missing key is 404 KeyNotFound"), () =>
+		expectRestError(keyClient.getKey(MISSING_NAME), 404, "KeyNotFound"));
+
+	const reader = new ClientSecretCredential(info.tenant, apps.reader.client_id, apps.reader.secret,
+		credentialOptions(info));
+	const readerSecrets = new SecretClient(info.vault_url, reader, clientOptions("7.4"));
+	const readerKeys = new KeyClient(info.vault_url, reader, clientOptions("7.4"));
+	await check(P("RBAC (reader): list secrets is 403 Forbidden"), () =>
+		expectRestError(allPages(readerSecrets.listPropertiesOfSecrets(), 25), 403, "Forbidden"));
+	await check(P("RBAC (reader): get key rsa-key is 403 Forbidden/ForbiddenByRbac"), () =>
+		expectRestError(readerKeys.getKey("rsa-key"), 403, "Forbidden", "ForbiddenByRbac"));
+}
+
 /*
  * A shorter check for the other credentials: the token works for listing,
  * for a certificate and for its secret.
@@ -792,6 +1012,9 @@ async function main() {
 				new ClientCertificateCredential(info.tenant, apps.cert.client_id,
 					{ certificatePath: apps.cert.cert_file }, credentialOptions(info)),
 				info, state, "7.4");
+			break;
+		case "collections":
+			await collectionsPhase(info, state);
 			break;
 		case "workload":
 			if (!apps.workload?.token_file) {
