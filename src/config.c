@@ -1,5 +1,6 @@
 /* The option table and everything around it: the command line (-o
- * key=value, possibly repeated, -f, -d, --help, --version), systemd
+ * key=value, possibly repeated: the last value wins, but include=, exclude=
+ * and tag= keep every occurrence; -f, -d, --help, --version), systemd
  * credentials and then the Azure SDK environment variables as defaults (an
  * option always wins), validation,
  * and the argument vector handed to libfuse.  A secret is never accepted on
@@ -15,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "collection.h"
 #include "config.h"
 #include "defaults.h"
 #include "log.h"
@@ -60,6 +62,9 @@ enum opt_kind {
 	OPT_GID,
 	OPT_MODE,
 	OPT_VERSION, /* api_version: [0-9A-Za-z.-] */
+	OPT_COLLECTIONS,
+	OPT_GLOB, /* appended to a struct kvfs_config_globs */
+	OPT_TAG,  /* appended to the struct kvfs_config_tags */
 };
 
 struct opt {
@@ -127,6 +132,14 @@ static const struct opt opts[] = {
 	{"key_mode", OPT_MODE, F(key_mode), 0, 0, "0NNN",
 	 "mode of key-bearing files (default " KVFS_STR(
 		 KVFS_DEFAULT_KEY_MODE) ")"},
+	{"collections", OPT_COLLECTIONS, F(collections), 0, 0, "LIST",
+	 "what to mount: a+b or all (default " KVFS_DEFAULT_COLLECTIONS ")"},
+	{"include", OPT_GLOB, F(include), 0, 0, "GLOB",
+	 "mount only the objects so named (repeatable)"},
+	{"exclude", OPT_GLOB, F(exclude), 0, 0, "GLOB",
+	 "leave out the objects so named (repeatable)"},
+	{"tag", OPT_TAG, F(tags), 0, 0, "KEY=VALUE",
+	 "mount only the objects with this tag (repeatable)"},
 	{"loglevel", OPT_LOGLEVEL, F(loglevel), 0, 0, "LEVEL",
 	 "err|warning|notice|info|debug (default notice)"},
 	{"debug", OPT_FLAG, F(debug), 0, 0, NULL, "same as -d"},
@@ -339,6 +352,124 @@ static bool api_version_valid(const char *s)
 	return true;
 }
 
+/* "certificates+secrets" or "all": each name a row of the collection
+ * table (collection.h), the unknown refused with the names it has. */
+static int parse_collections(const char *value, unsigned *ret,
+			     struct kvfs_error *err)
+{
+	unsigned mask = 0;
+
+	_Static_assert(KVFS_COLLECTION_COUNT_ <= 32,
+		       "collections= is a 32-bit mask");
+	for (const char *p = value;; p++) {
+		size_t n = strcspn(p, "+");
+		_cleanup_free_ char *name = strndup(p, n);
+		enum kvfs_collection coll;
+
+		if (!name)
+			return -ENOMEM;
+		if (n == 0)
+			return fail(err, -EINVAL,
+				    "collections=: empty collection in '%s' "
+				    "(names are joined by a single +)",
+				    value);
+		if (strcmp(name, "all") == 0) {
+			mask |= (1u << KVFS_COLLECTION_COUNT_) - 1;
+		} else if (kvfs_collection_from_name(name, &coll)) {
+			mask |= 1u << coll;
+		} else {
+			char known[256] = "";
+
+			for (int i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+				snprintf(known + strlen(known),
+					 sizeof(known) - strlen(known), "%s%s",
+					 i ? ", " : "",
+					 kvfs_collection_info(
+						 (enum kvfs_collection)i)
+						 ->name);
+			return fail(err, -EINVAL,
+				    "collections=: unknown collection '%s' "
+				    "(known: %s)",
+				    name, known);
+		}
+		p += n;
+		if (!*p)
+			break;
+	}
+	*ret = mask;
+	return 0;
+}
+
+static int add_glob(struct kvfs_config_globs *g, const struct opt *o,
+		    const char *value, struct kvfs_error *err)
+{
+	size_t n = strlen(value);
+	char **v;
+
+	if (n > KVFS_CONFIG_GLOB_MAX)
+		return fail(err, -EINVAL,
+			    "invalid %s: a glob of %zu bytes, at most %d "
+			    "allowed",
+			    o->name, n, KVFS_CONFIG_GLOB_MAX);
+	for (const char *p = value; *p; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			return fail(err, -EINVAL,
+				    "invalid %s: a control character in the "
+				    "glob",
+				    o->name);
+	if (strchr(value, '/'))
+		return fail(err, -EINVAL,
+			    "invalid %s '%s': it matches an object's name, "
+			    "which has no '/'",
+			    o->name, value);
+	v = reallocarray(g->v, g->n + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	g->v = v;
+	if (!(v[g->n] = strdup(value)))
+		return -ENOMEM;
+	g->n++;
+	return 0;
+}
+
+/* KEY=VALUE, split at the first '='.  An object carries a key once, so
+ * the same key asked with two values could match nothing. */
+static int add_tag(struct kvfs_config_tags *t, const char *value,
+		   struct kvfs_error *err)
+{
+	const char *eq = strchr(value, '=');
+	struct kvfs_config_tag *v;
+	char *key, *val;
+
+	if (!eq || eq == value)
+		return fail(err, -EINVAL,
+			    "invalid tag '%s': expected tag=KEY=VALUE "
+			    "(tag=KEY= for an empty value)",
+			    value);
+	for (size_t i = 0; i < t->n; i++)
+		if (strlen(t->v[i].key) == (size_t)(eq - value) &&
+		    strncmp(t->v[i].key, value, (size_t)(eq - value)) == 0 &&
+		    strcmp(t->v[i].value, eq + 1) != 0)
+			return fail(err, -EINVAL,
+				    "invalid tag '%s': tag '%s' is already "
+				    "asked for with the value '%s', and no "
+				    "object has both",
+				    value, t->v[i].key, t->v[i].value);
+	v = reallocarray(t->v, t->n + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	t->v = v;
+	key = strndup(value, (size_t)(eq - value));
+	val = strdup(eq + 1);
+	if (!key || !val) {
+		free(key);
+		free(val);
+		return -ENOMEM;
+	}
+	v[t->n++] = (struct kvfs_config_tag){.key = key, .value = val};
+	return 0;
+}
+
 static int set_string(char **field, char *value)
 {
 	if (!value)
@@ -470,6 +601,12 @@ static int apply(struct kvfs_config *c, const struct opt *o, const char *value,
 				    "RS256",
 				    value);
 		return 0;
+	case OPT_COLLECTIONS:
+		return parse_collections(value, field, err);
+	case OPT_GLOB:
+		return add_glob(field, o, value, err);
+	case OPT_TAG:
+		return add_tag(field, value, err);
 	case OPT_FLAG:
 		break;
 	}
@@ -737,6 +874,13 @@ static void print_help(void)
 	       "are accepted and ignored: the mount is always read-only.\n");
 }
 
+static void free_globs(struct kvfs_config_globs *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		free(g->v[i]);
+	free(g->v);
+}
+
 void kvfs_config_free(struct kvfs_config *c)
 {
 	if (!c)
@@ -760,6 +904,13 @@ void kvfs_config_free(struct kvfs_config *c)
 	free(c->default_resource);
 	free(c->ca_file);
 	free(c->api_version);
+	free_globs(&c->include);
+	free_globs(&c->exclude);
+	for (size_t i = 0; i < c->tags.n; i++) {
+		free(c->tags.v[i].key);
+		free(c->tags.v[i].value);
+	}
+	free(c->tags.v);
 	for (int i = 0; c->fuse_argv && i < c->fuse_argc; i++)
 		free(c->fuse_argv[i]);
 	free(c->fuse_argv);
@@ -892,6 +1043,12 @@ static int finish(struct kvfs_config *c, char **pos, size_t npos,
 	if (!c->api_version &&
 	    !(c->api_version = strdup(KVFS_DEFAULT_API_VERSION)))
 		return -ENOMEM;
+	if (!c->collections) {
+		r = parse_collections(KVFS_DEFAULT_COLLECTIONS, &c->collections,
+				      err);
+		if (r < 0)
+			return r;
+	}
 
 	if (!(c->vault_arg = strdup(pos[0])))
 		return -ENOMEM;

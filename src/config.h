@@ -1,11 +1,14 @@
 /* The option table: command line (-o key=value, -f, -d, --help, --version),
  * the Azure SDK environment variables as defaults, validation, and the
- * argument vector handed to libfuse.  Knows nothing of the network.
+ * argument vector handed to libfuse.  An option given twice takes its last
+ * value, but for include=, exclude= and tag=, whose every occurrence
+ * counts.  Knows nothing of the network.
  * Parsed once in main() before any thread starts; read-only afterwards. */
 #ifndef KVFS_CONFIG_H
 #define KVFS_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -28,6 +31,30 @@ enum kvfs_cloud {
 	KVFS_CLOUD_PUBLIC,
 	KVFS_CLOUD_CHINA,
 	KVFS_CLOUD_USGOV,
+};
+
+/* The longest include=/exclude= glob, in bytes. */
+#define KVFS_CONFIG_GLOB_MAX 256
+
+/* include=, exclude=: every occurrence, in the order given.  Each is a
+ * non-empty glob of at most KVFS_CONFIG_GLOB_MAX bytes, with no control
+ * character and no '/' (an object's name has none). */
+struct kvfs_config_globs {
+	char **v;
+	size_t n;
+};
+
+/* tag=KEY=VALUE, split at the first '=': KEY is not empty and holds no
+ * '='; VALUE may be empty and may hold '='. */
+struct kvfs_config_tag {
+	char *key;
+	char *value;
+};
+
+/* tag=: every occurrence, in the order given. */
+struct kvfs_config_tags {
+	struct kvfs_config_tag *v;
+	size_t n;
 };
 
 struct kvfs_config {
@@ -68,6 +95,14 @@ struct kvfs_config {
 	uid_t uid;
 	gid_t gid;
 	mode_t key_mode;
+
+	/* collections=: bit 1u << enum kvfs_collection for each collection
+	 * mounted; never 0 once parsed. */
+	unsigned collections;
+	/* What filter.h matches an object against. */
+	struct kvfs_config_globs include;
+	struct kvfs_config_globs exclude;
+	struct kvfs_config_tags tags;
 
 	/* argv for fuse_new(): program name, "-o", "ro,subtype=kvfs,...". */
 	int fuse_argc;

@@ -16,6 +16,8 @@
 #define KVFS_DEFAULT_DEADLINE 10
 #define KVFS_DEFAULT_API_VERSION "7.4"
 #define KVFS_DEFAULT_KEY_MODE 0400
+/* collections=: the names of the collection table (collection.h) */
+#define KVFS_DEFAULT_COLLECTIONS "certificates"
 #define KVFS_DEFAULT_IMDS_URL                                                  \
 	"http://169.254.169.254/metadata/identity/oauth2/token"
 

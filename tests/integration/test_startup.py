@@ -174,6 +174,23 @@ def test_unknown_option_is_refused(fake, tmp_path):
     assert_not_mounted(tmp_path)
 
 
+def test_unknown_collection_is_refused(fake, tmp_path):
+    """A typo in collections= is a usage error naming the known ones,
+    before any credential is read."""
+    for value, word in (("certificates+secret", "'secret'"),
+                        ("Certificates", "'Certificates'"),
+                        ("certificates++certificates", "empty")):
+        r = run_kvfs(["-f", "-o", "collections=" + value,
+                      fake.info["vault_url"], str(tmp_path)])
+        assert r.returncode == 2, (value, r.stderr)
+        line = one_line(r.stderr)
+        assert line.startswith("kvfs: collections=: "), line
+        assert word in line, line
+        if word != "empty":
+            assert "(known: certificates" in line, line
+        assert_not_mounted(tmp_path)
+
+
 def test_secret_from_environment(mount, fake):
     m = mount(secret_file=None,
               env={"AZURE_CLIENT_SECRET": fake.info["apps"]["secret"]["secret"]})

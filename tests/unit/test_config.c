@@ -1,7 +1,8 @@
 /* Unit tests of config.c: vault name and URL expansion, secrets refused on
  * the command line, environment defaults and options winning over them,
  * fstab options dropped, unknown options refused, numbers, cloud defaults,
- * --help, and the argument vector handed to libfuse.  Runs in tests/data,
+ * collections=, the repeatable include=, exclude= and tag=, --help, and
+ * the argument vector handed to libfuse.  Runs in tests/data,
  * which serves as the mountpoint. */
 #include <errno.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "collection.h"
 #include "config.h"
 #include "url.h"
 #include "tap.h"
@@ -173,6 +175,10 @@ static void test_defaults(void)
 	is_int(c.uid, getuid(), "uid defaults to getuid()");
 	is_int(c.gid, getgid(), "gid defaults to getgid()");
 	is_int(c.key_mode, 0400, "key_mode 0400");
+	is_int(c.collections, 1u << KVFS_COLLECTION_CERTIFICATES,
+	       "collections defaults to certificates");
+	ok(c.include.n == 0 && c.exclude.n == 0 && c.tags.n == 0,
+	   "no include=, exclude= or tag= by default");
 	ok(!c.allow_expired && !c.allow_other && !c.foreground && !c.debug,
 	   "flags off");
 	is_int(c.fuse_argc, 3, "fuse_argc");
@@ -373,6 +379,143 @@ static void test_refusals(void)
 	refused("loglevel=chatty", "an unknown loglevel", "loglevel");
 	refused("api_version=7.4&x=1", "a bad api_version", "api_version");
 	refused("cert_alg=ES256", "an EC assertion", "cert_alg");
+	refused("collections=", "an empty collections=", "collections");
+	refused("collections=Certificates", "a collection's name in capitals",
+		"unknown collection 'Certificates' (known: certificates");
+	refused("collections=certificate", "a singular",
+		"unknown collection 'certificate' (known: certificates");
+	refused("collections=certificates,secrets", "collections split by ','",
+		"unknown option 'secrets'");
+	refused("collections=certificates++certificates", "an empty item",
+		"empty collection");
+	refused("collections=+certificates", "a leading +", "empty collection");
+	refused("collections=certificates+", "a trailing +",
+		"empty collection");
+	refused("collections=all+", "all and a trailing +", "empty collection");
+	refused("include=", "an empty include=", "include");
+	refused("exclude=", "an empty exclude=", "exclude");
+	refused("include=certificates/www", "a glob with a '/'", "no '/'");
+	refused("include=a\tb", "a glob with a tab", "control character");
+	refused("exclude=a\x7f"
+		"b",
+		"a glob with DEL", "control character");
+	refused("tag=", "an empty tag=", "tag=KEY=VALUE");
+	refused("tag=env", "a tag= without VALUE", "tag=KEY=VALUE");
+	refused("tag==prod", "a tag= with an empty KEY", "tag=KEY=VALUE");
+	refused("tag=env=prod,tag=env=dev", "one KEY asked with two values",
+		"no object has both");
+}
+
+static void test_collections(void)
+{
+	unsigned all = (1u << KVFS_COLLECTION_COUNT_) - 1;
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	clear_env();
+	r = parse(&c, &err, "-o", "collections=certificates", "myvault", ".",
+		  NULL);
+	is_int(r, 0, "collections=certificates (%s)", err.message);
+	is_int(c.collections, 1u << KVFS_COLLECTION_CERTIFICATES,
+	       "certificates only");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-o", "collections=all", "myvault", ".", NULL);
+	is_int(r, 0, "collections=all (%s)", err.message);
+	is_int(c.collections, all, "all: every row of the table");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-o", "collections=certificates+certificates",
+		  "myvault", ".", NULL);
+	is_int(r, 0, "a collection named twice (%s)", err.message);
+	is_int(c.collections, 1u << KVFS_COLLECTION_CERTIFICATES,
+	       "counts once");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-o", "collections=certificates+all", "myvault",
+		  ".", NULL);
+	is_int(r, 0, "all beside a name (%s)", err.message);
+	is_int(c.collections, all, "is still all");
+	kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-o", "collections=secret", "myvault", ".", NULL);
+	ok(r < 0, "collections=secret refused");
+	is_str(err.message,
+	       "collections=: unknown collection 'secret' (known: "
+	       "certificates)",
+	       "naming it and the known collections");
+	if (r == 0)
+		kvfs_config_free(&c);
+}
+
+static void test_filters(void)
+{
+	char glob[KVFS_CONFIG_GLOB_MAX + 32];
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	clear_env();
+	r = parse(&c, &err, "-o", "include=a,include=b", "myvault", ".", NULL);
+	is_int(r, 0, "-o include=a,include=b (%s)", err.message);
+	if (r == 0) {
+		is_int(c.include.n, 2, "both kept");
+		is_str(c.include.v[0], "a", "in order: a");
+		is_str(c.include.v[1], "b", "then b");
+		kvfs_config_free(&c);
+	}
+
+	r = parse(&c, &err, "-o", "exclude=*-old,include=www*", "-o",
+		  "exclude=*-test,include=api*,exclude=*-old", "myvault", ".",
+		  NULL);
+	is_int(r, 0, "include= and exclude= over two -o (%s)", err.message);
+	if (r == 0) {
+		is_int(c.include.n, 2, "two include=");
+		is_str(c.include.v[1], "api*", "the second -o's last");
+		is_int(c.exclude.n, 3, "three exclude=, a duplicate kept");
+		is_str(c.exclude.v[0], "*-old", "exclude[0]");
+		is_str(c.exclude.v[1], "*-test", "exclude[1]");
+		is_str(c.exclude.v[2], "*-old", "exclude[2]");
+		kvfs_config_free(&c);
+	}
+
+	r = parse(&c, &err, "-o", "include=[ab]x-?\\,,exclude=a[b", "myvault",
+		  ".", NULL);
+	is_int(r, 0, "brackets, an escaped comma, an unbalanced '[' (%s)",
+	       err.message);
+	if (r == 0) {
+		is_str(c.include.v[0], "[ab]x-?,", "kept as written");
+		is_str(c.exclude.v[0], "a[b", "an unbalanced '[' is kept");
+		kvfs_config_free(&c);
+	}
+
+	memset(glob, 0, sizeof(glob));
+	strcpy(glob, "include=");
+	memset(glob + 8, 'a', KVFS_CONFIG_GLOB_MAX);
+	r = parse(&c, &err, "-o", glob, "myvault", ".", NULL);
+	is_int(r, 0, "a glob of %d bytes", KVFS_CONFIG_GLOB_MAX);
+	if (r == 0)
+		kvfs_config_free(&c);
+
+	r = parse(&c, &err, "-o",
+		  "tag=env=prod,tag=k=a=b,tag=owner=,tag=env=prod", "myvault",
+		  ".", NULL);
+	is_int(r, 0, "tag= four times (%s)", err.message);
+	if (r == 0) {
+		is_int(c.tags.n, 4, "every tag= kept");
+		is_str(c.tags.v[0].key, "env", "KEY");
+		is_str(c.tags.v[0].value, "prod", "VALUE");
+		is_str(c.tags.v[1].key, "k", "split at the first '='");
+		is_str(c.tags.v[1].value, "a=b", "VALUE keeps the next '='");
+		is_str(c.tags.v[2].key, "owner", "KEY with an empty VALUE");
+		is_str(c.tags.v[2].value, "", "the empty VALUE");
+		kvfs_config_free(&c);
+	}
+
+	strcpy(glob, "exclude=");
+	memset(glob + 8, 'a', KVFS_CONFIG_GLOB_MAX + 1);
+	refused(glob, "a glob of 257 bytes", "at most 256");
 }
 
 static void test_usage(void)
@@ -548,6 +691,10 @@ static void test_help(void)
 		"uid=",
 		"gid=",
 		"key_mode=",
+		"collections=",
+		"include=",
+		"exclude=",
+		"tag=",
 		"loglevel=",
 		"allow_other",
 		"-f",
@@ -692,6 +839,8 @@ int main(void)
 	test_options();
 	test_fstab_options();
 	test_refusals();
+	test_collections();
+	test_filters();
 	test_usage();
 	test_env();
 	test_credentials();
