@@ -592,9 +592,11 @@ static int apply(struct kvfs_config *c, const struct opt *o, const char *value,
 			    value);
 	case OPT_CERT_ALG:
 		if (strcasecmp(value, "PS256") == 0)
-			*(enum kvfs_cert_alg *)field = KVFS_CERT_ALG_PS256;
+			*(enum kvfs_assertion_alg *)field =
+				KVFS_ASSERTION_ALG_PS256;
 		else if (strcasecmp(value, "RS256") == 0)
-			*(enum kvfs_cert_alg *)field = KVFS_CERT_ALG_RS256;
+			*(enum kvfs_assertion_alg *)field =
+				KVFS_ASSERTION_ALG_RS256;
 		else
 			return fail(err, -EINVAL,
 				    "invalid cert_alg '%s': expected PS256 or "

@@ -22,9 +22,10 @@ enum kvfs_auth_kind {
 };
 
 /* Signature of the certificate provider's client assertion. */
-enum kvfs_cert_alg {
-	KVFS_CERT_ALG_PS256, /* with x5t#S256: what Entra ID documents */
-	KVFS_CERT_ALG_RS256, /* with x5t (SHA-1): older authorities, AD FS */
+enum kvfs_assertion_alg {
+	KVFS_ASSERTION_ALG_PS256, /* with x5t#S256: what Entra ID documents */
+	KVFS_ASSERTION_ALG_RS256, /* with x5t (SHA-1): older authorities, AD FS
+				   */
 };
 
 enum kvfs_cloud {
@@ -73,7 +74,7 @@ struct kvfs_config {
 	char *cert_file;
 	char *cert_password_file;
 	char *cert_password; /* AZURE_CLIENT_CERTIFICATE_PASSWORD; wiped */
-	enum kvfs_cert_alg cert_alg;
+	enum kvfs_assertion_alg cert_alg;
 	bool send_cert_chain; /* x5c; AZURE_CLIENT_SEND_CERTIFICATE_CHAIN */
 	char *token_file;
 	char *authority; /* "https://login.microsoftonline.com", no slash */

@@ -257,10 +257,10 @@ static int uuid4(char out[37])
 }
 
 static json_t *build_header(const struct kvfs_clientcert *c,
-			    enum kvfs_cert_alg alg, bool send_chain)
+			    enum kvfs_assertion_alg alg, bool send_chain)
 {
 	_cleanup_(json_decrefp) json_t *h = json_object();
-	bool ps = alg == KVFS_CERT_ALG_PS256;
+	bool ps = alg == KVFS_ASSERTION_ALG_PS256;
 	_cleanup_free_ char *thumb = NULL;
 
 	if (!h)
@@ -365,7 +365,7 @@ out:
 }
 
 int kvfs_clientcert_assertion(const struct kvfs_clientcert *c,
-			      enum kvfs_cert_alg alg, bool send_chain,
+			      enum kvfs_assertion_alg alg, bool send_chain,
 			      const char *client_id, const char *audience,
 			      int64_t now, char **ret)
 {
@@ -385,7 +385,7 @@ int kvfs_clientcert_assertion(const struct kvfs_clientcert *c,
 	p = json_part(claims);
 	if (!h || !p || !(input = kvfs_secmem_concat(h, ".", p)))
 		return -ENOMEM;
-	r = sign(c->key, alg == KVFS_CERT_ALG_PS256, input, &sig, &siglen);
+	r = sign(c->key, alg == KVFS_ASSERTION_ALG_PS256, input, &sig, &siglen);
 	if (r < 0)
 		return r;
 	s = b64(sig, siglen, true);
@@ -402,7 +402,7 @@ struct cert_provider {
 	struct kvfs_entra_client client; /* client.file: cert_file= */
 	char *password_file;		 /* or NULL */
 	char *password;			 /* from the environment; wiped */
-	enum kvfs_cert_alg alg;
+	enum kvfs_assertion_alg alg;
 	bool send_chain;
 };
 

@@ -143,7 +143,7 @@ void kvfs_clientcert_free(struct kvfs_clientcert *c);
  * {aud, iss, sub, jti, nbf, iat, exp = now + 600}, now in Unix seconds
  * (kvfs_wall_now()).  Malloc'ed; wipe it. */
 int kvfs_clientcert_assertion(const struct kvfs_clientcert *c,
-			      enum kvfs_cert_alg alg, bool send_chain,
+			      enum kvfs_assertion_alg alg, bool send_chain,
 			      const char *client_id, const char *audience,
 			      int64_t now, char **ret);
 

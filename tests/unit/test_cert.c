@@ -199,20 +199,20 @@ int main(void)
 	r = kvfs_clientcert_load(pem, len, NULL, &cred, &err);
 	is_int(r, 0, "PEM with certificate, key and CA loads");
 
-	r = kvfs_clientcert_assertion(cred, KVFS_CERT_ALG_PS256, false, CLIENT,
-				      AUD, now, &jwt);
+	r = kvfs_clientcert_assertion(cred, KVFS_ASSERTION_ALG_PS256, false,
+				      CLIENT, AUD, now, &jwt);
 	is_int(r, 0, "PS256 assertion built");
 	n = check_jwt(jwt, key, leaf, true, now, "PS256");
 	is_int(n, 0, "no x5c unless asked");
-	r = kvfs_clientcert_assertion(cred, KVFS_CERT_ALG_PS256, false, CLIENT,
-				      AUD, now, &jwt2);
+	r = kvfs_clientcert_assertion(cred, KVFS_ASSERTION_ALG_PS256, false,
+				      CLIENT, AUD, now, &jwt2);
 	ok(r == 0 && strcmp(jwt, jwt2) != 0,
 	   "two assertions differ (fresh jti, random salt)");
 	free(jwt);
 	free(jwt2);
 
-	r = kvfs_clientcert_assertion(cred, KVFS_CERT_ALG_RS256, true, CLIENT,
-				      AUD, now, &jwt);
+	r = kvfs_clientcert_assertion(cred, KVFS_ASSERTION_ALG_RS256, true,
+				      CLIENT, AUD, now, &jwt);
 	is_int(r, 0, "RS256 assertion with the chain built");
 	n = check_jwt(jwt, key, leaf, false, now, "RS256");
 	is_int(n, 2, "x5c holds leaf and CA");
@@ -232,9 +232,9 @@ int main(void)
 					 &cred, &err);
 		is_int(r, 0, "PKCS#12 with its password loads");
 		if (r == 0) {
-			r = kvfs_clientcert_assertion(cred, KVFS_CERT_ALG_PS256,
-						      false, CLIENT, AUD, now,
-						      &jwt);
+			r = kvfs_clientcert_assertion(
+				cred, KVFS_ASSERTION_ALG_PS256, false, CLIENT,
+				AUD, now, &jwt);
 			check_jwt(jwt, key, leaf, true, now, "PKCS#12 PS256");
 			free(jwt);
 			kvfs_clientcert_free(cred);

@@ -285,7 +285,8 @@ static void test_options(void)
 
 	r = parse(&c, &err, "--", "myvault", ".", NULL);
 	is_int(r, 0, "-- ends the options");
-	is_int(c.cert_alg, KVFS_CERT_ALG_PS256, "cert_alg defaults to PS256");
+	is_int(c.cert_alg, KVFS_ASSERTION_ALG_PS256,
+	       "cert_alg defaults to PS256");
 	ok(!c.send_cert_chain, "no x5c by default");
 	kvfs_config_free(&c);
 
@@ -293,7 +294,7 @@ static void test_options(void)
 		  "auth=cert,cert_file=/c.pem,cert_alg=RS256,send_cert_chain",
 		  "myvault", ".", NULL);
 	is_int(r, 0, "cert options parse (%s)", err.message);
-	is_int(c.cert_alg, KVFS_CERT_ALG_RS256, "cert_alg=RS256");
+	is_int(c.cert_alg, KVFS_ASSERTION_ALG_RS256, "cert_alg=RS256");
 	ok(c.send_cert_chain, "send_cert_chain");
 	kvfs_config_free(&c);
 
