@@ -31,6 +31,7 @@
 #include "cache.h"
 #include "certsecret.h"
 #include "defaults.h"
+#include "filter.h"
 #include "flight.h"
 #include "log.h"
 #include "metrics.h"
@@ -87,6 +88,8 @@ struct kvfs_cache {
 	struct kvfs_certsecrets *secrets; /* the secrets of its files */
 	/* The collections of the mount (bits of enum kvfs_collection). */
 	unsigned collections;
+	/* What every listing lets through (include=, exclude=, tag=). */
+	struct kvfs_filter filter;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a flight landed */
@@ -162,10 +165,8 @@ int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 	cache = calloc(1, sizeof(*cache));
 	if (!cache)
 		return -ENOMEM;
-	/* The mount's collections: every row of the table, until the
-	 * configuration chooses among them. */
-	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
-		cache->collections |= 1u << i;
+	cache->collections = c->collections;
+	kvfs_filter_init(&cache->filter, c);
 	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
 		if (!(cache->collections & (1u << i)))
 			continue;
@@ -648,7 +649,8 @@ static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 		r = kvfs_vault_list_within(cache->vault, coll, budget_s, &list,
 					   err);
 		if (r == 0) {
-			r = kvfs_listing_build(coll, &list, &ls[i]);
+			r = kvfs_listing_build(coll, &list, &cache->filter,
+					       &ls[i]);
 			if (r < 0) {
 				kvfs_object_list_clear(&list);
 				kvfs_error_set_message(err, "out of memory");

@@ -26,13 +26,19 @@
 
 struct kvfs_cache;
 
+/* Borrows c and v, which must outlive the cache; c says which collections
+ * the mount shows (collections=) and what each listing lets through
+ * (filter.h). */
 int kvfs_cache_new(const struct kvfs_config *c, struct kvfs_vault *v,
 		   struct kvfs_cache **ret);
 void kvfs_cache_free(struct kvfs_cache *cache);
 
-/* The collections the mount shows are all the rows of the collection
- * table.  A load or a revalidation lists each of them in table order, as
- * one listing flight: one at a time, its callers share its result.
+/* The collections the mount shows are those of collections=; the others
+ * have no listing and no objects.  A load or a revalidation lists each
+ * shown one in table order, as one listing flight: one at a time, its
+ * callers share its result.  An object the filter leaves out is not in
+ * its listing, so nothing of it is ever fetched, and a revalidation that
+ * finds its tags changed reports it new or gone like any other.
  *
  * Fetch the listings and make them current; errors go to err and the
  * current listings stay.  The listings are swapped in together, and only

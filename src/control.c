@@ -1,8 +1,8 @@
 /* .kvfs/status and .kvfs/metrics, rendered afresh for every open from what
  * auth, the cache and metrics say now.  The status JSON is built with
  * jansson; every value is read once, so a snapshot is consistent with
- * itself as far as each source is (the listing is one immutable
- * snapshot).  No lock of its own; no network. */
+ * itself as far as each source is (the listings are immutable snapshots
+ * of one revalidation).  No lock of its own; no network. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -75,17 +75,55 @@ static bool put(json_t *o, const char *key, json_t *v)
 	return v && json_object_set_new(o, key, v) == 0;
 }
 
+/* The current listings, all of one revalidation, NULL for a collection
+ * the mount does not show; released with listings_put(). */
+struct listings {
+	struct kvfs_listing *l[KVFS_COLLECTION_COUNT_];
+	int64_t loaded_at; /* when they were fetched, all at once */
+	size_t filtered;   /* objects the filters left out, in all of them */
+};
+
+static void listings_get(struct kvfs_control *ctl, struct listings *ret)
+{
+	*ret = (struct listings){0};
+	kvfs_cache_listings(ctl->cache, ret->l);
+	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		if (!ret->l[i])
+			continue;
+		ret->loaded_at = ret->l[i]->loaded_at;
+		ret->filtered += ret->l[i]->filtered;
+	}
+}
+
+static void listings_put(struct listings *ls)
+{
+	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+		kvfs_listing_unref(ls->l[i]);
+}
+
+/* A count of objects per collection shown, under the collection's name,
+ * then the objects the filters left out of them all. */
+static bool put_counts(json_t *o, const struct listings *ls)
+{
+	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+		if (ls->l[i] &&
+		    !put(o, kvfs_collection_info((enum kvfs_collection)i)->name,
+			 json_integer((json_int_t)ls->l[i]->n)))
+			return false;
+	return put(o, "filtered", json_integer((json_int_t)ls->filtered));
+}
+
 static json_t *status_json(struct kvfs_control *ctl)
 {
 	const struct kvfs_config *c = ctl->config;
-	struct kvfs_listing *l =
-		kvfs_cache_listing(ctl->cache, KVFS_COLLECTION_CERTIFICATES);
+	struct listings ls;
 	unsigned failures = kvfs_metrics_gate_failures();
 	char error[512];
 	int64_t error_at = 0;
 	bool have_error, ok;
 	json_t *o = json_object();
 
+	listings_get(ctl, &ls);
 	have_error = kvfs_metrics_last_error(error, sizeof(error), &error_at);
 	ok = o && put(o, "vault", json_string(c->vault_url)) &&
 	     put(o, "mountpoint", json_string(c->mountpoint)) &&
@@ -99,8 +137,8 @@ static json_t *status_json(struct kvfs_control *ctl)
 		 time_or_null(kvfs_auth_expires_at(ctl->auth))) &&
 	     put(o, "token_refreshed_at",
 		 time_or_null(kvfs_auth_last_refresh(ctl->auth))) &&
-	     put(o, "last_refresh", time_or_null(l->loaded_at)) &&
-	     put(o, "certificates", json_integer((json_int_t)l->n)) &&
+	     put(o, "last_refresh", time_or_null(ls.loaded_at)) &&
+	     put_counts(o, &ls) &&
 	     put(o, "mounted_at", time_or_null(ctl->mounted_at)) &&
 	     put(o, "vault_state",
 		 json_string(failures ? "backing off" : "healthy")) &&
@@ -112,7 +150,7 @@ static json_t *status_json(struct kvfs_control *ctl)
 	     put(o, "refresh_interval", json_integer((json_int_t)c->refresh)) &&
 	     put(o, "max_stale", json_integer((json_int_t)c->max_stale)) &&
 	     put(o, "now", json_integer((json_int_t)kvfs_wall_now()));
-	kvfs_listing_unref(l);
+	listings_put(&ls);
 	if (!ok) {
 		json_decref(o);
 		return NULL;
@@ -144,32 +182,36 @@ static int render_status(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 
 static int render_metrics(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 {
-	struct kvfs_listing *l =
-		kvfs_cache_listing(ctl->cache, KVFS_COLLECTION_CERTIFICATES);
+	struct listings ls;
+	const struct kvfs_listing *l;
 	struct kvfs_metrics_gauges g = {
 		.now = kvfs_wall_now(),
 		.mounted_at = ctl->mounted_at,
 		.token_expires_at = kvfs_auth_expires_at(ctl->auth),
-		.last_refresh = l->loaded_at,
-		.certificates = l->n,
 	};
 	struct kvfs_metrics_cert *certs;
+	size_t n;
 	int r;
 
-	certs = calloc(l->n ? l->n : 1, sizeof(*certs));
+	listings_get(ctl, &ls);
+	l = ls.l[KVFS_COLLECTION_CERTIFICATES];
+	n = l ? l->n : 0;
+	g.last_refresh = ls.loaded_at;
+	g.certificates = n;
+	certs = calloc(n ? n : 1, sizeof(*certs));
 	if (!certs) {
-		kvfs_listing_unref(l);
+		listings_put(&ls);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < l->n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		certs[i].name = l->entries[i].item.name;
 		certs[i].exp = l->entries[i].item.attrs.exp;
 	}
 	g.certs = certs;
-	g.ncerts = l->n;
+	g.ncerts = n;
 	r = kvfs_metrics_render(&g, ret, ret_len);
 	free(certs);
-	kvfs_listing_unref(l);
+	listings_put(&ls);
 	return r;
 }
 

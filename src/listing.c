@@ -1,8 +1,9 @@
 /* Listing snapshots: a collection's listing built from the vault's list
- * (sorted, invalid and repeated names dropped), its lookup and the diff of
- * two of them, and the versions listing of an object.  Immutable once
- * built; the reference counts are atomic, and nothing else is shared.
- * Logs a warning per name dropped, from the building thread. */
+ * (sorted, invalid and repeated names dropped, the filter applied), its
+ * lookup and the diff of two of them, and the versions listing of an
+ * object.  Immutable once built; the reference counts are atomic, and
+ * nothing else is shared.  Logs a warning per name dropped, from the
+ * building thread. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -82,6 +83,7 @@ const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
 }
 
 int kvfs_listing_build(enum kvfs_collection coll, struct kvfs_object_list *list,
+		       const struct kvfs_filter *filter,
 		       struct kvfs_listing **ret)
 {
 	const char *noun = kvfs_collection_info(coll)->noun;
@@ -107,6 +109,13 @@ int kvfs_listing_build(enum kvfs_collection coll, struct kvfs_object_list *list,
 				"ignoring %s '%.140s' in the "
 				"listing: not a valid Key Vault name",
 				noun, it->name ? it->name : "");
+			continue;
+		}
+		/* Backs a certificate: not shown, and not counted filtered. */
+		if (it->managed)
+			continue;
+		if (filter && !kvfs_filter_match(filter, it)) {
+			l->filtered++;
 			continue;
 		}
 		l->entries[n++].item = *it;

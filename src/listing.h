@@ -1,11 +1,12 @@
 /* A listing as an immutable snapshot: the objects of one collection as the
- * vault listed them (kvfs_listing), or the versions of one object
- * (kvfs_versions).  Built once, never changed, shared by reference: every
- * reader holds one for as long as it looks, so a snapshot outlives its
- * replacement.  A collection's listing is sorted by name without case,
- * holds only valid Key Vault names and each name once; the diff of two of
- * them is a pure walk.  No locks and no I/O but a warning per name
- * dropped; references are atomic, so any thread may take and drop them. */
+ * vault listed them and the mount's filter lets through (kvfs_listing), or
+ * the versions of one object (kvfs_versions).  Built once, never changed,
+ * shared by reference: every reader holds one for as long as it looks, so
+ * a snapshot outlives its replacement.  A collection's listing is sorted
+ * by name without case, holds only valid Key Vault names and each name
+ * once; the diff of two of them is a pure walk.  No locks and no I/O but
+ * a warning per name dropped; references are atomic, so any thread may
+ * take and drop them. */
 #ifndef KVFS_LISTING_H
 #define KVFS_LISTING_H
 
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include "collection.h"
+#include "filter.h"
 #include "vault.h"
 
 /* One object as its collection's listing shows it (a view; the listing owns the
@@ -28,6 +30,7 @@ struct kvfs_listing {
 	struct kvfs_entry *entries;
 	size_t n;
 	int64_t updated_max; /* newest attrs.updated, 0 when empty */
+	size_t filtered;     /* objects the filter left out */
 	int64_t loaded_at;   /* when it was built (kvfs_wall_now()) */
 };
 
@@ -36,9 +39,13 @@ struct kvfs_listing *kvfs_listing_new_empty(void);
 /* Take over the items of list, a listing of collection coll, as a sorted
  * listing referenced once.  A name that is not a valid Key Vault name
  * never becomes a path, and a name listed twice (in any case) is kept
- * once (which of them is not said); each dropped is a warning.
+ * once (which of them is not said); each dropped is a warning.  An item
+ * that backs a certificate (managed) is not the collection's to show and
+ * is dropped silently; an item filter rejects (NULL: none is) is left out
+ * and counted in filtered, so nothing is ever fetched for it.
  * The list is left empty on success; -ENOMEM leaves it as it was. */
 int kvfs_listing_build(enum kvfs_collection coll, struct kvfs_object_list *list,
+		       const struct kvfs_filter *filter,
 		       struct kvfs_listing **ret);
 struct kvfs_listing *kvfs_listing_ref(struct kvfs_listing *l);
 void kvfs_listing_unref(struct kvfs_listing *l);

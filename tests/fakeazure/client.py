@@ -145,6 +145,10 @@ class FakeAzure:
         tags, enabled, nbf, exp (the value defaults to a fresh one)."""
         return self.call("POST", self._path(kind, name, "rotate"), kw)
 
+    def set_tags(self, name, tags):
+        """Replace a certificate's tags (its latest version's updated moves)."""
+        return self.call("POST", self._path("certificates", name, "tags"), {"tags": tags})
+
     def disable(self, name, kind="certificates"):
         return self.call("POST", self._path(kind, name, "disable"))
 

@@ -89,6 +89,10 @@ class ControlHandler(BaseHandler):
                 return self.private(obj, ver)
             if action in ("disable", "enable") and method == "POST":
                 return self.set_enabled(obj, ver, action == "enable")
+        m = re.match(r"^/certificates/([^/]+)/tags$", path)
+        if m and method == "POST":
+            return self.set_tags(self.find("certificates", unquote(m.group(1))),
+                                 body.get("tags") or {})
         m = re.match(r"^/(certificates|secrets|keys)/([^/]+)"
                      r"(?:/(rotate|disable|enable|sign|private))?$", path)
         if m:
@@ -188,6 +192,14 @@ class ControlHandler(BaseHandler):
             ver.enabled = enabled
             ver.updated = self.state.next_timestamp()
         return {"name": obj.name, "version": ver.version, "enabled": ver.enabled}
+
+    def set_tags(self, cert, tags):
+        """As Key Vault's update of a certificate: its tags replaced, and
+        the latest version's updated bumped."""
+        with self.state.lock:
+            cert.tags = {str(k): str(v) for k, v in tags.items()}
+            cert.latest.updated = self.state.next_timestamp()
+        return {"name": cert.name, "tags": dict(cert.tags)}
 
     def kid(self, obj, ver):
         return "%s/keys/%s/%s" % (self.fake.urls["vault"], obj.name, ver.version)

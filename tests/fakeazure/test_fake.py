@@ -469,6 +469,25 @@ def test_rotate_disable_enable(fake, token):
     assert fake.vault_get("/certificates/added-cert", token)[0] == 404
 
 
+def test_set_tags(fake, token):
+    def listed(name):
+        items, _ = list_all(fake, token)
+        return next(i for i in items if i["id"].rsplit("/", 1)[1] == name)
+
+    before = fake.vault_get("/certificates/api", token)[1]
+    assert "tags" not in before and "tags" not in listed("api")
+    fake.set_tags("api", {"team": "web"})
+    after = fake.vault_get("/certificates/api", token)[1]
+    assert after["tags"] == {"team": "web"} and after["id"] == before["id"]
+    assert after["attributes"]["updated"] > before["attributes"]["updated"]
+    item = listed("api")
+    assert item["tags"] == {"team": "web"}
+    assert item["attributes"]["updated"] == after["attributes"]["updated"]
+    fake.set_tags("api", {})
+    assert "tags" not in fake.vault_get("/certificates/api", token)[1]
+    assert "tags" not in listed("api")
+
+
 def test_fault_429(fake, token):
     fake.fault(kind="429", count=1)
     fake.fault(kind="429", count=1, retry_after=2)

@@ -163,6 +163,7 @@ def test_status_is_json_about_the_mount(mount, az):
     assert st["provider"] == "secret"
     assert "auth=secret" in st["provider_reason"]
     assert st["certificates"] == len(az.state()["certificates"])
+    assert st["filtered"] == 0
     assert st["last_error"] is None and st["last_error_at"] is None
     assert st["vault_state"] == "healthy"
     assert st["vault_consecutive_failures"] == 0

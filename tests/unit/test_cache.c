@@ -789,6 +789,56 @@ static void test_one_listing_in_flight(struct kvfs_cache *cache)
 	   "and the next listing is a new one");
 }
 
+/* The filter of config (exclude=, which the cache borrows) shapes every
+ * listing: an object it leaves out is counted, ENOENT without a request,
+ * and one its verdict drops at a revalidation (as a tag changed in the
+ * vault does) is reported gone like a deleted one. */
+static void test_filtered(struct kvfs_cache *cache, struct kvfs_config *config)
+{
+	static const struct fake_cert certs[] = {{"www", 10}, {"mail", 10}};
+	char *www[] = {(char *)"WWW"}, *mail[] = {(char *)"mail"};
+	struct kvfs_listing *l;
+	struct kvfs_files *f = NULL;
+	struct kvfs_error err;
+	int n;
+
+	set_vault(certs, ELEMENTSOF(certs));
+	config->exclude = (struct kvfs_config_globs){www, 1};
+	is_int(kvfs_cache_load(cache, &err), 0, "listing with exclude=WWW");
+	flush(cache);
+	l = kvfs_cache_listing(cache, KVFS_COLLECTION_CERTIFICATES);
+	ok(l->n == 1 && strcmp(l->entries[0].item.name, "mail") == 0,
+	   "only mail is listed");
+	is_int(l->filtered, 1, "www is counted filtered");
+	kvfs_listing_unref(l);
+	n = calls();
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www", &f),
+	       -ENOENT, "a filtered object is ENOENT");
+	is_int(kvfs_cache_versions(cache, KVFS_COLLECTION_CERTIFICATES, "www",
+				   &(struct kvfs_versions *){NULL}),
+	       -ENOENT, "and so are its versions");
+	is_int(calls() - n, 0, "without a request");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "mail",
+				&f),
+	       0, "mail is served");
+	kvfs_files_unref(f);
+
+	config->exclude = (struct kvfs_config_globs){mail, 1};
+	is_int(kvfs_cache_load(cache, &err), 0, "revalidated, mail left out");
+	flush(cache);
+	is_str(flushed, "gone:mail listing",
+	       "mail reported gone, the listing changed");
+	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "mail",
+				&f),
+	       -ENOENT, "mail is ENOENT now");
+
+	config->exclude = (struct kvfs_config_globs){0};
+	is_int(kvfs_cache_load(cache, &err), 0, "revalidated, no filter");
+	l = kvfs_cache_listing(cache, KVFS_COLLECTION_CERTIFICATES);
+	ok(l->n == 2 && l->filtered == 0, "both listed, none filtered");
+	kvfs_listing_unref(l);
+}
+
 static void test_max_stale(struct kvfs_cache *cache, struct kvfs_config *config)
 {
 	static const struct fake_cert certs[] = {
@@ -879,7 +929,10 @@ static void test_max_stale(struct kvfs_cache *cache, struct kvfs_config *config)
 int main(void)
 {
 	struct kvfs_config config = {
-		.deadline = 1, .refresh = 300, .max_stale = 86400};
+		.deadline = 1,
+		.refresh = 300,
+		.max_stale = 86400,
+		.collections = (1u << KVFS_COLLECTION_COUNT_) - 1};
 	struct kvfs_cache *cache = NULL;
 
 	if (!ok(load_leaf(), "fixture pki-leaf.der"))
@@ -900,6 +953,7 @@ int main(void)
 	test_one_listing_in_flight(cache);
 	test_max_stale(cache, &config);
 	test_versions_revalidate(cache);
+	test_filtered(cache, &config);
 	kvfs_kernel_free(kernel);
 	kvfs_cache_free(cache);
 	free_leaf();

@@ -1,6 +1,8 @@
 /* Listing snapshots without a vault: a collection's listing is sorted
  * without case, keeps only valid Key Vault names and each name once; find
- * ignores case and finds nothing else; the diff of two listings hands
+ * ignores case and finds nothing else; a filter leaves out what it rejects
+ * and the listing counts them, while objects that back a certificate are
+ * dropped and not counted; the diff of two listings hands
  * over exactly the objects that came, went or changed (updated or x5t),
  * in name order; a versions listing finds a version without case and its
  * diff says which versions went or changed. */
@@ -41,15 +43,24 @@ static struct kvfs_object_list list_of(const struct item *items, size_t n)
 	return l;
 }
 
+/* The listing of list through filter (NULL: none). */
+static struct kvfs_listing *build_list(struct kvfs_object_list *list,
+				       const struct kvfs_filter *filter)
+{
+	struct kvfs_listing *l = NULL;
+
+	if (kvfs_listing_build(KVFS_COLLECTION_CERTIFICATES, list, filter, &l) <
+	    0)
+		abort();
+	ok(list->n == 0 && list->items == NULL, "the list is taken over");
+	return l;
+}
+
 static struct kvfs_listing *build(const struct item *items, size_t n)
 {
 	struct kvfs_object_list list = list_of(items, n);
-	struct kvfs_listing *l = NULL;
 
-	if (kvfs_listing_build(KVFS_COLLECTION_CERTIFICATES, &list, &l) < 0)
-		abort();
-	ok(list.n == 0 && list.items == NULL, "the list is taken over");
-	return l;
+	return build_list(&list, NULL);
 }
 
 static void test_build_and_find(void)
@@ -94,6 +105,7 @@ static void test_build_and_find(void)
 	ok(!kvfs_listing_find(l, NULL), "NULL is not found");
 	ok(!kvfs_listing_find(NULL, "www"), "nothing in no listing");
 	is_int(l->updated_max, 300, "updated_max over the kept entries only");
+	is_int(l->filtered, 0, "no filter leaves nothing out");
 	ok(l->loaded_at > 0, "it says when it was built");
 
 	ok(kvfs_listing_ref(l) == l, "a reference is the same listing");
@@ -109,6 +121,93 @@ static void test_build_and_find(void)
 
 	l = build(NULL, 0);
 	is_int(l->n, 0, "an empty list builds an empty listing");
+	kvfs_listing_unref(l);
+}
+
+/* Whether l holds exactly the names of want, in order. */
+static bool names_are(const struct kvfs_listing *l, const char *const *want,
+		      size_t n)
+{
+	if (l->n != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(l->entries[i].item.name, want[i]) != 0)
+			return false;
+	return true;
+}
+
+/* The items of test_filtered, with the tag env= of each (NULL: no tag)
+ * and whether it backs a certificate. */
+static const struct item filter_items[] = {
+	{"www", NULL, 300, NULL},      {"Api", NULL, 200, NULL},
+	{"www-test", NULL, 900, NULL}, {"mail", NULL, 400, NULL},
+	{"web", NULL, 500, NULL},      {"wiki", NULL, 600, NULL},
+	{"bad_name", NULL, 700, NULL},
+};
+static const char *const filter_envs[] = {"prod", "dev",  "prod", NULL,
+					  NULL,	  "prod", "prod"};
+static const bool filter_managed[] = {false, false, false, false,
+				      false, true,  false};
+
+static struct kvfs_listing *build_tagged(const struct kvfs_filter *f)
+{
+	struct kvfs_object_list list =
+		list_of(filter_items, ELEMENTSOF(filter_items));
+
+	for (size_t i = 0; i < list.n; i++) {
+		struct kvfs_object_item *it = &list.items[i];
+
+		it->managed = filter_managed[i];
+		if (!filter_envs[i])
+			continue;
+		it->tags = calloc(1, sizeof(*it->tags));
+		if (!it->tags)
+			abort();
+		it->tags[0].key = strdup("env");
+		it->tags[0].value = strdup(filter_envs[i]);
+		it->ntags = 1;
+	}
+	return build_list(&list, f);
+}
+
+static void test_filtered(void)
+{
+	char *include[] = {(char *)"w*", (char *)"API"};
+	char *exclude[] = {(char *)"*-TEST"};
+	struct kvfs_config_tag tag = {(char *)"env", (char *)"prod"};
+	struct kvfs_config c = {
+		.include = {include, ELEMENTSOF(include)},
+		.exclude = {exclude, ELEMENTSOF(exclude)},
+	};
+	static const char *const globs[] = {"Api", "web", "www"};
+	static const char *const tagged[] = {"www"};
+	static const char *const unmanaged[] = {"Api", "mail", "web", "www",
+						"www-test"};
+	struct kvfs_filter f;
+	struct kvfs_listing *l;
+
+	l = build_tagged(NULL);
+	ok(names_are(l, unmanaged, ELEMENTSOF(unmanaged)),
+	   "without a filter, all but the managed and the invalid");
+	is_int(l->filtered, 0, "and none is counted filtered");
+	kvfs_listing_unref(l);
+
+	kvfs_filter_init(&f, &c);
+	l = build_tagged(&f);
+	ok(names_are(l, globs, ELEMENTSOF(globs)),
+	   "include= without case, exclude= wins, managed dropped");
+	is_int(l->filtered, 2, "mail and www-test are counted filtered");
+	is_int(l->updated_max, 500, "updated_max over the kept entries only");
+	ok(!kvfs_listing_find(l, "mail"), "a filtered name is not found");
+	ok(!kvfs_listing_find(l, "wiki"), "nor a managed one");
+	kvfs_listing_unref(l);
+
+	c.tags = (struct kvfs_config_tags){&tag, 1};
+	kvfs_filter_init(&f, &c);
+	l = build_tagged(&f);
+	ok(names_are(l, tagged, ELEMENTSOF(tagged)),
+	   "tag= drops another value and an absent tag");
+	is_int(l->filtered, 4, "Api, mail, web and www-test are filtered");
 	kvfs_listing_unref(l);
 }
 
@@ -246,6 +345,7 @@ static void test_versions(void)
 int main(void)
 {
 	test_build_and_find();
+	test_filtered();
 	test_diff();
 	test_versions();
 	return done_testing();
