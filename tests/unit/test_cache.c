@@ -879,7 +879,10 @@ static void test_max_stale(struct kvfs_cache *cache, struct kvfs_config *config)
 int main(void)
 {
 	struct kvfs_config config = {
-		.deadline = 1, .refresh = 300, .max_stale = 86400};
+		.deadline = 1,
+		.refresh = 300,
+		.max_stale = 86400,
+		.collections = (1u << KVFS_COLLECTION_COUNT_) - 1};
 	struct kvfs_cache *cache = NULL;
 
 	if (!ok(load_leaf(), "fixture pki-leaf.der"))

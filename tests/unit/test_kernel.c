@@ -219,7 +219,10 @@ static void test_versions_change(void)
 int main(void)
 {
 	struct kvfs_config config = {
-		.deadline = 1, .refresh = 300, .max_stale = 86400};
+		.deadline = 1,
+		.refresh = 300,
+		.max_stale = 86400,
+		.collections = (1u << KVFS_COLLECTION_COUNT_) - 1};
 
 	if (!ok(load_leaf(), "fixture pki-leaf.der"))
 		return done_testing();

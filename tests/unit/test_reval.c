@@ -229,7 +229,10 @@ int main(void)
 {
 	static const struct fake_cert www[] = {{"www", 1}};
 	struct kvfs_config config = {
-		.deadline = 10, .refresh = 1, .max_stale = 86400};
+		.deadline = 10,
+		.refresh = 1,
+		.max_stale = 86400,
+		.collections = (1u << KVFS_COLLECTION_COUNT_) - 1};
 	struct kvfs_cache *cache = NULL;
 	struct kvfs_kernel *kernel = NULL;
 	struct kvfs_error err;
