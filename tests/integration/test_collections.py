@@ -1,16 +1,20 @@
 """The secrets and keys collections beside certificates (collections=):
-keys/<name>/ holds the public half (public.pem, public.jwk) of every
-version; each listing costs its pages, each object one GET on first use,
-shared by concurrent readers; attributes close, time and describe every
-object as they do certificates."""
+secrets/<name> is exactly the latest value and secrets/.versions/<name>/
+every version; keys/<name>/ holds the public half (public.pem,
+public.jwk) of every version.  Each listing costs its pages, each object
+one GET on first use, shared by concurrent readers, and a stat none;
+attributes close, time and describe every object as they do
+certificates."""
 
 import errno
 import json
 import math
 import os
+import re
 import signal
 import stat
 import subprocess
+import time
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -212,3 +216,169 @@ def test_key_rotation_seen_after_revalidation(mount, az):
         assert len(os.listdir(m.p("keys", name, "versions"))) == 2
     finally:
         az.delete(name, kind="keys")
+
+
+# ---- secrets ----
+
+def test_default_mount_shows_certificates_only(shared_mount):
+    assert sorted(os.listdir(shared_mount.path)) == [".kvfs", "certificates"]
+    for c in ("secrets", "keys"):
+        with pytest.raises(FileNotFoundError):
+            os.stat(shared_mount.p(c))
+
+
+def test_all_collections_in_table_order(all_mount):
+    assert sorted(os.listdir(all_mount.path)) == [".kvfs", "certificates", "keys", "secrets"]
+    assert os.stat(all_mount.path).st_nlink == 2 + 3 + 1
+
+
+def test_secrets_listing_costs_its_pages_and_no_get(mount, az):
+    az.reset_log()
+    m = mount(collections=ALL)
+    n = len(az.state()["secrets"]) + len(az.state()["certificates"])
+    assert len(list_pages(vault_log(az), "secrets")) == math.ceil(n / 25)
+    az.reset_log()
+    listed = os.listdir(m.p("secrets"))
+    assert ".versions" in listed
+    assert set(own(az, "secrets")) <= set(listed)
+    for name in listed:
+        os.stat(m.p("secrets", name))
+    # ls -l: the listing was there; no value is fetched to be stat'ed
+    assert [e for e in vault_log(az) if e["path"].startswith("/secrets")] == []
+    st = os.stat(m.p("secrets", ".versions"))
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o555
+
+
+@pytest.mark.xfail(reason="managed objects are dropped by the listing's "
+                          "build, with the filters", strict=False)
+def test_managed_secrets_are_absent(all_mount, fake):
+    listed = set(os.listdir(all_mount.p("secrets")))
+    for c in fake.state()["certificates"]:
+        assert c["name"] not in listed
+
+
+def test_secret_bytes_are_exactly_the_value(all_mount, fake):
+    secrets = own(fake, "secrets")
+    assert latest(secrets["newline-secret"])["value"].endswith("\n")
+    assert len(latest(secrets["big-secret"])["value"]) == 25600
+    now = time.time()
+    for name, s in secrets.items():
+        v = latest(s)
+        if not v["enabled"] or (v["exp"] and v["exp"] <= now) or \
+                (v["nbf"] and v["nbf"] > now):
+            continue
+        p = all_mount.p("secrets", name)
+        assert read(p) == v["value"].encode(), name
+        st = os.stat(p)
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o400, name
+        assert st.st_uid == os.getuid()
+        assert st.st_mtime == v["updated"] and st.st_atime == v["created"], name
+
+
+def test_empty_secret_is_an_empty_file(mount, az):
+    name = "collections-empty-secret"
+    az.create_secret(name, value="")
+    try:
+        m = mount(collections=ALL)
+        assert read(m.p("secrets", name)) == b""
+        assert len(gets(vault_log(az), "secrets", name)) == 1
+    finally:
+        az.delete(name, kind="secrets")
+
+
+def test_secret_versions(all_mount, fake):
+    s = fake.secret("rotated-secret")
+    d = all_mount.p("secrets", ".versions", "rotated-secret")
+    assert sorted(os.listdir(d)) == sorted(v["version"] for v in s["versions"])
+    for v in s["versions"]:
+        p = os.path.join(d, v["version"])
+        assert read(p) == v["value"].encode()
+        st = os.stat(p)
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o400
+        assert st.st_mtime == v["updated"]
+    assert read(all_mount.p("secrets", "rotated-secret")) == latest(s)["value"].encode()
+    assert sorted(os.listdir(all_mount.p("secrets", ".versions"))) == \
+        sorted(n for n in os.listdir(all_mount.p("secrets")) if n != ".versions")
+
+
+@pytest.mark.parametrize("name", ["disabled-secret", "expired-secret", "future-secret"])
+def test_closed_secret_is_0000_and_eacces(mount, az, name):
+    m = mount(collections=ALL)
+    az.reset_log()
+    p = m.p("secrets", name)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0
+    with pytest.raises(PermissionError):
+        open(p, "rb")
+    # closed by its attributes: nothing asked of the vault
+    assert gets(vault_log(az), "secrets", name) == []
+
+
+def test_secret_key_mode(mount):
+    m = mount(collections=ALL, key_mode="0440")
+    assert stat.S_IMODE(os.stat(m.p("secrets", "db-password")).st_mode) == 0o440
+
+
+def test_secret_xattrs(all_mount, fake):
+    for name in ("app-config", "tagged-secret"):
+        v = latest(fake.secret(name))
+        p = all_mount.p("secrets", name)
+        names = set(os.listxattr(p))
+        assert names == {"user.kvfs." + x for x in (
+            "id", "version", "enabled", "nbf", "exp", "created", "updated",
+            "content_type", "tags")}
+        got = {x: os.getxattr(p, x).decode() for x in names
+               if x != "user.kvfs.content_type" or v["content_type"]}
+        assert got["user.kvfs.id"].endswith("/secrets/%s/%s" % (name, v["version"]))
+        assert got["user.kvfs.version"] == v["version"]
+        assert got["user.kvfs.enabled"] == "true"
+        assert got["user.kvfs.created"] == str(v["created"])
+        assert got["user.kvfs.updated"] == str(v["updated"])
+        assert json.loads(got["user.kvfs.tags"]) == v["tags"]
+        if v["content_type"]:
+            assert got["user.kvfs.content_type"] == v["content_type"]
+    assert os.getxattr(all_mount.p("secrets", "app-config"),
+                       "user.kvfs.content_type") == b"application/json"
+
+
+def test_secret_one_get_for_concurrent_first_readers(mount, az):
+    m = mount(collections=ALL)
+    az.reset_log()
+    p = m.p("secrets", "db-password")
+    want = latest(az.secret("db-password"))["value"].encode()
+
+    def check(_):
+        assert read(p) == want
+
+    assert read_concurrently(check, list(range(8))) == []
+    assert len(gets(vault_log(az), "secrets", "db-password")) == 1
+    for _ in range(3):
+        assert read(p) == want
+    assert len(gets(vault_log(az), "secrets", "db-password")) == 1
+
+
+def test_secret_rotation_seen_after_revalidation(mount, az):
+    name = "collections-rotating-secret"
+    az.create_secret(name, value="first\n")
+    try:
+        m = mount(collections=ALL)
+        p = m.p("secrets", name)
+        with open(p, "rb") as held:
+            az.rotate(name, kind="secrets", value="second")
+            m.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: subprocess.run(
+                ["cat", p], capture_output=True, check=True).stdout == b"second",
+                15, "the rotated secret")
+            # an open file keeps the bytes it was opened with
+            assert held.read() == b"first\n"
+        assert len(os.listdir(m.p("secrets", ".versions", name))) == 2
+    finally:
+        az.delete(name, kind="secrets")
+
+
+def test_every_xattr_is_documented(all_mount):
+    from test_man import rendered
+    page = rendered()
+    for p in (all_mount.p("secrets", "app-config"), all_mount.p("keys", "ec-p384-key")):
+        for name in os.listxattr(p):
+            assert re.search(r"^\s+(\S+, )?%s\b" % re.escape(name), page, re.M), \
+                "%s is not an entry of kvfs(8)" % name
