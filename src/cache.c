@@ -376,16 +376,17 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 			why,
 			"%s '%s': not served, the vault has not "
 			"confirmed it for %lld s (max_stale=%u)",
-			noun, f->bundle.name ? f->bundle.name : "?",
+			noun, kvfs_files_name(f) ? kvfs_files_name(f) : "?",
 			(long long)((now - seen) / 1000), max_stale(cache));
 		return false;
 	}
-	if (f->bundle.attrs.exp && kvfs_wall_now() >= f->bundle.attrs.exp) {
+	if (kvfs_files_attrs(f)->exp &&
+	    kvfs_wall_now() >= kvfs_files_attrs(f)->exp) {
 		log_defer_warning_ratelimited(
 			why,
 			"%s '%s': not served, it expired while the "
 			"vault cannot be reached",
-			noun, f->bundle.name ? f->bundle.name : "?");
+			noun, kvfs_files_name(f) ? kvfs_files_name(f) : "?");
 		return false;
 	}
 	return true;
@@ -934,28 +935,83 @@ int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,
 	return r;
 }
 
-/* The network part of a first use: GET the bundle, build the files.  Runs
+/* GET one version of a collection's object (version NULL: the latest) and
+ * build its files, the vault's error in err. */
+typedef int fetch_fn(struct kvfs_vault *v, enum kvfs_collection coll,
+		     const char *name, const char *version,
+		     struct kvfs_files **ret, struct kvfs_error *err);
+
+static int fetch_certificate(struct kvfs_vault *v, enum kvfs_collection coll,
+			     const char *name, const char *version,
+			     struct kvfs_files **ret, struct kvfs_error *err)
+{
+	_cleanup_(kvfs_cert_bundle_clear) struct kvfs_cert_bundle b = {0};
+	int r;
+
+	r = kvfs_vault_get_certificate(v, name, version, &b, err);
+	return r < 0 ? r : kvfs_files_new_cert(coll, &b, ret);
+}
+
+static int fetch_secret(struct kvfs_vault *v, enum kvfs_collection coll,
+			const char *name, const char *version,
+			struct kvfs_files **ret, struct kvfs_error *err)
+{
+	_cleanup_(kvfs_secret_clear) struct kvfs_secret s = {0};
+	int r;
+
+	r = kvfs_vault_get_secret_value(v, name, version, &s, err);
+	return r < 0 ? r : kvfs_files_new_secret(coll, &s, ret);
+}
+
+static int fetch_key(struct kvfs_vault *v, enum kvfs_collection coll,
+		     const char *name, const char *version,
+		     struct kvfs_files **ret, struct kvfs_error *err)
+{
+	_cleanup_(kvfs_key_bundle_clear) struct kvfs_key_bundle b = {0};
+	int r;
+
+	r = kvfs_vault_get_key(v, name, version, &b, err);
+	return r < 0 ? r : kvfs_files_new_key(coll, &b, ret);
+}
+
+/* How each collection's objects are fetched. */
+static fetch_fn *const fetchers[] = {
+	[KVFS_COLLECTION_CERTIFICATES] = fetch_certificate,
+	[KVFS_COLLECTION_SECRETS] = fetch_secret,
+	[KVFS_COLLECTION_KEYS] = fetch_key,
+};
+
+_Static_assert(ELEMENTSOF(fetchers) == KVFS_COLLECTION_COUNT_,
+	       "every collection of the table is fetched");
+
+/* The network part of a first use: GET the object, build the files.  Runs
  * without the lock. */
 static int files_fetch(struct kvfs_cache *cache, enum kvfs_collection coll,
 		       const char *name, const char *version,
 		       struct kvfs_files **ret)
 {
-	_cleanup_(kvfs_cert_bundle_clear) struct kvfs_cert_bundle b = {0};
 	struct kvfs_error err;
 	int r;
 
 	kvfs_error_clear(&err);
-	r = kvfs_vault_get_certificate(cache->vault, name, version, &b, &err);
-	if (r < 0) {
+	r = fetchers[coll](cache->vault, coll, name, version, ret, &err);
+	/* Files that could not be built from the vault's answer said so
+	 * themselves, and left err as it was.  A disabled secret is a
+	 * closed file, not trouble: the listing will say so too. */
+	if (r == -EACCES && kvfs_vault_error_disabled(&err))
+		log_debug("%s '%s': disabled", kvfs_collection_info(coll)->noun,
+			  name);
+	else if (r < 0 && (err.http_status || err.not_sent || err.message[0])) {
 		kvfs_files_fetch_failed(&err, "cannot get %s '%s%s%s'",
 					kvfs_collection_info(coll)->noun, name,
 					version ? "/" : "",
 					version ? version : "");
+	}
+	if (r < 0)
 		/* What a reader can act on passes through; the rest of the
 		 * backend's trouble is an I/O error. */
 		return r == -ENOENT || r == -EACCES ? r : -EIO;
-	}
-	return kvfs_files_new_cert(coll, &b, ret);
+	return 0;
 }
 
 static int versions_fetch(struct kvfs_cache *cache, enum kvfs_collection coll,
@@ -1268,7 +1324,7 @@ int kvfs_cache_files_for(struct kvfs_cache *cache, enum kvfs_collection coll,
 	/* Without memory for a pin the open still works; it is just not
 	 * pinned.  The pin's time starts now, after the fetch. */
 	int64_t until = kvfs_now_ms() + 1000 * (int64_t)cache->pin_seconds;
-	const char *cert_name = f->bundle.name ? f->bundle.name : name;
+	const char *cert_name = kvfs_files_name(f) ? kvfs_files_name(f) : name;
 	if (cache->pin_seconds > 0 &&
 	    kvfs_pins_add(cache->pins, tgid, coll, cert_name, file, f, until) ==
 		    0)

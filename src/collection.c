@@ -7,6 +7,8 @@
 static const struct kvfs_collection_info collections[] = {
 	[KVFS_COLLECTION_CERTIFICATES] = {.name = "certificates",
 					  .noun = "certificate"},
+	[KVFS_COLLECTION_SECRETS] = {.name = "secrets", .noun = "secret"},
+	[KVFS_COLLECTION_KEYS] = {.name = "keys", .noun = "key"},
 };
 
 const struct kvfs_collection_info *kvfs_collection_info(enum kvfs_collection c)

@@ -1,5 +1,5 @@
-/* The vault's collections of objects, in one table: certificates today;
- * secrets and keys are a row each.  A collection is a top-level directory
+/* The vault's collections of objects, in one table: certificates, secrets
+ * and keys, a row each.  A collection is a top-level directory
  * of the tree and a path segment of the REST API, spelled alike.  Its
  * objects are listed, versioned and given attributes the same way in every
  * collection; what differs is what an object's files are made of, which
@@ -12,6 +12,8 @@
 
 enum kvfs_collection {
 	KVFS_COLLECTION_CERTIFICATES,
+	KVFS_COLLECTION_SECRETS,
+	KVFS_COLLECTION_KEYS,
 	KVFS_COLLECTION_COUNT_,
 };
 

@@ -6,12 +6,13 @@
  *
  * What every collection has is the header of the struct: the collection,
  * which part of the union is filled, and when it was fetched.  What a
- * collection's objects hold is that collection's part of the union: today
- * the certificate's (its bundle, from which the renderers also read the
- * name, version and attrs, cert_pem, subject, sha256, x5t; its
- * secret-derived files are certsecret.h's, kept with it).  Another
- * collection's content (a secret's value, a key's JWK) is a part of its own
- * in the union, beside the certificate's, keyed by coll.
+ * collection's objects hold is that collection's part of the union: the
+ * certificate's (its bundle, from which the renderers also read the name,
+ * version and attrs, cert_pem, subject, sha256, x5t; its secret-derived
+ * files are certsecret.h's, kept with it), the secret's (its value, wiped
+ * when the files go) and the key's (its public half: the JWK and the PEM
+ * made from it).  kvfs_files_name() and kvfs_files_attrs() read what every
+ * part has.
  *
  * References and the current flag are atomic: any thread, no lock.  Whether
  * the files are current is the cache's to say (kvfs_files_set_current()). */
@@ -46,6 +47,19 @@ struct kvfs_files {
 			char sha256[65]; /* lower-case hex of the DER */
 			char x5t[28];	 /* base64url SHA-1 of the DER */
 		};
+		/* KVFS_COLLECTION_SECRETS: the version's secret; its value
+		 * is wiped when the files go. */
+		struct {
+			struct kvfs_secret secret;
+		};
+		/* KVFS_COLLECTION_KEYS: the version's public half. */
+		struct {
+			struct kvfs_key_bundle key;
+			char *public_pem; /* SubjectPublicKeyInfo PEM */
+			size_t public_pem_len;
+			unsigned key_size; /* bits */
+			char *key_ops;	   /* comma-separated, vault's order */
+		};
 	};
 };
 
@@ -56,6 +70,23 @@ struct kvfs_files {
 int kvfs_files_new_cert(enum kvfs_collection coll,
 			struct kvfs_cert_bundle *bundle,
 			struct kvfs_files **ret);
+
+/* The files of a secret version of collection coll, referenced once, from
+ * the secret, which they take over (it is left empty, on failure too).
+ * -ENOMEM. */
+int kvfs_files_new_secret(enum kvfs_collection coll, struct kvfs_secret *secret,
+			  struct kvfs_files **ret);
+
+/* The files of a key version of collection coll, referenced once, from its
+ * bundle, which they take over (the bundle is left empty, on failure too).
+ * -EIO when the JWK does not make a public key (logged), -ENOMEM. */
+int kvfs_files_new_key(enum kvfs_collection coll, struct kvfs_key_bundle *key,
+		       struct kvfs_files **ret);
+
+/* The vault's spelling of the object's name (NULL when the vault's answer
+ * had none), and the version's attributes, whatever the collection. */
+const char *kvfs_files_name(const struct kvfs_files *f);
+const struct kvfs_object_attrs *kvfs_files_attrs(const struct kvfs_files *f);
 
 struct kvfs_files *kvfs_files_ref(struct kvfs_files *f);
 void kvfs_files_unref(struct kvfs_files *f);

@@ -331,7 +331,7 @@ static int kvfs_getattr(const char *path, struct stat *st,
 {
 	struct kvfs_fs *fs = fs_get();
 	struct kvfs_files *files = NULL;
-	bool secret = true;
+	bool secret = true, on_fetch;
 	struct kvfs_tree_view v;
 	struct node n;
 	int r;
@@ -361,8 +361,13 @@ static int kvfs_getattr(const char *path, struct stat *st,
 		return 0;
 	}
 
-	/* A closed file is not fetched just to be stat'ed. */
-	r = node_files_kernel(fs, &n, !node_closed(fs, &n), &files);
+	/* A closed file is not fetched just to be stat'ed, nor one whose
+	 * size only its fetch says (a secret: listing secrets/ costs no
+	 * GET); that one is stat'ed from what is there, size 0 until then,
+	 * and read around the kernel's size (kvfs_open). */
+	on_fetch = kvfs_tree_size_on_fetch(n.t.file);
+	r = node_files_kernel(fs, &n, !node_closed(fs, &n) && !on_fetch,
+			      &files);
 	/* Without the secret the size is 0 until someone who may open the
 	 * file has: the kernel's readers must then read around that size
 	 * (kvfs_open).  Said before the secret is looked at, so that an open
@@ -373,7 +378,7 @@ static int kvfs_getattr(const char *path, struct stat *st,
 				 __ATOMIC_SEQ_CST);
 	if (r == 0)
 		r = file_view(fs, &n, files, n.t.file, secret, &v);
-	if (r == -ENODATA && !secret)
+	if (r == -ENODATA && (!secret || on_fetch))
 		r = 0;
 	if (r == 0)
 		kvfs_tree_stat_file(&fs->tree, &n.t, &v, st);
@@ -437,8 +442,8 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		cacheable = r == 0 &&
 			    kvfs_tree_spelled_as_in_vault(path, &n.t) &&
 			    kvfs_kernel_open(fs->kernel, n.t.coll,
-					     files->bundle.name
-						     ? files->bundle.name
+					     kvfs_files_name(files)
+						     ? kvfs_files_name(files)
 						     : n.t.entry->item.name,
 					     files);
 		counted = cacheable;
@@ -448,10 +453,12 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	if (r == 0 && v.forbidden)
 		r = -EACCES;
 	/* The kernel may hold size 0 for this file (kvfs_getattr), and its
-	 * page cache would end every read there: read around it. */
-	if (r == 0 && kvfs_tree_holds_key(n.t.file) &&
-	    __atomic_load_n(&files->size_hidden_until, __ATOMIC_SEQ_CST) >
-		    kvfs_now_ms()) {
+	 * page cache would end every read there: read around it.  A file
+	 * whose size comes with its fetch always may. */
+	if (r == 0 && (kvfs_tree_size_on_fetch(n.t.file) ||
+		       (kvfs_tree_holds_key(n.t.file) &&
+			__atomic_load_n(&files->size_hidden_until,
+					__ATOMIC_SEQ_CST) > kvfs_now_ms()))) {
 		if (counted)
 			kvfs_kernel_close(fs->kernel, files);
 		counted = false;
@@ -540,11 +547,71 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+/* The stat of the object that is file n->t.file of collection n->t.coll
+ * (the latest when n->t.version is NULL): from the files already there,
+ * never fetched. */
+static void stat_object_file(struct kvfs_fs *fs, const struct node *n,
+			     struct stat *st)
+{
+	struct kvfs_files *files = NULL;
+	struct kvfs_tree_view v;
+
+	node_files(fs, n, false, &files);
+	file_view(fs, n, files, n->t.file, false, &v);
+	kvfs_tree_stat_file(&fs->tree, &n->t, &v, st);
+	kvfs_files_unref(files);
+}
+
+/* A collection whose objects are files: .versions/, then the objects. */
+static void readdir_object_files(struct kvfs_fs *fs, const struct node *dir,
+				 void *buf, fuse_fill_dir_t filler)
+{
+	const struct kvfs_listing *l = dir->lists.held[dir->t.coll];
+	struct node n = *dir;
+	struct stat st;
+
+	n.t.kind = KVFS_NODE_ALL_VERSIONS;
+	kvfs_tree_stat_dir(&fs->tree, &n.t, listings_of(&dir->lists), &st);
+	if (fill(buf, filler, KVFS_TREE_DOT_VERSIONS, &st))
+		return;
+	n.t.kind = KVFS_NODE_FILE;
+	kvfs_tree_object_is_file(dir->t.coll, &n.t.file);
+	for (size_t i = 0; i < l->n; i++) {
+		n.t.entry = &l->entries[i];
+		stat_object_file(fs, &n, &st);
+		if (fill(buf, filler, l->entries[i].item.name, &st))
+			break;
+	}
+}
+
+/* .versions/: a directory of versions per object. */
+static void readdir_all_versions(struct kvfs_fs *fs, const struct node *dir,
+				 void *buf, fuse_fill_dir_t filler)
+{
+	const struct kvfs_listing *l = dir->lists.held[dir->t.coll];
+	struct stat st;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct kvfs_tree_node n = {.kind = KVFS_NODE_VERSIONS,
+					   .coll = dir->t.coll,
+					   .entry = &l->entries[i]};
+
+		kvfs_tree_stat_dir(&fs->tree, &n, NULL, &st);
+		if (fill(buf, filler, l->entries[i].item.name, &st))
+			break;
+	}
+}
+
 static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 			      void *buf, fuse_fill_dir_t filler)
 {
 	const struct kvfs_listing *l = dir->lists.held[dir->t.coll];
 	struct stat st;
+
+	if (kvfs_tree_object_is_file(dir->t.coll, NULL)) {
+		readdir_object_files(fs, dir, buf, filler);
+		return 0;
+	}
 
 	for (size_t i = 0; i < l->n; i++) {
 		struct kvfs_tree_node n = {.kind = KVFS_NODE_OBJECT,
@@ -611,11 +678,16 @@ static int readdir_versions(struct kvfs_fs *fs, const struct node *n, void *buf,
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < vs->list.n; i++) {
-		struct kvfs_tree_node d = n->t;
+		struct node d = *n;
 
-		d.kind = KVFS_NODE_VERSION;
-		d.version = &vs->list.items[i];
-		kvfs_tree_stat_dir(&fs->tree, &d, NULL, &st);
+		d.t.version = &vs->list.items[i];
+		if (kvfs_tree_object_is_file(n->t.coll, &d.t.file)) {
+			d.t.kind = KVFS_NODE_FILE;
+			stat_object_file(fs, &d, &st);
+		} else {
+			d.t.kind = KVFS_NODE_VERSION;
+			kvfs_tree_stat_dir(&fs->tree, &d.t, NULL, &st);
+		}
 		if (fill(buf, filler, vs->list.items[i].version, &st))
 			break;
 	}
@@ -675,6 +747,9 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		break;
 	case KVFS_NODE_VERSIONS:
 		r = readdir_versions(fs, &n, buf, filler);
+		break;
+	case KVFS_NODE_ALL_VERSIONS:
+		readdir_all_versions(fs, &n, buf, filler);
 		break;
 	case KVFS_NODE_CONTROL:
 		r = readdir_control(fs, buf, filler);
@@ -900,12 +975,36 @@ static void invalidate_dir(struct fuse *fuse, enum kvfs_collection coll,
 	invalidate(fuse, "%s", dir);
 }
 
+/* The same for a collection whose objects are files: the object, its
+ * versions that changed and its .versions/<name>/. */
+static void invalidate_object_file(struct fuse *fuse,
+				   const struct kvfs_change *c)
+{
+	const char *dir = kvfs_collection_info(c->coll)->name;
+
+	if (c->kind == KVFS_CHANGE_LISTING) {
+		invalidate(fuse, "/%s", dir);
+		invalidate(fuse, "/%s/" KVFS_TREE_DOT_VERSIONS, dir);
+		return;
+	}
+	if (c->kind != KVFS_CHANGE_VERSIONS)
+		invalidate(fuse, "/%s/%s", dir, c->name);
+	for (size_t i = 0; i < c->nversions; i++)
+		invalidate(fuse, "/%s/" KVFS_TREE_DOT_VERSIONS "/%s/%s", dir,
+			   c->name, c->versions[i]);
+	invalidate(fuse, "/%s/" KVFS_TREE_DOT_VERSIONS "/%s", dir, c->name);
+}
+
 void kvfs_fs_invalidate(void *data, const struct kvfs_change *c)
 {
 	struct fuse *fuse = ((struct kvfs_fs *)data)->fuse;
 	enum kvfs_collection coll = c->coll;
 	const char *dir = kvfs_collection_info(coll)->name;
 
+	if (kvfs_tree_object_is_file(coll, NULL)) {
+		invalidate_object_file(fuse, c);
+		return;
+	}
 	if (c->kind == KVFS_CHANGE_LISTING) {
 		invalidate(fuse, "/%s", dir);
 		return;

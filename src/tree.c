@@ -25,6 +25,8 @@ enum {
 	FROM_SECRET = 1 << 0,
 	/* Mode key_mode=, and absent when the key is not exportable. */
 	HOLDS_KEY = 1 << 1,
+	/* A secret's value: mode key_mode=, its size known once fetched. */
+	SECRET_VALUE = 1 << 2,
 };
 
 struct file_row {
@@ -45,6 +47,8 @@ struct object_shape {
 	const struct file_row *files;
 	size_t nfiles;
 	render_fn *render;
+	/* The object is its one file (files[0]), not a directory. */
+	bool is_file;
 };
 
 static const struct file_row certificate_files[] = {
@@ -96,10 +100,50 @@ static void render_certificate(enum kvfs_file_kind k,
 	}
 }
 
+/* A key's public half: the private one never leaves the vault. */
+static const struct file_row key_files[] = {
+	{KVFS_FILE_PUBLIC_PEM, "public.pem", 0},
+	{KVFS_FILE_PUBLIC_JWK, "public.jwk", 0},
+};
+
+static void render_key(enum kvfs_file_kind k, const struct kvfs_files *files,
+		       const struct kvfs_pki_secret_files *sf,
+		       struct kvfs_tree_view *v)
+{
+	(void)sf;
+	if (k == KVFS_FILE_PUBLIC_PEM) {
+		v->data = files->public_pem;
+		v->len = files->public_pem_len;
+	} else if (k == KVFS_FILE_PUBLIC_JWK) {
+		v->data = files->key.jwk_json;
+		v->len = files->key.jwk_len;
+	}
+}
+
+/* A secret is its value, exactly: no name of its own. */
+static const struct file_row secret_files[] = {
+	{KVFS_FILE_SECRET_VALUE, NULL, SECRET_VALUE},
+};
+
+static void render_secret(enum kvfs_file_kind k, const struct kvfs_files *files,
+			  const struct kvfs_pki_secret_files *sf,
+			  struct kvfs_tree_view *v)
+{
+	(void)sf;
+	if (k == KVFS_FILE_SECRET_VALUE) {
+		v->data = files->secret.value;
+		v->len = files->secret.value_len;
+	}
+}
+
 static const struct object_shape shapes[] = {
 	[KVFS_COLLECTION_CERTIFICATES] = {certificate_files,
 					  ELEMENTSOF(certificate_files),
-					  render_certificate},
+					  render_certificate, false},
+	[KVFS_COLLECTION_SECRETS] = {secret_files, ELEMENTSOF(secret_files),
+				     render_secret, true},
+	[KVFS_COLLECTION_KEYS] = {key_files, ELEMENTSOF(key_files), render_key,
+				  false},
 };
 
 _Static_assert(ELEMENTSOF(shapes) == KVFS_COLLECTION_COUNT_,
@@ -146,6 +190,21 @@ bool kvfs_tree_holds_key(enum kvfs_file_kind k)
 	return file_is(k, HOLDS_KEY);
 }
 
+bool kvfs_tree_object_is_file(enum kvfs_collection c,
+			      enum kvfs_file_kind *ret_file)
+{
+	if ((size_t)c >= ELEMENTSOF(shapes) || !shapes[c].is_file)
+		return false;
+	if (ret_file)
+		*ret_file = shapes[c].files[0].kind;
+	return true;
+}
+
+bool kvfs_tree_size_on_fetch(enum kvfs_file_kind k)
+{
+	return file_is(k, SECRET_VALUE);
+}
+
 const struct kvfs_object_attrs *kvfs_tree_attrs(const struct kvfs_tree_node *n)
 {
 	return n->version ? &n->version->attrs : &n->entry->item.attrs;
@@ -173,7 +232,7 @@ static bool file_kind_of(enum kvfs_collection c, const char *name,
 	const struct object_shape *s = &shapes[c];
 
 	for (size_t i = 0; i < s->nfiles; i++)
-		if (strcmp(name, s->files[i].name) == 0) {
+		if (s->files[i].name && strcmp(name, s->files[i].name) == 0) {
 			*ret = s->files[i].kind;
 			return true;
 		}
@@ -222,6 +281,13 @@ static int resolve_version(const char *p, const struct kvfs_versions *vs,
 	n->version = kvfs_versions_find(vs, part);
 	if (!n->version)
 		return -ENOENT;
+	if (shapes[n->coll].is_file) {
+		if (*p != '\0')
+			return -ENOENT;
+		n->kind = KVFS_NODE_FILE;
+		n->file = shapes[n->coll].files[0].kind;
+		return 0;
+	}
 	n->kind = KVFS_NODE_VERSION;
 	if (*p == '\0')
 		return 0;
@@ -238,6 +304,53 @@ listing_of(const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
 	   enum kvfs_collection c)
 {
 	return lists ? lists[c] : NULL;
+}
+
+/* The rest of a path after "<collection>/" of a collection whose objects
+ * are files: "<name>", ".versions", ".versions/<name>[/<version>]". */
+static int resolve_object_file(const char *p, const struct kvfs_listing *l,
+			       const struct kvfs_versions *vs,
+			       struct kvfs_tree_node *n,
+			       struct kvfs_tree_node *ret)
+{
+	char name[KVFS_TREE_NAME_MAX + 1];
+	bool versions;
+	int len, r;
+
+	len = (int)strcspn(p, "/");
+	versions = component_is(p, (size_t)len, KVFS_TREE_DOT_VERSIONS);
+	if (versions) {
+		p += len;
+		n->kind = KVFS_NODE_ALL_VERSIONS;
+		if (*p == '\0')
+			goto found;
+		p++;
+	}
+	len = component(p, name, sizeof(name));
+	if (len < 0 || !kvfs_vault_object_name_valid(name))
+		return -ENOENT;
+	p += len;
+	n->entry = kvfs_listing_find(l, name);
+	if (!n->entry)
+		return -ENOENT;
+	if (!versions) {
+		if (*p != '\0')
+			return -ENOENT;
+		n->kind = KVFS_NODE_FILE;
+		n->file = shapes[n->coll].files[0].kind;
+		goto found;
+	}
+	n->kind = KVFS_NODE_VERSIONS;
+	if (*p == '\0')
+		goto found;
+	r = resolve_version(p + 1, vs, n);
+	if (r < 0)
+		return r;
+	*ret = *n;
+	return r;
+found:
+	*ret = *n;
+	return 0;
 }
 
 int kvfs_tree_resolve(
@@ -270,6 +383,9 @@ int kvfs_tree_resolve(
 	n.kind = KVFS_NODE_COLLECTION;
 	if (*p == '\0')
 		goto found;
+
+	if (shapes[n.coll].is_file)
+		return resolve_object_file(p + 1, l, vs, &n, ret);
 
 	len = component(++p, name, sizeof(name));
 	/* ".." and the like are not Key Vault names and never reach the
@@ -357,7 +473,9 @@ int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 	if (!f || of != n->coll)
 		return -ENOENT;
 	key = f->flags & HOLDS_KEY;
-	v->mode = closed ? 0000 : key ? t->config->key_mode : 0444;
+	v->mode = closed				  ? 0000
+		  : f->flags & (HOLDS_KEY | SECRET_VALUE) ? t->config->key_mode
+							  : 0444;
 
 	if (files && key && !files->bundle.exportable)
 		return -ENOENT;
@@ -422,7 +540,15 @@ void kvfs_tree_stat_dir(
 		break;
 	case KVFS_NODE_COLLECTION:
 		l = listing_of(lists, n->coll);
-		/* Every object directory's ".." links here. */
+		/* Every object directory's ".." links here, or that of
+		 * .versions/ when the objects are files. */
+		st->st_nlink = 2 + (shapes[n->coll].is_file ? 1 : l ? l->n : 0);
+		stat_times(st, t->mount_time,
+			   l && l->updated_max ? l->updated_max
+					       : t->mount_time);
+		break;
+	case KVFS_NODE_ALL_VERSIONS:
+		l = listing_of(lists, n->coll);
 		st->st_nlink = 2 + (l ? l->n : 0);
 		stat_times(st, t->mount_time,
 			   l && l->updated_max ? l->updated_max
@@ -495,20 +621,63 @@ void kvfs_tree_statfs(
 		const struct kvfs_listing *l =
 			listing_of(lists, (enum kvfs_collection)c);
 
+		/* An object that is a file: it and its versions' directory. */
 		if (l)
-			sv->f_files += l->n * (2 + shapes[c].nfiles);
+			sv->f_files +=
+				l->n *
+				(shapes[c].is_file ? 2 : 2 + shapes[c].nfiles);
 	}
 	sv->f_namemax = KVFS_TREE_NAME_MAX;
 	sv->f_flag = ST_RDONLY;
 }
 
-/* ---- extended attributes (DESIGN §2), from the version's bundle ---- */
+/* ---- extended attributes (DESIGN §2), from the version's files ---- */
 
-static const char *const xattr_names[] = {
-	"user.kvfs.id",	     "user.kvfs.version", "user.kvfs.x5t",
-	"user.kvfs.sha256",  "user.kvfs.enabled", "user.kvfs.nbf",
-	"user.kvfs.exp",     "user.kvfs.created", "user.kvfs.updated",
-	"user.kvfs.subject", "user.kvfs.tags",
+#define ALL_COLLECTIONS (~0u)
+#define ONLY(c) (1u << (c))
+
+enum xattr {
+	X_ID,
+	X_VERSION,
+	X_X5T,
+	X_SHA256,
+	X_ENABLED,
+	X_NBF,
+	X_EXP,
+	X_CREATED,
+	X_UPDATED,
+	X_SUBJECT,
+	X_CONTENT_TYPE,
+	X_KTY,
+	X_CRV,
+	X_KEY_OPS,
+	X_KEY_SIZE,
+	X_TAGS,
+};
+
+/* Every xattr, in the order listxattr(2) gives them, and the collections
+ * whose objects carry it. */
+static const struct {
+	const char *name;
+	unsigned colls;
+} xattrs[] = {
+	[X_ID] = {"user.kvfs.id", ALL_COLLECTIONS},
+	[X_VERSION] = {"user.kvfs.version", ALL_COLLECTIONS},
+	[X_X5T] = {"user.kvfs.x5t", ONLY(KVFS_COLLECTION_CERTIFICATES)},
+	[X_SHA256] = {"user.kvfs.sha256", ONLY(KVFS_COLLECTION_CERTIFICATES)},
+	[X_ENABLED] = {"user.kvfs.enabled", ALL_COLLECTIONS},
+	[X_NBF] = {"user.kvfs.nbf", ALL_COLLECTIONS},
+	[X_EXP] = {"user.kvfs.exp", ALL_COLLECTIONS},
+	[X_CREATED] = {"user.kvfs.created", ALL_COLLECTIONS},
+	[X_UPDATED] = {"user.kvfs.updated", ALL_COLLECTIONS},
+	[X_SUBJECT] = {"user.kvfs.subject", ONLY(KVFS_COLLECTION_CERTIFICATES)},
+	[X_CONTENT_TYPE] = {"user.kvfs.content_type",
+			    ONLY(KVFS_COLLECTION_SECRETS)},
+	[X_KTY] = {"user.kvfs.kty", ONLY(KVFS_COLLECTION_KEYS)},
+	[X_CRV] = {"user.kvfs.crv", ONLY(KVFS_COLLECTION_KEYS)},
+	[X_KEY_OPS] = {"user.kvfs.key_ops", ONLY(KVFS_COLLECTION_KEYS)},
+	[X_KEY_SIZE] = {"user.kvfs.key_size", ONLY(KVFS_COLLECTION_KEYS)},
+	[X_TAGS] = {"user.kvfs.tags", ALL_COLLECTIONS},
 };
 
 bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n)
@@ -520,8 +689,8 @@ bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n)
 /* The index of xattr name, or -1. */
 static int xattr_index(const char *name)
 {
-	for (size_t i = 0; i < ELEMENTSOF(xattr_names); i++)
-		if (strcmp(name, xattr_names[i]) == 0)
+	for (size_t i = 0; i < ELEMENTSOF(xattrs); i++)
+		if (strcmp(name, xattrs[i].name) == 0)
 			return (int)i;
 	return -1;
 }
@@ -531,40 +700,76 @@ bool kvfs_tree_xattr_known(const char *name)
 	return xattr_index(name) >= 0;
 }
 
-/* The value of xattr i: a string, or a number formatted into num. */
-static const char *xattr_value(const struct kvfs_files *f, int i, char *num,
-			       size_t size)
+/* What every collection's version has, wherever its part keeps it. */
+struct common {
+	const char *id, *version, *tags_json;
+};
+
+static struct common common_of(const struct kvfs_files *f)
 {
-	const struct kvfs_object_attrs *a = &f->bundle.attrs;
+	switch (f->coll) {
+	case KVFS_COLLECTION_SECRETS:
+		return (struct common){f->secret.id, f->secret.version,
+				       f->secret.tags_json};
+	case KVFS_COLLECTION_KEYS:
+		return (struct common){f->key.id, f->key.version,
+				       f->key.tags_json};
+	case KVFS_COLLECTION_CERTIFICATES:
+	case KVFS_COLLECTION_COUNT_:
+		break;
+	}
+	return (struct common){f->bundle.id, f->bundle.version,
+			       f->bundle.tags_json};
+}
+
+/* The value of xattr i of f (of f's collection): a string, or a number
+ * formatted into num; NULL when f has none. */
+static const char *xattr_value(const struct kvfs_files *f, enum xattr i,
+			       char *num, size_t size)
+{
+	const struct kvfs_object_attrs *a = kvfs_files_attrs(f);
+	struct common c = common_of(f);
 	int64_t v;
 
 	switch (i) {
-	case 0:
-		return f->bundle.id;
-	case 1:
-		return f->bundle.version;
-	case 2:
+	case X_ID:
+		return c.id;
+	case X_VERSION:
+		return c.version;
+	case X_X5T:
 		return f->x5t;
-	case 3:
+	case X_SHA256:
 		return f->sha256;
-	case 4:
+	case X_ENABLED:
 		return a->enabled ? "true" : "false";
-	case 5:
+	case X_NBF:
 		v = a->nbf;
 		break;
-	case 6:
+	case X_EXP:
 		v = a->exp;
 		break;
-	case 7:
+	case X_CREATED:
 		v = a->created;
 		break;
-	case 8:
+	case X_UPDATED:
 		v = a->updated;
 		break;
-	case 9:
+	case X_SUBJECT:
 		return f->subject;
+	case X_CONTENT_TYPE:
+		return f->secret.content_type;
+	case X_KTY:
+		return f->key.kty;
+	case X_CRV:
+		return f->key.crv;
+	case X_KEY_OPS:
+		return f->key_ops;
+	case X_KEY_SIZE:
+		v = f->key_size;
+		break;
+	case X_TAGS:
 	default:
-		return f->bundle.tags_json ? f->bundle.tags_json : "{}";
+		return c.tags_json ? c.tags_json : "{}";
 	}
 	snprintf(num, size, "%lld", (long long)v);
 	return num;
@@ -591,22 +796,24 @@ int kvfs_tree_getxattr(const struct kvfs_files *files, const char *name,
 	const char *v;
 	char num[24];
 
-	if (i < 0)
+	if (i < 0 || !(xattrs[i].colls & ONLY(files->coll)))
 		return -ENODATA;
-	v = xattr_value(files, i, num, sizeof(num));
+	v = xattr_value(files, (enum xattr)i, num, sizeof(num));
 	return v ? xattr_out(v, strlen(v), buf, size) : -ENODATA;
 }
 
 int kvfs_tree_listxattr(const struct kvfs_tree_node *n, char *buf, size_t size)
 {
 	size_t len = 0;
-	char all[256];
+	char all[512];
 
 	if (kvfs_tree_has_xattrs(n)) {
-		for (size_t i = 0; i < ELEMENTSOF(xattr_names); i++) {
-			size_t l = strlen(xattr_names[i]) + 1;
+		for (size_t i = 0; i < ELEMENTSOF(xattrs); i++) {
+			size_t l = strlen(xattrs[i].name) + 1;
 
-			memcpy(all + len, xattr_names[i], l);
+			if (!(xattrs[i].colls & ONLY(n->coll)))
+				continue;
+			memcpy(all + len, xattrs[i].name, l);
 			len += l;
 		}
 	}

@@ -23,17 +23,25 @@
 #include "control.h"
 
 #define KVFS_TREE_VERSIONS "versions"
+/* The directory of every version of a collection whose objects are files
+ * (secrets/.versions/<name>/<version>): not a Key Vault name, so it never
+ * collides with one, and hidden from ls without -a. */
+#define KVFS_TREE_DOT_VERSIONS ".versions"
 /* The longest name of an object, a version or a file (Key Vault's). */
 #define KVFS_TREE_NAME_MAX 127
 
 enum kvfs_node_kind {
 	KVFS_NODE_ROOT,
-	KVFS_NODE_COLLECTION, /* <collection>/, a row of the table */
-	KVFS_NODE_OBJECT,     /* <collection>/<name>/ */
-	KVFS_NODE_VERSIONS,   /* <collection>/<name>/versions/ */
-	KVFS_NODE_VERSION,    /* <collection>/<name>/versions/<version>/ */
-	KVFS_NODE_FILE,	      /* a file of either kind of object directory */
-	KVFS_NODE_CONTROL,    /* .kvfs/ */
+	KVFS_NODE_COLLECTION,	/* <collection>/, a row of the table */
+	KVFS_NODE_OBJECT,	/* <collection>/<name>/ */
+	KVFS_NODE_VERSIONS,	/* <collection>/<name>/versions/, or
+				   <collection>/.versions/<name>/ */
+	KVFS_NODE_VERSION,	/* <collection>/<name>/versions/<version>/ */
+	KVFS_NODE_FILE,		/* a file of either kind of object directory,
+				   or an object that is a file (secrets/<name>,
+				   secrets/.versions/<name>/<version>) */
+	KVFS_NODE_ALL_VERSIONS, /* <collection>/.versions/ */
+	KVFS_NODE_CONTROL,	/* .kvfs/ */
 	KVFS_NODE_CONTROL_FILE,
 };
 
@@ -49,6 +57,11 @@ enum kvfs_file_kind {
 	KVFS_FILE_PRIVKEY,
 	KVFS_FILE_BUNDLE,
 	KVFS_FILE_PFX,
+	/* keys/<name>/ */
+	KVFS_FILE_PUBLIC_PEM,
+	KVFS_FILE_PUBLIC_JWK,
+	/* secrets/<name> itself: the value */
+	KVFS_FILE_SECRET_VALUE,
 	KVFS_FILE_COUNT_,
 };
 
@@ -109,7 +122,17 @@ bool kvfs_tree_closed(const struct kvfs_tree *t,
 /* Whether an object directory of collection c has file k (when it
  * exists: a key that is not exportable is absent). */
 bool kvfs_tree_object_has_file(enum kvfs_collection c, enum kvfs_file_kind k);
-/* The name of file k; NULL when k is no file. */
+/* Whether the objects of collection c are files, not directories: then
+ * <collection>/<name> is the object's one file (its kind in *ret_file,
+ * unless NULL), and its versions are
+ * <collection>/.versions/<name>/<version>. */
+bool kvfs_tree_object_is_file(enum kvfs_collection c,
+			      enum kvfs_file_kind *ret_file);
+/* Whether the size of file k is only known once its object is fetched:
+ * a stat never fetches it (listing a directory costs no GET), so opens
+ * must read around the size the kernel was given (direct_io). */
+bool kvfs_tree_size_on_fetch(enum kvfs_file_kind k);
+/* The name of file k; NULL when k is no file or is its object. */
 const char *kvfs_tree_file_name(enum kvfs_file_kind k);
 /* Whether file k holds the private key: privkey.pem, bundle.pem and
  * cert.pfx (mode key_mode=, absent when the key is not exportable). */

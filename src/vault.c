@@ -1196,6 +1196,7 @@ void kvfs_secret_clear(struct kvfs_secret *s)
 	free(s->name);
 	free(s->version);
 	tags_free(s->tags, s->ntags);
+	free(s->tags_json);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -1225,6 +1226,7 @@ static int parse_secret(json_t *root, struct kvfs_secret *ret,
 		    0 ||
 	    (r = parse_attrs(root, &sec.attrs)) < 0 ||
 	    (r = parse_tag_list(root, &sec.tags, &sec.ntags)) < 0 ||
+	    (r = parse_tags(root, &sec.tags_json)) < 0 ||
 	    (r = get_bool(root, "managed", &sec.managed)) < 0) {
 		kvfs_error_set_message(err, "malformed secret bundle");
 		return r;
@@ -1351,6 +1353,7 @@ void kvfs_key_bundle_clear(struct kvfs_key_bundle *b)
 		free(b->key_ops[i]);
 	free(b->key_ops);
 	tags_free(b->tags, b->ntags);
+	free(b->tags_json);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -1478,6 +1481,7 @@ static int parse_key(json_t *root, const char *origin,
 	if ((r = parse_key_ops(jwk, &b)) < 0 ||
 	    (r = parse_attrs(root, &b.attrs)) < 0 ||
 	    (r = parse_tag_list(root, &b.tags, &b.ntags)) < 0 ||
+	    (r = parse_tags(root, &b.tags_json)) < 0 ||
 	    (r = get_bool(root, "managed", &b.managed)) < 0) {
 		kvfs_error_set_message(err, "malformed key bundle");
 		return r;

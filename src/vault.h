@@ -97,7 +97,8 @@ struct kvfs_secret {
 	struct kvfs_object_attrs attrs;
 	struct kvfs_tag *tags; /* in the vault's order; NULL when none */
 	size_t ntags;
-	bool managed; /* it backs a certificate */
+	char *tags_json; /* the tags as compact JSON, keys sorted; "{}" */
+	bool managed;	 /* it backs a certificate */
 };
 
 /* A key's public half, as GET /keys/{name}[/{version}] gives it.  The
@@ -121,7 +122,8 @@ struct kvfs_key_bundle {
 	struct kvfs_object_attrs attrs;
 	struct kvfs_tag *tags; /* in the vault's order; NULL when none */
 	size_t ntags;
-	bool managed; /* it backs a certificate */
+	char *tags_json; /* the tags as compact JSON, keys sorted; "{}" */
+	bool managed;	 /* it backs a certificate */
 };
 
 struct kvfs_vault;

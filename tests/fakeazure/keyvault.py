@@ -7,7 +7,8 @@ api-version and maxresults), undocumented `subject: ""`, `pending` and
 `basic_constraints`, case-insensitive names, RBAC 403s, SecretDisabled.
 Secrets and keys follow the 7.4 secrets.json/keys.json models: the listings
 hold the certificate-backed secrets and keys too, with `"managed": true`;
-a disabled secret or key is 403 SecretDisabled/KeyDisabled (README.md).
+a disabled secret is 403 SecretDisabled, a disabled key 200 with
+"enabled": false (README.md).
 """
 
 import base64
@@ -446,7 +447,10 @@ class VaultHandler(BaseHandler):
         ver = obj.latest if sub == "" else obj.find_version(sub)
         if ver is None:
             raise self.not_found("%s/%s" % (name, sub), noun)
-        if not ver.enabled:
+        # A disabled secret's value is refused; a disabled key's public
+        # half is not (200, "enabled": false): KeyDisabled is for the key's
+        # operations (sign, decrypt, unwrapKey).
+        if not ver.enabled and kind == "secrets":
             raise KVError(403, "Forbidden", "Operation get is not allowed on a disabled %s."
                           % noun, inner=noun.capitalize() + "Disabled")
         self.send_json(200, bundle(obj, ver))

@@ -444,7 +444,7 @@ static void test_collections(void)
 	ok(r < 0, "collections=secret refused");
 	is_str(err.message,
 	       "collections=: unknown collection 'secret' (known: "
-	       "certificates)",
+	       "certificates, secrets, keys)",
 	       "naming it and the known collections");
 	if (r == 0)
 		kvfs_config_free(&c);

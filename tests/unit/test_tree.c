@@ -52,10 +52,39 @@ static struct kvfs_listing listing = {
 	.updated_max = 60,
 };
 
+/* The files of a certificate directory: the first rows of the enum. */
+#define CERT_FILES (KVFS_FILE_PFX + 1)
+
+static struct kvfs_entry key_entries[] = {
+	{.item = {.name = "rsa-key",
+		  .attrs = {.enabled = true, .created = 110, .updated = 120}}},
+};
+
+static struct kvfs_listing key_listing = {
+	.entries = key_entries,
+	.n = 1,
+	.updated_max = 120,
+};
+
+static struct kvfs_entry secret_entries[] = {
+	{.item = {.name = "db-password",
+		  .attrs = {.enabled = true, .created = 130, .updated = 140}}},
+	{.item = {.name = "off",
+		  .attrs = {.enabled = false, .created = 150, .updated = 160}}},
+};
+
+static struct kvfs_listing secret_listing = {
+	.entries = secret_entries,
+	.n = 2,
+	.updated_max = 160,
+};
+
 /* The listings of the collections, as the tree takes them: the
  * certificates' is listing. */
 static const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_] = {
 	[KVFS_COLLECTION_CERTIFICATES] = &listing,
+	[KVFS_COLLECTION_SECRETS] = &secret_listing,
+	[KVFS_COLLECTION_KEYS] = &key_listing,
 };
 
 static struct kvfs_object_item version_items[] = {
@@ -206,7 +235,7 @@ static void test_object_files(void)
 	struct kvfs_tree_node n = {.kind = KVFS_NODE_FILE, .entry = &e};
 	struct kvfs_tree_view v;
 
-	for (int k = 0; k < KVFS_FILE_COUNT_; k++) {
+	for (int k = 0; k < CERT_FILES; k++) {
 		enum kvfs_file_kind f = (enum kvfs_file_kind)k;
 
 		ok(kvfs_tree_object_has_file(KVFS_COLLECTION_CERTIFICATES, f),
@@ -249,7 +278,7 @@ static void test_resolve_certificates(void)
 	is_int(n.kind, KVFS_NODE_FILE, "is a file");
 	is_int(n.file, KVFS_FILE_FULLCHAIN, "fullchain.pem");
 	ok(n.entry == &entries[2] && n.version == NULL, "of www's latest");
-	for (int k = 0; k < KVFS_FILE_COUNT_; k++) {
+	for (int k = 0; k < CERT_FILES; k++) {
 		char path[64];
 
 		snprintf(path, sizeof(path), "/certificates/Www/%s",
@@ -487,7 +516,7 @@ static void test_modes(void)
 		{&expired, "expired (exp is now)"},
 	};
 	for (size_t i = 0; i < sizeof(closed) / sizeof(closed[0]); i++) {
-		for (int k = 0; k < KVFS_FILE_COUNT_; k++) {
+		for (int k = 0; k < CERT_FILES; k++) {
 			is_int(view(closed[i].a, (enum kvfs_file_kind)k, &files,
 				    0, &v),
 			       0, "%s: file %d", closed[i].why, k);
@@ -544,7 +573,7 @@ static void test_views_without_data(void)
 	is_int(v.mode, 0444, "its mode holds");
 
 	/* The identity may not read the secret. */
-	for (int k = KVFS_FILE_CHAIN; k < KVFS_FILE_COUNT_; k++) {
+	for (int k = KVFS_FILE_CHAIN; k < CERT_FILES; k++) {
 		is_int(view(&open, (enum kvfs_file_kind)k, &files, -EACCES, &v),
 		       0, "secret forbidden: file %d", k);
 		is_int(v.mode, 0000, "file %d is 0000", k);
@@ -558,7 +587,7 @@ static void test_views_without_data(void)
 
 	/* A key that is not exportable: no key files. */
 	unexportable.bundle.exportable = false;
-	for (int k = KVFS_FILE_PRIVKEY; k < KVFS_FILE_COUNT_; k++)
+	for (int k = KVFS_FILE_PRIVKEY; k < CERT_FILES; k++)
 		is_int(view(&open, (enum kvfs_file_kind)k, &unexportable, 0,
 			    &v),
 		       -ENOENT, "not exportable: no file %d", k);
@@ -609,7 +638,7 @@ static void test_stat(void)
 
 	n = (struct kvfs_tree_node){.kind = KVFS_NODE_ROOT};
 	kvfs_tree_stat_dir(&tree, &n, lists, &st);
-	check_stat(&st, S_IFDIR | 0555, 4, MOUNTED, MOUNTED, "/");
+	check_stat(&st, S_IFDIR | 0555, 6, MOUNTED, MOUNTED, "/");
 	n.kind = KVFS_NODE_COLLECTION;
 	kvfs_tree_stat_dir(&tree, &n, lists, &st);
 	check_stat(&st, S_IFDIR | 0555, 5, 60, MOUNTED, "certificates/");
@@ -659,7 +688,8 @@ static void test_stat(void)
 
 	kvfs_tree_statfs(lists, &sv);
 	is_int(sv.f_bsize, 4096, "statfs: block size");
-	is_int(sv.f_files, 2 + 3 * 9, "statfs: inodes of 3 certificates");
+	is_int(sv.f_files, 2 + 3 * 9 + 2 * 2 + 1 * 4,
+	       "statfs: inodes of 3 certificates, 2 secrets and a key");
 	is_int(sv.f_namemax, 127, "statfs: names up to 127");
 	is_int(sv.f_flag & ST_RDONLY, ST_RDONLY, "statfs: read-only");
 	is_int(sv.f_blocks, 0, "statfs: no blocks");
@@ -755,6 +785,230 @@ static void test_xattrs(void)
 	}
 }
 
+/* keys/<name>/ holds the public half, as a certificate directory holds
+ * its files: public.pem and public.jwk, 0444, per version too; and the
+ * key's own xattrs. */
+static void test_keys(void)
+{
+	static char *ops[] = {"sign", "verify", NULL};
+	struct kvfs_files key = {
+		.coll = KVFS_COLLECTION_KEYS,
+		.key = {.id = "https://v.vault.azure.net/keys/rsa-key/99aa",
+			.version = "99aa",
+			.jwk_json = "{\"kty\":\"RSA\"}\n",
+			.jwk_len = 16,
+			.kty = "RSA",
+			.key_ops = ops,
+			.nkey_ops = 2,
+			.attrs = {.enabled = true,
+				  .created = 110,
+				  .updated = 120},
+			.tags_json = "{\"purpose\":\"signing\"}"},
+		.public_pem = "PUBLIC PEM",
+		.public_pem_len = 10,
+		.key_size = 2048,
+		.key_ops = "sign,verify",
+	};
+	struct kvfs_tree_node n;
+	struct kvfs_tree_view v;
+	char buf[512];
+
+	is_int(resolve("/keys/RSA-key", NULL, &n), 0, "/keys/RSA-key");
+	is_int(n.kind, KVFS_NODE_OBJECT, "is a key directory");
+	is_int(n.coll, KVFS_COLLECTION_KEYS, "of keys");
+	ok(n.entry == &key_entries[0], "finds rsa-key");
+	is_int(resolve("/keys/rsa-key/public.pem", NULL, &n), 0, "public.pem");
+	is_int(n.file, KVFS_FILE_PUBLIC_PEM, "is public.pem");
+	is_int(resolve("/keys/rsa-key/public.jwk", NULL, &n), 0, "public.jwk");
+	is_int(n.file, KVFS_FILE_PUBLIC_JWK, "is public.jwk");
+	is_int(resolve("/keys/rsa-key/versions/0123abcd/public.jwk", &versions,
+		       &n),
+	       0, "a version's public.jwk");
+	is_int(n.kind, KVFS_NODE_FILE, "is a file");
+	ok(n.version == &version_items[0], "of that version");
+	static const char *const none[] = {
+		"/keys/rsa-key/cert.pem",
+		"/keys/rsa-key/privkey.pem",
+		"/keys/rsa-key/private.pem",
+		"/certificates/www/public.pem",
+		"/keys/nope",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(none); i++)
+		is_int(resolve(none[i], &versions, &n), -ENOENT,
+		       "'%s' is nothing", none[i]);
+	ok(kvfs_tree_object_has_file(KVFS_COLLECTION_KEYS,
+				     KVFS_FILE_PUBLIC_PEM),
+	   "a key has public.pem");
+	ok(!kvfs_tree_object_has_file(KVFS_COLLECTION_KEYS, KVFS_FILE_CERT_PEM),
+	   "but no cert.pem");
+	ok(!kvfs_tree_holds_key(KVFS_FILE_PUBLIC_PEM), "public.pem: no key");
+
+	is_int(resolve("/keys/rsa-key/public.pem", NULL, &n), 0, "public.pem");
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_PUBLIC_PEM, NOW, &key, 0,
+			      NULL, &v),
+	       0, "public.pem's view");
+	ok(v.data == key.public_pem && v.len == 10, "is the PEM");
+	is_int(v.mode, 0444, "0444");
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_PUBLIC_JWK, NOW, &key, 0,
+			      NULL, &v),
+	       0, "public.jwk's view");
+	ok(v.data == key.key.jwk_json && v.len == 16, "is the JWK");
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_CERT_PEM, NOW, &key, 0, NULL,
+			      &v),
+	       -ENOENT, "cert.pem is none of a key's");
+	key_entries[0].item.attrs.enabled = false;
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_PUBLIC_PEM, NOW, NULL,
+			      -ENODATA, NULL, &v),
+	       0, "disabled: known without a fetch");
+	is_int(v.mode, 0000, "disabled: 0000");
+	key_entries[0].item.attrs.enabled = true;
+
+	static const struct {
+		const char *name, *value;
+	} want[] = {
+		{"user.kvfs.id", "https://v.vault.azure.net/keys/rsa-key/99aa"},
+		{"user.kvfs.version", "99aa"},
+		{"user.kvfs.enabled", "true"},
+		{"user.kvfs.created", "110"},
+		{"user.kvfs.updated", "120"},
+		{"user.kvfs.nbf", "0"},
+		{"user.kvfs.kty", "RSA"},
+		{"user.kvfs.key_ops", "sign,verify"},
+		{"user.kvfs.key_size", "2048"},
+		{"user.kvfs.tags", "{\"purpose\":\"signing\"}"},
+	};
+	for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+		int len = kvfs_tree_getxattr(&key, want[i].name, buf,
+					     sizeof(buf) - 1);
+
+		is_int(len, (long long)strlen(want[i].value), "%s's length",
+		       want[i].name);
+		buf[len > 0 ? len : 0] = '\0';
+		is_str(buf, want[i].value, "%s", want[i].name);
+	}
+	is_int(kvfs_tree_getxattr(&key, "user.kvfs.crv", buf, sizeof(buf)),
+	       -ENODATA, "an RSA key has no crv");
+	is_int(kvfs_tree_getxattr(&key, "user.kvfs.x5t", buf, sizeof(buf)),
+	       -ENODATA, "nor a certificate's x5t");
+	is_int(kvfs_tree_getxattr(&files, "user.kvfs.kty", buf, sizeof(buf)),
+	       -ENODATA, "a certificate has no kty");
+	is_int(resolve("/keys/rsa-key", NULL, &n), 0, "rsa-key");
+	memset(buf, 0, sizeof(buf));
+	ok(kvfs_tree_listxattr(&n, buf, sizeof(buf)) > 0, "lists its xattrs");
+	ok(memmem(buf, sizeof(buf), "user.kvfs.key_size", 19) != NULL,
+	   "key_size among them");
+	ok(memmem(buf, sizeof(buf), "user.kvfs.x5t", 14) == NULL, "x5t is not");
+}
+
+/* secrets/<name> is a file, its value; secrets/.versions/<name>/<version>
+ * every version; key_mode=, closed as any object; its size only once
+ * fetched; the secret's xattrs. */
+static void test_secrets(void)
+{
+	struct kvfs_files secret = {
+		.coll = KVFS_COLLECTION_SECRETS,
+		.secret =
+			{.value = "s3cret\n",
+			 .value_len = 7,
+			 .content_type = "text/plain",
+			 .id = "https://v.vault.azure.net/secrets/db-password/"
+			       "77bb",
+			 .name = "db-password",
+			 .version = "77bb",
+			 .attrs = {.enabled = true,
+				   .created = 130,
+				   .updated = 140},
+			 .tags_json = "{}"},
+	};
+	enum kvfs_file_kind k;
+	struct kvfs_tree_node n;
+	struct kvfs_tree_view v;
+	struct stat st;
+	char buf[256];
+	int len;
+
+	ok(kvfs_tree_object_is_file(KVFS_COLLECTION_SECRETS, &k) &&
+		   k == KVFS_FILE_SECRET_VALUE,
+	   "a secret is a file");
+	ok(!kvfs_tree_object_is_file(KVFS_COLLECTION_KEYS, NULL),
+	   "a key is not");
+	ok(kvfs_tree_size_on_fetch(KVFS_FILE_SECRET_VALUE),
+	   "its size comes with its fetch");
+	ok(!kvfs_tree_size_on_fetch(KVFS_FILE_CERT_PEM), "cert.pem's does not");
+
+	is_int(resolve("/secrets/DB-password", NULL, &n), 0, "a secret");
+	is_int(n.kind, KVFS_NODE_FILE, "is a file");
+	is_int(n.file, KVFS_FILE_SECRET_VALUE, "its value");
+	ok(n.entry == &secret_entries[0] && !n.version, "the latest");
+	ok(kvfs_tree_has_xattrs(&n), "with xattrs");
+	is_int(resolve("/secrets/.versions", NULL, &n), 0, ".versions");
+	is_int(n.kind, KVFS_NODE_ALL_VERSIONS, "is every version's directory");
+	ok(!kvfs_tree_has_xattrs(&n), "without xattrs");
+	is_int(resolve("/secrets/.versions/db-password", NULL, &n), 0,
+	       ".versions/db-password");
+	is_int(n.kind, KVFS_NODE_VERSIONS, "is its versions");
+	is_int(resolve("/secrets/.versions/db-password/0123abcd", NULL, &n),
+	       KVFS_TREE_NEEDS_VERSIONS, "a version needs the listing");
+	is_int(resolve("/secrets/.versions/db-password/0123abcd", &versions,
+		       &n),
+	       0, "a version");
+	is_int(n.kind, KVFS_NODE_FILE, "is a file");
+	ok(n.version == &version_items[0], "of that version");
+	static const char *const none[] = {
+		"/secrets/db-password/x",
+		"/secrets/db-password/versions",
+		"/secrets/.versions/db-password/0123abcd/x",
+		"/secrets/.versions/nope",
+		"/secrets/.Versions",
+		"/secrets/versions",
+		"/secrets/..",
+		"/secrets/nope",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(none); i++)
+		is_int(resolve(none[i], &versions, &n), -ENOENT,
+		       "'%s' is nothing", none[i]);
+
+	is_int(resolve("/secrets/db-password", NULL, &n), 0, "the secret");
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_SECRET_VALUE, NOW, NULL,
+			      -ENODATA, NULL, &v),
+	       -ENODATA, "not known before its fetch");
+	is_int(v.mode, 0400, "key_mode=");
+	kvfs_tree_stat_file(&tree, &n, &v, &st);
+	is_int(st.st_size, 0, "size 0 until then");
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_SECRET_VALUE, NOW, &secret,
+			      -ENODATA, NULL, &v),
+	       0, "fetched");
+	ok(v.data == secret.secret.value && v.len == 7,
+	   "exactly the value, its newline included");
+	is_int(resolve("/secrets/off", NULL, &n), 0, "a disabled secret");
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_SECRET_VALUE, NOW, NULL,
+			      -ENODATA, NULL, &v),
+	       0, "closed: known without a fetch");
+	is_int(v.mode, 0000, "0000");
+
+	n = (struct kvfs_tree_node){.kind = KVFS_NODE_COLLECTION,
+				    .coll = KVFS_COLLECTION_SECRETS};
+	kvfs_tree_stat_dir(&tree, &n, lists, &st);
+	is_int(st.st_nlink, 3, "secrets/ links .versions/");
+	n.kind = KVFS_NODE_ALL_VERSIONS;
+	kvfs_tree_stat_dir(&tree, &n, lists, &st);
+	is_int(st.st_nlink, 4, ".versions/ links a directory per secret");
+	ok(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0555, "0555");
+
+	len = kvfs_tree_getxattr(&secret, "user.kvfs.content_type", buf,
+				 sizeof(buf));
+	is_int(len, 10, "content_type");
+	ok(len == 10 && memcmp(buf, "text/plain", 10) == 0, "text/plain");
+	len = kvfs_tree_getxattr(&secret, "user.kvfs.id", buf, sizeof(buf));
+	ok(len > 0 && memcmp(buf, secret.secret.id, (size_t)len) == 0, "id");
+	is_int(kvfs_tree_getxattr(&secret, "user.kvfs.kty", buf, sizeof(buf)),
+	       -ENODATA, "no kty");
+	secret.secret.content_type = NULL;
+	is_int(kvfs_tree_getxattr(&secret, "user.kvfs.content_type", buf,
+				  sizeof(buf)),
+	       -ENODATA, "none without a contentType");
+}
+
 int main(void)
 {
 	test_resolve_top();
@@ -767,5 +1021,7 @@ int main(void)
 	test_views_without_data();
 	test_stat();
 	test_xattrs();
+	test_keys();
+	test_secrets();
 	return done_testing();
 }
