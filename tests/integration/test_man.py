@@ -109,3 +109,41 @@ def test_fake_readme_stays_in_the_repository_and_its_look_runs(fake):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert '"nextLink"' in r.stdout and "-----BEGIN CERTIFICATE-----" in r.stdout
+
+
+# Options of mount(8), fstab(5) and systemd that kvfs's examples may use
+# beside kvfs's own.
+MOUNT_OPTIONS = {"_netdev", "nofail", "noauto", "x-systemd.automount",
+                 "defaults", "ro"}
+FSTAB_LINE = re.compile(r"^\s*\S+\s+/\S+\s+fuse\.kvfs\s+(\S+)\s+0\s+0\s*$")
+
+
+def fstab_examples():
+    """Every fstab line of the README and of kvfs(8), as a list of options."""
+    with open(os.path.join(HERE, "..", "..", "README.md")) as f:
+        readme = f.read().splitlines()
+    with open(PAGE) as f:
+        page = [l.replace("\\-", "-") for l in f.read().splitlines()]
+    return [m.group(1).split(",") for m in map(FSTAB_LINE.match, readme + page)
+            if m]
+
+
+def test_every_fstab_example_uses_known_options():
+    helptext = run_kvfs(["--help"]).stdout
+    known = set(re.findall(r"^\s+-o ([a-z_]+)[=\s]", helptext, re.M))
+    examples = fstab_examples()
+    assert len(examples) >= 8, examples
+    for opts in examples:
+        for opt in opts:
+            name, _, value = opt.partition("=")
+            assert name in known | MOUNT_OPTIONS, (opt, opts)
+            if name == "collections":
+                assert set(value.split("+")) <= {"certificates", "secrets",
+                                                  "keys", "all"}, opts
+
+
+def test_an_fstab_example_mounts_secrets_with_a_filter():
+    both = [o for o in fstab_examples()
+            if any(x.startswith("collections=") and "secrets" in x for x in o)
+            and any(x.startswith(("include=", "exclude=", "tag=")) for x in o)]
+    assert len(both) >= 2, "README and kvfs(8) each show one"
