@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The kvfs benchmark, end to end: start the fake Azure with N
-certificates, mount kvfs against it for real, and measure it against
-baselines taken in the same run.  See README.md in this directory.
+certificates (or N secrets), mount kvfs against it for real, and measure
+it against baselines taken in the same run.  See README.md in this
+directory.
 
     tests/bench/run [--certs 1000,10000] [--runs 3] [--out DIR] [--only ...]
 
@@ -30,9 +31,19 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "fakeazure"))
 
 from client import FakeAzure  # noqa: E402
+from seed import BULK_SECRET_MAX, BULK_SECRET_MIN  # noqa: E402
 
 PAGE = 25
-JOBS = ("cold", "warm", "readers", "curl", "sdk", "fleet")
+JOBS = ("cold", "warm", "readers", "curl", "sdk", "secrets", "fleet")
+# The jobs on a vault of N certificates (the secrets job has its own vault)
+CERT_JOBS = {"cold", "warm", "readers", "curl", "sdk"}
+# What the jobs read in each collection: in the collection's directory,
+# each entry's file ("": the entry is the file, benchtool -f '') and the
+# files a tmpfs copy of an entry holds.
+LAYOUTS = {
+    "certificates": {"file": "cert.pem", "copy": ("cert.pem", "cert.der")},
+    "secrets": {"file": "", "copy": ()},
+}
 
 
 def log(msg):
@@ -46,14 +57,16 @@ def median(xs):
 
 
 def minimum_requests(n):
-    """1 token + ceil(N/25) list pages + N bundles (discovery apart)."""
+    """1 token + ceil(N/25) list pages + N bundles or secret values
+    (discovery apart)."""
     return {"token": 1, "pages": math.ceil(n / PAGE) if n else 1, "bundles": n,
             "total": 1 + (math.ceil(n / PAGE) if n else 1) + n}
 
 
-def count_requests(entries):
+def count_requests(entries, kind="certificates"):
     """Classify the fake's log: login (discovery, token), vault (401
-    challenges, list pages, bundles, other), and statuses."""
+    challenges, list pages and GETs of one object of the collection kind
+    ("bundles"), other), and statuses."""
     c = {"discovery": 0, "token": 0, "challenge": 0, "pages": 0, "bundles": 0,
          "other": 0, "throttled": 0, "errors": 0, "vault": 0, "login": 0}
     for e in entries:
@@ -78,9 +91,9 @@ def count_requests(entries):
         if status == 401:
             continue
         p = path.rstrip("/")
-        if p == "/certificates":
+        if p == "/" + kind:
             c["pages"] += 1
-        elif p.startswith("/certificates/"):
+        elif p.startswith("/%s/" % kind):
             c["bundles"] += 1
         else:
             c["other"] += 1
@@ -88,6 +101,11 @@ def count_requests(entries):
     # requests; discovery and the challenge are reported on their own.
     c["counted"] = c["token"] + c["pages"] + c["bundles"]
     return c
+
+
+def listdir(path):
+    """The entries of a directory, less the dot ones (secrets/.versions)."""
+    return [x for x in os.listdir(path) if not x.startswith(".")]
 
 
 def proc_status(pid):
@@ -160,13 +178,15 @@ def machine():
 
 
 class Mount:
-    """One kvfs -f daemon on its own mount point."""
+    """One kvfs -f daemon on its own mount point, with kvfs's default
+    collections or those given."""
 
     name = "kvfs"
 
-    def __init__(self, bench, fake, label):
+    def __init__(self, bench, fake, label, collections=None):
         self.bench = bench
         self.fake = fake
+        self.collections = collections
         self.path = bench.mkdir("mnt-" + label)
         self.err_path = os.path.join(bench.tmp, label + ".stderr")
         self.proc = None
@@ -187,6 +207,8 @@ class Mount:
             # SIGHUPs, which revalidate whatever refresh= says
             "refresh": 31536000,
         }
+        if self.collections:
+            opts["collections"] = self.collections
         return ",".join("%s=%s" % kv for kv in opts.items())
 
     def argv(self):
@@ -363,52 +385,66 @@ class Bench:
             self.tmpfs.remove(path)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def start_fake(self, n):
-        """A fake vault holding exactly n certificates (bulk-*): the seeded
-        test certificates (disabled, expired, ...) are deleted, so every
-        client does the same job."""
-        seeded = 10
-        fake = FakeAzure(self.mkdir("fake"), bulk=n)
-        fake.start(timeout=60 + n // 50)
+    def start_fake(self, n, secrets=0):
+        """A fake vault holding exactly n certificates (bulk-*) and
+        `secrets` plain secrets (bulk-secret-*): the hand-made test
+        certificates and secrets (disabled, expired, ...) are deleted, so
+        that every client does the same job and a listing of secrets holds
+        those secrets only (a certificate's secret is listed too, as
+        managed)."""
+        fake = FakeAzure(self.mkdir("fake"), bulk=n,
+                         extra_args=["--bulk-secrets", str(secrets)])
+        fake.start(timeout=60 + (n + secrets) // 50)
         self.fakes.append(fake)
-        for name in fake.info["certificates"]:
-            if not name.startswith("bulk-"):
-                fake.delete(name)
-        listed = [c for c in fake.state()["certificates"]]
-        assert len(listed) == n, "fake holds %d certificates, not %d" % (len(listed), n)
-        log("fake Azure with %d certificates (%d seeded ones removed)" % (n, seeded))
+        removed = 0
+        for kind, bulk in (("certificates", "bulk-"), ("secrets", "bulk-secret-")):
+            for name in fake.info[kind]:
+                if not name.startswith(bulk):
+                    fake.delete(name, kind=kind)
+                    removed += 1
+        state = fake.state()
+        held = (len(state["certificates"]), len(state["secrets"]))
+        assert held == (n, secrets), "fake holds %d certificates and %d secrets, not %d and %d" \
+            % (held + (n, secrets))
+        log("fake Azure with %d certificates and %d secrets (%d hand-made ones removed)"
+            % (n, secrets, removed))
         return fake
 
     def stop_fake(self, fake):
         fake.stop()
         self.fakes.remove(fake)
 
-    def run_tool(self, *argv, timeout=3600):
-        out = subprocess.run([self.tool] + [str(a) for a in argv], capture_output=True,
-                             text=True, timeout=timeout)
+    def run_tool(self, *argv, kind="certificates", timeout=3600):
+        """benchtool CMD ARGS... over the entries of the collection kind."""
+        layout = ["-d", kind, "-f", LAYOUTS[kind]["file"]]
+        out = subprocess.run([self.tool] + layout + [str(a) for a in argv],
+                             capture_output=True, text=True, timeout=timeout)
         if out.returncode != 0:
             raise RuntimeError("benchtool %s failed: %s" % (argv[0], out.stderr))
         return json.loads(out.stdout)
 
     # --- cold ------------------------------------------------------------------
 
-    def cold_kvfs(self, fake, n, threads, warm=False):
-        """Mount, list, read every cert.pem with `threads` readers; wall
-        time from exec to the last byte, requests from the fake's log.
-        With warm, the sequential mount also gives memory and the warm
-        figures before it is unmounted."""
+    def cold_kvfs(self, fake, n, threads, warm=False, kind="certificates"):
+        """Mount, list, read every cert.pem (or, for kind "secrets", every
+        secrets/<name> on a mount of that collection) with `threads`
+        readers; wall time from exec to the last byte, requests from the
+        fake's log.  With warm, the sequential mount also gives the warm
+        figures (and, for certificates, memory) before it is unmounted."""
+        certs = kind == "certificates"
         fake.reset_log()
         fcpu0 = cpu_seconds(fake.proc.pid)
         # Connections to the vault: those kvfs opened, still open or
         # closed (TIME_WAIT lasts 60 s), less those of earlier clients.
         socks0 = vault_sockets(fake.info["vault_url"])
         t0 = time.monotonic()
-        m = Mount(self, fake, "cold%d" % threads).start()
+        m = Mount(self, fake, "cold%d" % threads if certs else "%s-cold%d" % (kind, threads),
+                  collections=None if certs else kind).start()
         try:
-            names = os.listdir(os.path.join(m.path, "certificates"))
+            names = listdir(os.path.join(m.path, kind))
             t_list = time.monotonic()
             mem0 = proc_status(m.proc.pid)
-            r = self.run_tool("cold", m.path, threads)
+            r = self.run_tool("cold", m.path, threads, kind=kind)
             wall = time.monotonic() - t0
             mem1 = proc_status(m.proc.pid)
             res = {
@@ -417,15 +453,16 @@ class Bench:
                 "listed": len(names), "files": r["files"], "read_errors": r["errors"],
                 "bytes": r["bytes"], "kvfs_cpu_s": cpu_seconds(m.proc.pid),
                 "fake_cpu_s": (cpu_seconds(fake.proc.pid) or 0) - (fcpu0 or 0),
-                "requests": count_requests(fake.log()),
+                "requests": count_requests(fake.log(), kind),
                 "connections": len(vault_sockets(fake.info["vault_url"]) - socks0),
             }
             if r["errors"]:
-                log("kvfs cold (%d threads): %d read errors (errno %d)"
-                    % (threads, r["errors"], r["first_errno"]))
+                log("kvfs cold %s (%d threads): %d read errors (errno %d)"
+                    % (kind, threads, r["errors"], r["first_errno"]))
             if warm:
-                res["memory"] = self.memory(m, n, mem0, mem1)
-                res["warm"] = self.warm(m, fake, n)
+                if certs:
+                    res["memory"] = self.memory(m, n, mem0, mem1)
+                res["warm"] = self.warm(m, fake, n, kind)
             return res
         finally:
             m.stop()
@@ -447,23 +484,29 @@ class Bench:
     def passes(self, n):
         return max(5, min(50, 50000 // max(n, 1)))
 
-    def warm(self, m, fake, n):
-        """open+read+close of every cert.pem and stat of every directory on
-        the warm mount, then the same on a tmpfs copy of the tree, and on
-        nullfs serving that copy with and without OPEN/RELEASE."""
+    def warm(self, m, fake, n, kind="certificates"):
+        """open+read+close of every cert.pem and stat of every directory
+        (for secrets: of every secrets/<name>) on the warm mount, then the
+        same on a tmpfs copy of the tree, and on nullfs serving that copy
+        with and without OPEN/RELEASE.  For certificates, also the tmpfs
+        side of the 64 concurrent readers."""
         fake.reset_log()
-        k = self.run_tool("warm", m.path, self.passes(n))
-        kreq = count_requests(fake.log())
-        t = self.tmpfs_copy(m)
+        k = self.run_tool("warm", m.path, self.passes(n), kind=kind)
+        kreq = count_requests(fake.log(), kind)
+        t = self.tmpfs_copy(m, kind)
+        rs = None
         try:
-            tt = self.run_tool("warm", t, self.passes(n))
-            rs = self.readers_pair(t, tmpfs=True)
-            nf = self.warm_nullfs(t, n, no_open=False)
-            nn = self.warm_nullfs(t, n, no_open=True)
+            tt = self.run_tool("warm", t, self.passes(n), kind=kind)
+            if kind == "certificates":
+                rs = self.readers_pair(t, tmpfs=True)
+            nf = self.warm_nullfs(t, n, no_open=False, kind=kind)
+            nn = self.warm_nullfs(t, n, no_open=True, kind=kind)
         finally:
             self.drop_tmpfs(t)
         res = {"kvfs_raw": k, "tmpfs_raw": tt, "nullfs_raw": nf, "nullfs_noopen_raw": nn,
-               "errors": k["errors"], "vault_requests": kreq["vault"], "tmpfs_readers": rs}
+               "errors": k["errors"], "vault_requests": kreq["vault"]}
+        if rs is not None:
+            res["tmpfs_readers"] = rs
         for label, r in (("kvfs", k), ("tmpfs", tt), ("nullfs", nf), ("nullfs_noopen", nn)):
             res[label + "_read_us"] = median(r["read_ns"]) / 1000
             res[label + "_stat_us"] = median(r["stat_ns"]) / 1000
@@ -473,27 +516,32 @@ class Bench:
                 log("%s: %d errors in the warm passes" % (label, r["errors"]))
         return res
 
-    def warm_nullfs(self, tree, n, no_open):
+    def warm_nullfs(self, tree, n, no_open, kind="certificates"):
         """The warm passes on nullfs serving tree: the FUSE floor."""
         nm = NullfsMount(self, tree, no_open).start()
         try:
-            r = self.run_tool("warm", nm.path, self.passes(n))
+            r = self.run_tool("warm", nm.path, self.passes(n), kind=kind)
         finally:
             nm.stop()
         r["requests"] = nm.requests()
         return r
 
-    def tmpfs_copy(self, m):
+    def tmpfs_copy(self, m, kind="certificates"):
+        """The entries of m's collection kind, as LAYOUTS says, on a tmpfs."""
         t = self.mkdir("tmpfs")
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "kvfs-bench", t],
                        check=True)
         self.tmpfs.append(t)
-        src = os.path.join(m.path, "certificates")
-        for name in os.listdir(src):
-            os.makedirs(os.path.join(t, "certificates", name))
-            for f in ("cert.pem", "cert.der"):
-                shutil.copyfile(os.path.join(src, name, f),
-                                os.path.join(t, "certificates", name, f))
+        src, dst = os.path.join(m.path, kind), os.path.join(t, kind)
+        os.makedirs(dst)
+        copy = LAYOUTS[kind]["copy"]
+        for name in listdir(src):
+            if not copy:
+                shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+                continue
+            os.makedirs(os.path.join(dst, name))
+            for f in copy:
+                shutil.copyfile(os.path.join(src, name, f), os.path.join(dst, name, f))
         return t
 
     def drop_tmpfs(self, t):
@@ -569,8 +617,12 @@ class Bench:
 
     def size(self, n):
         a = self.args
-        fake = self.start_fake(n)
         res = {"n": n, "minimum": minimum_requests(n), "runs": []}
+        if "secrets" in a.only:
+            res["secrets"] = self.secrets(n)
+        if not a.only & CERT_JOBS:
+            return res
+        fake = self.start_fake(n)
         try:
             for run in range(a.runs):
                 r = {}
@@ -599,6 +651,45 @@ class Bench:
         finally:
             self.stop_fake(fake)
         return res
+
+    # --- secrets -------------------------------------------------------------------
+
+    def secrets(self, n):
+        """The secrets job on a vault of n plain secrets (and nothing else
+        it would list): `ls -l secrets/` on a fresh mount, then cold reads
+        with 1 reader (and the warm passes on that mount) and with each
+        pool, each on a fresh mount with collections=secrets."""
+        a = self.args
+        fake = self.start_fake(0, secrets=n)
+        res = {"n": n, "minimum": minimum_requests(n), "runs": []}
+        try:
+            for run in range(a.runs):
+                log("N=%d secrets run %d/%d" % (n, run + 1, a.runs))
+                r = {"ls": self.ls_kvfs(fake, "secrets")}
+                log("  ls -l secrets/: %d pages, %d GETs"
+                    % (r["ls"]["requests"]["pages"], r["ls"]["requests"]["bundles"]))
+                r["kvfs_seq"] = self.cold_kvfs(fake, n, 1, warm=True, kind="secrets")
+                log("  kvfs sequential: %.2f s" % r["kvfs_seq"]["wall_s"])
+                for t in a.threads:
+                    r["kvfs_par%d" % t] = self.cold_kvfs(fake, n, t, kind="secrets")
+                    log("  kvfs %d readers: %.2f s" % (t, r["kvfs_par%d" % t]["wall_s"]))
+                res["runs"].append(r)
+        finally:
+            self.stop_fake(fake)
+        return res
+
+    def ls_kvfs(self, fake, kind):
+        """From exec of kvfs to the end of `ls -l KIND/` on its mount: the
+        requests (the listing's, no object's) and the entries ls showed."""
+        fake.reset_log()
+        m = Mount(self, fake, "ls-" + kind, collections=kind).start()
+        try:
+            out = subprocess.run(["ls", "-l", os.path.join(m.path, kind)], check=True,
+                                 capture_output=True, text=True).stdout
+            return {"listed": len([x for x in out.splitlines() if not x.startswith("total ")]),
+                    "requests": count_requests(fake.log(), kind)}
+        finally:
+            m.stop()
 
     # --- the fleet -----------------------------------------------------------------
 
@@ -768,51 +859,171 @@ def fuse_floor(w):
     return L
 
 
+def med_of(runs, key, *path):
+    """The median over runs of run[key][path...] (missing ones left out)."""
+    vals = []
+    for r in runs:
+        v = r.get(key)
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        vals.append(v)
+    return median(vals)
+
+
+def summarize_clients(runs, keys):
+    """Medians of the cold figures of each client in keys that ran."""
+    out = {}
+    for k in keys:
+        if not any(k in r for r in runs):
+            continue
+        out[k] = {
+            "wall_s": med_of(runs, k, "wall_s"),
+            "runs": sum(1 for r in runs if k in r),
+            "requests": {f: med_of(runs, k, "requests", f) for f in
+                         ("discovery", "token", "challenge", "pages", "bundles", "counted",
+                          "vault", "throttled", "errors")},
+            "fake_cpu_s": med_of(runs, k, "fake_cpu_s"),
+            "kvfs_cpu_s": med_of(runs, k, "kvfs_cpu_s"),
+            "connections": med_of(runs, k, "connections"),
+            "read_errors": med_of(runs, k, "read_errors"),
+        }
+    return out
+
+
+def summarize_warm(runs):
+    """Medians of the warm passes on the runs' sequential mounts (None
+    when none had them)."""
+    warms = [r["kvfs_seq"]["warm"] for r in runs if "warm" in r.get("kvfs_seq", {})]
+    if not warms:
+        return None
+    w = {f: median([x.get(f) for x in warms])
+         for f in ("kvfs_read_us", "kvfs_stat_us", "tmpfs_read_us", "tmpfs_stat_us",
+                   "nullfs_read_us", "nullfs_stat_us", "nullfs_noopen_read_us",
+                   "nullfs_noopen_stat_us", "vault_requests")}
+    for v in ("nullfs", "nullfs_noopen"):
+        reqs = [x.get(v + "_requests") or {} for x in warms]
+        w[v + "_requests"] = {op: median([q.get(op) for q in reqs])
+                              for op in ("getattr", "open", "read", "release")}
+    if all("tmpfs_readers" in x for x in warms):
+        w["tmpfs_readers"] = {
+            mode: median([x["tmpfs_readers"][mode]["ops_per_s"] for x in warms])
+            for mode in ("same", "diff")}
+    return w
+
+
+def secrets_failures(sec):
+    """Where the secrets job's kvfs differed from the minimum, run by run
+    and mount by mount: `ls -l secrets/` must cost 1 token and the list
+    pages, no GET; each cold mount 1 token, the pages and one GET per
+    secret, and nothing else from the vault.  Empty when met exactly."""
+    n, mn = sec["n"], sec["minimum"]
+    out = []
+    for i, r in enumerate(sec["runs"], 1):
+        q = r["ls"]["requests"]
+        got = (r["ls"]["listed"], q["token"], q["pages"], q["bundles"], q["vault"])
+        want = (n, 1, mn["pages"], 0, mn["pages"])
+        if got != want:
+            out.append("run %d, ls -l secrets/: listed %d, %d token, %d pages, %d GETs, "
+                       "%d vault requests; want %d, %d, %d, %d, %d" % ((i,) + got + want))
+        for k in sorted(x for x in r if x.startswith("kvfs")):
+            c, q = r[k], r[k]["requests"]
+            got = (c["listed"], c["files"], c["read_errors"], q["token"], q["pages"],
+                   q["bundles"], q["vault"])
+            want = (n, n, 0, 1, mn["pages"], n, mn["pages"] + n)
+            if got != want:
+                out.append("run %d, %s: listed %d, read %d, %d read errors, %d token, "
+                           "%d pages, %d GETs, %d vault requests; want %d, %d, %d, %d, %d, "
+                           "%d, %d" % ((i, k) + got + want))
+    return out
+
+
+def cold_table(cl, mn, labels, gets):
+    """The cold table of the clients cl against the minimum mn; gets names
+    the per-object requests ("bundles", "GETs")."""
+    base = cl.get("kvfs_seq", {}).get("wall_s")
+    L = ["| client | wall | × kvfs seq | token+pages+%s | ÷ minimum "
+         "| discovery | 401 challenge | fake CPU | kvfs CPU | vault connections |" % gets,
+         "|---|---|---|---|---|---|---|---|---|---|"]
+    for k, c in cl.items():
+        label = labels[k]
+        if k == "curl":
+            label = label % ("%d run" % c["runs"] + ("s" if c["runs"] > 1 else ""))
+        rq = c["requests"]
+        L.append("| %s | %s | %s | %d (%d + %d + %d) | %s | %d | %d | %s | %s | %s |" % (
+            label, fmt_s(c["wall_s"]),
+            fmt_ratio(c["wall_s"] / base) if base else "–",
+            rq["counted"], rq["token"], rq["pages"], rq["bundles"],
+            "%.3f" % (rq["counted"] / mn["total"]), rq["discovery"], rq["challenge"],
+            fmt_s(c["fake_cpu_s"]), fmt_s(c["kvfs_cpu_s"]) if k.startswith("kvfs")
+            else "–", "%d" % c["connections"] if c["connections"] is not None
+            else "–"))
+    L.append("")
+    return L
+
+
+def warm_section(w, what, read_label, stat_label):
+    """The warm figures against tmpfs, and the FUSE floor under them:
+    (lines, read ratio, stat ratio)."""
+    rr, sr = w["kvfs_read_us"] / w["tmpfs_read_us"], w["kvfs_stat_us"] / w["tmpfs_stat_us"]
+    L = ["Warm (right after the cold read; per operation, over every %s):" % what, "",
+         "| operation | kvfs | tmpfs | ratio | target |", "|---|---|---|---|---|",
+         "| %s | %.1f µs | %.1f µs | %s | ≤ 1.5× |"
+         % (read_label, w["kvfs_read_us"], w["tmpfs_read_us"], fmt_ratio(rr)),
+         "| %s | %.2f µs | %.2f µs | %s | ≤ 1.5× |"
+         % (stat_label, w["kvfs_stat_us"], w["tmpfs_stat_us"], fmt_ratio(sr)), "",
+         "Vault requests during the warm passes: %d." % w["vault_requests"], ""]
+    if w["nullfs_read_us"] is not None and w["nullfs_noopen_read_us"] is not None:
+        L.extend(fuse_floor(w))
+    return L, rr, sr
+
+
+def secrets_section(sec, labels, targets):
+    """The secrets job's report; its checks go to targets."""
+    n, mn = sec["n"], sec["minimum"]
+    L = ["### %d secrets, `collections=secrets` (%d run%s)"
+         % (n, sec["runs"], "s" if sec["runs"] > 1 else ""), "",
+         "Cold: mount with `collections=secrets`, list `secrets/`, read every "
+         "`secrets/<name>` (values of %d to %d bytes). Requests counted against the minimum "
+         "= token + list pages + GETs (minimum %d = 1 + %d + %d); OpenID discovery is shown "
+         "apart." % (BULK_SECRET_MIN, BULK_SECRET_MAX, mn["total"], mn["pages"],
+                     mn["bundles"]), ""]
+    L.extend(cold_table(sec["clients"], mn, labels, "GETs"))
+    ls = sec["ls"]
+    q = ls["requests"]
+    L.append("`ls -l secrets/` on a fresh mount, from exec: %d token, %d list pages, %d GETs "
+             "(minimum 1 + %d pages, no GET), %d discovery; it showed %d secrets."
+             % (q["token"], q["pages"], q["bundles"], mn["pages"], q["discovery"],
+                ls["listed"]))
+    L.append("")
+    if sec["warm"]:
+        L.extend(warm_section(sec["warm"], "secret", "open+read+close secrets/<name>",
+                              "stat of secrets/<name>")[0])
+    fails = sec["failures"]
+    for f in fails:
+        L.append("- **FAILED**: %s" % f)
+    if fails:
+        L.append("")
+    targets.append(("N=%d secrets: listing costs ⌈N/25⌉ = %d pages and reading each one GET, "
+                    "exactly (every run and pool; `ls -l` no GET)" % (n, mn["pages"]),
+                    not fails, "%s vs %d; ls -l %d pages + %d GETs" % (
+                        "/".join("%d" % c["requests"]["counted"]
+                                 for c in sec["clients"].values()),
+                        mn["total"], q["pages"], q["bundles"])))
+    return L
+
+
 def summarize(results):
     """Medians over the runs of each vault size, and the target checks."""
     out = []
+    kvfs_keys = ("kvfs_seq",) + tuple("kvfs_par%d" % t for t in results["args"]["threads"])
     for size in results["sizes"]:
         n, runs = size["n"], size["runs"]
-
-        def med(key, *path):
-            vals = []
-            for r in runs:
-                v = r.get(key)
-                for p in path:
-                    v = v.get(p) if isinstance(v, dict) else None
-                vals.append(v)
-            return median(vals)
-
-        s = {"n": n, "minimum": size["minimum"], "runs": len(runs), "clients": {}}
-        keys = [k for k in ("kvfs_seq",) + tuple("kvfs_par%d" % t for t in results["args"]
-                                                  ["threads"]) + ("curl", "sdk_seq", "sdk_conc")
-                if any(k in r for r in runs)]
-        for k in keys:
-            s["clients"][k] = {
-                "wall_s": med(k, "wall_s"),
-                "runs": sum(1 for r in runs if k in r),
-                "requests": {f: med(k, "requests", f) for f in
-                             ("discovery", "token", "challenge", "pages", "bundles", "counted",
-                              "vault", "throttled", "errors")},
-                "fake_cpu_s": med(k, "fake_cpu_s"),
-                "kvfs_cpu_s": med(k, "kvfs_cpu_s"),
-                "connections": med(k, "connections"),
-                "read_errors": med(k, "read_errors"),
-            }
-        if any("warm" in r.get("kvfs_seq", {}) for r in runs):
-            s["warm"] = {f: median([r["kvfs_seq"]["warm"].get(f) for r in runs])
-                         for f in ("kvfs_read_us", "kvfs_stat_us", "tmpfs_read_us",
-                                   "tmpfs_stat_us", "nullfs_read_us", "nullfs_stat_us",
-                                   "nullfs_noopen_read_us", "nullfs_noopen_stat_us",
-                                   "vault_requests")}
-            for v in ("nullfs", "nullfs_noopen"):
-                reqs = [r["kvfs_seq"]["warm"].get(v + "_requests") or {} for r in runs]
-                s["warm"][v + "_requests"] = {
-                    op: median([q.get(op) for q in reqs])
-                    for op in ("getattr", "open", "read", "release")}
-            s["warm"]["tmpfs_readers"] = {
-                mode: median([r["kvfs_seq"]["warm"]["tmpfs_readers"][mode]["ops_per_s"]
-                              for r in runs]) for mode in ("same", "diff")}
+        s = {"n": n, "minimum": size["minimum"], "runs": len(runs),
+             "clients": summarize_clients(runs, kvfs_keys + ("curl", "sdk_seq", "sdk_conc"))}
+        w = summarize_warm(runs)
+        if w:
+            s["warm"] = w
+        if any("memory" in r.get("kvfs_seq", {}) for r in runs):
             s["memory"] = {f: median([r["kvfs_seq"]["memory"][f] for r in runs])
                            for f in ("rss_listed_kib", "rss_read_kib", "hwm_read_kib",
                                      "per_cert_bytes", "content_bytes", "overhead_bytes")}
@@ -821,6 +1032,19 @@ def summarize(results):
                                    for f in ("cold_first_round_s", "cold_bundles",
                                              "expected_bundles", "ops_per_s", "cold_errors")}
                             for mode in ("same", "diff")}
+        sec = size.get("secrets")
+        if sec:
+            sruns = sec["runs"]
+            s["secrets"] = {
+                "n": sec["n"], "minimum": sec["minimum"], "runs": len(sruns),
+                "clients": summarize_clients(sruns, kvfs_keys),
+                "warm": summarize_warm(sruns),
+                "ls": {"listed": median([r["ls"]["listed"] for r in sruns]),
+                       "requests": {f: median([r["ls"]["requests"][f] for r in sruns])
+                                    for f in ("discovery", "token", "pages", "bundles",
+                                              "vault")}},
+                "failures": secrets_failures(sec),
+            }
         out.append(s)
     return out
 
@@ -837,40 +1061,27 @@ def markdown(results):
                                m["debian"], " ".join(m["loadavg_at_start"])))
     L.append("")
     targets = []
+    labels = {"kvfs_seq": "kvfs, 1 reader", "curl": "curl + jq loop (%s)",
+              "sdk_seq": "JS SDK, sequential",
+              "sdk_conc": "JS SDK, %d concurrent" % a["sdk_concurrency"]}
+    for t in a["threads"]:
+        labels["kvfs_par%d" % t] = "kvfs, %d readers" % t
     for s in results["summary"]:
         n, mn, cl = s["n"], s["minimum"], s["clients"]
+        if s.get("secrets"):
+            L.extend(secrets_section(s["secrets"], labels, targets))
+        if not s["runs"]:
+            continue
         L.append("### %d certificates (%d run%s)" % (n, s["runs"], "s" if s["runs"] > 1 else ""))
         L.append("")
         if cl:
-            base = cl.get("kvfs_seq", {}).get("wall_s")
             L.append("Cold: mount (or start), list the vault, read every certificate's PEM. "
                      "Requests counted against the minimum = token + list pages + bundles "
                      "(minimum %d = 1 + %d + %d); OpenID discovery and the SDK's "
                      "unauthenticated 401 challenge are shown apart."
                      % (mn["total"], mn["pages"], mn["bundles"]))
             L.append("")
-            L.append("| client | wall | × kvfs seq | token+pages+bundles | ÷ minimum "
-                     "| discovery | 401 challenge | fake CPU | kvfs CPU | vault connections |")
-            L.append("|---|---|---|---|---|---|---|---|---|---|")
-            labels = {"kvfs_seq": "kvfs, 1 reader", "curl": "curl + jq loop (%s)",
-                      "sdk_seq": "JS SDK, sequential",
-                      "sdk_conc": "JS SDK, %d concurrent" % a["sdk_concurrency"]}
-            for t in a["threads"]:
-                labels["kvfs_par%d" % t] = "kvfs, %d readers" % t
-            for k, c in cl.items():
-                label = labels[k]
-                if k == "curl":
-                    label = label % ("%d run" % c["runs"] + ("s" if c["runs"] > 1 else ""))
-                rq = c["requests"]
-                L.append("| %s | %s | %s | %d (%d + %d + %d) | %s | %d | %d | %s | %s | %s |" % (
-                    label, fmt_s(c["wall_s"]),
-                    fmt_ratio(c["wall_s"] / base) if base else "–",
-                    rq["counted"], rq["token"], rq["pages"], rq["bundles"],
-                    "%.3f" % (rq["counted"] / mn["total"]), rq["discovery"], rq["challenge"],
-                    fmt_s(c["fake_cpu_s"]), fmt_s(c["kvfs_cpu_s"]) if k.startswith("kvfs")
-                    else "–", "%d" % c["connections"] if c["connections"] is not None
-                    else "–"))
-            L.append("")
+            L.extend(cold_table(cl, mn, labels, "bundles"))
             kv = [k for k in cl if k.startswith("kvfs")]
             if kv:
                 exact = all(cl[k]["requests"]["counted"] == mn["total"]
@@ -891,21 +1102,9 @@ def markdown(results):
                                 fmt_s(cl[b]["wall_s"]))))
         w = s.get("warm")
         if w:
-            L.append("Warm (right after the cold read; per operation, over every certificate):")
-            L.append("")
-            L.append("| operation | kvfs | tmpfs | ratio | target |")
-            L.append("|---|---|---|---|---|")
-            rr = w["kvfs_read_us"] / w["tmpfs_read_us"]
-            sr = w["kvfs_stat_us"] / w["tmpfs_stat_us"]
-            L.append("| open+read+close cert.pem | %.1f µs | %.1f µs | %s | ≤ 1.5× |"
-                     % (w["kvfs_read_us"], w["tmpfs_read_us"], fmt_ratio(rr)))
-            L.append("| stat of a certificate directory | %.2f µs | %.2f µs | %s | ≤ 1.5× |"
-                     % (w["kvfs_stat_us"], w["tmpfs_stat_us"], fmt_ratio(sr)))
-            L.append("")
-            L.append("Vault requests during the warm passes: %d." % w["vault_requests"])
-            L.append("")
-            if w["nullfs_read_us"] is not None and w["nullfs_noopen_read_us"] is not None:
-                L.extend(fuse_floor(w))
+            lines, rr, sr = warm_section(w, "certificate", "open+read+close cert.pem",
+                                         "stat of a certificate directory")
+            L.extend(lines)
             targets.append(("N=%d: warm open+read+close ≤ 1.5× tmpfs" % n, rr <= 1.5,
                             "%.2f×" % rr))
             targets.append(("N=%d: warm stat ≤ 1.5× tmpfs" % n, sr <= 1.5, "%.2f×" % sr))
@@ -992,7 +1191,8 @@ def markdown(results):
 def parse_args(argv):
     p = argparse.ArgumentParser(description="kvfs benchmark")
     p.add_argument("--certs", default="1000",
-                   help="vault sizes, comma-separated (default 1000)")
+                   help="vault sizes, comma-separated (default 1000): N certificates, and N "
+                        "secrets for the secrets job")
     p.add_argument("--runs", type=int, default=3, help="runs per vault size (default 3)")
     p.add_argument("--curl-runs", type=int, default=1,
                    help="runs of the curl loop per size (default 1: ~50 ms a certificate)")
@@ -1051,7 +1251,7 @@ def main(argv=None):
             ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
             text=True).stdout.strip()
         for n in args.certs:
-            if args.only & {"cold", "warm", "readers", "curl", "sdk"}:
+            if args.only & (CERT_JOBS | {"secrets"}):
                 results["sizes"].append(bench.size(n))
         if "fleet" in args.only:
             results["fleet"] = bench.fleet()
@@ -1067,6 +1267,12 @@ def main(argv=None):
         f.write(text)
     sys.stdout.write(text)
     log("results in %s/results.{md,json}" % args.out)
+    failures = [f for s in results["summary"] for f in (s.get("secrets") or {}).get("failures", ())]
+    for f in failures:
+        log("FAILED: secrets job: %s" % f)
+    if failures:
+        log("FAILED: kvfs's requests for secrets differ from the minimum (above)")
+        return 1
     return 0
 
 

@@ -1,18 +1,22 @@
 /* The timing loops of the benchmark, in C so that a 5 µs open+read+close
  * is not drowned in an interpreter's overhead.  Reads a tree laid out as
- * kvfs lays it out (ROOT/certificates/<name>/cert.pem) and prints one JSON
- * object on stdout.  Built by tests/bench/bench.py with cc; not installed,
- * not a test.
+ * kvfs lays it out and prints one JSON object on stdout.  Built by
+ * tests/bench/bench.py with cc; not installed, not a test.
  *
- *   benchtool cold ROOT THREADS          list, then read every cert.pem
- *   benchtool warm ROOT PASSES           open+read+close of every cert.pem
+ *   benchtool [-d DIR] [-f FILE] cold ROOT THREADS
+ *                                        list, then read every file
+ *   benchtool [-d DIR] [-f FILE] warm ROOT PASSES
+ *                                        open+read+close of every file
  *                                        (PASSES passes) and stat of every
- *                                        directory (5 x PASSES), timed per
- *                                        pass
- *   benchtool readers ROOT THREADS same|diff ITERS
+ *                                        entry (5 x PASSES), timed per pass
+ *   benchtool [-d DIR] [-f FILE] readers ROOT THREADS same|diff ITERS
  *                                        THREADS readers released together,
- *                                        all on one certificate or each on
- *                                        its own, ITERS open+read+close each
+ *                                        all on one file or each on its
+ *                                        own, ITERS open+read+close each
+ *
+ * The entries are the names in ROOT/DIR (default "certificates"); the file
+ * of an entry is ROOT/DIR/<name>/FILE (default "cert.pem"), or the entry
+ * itself when FILE is empty (-f '', as for ROOT/secrets/<name>).
  *
  * Times are CLOCK_MONOTONIC.  A file that cannot be read counts as an
  * error, with the first errno reported, and does not stop the run. */
@@ -35,6 +39,10 @@ struct names {
 	size_t n, cap;
 };
 
+/* Where the entries and their files are (-d, -f). */
+static const char *collection = "certificates";
+static const char *leaf = "cert.pem";
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -55,14 +63,14 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The certificate directories under ROOT/certificates, sorted. */
+/* The entries of ROOT/DIR, sorted. */
 static void list_names(const char *root, struct names *ret)
 {
 	char path[4096];
 	struct dirent *de;
 	DIR *d;
 
-	snprintf(path, sizeof(path), "%s/certificates", root);
+	snprintf(path, sizeof(path), "%s/%s", root, collection);
 	d = opendir(path);
 	if (!d)
 		die("cannot open", path);
@@ -107,13 +115,25 @@ static long read_file(const char *path)
 	return total;
 }
 
-static void cert_path(char *buf, size_t size, const char *root,
-		      const char *name)
+/* The entry ROOT/DIR/<name> itself. */
+static void entry_path(char *buf, size_t size, const char *root,
+		       const char *name)
 {
-	snprintf(buf, size, "%s/certificates/%s/cert.pem", root, name);
+	snprintf(buf, size, "%s/%s/%s", root, collection, name);
 }
 
-/* ---- cold: a pool of readers over every certificate ---- */
+/* The file read for an entry: ROOT/DIR/<name>/FILE, or the entry. */
+static void file_path(char *buf, size_t size, const char *root,
+		      const char *name)
+{
+	if (*leaf)
+		snprintf(buf, size, "%s/%s/%s/%s", root, collection, name,
+			 leaf);
+	else
+		entry_path(buf, size, root, name);
+}
+
+/* ---- cold: a pool of readers over every entry ---- */
 
 struct pool {
 	const char *root;
@@ -134,7 +154,7 @@ static void *pool_worker(void *arg)
 	while ((i = atomic_fetch_add(&p->next, 1)) < p->names->n) {
 		long r;
 
-		cert_path(path, sizeof(path), p->root, p->names->v[i]);
+		file_path(path, sizeof(path), p->root, p->names->v[i]);
 		r = read_file(path);
 		if (r < 0) {
 			int zero = 0;
@@ -180,33 +200,33 @@ static int cmd_cold(const char *root, int threads)
 static int cmd_warm(const char *root, int passes)
 {
 	struct names names = {0};
-	char **files, **dirs;
+	char **files, **entries;
 	long errors = 0;
 	struct stat st;
 
 	list_names(root, &names);
 	if (names.n == 0) {
-		fprintf(stderr, "benchtool: no certificate under '%s'\n", root);
+		fprintf(stderr, "benchtool: no entry under '%s/%s'\n", root,
+			collection);
 		return 1;
 	}
 	/* Paths built once, so that the loops time only the system calls. */
 	files = calloc(names.n, sizeof(*files));
-	dirs = calloc(names.n, sizeof(*dirs));
+	entries = calloc(names.n, sizeof(*entries));
 	for (size_t i = 0; i < names.n; i++) {
 		char buf[4096];
 
-		cert_path(buf, sizeof(buf), root, names.v[i]);
+		file_path(buf, sizeof(buf), root, names.v[i]);
 		files[i] = strdup(buf);
-		snprintf(buf, sizeof(buf), "%s/certificates/%s", root,
-			 names.v[i]);
-		dirs[i] = strdup(buf);
+		entry_path(buf, sizeof(buf), root, names.v[i]);
+		entries[i] = strdup(buf);
 	}
 
 	/* One untimed pass: this figure is about the warm path. */
 	for (size_t i = 0; i < names.n; i++) {
 		if (read_file(files[i]) < 0)
 			errors++;
-		if (stat(dirs[i], &st) < 0)
+		if (stat(entries[i], &st) < 0)
 			errors++;
 	}
 
@@ -226,7 +246,7 @@ static int cmd_warm(const char *root, int passes)
 		double t0 = now_s();
 
 		for (size_t i = 0; i < names.n; i++)
-			if (stat(dirs[i], &st) < 0)
+			if (stat(entries[i], &st) < 0)
 				errors++;
 		printf("%s%.1f", p ? ", " : "",
 		       (now_s() - t0) * 1e9 / (double)names.n);
@@ -264,7 +284,7 @@ static void *reader_worker(void *arg)
 		r->names->v[r->same ? 0 : (size_t)a->index % r->names->n];
 	char path[4096];
 
-	cert_path(path, sizeof(path), r->root, name);
+	file_path(path, sizeof(path), r->root, name);
 	pthread_barrier_wait(&r->start);
 	r->started[a->index] = now_s();
 	for (int i = 0; i < r->iters; i++) {
@@ -296,7 +316,7 @@ static int cmd_readers(const char *root, int threads, const char *mode,
 	 * or not; a readdir costs no vault request either way. */
 	list_names(root, &names);
 	if ((size_t)threads > names.n && strcmp(mode, "diff") == 0) {
-		fprintf(stderr, "benchtool: fewer certificates than readers\n");
+		fprintf(stderr, "benchtool: fewer entries than readers\n");
 		return 1;
 	}
 	r.root = root;
@@ -335,6 +355,18 @@ static int cmd_readers(const char *root, int threads, const char *mode,
 
 int main(int argc, char **argv)
 {
+	int opt;
+
+	while ((opt = getopt(argc, argv, "+d:f:")) != -1) {
+		if (opt == 'd')
+			collection = optarg;
+		else if (opt == 'f')
+			leaf = optarg;
+		else
+			return 2;
+	}
+	argc -= optind - 1;
+	argv += optind - 1;
 	if (argc == 4 && strcmp(argv[1], "cold") == 0)
 		return cmd_cold(argv[2], atoi(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "warm") == 0)
@@ -343,8 +375,9 @@ int main(int argc, char **argv)
 		return cmd_readers(argv[2], atoi(argv[3]), argv[4],
 				   atoi(argv[5]));
 	fprintf(stderr,
-		"usage: benchtool cold ROOT THREADS\n"
-		"       benchtool warm ROOT PASSES\n"
-		"       benchtool readers ROOT THREADS same|diff ITERS\n");
+		"usage: benchtool [-d DIR] [-f FILE] cold ROOT THREADS\n"
+		"       benchtool [-d DIR] [-f FILE] warm ROOT PASSES\n"
+		"       benchtool [-d DIR] [-f FILE] readers ROOT THREADS "
+		"same|diff ITERS\n");
 	return 2;
 }

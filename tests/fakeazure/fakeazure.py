@@ -3,6 +3,7 @@
 and a control API, in one process on 127.0.0.1.
 
     /usr/bin/python3 tests/fakeazure/fakeazure.py --state-dir DIR [--bulk N]
+        [--bulk-secrets N]
 
 Start-up order: generate keys and certificates, bind every server, seed the
 vault, start serving, and only then write DIR/info.json (atomically) as the
@@ -76,6 +77,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description="fake Azure (Entra ID, IMDS, Key Vault) for kvfs tests")
     p.add_argument("--state-dir", required=True)
     p.add_argument("--bulk", type=int, default=60)
+    p.add_argument("--bulk-secrets", type=int, default=0)
     p.add_argument("--host", default="127.0.0.1")
     for name in ("vault", "login", "imds", "control", "foreign"):
         p.add_argument("--%s-port" % name, type=int, default=0)
@@ -131,6 +133,7 @@ def main(argv=None):
     fake.factory = seed.Factory(fake.state, pool, now)
     seeded = seed.seed_vault(fake.factory, args.bulk)
     secrets_seeded = seed.seed_secrets(fake.factory)
+    secrets_seeded += seed.seed_bulk_secrets(fake.factory, args.bulk_secrets)
     keys_seeded = seed.seed_keys(fake.factory)
     root_file = os.path.join(state_dir, "root-ca.pem")
     pki.write_public(root_file, pki.cert_pem(fake.factory.root))
@@ -192,6 +195,7 @@ def main(argv=None):
         "secrets": sorted((c.name for c in secrets_seeded), key=str.lower),
         "keys": sorted((c.name for c in keys_seeded), key=str.lower),
         "bulk": args.bulk,
+        "bulk_secrets": args.bulk_secrets,
         "startup_seconds": round(time.time() - t0, 3),
     }
     fake.info = info

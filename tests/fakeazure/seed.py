@@ -30,6 +30,9 @@ FEDERATED_SUBJECT = "system:serviceaccount:kvfs:kvfs"
 FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
 # A secret value's documented maximum, "25 KB" (about-secrets.md), as bytes
 SECRET_MAX_BYTES = 25 * 1024
+# The value sizes of --bulk-secrets, in characters: passwords, API keys
+BULK_SECRET_MIN = 32
+BULK_SECRET_MAX = 64
 
 
 def entra_secret():
@@ -218,6 +221,24 @@ def seed_secrets(factory):
         ("big-secret", 35, [{"value": big, "content_type": "text/plain"}]),
     ]
     return _seed_objects(factory, "secrets", seeds)
+
+
+def seed_bulk_secrets(factory, n):
+    """n plain secrets bulk-secret-000... (for --bulk-secrets): one version
+    each, enabled, no contentType, no tags, a value of 32 to 64 random
+    base64url characters (lengths spread evenly), created a minute apart.
+    No per-secret crypto: the values come from one os.urandom read, so
+    thousands start in well under a second."""
+    raw = pki.b64url(os.urandom(48 * n + 48)) if n else ""
+    out = []
+    for i in range(n):
+        size = BULK_SECRET_MIN + i % (BULK_SECRET_MAX - BULK_SECRET_MIN + 1)
+        obj = Secret("bulk-secret-%03d" % i)
+        obj.versions.append(SecretVersion(raw[i * 64:i * 64 + size],
+                                          factory.now - 20 * DAY + i * 60))
+        factory.state.add("secrets", obj)
+        out.append(obj)
+    return out
 
 
 def seed_keys(factory):

@@ -1079,3 +1079,33 @@ def test_secrets_empty_last_page_and_faults(fake, tok):
     fake.fault(kind="503", path="^/keys$")
     assert fake.vault_get("/keys", tok)[0] == 503
     assert fake.vault_get("/keys", tok)[0] == 200
+
+
+def test_bulk_secrets(fake, tmp_path):
+    """--bulk-secrets N: exactly N plain secrets more in the listing, across
+    pages, each one GET away; without it (the module's fake) none."""
+    assert fake.info["bulk_secrets"] == 0
+    assert not [s for s in fake.info["secrets"] if s.startswith("bulk-secret-")]
+    n = 260
+    with FakeAzure(tmp_path / "bulk", bulk=0, extra_args=["--bulk-secrets", str(n)]) as f:
+        tok = f.token("secret")
+        items, pages = list_all(f, tok, "/secrets")
+        own = [i for i in items if not i.get("managed")]
+        bulk = [item_name(i) for i in own if item_name(i).startswith("bulk-secret-")]
+        assert bulk == ["bulk-secret-%03d" % i for i in range(n)]
+        hand_made = len(f.info["secrets"]) - n
+        managed = len(f.info["certificates"])
+        assert len(own) == n + hand_made and len(items) == len(own) + managed
+        assert len(pages) == -(-len(items) // 25) and pages[-1]["nextLink"] is None
+        sizes = set()
+        for name in bulk:
+            status, b = f.vault_get("/secrets/%s/" % name, tok)
+            assert status == 200, b
+            assert set(b) == {"value", "id", "attributes"}
+            assert b["attributes"]["enabled"] is True
+            assert 32 <= len(b["value"]) <= 64
+            assert b["value"] == f.secret(name)["versions"][-1]["value"]
+            sizes.add(len(b["value"]))
+        assert sizes == set(range(32, 65))
+        assert len({f.secret(name)["latest"] for name in bulk}) == n
+    assert "Traceback" not in f.output(), f.output()
