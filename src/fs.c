@@ -1017,14 +1017,14 @@ void kvfs_fs_invalidate(void *data, const struct kvfs_change *c)
 
 int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 		struct kvfs_kernel *kernel, struct kvfs_control *control,
-		struct kvfs_fs **ret)
+		int64_t mount_time, struct kvfs_fs **ret)
 {
 	struct kvfs_fs *fs = calloc(1, sizeof(*fs));
 
 	if (!fs)
 		return -ENOMEM;
 	fs->tree = (struct kvfs_tree){.config = c,
-				      .mount_time = kvfs_wall_now(),
+				      .mount_time = mount_time,
 				      .control = control != NULL};
 	fs->cache = cache;
 	fs->kernel = kernel;
