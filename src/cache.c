@@ -363,7 +363,8 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 			       const struct kvfs_files *f,
 			       struct kvfs_log_deferred *why)
 {
-	const char *noun = kvfs_collection_info(f->coll)->noun;
+	const char *noun =
+		kvfs_collection_info(kvfs_files_header(f)->coll)->noun;
 	int64_t fetched, seen, now;
 
 	if (!cache->failing)

@@ -73,7 +73,7 @@ static int secret_fetch(struct kvfs_certsecrets *s, const struct kvfs_files *f,
 			struct kvfs_pki_secret_files *ret)
 {
 	_cleanup_(kvfs_secret_clear) struct kvfs_secret sec = {0};
-	const struct kvfs_cert_bundle *b = &f->bundle;
+	const struct kvfs_cert_bundle *b = kvfs_files_cert_bundle(f);
 	struct kvfs_error err;
 	char msg[512];
 	int r;
@@ -130,7 +130,7 @@ int kvfs_certsecrets_get(struct kvfs_certsecrets *s, struct kvfs_files *f,
 					       "certificate '%s': no secret "
 					       "from the vault within the "
 					       "deadline",
-					       f->bundle.name);
+					       kvfs_files_name(f));
 				r = -EIO;
 				goto out;
 			}

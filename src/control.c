@@ -29,7 +29,8 @@ static const char *const file_names[] = {
 };
 
 int kvfs_control_new(const struct kvfs_config *c, struct kvfs_auth *auth,
-		     struct kvfs_cache *cache, struct kvfs_control **ret)
+		     struct kvfs_cache *cache, int64_t mounted_at,
+		     struct kvfs_control **ret)
 {
 	struct kvfs_control *ctl = calloc(1, sizeof(*ctl));
 
@@ -38,7 +39,7 @@ int kvfs_control_new(const struct kvfs_config *c, struct kvfs_auth *auth,
 	ctl->config = c;
 	ctl->auth = auth;
 	ctl->cache = cache;
-	ctl->mounted_at = kvfs_wall_now();
+	ctl->mounted_at = mounted_at;
 	*ret = ctl;
 	return 0;
 }

@@ -10,6 +10,7 @@
 #define KVFS_CONTROL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "auth/auth.h"
 #include "cache.h"
@@ -25,10 +26,11 @@ enum kvfs_control_file {
 
 struct kvfs_control;
 
-/* Borrows c, auth and cache, which must outlive it.  Records now as the
- * mount time. */
+/* Borrows c, auth and cache, which must outlive it.  mounted_at
+ * (kvfs_wall_now() seconds) is the mount's time, status says it. */
 int kvfs_control_new(const struct kvfs_config *c, struct kvfs_auth *auth,
-		     struct kvfs_cache *cache, struct kvfs_control **ret);
+		     struct kvfs_cache *cache, int64_t mounted_at,
+		     struct kvfs_control **ret);
 void kvfs_control_free(struct kvfs_control *ctl);
 
 /* "status", "metrics"; NULL for anything else. */

@@ -6,19 +6,20 @@
 #define KVFS_ERROR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct kvfs_error {
-	char provider[16];  /* auth provider when a token request failed */
-	int http_status;    /* 0 when no HTTP response was received */
-	int retry_after;    /* seconds the service asked to wait, or 0 */
-	char code[64];	    /* Azure error.code, or OAuth "error" */
-	char inner[64];	    /* Azure innererror.code */
-	char aadsts[24];    /* "AADSTS7000215" when Entra ID said so */
-	char endpoint[256]; /* scheme://host[:port]/path, never a query */
-	char message[512];  /* short human text: curl's, or the service's */
-	int not_sent;	    /* the retry gate held the request back */
-	int local;	    /* a local file was wrong: no endpoint involved */
-	int tls_verify;	    /* the server's certificate chain was not trusted */
+	char provider[16];	/* auth provider when a token request failed */
+	int http_status;	/* 0 when no HTTP response was received */
+	int64_t retry_after_ms; /* the wait the service asked for, or 0 */
+	char code[64];		/* Azure error.code, or OAuth "error" */
+	char inner[64];		/* Azure innererror.code */
+	char aadsts[24];	/* "AADSTS7000215" when Entra ID said so */
+	char endpoint[256];	/* scheme://host[:port]/path, never a query */
+	char message[512];	/* short human text: curl's, or the service's */
+	int not_sent;		/* the retry gate held the request back */
+	int local;	/* a local file was wrong: no endpoint involved */
+	int tls_verify; /* the server's certificate chain was not trusted */
 };
 
 void kvfs_error_clear(struct kvfs_error *e);

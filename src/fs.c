@@ -373,9 +373,7 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	 * (kvfs_open).  Said before the secret is looked at, so that an open
 	 * that fetches it meanwhile sees it. */
 	if (r == 0 && !secret && files)
-		__atomic_store_n(&files->size_hidden_until,
-				 kvfs_now_ms() + SIZE_HIDDEN_MS,
-				 __ATOMIC_SEQ_CST);
+		kvfs_files_hide_size(files, kvfs_now_ms() + SIZE_HIDDEN_MS);
 	if (r == 0)
 		r = file_view(fs, &n, files, n.t.file, secret, &v);
 	if (r == -ENODATA && (!secret || on_fetch))
@@ -457,8 +455,7 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	 * whose size comes with its fetch always may. */
 	if (r == 0 && (kvfs_tree_size_on_fetch(n.t.file) ||
 		       (kvfs_tree_holds_key(n.t.file) &&
-			__atomic_load_n(&files->size_hidden_until,
-					__ATOMIC_SEQ_CST) > kvfs_now_ms()))) {
+			kvfs_files_size_hidden_until(files) > kvfs_now_ms()))) {
 		if (counted)
 			kvfs_kernel_close(fs->kernel, files);
 		counted = false;
@@ -1020,14 +1017,14 @@ void kvfs_fs_invalidate(void *data, const struct kvfs_change *c)
 
 int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 		struct kvfs_kernel *kernel, struct kvfs_control *control,
-		struct kvfs_fs **ret)
+		int64_t mount_time, struct kvfs_fs **ret)
 {
 	struct kvfs_fs *fs = calloc(1, sizeof(*fs));
 
 	if (!fs)
 		return -ENOMEM;
 	fs->tree = (struct kvfs_tree){.config = c,
-				      .mount_time = kvfs_wall_now(),
+				      .mount_time = mount_time,
 				      .control = control != NULL};
 	fs->cache = cache;
 	fs->kernel = kernel;

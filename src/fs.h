@@ -16,11 +16,12 @@ struct kvfs_kernel;
 /* fuse_new() with the operations of the tree and c's FUSE options,
  * serving cache, counting the opens through the page cache in kernel
  * (the one the cache reports its changes to), and .kvfs/ from control
- * (NULL: no .kvfs/); all four are borrowed and must outlive it.  Records
- * now as the mount time.  Logs why it failed. */
+ * (NULL: no .kvfs/); all four are borrowed and must outlive it.
+ * mount_time (kvfs_wall_now() seconds) is the times of / and .kvfs/.  Logs
+ * why it failed. */
 int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 		struct kvfs_kernel *kernel, struct kvfs_control *control,
-		struct kvfs_fs **ret);
+		int64_t mount_time, struct kvfs_fs **ret);
 /* fuse_destroy(), then the handles the kernel never released (it drops
  * the RELEASE of files closed as the mount goes away).  NULL: nothing. */
 void kvfs_fs_free(struct kvfs_fs *fs);

@@ -202,8 +202,8 @@ static enum kvfs_verdict gate_leave(struct kvfs_gate *g, bool probe,
 		g->failed++;
 		/* Retry-After is honoured to the second: never earlier (the
 		 * extra millisecond makes up for the truncated clock). */
-		if (err && err->retry_after > 0)
-			delay = (int64_t)err->retry_after * 1000 + 1;
+		if (err && err->retry_after_ms > 0)
+			delay = err->retry_after_ms + 1;
 		else
 			delay = 0;
 		if (delay > KVFS_RETRY_AFTER_CAP_MS)

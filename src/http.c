@@ -451,14 +451,15 @@ static int curl_to_errno(CURLcode c, const struct transfer *t, long os_errno)
 	}
 }
 
-/* Retry-After in whole seconds; 0 when absent, unusable or in the past. */
-static int retry_after_seconds(const char *v)
+/* Retry-After in ms (whole seconds); 0 when absent, unusable or in the
+ * past. */
+static int64_t retry_after_ms(const char *v)
 {
 	uint32_t s;
 
 	if (kvfs_backoff_parse_retry_after(v, kvfs_wall_now(), &s) < 0)
 		return 0;
-	return (int)s;
+	return (int64_t)s * 1000;
 }
 
 /* Everything one request needs, on a freshly reset handle. */
@@ -652,7 +653,7 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 		t.cap = 1;
 	}
 	err->http_status = (int)status;
-	err->retry_after = retry_after_seconds(t.retry_after);
+	err->retry_after_ms = retry_after_ms(t.retry_after);
 	*ret = (struct kvfs_http_response){
 		.status = status,
 		.body = TAKE_PTR(t.body),

@@ -64,8 +64,7 @@ struct kvfs_http_response {
  * over the cap), -EPROTO (TLS or protocol failure), -EIO otherwise,
  * with err->message and err->endpoint filled.  A bearer token is refused
  * (-EPERM) on a non-https URL.  err is reset first; on a response,
- * err->http_status and err->retry_after (seconds, from Retry-After) are
- * set. */
+ * err->http_status and err->retry_after_ms (from Retry-After) are set. */
 int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 		      struct kvfs_http_response *ret, struct kvfs_error *err);
 

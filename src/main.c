@@ -31,6 +31,7 @@
 #include "reval.h"
 #include "secmem.h"
 #include "url.h"
+#include "util.h"
 #include "vault.h"
 
 #define EXIT_USAGE 2
@@ -255,7 +256,7 @@ static int set_sighup(struct kvfs_reval *r)
  * in reverse from where it failed. */
 static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		 struct kvfs_kernel *kernel, struct kvfs_auth *auth,
-		 struct kvfs_control *control)
+		 struct kvfs_control *control, int64_t mounted_at)
 {
 	struct kvfs_reval *reval = NULL;
 	struct fuse_session *se = NULL;
@@ -263,7 +264,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	struct fuse *fuse;
 	int r, code = 1;
 
-	r = kvfs_fs_new(c, cache, kernel, control, &fs);
+	r = kvfs_fs_new(c, cache, kernel, control, mounted_at, &fs);
 	if (r < 0) {
 		/* kvfs_fs_new() names what failed, but for memory */
 		if (r == -ENOMEM)
@@ -347,6 +348,7 @@ int main(int argc, char **argv)
 	struct kvfs_kernel *kernel = NULL;
 	struct kvfs_control *control = NULL;
 	struct kvfs_error err;
+	int64_t mounted_at;
 	int r, code = 1;
 
 	/* First: the environment may hold a client secret. */
@@ -412,13 +414,16 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	r = kvfs_control_new(&c, auth, cache, &control);
+	/* One reading of the mount's time: status says it, and it is the
+	 * times of / and .kvfs/. */
+	mounted_at = kvfs_wall_now();
+	r = kvfs_control_new(&c, auth, cache, mounted_at, &control);
 	if (r < 0) {
 		fprintf(stderr, "kvfs: cannot set up .kvfs/: %s\n",
 			strerror(-r));
 		goto out;
 	}
-	code = serve(&c, cache, kernel, auth, control);
+	code = serve(&c, cache, kernel, auth, control, mounted_at);
 
 out:
 	kvfs_control_free(control);

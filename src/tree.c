@@ -68,12 +68,8 @@ static void render_certificate(enum kvfs_file_kind k,
 {
 	switch (k) {
 	case KVFS_FILE_CERT_PEM:
-		v->data = files->cert_pem;
-		v->len = files->cert_pem_len;
-		break;
 	case KVFS_FILE_CERT_DER:
-		v->data = files->bundle.der;
-		v->len = files->bundle.der_len;
+		kvfs_files_bytes(files, k, &v->data, &v->len);
 		break;
 	case KVFS_FILE_CHAIN:
 		v->data = sf->chain;
@@ -111,13 +107,7 @@ static void render_key(enum kvfs_file_kind k, const struct kvfs_files *files,
 		       struct kvfs_tree_view *v)
 {
 	(void)sf;
-	if (k == KVFS_FILE_PUBLIC_PEM) {
-		v->data = files->public_pem;
-		v->len = files->public_pem_len;
-	} else if (k == KVFS_FILE_PUBLIC_JWK) {
-		v->data = files->key.jwk_json;
-		v->len = files->key.jwk_len;
-	}
+	kvfs_files_bytes(files, k, &v->data, &v->len);
 }
 
 /* A secret is its value, exactly: no name of its own. */
@@ -130,10 +120,7 @@ static void render_secret(enum kvfs_file_kind k, const struct kvfs_files *files,
 			  struct kvfs_tree_view *v)
 {
 	(void)sf;
-	if (k == KVFS_FILE_SECRET_VALUE) {
-		v->data = files->secret.value;
-		v->len = files->secret.value_len;
-	}
+	kvfs_files_bytes(files, k, &v->data, &v->len);
 }
 
 static const struct object_shape shapes[] = {
@@ -454,7 +441,7 @@ bool kvfs_tree_needs_secret(const struct kvfs_files *files,
 {
 	if (!files || !file_is(k, FROM_SECRET))
 		return false;
-	return !kvfs_tree_holds_key(k) || files->bundle.exportable;
+	return !kvfs_tree_holds_key(k) || kvfs_files_header(files)->exportable;
 }
 
 int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
@@ -477,7 +464,7 @@ int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 		  : f->flags & (HOLDS_KEY | SECRET_VALUE) ? t->config->key_mode
 							  : 0444;
 
-	if (files && key && !files->bundle.exportable)
+	if (files && key && !kvfs_files_header(files)->exportable)
 		return -ENOENT;
 	if (!files)
 		return closed ? 0 : -ENODATA;
@@ -707,19 +694,9 @@ struct common {
 
 static struct common common_of(const struct kvfs_files *f)
 {
-	switch (f->coll) {
-	case KVFS_COLLECTION_SECRETS:
-		return (struct common){f->secret.id, f->secret.version,
-				       f->secret.tags_json};
-	case KVFS_COLLECTION_KEYS:
-		return (struct common){f->key.id, f->key.version,
-				       f->key.tags_json};
-	case KVFS_COLLECTION_CERTIFICATES:
-	case KVFS_COLLECTION_COUNT_:
-		break;
-	}
-	return (struct common){f->bundle.id, f->bundle.version,
-			       f->bundle.tags_json};
+	const struct kvfs_files_header *h = kvfs_files_header(f);
+
+	return (struct common){h->id, h->version, h->tags_json};
 }
 
 /* The value of xattr i of f (of f's collection): a string, or a number
@@ -737,9 +714,9 @@ static const char *xattr_value(const struct kvfs_files *f, enum xattr i,
 	case X_VERSION:
 		return c.version;
 	case X_X5T:
-		return f->x5t;
+		return kvfs_files_meta(f, KVFS_META_X5T);
 	case X_SHA256:
-		return f->sha256;
+		return kvfs_files_meta(f, KVFS_META_SHA256);
 	case X_ENABLED:
 		return a->enabled ? "true" : "false";
 	case X_NBF:
@@ -755,18 +732,17 @@ static const char *xattr_value(const struct kvfs_files *f, enum xattr i,
 		v = a->updated;
 		break;
 	case X_SUBJECT:
-		return f->subject;
+		return kvfs_files_meta(f, KVFS_META_SUBJECT);
 	case X_CONTENT_TYPE:
-		return f->secret.content_type;
+		return kvfs_files_meta(f, KVFS_META_CONTENT_TYPE);
 	case X_KTY:
-		return f->key.kty;
+		return kvfs_files_meta(f, KVFS_META_KTY);
 	case X_CRV:
-		return f->key.crv;
+		return kvfs_files_meta(f, KVFS_META_CRV);
 	case X_KEY_OPS:
-		return f->key_ops;
+		return kvfs_files_meta(f, KVFS_META_KEY_OPS);
 	case X_KEY_SIZE:
-		v = f->key_size;
-		break;
+		return kvfs_files_meta(f, KVFS_META_KEY_SIZE);
 	case X_TAGS:
 	default:
 		return c.tags_json ? c.tags_json : "{}";
@@ -796,7 +772,7 @@ int kvfs_tree_getxattr(const struct kvfs_files *files, const char *name,
 	const char *v;
 	char num[24];
 
-	if (i < 0 || !(xattrs[i].colls & ONLY(files->coll)))
+	if (i < 0 || !(xattrs[i].colls & ONLY(kvfs_files_header(files)->coll)))
 		return -ENODATA;
 	v = xattr_value(files, (enum xattr)i, num, sizeof(num));
 	return v ? xattr_out(v, strlen(v), buf, size) : -ENODATA;

@@ -45,26 +45,6 @@ enum kvfs_node_kind {
 	KVFS_NODE_CONTROL_FILE,
 };
 
-/* The files of the object directories of every collection; each belongs
- * to one collection (its shape in tree.c), and a collection's files are
- * listed in this order. */
-enum kvfs_file_kind {
-	/* certificates/<name>/ */
-	KVFS_FILE_CERT_PEM,
-	KVFS_FILE_CERT_DER,
-	KVFS_FILE_CHAIN,
-	KVFS_FILE_FULLCHAIN,
-	KVFS_FILE_PRIVKEY,
-	KVFS_FILE_BUNDLE,
-	KVFS_FILE_PFX,
-	/* keys/<name>/ */
-	KVFS_FILE_PUBLIC_PEM,
-	KVFS_FILE_PUBLIC_JWK,
-	/* secrets/<name> itself: the value */
-	KVFS_FILE_SECRET_VALUE,
-	KVFS_FILE_COUNT_,
-};
-
 /* What the tree is rendered with, set once at mount. */
 struct kvfs_tree {
 	const struct kvfs_config

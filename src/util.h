@@ -94,16 +94,23 @@ static inline uint64_t kvfs_xorshift(uint64_t *state)
 }
 
 /* A seed for kvfs_xorshift(), never 0: from getrandom(), so that the
- * mounts of a fleet draw different jitter; from the clocks and the pid
- * when the kernel's pool cannot answer yet. */
+ * mounts of a fleet draw different jitter; when the kernel's pool cannot
+ * answer yet, from the monotonic clock in ns, the pid and the address of a
+ * local (ASLR), which differ between processes and boots.  The seed needs
+ * no secrecy: it only spreads retries in time, and guessing it gains
+ * nothing.  Never the wall clock, which a fleet booted together shares. */
 static inline uint64_t kvfs_xorshift_seed(void)
 {
+	struct timespec ts;
 	uint64_t seed;
 
 	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(seed))
-		seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
-		       (uint64_t)kvfs_now_ms();
+	    (ssize_t)sizeof(seed)) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		seed = ((uint64_t)ts.tv_sec * 1000000000u +
+			(uint64_t)ts.tv_nsec) ^
+		       ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&ts;
+	}
 	return seed ? seed : 0x9e3779b97f4a7c15ull;
 }
 

@@ -105,7 +105,7 @@ int kvfs_mi_parse_token(const char *json, size_t len, int64_t now,
 }
 
 long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms,
-			    int retry_after_s)
+			    int64_t retry_after_ms)
 {
 	/* The documented schedule, without jitter: each host has its own
 	 * endpoint, so there is no fleet to spread out. */
@@ -115,8 +115,8 @@ long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms,
 	if (left <= 0 || attempt == 0)
 		return -1;
 	d = (long)kvfs_backoff_ceiling_ms(&imds, attempt);
-	if (retry_after_s > 0 && (long)retry_after_s * 1000 > d)
-		d = (long)retry_after_s * 1000;
+	if (retry_after_ms > d)
+		d = (long)retry_after_ms;
 	return d < left ? d : left;
 }
 
@@ -439,7 +439,7 @@ static int mi_fetch(struct kvfs_auth_provider *base, const char *tenant,
 			return r;
 
 		elapsed = (long)(kvfs_now_ms() - t0);
-		delay = kvfs_mi_retry_delay_ms(n, elapsed, err->retry_after);
+		delay = kvfs_mi_retry_delay_ms(n, elapsed, err->retry_after_ms);
 		/* A caller waits for this fetch: no retry past its
 		 * deadline (the token cache retries in the background). */
 		if (deadline_ms != 0 &&

@@ -111,11 +111,11 @@ int kvfs_mi_parse_token(const char *json, size_t len, int64_t now,
 
 /* Delay before retry number `attempt` (1, 2, ...) of an IMDS request, in
  * ms, when elapsed_ms have passed since the first attempt: 2, 4, 8, 16, 32
- * s, or retry_after_s (the service's Retry-After) when longer, but never
+ * s, or retry_after_ms (the service's Retry-After) when longer, but never
  * past a total of KVFS_MI_RETRY_BUDGET_MS; -1 when the budget is spent. */
 #define KVFS_MI_RETRY_BUDGET_MS 70000L
 long kvfs_mi_retry_delay_ms(unsigned attempt, long elapsed_ms,
-			    int retry_after_s);
+			    int64_t retry_after_ms);
 
 /* Arc's 401 challenge "Basic realm=<path>": the path of the key file when
  * it ends in ".key", lies directly in dir and has no "..".  -EBADMSG for

@@ -180,6 +180,17 @@ def test_status_is_json_about_the_mount(mount, az):
     assert int(t0) <= st["token_refreshed_at"] <= t1
 
 
+def test_status_mounted_at_is_the_root_time(mount):
+    # One reading of the mount's time: status says it, and it is the
+    # mtime and ctime of the mount's root and the mtime of .kvfs/.
+    m = mount()
+    st = read_status(m)
+    root = os.stat(m.path)
+    assert root.st_mtime == st["mounted_at"]
+    assert root.st_ctime == st["mounted_at"]
+    assert os.stat(m.p(".kvfs")).st_mtime == st["mounted_at"]
+
+
 def test_status_is_one_snapshot_per_open(mount, az):
     m = mount()
     fd = os.open(m.p(".kvfs", "status"), os.O_RDONLY)

@@ -78,6 +78,21 @@ static void *reader_run(void *p)
 	return NULL;
 }
 
+/* The bytes of file k of f (NUL-terminated, as files keep them), their
+ * length in *ret_len unless NULL; NULL when f holds none. */
+static const char *bytes_of(const struct kvfs_files *f, enum kvfs_file_kind k,
+			    size_t *ret_len)
+{
+	const void *data;
+	size_t len;
+
+	if (!f || kvfs_files_bytes(f, k, &data, &len) < 0)
+		return NULL;
+	if (ret_len)
+		*ret_len = len;
+	return data;
+}
+
 static void test_listing(struct kvfs_cache *cache)
 {
 	static const struct fake_cert certs[] = {
@@ -112,6 +127,7 @@ static void test_listing(struct kvfs_cache *cache)
 static void test_fetch_once(struct kvfs_cache *cache)
 {
 	struct kvfs_files *a = NULL, *b = NULL, *p = NULL;
+	size_t der_len;
 
 	is_int(kvfs_cache_files_peek(cache, KVFS_COLLECTION_CERTIFICATES, "www",
 				     &p),
@@ -121,10 +137,12 @@ static void test_fetch_once(struct kvfs_cache *cache)
 	       0, "files of WWW");
 	is_int(calls(), 1, "one GET");
 	is_str(last_get, "www", "the GET uses the vault's spelling");
-	ok(a && a->cert_pem &&
-		   strncmp(a->cert_pem, "-----BEGIN CERTIFICATE", 22) == 0,
+	ok(bytes_of(a, KVFS_FILE_CERT_PEM, NULL) &&
+		   strncmp(bytes_of(a, KVFS_FILE_CERT_PEM, NULL),
+			   "-----BEGIN CERTIFICATE", 22) == 0,
 	   "cert.pem built");
-	ok(a && a->bundle.der_len == leaf_der_len, "cert.der kept");
+	ok(bytes_of(a, KVFS_FILE_CERT_DER, &der_len) && der_len == leaf_der_len,
+	   "cert.der kept");
 	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www", &b),
 	       0, "files again");
 	is_int(calls(), 1, "served from the cache: no second GET");
@@ -314,7 +332,7 @@ static void test_revalidate(struct kvfs_cache *cache)
 	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "mail",
 				&m1),
 	       0, "mail open");
-	copy = strdup(old->cert_pem);
+	copy = strdup(bytes_of(old, KVFS_FILE_CERT_PEM, NULL));
 	before = kvfs_cache_listing(cache, KVFS_COLLECTION_CERTIFICATES);
 
 	list_error = -EIO;
@@ -330,13 +348,13 @@ static void test_revalidate(struct kvfs_cache *cache)
 	is_int(before->n, 4, "a held listing is unchanged");
 	kvfs_listing_unref(before);
 
-	ok(strcmp(old->cert_pem, copy) == 0,
+	ok(strcmp(bytes_of(old, KVFS_FILE_CERT_PEM, NULL), copy) == 0,
 	   "an open file keeps its bytes across a reload");
 	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www", &f),
 	       0, "www after rotation");
 	is_int(calls() - n, 1, "a changed certificate is fetched again");
 	ok(f != old, "as a new snapshot");
-	is_int(f->bundle.attrs.updated, 999, "of the new version");
+	is_int(kvfs_files_attrs(f)->updated, 999, "of the new version");
 	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "mail",
 				&m2),
 	       0, "mail after reload");
@@ -448,7 +466,8 @@ static void test_versions_revalidate(struct kvfs_cache *cache)
 	       0, "mail/v2 again");
 	kvfs_files_unref(f);
 	is_int(calls() - gets, 1, "v2 not fetched again");
-	ok(v1->cert_pem != NULL, "the files held keep their bytes");
+	ok(bytes_of(v1, KVFS_FILE_CERT_PEM, NULL) != NULL,
+	   "the files held keep their bytes");
 	kvfs_files_unref(v1);
 }
 
@@ -555,7 +574,7 @@ static int open_for(struct kvfs_cache *cache, const char *name, int64_t tgid,
 	if (r == 0)
 		*ret_cached =
 			kvfs_kernel_open(kernel, KVFS_COLLECTION_CERTIFICATES,
-					 (*ret)->bundle.name, *ret);
+					 kvfs_files_name(*ret), *ret);
 	return r;
 }
 
@@ -591,7 +610,7 @@ static void test_pins(struct kvfs_cache *cache)
 	flush(cache);
 	is_int(open_for(cache, "keyed", 100, 1, &a, &ca), 0,
 	       "process 100 opens");
-	ok(ca && a->bundle.attrs.updated == 10,
+	ok(ca && kvfs_files_attrs(a)->updated == 10,
 	   "the current v1, through the page cache");
 
 	set_vault(v2, 1);
@@ -601,7 +620,8 @@ static void test_pins(struct kvfs_cache *cache)
 	ok(b == a && !cb, "it keeps v1, which is no longer cacheable");
 	is_int(open_for(cache, "keyed", 200, 1, &c, &cc), 0,
 	       "process 200 opens");
-	ok(c != a && c->bundle.attrs.updated == 20, "another process gets v2");
+	ok(c != a && kvfs_files_attrs(c)->updated == 20,
+	   "another process gets v2");
 	ok(!cc, "not through the page cache while the kernel may hold v1");
 	is_int(flush(cache), 1,
 	       "the change is kept while v1 is open through the page cache");
@@ -637,7 +657,7 @@ static void test_pins(struct kvfs_cache *cache)
 	ok(a == d, "of its pinned v2");
 	is_int(open_for(cache, "keyed", 100, 1, &b, &cb), 0,
 	       "and file 1 a second time");
-	ok(b->bundle.attrs.updated == 10, "which gets the current v1");
+	ok(kvfs_files_attrs(b)->updated == 10, "which gets the current v1");
 	is_int(open_for(cache, "keyed", 100, 2, &c, &cc), 0, "then file 2");
 	ok(c == b, "of the new pin's v1");
 	release(a, ca);

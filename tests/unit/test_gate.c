@@ -33,7 +33,8 @@ static int scripted(void *userdata, long timeout_ms, struct kvfs_error *err,
 	kvfs_error_clear(err);
 	if (s->n++ < s->retries) {
 		err->http_status = 429;
-		err->retry_after = s->n == 1 ? s->retry_after : 0;
+		err->retry_after_ms =
+			s->n == 1 ? (int64_t)s->retry_after * 1000 : 0;
 		*ret = KVFS_VERDICT_RETRY;
 		return -EAGAIN;
 	}

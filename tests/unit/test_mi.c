@@ -124,13 +124,13 @@ static void test_retry(void)
 	is_int(elapsed, KVFS_MI_RETRY_BUDGET_MS, "retries end at 70 s");
 	is_int(n, 7, "after 6 retries, 7 attempts");
 
-	is_int(kvfs_mi_retry_delay_ms(1, 0, 5), 5000,
+	is_int(kvfs_mi_retry_delay_ms(1, 0, 5000), 5000,
 	       "a longer Retry-After is honoured");
-	is_int(kvfs_mi_retry_delay_ms(3, 0, 1), 8000,
+	is_int(kvfs_mi_retry_delay_ms(3, 0, 1000), 8000,
 	       "a shorter Retry-After is not");
 	is_int(kvfs_mi_retry_delay_ms(1, 69000, 0), 1000,
 	       "clipped to what is left of the budget");
-	is_int(kvfs_mi_retry_delay_ms(1, 69000, 3600), 1000,
+	is_int(kvfs_mi_retry_delay_ms(1, 69000, 3600000), 1000,
 	       "Retry-After clipped too");
 	is_int(kvfs_mi_retry_delay_ms(2, 70000, 0), -1, "budget spent");
 	is_int(kvfs_mi_retry_delay_ms(0, 0, 0), -1, "attempt 0: no retry");

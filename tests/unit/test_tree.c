@@ -5,11 +5,22 @@
  * kind of node; statfs; and the xattrs, the getxattr(2) way. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tap.h"
 #include "tree.h"
 #include "util.h"
+
+/* The files m makes; the tests cannot go on without them. */
+static struct kvfs_files *made(const struct kvfs_files_made *m)
+{
+	struct kvfs_files *f = NULL;
+
+	if (kvfs_files_new_made(m, &f) < 0)
+		abort();
+	return f;
+}
 
 #define NOW 1000
 #define MOUNTED 900
@@ -229,7 +240,8 @@ static void test_collections(void)
 static void test_object_files(void)
 {
 	enum kvfs_collection none = KVFS_COLLECTION_COUNT_;
-	struct kvfs_files files = {.bundle = {.exportable = true}};
+	struct kvfs_files *files =
+		made(&(struct kvfs_files_made){.header = {.exportable = true}});
 	struct kvfs_object_attrs open = {.enabled = true};
 	struct kvfs_entry e = {.item = {.name = "www", .attrs = open}};
 	struct kvfs_tree_node n = {.kind = KVFS_NODE_FILE, .entry = &e};
@@ -244,7 +256,7 @@ static void test_object_files(void)
 		   "no collection has %s but its own", kvfs_tree_file_name(f));
 		n.coll = none;
 		n.file = f;
-		is_int(kvfs_tree_view(&tree, &n, f, NOW, &files, 0, NULL, &v),
+		is_int(kvfs_tree_view(&tree, &n, f, NOW, files, 0, NULL, &v),
 		       -ENOENT, "%s is no file of another collection",
 		       kvfs_tree_file_name(f));
 	}
@@ -252,6 +264,7 @@ static void test_object_files(void)
 				      KVFS_FILE_COUNT_),
 	   "nor a file that is none");
 	ok(!kvfs_tree_holds_key(KVFS_FILE_COUNT_), "which holds no key");
+	kvfs_files_unref(files);
 }
 
 static void test_resolve_certificates(void)
@@ -417,23 +430,23 @@ static struct kvfs_pki_secret_files secret = {
 	.pfx_len = 3,
 };
 
-static struct kvfs_files files = {
-	.bundle = {.id = "https://v.vault.azure.net/certificates/www/0123abcd",
+static const struct kvfs_files_made www = {
+	.header = {.id = "https://v.vault.azure.net/certificates/www/0123abcd",
 		   .version = "0123abcd",
-		   .der = (unsigned char *)"DER",
-		   .der_len = 3,
 		   .exportable = true,
 		   .attrs = {.enabled = true,
 			     .nbf = 500,
 			     .exp = 2000,
 			     .created = 50,
 			     .updated = 60}},
-	.cert_pem = "CERT PEM",
-	.cert_pem_len = 8,
-	.subject = "CN=www",
-	.sha256 = "ab12",
-	.x5t = "x5t-value",
+	.bytes = {[KVFS_FILE_CERT_PEM] = {"CERT PEM", 8},
+		  [KVFS_FILE_CERT_DER] = {"DER", 3}},
+	.meta = {[KVFS_META_SUBJECT] = "CN=www",
+		 [KVFS_META_SHA256] = "ab12",
+		 [KVFS_META_X5T] = "x5t-value"},
 };
+/* www's files (main() makes them). */
+static struct kvfs_files *files;
 
 /* The view of file k of www (attrs a) with the secret as given. */
 static int view(const struct kvfs_object_attrs *a, enum kvfs_file_kind k,
@@ -453,7 +466,7 @@ static int mode_of(const struct kvfs_object_attrs *a, enum kvfs_file_kind k)
 {
 	struct kvfs_tree_view v;
 
-	return view(a, k, &files, 0, &v) == 0 ? (int)v.mode : -1;
+	return view(a, k, files, 0, &v) == 0 ? (int)v.mode : -1;
 }
 
 static void test_modes(void)
@@ -472,28 +485,28 @@ static void test_modes(void)
 	struct kvfs_tree_view v;
 
 	/* The files of an open certificate. */
-	is_int(view(&open, KVFS_FILE_CERT_PEM, &files, -ENODATA, &v), 0,
+	is_int(view(&open, KVFS_FILE_CERT_PEM, files, -ENODATA, &v), 0,
 	       "cert.pem needs no secret");
 	is_int(v.mode, 0444, "cert.pem is 0444");
-	ok(v.data == files.cert_pem && v.len == 8, "with its bytes");
-	is_int(view(&open, KVFS_FILE_CERT_DER, &files, -ENODATA, &v), 0,
+	ok(v.len == 8 && memcmp(v.data, "CERT PEM", 8) == 0, "with its bytes");
+	is_int(view(&open, KVFS_FILE_CERT_DER, files, -ENODATA, &v), 0,
 	       "cert.der");
 	is_int(v.mode, 0444, "cert.der is 0444");
-	ok(v.data == files.bundle.der && v.len == 3, "the DER");
-	is_int(view(&open, KVFS_FILE_CHAIN, &files, 0, &v), 0, "chain.pem");
+	ok(v.len == 3 && memcmp(v.data, "DER", 3) == 0, "the DER");
+	is_int(view(&open, KVFS_FILE_CHAIN, files, 0, &v), 0, "chain.pem");
 	is_int(v.mode, 0444, "chain.pem is 0444");
 	ok(v.data == secret.chain && v.len == 5, "from the secret");
-	is_int(view(&open, KVFS_FILE_FULLCHAIN, &files, 0, &v), 0,
+	is_int(view(&open, KVFS_FILE_FULLCHAIN, files, 0, &v), 0,
 	       "fullchain.pem");
 	is_int(v.mode, 0444, "fullchain.pem is 0444");
 	is_int((long long)v.len, 9, "its length");
-	is_int(view(&open, KVFS_FILE_PRIVKEY, &files, 0, &v), 0, "privkey.pem");
+	is_int(view(&open, KVFS_FILE_PRIVKEY, files, 0, &v), 0, "privkey.pem");
 	is_int(v.mode, 0400, "privkey.pem is key_mode 0400");
 	ok(v.data == secret.privkey && v.len == 8, "the key");
 	ok(!v.forbidden, "not forbidden");
-	is_int(view(&open, KVFS_FILE_BUNDLE, &files, 0, &v), 0, "bundle.pem");
+	is_int(view(&open, KVFS_FILE_BUNDLE, files, 0, &v), 0, "bundle.pem");
 	is_int(v.mode, 0400, "bundle.pem is 0400");
-	is_int(view(&open, KVFS_FILE_PFX, &files, 0, &v), 0, "cert.pfx");
+	is_int(view(&open, KVFS_FILE_PFX, files, 0, &v), 0, "cert.pfx");
 	is_int(v.mode, 0400, "cert.pfx is 0400");
 	ok(v.data == secret.pfx && v.len == 3, "the PKCS#12");
 	config.key_mode = 0440;
@@ -517,21 +530,21 @@ static void test_modes(void)
 	};
 	for (size_t i = 0; i < sizeof(closed) / sizeof(closed[0]); i++) {
 		for (int k = 0; k < CERT_FILES; k++) {
-			is_int(view(closed[i].a, (enum kvfs_file_kind)k, &files,
+			is_int(view(closed[i].a, (enum kvfs_file_kind)k, files,
 				    0, &v),
 			       0, "%s: file %d", closed[i].why, k);
 			is_int(v.mode, 0000, "%s: file %d is 0000",
 			       closed[i].why, k);
 		}
-		ok(view(closed[i].a, KVFS_FILE_PRIVKEY, &files, 0, &v) == 0 &&
+		ok(view(closed[i].a, KVFS_FILE_PRIVKEY, files, 0, &v) == 0 &&
 			   v.data == NULL && v.len == 0,
 		   "%s: the key's size is not shown", closed[i].why);
-		ok(view(closed[i].a, KVFS_FILE_CERT_PEM, &files, 0, &v) == 0 &&
+		ok(view(closed[i].a, KVFS_FILE_CERT_PEM, files, 0, &v) == 0 &&
 			   v.len == 8,
 		   "%s: cert.pem's size is", closed[i].why);
-		is_int(view(closed[i].a, KVFS_FILE_CHAIN, &files, -EIO, &v), 0,
+		is_int(view(closed[i].a, KVFS_FILE_CHAIN, files, -EIO, &v), 0,
 		       "%s: a failing secret does not matter", closed[i].why);
-		is_int(view(closed[i].a, KVFS_FILE_CHAIN, &files, -ENODATA, &v),
+		is_int(view(closed[i].a, KVFS_FILE_CHAIN, files, -ENODATA, &v),
 		       0, "%s: nor one not fetched", closed[i].why);
 		is_int(view(closed[i].a, KVFS_FILE_CHAIN, NULL, -ENODATA, &v),
 		       0, "%s: nor files not fetched", closed[i].why);
@@ -558,7 +571,8 @@ static void test_modes(void)
 static void test_views_without_data(void)
 {
 	const struct kvfs_object_attrs open = {.enabled = true};
-	struct kvfs_files unexportable = files;
+	struct kvfs_files_made m = www;
+	struct kvfs_files *unexportable;
 	struct kvfs_tree_view v;
 
 	/* Not fetched yet. */
@@ -568,48 +582,49 @@ static void test_views_without_data(void)
 	is_int(view(&open, KVFS_FILE_PRIVKEY, NULL, -ENODATA, &v), -ENODATA,
 	       "privkey.pem needs them");
 	is_int(v.mode, 0400, "its mode holds");
-	is_int(view(&open, KVFS_FILE_FULLCHAIN, &files, -ENODATA, &v), -ENODATA,
+	is_int(view(&open, KVFS_FILE_FULLCHAIN, files, -ENODATA, &v), -ENODATA,
 	       "fullchain.pem needs the secret");
 	is_int(v.mode, 0444, "its mode holds");
 
 	/* The identity may not read the secret. */
 	for (int k = KVFS_FILE_CHAIN; k < CERT_FILES; k++) {
-		is_int(view(&open, (enum kvfs_file_kind)k, &files, -EACCES, &v),
+		is_int(view(&open, (enum kvfs_file_kind)k, files, -EACCES, &v),
 		       0, "secret forbidden: file %d", k);
 		is_int(v.mode, 0000, "file %d is 0000", k);
 		ok(v.forbidden, "and forbidden");
 	}
-	is_int(view(&open, KVFS_FILE_CERT_PEM, &files, -EACCES, &v), 0,
+	is_int(view(&open, KVFS_FILE_CERT_PEM, files, -EACCES, &v), 0,
 	       "cert.pem still works");
 	is_int(v.mode, 0444, "0444");
-	is_int(view(&open, KVFS_FILE_CHAIN, &files, -EIO, &v), -EIO,
+	is_int(view(&open, KVFS_FILE_CHAIN, files, -EIO, &v), -EIO,
 	       "an unusable secret is EIO");
 
 	/* A key that is not exportable: no key files. */
-	unexportable.bundle.exportable = false;
+	m.header.exportable = false;
+	unexportable = made(&m);
 	for (int k = KVFS_FILE_PRIVKEY; k < CERT_FILES; k++)
-		is_int(view(&open, (enum kvfs_file_kind)k, &unexportable, 0,
-			    &v),
+		is_int(view(&open, (enum kvfs_file_kind)k, unexportable, 0, &v),
 		       -ENOENT, "not exportable: no file %d", k);
-	is_int(view(&open, KVFS_FILE_FULLCHAIN, &unexportable, 0, &v), 0,
+	is_int(view(&open, KVFS_FILE_FULLCHAIN, unexportable, 0, &v), 0,
 	       "not exportable: fullchain.pem");
-	ok(!kvfs_tree_needs_secret(&unexportable, KVFS_FILE_PRIVKEY),
+	ok(!kvfs_tree_needs_secret(unexportable, KVFS_FILE_PRIVKEY),
 	   "nor a secret for privkey.pem");
-	ok(kvfs_tree_needs_secret(&unexportable, KVFS_FILE_CHAIN),
+	ok(kvfs_tree_needs_secret(unexportable, KVFS_FILE_CHAIN),
 	   "but for chain.pem");
 	secret.has_key = false;
-	is_int(view(&open, KVFS_FILE_PRIVKEY, &files, 0, &v), -ENOENT,
+	is_int(view(&open, KVFS_FILE_PRIVKEY, files, 0, &v), -ENOENT,
 	       "a secret without a key: no privkey.pem");
-	is_int(view(&open, KVFS_FILE_CHAIN, &files, 0, &v), 0,
+	is_int(view(&open, KVFS_FILE_CHAIN, files, 0, &v), 0,
 	       "chain.pem is there");
 	secret.has_key = true;
 
 	ok(!kvfs_tree_needs_secret(NULL, KVFS_FILE_CHAIN), "no files: no");
-	ok(!kvfs_tree_needs_secret(&files, KVFS_FILE_CERT_PEM), "cert.pem: no");
-	ok(!kvfs_tree_needs_secret(&files, KVFS_FILE_CERT_DER), "cert.der: no");
-	ok(kvfs_tree_needs_secret(&files, KVFS_FILE_PFX), "cert.pfx: yes");
+	ok(!kvfs_tree_needs_secret(files, KVFS_FILE_CERT_PEM), "cert.pem: no");
+	ok(!kvfs_tree_needs_secret(files, KVFS_FILE_CERT_DER), "cert.der: no");
+	ok(kvfs_tree_needs_secret(files, KVFS_FILE_PFX), "cert.pfx: yes");
 	ok(!kvfs_tree_holds_key(KVFS_FILE_FULLCHAIN), "fullchain has no key");
 	ok(kvfs_tree_holds_key(KVFS_FILE_BUNDLE), "bundle.pem has it");
+	kvfs_files_unref(unexportable);
 }
 
 static void check_stat(const struct stat *st, mode_t mode, long nlink,
@@ -661,8 +676,8 @@ static void test_stat(void)
 	is_int(resolve("/certificates/www/versions/4567ef01/cert.pem",
 		       &versions, &n),
 	       0, "its cert.pem");
-	is_int(kvfs_tree_view(&tree, &n, n.file, NOW, &files, 0, &secret, &v),
-	       0, "a view");
+	is_int(kvfs_tree_view(&tree, &n, n.file, NOW, files, 0, &secret, &v), 0,
+	       "a view");
 	kvfs_tree_stat_file(&tree, &n, &v, &st);
 	check_stat(&st, S_IFREG | 0000, 1, 95, 90, "a disabled version's file");
 	is_int(st.st_size, 8, "its size");
@@ -670,8 +685,8 @@ static void test_stat(void)
 
 	is_int(resolve("/certificates/www/privkey.pem", NULL, &n), 0,
 	       "www/privkey.pem");
-	is_int(kvfs_tree_view(&tree, &n, n.file, NOW, &files, 0, &secret, &v),
-	       0, "a view");
+	is_int(kvfs_tree_view(&tree, &n, n.file, NOW, files, 0, &secret, &v), 0,
+	       "a view");
 	v.len = 513;
 	kvfs_tree_stat_file(&tree, &n, &v, &st);
 	check_stat(&st, S_IFREG | 0400, 1, 60, 50, "privkey.pem");
@@ -713,7 +728,8 @@ static void test_xattrs(void)
 		{"user.kvfs.subject", "CN=www"},
 		{"user.kvfs.tags", "{}"},
 	};
-	struct kvfs_files tagged = files;
+	struct kvfs_files_made m = www;
+	struct kvfs_files *tagged;
 	size_t all = 0;
 	char buf[256];
 	struct kvfs_tree_node n;
@@ -724,33 +740,35 @@ static void test_xattrs(void)
 		all += strlen(want[i].name) + 1;
 		ok(kvfs_tree_xattr_known(want[i].name), "%s is known",
 		   want[i].name);
-		is_int(kvfs_tree_getxattr(&files, want[i].name, NULL, 0), len,
+		is_int(kvfs_tree_getxattr(files, want[i].name, NULL, 0), len,
 		       "%s: its length", want[i].name);
 		memset(buf, 0, sizeof(buf));
-		is_int(kvfs_tree_getxattr(&files, want[i].name, buf,
+		is_int(kvfs_tree_getxattr(files, want[i].name, buf,
 					  sizeof(buf)),
 		       len, "%s: read", want[i].name);
 		is_str(buf, want[i].value, "%s", want[i].name);
-		is_int(kvfs_tree_getxattr(&files, want[i].name, buf,
+		is_int(kvfs_tree_getxattr(files, want[i].name, buf,
 					  (size_t)len - 1),
 		       -ERANGE, "%s: ERANGE one byte short", want[i].name);
 	}
 	ok(!kvfs_tree_xattr_known("user.kvfs.nope"), "user.kvfs.nope is not");
 	ok(!kvfs_tree_xattr_known("user.kvfs"), "nor user.kvfs");
 	ok(!kvfs_tree_xattr_known("USER.KVFS.ID"), "nor USER.KVFS.ID");
-	is_int(kvfs_tree_getxattr(&files, "security.selinux", buf, sizeof(buf)),
+	is_int(kvfs_tree_getxattr(files, "security.selinux", buf, sizeof(buf)),
 	       -ENODATA, "security.selinux: ENODATA");
-	tagged.bundle.tags_json = "{\"env\":\"prod\"}";
-	tagged.bundle.attrs.enabled = false;
+	m.header.tags_json = "{\"env\":\"prod\"}";
+	m.header.attrs.enabled = false;
+	tagged = made(&m);
 	memset(buf, 0, sizeof(buf));
-	is_int(kvfs_tree_getxattr(&tagged, "user.kvfs.tags", buf, sizeof(buf)),
+	is_int(kvfs_tree_getxattr(tagged, "user.kvfs.tags", buf, sizeof(buf)),
 	       14, "tags");
 	is_str(buf, "{\"env\":\"prod\"}", "as the vault's JSON");
 	memset(buf, 0, sizeof(buf));
-	is_int(kvfs_tree_getxattr(&tagged, "user.kvfs.enabled", buf,
+	is_int(kvfs_tree_getxattr(tagged, "user.kvfs.enabled", buf,
 				  sizeof(buf)),
 	       5, "enabled of a disabled one");
 	is_str(buf, "false", "false");
+	kvfs_files_unref(tagged);
 
 	static const char *const with[] = {
 		"/certificates/www",
@@ -790,25 +808,20 @@ static void test_xattrs(void)
  * key's own xattrs. */
 static void test_keys(void)
 {
-	static char *ops[] = {"sign", "verify", NULL};
-	struct kvfs_files key = {
-		.coll = KVFS_COLLECTION_KEYS,
-		.key = {.id = "https://v.vault.azure.net/keys/rsa-key/99aa",
-			.version = "99aa",
-			.jwk_json = "{\"kty\":\"RSA\"}\n",
-			.jwk_len = 16,
-			.kty = "RSA",
-			.key_ops = ops,
-			.nkey_ops = 2,
-			.attrs = {.enabled = true,
-				  .created = 110,
-				  .updated = 120},
-			.tags_json = "{\"purpose\":\"signing\"}"},
-		.public_pem = "PUBLIC PEM",
-		.public_pem_len = 10,
-		.key_size = 2048,
-		.key_ops = "sign,verify",
-	};
+	struct kvfs_files *key = made(&(struct kvfs_files_made){
+		.header = {.coll = KVFS_COLLECTION_KEYS,
+			   .id = "https://v.vault.azure.net/keys/rsa-key/99aa",
+			   .version = "99aa",
+			   .attrs = {.enabled = true,
+				     .created = 110,
+				     .updated = 120},
+			   .tags_json = "{\"purpose\":\"signing\"}"},
+		.bytes = {[KVFS_FILE_PUBLIC_PEM] = {"PUBLIC PEM", 10},
+			  [KVFS_FILE_PUBLIC_JWK] = {"{\"kty\":\"RSA\"}\n", 14}},
+		.meta = {[KVFS_META_KTY] = "RSA",
+			 [KVFS_META_KEY_OPS] = "sign,verify",
+			 [KVFS_META_KEY_SIZE] = "2048"},
+	});
 	struct kvfs_tree_node n;
 	struct kvfs_tree_view v;
 	char buf[512];
@@ -844,16 +857,17 @@ static void test_keys(void)
 	ok(!kvfs_tree_holds_key(KVFS_FILE_PUBLIC_PEM), "public.pem: no key");
 
 	is_int(resolve("/keys/rsa-key/public.pem", NULL, &n), 0, "public.pem");
-	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_PUBLIC_PEM, NOW, &key, 0,
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_PUBLIC_PEM, NOW, key, 0,
 			      NULL, &v),
 	       0, "public.pem's view");
-	ok(v.data == key.public_pem && v.len == 10, "is the PEM");
+	ok(v.len == 10 && memcmp(v.data, "PUBLIC PEM", 10) == 0, "is the PEM");
 	is_int(v.mode, 0444, "0444");
-	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_PUBLIC_JWK, NOW, &key, 0,
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_PUBLIC_JWK, NOW, key, 0,
 			      NULL, &v),
 	       0, "public.jwk's view");
-	ok(v.data == key.key.jwk_json && v.len == 16, "is the JWK");
-	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_CERT_PEM, NOW, &key, 0, NULL,
+	ok(v.len == 14 && memcmp(v.data, "{\"kty\":\"RSA\"}\n", 14) == 0,
+	   "is the JWK");
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_CERT_PEM, NOW, key, 0, NULL,
 			      &v),
 	       -ENOENT, "cert.pem is none of a key's");
 	key_entries[0].item.attrs.enabled = false;
@@ -878,7 +892,7 @@ static void test_keys(void)
 		{"user.kvfs.tags", "{\"purpose\":\"signing\"}"},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(want); i++) {
-		int len = kvfs_tree_getxattr(&key, want[i].name, buf,
+		int len = kvfs_tree_getxattr(key, want[i].name, buf,
 					     sizeof(buf) - 1);
 
 		is_int(len, (long long)strlen(want[i].value), "%s's length",
@@ -886,11 +900,11 @@ static void test_keys(void)
 		buf[len > 0 ? len : 0] = '\0';
 		is_str(buf, want[i].value, "%s", want[i].name);
 	}
-	is_int(kvfs_tree_getxattr(&key, "user.kvfs.crv", buf, sizeof(buf)),
+	is_int(kvfs_tree_getxattr(key, "user.kvfs.crv", buf, sizeof(buf)),
 	       -ENODATA, "an RSA key has no crv");
-	is_int(kvfs_tree_getxattr(&key, "user.kvfs.x5t", buf, sizeof(buf)),
+	is_int(kvfs_tree_getxattr(key, "user.kvfs.x5t", buf, sizeof(buf)),
 	       -ENODATA, "nor a certificate's x5t");
-	is_int(kvfs_tree_getxattr(&files, "user.kvfs.kty", buf, sizeof(buf)),
+	is_int(kvfs_tree_getxattr(files, "user.kvfs.kty", buf, sizeof(buf)),
 	       -ENODATA, "a certificate has no kty");
 	is_int(resolve("/keys/rsa-key", NULL, &n), 0, "rsa-key");
 	memset(buf, 0, sizeof(buf));
@@ -898,6 +912,7 @@ static void test_keys(void)
 	ok(memmem(buf, sizeof(buf), "user.kvfs.key_size", 19) != NULL,
 	   "key_size among them");
 	ok(memmem(buf, sizeof(buf), "user.kvfs.x5t", 14) == NULL, "x5t is not");
+	kvfs_files_unref(key);
 }
 
 /* secrets/<name> is a file, its value; secrets/.versions/<name>/<version>
@@ -905,21 +920,21 @@ static void test_keys(void)
  * fetched; the secret's xattrs. */
 static void test_secrets(void)
 {
-	struct kvfs_files secret = {
-		.coll = KVFS_COLLECTION_SECRETS,
-		.secret =
-			{.value = "s3cret\n",
-			 .value_len = 7,
-			 .content_type = "text/plain",
-			 .id = "https://v.vault.azure.net/secrets/db-password/"
-			       "77bb",
-			 .name = "db-password",
-			 .version = "77bb",
-			 .attrs = {.enabled = true,
-				   .created = 130,
-				   .updated = 140},
-			 .tags_json = "{}"},
+	static const char id[] =
+		"https://v.vault.azure.net/secrets/db-password/77bb";
+	struct kvfs_files_made m = {
+		.header = {.coll = KVFS_COLLECTION_SECRETS,
+			   .id = id,
+			   .name = "db-password",
+			   .version = "77bb",
+			   .attrs = {.enabled = true,
+				     .created = 130,
+				     .updated = 140},
+			   .tags_json = "{}"},
+		.bytes = {[KVFS_FILE_SECRET_VALUE] = {"s3cret\n", 7}},
+		.meta = {[KVFS_META_CONTENT_TYPE] = "text/plain"},
 	};
+	struct kvfs_files *secret = made(&m), *untyped;
 	enum kvfs_file_kind k;
 	struct kvfs_tree_node n;
 	struct kvfs_tree_view v;
@@ -975,10 +990,10 @@ static void test_secrets(void)
 	is_int(v.mode, 0400, "key_mode=");
 	kvfs_tree_stat_file(&tree, &n, &v, &st);
 	is_int(st.st_size, 0, "size 0 until then");
-	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_SECRET_VALUE, NOW, &secret,
+	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_SECRET_VALUE, NOW, secret,
 			      -ENODATA, NULL, &v),
 	       0, "fetched");
-	ok(v.data == secret.secret.value && v.len == 7,
+	ok(v.len == 7 && memcmp(v.data, "s3cret\n", 7) == 0,
 	   "exactly the value, its newline included");
 	is_int(resolve("/secrets/off", NULL, &n), 0, "a disabled secret");
 	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_SECRET_VALUE, NOW, NULL,
@@ -995,18 +1010,21 @@ static void test_secrets(void)
 	is_int(st.st_nlink, 4, ".versions/ links a directory per secret");
 	ok(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0555, "0555");
 
-	len = kvfs_tree_getxattr(&secret, "user.kvfs.content_type", buf,
+	len = kvfs_tree_getxattr(secret, "user.kvfs.content_type", buf,
 				 sizeof(buf));
 	is_int(len, 10, "content_type");
 	ok(len == 10 && memcmp(buf, "text/plain", 10) == 0, "text/plain");
-	len = kvfs_tree_getxattr(&secret, "user.kvfs.id", buf, sizeof(buf));
-	ok(len > 0 && memcmp(buf, secret.secret.id, (size_t)len) == 0, "id");
-	is_int(kvfs_tree_getxattr(&secret, "user.kvfs.kty", buf, sizeof(buf)),
+	len = kvfs_tree_getxattr(secret, "user.kvfs.id", buf, sizeof(buf));
+	ok(len > 0 && memcmp(buf, id, (size_t)len) == 0, "id");
+	is_int(kvfs_tree_getxattr(secret, "user.kvfs.kty", buf, sizeof(buf)),
 	       -ENODATA, "no kty");
-	secret.secret.content_type = NULL;
-	is_int(kvfs_tree_getxattr(&secret, "user.kvfs.content_type", buf,
+	m.meta[KVFS_META_CONTENT_TYPE] = NULL;
+	untyped = made(&m);
+	is_int(kvfs_tree_getxattr(untyped, "user.kvfs.content_type", buf,
 				  sizeof(buf)),
 	       -ENODATA, "none without a contentType");
+	kvfs_files_unref(untyped);
+	kvfs_files_unref(secret);
 }
 
 int main(void)
@@ -1017,11 +1035,13 @@ int main(void)
 	test_resolve_certificates();
 	test_collection_not_mounted();
 	test_resolve_versions();
+	files = made(&www);
 	test_modes();
 	test_views_without_data();
 	test_stat();
 	test_xattrs();
 	test_keys();
 	test_secrets();
+	kvfs_files_unref(files);
 	return done_testing();
 }
