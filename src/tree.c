@@ -740,9 +740,12 @@ static const struct kvfs_object_item *item_of(const struct kvfs_tree_node *n)
 	return n->version ? n->version : &n->entry->item;
 }
 
-/* Whether xattr i of n comes from the version's files. */
+/* Whether xattr i of n comes from the version's files; false when it is
+ * none of n's collection's. */
 static bool xattr_from_files(const struct kvfs_tree_node *n, enum xattr i)
 {
+	if (!(xattrs[i].colls & ONLY(n->coll)))
+		return false;
 	if (i == X_X5T) /* a listing without it: the files' own */
 		return !item_of(n)->x5t;
 	if (!(xattrs[i].flags & XF_GET))
@@ -761,8 +764,7 @@ bool kvfs_tree_xattr_needs_files(const struct kvfs_tree_node *n,
 bool kvfs_tree_listxattr_needs_files(const struct kvfs_tree_node *n)
 {
 	for (size_t i = 0; i < ELEMENTSOF(xattrs); i++)
-		if ((xattrs[i].colls & ONLY(n->coll)) &&
-		    (xattrs[i].flags & XF_SOME) &&
+		if ((xattrs[i].flags & XF_SOME) &&
 		    xattr_from_files(n, (enum xattr)i))
 			return true;
 	return false;

@@ -4,7 +4,9 @@ every version; keys/<name>/ holds the public half (public.pem,
 public.jwk) of every version.  Each listing costs its pages, each object
 one GET on first use, shared by concurrent readers, and a stat none;
 attributes close, time and describe every object as they do
-certificates."""
+certificates, and the xattrs the listing carries cost no request.  Each
+listing equals the vault's across pages, and the filters apply to every
+collection."""
 
 import errno
 import json

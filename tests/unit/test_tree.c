@@ -1014,6 +1014,8 @@ static void test_keys(void)
 	ok(!listed(&n, &key, "user.kvfs.crv"), "nor lists one");
 	xattr(&n, &key, "user.kvfs.x5t", &r);
 	is_int(r, -ENODATA, "nor a certificate's x5t");
+	ok(!kvfs_tree_xattr_needs_files(&n, "user.kvfs.x5t"),
+	   "which needs no fetch to say so");
 	check_agree(&n, &key, "an RSA key");
 	ok(kvfs_tree_listxattr_needs_files(&n),
 	   "a key's list needs its GET: only it says whether it has a crv");
