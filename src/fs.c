@@ -759,6 +759,17 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	return r;
 }
 
+/* The files an xattr of n needs (needed: kvfs_tree_xattr_needs_files()
+ * or kvfs_tree_listxattr_needs_files() said so), else those already there:
+ * a certificate's or a key's GET is made for its metadata, closed or not
+ * (the vault answers it), a secret's never (its GET is its value). */
+static int xattr_files(struct kvfs_fs *fs, const struct node *n, bool needed,
+		       struct kvfs_files **ret)
+{
+	return node_files(fs, n,
+			  needed && !kvfs_tree_fetched_on_open(n->t.coll), ret);
+}
+
 static int kvfs_getxattr(const char *path, const char *name, char *value,
 			 size_t size)
 {
@@ -770,28 +781,37 @@ static int kvfs_getxattr(const char *path, const char *name, char *value,
 	r = resolve(fs, path, &n);
 	if (r < 0)
 		return r;
-	/* Metadata, so closed certificates show it too. */
+	/* Metadata, so closed objects show it too; what the listing
+	 * carries costs no request. */
 	if (!kvfs_tree_has_xattrs(&n.t) || !kvfs_tree_xattr_known(name))
 		r = -ENODATA;
-	else
-		r = node_files(fs, &n, true, &files);
-	node_clear(&n);
+	else if (kvfs_tree_xattr_needs_files(&n.t, name))
+		r = xattr_files(fs, &n, true, &files);
 	if (r == 0)
-		r = kvfs_tree_getxattr(files, name, value, size);
+		r = kvfs_tree_getxattr(&fs->tree, &n.t, files, name, value,
+				       size);
+	node_clear(&n);
 	kvfs_files_unref(files);
 	return r;
 }
 
 static int kvfs_listxattr(const char *path, char *list, size_t size)
 {
+	struct kvfs_fs *fs = fs_get();
+	struct kvfs_files *files = NULL;
 	struct node n;
 	int r;
 
-	r = resolve(fs_get(), path, &n);
+	r = resolve(fs, path, &n);
 	if (r < 0)
 		return r;
-	r = kvfs_tree_listxattr(&n.t, list, size);
+	if (kvfs_tree_has_xattrs(&n.t))
+		r = xattr_files(fs, &n, kvfs_tree_listxattr_needs_files(&n.t),
+				&files);
+	if (r == 0)
+		r = kvfs_tree_listxattr(&fs->tree, &n.t, files, list, size);
 	node_clear(&n);
+	kvfs_files_unref(files);
 	return r;
 }
 

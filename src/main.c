@@ -182,6 +182,59 @@ static bool public_azure(const char *url)
 	return azure;
 }
 
+/* The collection whose listing failed, by the path of the request that
+ * did ("/secrets?..."), for the line that says so; when no request tells,
+ * the mount's one collection, or "objects". */
+static const char *listed_collection(const struct kvfs_config *c,
+				     const struct kvfs_error *err)
+{
+	const char *path =
+		err->endpoint[0] ? kvfs_url_path(err->endpoint) : NULL;
+	enum kvfs_collection coll;
+	char seg[32];
+
+	if (path && sscanf(path, "/%31[a-z]", seg) == 1 &&
+	    kvfs_collection_from_name(seg, &coll))
+		return kvfs_collection_info(coll)->name;
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+		if (c->collections == 1u << i)
+			return kvfs_collection_info((enum kvfs_collection)i)
+				->name;
+	return "objects";
+}
+
+/* What the mount shows, for the line that says it is mounted: "12
+ * certificates, 5 secrets and 1 key". */
+static void describe_objects(struct kvfs_cache *cache, char *buf, size_t size)
+{
+	struct kvfs_listing *ls[KVFS_COLLECTION_COUNT_];
+	unsigned n = 0, left = 0;
+	size_t len = 0;
+
+	kvfs_cache_listings(cache, ls);
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+		left += ls[i] != NULL;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		const struct kvfs_collection_info *info =
+			kvfs_collection_info((enum kvfs_collection)i);
+
+		if (!ls[i])
+			continue;
+		left--;
+		if (len < size)
+			len += (size_t)snprintf(
+				buf + len, size - len, "%s%zu %s",
+				n == 0	    ? ""
+				: left == 0 ? " and "
+					    : ", ",
+				ls[i]->n,
+				ls[i]->n == 1 ? info->noun : info->name);
+		n++;
+		kvfs_listing_unref(ls[i]);
+	}
+}
+
 /* The one line an administrator reads when the mount was refused. */
 static void print_load_error(const struct kvfs_config *c, int r,
 			     const struct kvfs_error *err)
@@ -225,8 +278,8 @@ static void print_load_error(const struct kvfs_config *c, int r,
 			err->endpoint[0] ? err->endpoint : c->vault_url,
 			detail);
 	else
-		fprintf(stderr, "kvfs: cannot list certificates of '%s': %s\n",
-			c->vault_arg, detail);
+		fprintf(stderr, "kvfs: cannot list %s of '%s': %s\n",
+			listed_collection(c, err), c->vault_arg, detail);
 }
 
 /* The revalidation the SIGHUP handler wakes; set while it may. */
@@ -262,6 +315,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	struct fuse_session *se = NULL;
 	struct kvfs_fs *fs = NULL;
 	struct fuse *fuse;
+	char what[256];
 	int r, code = 1;
 
 	r = kvfs_fs_new(c, cache, kernel, control, mounted_at, &fs);
@@ -306,7 +360,8 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	}
 	if (!c->foreground)
 		kvfs_log_use_syslog(true);
-	log_info("mounted '%s' on '%s'", c->vault_url, c->mountpoint);
+	describe_objects(cache, what, sizeof(what));
+	log_info("mounted '%s' on '%s': %s", c->vault_url, c->mountpoint, what);
 	/* Threads only now: they would not survive the fork. */
 	if (kvfs_auth_start_refresher(auth) < 0)
 		goto out_signals;

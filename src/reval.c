@@ -136,7 +136,7 @@ static void *reval_main(void *data)
 			break;
 		if (asked || kvfs_now_ms() >= next) {
 			if (asked)
-				log_info("revalidating the certificates now "
+				log_info("revalidating the listings now "
 					 "(SIGHUP)");
 			revalidate(r);
 			next = kvfs_now_ms() +

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tree.h"
@@ -618,7 +619,16 @@ void kvfs_tree_statfs(
 	sv->f_flag = ST_RDONLY;
 }
 
-/* ---- extended attributes (DESIGN §2), from the version's files ---- */
+/* ---- extended attributes (DESIGN §2) ----
+ *
+ * What the listing carries (the attributes, the tags, a certificate's x5t,
+ * a secret's contentType; a version's id and version in its versions
+ * listing) is served from the listing that resolved the node, so that it
+ * costs no request and a closed object shows it too.  The rest comes with
+ * the version's GET (its files): a certificate's or a key's is fetched for
+ * it, a secret's never (its GET is its value, fetched on the first open
+ * only), so a secret's latest id and version are there once it was
+ * read. */
 
 #define ALL_COLLECTIONS (~0u)
 #define ONLY(c) (1u << (c))
@@ -642,35 +652,58 @@ enum xattr {
 	X_TAGS,
 };
 
-/* Every xattr, in the order listxattr(2) gives them, and the collections
- * whose objects carry it. */
+/* Where an xattr's value comes from, when not from the listing. */
+enum {
+	/* The version's GET (its files)... */
+	XF_GET = 1 << 0,
+	/* ...but for a version, whose versions listing item carries it. */
+	XF_ITEM_VERSION = 1 << 1,
+	/* Some objects have none: then it is not listed. */
+	XF_SOME = 1 << 2,
+};
+
+/* Every xattr, in the order listxattr(2) gives them, the collections
+ * whose objects carry it and where its value comes from. */
 static const struct {
 	const char *name;
 	unsigned colls;
+	unsigned flags;
 } xattrs[] = {
-	[X_ID] = {"user.kvfs.id", ALL_COLLECTIONS},
-	[X_VERSION] = {"user.kvfs.version", ALL_COLLECTIONS},
-	[X_X5T] = {"user.kvfs.x5t", ONLY(KVFS_COLLECTION_CERTIFICATES)},
-	[X_SHA256] = {"user.kvfs.sha256", ONLY(KVFS_COLLECTION_CERTIFICATES)},
-	[X_ENABLED] = {"user.kvfs.enabled", ALL_COLLECTIONS},
-	[X_NBF] = {"user.kvfs.nbf", ALL_COLLECTIONS},
-	[X_EXP] = {"user.kvfs.exp", ALL_COLLECTIONS},
-	[X_CREATED] = {"user.kvfs.created", ALL_COLLECTIONS},
-	[X_UPDATED] = {"user.kvfs.updated", ALL_COLLECTIONS},
-	[X_SUBJECT] = {"user.kvfs.subject", ONLY(KVFS_COLLECTION_CERTIFICATES)},
+	[X_ID] = {"user.kvfs.id", ALL_COLLECTIONS, XF_GET | XF_ITEM_VERSION},
+	[X_VERSION] = {"user.kvfs.version", ALL_COLLECTIONS,
+		       XF_GET | XF_ITEM_VERSION},
+	[X_X5T] = {"user.kvfs.x5t", ONLY(KVFS_COLLECTION_CERTIFICATES), 0},
+	[X_SHA256] = {"user.kvfs.sha256", ONLY(KVFS_COLLECTION_CERTIFICATES),
+		      XF_GET},
+	[X_ENABLED] = {"user.kvfs.enabled", ALL_COLLECTIONS, 0},
+	[X_NBF] = {"user.kvfs.nbf", ALL_COLLECTIONS, 0},
+	[X_EXP] = {"user.kvfs.exp", ALL_COLLECTIONS, 0},
+	[X_CREATED] = {"user.kvfs.created", ALL_COLLECTIONS, 0},
+	[X_UPDATED] = {"user.kvfs.updated", ALL_COLLECTIONS, 0},
+	[X_SUBJECT] = {"user.kvfs.subject", ONLY(KVFS_COLLECTION_CERTIFICATES),
+		       XF_GET},
 	[X_CONTENT_TYPE] = {"user.kvfs.content_type",
-			    ONLY(KVFS_COLLECTION_SECRETS)},
-	[X_KTY] = {"user.kvfs.kty", ONLY(KVFS_COLLECTION_KEYS)},
-	[X_CRV] = {"user.kvfs.crv", ONLY(KVFS_COLLECTION_KEYS)},
-	[X_KEY_OPS] = {"user.kvfs.key_ops", ONLY(KVFS_COLLECTION_KEYS)},
-	[X_KEY_SIZE] = {"user.kvfs.key_size", ONLY(KVFS_COLLECTION_KEYS)},
-	[X_TAGS] = {"user.kvfs.tags", ALL_COLLECTIONS},
+			    ONLY(KVFS_COLLECTION_SECRETS), XF_SOME},
+	[X_KTY] = {"user.kvfs.kty", ONLY(KVFS_COLLECTION_KEYS), XF_GET},
+	[X_CRV] = {"user.kvfs.crv", ONLY(KVFS_COLLECTION_KEYS),
+		   XF_GET | XF_SOME},
+	[X_KEY_OPS] = {"user.kvfs.key_ops", ONLY(KVFS_COLLECTION_KEYS), XF_GET},
+	[X_KEY_SIZE] = {"user.kvfs.key_size", ONLY(KVFS_COLLECTION_KEYS),
+			XF_GET},
+	[X_TAGS] = {"user.kvfs.tags", ALL_COLLECTIONS, 0},
 };
 
 bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n)
 {
 	return n->kind == KVFS_NODE_OBJECT || n->kind == KVFS_NODE_VERSION ||
 	       n->kind == KVFS_NODE_FILE;
+}
+
+bool kvfs_tree_fetched_on_open(enum kvfs_collection c)
+{
+	enum kvfs_file_kind k;
+
+	return kvfs_tree_object_is_file(c, &k) && kvfs_tree_size_on_fetch(k);
 }
 
 /* The index of xattr name, or -1. */
@@ -687,68 +720,138 @@ bool kvfs_tree_xattr_known(const char *name)
 	return xattr_index(name) >= 0;
 }
 
-/* What every collection's version has, wherever its part keeps it. */
-struct common {
-	const char *id, *version, *tags_json;
-};
+/* The listing item of n's version: its versions listing's inside
+ * versions/, else its collection listing's. */
+static const struct kvfs_object_item *item_of(const struct kvfs_tree_node *n)
+{
+	return n->version ? n->version : &n->entry->item;
+}
 
-static struct common common_of(const struct kvfs_files *f)
+/* Whether xattr i of n comes from the version's files; false when it is
+ * none of n's collection's. */
+static bool xattr_from_files(const struct kvfs_tree_node *n, enum xattr i)
+{
+	if (!(xattrs[i].colls & ONLY(n->coll)))
+		return false;
+	if (i == X_X5T) /* a listing without it: the files' own */
+		return !item_of(n)->x5t;
+	if (!(xattrs[i].flags & XF_GET))
+		return false;
+	return !(n->version && (xattrs[i].flags & XF_ITEM_VERSION));
+}
+
+bool kvfs_tree_xattr_needs_files(const struct kvfs_tree_node *n,
+				 const char *name)
+{
+	int i = xattr_index(name);
+
+	return i >= 0 && xattr_from_files(n, (enum xattr)i);
+}
+
+bool kvfs_tree_listxattr_needs_files(const struct kvfs_tree_node *n)
+{
+	for (size_t i = 0; i < ELEMENTSOF(xattrs); i++)
+		if ((xattrs[i].flags & XF_SOME) &&
+		    xattr_from_files(n, (enum xattr)i))
+			return true;
+	return false;
+}
+
+/* The id and version of every collection's files, wherever its part
+ * keeps them. */
+static void files_id(const struct kvfs_files *f, const char **ret_id,
+		     const char **ret_version)
 {
 	const struct kvfs_files_header *h = kvfs_files_header(f);
 
-	return (struct common){h->id, h->version, h->tags_json};
+	*ret_id = h->id;
+	*ret_version = h->version;
 }
 
-/* The value of xattr i of f (of f's collection): a string, or a number
- * formatted into num; NULL when f has none. */
-static const char *xattr_value(const struct kvfs_files *f, enum xattr i,
-			       char *num, size_t size)
+/* The value of xattr i of n (of n's collection), given its files (NULL:
+ * not fetched), in *ret: a string of n's, a number formatted into num, or
+ * one made for it in *owned (the caller frees it).  -ENODATA when n has
+ * none, or it is from the files and they are not there; -ENOMEM. */
+static int xattr_value(const struct kvfs_tree *t,
+		       const struct kvfs_tree_node *n,
+		       const struct kvfs_files *f, enum xattr i, char *num,
+		       size_t size, char **owned, const char **ret)
 {
-	const struct kvfs_object_attrs *a = kvfs_files_attrs(f);
-	struct common c = common_of(f);
+	const struct kvfs_object_item *it = item_of(n);
+	const struct kvfs_object_attrs *a = &it->attrs;
+	const char *id, *version, *s = NULL;
 	int64_t v;
 
+	*owned = NULL;
+	if (!xattr_from_files(n, i))
+		f = NULL; /* the same value however much is fetched */
+	else if (!f)
+		return -ENODATA;
+	if (f)
+		files_id(f, &id, &version);
 	switch (i) {
 	case X_ID:
-		return c.id;
+		if (f) {
+			s = id;
+			break;
+		}
+		if (asprintf(owned, "%s/%s/%s/%s", t->config->vault_url,
+			     kvfs_collection_info(n->coll)->name, it->name,
+			     it->version) < 0) {
+			*owned = NULL;
+			return -ENOMEM;
+		}
+		s = *owned;
+		break;
 	case X_VERSION:
-		return c.version;
+		s = f ? version : it->version;
+		break;
 	case X_X5T:
-		return kvfs_files_meta(f, KVFS_META_X5T);
+		s = f ? kvfs_files_meta(f, KVFS_META_X5T) : it->x5t;
+		break;
 	case X_SHA256:
-		return kvfs_files_meta(f, KVFS_META_SHA256);
+		s = kvfs_files_meta(f, KVFS_META_SHA256);
+		break;
 	case X_ENABLED:
-		return a->enabled ? "true" : "false";
+		s = a->enabled ? "true" : "false";
+		break;
 	case X_NBF:
-		v = a->nbf;
-		break;
 	case X_EXP:
-		v = a->exp;
-		break;
 	case X_CREATED:
-		v = a->created;
-		break;
 	case X_UPDATED:
-		v = a->updated;
+		v = i == X_NBF	     ? a->nbf
+		    : i == X_EXP     ? a->exp
+		    : i == X_CREATED ? a->created
+				     : a->updated;
+		snprintf(num, size, "%lld", (long long)v);
+		s = num;
 		break;
 	case X_SUBJECT:
-		return kvfs_files_meta(f, KVFS_META_SUBJECT);
+		s = kvfs_files_meta(f, KVFS_META_SUBJECT);
+		break;
 	case X_CONTENT_TYPE:
-		return kvfs_files_meta(f, KVFS_META_CONTENT_TYPE);
+		s = it->content_type;
+		break;
 	case X_KTY:
-		return kvfs_files_meta(f, KVFS_META_KTY);
+		s = kvfs_files_meta(f, KVFS_META_KTY);
+		break;
 	case X_CRV:
-		return kvfs_files_meta(f, KVFS_META_CRV);
+		s = kvfs_files_meta(f, KVFS_META_CRV);
+		break;
 	case X_KEY_OPS:
-		return kvfs_files_meta(f, KVFS_META_KEY_OPS);
+		s = kvfs_files_meta(f, KVFS_META_KEY_OPS);
+		break;
 	case X_KEY_SIZE:
-		return kvfs_files_meta(f, KVFS_META_KEY_SIZE);
+		s = kvfs_files_meta(f, KVFS_META_KEY_SIZE);
+		break;
 	case X_TAGS:
-	default:
-		return c.tags_json ? c.tags_json : "{}";
+		s = it->tags_json ? it->tags_json : "{}";
+		break;
 	}
-	snprintf(num, size, "%lld", (long long)v);
-	return num;
+	if (!s)
+		return -ENODATA;
+	*ret = s;
+	return 0;
 }
 
 /* Copy value out the xattr way: its length when size is 0, ERANGE when it
@@ -765,20 +868,48 @@ static int xattr_out(const char *value, size_t len, char *buf, size_t size)
 	return (int)len;
 }
 
-int kvfs_tree_getxattr(const struct kvfs_files *files, const char *name,
-		       char *buf, size_t size)
+/* Whether xattr i is n's, given its files (NULL: not fetched). */
+static bool xattr_listed(const struct kvfs_tree *t,
+			 const struct kvfs_tree_node *n,
+			 const struct kvfs_files *files, enum xattr i)
 {
-	int i = xattr_index(name);
+	_cleanup_free_ char *owned = NULL;
 	const char *v;
 	char num[24];
 
-	if (i < 0 || !(xattrs[i].colls & ONLY(kvfs_files_header(files)->coll)))
-		return -ENODATA;
-	v = xattr_value(files, (enum xattr)i, num, sizeof(num));
-	return v ? xattr_out(v, strlen(v), buf, size) : -ENODATA;
+	if (!(xattrs[i].colls & ONLY(n->coll)))
+		return false;
+	/* Not fetched yet: there once fetched, unless only the files can
+	 * tell or nothing fetches them for it. */
+	if (xattr_from_files(n, i) && !files)
+		return !(xattrs[i].flags & XF_SOME) &&
+		       !kvfs_tree_fetched_on_open(n->coll);
+	/* Without memory for it, listed all the same: getxattr says so. */
+	return xattr_value(t, n, files, i, num, sizeof(num), &owned, &v) !=
+	       -ENODATA;
 }
 
-int kvfs_tree_listxattr(const struct kvfs_tree_node *n, char *buf, size_t size)
+int kvfs_tree_getxattr(const struct kvfs_tree *t,
+		       const struct kvfs_tree_node *n,
+		       const struct kvfs_files *files, const char *name,
+		       char *buf, size_t size)
+{
+	_cleanup_free_ char *owned = NULL;
+	int i = xattr_index(name), r;
+	const char *v;
+	char num[24];
+
+	if (i < 0 || !kvfs_tree_has_xattrs(n) ||
+	    !(xattrs[i].colls & ONLY(n->coll)))
+		return -ENODATA;
+	r = xattr_value(t, n, files, (enum xattr)i, num, sizeof(num), &owned,
+			&v);
+	return r < 0 ? r : xattr_out(v, strlen(v), buf, size);
+}
+
+int kvfs_tree_listxattr(const struct kvfs_tree *t,
+			const struct kvfs_tree_node *n,
+			const struct kvfs_files *files, char *buf, size_t size)
 {
 	size_t len = 0;
 	char all[512];
@@ -787,7 +918,7 @@ int kvfs_tree_listxattr(const struct kvfs_tree_node *n, char *buf, size_t size)
 		for (size_t i = 0; i < ELEMENTSOF(xattrs); i++) {
 			size_t l = strlen(xattrs[i].name) + 1;
 
-			if (!(xattrs[i].colls & ONLY(n->coll)))
+			if (!xattr_listed(t, n, files, (enum xattr)i))
 				continue;
 			memcpy(all + len, xattrs[i].name, l);
 			len += l;

@@ -169,15 +169,35 @@ void kvfs_tree_statfs(
 /* Whether n carries the user.kvfs.* attributes (object and version
  * directories and their files). */
 bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n);
-/* Whether name is one of them; its value comes from the version's
- * files. */
+/* Whether name is one of them. */
 bool kvfs_tree_xattr_known(const char *name);
-/* The value of xattr name of files, the getxattr(2) way: its length when
- * size is 0, -ERANGE when it does not fit, -ENODATA when name is not
- * ours. */
-int kvfs_tree_getxattr(const struct kvfs_files *files, const char *name,
+/* Whether the objects of collection c are fetched on their first open
+ * only, never for their metadata (a secret: its GET is its value). */
+bool kvfs_tree_fetched_on_open(enum kvfs_collection c);
+/* Whether the value of xattr name of n comes from its version's files
+ * (the version's GET), not from the listing n was resolved against, which
+ * carries the attributes, the tags, a certificate's x5t, a secret's
+ * content type and, inside versions/, the version and id. */
+bool kvfs_tree_xattr_needs_files(const struct kvfs_tree_node *n,
+				 const char *name);
+/* Whether kvfs_tree_listxattr() needs n's files to tell which xattrs n
+ * has (one of the files that some objects lack: a key's crv). */
+bool kvfs_tree_listxattr_needs_files(const struct kvfs_tree_node *n);
+/* The value of xattr name of n, the getxattr(2) way, given its version's
+ * files (NULL: not fetched; needed when kvfs_tree_xattr_needs_files()):
+ * its length when size is 0, -ERANGE when it does not fit, -ENODATA when
+ * name is not n's, n has no value for it or it needs the files and they
+ * are NULL, -ENOMEM. */
+int kvfs_tree_getxattr(const struct kvfs_tree *t,
+		       const struct kvfs_tree_node *n,
+		       const struct kvfs_files *files, const char *name,
 		       char *buf, size_t size);
-/* The names of n's xattrs, the listxattr(2) way. */
-int kvfs_tree_listxattr(const struct kvfs_tree_node *n, char *buf, size_t size);
+/* The names of n's xattrs, the listxattr(2) way: those with a value,
+ * given its files (NULL: not fetched).  One that needs the files is listed
+ * without them when it will be there once they are fetched for it (never
+ * for a collection fetched on open). */
+int kvfs_tree_listxattr(const struct kvfs_tree *t,
+			const struct kvfs_tree_node *n,
+			const struct kvfs_files *files, char *buf, size_t size);
 
 #endif

@@ -324,6 +324,25 @@ static int parse_tag_list(json_t *obj, struct kvfs_tag **ret, size_t *ret_n)
 	return 0;
 }
 
+/* The n tags as parse_tags() writes them; NULL when n is 0. */
+static int tag_list_json(const struct kvfs_tag *tags, size_t n, char **ret)
+{
+	_cleanup_(json_decrefp) json_t *o = NULL;
+
+	*ret = NULL;
+	if (n == 0)
+		return 0;
+	o = json_object();
+	if (!o)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (json_object_set_new(o, tags[i].key,
+					json_string(tags[i].value)) < 0)
+			return -ENOMEM;
+	*ret = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	return *ret ? 0 : -ENOMEM;
+}
+
 /* tags: a map of strings -> compact JSON with sorted keys, "{}" when
  * absent, so that equal tags give equal strings. */
 static int parse_tags(json_t *obj, char **ret)
@@ -405,6 +424,7 @@ static void item_clear(struct kvfs_object_item *it)
 	free(it->version);
 	free(it->x5t);
 	tags_free(it->tags, it->ntags);
+	free(it->tags_json);
 	memset(it, 0, sizeof(*it));
 }
 
@@ -470,7 +490,8 @@ static size_t item_bytes(const struct kvfs_object_item *it)
 {
 	size_t n = sizeof(*it) + (it->name ? strlen(it->name) + 1 : 0) +
 		   (it->version ? strlen(it->version) + 1 : 0) +
-		   (it->x5t ? strlen(it->x5t) + 1 : 0);
+		   (it->x5t ? strlen(it->x5t) + 1 : 0) +
+		   (it->tags_json ? strlen(it->tags_json) + 1 : 0);
 
 	for (size_t i = 0; i < it->ntags; i++)
 		n += sizeof(it->tags[i]) + strlen(it->tags[i].key) + 1 +
@@ -517,7 +538,8 @@ static int parse_item(json_t *o, const struct kvfs_collection_info *coll,
 	if (rules->managed && (r = get_bool(o, "managed", &it.managed)) < 0)
 		return r;
 	if ((r = parse_attrs(o, &it.attrs)) < 0 ||
-	    (r = parse_tag_list(o, &it.tags, &it.ntags)) < 0)
+	    (r = parse_tag_list(o, &it.tags, &it.ntags)) < 0 ||
+	    (r = tag_list_json(it.tags, it.ntags, &it.tags_json)) < 0)
 		return r;
 
 	r = parse_object_id(id, coll->name, want_version, &it.name,

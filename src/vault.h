@@ -57,6 +57,9 @@ struct kvfs_object_item {
 	bool managed;	       /* a secret or key that backs a certificate */
 	struct kvfs_tag *tags; /* in the vault's order; NULL when none */
 	size_t ntags;
+	/* The tags kept, as compact JSON with sorted keys (as tags_json of a
+	 * GET); NULL when none is kept. */
+	char *tags_json;
 };
 
 struct kvfs_object_list {

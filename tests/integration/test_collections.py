@@ -4,7 +4,9 @@ every version; keys/<name>/ holds the public half (public.pem,
 public.jwk) of every version.  Each listing costs its pages, each object
 one GET on first use, shared by concurrent readers, and a stat none;
 attributes close, time and describe every object as they do
-certificates."""
+certificates, and the xattrs the listing carries cost no request.  Each
+listing equals the vault's across pages, and the filters apply to every
+collection."""
 
 import errno
 import json
@@ -156,8 +158,9 @@ def test_key_xattrs(all_mount, fake):
         k = fake.key(name)
         v = latest(k)
         for p in (all_mount.p("keys", name), all_mount.p("keys", name, "public.pem")):
-            got = {x: os.getxattr(p, x).decode() for x in os.listxattr(p)
-                   if x != "user.kvfs.crv" or v["jwk"].get("crv")}
+            # every xattr listed has a value: crv only for an EC key
+            got = {x: os.getxattr(p, x).decode() for x in os.listxattr(p)}
+            assert ("user.kvfs.crv" in got) == ("crv" in v["jwk"]), (name, got)
             assert got["user.kvfs.id"] == v["jwk"]["kid"]
             assert got["user.kvfs.version"] == v["version"]
             assert got["user.kvfs.enabled"] == "true"
@@ -314,26 +317,122 @@ def test_secret_key_mode(mount):
     assert stat.S_IMODE(os.stat(m.p("secrets", "db-password")).st_mode) == 0o440
 
 
-def test_secret_xattrs(all_mount, fake):
-    for name in ("app-config", "tagged-secret"):
-        v = latest(fake.secret(name))
-        p = all_mount.p("secrets", name)
-        names = set(os.listxattr(p))
-        assert names == {"user.kvfs." + x for x in (
-            "id", "version", "enabled", "nbf", "exp", "created", "updated",
-            "content_type", "tags")}
-        got = {x: os.getxattr(p, x).decode() for x in names
-               if x != "user.kvfs.content_type" or v["content_type"]}
-        assert got["user.kvfs.id"].endswith("/secrets/%s/%s" % (name, v["version"]))
+SECRET_XATTRS = {"user.kvfs." + x for x in (
+    "enabled", "nbf", "exp", "created", "updated", "tags")}
+
+
+def check_secret_xattrs(p, v):
+    """p's xattrs are v's: each listed one has a value, content_type only
+    when the vault keeps one; the id and version once the value was read."""
+    names = set(os.listxattr(p))
+    got = {x: os.getxattr(p, x).decode() for x in names}
+    want = set(SECRET_XATTRS)
+    if v["content_type"]:
+        want.add("user.kvfs.content_type")
+        assert got["user.kvfs.content_type"] == v["content_type"]
+    else:
+        with pytest.raises(OSError) as e:
+            os.getxattr(p, "user.kvfs.content_type")
+        assert e.value.errno == errno.ENODATA
+    assert got["user.kvfs.enabled"] == ("true" if v["enabled"] else "false")
+    assert got["user.kvfs.nbf"] == str(v["nbf"] or 0)
+    assert got["user.kvfs.exp"] == str(v["exp"] or 0)
+    assert got["user.kvfs.created"] == str(v["created"])
+    assert got["user.kvfs.updated"] == str(v["updated"])
+    assert json.loads(got["user.kvfs.tags"]) == (v["tags"] or {})
+    return names - want, got
+
+
+def test_secret_xattrs_cost_no_request(mount, az):
+    m = mount(collections=ALL)
+    az.reset_log()
+    for name in ("app-config", "tagged-secret", "db-password",
+                 "disabled-secret", "expired-secret", "future-secret"):
+        v = latest(az.secret(name))
+        p = m.p("secrets", name)
+        extra, _ = check_secret_xattrs(p, v)
+        # the latest version is known once the value is: not before
+        assert extra == set(), (name, extra)
+        for x in ("user.kvfs.id", "user.kvfs.version"):
+            with pytest.raises(OSError) as e:
+                os.getxattr(p, x)
+            assert e.value.errno == errno.ENODATA
+    # a disabled secret shows its metadata although its GET is refused
+    assert os.getxattr(m.p("secrets", "disabled-secret"),
+                       "user.kvfs.enabled") == b"false"
+    assert [e for e in vault_log(az) if e["path"].startswith("/secrets")] == []
+
+
+def test_secret_xattrs_after_read(mount, az):
+    m = mount(collections=ALL)
+    for name in ("app-config", "tagged-secret", "db-password"):
+        v = latest(az.secret(name))
+        p = m.p("secrets", name)
+        assert read(p) == v["value"].encode()
+        az.reset_log()
+        extra, got = check_secret_xattrs(p, v)
+        assert extra == {"user.kvfs.id", "user.kvfs.version"}, name
+        assert got["user.kvfs.id"] == "%s/secrets/%s/%s" % (
+            az.info["vault_url"], name, v["version"])
         assert got["user.kvfs.version"] == v["version"]
-        assert got["user.kvfs.enabled"] == "true"
-        assert got["user.kvfs.created"] == str(v["created"])
-        assert got["user.kvfs.updated"] == str(v["updated"])
-        assert json.loads(got["user.kvfs.tags"]) == v["tags"]
-        if v["content_type"]:
-            assert got["user.kvfs.content_type"] == v["content_type"]
-    assert os.getxattr(all_mount.p("secrets", "app-config"),
+        assert gets(vault_log(az), "secrets", name) == []
+    assert os.getxattr(m.p("secrets", "app-config"),
                        "user.kvfs.content_type") == b"application/json"
+
+
+def test_secret_version_xattrs_from_its_listing(mount, az):
+    m = mount(collections=ALL)
+    s = az.secret("rotated-secret")
+    az.reset_log()
+    for v in s["versions"]:
+        p = m.p("secrets", ".versions", "rotated-secret", v["version"])
+        extra, got = check_secret_xattrs(p, v)
+        assert extra == {"user.kvfs.id", "user.kvfs.version"}
+        assert got["user.kvfs.id"] == "%s/secrets/rotated-secret/%s" % (
+            az.info["vault_url"], v["version"])
+        assert got["user.kvfs.version"] == v["version"]
+    # the versions listing only, never a value
+    assert gets(vault_log(az), "secrets", "rotated-secret") == []
+    assert [e["path"].rstrip("/") for e in vault_log(az)] == \
+        ["/secrets/rotated-secret/versions"]
+
+
+def test_certificate_xattrs_of_the_listing_cost_no_request(mount, az):
+    m = mount()
+    az.reset_log()
+    c = az.certificate("www")
+    v = latest(c)
+    d = m.p("certificates", "www")
+    assert os.getxattr(d, "user.kvfs.x5t").decode() == v["x5t"]
+    assert os.getxattr(d, "user.kvfs.updated").decode() == str(v["updated"])
+    assert json.loads(os.getxattr(d, "user.kvfs.tags")) == c["tags"]
+    assert "user.kvfs.subject" in os.listxattr(d)
+    assert vault_log(az) == []
+    # what only the bundle has costs its GET, once
+    assert os.getxattr(d, "user.kvfs.version").decode() == v["version"]
+    os.getxattr(d, "user.kvfs.sha256")
+    assert [e["path"].rstrip("/") for e in vault_log(az)] == \
+        ["/certificates/www"]
+
+
+def test_key_xattrs_list_crv_only_for_ec(all_mount, fake):
+    for name in ("rsa-key", "hsm-rsa-key", "ec-p256-key", "hsm-ec-key",
+                 "disabled-key"):
+        v = latest(fake.key(name))
+        p = all_mount.p("keys", name)
+        names = set(os.listxattr(p))
+        ec = v["jwk"]["kty"].startswith("EC")
+        assert ("user.kvfs.crv" in names) == ec, name
+        if ec:
+            assert os.getxattr(p, "user.kvfs.crv").decode() == v["jwk"]["crv"]
+        else:
+            with pytest.raises(OSError) as e:
+                os.getxattr(p, "user.kvfs.crv")
+            assert e.value.errno == errno.ENODATA
+        for x in names:
+            assert os.getxattr(p, x), (name, x)
+        assert os.getxattr(p, "user.kvfs.enabled") == \
+            (b"true" if v["enabled"] else b"false")
 
 
 def test_secret_one_get_for_concurrent_first_readers(mount, az):
@@ -378,3 +477,143 @@ def test_every_xattr_is_documented(all_mount):
         for name in os.listxattr(p):
             assert re.search(r"^\s+(\S+, )?%s\b" % re.escape(name), page, re.M), \
                 "%s is not an entry of kvfs(8)" % name
+
+
+# ---- sizes, costs and listings across pages ----
+
+# A secret value's maximum, "25 KB" (AZURE.md), as the fake counts it.
+SECRET_MAX = 25 * 1024
+
+
+def test_secret_size_before_and_after_its_first_open(mount, az):
+    values = {"collections-newline-secret": "two\nlines\n",
+              "collections-max-secret": ("0123456789abcdef" * 1600)[:SECRET_MAX - 1] + "\n"}
+    assert len(values["collections-max-secret"]) == SECRET_MAX
+    for name, value in values.items():
+        az.create_secret(name, value=value)
+    try:
+        m = mount(collections=ALL)
+        az.reset_log()
+        for name, value in values.items():
+            p = m.p("secrets", name)
+            # the size is not known without the value, and a stat never
+            # fetches it: 0, as /proc's
+            assert os.stat(p).st_size == 0
+            assert gets(vault_log(az), "secrets", name) == []
+            # a program that reads to the end gets every byte, the
+            # trailing newline included, although the kernel was told 0
+            assert read(p) == value.encode()
+            with open(p, "rb") as f:
+                assert f.read(7) == value.encode()[:7]
+                assert f.read() == value.encode()[7:]
+            assert subprocess.run(["cat", p], capture_output=True,
+                                  check=True).stdout == value.encode()
+            # once fetched, a stat that reaches kvfs says the size (the
+            # kernel keeps what it was told of p's spelling a while)
+            assert os.stat(m.p("secrets", name.upper())).st_size == len(value)
+            assert len(gets(vault_log(az), "secrets", name)) == 1
+    finally:
+        for name in values:
+            az.delete(name, kind="secrets")
+
+
+def test_ls_l_costs_list_requests_only(mount, az):
+    m = mount(collections=ALL)
+    az.reset_log()
+    for d in ("secrets", "keys", os.path.join("secrets", ".versions")):
+        r = subprocess.run(["ls", "-la", m.p(d)], capture_output=True,
+                           text=True, check=True)
+        assert "db-password" in r.stdout or "rsa-key" in r.stdout, r.stdout
+    # the listings were there: not a request, not a GET
+    assert [e for e in vault_log(az)
+            if e["path"].startswith(("/secrets", "/keys"))] == []
+
+
+def test_listings_equal_the_vault_across_pages(mount, az):
+    names = {"secrets": ["pages-secret-%02d" % i for i in range(60)],
+             "keys": ["pages-key-%02d" % i for i in range(60)]}
+    for n in names["secrets"]:
+        az.create_secret(n, value=n)
+    for n in names["keys"]:
+        az.create_key(n, kty="EC", crv="P-256")
+    try:
+        state = az.state()
+        az.reset_log()
+        m = mount(collections=ALL)
+        for kind in ("secrets", "keys"):
+            listed = set(os.listdir(m.p(kind))) - {".versions"}
+            # the vault's own, every page of them; not those behind a
+            # certificate
+            assert listed == {o["name"] for o in state[kind]}, kind
+            assert set(names[kind]) <= listed
+            n = len(state[kind]) + len(state["certificates"])
+            assert n > 3 * 25
+            assert len(list_pages(vault_log(az), kind)) == math.ceil(n / 25)
+        assert set(os.listdir(m.p("secrets", ".versions"))) == \
+            {o["name"] for o in state["secrets"]}
+        assert set(os.listdir(m.p("certificates"))) == \
+            {c["name"] for c in state["certificates"]}
+    finally:
+        for kind, ns in names.items():
+            for n in ns:
+                az.delete(n, kind=kind)
+
+
+def globbed(names, include, exclude):
+    import fnmatch
+    low = lambda n: n.lower()  # noqa: E731
+    return {n for n in names
+            if any(fnmatch.fnmatchcase(low(n), g.lower()) for g in include)
+            and not any(fnmatch.fnmatchcase(low(n), g.lower()) for g in exclude)}
+
+
+def test_filters_combined_across_collections(mount, az):
+    state = az.state()
+    include, exclude = ["*-KEY", "db-*", "www", "*secret"], ["hsm-*", "ec-*", "rotated-*"]
+    m = mount(collections=ALL,
+              include=",".join("include=" + g for g in include)[len("include="):],
+              exclude=",".join("exclude=" + g for g in exclude)[len("exclude="):])
+    want = {kind: globbed([o["name"] for o in state[kind]], include, exclude)
+            for kind in ("certificates", "secrets", "keys")}
+    assert want["keys"] == {"rsa-key", "disabled-key"}
+    assert "www" in want["certificates"] and "db-password" in want["secrets"]
+    for kind in ("certificates", "secrets", "keys"):
+        assert set(os.listdir(m.p(kind))) - {".versions"} == want[kind], kind
+    # tag= on top: all must let an object through, in every collection
+    m = mount(collections=ALL, include="*secret,include=www,include=*-key",
+              exclude="rotated-*", tag="env=prod")
+    assert sorted(os.listdir(m.p("certificates"))) == ["www"]
+    assert sorted(os.listdir(m.p("secrets"))) == [".versions", "tagged-secret"]
+    assert os.listdir(m.p("keys")) == []
+    az.reset_log()
+    # filtered out: ENOENT, and nothing asked of the vault
+    for p in (("secrets", "db-password"), ("secrets", ".versions", "db-password"),
+              ("keys", "rsa-key"), ("keys", "rsa-key", "public.pem"),
+              ("certificates", "mail")):
+        with pytest.raises(FileNotFoundError):
+            os.stat(m.p(*p))
+    assert vault_log(az) == []
+    assert read(m.p("secrets", "tagged-secret")) == b"tagged"
+
+
+def test_startup_line_counts_what_is_mounted(mount, az):
+    m = mount(collections=ALL, loglevel="info")
+    state = az.state()
+    line = next(l for l in m.stderr().splitlines() if "mounted '" in l)
+    for kind in ("secrets", "keys"):
+        n = len(os.listdir(m.p(kind))) - (kind == "secrets")
+        assert " %d %s" % (n, kind) in line, line
+    assert "%d certificates" % len(state["certificates"]) in line, line
+
+
+def test_refused_listing_names_its_collection(az, tmp_path):
+    from conftest import option_string, run_kvfs, secret_options
+    # the reader may list certificates, not secrets
+    opts = secret_options(az, "reader")
+    opts["collections"] = "certificates+secrets"
+    r = run_kvfs(["-f", "-o", option_string(opts), az.info["vault_url"],
+                  str(tmp_path)])
+    assert r.returncode == 1
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("kvfs: cannot list secrets of "), r.stderr
+    assert "ForbiddenByRbac" in line

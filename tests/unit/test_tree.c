@@ -5,6 +5,7 @@
  * kind of node; statfs; and the xattrs, the getxattr(2) way. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@ static struct kvfs_config config = {
 	.uid = 1234,
 	.gid = 5678,
 	.key_mode = 0400,
+	.vault_url = "https://v.vault.azure.net",
 };
 
 static struct kvfs_tree tree = {
@@ -710,6 +712,63 @@ static void test_stat(void)
 	is_int(sv.f_blocks, 0, "statfs: no blocks");
 }
 
+/* The value of xattr name of n given files, as a string ("" when it
+ * fails: *ret_r says how). */
+static const char *xattr(const struct kvfs_tree_node *n,
+			 const struct kvfs_files *f, const char *name,
+			 int *ret_r)
+{
+	static char buf[512];
+	int r = kvfs_tree_getxattr(&tree, n, f, name, buf, sizeof(buf) - 1);
+
+	buf[r > 0 ? r : 0] = '\0';
+	if (ret_r)
+		*ret_r = r;
+	return buf;
+}
+
+/* Whether listxattr of n given files lists name. */
+static bool listed(const struct kvfs_tree_node *n, const struct kvfs_files *f,
+		   const char *name)
+{
+	char buf[512];
+	int len = kvfs_tree_listxattr(&tree, n, f, buf, sizeof(buf));
+
+	for (int i = 0; i < len; i += (int)strlen(buf + i) + 1)
+		if (strcmp(buf + i, name) == 0)
+			return true;
+	return false;
+}
+
+/* Every xattr listed has a value, and every known one with a value is
+ * listed: listxattr and getxattr agree. */
+static void check_agree(const struct kvfs_tree_node *n,
+			const struct kvfs_files *f, const char *what)
+{
+	static const char *const all[] = {
+		"user.kvfs.id",		  "user.kvfs.version",
+		"user.kvfs.x5t",	  "user.kvfs.sha256",
+		"user.kvfs.enabled",	  "user.kvfs.nbf",
+		"user.kvfs.exp",	  "user.kvfs.created",
+		"user.kvfs.updated",	  "user.kvfs.subject",
+		"user.kvfs.content_type", "user.kvfs.kty",
+		"user.kvfs.crv",	  "user.kvfs.key_ops",
+		"user.kvfs.key_size",	  "user.kvfs.tags",
+	};
+	bool agree = true;
+	int r;
+
+	for (size_t i = 0; i < ELEMENTSOF(all); i++) {
+		xattr(n, f, all[i], &r);
+		if ((r >= 0) != listed(n, f, all[i])) {
+			printf("# %s: %s listed %d, getxattr %d\n", what,
+			       all[i], listed(n, f, all[i]), r);
+			agree = false;
+		}
+	}
+	ok(agree, "%s: listxattr lists exactly the xattrs with a value", what);
+}
+
 static void test_xattrs(void)
 {
 	const struct {
@@ -728,47 +787,95 @@ static void test_xattrs(void)
 		{"user.kvfs.subject", "CN=www"},
 		{"user.kvfs.tags", "{}"},
 	};
-	struct kvfs_files_made m = www;
-	struct kvfs_files *tagged;
 	size_t all = 0;
 	char buf[256];
 	struct kvfs_tree_node n;
+	int r;
 
-	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+	is_int(resolve("/certificates/www", NULL, &n), 0, "www");
+	for (size_t i = 0; i < ELEMENTSOF(want); i++) {
 		int len = (int)strlen(want[i].value);
 
 		all += strlen(want[i].name) + 1;
 		ok(kvfs_tree_xattr_known(want[i].name), "%s is known",
 		   want[i].name);
-		is_int(kvfs_tree_getxattr(files, want[i].name, NULL, 0), len,
-		       "%s: its length", want[i].name);
+		is_int(kvfs_tree_getxattr(&tree, &n, files, want[i].name, NULL,
+					  0),
+		       len, "%s: its length", want[i].name);
 		memset(buf, 0, sizeof(buf));
-		is_int(kvfs_tree_getxattr(files, want[i].name, buf,
+		is_int(kvfs_tree_getxattr(&tree, &n, files, want[i].name, buf,
 					  sizeof(buf)),
 		       len, "%s: read", want[i].name);
 		is_str(buf, want[i].value, "%s", want[i].name);
-		is_int(kvfs_tree_getxattr(files, want[i].name, buf,
+		is_int(kvfs_tree_getxattr(&tree, &n, files, want[i].name, buf,
 					  (size_t)len - 1),
 		       -ERANGE, "%s: ERANGE one byte short", want[i].name);
 	}
 	ok(!kvfs_tree_xattr_known("user.kvfs.nope"), "user.kvfs.nope is not");
 	ok(!kvfs_tree_xattr_known("user.kvfs"), "nor user.kvfs");
 	ok(!kvfs_tree_xattr_known("USER.KVFS.ID"), "nor USER.KVFS.ID");
-	is_int(kvfs_tree_getxattr(files, "security.selinux", buf, sizeof(buf)),
-	       -ENODATA, "security.selinux: ENODATA");
-	m.header.tags_json = "{\"env\":\"prod\"}";
-	m.header.attrs.enabled = false;
-	tagged = made(&m);
-	memset(buf, 0, sizeof(buf));
-	is_int(kvfs_tree_getxattr(tagged, "user.kvfs.tags", buf, sizeof(buf)),
-	       14, "tags");
-	is_str(buf, "{\"env\":\"prod\"}", "as the vault's JSON");
-	memset(buf, 0, sizeof(buf));
-	is_int(kvfs_tree_getxattr(tagged, "user.kvfs.enabled", buf,
+	is_int(kvfs_tree_getxattr(&tree, &n, files, "security.selinux", buf,
 				  sizeof(buf)),
-	       5, "enabled of a disabled one");
-	is_str(buf, "false", "false");
-	kvfs_files_unref(tagged);
+	       -ENODATA, "security.selinux: ENODATA");
+
+	/* What the listing carries needs no fetch: the attributes and the
+	 * tags, the x5t when the listing has it. */
+	static const char *const listing_only[] = {
+		"user.kvfs.enabled", "user.kvfs.nbf",	  "user.kvfs.exp",
+		"user.kvfs.created", "user.kvfs.updated", "user.kvfs.tags",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(listing_only); i++)
+		ok(!kvfs_tree_xattr_needs_files(&n, listing_only[i]),
+		   "%s: from the listing", listing_only[i]);
+	static const char *const from_get[] = {
+		"user.kvfs.id",
+		"user.kvfs.version",
+		"user.kvfs.sha256",
+		"user.kvfs.subject",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(from_get); i++) {
+		ok(kvfs_tree_xattr_needs_files(&n, from_get[i]),
+		   "%s: from the GET", from_get[i]);
+		xattr(&n, NULL, from_get[i], &r);
+		is_int(r, -ENODATA, "%s: none without the files", from_get[i]);
+	}
+	ok(kvfs_tree_xattr_needs_files(&n, "user.kvfs.x5t"),
+	   "x5t: from the GET when the listing has none");
+	entries[2].item.x5t = "listed-x5t";
+	ok(!kvfs_tree_xattr_needs_files(&n, "user.kvfs.x5t"),
+	   "x5t: else from the listing");
+	is_str(xattr(&n, files, "user.kvfs.x5t", NULL), "listed-x5t",
+	       "the listing's");
+	entries[2].item.x5t = NULL;
+	ok(!kvfs_tree_listxattr_needs_files(&n),
+	   "a certificate's list needs no fetch");
+
+	/* Served from the listing, not the files: a disabled one shows
+	 * them without its GET. */
+	entries[2].item.attrs.enabled = false;
+	entries[2].item.tags_json = "{\"env\":\"prod\"}";
+	is_str(xattr(&n, NULL, "user.kvfs.enabled", NULL), "false",
+	       "enabled of a disabled one, from the listing");
+	is_str(xattr(&n, NULL, "user.kvfs.tags", NULL), "{\"env\":\"prod\"}",
+	       "tags: the listing's JSON");
+	entries[2].item.tags_json = NULL;
+	is_str(xattr(&n, NULL, "user.kvfs.tags", NULL), "{}", "none: {}");
+	entries[2].item.attrs.enabled = true;
+
+	/* A version: its versions listing item says its id and version. */
+	is_int(resolve("/certificates/www/versions/0123abcd", &versions, &n), 0,
+	       "a version");
+	ok(!kvfs_tree_xattr_needs_files(&n, "user.kvfs.id") &&
+		   !kvfs_tree_xattr_needs_files(&n, "user.kvfs.version"),
+	   "its id and version need no fetch");
+	ok(kvfs_tree_xattr_needs_files(&n, "user.kvfs.sha256"),
+	   "its sha256 does");
+	is_str(xattr(&n, NULL, "user.kvfs.id", NULL),
+	       "https://v.vault.azure.net/certificates/www/0123abcd", "its id");
+	is_str(xattr(&n, NULL, "user.kvfs.version", NULL), "0123abcd",
+	       "its version");
+	is_str(xattr(&n, NULL, "user.kvfs.created", NULL), "70",
+	       "its own created");
 
 	static const char *const with[] = {
 		"/certificates/www",
@@ -776,30 +883,36 @@ static void test_xattrs(void)
 		"/certificates/www/versions/0123abcd",
 		"/certificates/www/versions/0123abcd/cert.pfx",
 	};
-	for (size_t i = 0; i < sizeof(with) / sizeof(with[0]); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(with); i++) {
 		is_int(resolve(with[i], &versions, &n), 0, "%s", with[i]);
 		ok(kvfs_tree_has_xattrs(&n), "%s has xattrs", with[i]);
-		is_int(kvfs_tree_listxattr(&n, NULL, 0), (long long)all,
-		       "%s: the list's length", with[i]);
+		is_int(kvfs_tree_listxattr(&tree, &n, NULL, NULL, 0),
+		       (long long)all, "%s: the list's length, not fetched",
+		       with[i]);
+		is_int(kvfs_tree_listxattr(&tree, &n, files, NULL, 0),
+		       (long long)all, "%s: the same fetched", with[i]);
+		check_agree(&n, files, with[i]);
 	}
 	memset(buf, 0, sizeof(buf));
-	is_int(kvfs_tree_listxattr(&n, buf, sizeof(buf)), (long long)all,
-	       "the list");
+	is_int(kvfs_tree_listxattr(&tree, &n, NULL, buf, sizeof(buf)),
+	       (long long)all, "the list");
 	is_str(buf, "user.kvfs.id", "begins with user.kvfs.id");
 	is_str(buf + all - strlen("user.kvfs.tags") - 1, "user.kvfs.tags",
 	       "ends with user.kvfs.tags");
-	is_int(kvfs_tree_listxattr(&n, buf, all - 1), -ERANGE,
+	is_int(kvfs_tree_listxattr(&tree, &n, NULL, buf, all - 1), -ERANGE,
 	       "ERANGE one byte short");
 
 	static const char *const without[] = {
 		"/",	  "/certificates", "/certificates/www/versions",
 		"/.kvfs", "/.kvfs/status",
 	};
-	for (size_t i = 0; i < sizeof(without) / sizeof(without[0]); i++) {
+	for (size_t i = 0; i < ELEMENTSOF(without); i++) {
 		is_int(resolve(without[i], &versions, &n), 0, "%s", without[i]);
 		ok(!kvfs_tree_has_xattrs(&n), "%s has none", without[i]);
-		is_int(kvfs_tree_listxattr(&n, buf, sizeof(buf)), 0,
-		       "%s: an empty list", without[i]);
+		is_int(kvfs_tree_listxattr(&tree, &n, NULL, buf, sizeof(buf)),
+		       0, "%s: an empty list", without[i]);
+		xattr(&n, files, "user.kvfs.id", &r);
+		is_int(r, -ENODATA, "%s: no id", without[i]);
 	}
 }
 
@@ -808,7 +921,7 @@ static void test_xattrs(void)
  * key's own xattrs. */
 static void test_keys(void)
 {
-	struct kvfs_files *key = made(&(struct kvfs_files_made){
+	struct kvfs_files_made km = {
 		.header = {.coll = KVFS_COLLECTION_KEYS,
 			   .id = "https://v.vault.azure.net/keys/rsa-key/99aa",
 			   .version = "99aa",
@@ -821,10 +934,12 @@ static void test_keys(void)
 		.meta = {[KVFS_META_KTY] = "RSA",
 			 [KVFS_META_KEY_OPS] = "sign,verify",
 			 [KVFS_META_KEY_SIZE] = "2048"},
-	});
+	};
+	struct kvfs_files *key = made(&km), *ec;
 	struct kvfs_tree_node n;
 	struct kvfs_tree_view v;
 	char buf[512];
+	int r;
 
 	is_int(resolve("/keys/RSA-key", NULL, &n), 0, "/keys/RSA-key");
 	is_int(n.kind, KVFS_NODE_OBJECT, "is a key directory");
@@ -891,24 +1006,35 @@ static void test_keys(void)
 		{"user.kvfs.key_size", "2048"},
 		{"user.kvfs.tags", "{\"purpose\":\"signing\"}"},
 	};
-	for (size_t i = 0; i < ELEMENTSOF(want); i++) {
-		int len = kvfs_tree_getxattr(key, want[i].name, buf,
-					     sizeof(buf) - 1);
-
-		is_int(len, (long long)strlen(want[i].value), "%s's length",
-		       want[i].name);
-		buf[len > 0 ? len : 0] = '\0';
-		is_str(buf, want[i].value, "%s", want[i].name);
-	}
-	is_int(kvfs_tree_getxattr(key, "user.kvfs.crv", buf, sizeof(buf)),
-	       -ENODATA, "an RSA key has no crv");
-	is_int(kvfs_tree_getxattr(key, "user.kvfs.x5t", buf, sizeof(buf)),
-	       -ENODATA, "nor a certificate's x5t");
-	is_int(kvfs_tree_getxattr(files, "user.kvfs.kty", buf, sizeof(buf)),
-	       -ENODATA, "a certificate has no kty");
 	is_int(resolve("/keys/rsa-key", NULL, &n), 0, "rsa-key");
+	key_entries[0].item.tags_json = "{\"purpose\":\"signing\"}";
+	for (size_t i = 0; i < ELEMENTSOF(want); i++)
+		is_str(xattr(&n, key, want[i].name, NULL), want[i].value, "%s",
+		       want[i].name);
+	xattr(&n, key, "user.kvfs.crv", &r);
+	is_int(r, -ENODATA, "an RSA key has no crv");
+	ok(!listed(&n, key, "user.kvfs.crv"), "nor lists one");
+	xattr(&n, key, "user.kvfs.x5t", &r);
+	is_int(r, -ENODATA, "nor a certificate's x5t");
+	ok(!kvfs_tree_xattr_needs_files(&n, "user.kvfs.x5t"),
+	   "which needs no fetch to say so");
+	check_agree(&n, key, "an RSA key");
+	ok(kvfs_tree_listxattr_needs_files(&n),
+	   "a key's list needs its GET: only it says whether it has a crv");
+	ok(!listed(&n, NULL, "user.kvfs.crv"), "not fetched: no crv listed");
+	ok(listed(&n, NULL, "user.kvfs.kty"), "but kty, which it will get");
+	km.meta[KVFS_META_KTY] = "EC";
+	km.meta[KVFS_META_CRV] = "P-256";
+	ec = made(&km);
+	is_str(xattr(&n, ec, "user.kvfs.crv", NULL), "P-256",
+	       "an EC key's crv");
+	ok(listed(&n, ec, "user.kvfs.crv"), "listed");
+	check_agree(&n, ec, "an EC key");
+	kvfs_files_unref(ec);
+	key_entries[0].item.tags_json = NULL;
 	memset(buf, 0, sizeof(buf));
-	ok(kvfs_tree_listxattr(&n, buf, sizeof(buf)) > 0, "lists its xattrs");
+	ok(kvfs_tree_listxattr(&tree, &n, key, buf, sizeof(buf)) > 0,
+	   "lists its xattrs");
 	ok(memmem(buf, sizeof(buf), "user.kvfs.key_size", 19) != NULL,
 	   "key_size among them");
 	ok(memmem(buf, sizeof(buf), "user.kvfs.x5t", 14) == NULL, "x5t is not");
@@ -934,13 +1060,12 @@ static void test_secrets(void)
 		.bytes = {[KVFS_FILE_SECRET_VALUE] = {"s3cret\n", 7}},
 		.meta = {[KVFS_META_CONTENT_TYPE] = "text/plain"},
 	};
-	struct kvfs_files *secret = made(&m), *untyped;
+	struct kvfs_files *secret = made(&m);
 	enum kvfs_file_kind k;
 	struct kvfs_tree_node n;
 	struct kvfs_tree_view v;
 	struct stat st;
-	char buf[256];
-	int len;
+	int r;
 
 	ok(kvfs_tree_object_is_file(KVFS_COLLECTION_SECRETS, &k) &&
 		   k == KVFS_FILE_SECRET_VALUE,
@@ -1010,20 +1135,54 @@ static void test_secrets(void)
 	is_int(st.st_nlink, 4, ".versions/ links a directory per secret");
 	ok(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0555, "0555");
 
-	len = kvfs_tree_getxattr(secret, "user.kvfs.content_type", buf,
-				 sizeof(buf));
-	is_int(len, 10, "content_type");
-	ok(len == 10 && memcmp(buf, "text/plain", 10) == 0, "text/plain");
-	len = kvfs_tree_getxattr(secret, "user.kvfs.id", buf, sizeof(buf));
-	ok(len > 0 && memcmp(buf, id, (size_t)len) == 0, "id");
-	is_int(kvfs_tree_getxattr(secret, "user.kvfs.kty", buf, sizeof(buf)),
-	       -ENODATA, "no kty");
-	m.meta[KVFS_META_CONTENT_TYPE] = NULL;
-	untyped = made(&m);
-	is_int(kvfs_tree_getxattr(untyped, "user.kvfs.content_type", buf,
-				  sizeof(buf)),
-	       -ENODATA, "none without a contentType");
-	kvfs_files_unref(untyped);
+	/* A secret's xattrs cost no request: what the listing carries, and
+	 * the latest id and version once its first open fetched them. */
+	is_int(resolve("/secrets/db-password", NULL, &n), 0, "the secret");
+	secret_entries[0].item.content_type = "text/plain";
+	ok(kvfs_tree_fetched_on_open(KVFS_COLLECTION_SECRETS),
+	   "a secret is fetched on open only");
+	ok(!kvfs_tree_fetched_on_open(KVFS_COLLECTION_KEYS), "a key is not");
+	ok(!kvfs_tree_fetched_on_open(KVFS_COLLECTION_CERTIFICATES),
+	   "nor a certificate");
+	ok(!kvfs_tree_listxattr_needs_files(&n), "its list needs no fetch");
+	ok(!kvfs_tree_xattr_needs_files(&n, "user.kvfs.content_type"),
+	   "content_type is the listing's");
+	is_str(xattr(&n, NULL, "user.kvfs.content_type", NULL), "text/plain",
+	       "content_type without a fetch");
+	is_str(xattr(&n, NULL, "user.kvfs.created", NULL), "130",
+	       "created without a fetch");
+	xattr(&n, NULL, "user.kvfs.version", &r);
+	is_int(r, -ENODATA, "the latest version: not before its open");
+	ok(!listed(&n, NULL, "user.kvfs.version") &&
+		   !listed(&n, NULL, "user.kvfs.id"),
+	   "nor listed");
+	check_agree(&n, NULL, "a secret not read");
+	is_str(xattr(&n, secret, "user.kvfs.id", NULL), id, "its id once read");
+	is_str(xattr(&n, secret, "user.kvfs.version", NULL), "77bb",
+	       "its version");
+	ok(listed(&n, secret, "user.kvfs.version"), "listed");
+	check_agree(&n, secret, "a secret read");
+	xattr(&n, secret, "user.kvfs.kty", &r);
+	is_int(r, -ENODATA, "no kty");
+	secret_entries[0].item.content_type = NULL;
+	xattr(&n, secret, "user.kvfs.content_type", &r);
+	is_int(r, -ENODATA, "no content_type without a contentType");
+	ok(!listed(&n, secret, "user.kvfs.content_type"), "nor listed");
+	check_agree(&n, secret, "a secret without a content type");
+
+	is_int(resolve("/secrets/off", NULL, &n), 0, "a disabled secret");
+	is_str(xattr(&n, NULL, "user.kvfs.enabled", NULL), "false",
+	       "shows enabled false without a fetch");
+	is_str(xattr(&n, NULL, "user.kvfs.tags", NULL), "{}", "and its tags");
+	is_int(resolve("/secrets/.versions/db-password/0123abcd", &versions,
+		       &n),
+	       0, "a version");
+	is_str(xattr(&n, NULL, "user.kvfs.id", NULL),
+	       "https://v.vault.azure.net/secrets/www/0123abcd",
+	       "its id, from its versions listing");
+	is_str(xattr(&n, NULL, "user.kvfs.version", NULL), "0123abcd",
+	       "its version");
+	check_agree(&n, NULL, "a secret's version");
 	kvfs_files_unref(secret);
 }
 

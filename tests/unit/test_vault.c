@@ -958,6 +958,12 @@ static void test_tags(void)
 			       "%s: a UTF-8 name, escapes undone", coll->name);
 			is_str(t[3].value, "caf\xc3\xa9", "%s: a UTF-8 value",
 			       coll->name);
+			is_str(l.items[0].tags_json,
+			       "{\"empty\":\"\",\"env\":\"prod\",\"zone\":"
+			       "\"b\","
+			       "\"\xc3\xa9t\xc3\xa9\":\"caf\xc3\xa9\"}",
+			       "%s: tags_json as a GET's: compact, sorted",
+			       coll->name);
 		} else {
 			ok(0, "%s: four items, the first with four tags",
 			   coll->name);
@@ -967,7 +973,10 @@ static void test_tags(void)
 				   l.items[2].tags == NULL &&
 				   l.items[2].ntags == 0 &&
 				   l.items[3].tags == NULL &&
-				   l.items[3].ntags == 0,
+				   l.items[3].ntags == 0 &&
+				   !l.items[1].tags_json &&
+				   !l.items[2].tags_json &&
+				   !l.items[3].tags_json,
 			   "%s: absent, empty and null tags: none", coll->name);
 		kvfs_object_list_clear(&l);
 
@@ -978,7 +987,8 @@ static void test_tags(void)
 		r = parse_coll_str(coll, false, json, &l, &next);
 		ok(r == 0 && l.n == 1 &&
 			   l.bytes == sizeof(l.items[0]) + 2 +
-					      sizeof(struct kvfs_tag) + 2 + 2,
+					      sizeof(struct kvfs_tag) + 2 + 2 +
+					      sizeof("{\"k\":\"v\"}"),
 		   "%s: a tag is counted against the listing's cap (%zu)",
 		   coll->name, l.bytes);
 		kvfs_object_list_clear(&l);
@@ -1029,8 +1039,11 @@ static void test_tags(void)
 			   strcmp(l.items[0].tags[0].key, "a") == 0 &&
 			   strcmp(l.items[0].tags[1].key, "z") == 0,
 		   "a value or a name of 1025 bytes is read, not kept");
+		is_str(l.items[0].tags_json, "{\"a\":\"1\",\"z\":\"2\"}",
+		       "tags_json: the tags kept");
 		ok(l.bytes == sizeof(l.items[0]) + 2 +
-				      2 * (sizeof(struct kvfs_tag) + 4),
+				      2 * (sizeof(struct kvfs_tag) + 4) +
+				      sizeof("{\"a\":\"1\",\"z\":\"2\"}"),
 		   "nor counted (%zu)", l.bytes);
 		kvfs_object_list_clear(&l);
 		snprintf(json, sizeof(json),
