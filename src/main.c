@@ -181,8 +181,10 @@ static bool public_azure(const char *url)
 	return azure;
 }
 
-/* The one line an administrator reads when the mount was refused. */
-static void print_load_error(const struct kvfs_config *c, int r,
+/* The one line an administrator reads when the mount was refused; the
+ * listing of collection coll failed with err. */
+static void print_load_error(const struct kvfs_config *c,
+			     enum kvfs_collection coll, int r,
 			     const struct kvfs_error *err)
 {
 	char detail[1024];
@@ -224,8 +226,27 @@ static void print_load_error(const struct kvfs_config *c, int r,
 			err->endpoint[0] ? err->endpoint : c->vault_url,
 			detail);
 	else
-		fprintf(stderr, "kvfs: cannot list certificates of '%s': %s\n",
-			c->vault_arg, detail);
+		fprintf(stderr, "kvfs: cannot list %s of '%s': %s\n",
+			kvfs_collection_info(coll)->name, c->vault_arg, detail);
+}
+
+/* The collection whose first listing failed (the first listing stops at
+ * the first failure). */
+static enum kvfs_collection load_failed(struct kvfs_cache *cache)
+{
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		struct kvfs_cache_collection st;
+		bool failing;
+
+		if (kvfs_cache_collection_state(cache, (enum kvfs_collection)i,
+						&st) < 0)
+			continue;
+		failing = st.failing;
+		kvfs_listing_unref(st.listing);
+		if (failing)
+			return (enum kvfs_collection)i;
+	}
+	return KVFS_COLLECTION_CERTIFICATES;
 }
 
 /* The revalidation the SIGHUP handler wakes; set while it may. */
@@ -408,7 +429,7 @@ int main(int argc, char **argv)
 	kvfs_error_clear(&err);
 	r = kvfs_cache_load(cache, &err);
 	if (r < 0) {
-		print_load_error(&c, r, &err);
+		print_load_error(&c, load_failed(cache), r, &err);
 		goto out;
 	}
 
