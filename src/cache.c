@@ -1,6 +1,6 @@
 /* What the tree is made of, kept fresh.  Each collection of the mount has
- * a listing (listing.h), built off the lock and swapped in under it with
- * the others; readers take a reference.  What is fetched per object lives
+ * a listing (listing.h), built off the lock and swapped in under it when
+ * it succeeded; readers take a reference.  What is fetched per object lives
  * in slots keyed by its collection and "name" (the latest bundle's files,
  * files.h), "name/version" (a version's) or "name/" (the versions
  * listing): the first caller fetches with the lock released while later
@@ -10,15 +10,15 @@
  * attempt.  Everything handed out is refcounted so that an open file keeps
  * its bytes whatever happens to the slot.  A listing is fetched by one
  * caller at a time (the others wait for its result), every collection of
- * the mount in table order; swapping them in drops the slots of objects
+ * the mount in table order; swapping one in drops the slots of objects
  * that changed or went, and reports a change per object to the change
  * callback (kernel.c keeps them for the kernel), which runs under the
- * lock.  Freshness: while revalidation fails, files are served up to
- * max_stale=.  The secrets of the files are certsecret.c's, under a lock of
- * their own.  Slot and listing fetches are each a single flight (flight.h).
- * One mutex and one condition variable for the whole cache; the mutex is
- * never held across a vault call, nor across a log line: lines are composed
- * under it and written after. */
+ * lock.  Freshness is per collection: while a collection's listing
+ * fails, its files are served up to max_stale=.  The secrets of the files
+ * are certsecret.c's, under a lock of their own.  Slot and listing fetches are
+ * each a single flight (flight.h). One mutex and one condition variable for the
+ * whole cache; the mutex is never held across a vault call, nor across a log
+ * line: lines are composed under it and written after. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -80,6 +80,17 @@ struct slot {
 	int64_t failed_until;  /* kvfs_now_ms() time */
 };
 
+/* A collection's freshness: the last listing of it that succeeded
+ * (kvfs_now_ms()), whether its latest one failed (since when), and that
+ * failure's detail (err, at err_at, Unix seconds; cleared by a success). */
+struct coll_state {
+	int64_t last_ok;
+	bool failing;
+	int64_t failing_since;
+	struct kvfs_error err;
+	int64_t err_at;
+};
+
 struct kvfs_cache {
 	const struct kvfs_config *config;
 	struct kvfs_vault *vault;
@@ -106,12 +117,10 @@ struct kvfs_cache {
 	struct kvfs_flight listing_flight;
 	struct kvfs_error listing_err;
 
-	/* Freshness: the last listing that succeeded (kvfs_now_ms()), and
-	 * whether the latest one failed (since when). */
+	/* Whether the first listings succeeded (the mount is up). */
 	bool loaded;
-	int64_t last_ok;
-	bool failing;
-	int64_t failing_since;
+	/* Freshness and health, per collection of the mount. */
+	struct coll_state state[KVFS_COLLECTION_COUNT_];
 
 	/* Told what a revalidation changed, under the lock. */
 	int (*on_change)(void *data, const struct kvfs_change *c,
@@ -272,6 +281,25 @@ struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache,
 	return l;
 }
 
+int kvfs_cache_collection_state(struct kvfs_cache *cache,
+				enum kvfs_collection coll,
+				struct kvfs_cache_collection *ret)
+{
+	const struct coll_state *st;
+
+	*ret = (struct kvfs_cache_collection){0};
+	if (!kvfs_cache_has_collection(cache, coll))
+		return -ENOENT;
+	st = &cache->state[coll];
+	pthread_mutex_lock(&cache->lock);
+	ret->listing = kvfs_listing_ref(cache->listings[coll]);
+	ret->failing = st->failing;
+	ret->err = st->err;
+	ret->err_at = st->err_at;
+	pthread_mutex_unlock(&cache->lock);
+	return 0;
+}
+
 void kvfs_cache_listings(struct kvfs_cache *cache,
 			 struct kvfs_listing *ret[KVFS_COLLECTION_COUNT_])
 {
@@ -355,23 +383,25 @@ static void key_name(const char *key, char *buf, size_t size)
 	snprintf(buf, size, "%.*s", (int)strcspn(key, "/"), key);
 }
 
-/* Whether f may still be served: always while revalidation works; while
- * it fails, for max_stale= seconds after the later of f's fetch and the
- * last listing that succeeded, and never past the certificate's exp.
+/* Whether f may still be served: always while its collection's listing
+ * works; while that fails, for max_stale= seconds after the later of f's
+ * fetch and the collection's last listing that succeeded, and never past
+ * the object's exp.
  * Says why not into why, once in a while. */
 static bool files_fresh_locked(const struct kvfs_cache *cache,
 			       const struct kvfs_files *f,
 			       struct kvfs_log_deferred *why)
 {
-	const char *noun =
-		kvfs_collection_info(kvfs_files_header(f)->coll)->noun;
+	enum kvfs_collection coll = kvfs_files_header(f)->coll;
+	const char *noun = kvfs_collection_info(coll)->noun;
+	const struct coll_state *st = &cache->state[coll];
 	int64_t fetched, seen, now;
 
-	if (!cache->failing)
+	if (!st->failing)
 		return true;
 	now = kvfs_now_ms();
 	fetched = kvfs_files_fetched_ms(f);
-	seen = fetched > cache->last_ok ? fetched : cache->last_ok;
+	seen = fetched > st->last_ok ? fetched : st->last_ok;
 	if (now - seen > 1000 * (int64_t)max_stale(cache)) {
 		log_defer_warning_ratelimited(
 			why,
@@ -463,7 +493,10 @@ struct swap_notes {
 	struct kvfs_listing *l[KVFS_COLLECTION_COUNT_];
 	struct kvfs_log_deferred oom; /* the first change not reported */
 	unsigned oom_more[KVFS_COLLECTION_COUNT_]; /* and how many more */
-	struct kvfs_log_deferred line;
+	/* Collections' listings failed (a line per failure), or work
+	 * again. */
+	struct kvfs_log_deferred line[KVFS_COLLECTION_COUNT_];
+	struct kvfs_log_deferred back;
 };
 
 struct diff_report {
@@ -541,7 +574,9 @@ static void swap_notes_flush(struct swap_notes *n)
 				n->oom_more[i],
 				kvfs_collection_info((enum kvfs_collection)i)
 					->name);
-	kvfs_log_flush(&n->line);
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+		kvfs_log_flush(&n->line[i]);
+	kvfs_log_flush(&n->back);
 }
 
 /* Report the changes from the current listing of coll to l, and keep
@@ -602,18 +637,17 @@ static void listing_replace_locked(struct kvfs_cache *cache,
 	kvfs_listing_unref(old);
 }
 
-/* The names of the mount's collections, for a line about all of them:
+/* The names of the collections of mask, for a line about them:
  * "certificates", "certificates and secrets", "certificates, secrets and
  * keys". */
-static void collections_names(const struct kvfs_cache *cache, char *buf,
-			      size_t size)
+static void collections_names(unsigned mask, char *buf, size_t size)
 {
-	unsigned n = 0, left = (unsigned)__builtin_popcount(cache->collections);
+	unsigned n = 0, left = (unsigned)__builtin_popcount(mask);
 	size_t len = 0;
 
 	buf[0] = '\0';
 	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_ && len < size; i++) {
-		if (!(cache->collections & (1u << i)))
+		if (!(mask & (1u << i)))
 			continue;
 		left--;
 		len += (size_t)snprintf(
@@ -626,86 +660,169 @@ static void collections_names(const struct kvfs_cache *cache, char *buf,
 	}
 }
 
-/* Fetch the listing of every collection of the mount, in table order,
- * and swap them in together when all succeeded; the lock is held on
- * entry and on return, and dropped for the vault calls.  One that fails
- * ends the fetch: the others would be thrown away. */
+/* The latest listing of coll failed with err: its files turn stale, and
+ * err is kept for .kvfs/status.  Whether it began failing now (after the
+ * mount: before it, main() prints the one line that matters). */
+static bool listing_failed_locked(struct kvfs_cache *cache,
+				  enum kvfs_collection coll,
+				  const struct kvfs_error *err)
+{
+	struct coll_state *st = &cache->state[coll];
+	bool began = cache->loaded && !st->failing;
+
+	st->err = *err;
+	st->err_at = kvfs_wall_now();
+	if (began)
+		st->failing_since = kvfs_now_ms();
+	st->failing = true;
+	return began;
+}
+
+/* Swap in l, a listing of coll that succeeded: its files are fresh again
+ * and its error is cleared.  Whether it was failing (since when: *since,
+ * the earliest of those that were). */
+static bool listing_ok_locked(struct kvfs_cache *cache,
+			      enum kvfs_collection coll, struct kvfs_listing *l,
+			      struct swap_notes *notes, int64_t *since)
+{
+	struct coll_state *st = &cache->state[coll];
+	bool was = st->failing && cache->loaded;
+
+	listing_replace_locked(cache, coll, l, notes);
+	if (was && st->failing_since < *since)
+		*since = st->failing_since;
+	st->failing = false;
+	st->last_ok = kvfs_now_ms();
+	kvfs_error_clear(&st->err);
+	st->err_at = 0;
+	return was;
+}
+
+/* Whether a listing that failed with err says nothing of the other
+ * collections: the vault answered that this identity may not list this
+ * collection (403: ForbiddenByRbac, or Forbidden by an access policy). */
+static bool listing_refused(const struct kvfs_error *err)
+{
+	return err->http_status == 403 && !err->not_sent;
+}
+
+/* Note the lines of a fetch: the collections of began that began failing,
+ * a line per failure (from[i]: the collection whose failure i's is), and
+ * those of ended that are fresh again, failing since since. */
+static void listing_notes(const struct kvfs_cache *cache, unsigned began,
+			  const enum kvfs_collection from[],
+			  const struct kvfs_error errs[], unsigned ended,
+			  int64_t since, struct swap_notes *notes)
+{
+	char what[300], msg[512];
+
+	for (unsigned k = 0; k < KVFS_COLLECTION_COUNT_; k++) {
+		unsigned mask = 0;
+
+		for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
+			if ((began & (1u << i)) && from[i] == k)
+				mask |= 1u << i;
+		if (!mask)
+			continue;
+		/* Held back by the gate: its line says why. */
+		if (errs[k].not_sent)
+			snprintf(msg, sizeof(msg), "the vault is failing");
+		else
+			kvfs_error_describe(&errs[k], msg, sizeof(msg));
+		collections_names(mask, what, sizeof(what));
+		kvfs_log_defer(&notes->line[k], NULL, KVFS_LOG_WARNING,
+			       "cannot revalidate the %s: %s; "
+			       "their cached files are served for up to %u s",
+			       what, msg, max_stale(cache));
+	}
+	if (!ended)
+		return;
+	collections_names(ended, what, sizeof(what));
+	kvfs_log_defer(&notes->back, NULL, KVFS_LOG_NOTICE,
+		       "revalidated the %s again after %lld s; "
+		       "their cached files are fresh",
+		       what, (long long)((kvfs_now_ms() - since) / 1000));
+}
+
+/* Fetch the listing of every collection of the mount, in table order, and
+ * swap in each that succeeded; the lock is held on entry and on return,
+ * and dropped for the vault calls.  A collection the vault refuses to
+ * this identity keeps its listing and the next one is listed; any other
+ * failure (the vault is failing or out of reach) ends the fetch, and the
+ * collections not listed yet keep theirs, failing alike.  Before the
+ * mount, the first failure ends it: the mount is refused.  Returns the
+ * first failure, err its detail. */
 static int listing_fetch_locked(struct kvfs_cache *cache, unsigned budget_s,
 				struct kvfs_error *err,
 				struct swap_notes *notes)
 {
 	struct kvfs_listing *ls[KVFS_COLLECTION_COUNT_] = {NULL};
-	enum kvfs_collection failed = KVFS_COLLECTION_CERTIFICATES;
-	unsigned collections = cache->collections;
-	char msg[512], what[300];
+	struct kvfs_error errs[KVFS_COLLECTION_COUNT_];
+	enum kvfs_collection from[KVFS_COLLECTION_COUNT_];
+	unsigned collections = cache->collections, began = 0, ended = 0;
+	bool loaded = cache->loaded, stop = false;
+	int64_t since = kvfs_now_ms();
+	enum kvfs_collection stopped = KVFS_COLLECTION_CERTIFICATES;
+	char what[300];
 	int r = 0;
 
 	pthread_mutex_unlock(&cache->lock);
-	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_ && r == 0; i++) {
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
 		enum kvfs_collection coll = (enum kvfs_collection)i;
 		struct kvfs_object_list list = {0};
+		int ri;
 
+		from[i] = coll;
+		kvfs_error_clear(&errs[i]);
 		if (!(collections & (1u << i)))
 			continue;
-		failed = coll;
-		r = kvfs_vault_list_within(cache->vault, coll, budget_s, &list,
-					   err);
-		if (r == 0) {
-			r = kvfs_listing_build(coll, &list, &cache->filter,
-					       &ls[i]);
-			if (r < 0) {
+		if (stop) {
+			/* Not listed: failing as the one that ended it. */
+			from[i] = stopped;
+			continue;
+		}
+		ri = kvfs_vault_list_within(cache->vault, coll, budget_s, &list,
+					    &errs[i]);
+		if (ri == 0) {
+			ri = kvfs_listing_build(coll, &list, &cache->filter,
+						&ls[i]);
+			if (ri < 0) {
 				kvfs_object_list_clear(&list);
-				kvfs_error_set_message(err, "out of memory");
+				kvfs_error_set_message(&errs[i],
+						       "out of memory");
 			}
 		}
+		kvfs_metrics_listing(coll, ri == 0);
+		if (ri == 0)
+			continue;
+		/* A listing the gate held back: the vault's own error stays
+		 * the last one (see fetch_failed). */
+		snprintf(what, sizeof(what), "cannot list %s",
+			 kvfs_collection_info(coll)->name);
+		if (!errs[i].not_sent)
+			kvfs_metrics_error_detail(what, &errs[i]);
+		if (r == 0) {
+			r = ri;
+			*err = errs[i];
+		}
+		stop = !loaded || !listing_refused(&errs[i]);
+		stopped = coll;
 	}
 	pthread_mutex_lock(&cache->lock);
 
-	if (r == 0) {
-		for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
-			if (ls[i])
-				listing_replace_locked(cache,
-						       (enum kvfs_collection)i,
-						       ls[i], notes);
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		enum kvfs_collection coll = (enum kvfs_collection)i;
+
+		if (ls[i] &&
+		    listing_ok_locked(cache, coll, ls[i], notes, &since))
+			ended |= 1u << i;
+		else if (!ls[i] && (collections & (1u << i)) &&
+			 listing_failed_locked(cache, coll, &errs[from[i]]))
+			began |= 1u << i;
+	}
+	listing_notes(cache, began, from, errs, ended, since, notes);
+	if (r == 0)
 		cache->loaded = true;
-		if (cache->failing) {
-			collections_names(cache, what, sizeof(what));
-			kvfs_log_defer(&notes->line, NULL, KVFS_LOG_NOTICE,
-				       "revalidated the %s again "
-				       "after %lld s; cached files are fresh",
-				       what,
-				       (long long)((kvfs_now_ms() -
-						    cache->failing_since) /
-						   1000));
-		}
-		cache->failing = false;
-		cache->last_ok = kvfs_now_ms();
-		return 0;
-	}
-	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
-		kvfs_listing_unref(ls[i]);
-	/* A listing the gate held back: the vault's own error stays the
-	 * last one (see fetch_failed). */
-	snprintf(what, sizeof(what), "cannot list %s",
-		 kvfs_collection_info(failed)->name);
-	if (!err->not_sent)
-		kvfs_metrics_error_detail(what, err);
-	/* Before the mount, main() prints the one line that matters. */
-	if (cache->loaded && !cache->failing) {
-		/* Held back by the gate: its line says why. */
-		if (err->not_sent)
-			snprintf(msg, sizeof(msg), "the vault is failing");
-		else
-			kvfs_error_describe(err, msg, sizeof(msg));
-		kvfs_log_defer(&notes->line, NULL, KVFS_LOG_WARNING,
-			       "cannot revalidate the %s: %s; "
-			       "cached files are served for up to %u s",
-			       kvfs_collection_info(failed)->name, msg,
-			       max_stale(cache));
-		cache->failing_since = kvfs_now_ms();
-	}
-	if (cache->loaded)
-		cache->failing = true;
 	return r;
 }
 
@@ -872,8 +989,11 @@ static void versions_revalidate(struct kvfs_cache *cache, unsigned budget_s)
 		size_t len = strlen(s->key);
 
 		colls[n] = s->coll;
+		/* A collection that could not be listed keeps its versions
+		 * listings as they were, with its own listing. */
 		if (s->kind == OBJ_VERSIONS && s->state == SLOT_READY &&
-		    len > 1 && (names[n] = strndup(s->key, len - 1)))
+		    !cache->state[s->coll].failing && len > 1 &&
+		    (names[n] = strndup(s->key, len - 1)))
 			n++;
 	}
 	pthread_mutex_unlock(&cache->lock);
@@ -931,8 +1051,8 @@ int kvfs_cache_revalidate(struct kvfs_cache *cache, unsigned page_budget_s,
 {
 	int r = listing_load(cache, page_budget_s, err);
 
-	if (r == 0)
-		versions_revalidate(cache, page_budget_s);
+	/* The collections that were listed, even when another one failed. */
+	versions_revalidate(cache, page_budget_s);
 	return r;
 }
 

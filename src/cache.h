@@ -5,8 +5,9 @@
  * secret, all fetched on first use with single-flight, so concurrent first
  * readers share one request.  Readers hold references, so an open file's
  * bytes never change.  Revalidation re-reads the listings (one listing
- * flight, of all the collections, at a time), drops what changed, and reports
- * what the kernel must forget (kvfs_cache_on_change()); while it fails, cached
+ * flight, of all the collections, at a time), swaps in each that succeeded,
+ * drops what changed, and reports what the kernel must forget
+ * (kvfs_cache_on_change()); while a collection's listing fails, its cached
  * files are served for up to max_stale=.  Knows nothing of HTTP details.
  * Thread-safe; never holds its lock across a vault call. */
 #ifndef KVFS_CACHE_H
@@ -40,25 +41,31 @@ void kvfs_cache_free(struct kvfs_cache *cache);
  * its listing, so nothing of it is ever fetched, and a revalidation that
  * finds its tags changed reports it new or gone like any other.
  *
- * Fetch the listings and make them current; errors go to err and the
- * current listings stay.  The listings are swapped in together, and only
- * when every collection's listing succeeded: a revalidation succeeds when
- * all of them did, and freshness (max_stale=) is one state for the mount.
- * A collection that could not be listed says nothing about the others,
- * but swapping the others in alone would make a mount whose collections
- * are of different ages, and a failing one would be served stale under a
- * freshness that says fresh; so one failure fails the revalidation, and
- * every cached file is stale alike.  Called before mounting for the first
- * listings, and again to revalidate: an object that disappeared, or whose
- * updated or x5t changed, loses its cached files (open files keep theirs) and
- * gets a change reported (kvfs_cache_on_change()).  At most one listing is in
- * flight: a caller that comes while one is shares its result.  A failure makes
- * cached files stale (max_stale=); a success makes them fresh again. */
+ * Fetch the listings and make current each that succeeded; the first
+ * error goes to err, and a collection that failed keeps its listing.
+ * Freshness (max_stale=) is per collection: a collection whose listing
+ * fails serves its cached files stale, the others stay fresh.  Why not
+ * one state for the mount: an identity may be refused one collection
+ * (403, ForbiddenByRbac or an access policy's Forbidden) while it may list
+ * the others, and a refusal of secrets must not freeze the certificates
+ * (their rotations would never show).  So a refused collection's listing
+ * is kept, under the stale rules, and the next collection is listed; any
+ * other failure (the vault is failing or out of reach) ends the listing
+ * there, and the collections not listed yet keep theirs, failing alike.
+ * Called before mounting for the first listings, where any failure fails
+ * the load (the first ends it: the mount is refused), and again to
+ * revalidate: an object that disappeared, or whose updated or x5t changed,
+ * loses its cached files (open files keep theirs) and gets a change
+ * reported (kvfs_cache_on_change()).  At most one listing is in flight: a
+ * caller that comes while one is shares its result.  A failure makes the
+ * collection's cached files stale (max_stale=); a success makes them fresh
+ * again and clears its error. */
 int kvfs_cache_load(struct kvfs_cache *cache, struct kvfs_error *err);
 /* The same for the background: each list page may take at most
  * page_budget_s seconds, retries included (0: the start-up budget).
- * After a listing that succeeded, the versions listing of every
- * certificate that has one kept is fetched again: versions that changed
+ * After the listings, the versions listing of every object that has one
+ * kept, of a collection whose listing succeeded, is fetched again:
+ * versions that changed
  * (updated, x5t, enabled, nbf, exp) or went lose their files, and a
  * KVFS_CHANGE_VERSIONS is reported.  A versions listing that fails is kept
  * as it was. */
@@ -110,16 +117,34 @@ bool kvfs_cache_has_collection(const struct kvfs_cache *cache,
 struct kvfs_listing *kvfs_cache_listing(struct kvfs_cache *cache,
 					enum kvfs_collection coll);
 /* The current listings of every collection at once (NULL for those the
- * mount does not show), all of one revalidation: they are swapped in
- * together.  Release each with kvfs_listing_unref. */
+ * mount does not show); a collection whose listing failed keeps an older
+ * one.  Release each with kvfs_listing_unref. */
 void kvfs_cache_listings(struct kvfs_cache *cache,
 			 struct kvfs_listing *ret[KVFS_COLLECTION_COUNT_]);
 
+/* What .kvfs/ says of collection coll: its current listing (a
+ * reference: release with kvfs_listing_unref), and whether its latest
+ * listing failed, how (err) and when (err_at, Unix seconds).  A success
+ * clears the failure. */
+struct kvfs_cache_collection {
+	struct kvfs_listing *listing;
+	bool failing;
+	struct kvfs_error err;
+	int64_t err_at;
+};
+
+/* The state of coll; -ENOENT (and nothing held) when the mount does not
+ * show it. */
+int kvfs_cache_collection_state(struct kvfs_cache *cache,
+				enum kvfs_collection coll,
+				struct kvfs_cache_collection *ret);
+
 /* Stale-on-error: files, once built, are served until a listing says their
- * object changed; a failed revalidation never drops them.  While
- * revalidation fails they are served for up to max_stale= seconds after
- * the later of their fetch and the last successful listing, and never
- * past the certificate's exp; then -EIO until a revalidation succeeds.
+ * object changed; a failed revalidation never drops them.  While the
+ * listing of their collection fails they are served for up to max_stale=
+ * seconds after the later of their fetch and the collection's last
+ * successful listing, and never past the object's exp; then -EIO until a
+ * listing of the collection succeeds.
  *
  * The files of the latest version of object name of collection coll, fetching
  * the bundle the first time (single-flight: concurrent callers wait for one

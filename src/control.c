@@ -1,8 +1,9 @@
 /* .kvfs/status and .kvfs/metrics, rendered afresh for every open from what
  * auth, the cache and metrics say now.  The status JSON is built with
  * jansson; every value is read once, so a snapshot is consistent with
- * itself as far as each source is (the listings are immutable snapshots
- * of one revalidation).  No lock of its own; no network. */
+ * itself as far as each source is (each collection's listing is an
+ * immutable snapshot, read with its state at once).  No lock of its own;
+ * no network. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -76,55 +77,108 @@ static bool put(json_t *o, const char *key, json_t *v)
 	return v && json_object_set_new(o, key, v) == 0;
 }
 
-/* The current listings, all of one revalidation, NULL for a collection
- * the mount does not show; released with listings_put(). */
-struct listings {
-	struct kvfs_listing *l[KVFS_COLLECTION_COUNT_];
-	int64_t loaded_at; /* when they were fetched, all at once */
+/* What the cache says of each collection, NULL listings for those the
+ * mount does not show; released with collections_put(). */
+struct collections {
+	struct kvfs_cache_collection c[KVFS_COLLECTION_COUNT_];
+	int64_t loaded_at; /* the oldest of the listings: all are as new */
 	size_t filtered;   /* objects the filters left out, in all of them */
 };
 
-static void listings_get(struct kvfs_control *ctl, struct listings *ret)
+static void collections_get(struct kvfs_control *ctl, struct collections *ret)
 {
-	*ret = (struct listings){0};
-	kvfs_cache_listings(ctl->cache, ret->l);
+	*ret = (struct collections){0};
 	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
-		if (!ret->l[i])
+		const struct kvfs_listing *l;
+
+		if (kvfs_cache_collection_state(ctl->cache,
+						(enum kvfs_collection)i,
+						&ret->c[i]) < 0)
 			continue;
-		ret->loaded_at = ret->l[i]->loaded_at;
-		ret->filtered += ret->l[i]->filtered;
+		l = ret->c[i].listing;
+		if (!ret->loaded_at || l->loaded_at < ret->loaded_at)
+			ret->loaded_at = l->loaded_at;
+		ret->filtered += l->filtered;
 	}
 }
 
-static void listings_put(struct listings *ls)
+static void collections_put(struct collections *cs)
 {
 	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++)
-		kvfs_listing_unref(ls->l[i]);
+		kvfs_listing_unref(cs->c[i].listing);
 }
 
 /* A count of objects per collection shown, under the collection's name,
  * then the objects the filters left out of them all. */
-static bool put_counts(json_t *o, const struct listings *ls)
+static bool put_counts(json_t *o, const struct collections *cs)
 {
 	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++)
-		if (ls->l[i] &&
+		if (cs->c[i].listing &&
 		    !put(o, kvfs_collection_info((enum kvfs_collection)i)->name,
-			 json_integer((json_int_t)ls->l[i]->n)))
+			 json_integer((json_int_t)cs->c[i].listing->n)))
 			return false;
-	return put(o, "filtered", json_integer((json_int_t)ls->filtered));
+	return put(o, "filtered", json_integer((json_int_t)cs->filtered));
+}
+
+/* The latest listing's failure, one line; null when it succeeded. */
+static json_t *listing_error(const struct kvfs_cache_collection *c)
+{
+	char msg[512];
+
+	if (!c->failing)
+		return json_null();
+	if (c->err.not_sent)
+		snprintf(msg, sizeof(msg), "the vault is failing");
+	else
+		kvfs_error_describe(&c->err, msg, sizeof(msg));
+	kvfs_metrics_ascii_line(msg);
+	return json_string(msg);
+}
+
+/* "collections": an object per collection shown, under its name: its
+ * objects, those the filters left out, when it was last listed, and the
+ * failure of its latest listing (null when that succeeded). */
+static json_t *collections_json(const struct collections *cs)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; o && i < KVFS_COLLECTION_COUNT_; i++) {
+		const struct kvfs_cache_collection *c = &cs->c[i];
+		json_t *one;
+
+		if (!c->listing)
+			continue;
+		one = json_object();
+		if (!one ||
+		    !put(o, kvfs_collection_info((enum kvfs_collection)i)->name,
+			 one) ||
+		    !put(one, "objects",
+			 json_integer((json_int_t)c->listing->n)) ||
+		    !put(one, "filtered",
+			 json_integer((json_int_t)c->listing->filtered)) ||
+		    !put(one, "last_listing",
+			 time_or_null(c->listing->loaded_at)) ||
+		    !put(one, "last_error", listing_error(c)) ||
+		    !put(one, "last_error_at",
+			 time_or_null(c->failing ? c->err_at : 0))) {
+			json_decref(o);
+			return NULL;
+		}
+	}
+	return o;
 }
 
 static json_t *status_json(struct kvfs_control *ctl)
 {
 	const struct kvfs_config *c = ctl->config;
-	struct listings ls;
+	struct collections cs;
 	unsigned failures = kvfs_metrics_gate_failures();
 	char error[512];
 	int64_t error_at = 0;
 	bool have_error, ok;
 	json_t *o = json_object();
 
-	listings_get(ctl, &ls);
+	collections_get(ctl, &cs);
 	have_error = kvfs_metrics_last_error(error, sizeof(error), &error_at);
 	ok = o && put(o, "vault", json_string(c->vault_url)) &&
 	     put(o, "mountpoint", json_string(c->mountpoint)) &&
@@ -138,8 +192,9 @@ static json_t *status_json(struct kvfs_control *ctl)
 		 time_or_null(kvfs_auth_expires_at(ctl->auth))) &&
 	     put(o, "token_refreshed_at",
 		 time_or_null(kvfs_auth_last_refresh(ctl->auth))) &&
-	     put(o, "last_refresh", time_or_null(ls.loaded_at)) &&
-	     put_counts(o, &ls) &&
+	     put(o, "last_refresh", time_or_null(cs.loaded_at)) &&
+	     put_counts(o, &cs) &&
+	     put(o, "collections", collections_json(&cs)) &&
 	     put(o, "mounted_at", time_or_null(ctl->mounted_at)) &&
 	     put(o, "vault_state",
 		 json_string(failures ? "backing off" : "healthy")) &&
@@ -151,7 +206,7 @@ static json_t *status_json(struct kvfs_control *ctl)
 	     put(o, "refresh_interval", json_integer((json_int_t)c->refresh)) &&
 	     put(o, "max_stale", json_integer((json_int_t)c->max_stale)) &&
 	     put(o, "now", json_integer((json_int_t)kvfs_wall_now()));
-	listings_put(&ls);
+	collections_put(&cs);
 	if (!ok) {
 		json_decref(o);
 		return NULL;
@@ -183,7 +238,7 @@ static int render_status(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 
 static int render_metrics(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 {
-	struct listings ls;
+	struct collections cs;
 	const struct kvfs_listing *l;
 	struct kvfs_metrics_gauges g = {
 		.now = kvfs_wall_now(),
@@ -194,14 +249,26 @@ static int render_metrics(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 	size_t n;
 	int r;
 
-	listings_get(ctl, &ls);
-	l = ls.l[KVFS_COLLECTION_CERTIFICATES];
+	collections_get(ctl, &cs);
+	for (size_t i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		const struct kvfs_cache_collection *c = &cs.c[i];
+
+		if (!c->listing)
+			continue;
+		g.collections[i] = (struct kvfs_metrics_collection){
+			.shown = true,
+			.objects = c->listing->n,
+			.filtered = c->listing->filtered,
+			.last_refresh = c->listing->loaded_at,
+			.failing = c->failing,
+		};
+	}
+	l = cs.c[KVFS_COLLECTION_CERTIFICATES].listing;
 	n = l ? l->n : 0;
-	g.last_refresh = ls.loaded_at;
 	g.certificates = n;
 	certs = calloc(n ? n : 1, sizeof(*certs));
 	if (!certs) {
-		listings_put(&ls);
+		collections_put(&cs);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -212,7 +279,7 @@ static int render_metrics(struct kvfs_control *ctl, char **ret, size_t *ret_len)
 	g.ncerts = n;
 	r = kvfs_metrics_render(&g, ret, ret_len);
 	free(certs);
-	listings_put(&ls);
+	collections_put(&cs);
 	return r;
 }
 

@@ -1,7 +1,8 @@
 /* The content of MOUNTPOINT/.kvfs/: "status", one JSON object that tells
  * an administrator what the mount is doing (vault, credential provider and
  * why, token expiry, last listing, the objects of each collection and
- * those the filters left out, vault health, last error), and "metrics",
+ * those the filters left out, each collection's last listing and its
+ * failure, vault health, last error), and "metrics",
  * the Prometheus text of metrics.c with the gauges only the cache and
  * auth know.  fs serves these bytes and knows nothing of JSON; this module
  * reads auth, the cache and metrics, and never touches the network.

@@ -182,27 +182,6 @@ static bool public_azure(const char *url)
 	return azure;
 }
 
-/* The collection whose listing failed, by the path of the request that
- * did ("/secrets?..."), for the line that says so; when no request tells,
- * the mount's one collection, or "objects". */
-static const char *listed_collection(const struct kvfs_config *c,
-				     const struct kvfs_error *err)
-{
-	const char *path =
-		err->endpoint[0] ? kvfs_url_path(err->endpoint) : NULL;
-	enum kvfs_collection coll;
-	char seg[32];
-
-	if (path && sscanf(path, "/%31[a-z]", seg) == 1 &&
-	    kvfs_collection_from_name(seg, &coll))
-		return kvfs_collection_info(coll)->name;
-	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
-		if (c->collections == 1u << i)
-			return kvfs_collection_info((enum kvfs_collection)i)
-				->name;
-	return "objects";
-}
-
 /* What the mount shows, for the line that says it is mounted: "12
  * certificates, 5 secrets and 1 key". */
 static void describe_objects(struct kvfs_cache *cache, char *buf, size_t size)
@@ -235,8 +214,10 @@ static void describe_objects(struct kvfs_cache *cache, char *buf, size_t size)
 	}
 }
 
-/* The one line an administrator reads when the mount was refused. */
-static void print_load_error(const struct kvfs_config *c, int r,
+/* The one line an administrator reads when the mount was refused; the
+ * listing of collection coll failed with err. */
+static void print_load_error(const struct kvfs_config *c,
+			     enum kvfs_collection coll, int r,
 			     const struct kvfs_error *err)
 {
 	char detail[1024];
@@ -279,7 +260,26 @@ static void print_load_error(const struct kvfs_config *c, int r,
 			detail);
 	else
 		fprintf(stderr, "kvfs: cannot list %s of '%s': %s\n",
-			listed_collection(c, err), c->vault_arg, detail);
+			kvfs_collection_info(coll)->name, c->vault_arg, detail);
+}
+
+/* The collection whose first listing failed (the first listing stops at
+ * the first failure). */
+static enum kvfs_collection load_failed(struct kvfs_cache *cache)
+{
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		struct kvfs_cache_collection st;
+		bool failing;
+
+		if (kvfs_cache_collection_state(cache, (enum kvfs_collection)i,
+						&st) < 0)
+			continue;
+		failing = st.failing;
+		kvfs_listing_unref(st.listing);
+		if (failing)
+			return (enum kvfs_collection)i;
+	}
+	return KVFS_COLLECTION_CERTIFICATES;
 }
 
 /* The revalidation the SIGHUP handler wakes; set while it may. */
@@ -465,7 +465,7 @@ int main(int argc, char **argv)
 	kvfs_error_clear(&err);
 	r = kvfs_cache_load(cache, &err);
 	if (r < 0) {
-		print_load_error(&c, r, &err);
+		print_load_error(&c, load_failed(cache), r, &err);
 		goto out;
 	}
 

@@ -22,7 +22,8 @@
 static uint64_t requests[KVFS_EP_COUNT_][STATUS_SLOTS];
 static uint64_t throttled;
 static uint64_t counters[KVFS_COUNTER_COUNT_];
-static uint64_t cache_counts[KVFS_OBJ_COUNT_][2]; /* [o][hit] */
+static uint64_t cache_counts[KVFS_OBJ_COUNT_][2];    /* [o][hit] */
+static uint64_t listings[KVFS_COLLECTION_COUNT_][2]; /* [coll][ok] */
 static unsigned gate_failures;
 
 static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -83,9 +84,22 @@ void kvfs_metrics_cache(enum kvfs_metrics_object o, bool hit)
 		inc(&cache_counts[o][hit], 1);
 }
 
+void kvfs_metrics_listing(unsigned coll, bool ok)
+{
+	if (coll < KVFS_COLLECTION_COUNT_)
+		inc(&listings[coll][ok], 1);
+}
+
 void kvfs_metrics_gate(unsigned failures)
 {
 	__atomic_store_n(&gate_failures, failures, __ATOMIC_RELAXED);
+}
+
+void kvfs_metrics_ascii_line(char *line)
+{
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
 }
 
 void kvfs_metrics_error(const char *fmt, ...)
@@ -97,10 +111,7 @@ void kvfs_metrics_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* One line of ASCII: safe in JSON whatever a service sent. */
-	for (char *p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-			*p = '?';
+	kvfs_metrics_ascii_line(line);
 
 	at = kvfs_wall_now();
 	pthread_mutex_lock(&error_lock);
@@ -139,6 +150,13 @@ uint64_t kvfs_metrics_cache_count(enum kvfs_metrics_object o, bool hit)
 	return (unsigned)o < KVFS_OBJ_COUNT_ ? load(&cache_counts[o][hit]) : 0;
 }
 
+uint64_t kvfs_metrics_listings(enum kvfs_collection coll, bool ok)
+{
+	return (unsigned)coll < KVFS_COLLECTION_COUNT_
+		       ? load(&listings[coll][ok])
+		       : 0;
+}
+
 unsigned kvfs_metrics_gate_failures(void)
 {
 	return __atomic_load_n(&gate_failures, __ATOMIC_RELAXED);
@@ -169,6 +187,10 @@ void kvfs_metrics_reset(void)
 	for (size_t o = 0; o < KVFS_OBJ_COUNT_; o++) {
 		__atomic_store_n(&cache_counts[o][0], 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&cache_counts[o][1], 0, __ATOMIC_RELAXED);
+	}
+	for (size_t c = 0; c < KVFS_COLLECTION_COUNT_; c++) {
+		__atomic_store_n(&listings[c][0], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&listings[c][1], 0, __ATOMIC_RELAXED);
 	}
 	kvfs_metrics_gate(0);
 	pthread_mutex_lock(&error_lock);
@@ -249,6 +271,89 @@ static void render_cache(FILE *f)
 	}
 }
 
+/* A counter of listings per collection: those that failed, or all. */
+static void render_listings(FILE *f, bool failed)
+{
+	const char *name =
+		failed ? "kvfs_listing_errors_total" : "kvfs_listings_total";
+
+	header(f, name, "counter",
+	       failed ? "Listings of a collection that failed (its objects "
+			"are served as they were)."
+		      : "Listings of a collection (all their pages), "
+			"successful or not.");
+	for (size_t c = 0; c < KVFS_COLLECTION_COUNT_; c++) {
+		uint64_t n = load(&listings[c][0]);
+
+		if (!failed)
+			n += load(&listings[c][1]);
+		fprintf(f, "%s{collection=\"%s\"} %llu\n", name,
+			kvfs_collection_info((enum kvfs_collection)c)->name,
+			(unsigned long long)n);
+	}
+}
+
+/* One gauge per collection of the mount: what pick says of it; a time
+ * not known yet (0) is left out. */
+static void
+render_coll_gauge(FILE *f, const struct kvfs_metrics_gauges *g,
+		  const char *name, const char *help, bool time,
+		  int64_t (*pick)(const struct kvfs_metrics_collection *))
+{
+	bool any = false;
+
+	for (size_t c = 0; c < KVFS_COLLECTION_COUNT_; c++) {
+		const struct kvfs_metrics_collection *mc = &g->collections[c];
+
+		if (!mc->shown || (time && pick(mc) == 0))
+			continue;
+		if (!any)
+			header(f, name, "gauge", help);
+		any = true;
+		fprintf(f, "%s{collection=\"%s\"} %lld\n", name,
+			kvfs_collection_info((enum kvfs_collection)c)->name,
+			(long long)pick(mc));
+	}
+}
+
+static int64_t pick_objects(const struct kvfs_metrics_collection *mc)
+{
+	return (int64_t)mc->objects;
+}
+
+static int64_t pick_filtered(const struct kvfs_metrics_collection *mc)
+{
+	return (int64_t)mc->filtered;
+}
+
+static int64_t pick_last_refresh(const struct kvfs_metrics_collection *mc)
+{
+	return mc->last_refresh;
+}
+
+static int64_t pick_failing(const struct kvfs_metrics_collection *mc)
+{
+	return mc->failing;
+}
+
+static void render_collections(FILE *f, const struct kvfs_metrics_gauges *g)
+{
+	render_coll_gauge(f, g, "kvfs_objects",
+			  "Objects in each collection's listing.", false,
+			  pick_objects);
+	render_coll_gauge(f, g, "kvfs_filtered_objects",
+			  "Objects of each collection the filters left out.",
+			  false, pick_filtered);
+	render_coll_gauge(f, g, "kvfs_last_refresh_timestamp_seconds",
+			  "When each collection's listing was last fetched, "
+			  "Unix seconds.",
+			  true, pick_last_refresh);
+	render_coll_gauge(f, g, "kvfs_listing_failing",
+			  "1 while a collection's latest listing failed (its "
+			  "objects are served stale), else 0.",
+			  false, pick_failing);
+}
+
 /* One gauge per certificate with an expiry: its exp minus since (0 for
  * the timestamp itself, now for the seconds left). */
 static void render_cert_gauge(FILE *f, const struct kvfs_metrics_gauges *g,
@@ -312,13 +417,11 @@ int kvfs_metrics_render(const struct kvfs_metrics_gauges *g, char **ret,
 	render_gauge(f, "kvfs_vault_consecutive_failures",
 		     "Vault attempts failed in a row (0: healthy).",
 		     (int64_t)kvfs_metrics_gate_failures());
+	render_listings(f, false);
+	render_listings(f, true);
 	render_gauge(f, "kvfs_certificates", "Certificates in the listing.",
 		     (int64_t)g->certificates);
-	if (g->last_refresh)
-		render_gauge(f, "kvfs_last_refresh_timestamp_seconds",
-			     "When the listing was last fetched, Unix "
-			     "seconds.",
-			     g->last_refresh);
+	render_collections(f, g);
 	if (g->token_expires_at) {
 		render_gauge(f, "kvfs_token_expiry_timestamp_seconds",
 			     "Expiry of the current access token, Unix "

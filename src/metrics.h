@@ -1,6 +1,7 @@
 /* The daemon's counters and its last error, for MOUNTPOINT/.kvfs/metrics
  * and .kvfs/status: requests by endpoint and HTTP status, retries, 429s,
- * cache hits and misses, bytes served by reads, and the last error line
+ * cache hits and misses, listings per collection, bytes served by reads,
+ * and the last error line
  * met talking to the vault or an identity endpoint.  One set per process
  * (one daemon serves one mount).  The other modules only bump counters
  * through the one-line hooks below; rendering the Prometheus text is here
@@ -15,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "collection.h"
 #include "error.h"
 
 /* What a request was for, as its caller labels it (the label of struct
@@ -64,12 +66,18 @@ void kvfs_metrics_add(enum kvfs_metrics_counter c, uint64_t n);
  * request another reader had started) or one that made the request
  * (miss). */
 void kvfs_metrics_cache(enum kvfs_metrics_object o, bool hit);
+/* A listing of collection coll (an enum kvfs_collection; any other value
+ * is not counted), all its pages, that succeeded or failed. */
+void kvfs_metrics_listing(unsigned coll, bool ok);
 /* The vault's gate: consecutive failed attempts now (0: healthy). */
 void kvfs_metrics_gate(unsigned failures);
 /* The last error line: one line, never a token (callers pass what they
  * log).  Control characters and non-ASCII bytes become '?'. */
 void kvfs_metrics_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
+/* Make line one line of ASCII, safe in JSON whatever a service sent:
+ * control characters and non-ASCII bytes become '?'. */
+void kvfs_metrics_ascii_line(char *line);
 /* "<what>: <err described>". */
 void kvfs_metrics_error_detail(const char *what, const struct kvfs_error *err);
 
@@ -79,6 +87,7 @@ uint64_t kvfs_metrics_get(enum kvfs_metrics_counter c);
 uint64_t kvfs_metrics_requests(enum kvfs_metrics_endpoint e, long status);
 uint64_t kvfs_metrics_throttled(void);
 uint64_t kvfs_metrics_cache_count(enum kvfs_metrics_object o, bool hit);
+uint64_t kvfs_metrics_listings(enum kvfs_collection coll, bool ok);
 unsigned kvfs_metrics_gate_failures(void);
 /* The last error and its Unix time; false (and "" / 0) when none yet. */
 bool kvfs_metrics_last_error(char *buf, size_t size, int64_t *ret_at);
@@ -93,12 +102,21 @@ struct kvfs_metrics_cert {
 	int64_t exp; /* Unix seconds; 0: none (left out) */
 };
 
+/* A collection of the mount, as its current listing says. */
+struct kvfs_metrics_collection {
+	bool shown;	      /* false: not of the mount (left out) */
+	size_t objects;	      /* in the listing */
+	size_t filtered;      /* left out by the filters */
+	int64_t last_refresh; /* listing loaded at; 0: left out */
+	bool failing;	      /* its latest listing failed */
+};
+
 /* What the renderer cannot count itself. */
 struct kvfs_metrics_gauges {
 	int64_t now;		  /* Unix seconds of the snapshot */
 	int64_t mounted_at;	  /* Unix seconds */
 	int64_t token_expires_at; /* 0: no token yet (left out) */
-	int64_t last_refresh;	  /* listing loaded at; 0: left out */
+	struct kvfs_metrics_collection collections[KVFS_COLLECTION_COUNT_];
 	size_t certificates;
 	const struct kvfs_metrics_cert *certs;
 	size_t ncerts;

@@ -202,10 +202,13 @@ class FakeAzure:
                 else self._path("keys", name, "private"))
         return self.call("GET", path)["pem"]
 
-    def deny(self, principal, actions=()):
-        """Refuse these RBAC data actions to an app ("secret", "reader", ...)
-        or identity ("mi:system", "mi:user"); no actions: lift its denials."""
-        return self.call("POST", "/rbac", {"principal": principal, "deny": list(actions)})
+    def deny(self, principal, actions=(), model="rbac"):
+        """Refuse these data actions to an app ("secret", "reader", ...)
+        or identity ("mi:system", "mi:user"); no actions: lift its denials.
+        model "rbac": 403 Forbidden/ForbiddenByRbac, as an RBAC vault;
+        "policy": 403 Forbidden/AccessDenied, as an access-policy vault."""
+        return self.call("POST", "/rbac", {"principal": principal, "deny": list(actions),
+                                           "model": model})
 
     def fault(self, **kw):
         """kind=404|410|429|500|503|delay|reset|truncate|malformed|huge|stall|

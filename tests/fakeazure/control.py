@@ -131,7 +131,11 @@ class ControlHandler(BaseHandler):
             principal = body["principal"]
             if principal not in fake.principals:
                 raise ControlError(404, "no principal named %r" % principal)
-            return {"principal": principal, "deny": state.deny(principal, body.get("deny", []))}
+            model = body.get("model", "rbac")
+            if model not in ("rbac", "policy"):
+                raise ControlError(400, "model is rbac or policy, not %r" % model)
+            return {"principal": principal, "model": model,
+                    "deny": state.deny(principal, body.get("deny", []), model)}
         if path == "/tokens" and method == "POST":
             state.set_lifetime(body["lifetime"])
             return {"lifetime": state.entra_lifetime}

@@ -196,12 +196,24 @@ class VaultHandler(BaseHandler):
     def authorize(self, principal, action, resource_tail):
         role = principal.get("role", "full")
         allowed = role == "full" or (role == "reader" and action == CERT_READ)
-        if self.state.is_denied(principal.get("name"), action):
+        model = self.state.denied_by(principal.get("name"), action)
+        if model:
             allowed = False
         if allowed:
             self.rbac_assignment = principal.get("assignment") or str(uuid.uuid4())
             return
         fake = self.fake
+        if model == "policy":
+            # An access-policy vault: the permission the policy lacks, by
+            # collection and operation (AZURE.md).
+            kind = resource_tail.strip("/").split("/")[0] or "certificates"
+            op = "list" if resource_tail.strip("/") == kind else "get"
+            raise KVError(403, "Forbidden", (
+                "The user, group or application 'appid=%s;oid=%s;iss=https://sts.windows.net/%s/' "
+                "does not have %s %s permission on key vault '%s;location=%s'. For help resolving "
+                "this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"
+            ) % (principal.get("client_id"), principal.get("object_id"), fake.tenant, kind, op,
+                 fake.vault_name, REGION), inner="AccessDenied")
         message = (
             "Caller is not authorized to perform action on resource.\r\n"
             "If role assignments, deny assignments or role definitions were changed recently, "

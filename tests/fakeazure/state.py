@@ -274,7 +274,8 @@ class State:
         self.certs = {}                 # lower-case name -> Certificate
         self.secrets = {}               # lower-case name -> Secret
         self.keys = {}                  # lower-case name -> Key
-        self.denied = {}                # principal name -> set of RBAC actions refused
+        self.denied = {}                # principal name -> set of data actions refused
+        self.deny_model = {}            # principal name -> "rbac" or "policy"
         self.tokens = {}                # access token -> dict
         self.issued = []                # every access token issued, for leak checks
         self.assertions = []            # every client assertion received
@@ -338,15 +339,22 @@ class State:
 
     # --- RBAC -----------------------------------------------------------------
 
-    def deny(self, principal, actions):
-        """Refuse these data actions to the principal (none: lift every denial)."""
+    def deny(self, principal, actions, model="rbac"):
+        """Refuse these data actions to the principal (none: lift every
+        denial), as an RBAC vault does ("rbac") or an access-policy one
+        ("policy")."""
         with self.lock:
             self.denied[principal] = set(actions)
+            self.deny_model[principal] = model
             return sorted(self.denied[principal])
 
-    def is_denied(self, principal, action):
+    def denied_by(self, principal, action):
+        """How the action is refused to the principal: "rbac", "policy",
+        or None when it is not."""
         with self.lock:
-            return action in self.denied.get(principal, ())
+            if action not in self.denied.get(principal, ()):
+                return None
+            return self.deny_model.get(principal, "rbac")
 
     def add_version(self, cert, version):
         with self.lock:

@@ -1023,6 +1023,17 @@ def test_secrets_and_keys_rbac(fake, tok):
     finally:
         fake.deny("secret")
     assert fake.vault_get("/secrets", tok)[0] == 200
+    # an access-policy vault refuses with Forbidden/AccessDenied instead
+    fake.deny("secret", ["Microsoft.KeyVault/vaults/secrets/readMetadata/action"], model="policy")
+    try:
+        status, b = fake.vault_get("/secrets", tok)
+        assert status == 403 and b["error"]["code"] == "Forbidden"
+        assert b["error"]["innererror"]["code"] == "AccessDenied"
+        assert "does not have secrets list permission on key vault" in b["error"]["message"]
+        assert fake.vault_get("/secrets/db-password", tok)[0] == 200
+    finally:
+        fake.deny("secret")
+    assert fake.vault_get("/secrets", tok)[0] == 200
 
 
 def test_control_secrets_and_keys(fake, tok):

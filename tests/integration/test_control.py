@@ -164,6 +164,10 @@ def test_status_is_json_about_the_mount(mount, az):
     assert "auth=secret" in st["provider_reason"]
     assert st["certificates"] == len(az.state()["certificates"])
     assert st["filtered"] == 0
+    assert st["collections"] == {"certificates": {
+        "objects": st["certificates"], "filtered": 0,
+        "last_listing": st["last_refresh"],
+        "last_error": None, "last_error_at": None}}
     assert st["last_error"] is None and st["last_error_at"] is None
     assert st["vault_state"] == "healthy"
     assert st["vault_consecutive_failures"] == 0
@@ -420,8 +424,15 @@ def test_expiry_gauges_equal_the_fake(mount, az):
     assert value(s, "kvfs_token_expiry_timestamp_seconds") == \
         st["token_expires_at"]
     assert 3500 < value(s, "kvfs_token_expires_in_seconds") <= 3599
-    assert value(s, "kvfs_last_refresh_timestamp_seconds") == \
-        st["last_refresh"]
+    assert value(s, "kvfs_last_refresh_timestamp_seconds",
+                 collection="certificates") == st["last_refresh"]
+    assert value(s, "kvfs_objects", collection="certificates") == len(certs)
+    assert value(s, "kvfs_filtered_objects", collection="certificates") == 0
+    assert value(s, "kvfs_listing_failing", collection="certificates") == 0
+    assert value(s, "kvfs_listings_total", collection="certificates") == 1
+    assert value(s, "kvfs_listing_errors_total", collection="certificates") == 0
+    # a collection the mount does not show has no gauge
+    assert "secrets" not in {dict(k).get("collection") for k in s["kvfs_objects"]}
     assert value(s, "kvfs_start_time_seconds") == st["mounted_at"]
 
 

@@ -20,6 +20,11 @@ unsigned list_delay_ms;
 unsigned last_budget;
 static int list_calls;
 
+struct fake_cert vault_secrets[FAKE_VAULT_MAX];
+size_t vault_secrets_n;
+int list_error_of[KVFS_COLLECTION_COUNT_];
+static int list_other_calls[KVFS_COLLECTION_COUNT_];
+
 int get_error;
 unsigned get_delay_ms;
 bool get_garbage;
@@ -45,6 +50,43 @@ static size_t keyed_der_len;
 static char *keyed_secret;
 static size_t keyed_secret_len;
 
+/* The listing of the collections but certificates: the names of
+ * vault_secrets for the secrets, none for the others, or
+ * list_error_of[coll]. */
+static int list_other(enum kvfs_collection coll, struct kvfs_object_list *ret,
+		      struct kvfs_error *err)
+{
+	struct kvfs_object_list l = {0};
+	int fail;
+
+	pthread_mutex_lock(&fake_lock);
+	list_other_calls[coll]++;
+	fail = list_error_of[coll];
+	if (!fail && coll == KVFS_COLLECTION_SECRETS) {
+		l.items = calloc(vault_secrets_n ? vault_secrets_n : 1,
+				 sizeof(l.items[0]));
+		for (size_t i = 0; i < vault_secrets_n; i++) {
+			l.items[i].name = strdup(vault_secrets[i].name);
+			l.items[i].attrs.enabled = true;
+			l.items[i].attrs.updated = vault_secrets[i].updated;
+		}
+		l.n = vault_secrets_n;
+	}
+	pthread_mutex_unlock(&fake_lock);
+	if (fail) {
+		err->http_status = fail == -EACCES ? 403 : 503;
+		snprintf(err->code, sizeof(err->code), "%s",
+			 fail == -EACCES ? "Forbidden" : "ServiceUnavailable");
+		if (fail == -EACCES)
+			snprintf(err->inner, sizeof(err->inner),
+				 "ForbiddenByRbac");
+		kvfs_error_set_message(err, "scripted refusal");
+		return fail;
+	}
+	*ret = l;
+	return 0;
+}
+
 int __wrap_kvfs_vault_list_within(struct kvfs_vault *v,
 				  enum kvfs_collection coll,
 				  unsigned page_budget_s,
@@ -55,15 +97,11 @@ int __wrap_kvfs_vault_list_within(struct kvfs_vault *v,
 	unsigned delay;
 	int fail;
 
-	/* The scripted vault holds certificates only: its other
-	 * collections are empty. */
 	if ((unsigned)coll >= KVFS_COLLECTION_COUNT_)
 		return -EINVAL;
 	kvfs_error_clear(err);
-	if (coll != KVFS_COLLECTION_CERTIFICATES) {
-		*ret = (struct kvfs_object_list){0};
-		return 0;
-	}
+	if (coll != KVFS_COLLECTION_CERTIFICATES)
+		return list_other(coll, ret, err);
 	pthread_mutex_lock(&fake_lock);
 	list_calls++;
 	last_budget = page_budget_s;
@@ -284,6 +322,13 @@ static int count(const int *counter)
 int list_count(void)
 {
 	return count(&list_calls);
+}
+
+int list_count_of(enum kvfs_collection coll)
+{
+	return coll == KVFS_COLLECTION_CERTIFICATES
+		       ? list_count()
+		       : count(&list_other_calls[coll]);
 }
 
 int calls(void)

@@ -3,12 +3,13 @@
  * are replaced at link time (-Wl,--wrap, see tests/meson.build) by ones
  * that answer from the tables below, so no network is involved.
  *
- * The listing is vault_certs[0..vault_n) with vault_x5t[] and vault_exp[];
- * a certificate's bundle is pki-leaf.der, or for the names that start with
- * "keyed" pki/rsa-leaf.der with a secret id, whose secret is
- * pki/rsa-secret.pem (tests/data/ is the working directory, load_leaf()).
- * The scripted failures, delays and garbage apply to every call until
- * reset.  The wrapped calls read all of it under fake_lock: a test whose
+ * The listing of the certificates is vault_certs[0..vault_n) with
+ * vault_x5t[] and vault_exp[], that of the secrets vault_secrets[], that
+ * of the keys empty; a certificate's bundle is pki-leaf.der, or for the
+ * names that start with "keyed" pki/rsa-leaf.der with a secret id, whose
+ * secret is pki/rsa-secret.pem (tests/data/ is the working directory,
+ * load_leaf()). The scripted failures, delays and garbage apply to every call
+ * until reset.  The wrapped calls read all of it under fake_lock: a test whose
  * own threads call the vault (the revalidation thread) changes it under
  * that lock too; the others set it while nothing else runs. */
 #ifndef KVFS_SCRIPTED_VAULT_H
@@ -67,6 +68,14 @@ extern int list_error;
 extern unsigned list_delay_ms;
 extern unsigned last_budget;
 
+/* The other collections: the secrets listed (no GET of them is
+ * scripted), and per collection but the certificates, the error its
+ * listing returns when non-zero (-EACCES answers 403 Forbidden,
+ * ForbiddenByRbac; another error 503). */
+extern struct fake_cert vault_secrets[FAKE_VAULT_MAX];
+extern size_t vault_secrets_n;
+extern int list_error_of[KVFS_COLLECTION_COUNT_];
+
 /* GETs of a certificate: the error returned when non-zero, a delay, a
  * "cer" that is not a certificate, and the name of the last one. */
 extern int get_error;
@@ -106,6 +115,8 @@ void set_vault(const struct fake_cert *certs, size_t n);
 /* How many listings, GETs of a certificate and GETs of a secret were
  * asked for so far. */
 int list_count(void);
+/* The listings of coll asked for so far. */
+int list_count_of(enum kvfs_collection coll);
 int calls(void);
 int secret_count(void);
 int versions_count(void);

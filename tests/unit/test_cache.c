@@ -946,6 +946,109 @@ static void test_max_stale(struct kvfs_cache *cache, struct kvfs_config *config)
 	config->max_stale = 86400;
 }
 
+/* A collection the vault refuses to this identity: before the mount, the
+ * load fails there; at a revalidation, it keeps its listing and says why,
+ * while the other collections are listed and swapped in; a listing that
+ * works again clears its error.  Any other failure ends the listing. */
+static void test_refused_collection(struct kvfs_cache *cache,
+				    struct kvfs_config *config)
+{
+	static const struct fake_cert certs[] = {
+		{"www", 10},
+		{"added", 10},
+	};
+	struct kvfs_cache_collection st;
+	struct kvfs_listing *s0, *l;
+	struct kvfs_cache *fresh = NULL;
+	struct kvfs_error err;
+	int nk;
+
+	/* the first listing: refused secrets refuse the mount */
+	list_error_of[KVFS_COLLECTION_SECRETS] = -EACCES;
+	is_int(kvfs_cache_new(config, NULL, &fresh), 0, "another cache");
+	nk = list_count_of(KVFS_COLLECTION_KEYS);
+	kvfs_error_clear(&err);
+	is_int(kvfs_cache_load(fresh, &err), -EACCES,
+	       "a refused collection fails the first listing");
+	is_str(err.inner, "ForbiddenByRbac", "with the vault's code");
+	is_int(list_count_of(KVFS_COLLECTION_KEYS) - nk, 0,
+	       "and ends it: the mount is refused anyway");
+	is_int(kvfs_cache_collection_state(fresh, KVFS_COLLECTION_SECRETS, &st),
+	       0, "the state of the secrets");
+	ok(st.failing && st.err.http_status == 403 && st.err_at > 0,
+	   "says which collection failed, how and when");
+	kvfs_listing_unref(st.listing);
+	kvfs_cache_free(fresh);
+
+	/* revalidations */
+	list_error_of[KVFS_COLLECTION_SECRETS] = 0;
+	set_vault(certs, 1);
+	vault_secrets[0] = (struct fake_cert){"db-password", 10};
+	vault_secrets_n = 1;
+	is_int(kvfs_cache_load(cache, &err), 0, "listing");
+	flush(cache);
+	s0 = kvfs_cache_listing(cache, KVFS_COLLECTION_SECRETS);
+	is_int(s0 ? s0->n : 0, 1, "one secret listed");
+
+	list_error_of[KVFS_COLLECTION_SECRETS] = -EACCES;
+	vault_secrets_n = 0; /* what a listing would show */
+	set_vault(certs, 2);
+	nk = list_count_of(KVFS_COLLECTION_KEYS);
+	kvfs_error_clear(&err);
+	is_int(kvfs_cache_load(cache, &err), -EACCES,
+	       "a refused collection fails the revalidation");
+	is_int(err.http_status, 403, "with the vault's error");
+	l = kvfs_cache_listing(cache, KVFS_COLLECTION_SECRETS);
+	ok(l == s0, "the refused collection keeps its listing");
+	kvfs_listing_unref(l);
+	l = kvfs_cache_listing(cache, KVFS_COLLECTION_CERTIFICATES);
+	is_int(l ? l->n : 0, 2, "the certificates are swapped in all the same");
+	kvfs_listing_unref(l);
+	is_int(list_count_of(KVFS_COLLECTION_KEYS) - nk, 1,
+	       "and the keys after the refused one are listed");
+	is_int(flush(cache), 0, "the changes flushed");
+	ok(strstr(flushed, "listing") != NULL,
+	   "the certificates' change is reported: %s", flushed);
+	kvfs_cache_collection_state(cache, KVFS_COLLECTION_SECRETS, &st);
+	ok(st.failing && strcmp(st.err.inner, "ForbiddenByRbac") == 0 &&
+		   st.err_at > 0,
+	   "the secrets say why");
+	kvfs_listing_unref(st.listing);
+	kvfs_cache_collection_state(cache, KVFS_COLLECTION_CERTIFICATES, &st);
+	ok(!st.failing && st.err.http_status == 0 && st.err_at == 0,
+	   "the certificates are clean");
+	kvfs_listing_unref(st.listing);
+
+	/* the vault failing: the listing ends there */
+	list_error_of[KVFS_COLLECTION_SECRETS] = -EIO;
+	nk = list_count_of(KVFS_COLLECTION_KEYS);
+	ok(kvfs_cache_load(cache, &err) < 0, "a 503 fails the revalidation");
+	is_int(list_count_of(KVFS_COLLECTION_KEYS) - nk, 0,
+	       "and ends it at the collection that failed");
+	kvfs_cache_collection_state(cache, KVFS_COLLECTION_KEYS, &st);
+	ok(st.failing && st.err.http_status == 503,
+	   "the collections not listed fail alike");
+	kvfs_listing_unref(st.listing);
+
+	/* the permission is back */
+	list_error_of[KVFS_COLLECTION_SECRETS] = 0;
+	vault_secrets_n = 1;
+	is_int(kvfs_cache_load(cache, &err), 0, "the secrets are listed again");
+	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++) {
+		kvfs_cache_collection_state(cache, (enum kvfs_collection)i,
+					    &st);
+		ok(!st.failing && st.err_at == 0 && st.err.inner[0] == '\0',
+		   "%s: error cleared",
+		   kvfs_collection_info((enum kvfs_collection)i)->name);
+		kvfs_listing_unref(st.listing);
+	}
+	flush(cache);
+	kvfs_listing_unref(s0);
+	vault_secrets_n = 0;
+	is_int(kvfs_cache_load(cache, &err), 0, "no secret any more");
+	flush(cache);
+}
+
 int main(void)
 {
 	struct kvfs_config config = {
@@ -973,6 +1076,7 @@ int main(void)
 	test_one_listing_in_flight(cache);
 	test_max_stale(cache, &config);
 	test_versions_revalidate(cache);
+	test_refused_collection(cache, &config);
 	test_filtered(cache, &config);
 	kvfs_kernel_free(kernel);
 	kvfs_cache_free(cache);

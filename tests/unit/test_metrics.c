@@ -167,7 +167,19 @@ static void test_render(void)
 		.now = 1500000000,
 		.mounted_at = 1499999000,
 		.token_expires_at = 1500003599,
-		.last_refresh = 1499999900,
+		.collections =
+			{
+				[KVFS_COLLECTION_CERTIFICATES] =
+					{.shown = true,
+					 .objects = 4,
+					 .last_refresh = 1499999900},
+				[KVFS_COLLECTION_SECRETS] = {.shown = true,
+							     .objects = 7,
+							     .filtered = 2,
+							     .last_refresh =
+								     1499999800,
+							     .failing = true},
+			},
 		.certificates = 4,
 		.certs = certs,
 		.ncerts = 4,
@@ -189,6 +201,12 @@ static void test_render(void)
 	kvfs_metrics_cache(KVFS_OBJ_CERTIFICATE, false);
 	kvfs_metrics_cache(KVFS_OBJ_CERTIFICATE, true);
 	kvfs_metrics_gate(3);
+	kvfs_metrics_listing(KVFS_COLLECTION_CERTIFICATES, true);
+	kvfs_metrics_listing(KVFS_COLLECTION_SECRETS, true);
+	kvfs_metrics_listing(KVFS_COLLECTION_SECRETS, false);
+	kvfs_metrics_listing(KVFS_COLLECTION_COUNT_, false); /* not counted */
+	is_int(kvfs_metrics_listings(KVFS_COLLECTION_SECRETS, false), 1,
+	       "a failed listing counted");
 
 	is_int(kvfs_metrics_render(&g, &text, &len), 0, "renders");
 	if (!text) {
@@ -239,8 +257,41 @@ static void test_render(void)
 	   "hits are a counter");
 	ok(has_line(text, "kvfs_vault_consecutive_failures 3"), "gate");
 	ok(has_line(text, "kvfs_certificates 4"), "certificates");
-	ok(has_line(text, "kvfs_last_refresh_timestamp_seconds 1499999900"),
-	   "last refresh");
+	ok(has_line(text, "kvfs_last_refresh_timestamp_seconds{collection="
+			  "\"certificates\"} 1499999900"),
+	   "last refresh, per collection");
+	ok(has_line(text, "kvfs_last_refresh_timestamp_seconds{collection="
+			  "\"secrets\"} 1499999800"),
+	   "secrets' last refresh");
+	ok(has_line(text, "kvfs_objects{collection=\"certificates\"} 4") &&
+		   has_line(text, "kvfs_objects{collection=\"secrets\"} 7"),
+	   "objects per collection");
+	ok(has_line(text,
+		    "kvfs_filtered_objects{collection=\"certificates\"} 0") &&
+		   has_line(text,
+			    "kvfs_filtered_objects{collection=\"secrets\"} 2"),
+	   "filtered per collection");
+	ok(has_line(text,
+		    "kvfs_listing_failing{collection=\"certificates\"} 0") &&
+		   has_line(text,
+			    "kvfs_listing_failing{collection=\"secrets\"} 1"),
+	   "failing per collection");
+	ok(!strstr(text, "{collection=\"keys\"} 7") &&
+		   !line_of(text, "kvfs_objects{collection=\"keys\"}"),
+	   "a collection not shown has no gauge");
+	ok(has_line(text, "kvfs_listings_total{collection=\"secrets\"} 2") &&
+		   has_line(text, "kvfs_listings_total{collection="
+				  "\"certificates\"} 1") &&
+		   has_line(text, "kvfs_listings_total{collection=\"keys\"} 0"),
+	   "listings per collection");
+	ok(has_line(text,
+		    "kvfs_listing_errors_total{collection=\"secrets\"} 1") &&
+		   has_line(text, "kvfs_listing_errors_total{collection="
+				  "\"certificates\"} 0"),
+	   "listing errors per collection");
+	ok(has_line(text, "# TYPE kvfs_listing_errors_total counter") &&
+		   has_line(text, "# TYPE kvfs_objects gauge"),
+	   "counters and gauges typed");
 	ok(has_line(text, "kvfs_token_expiry_timestamp_seconds 1500003599"),
 	   "token expiry");
 	ok(has_line(text, "kvfs_token_expires_in_seconds 3599"),
@@ -273,12 +324,13 @@ static void test_render(void)
 
 	/* Unknown token and refresh time: left out, not 0. */
 	g.token_expires_at = 0;
-	g.last_refresh = 0;
+	g.collections[KVFS_COLLECTION_CERTIFICATES].last_refresh = 0;
+	g.collections[KVFS_COLLECTION_SECRETS].last_refresh = 0;
 	g.ncerts = 0;
 	kvfs_metrics_error("boom");
 	is_int(kvfs_metrics_render(&g, &text, &len), 0, "renders again");
 	ok(text && !strstr(text, "kvfs_token_expiry_timestamp_seconds") &&
-		   !strstr(text, "kvfs_last_refresh_timestamp_seconds "),
+		   !strstr(text, "kvfs_last_refresh_timestamp_seconds{"),
 	   "unknown times are left out");
 	ok(text && line_of(text, "kvfs_last_error_timestamp_seconds "),
 	   "an error has its time");
