@@ -28,6 +28,7 @@
 #include "http.h"
 #include "kernel.h"
 #include "log.h"
+#include "onchange.h"
 #include "reval.h"
 #include "secmem.h"
 #include "url.h"
@@ -255,7 +256,7 @@ static int set_sighup(struct kvfs_reval *r)
  * in reverse from where it failed. */
 static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		 struct kvfs_kernel *kernel, struct kvfs_auth *auth,
-		 struct kvfs_control *control)
+		 struct kvfs_control *control, struct kvfs_onchange *onchange)
 {
 	struct kvfs_reval *reval = NULL;
 	struct fuse_session *se = NULL;
@@ -263,7 +264,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	struct fuse *fuse;
 	int r, code = 1;
 
-	r = kvfs_fs_new(c, cache, kernel, control, &fs);
+	r = kvfs_fs_new(c, cache, kernel, control, onchange, &fs);
 	if (r < 0) {
 		/* kvfs_fs_new() names what failed, but for memory */
 		if (r == -ENOMEM)
@@ -309,6 +310,8 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	/* Threads only now: they would not survive the fork. */
 	if (kvfs_auth_start_refresher(auth) < 0)
 		goto out_signals;
+	if (kvfs_onchange_start(onchange) < 0)
+		goto out_threads;
 	if (kvfs_reval_start(reval) < 0)
 		goto out_threads;
 
@@ -323,6 +326,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 
 out_threads:
 	kvfs_reval_stop(reval);
+	kvfs_onchange_stop(onchange);
 	kvfs_auth_stop_refresher(auth);
 out_signals:
 	set_sighup(NULL);
@@ -346,6 +350,7 @@ int main(int argc, char **argv)
 	struct kvfs_cache *cache = NULL;
 	struct kvfs_kernel *kernel = NULL;
 	struct kvfs_control *control = NULL;
+	struct kvfs_onchange *onchange = NULL;
 	struct kvfs_error err;
 	int r, code = 1;
 
@@ -366,6 +371,13 @@ int main(int argc, char **argv)
 
 	if (check_mountpoint(&c) < 0)
 		goto out;
+	kvfs_error_clear(&err);
+	r = kvfs_onchange_new(&c, &onchange, &err);
+	if (r < 0) {
+		fprintf(stderr, "kvfs: on_change: %s\n",
+			err.message[0] ? err.message : strerror(-r));
+		goto out;
+	}
 
 	ho.ca_file = c.ca_file;
 	ho.timeout_ms = (long)c.deadline * 1000;
@@ -418,9 +430,10 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
-	code = serve(&c, cache, kernel, auth, control);
+	code = serve(&c, cache, kernel, auth, control, onchange);
 
 out:
+	kvfs_onchange_free(onchange);
 	kvfs_control_free(control);
 	if (cache)
 		kvfs_cache_on_change(cache, NULL, NULL);
