@@ -119,7 +119,18 @@ int kvfs_onchange_set_string(const struct kvfs_onchange_set *s, char **ret)
 		if (s->n > 0)
 			memcpy(sorted, s->paths, s->n * sizeof(*sorted));
 		qsort(sorted, s->n, sizeof(*sorted), compare_paths);
-		return join(sorted, s->n, ret);
+		/* A collection's directory goes with every change of an
+		 * object in it (its time): the object says more. */
+		for (size_t i = 0; i < s->n; i++) {
+			size_t m = strlen(sorted[i]);
+
+			if (i + 1 < s->n && !strchr(sorted[i], '/') &&
+			    strncmp(sorted[i + 1], sorted[i], m) == 0 &&
+			    sorted[i + 1][m] == '/')
+				continue;
+			sorted[n++] = sorted[i];
+		}
+		return join(sorted, n, ret);
 	}
 	/* The collection table is in the order of the names. */
 	for (int i = 0; i < KVFS_COLLECTION_COUNT_; i++)

@@ -66,9 +66,9 @@ struct kvfs_onchange_set {
 void kvfs_onchange_set_add(struct kvfs_onchange_set *s,
 			   enum kvfs_collection coll, const char *name);
 void kvfs_onchange_set_clear(struct kvfs_onchange_set *s);
-/* KVFS_CHANGES for s: its paths sorted and space-separated (a collection
- * alone as its directory), or
- * its collections' directories when it overflowed or
+/* KVFS_CHANGES for s: its paths sorted and space-separated, a collection's
+ * directory only when no object of it is there too (names came, and no
+ * object changed); or its collections' directories when it overflowed or
  * its paths would pass KVFS_ONCHANGE_CHANGES_MAX bytes.  0 or -ENOMEM. */
 int kvfs_onchange_set_string(const struct kvfs_onchange_set *s, char **ret);
 
