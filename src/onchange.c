@@ -243,6 +243,8 @@ static int spawn(const struct kvfs_config *c, const char *changes, int out,
 
 		sigemptyset(&none);
 		sigfillset(&all);
+		sigdelset(&all, SIGKILL);
+		sigdelset(&all, SIGSTOP);
 		if ((e = posix_spawn_file_actions_init(&fa)) != 0)
 			return -e;
 		if ((e = posix_spawnattr_init(&attr)) != 0) {

@@ -97,6 +97,7 @@ env > %(o)s/env.$n
 ls /proc/self/fd > %(o)s/fds.$n
 readlink /proc/self/fd/0 > %(o)s/stdin.$n
 echo $$ $(cut -d' ' -f5 /proc/$$/stat) > %(o)s/pgid.$n
+grep -E '^Sig(Blk|Ign):' /proc/self/status > %(o)s/sig.$n
 echo "$KVFS_MOUNTPOINT|$KVFS_CHANGES" >> %(o)s/runs
 """ % {"o": out})
     m = mount(on_change=cmd)
@@ -122,6 +123,12 @@ echo "$KVFS_MOUNTPOINT|$KVFS_CHANGES" >> %(o)s/runs
     assert lines(out / "stdin.0") == ["/dev/null"]
     pid, pgid = lines(out / "pgid.0")[0].split()
     assert pid == pgid, "the command leads its own process group"
+    # no signal blocked or ignored (the daemon's threads block them all);
+    # the shell's own child reads it: the shell blocks all while it forks.
+    # glibc's posix_spawn leaves its two internal signals (32, 33) ignored
+    sig = dict(l.split(":\t") for l in lines(out / "sig.0"))
+    assert int(sig["SigBlk"], 16) == 0, sig
+    assert int(sig["SigIgn"], 16) & 0x7fffffff == 0, sig
 
     # another change: the second run names only it, so there was no run
     # in between (runs never overlap, and come in order)
