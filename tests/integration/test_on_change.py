@@ -15,13 +15,13 @@ import os
 import re
 import signal
 import ssl
-import time
 
 import pytest
 
 from client import FakeAzure
 from conftest import option_string, run_kvfs, secret_options
 import util
+from util import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +29,6 @@ def fake(tmp_path_factory):
     with FakeAzure(str(tmp_path_factory.mktemp("fake-onchange")), bulk=30) as f:
         yield f
         assert "Traceback" not in f.output(), f.output()
-
-
-def wait_until(cond, timeout, what, step=0.05):
-    deadline = time.monotonic() + timeout * util.SLOW
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("not within %.0f s: %s" % (timeout, what))
-        time.sleep(step)
 
 
 def command(tmp_path, body, name="cmd", mode=0o755):
