@@ -1,7 +1,8 @@
 /* Start-up order and exit codes.  Harden the process, parse the options (2
  * on a usage error, 0 after --help or --version), refuse a mountpoint that
- * cannot work (1: not a directory, or a kvfs mount already there) before
- * any credential is read, build http -> auth -> vault -> cache,
+ * cannot work (1: not a directory, or a kvfs mount already there) and an
+ * on_change= command that is not safe to run (1) before any credential is
+ * read, build http -> auth -> vault -> cache,
  * authenticate and list the vault BEFORE mounting (1 with one precise line
  * on stderr and nothing mounted), then the mount's ladder (serve()):
  * fuse_new, mount, signal handlers, daemonize, the background threads,

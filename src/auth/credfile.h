@@ -2,7 +2,8 @@
  * federated token) the way ssh reads a private key: a regular file, owned
  * by the mounting user or root, not accessible to group or others, at most
  * KVFS_CREDFILE_MAX bytes.  Contents come back in a buffer meant to be
- * wiped.  Thread-safe; never logs (refusals go to err->message). */
+ * wiped.  A command the daemon runs is checked the same way, without being
+ * read.  Thread-safe; never logs (refusals go to err->message). */
 #ifndef KVFS_AUTH_CREDFILE_H
 #define KVFS_AUTH_CREDFILE_H
 
