@@ -1017,13 +1017,15 @@ static void invalidate_change(struct fuse *fuse, const struct kvfs_change *c)
 	invalidate(fuse, "/%s/%s/" KVFS_TREE_VERSIONS, dir, c->name);
 }
 
-void kvfs_fs_invalidate(void *data, const struct kvfs_change *c)
+void kvfs_fs_invalidate(void *data, const struct kvfs_change *c, bool again)
 {
 	struct kvfs_fs *fs = data;
 
 	invalidate_change(fs->fuse, c);
-	/* The change is visible now: the kernel forgot what it held. */
-	kvfs_onchange_add(fs->onchange, c->coll, c->name);
+	/* The change is visible now: the kernel forgot what it held.  Told
+	 * again once its old files are closed, it is no new change. */
+	if (!again)
+		kvfs_onchange_add(fs->onchange, c->coll, c->name);
 }
 
 /* ---- the FUSE instance ---- */

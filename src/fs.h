@@ -38,8 +38,9 @@ int kvfs_fs_loop(struct kvfs_fs *fs);
 
 /* kvfs_reval_ops.invalidate, data the kvfs_fs: make the kernel forget the
  * attributes and page cache of what c concerns, then hand c to the
- * on_change= runner.  Never from a request handler (that can
+ * on_change= runner (the first time only: again, it is no new change).
+ * Never from a request handler (that can
  * deadlock). */
-void kvfs_fs_invalidate(void *data, const struct kvfs_change *c);
+void kvfs_fs_invalidate(void *data, const struct kvfs_change *c, bool again);
 
 #endif

@@ -247,3 +247,22 @@ def test_unsafe_command_is_refused_at_mount(fake, tmp_path, case):
     assert err[0].startswith("kvfs: "), err
     assert want in err[0], err
     assert "on_change" in err[0], err
+
+
+def test_a_change_told_again_makes_no_second_run(mount, az, tmp_path):
+    # A file open through the page cache while its object rotates keeps
+    # the change until it is closed; the kernel is then told once more,
+    # which is no new change: the runs name each object once.
+    runs = tmp_path / "runs"
+    cmd = command(tmp_path, 'echo "$KVFS_CHANGES" >> %s\n' % runs)
+    m = mount(on_change=cmd)
+    a, b, c = other_names(m, 3)
+    with open(m.p("certificates", a, "cert.pem")) as held:
+        held.read()
+        rotate_and_hup(az, m, a)
+        wait_until(lambda: lines(runs), 30, "a run for %s" % a)
+    rotate_and_hup(az, m, b)
+    wait_until(lambda: len(lines(runs)) >= 2, 30, "a run for %s" % b)
+    rotate_and_hup(az, m, c)
+    wait_until(lambda: len(lines(runs)) >= 3, 30, "a run for %s" % c)
+    assert lines(runs) == ["certificates/" + n for n in (a, b, c)]
