@@ -50,6 +50,7 @@ enum opt_kind {
 	OPT_STRING,  /* any non-empty value */
 	OPT_ID,	     /* tenant and the like: goes into a URL path */
 	OPT_PATH,    /* made absolute: the daemon runs in / */
+	OPT_COMMAND, /* an absolute path, taken as given */
 	OPT_HTTPS,   /* https:// URL, trailing slashes dropped */
 	OPT_URL,     /* http:// or https:// URL */
 	OPT_SECONDS, /* decimal, within [min, max] */
@@ -121,6 +122,15 @@ static const struct opt opts[] = {
 	{"deadline", OPT_SECONDS, F(deadline), 1, 3600, "SECONDS",
 	 "longest wait of a file operation (default " KVFS_STR(
 		 KVFS_DEFAULT_DEADLINE) ")"},
+	{"on_change", OPT_COMMAND, F(on_change), 0, 0, "PATH",
+	 "run this command after changes are visible"},
+	{"on_change_delay", OPT_SECONDS, F(on_change_delay), 0, 3600, "SECONDS",
+	 "changes within this share one run (default " KVFS_STR(
+		 KVFS_DEFAULT_ON_CHANGE_DELAY) ")"},
+	{"on_change_timeout", OPT_SECONDS, F(on_change_timeout), 1, 86400,
+	 "SECONDS",
+	 "kill the command after this (default " KVFS_STR(
+		 KVFS_DEFAULT_ON_CHANGE_TIMEOUT) ")"},
 	{"allow_expired", OPT_FLAG, F(allow_expired), 0, 0, NULL,
 	 "keep expired certificates readable"},
 	{"allow_other", OPT_FLAG, F(allow_other), 0, 0, NULL,
@@ -517,6 +527,15 @@ static int apply(struct kvfs_config *c, const struct opt *o, const char *value,
 			return fail(err, r, "cannot resolve %s '%s': %s",
 				    o->name, value, strerror(-r));
 		return set_string(field, s);
+	case OPT_COMMAND:
+		/* The daemon runs in /: a relative path would name another
+		 * file there than where it was given. */
+		if (value[0] != '/')
+			return fail(err, -EINVAL,
+				    "invalid %s '%s': expected an absolute "
+				    "path",
+				    o->name, value);
+		return set_string(field, strdup(value));
 	case OPT_HTTPS:
 	case OPT_URL:
 		r = normalize_url(value, o->kind == OPT_HTTPS, &s);
@@ -889,6 +908,7 @@ void kvfs_config_free(struct kvfs_config *c)
 		return;
 	free(c->vault_arg);
 	free(c->vault_url);
+	free(c->on_change);
 	free(c->mountpoint);
 	free(c->tenant);
 	free(c->client_id);
@@ -1087,6 +1107,8 @@ int kvfs_config_parse(int argc, char **argv, struct kvfs_config *ret,
 		.uid = getuid(),
 		.gid = getgid(),
 		.key_mode = KVFS_DEFAULT_KEY_MODE,
+		.on_change_delay = KVFS_DEFAULT_ON_CHANGE_DELAY,
+		.on_change_timeout = KVFS_DEFAULT_ON_CHANGE_TIMEOUT,
 	};
 	char *pos[2] = {NULL, NULL};
 	size_t npos = 0;

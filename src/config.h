@@ -84,9 +84,12 @@ struct kvfs_config {
 	char *ca_file;
 	char *api_version; /* "7.4" */
 
-	unsigned refresh;   /* seconds */
-	unsigned max_stale; /* seconds */
-	unsigned deadline;  /* seconds */
+	unsigned refresh;	    /* seconds */
+	unsigned max_stale;	    /* seconds */
+	unsigned deadline;	    /* seconds */
+	char *on_change;	    /* absolute; NULL: none */
+	unsigned on_change_delay;   /* seconds */
+	unsigned on_change_timeout; /* seconds */
 	bool allow_expired;
 	bool allow_other;
 	bool foreground;

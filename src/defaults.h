@@ -16,6 +16,9 @@
 #define KVFS_DEFAULT_DEADLINE 10
 #define KVFS_DEFAULT_API_VERSION "7.4"
 #define KVFS_DEFAULT_KEY_MODE 0400
+/* on_change_delay=, on_change_timeout=: seconds */
+#define KVFS_DEFAULT_ON_CHANGE_DELAY 2
+#define KVFS_DEFAULT_ON_CHANGE_TIMEOUT 60
 /* collections=: the names of the collection table (collection.h) */
 #define KVFS_DEFAULT_COLLECTIONS "certificates"
 #define KVFS_DEFAULT_IMDS_URL                                                  \

@@ -34,6 +34,7 @@
 #include "kernel.h"
 #include "log.h"
 #include "metrics.h"
+#include "onchange.h"
 #include "tree.h"
 #include "util.h"
 
@@ -50,8 +51,9 @@
 struct kvfs_fs {
 	struct kvfs_tree tree;
 	struct kvfs_cache *cache;
-	struct kvfs_kernel *kernel;   /* what the kernel saw */
-	struct kvfs_control *control; /* serves .kvfs/; NULL: none */
+	struct kvfs_kernel *kernel;	/* what the kernel saw */
+	struct kvfs_control *control;	/* serves .kvfs/; NULL: none */
+	struct kvfs_onchange *onchange; /* on_change=; NULL: none */
 	struct fuse_args args;
 	struct fuse *fuse;
 	struct fuse_loop_config *loop;
@@ -1012,9 +1014,8 @@ static void invalidate_object_file(struct fuse *fuse,
 	invalidate(fuse, "/%s/" KVFS_TREE_DOT_VERSIONS "/%s", dir, c->name);
 }
 
-void kvfs_fs_invalidate(void *data, const struct kvfs_change *c)
+static void invalidate_change(struct fuse *fuse, const struct kvfs_change *c)
 {
-	struct fuse *fuse = ((struct kvfs_fs *)data)->fuse;
 	enum kvfs_collection coll = c->coll;
 	const char *dir = kvfs_collection_info(coll)->name;
 
@@ -1033,11 +1034,23 @@ void kvfs_fs_invalidate(void *data, const struct kvfs_change *c)
 	invalidate(fuse, "/%s/%s/" KVFS_TREE_VERSIONS, dir, c->name);
 }
 
+void kvfs_fs_invalidate(void *data, const struct kvfs_change *c, bool again)
+{
+	struct kvfs_fs *fs = data;
+
+	invalidate_change(fs->fuse, c);
+	/* The change is visible now: the kernel forgot what it held.  Told
+	 * again once its old files are closed, it is no new change. */
+	if (!again)
+		kvfs_onchange_add(fs->onchange, c->coll, c->name);
+}
+
 /* ---- the FUSE instance ---- */
 
 int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 		struct kvfs_kernel *kernel, struct kvfs_control *control,
-		int64_t mount_time, struct kvfs_fs **ret)
+		int64_t mount_time, struct kvfs_onchange *onchange,
+		struct kvfs_fs **ret)
 {
 	struct kvfs_fs *fs = calloc(1, sizeof(*fs));
 
@@ -1049,6 +1062,7 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 	fs->cache = cache;
 	fs->kernel = kernel;
 	fs->control = control;
+	fs->onchange = onchange;
 	fs->args = (struct fuse_args)FUSE_ARGS_INIT(c->fuse_argc, c->fuse_argv);
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	fs->fuse = fuse_new(&fs->args, &kvfs_ops, sizeof(kvfs_ops), fs);

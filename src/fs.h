@@ -12,16 +12,19 @@
 struct fuse;
 struct kvfs_fs;
 struct kvfs_kernel;
+struct kvfs_onchange;
 
 /* fuse_new() with the operations of the tree and c's FUSE options,
  * serving cache, counting the opens through the page cache in kernel
- * (the one the cache reports its changes to), and .kvfs/ from control
- * (NULL: no .kvfs/); all four are borrowed and must outlive it.
+ * (the one the cache reports its changes to), .kvfs/ from control
+ * (NULL: no .kvfs/), and telling onchange (NULL: none) of each change
+ * once the kernel was told; all five are borrowed and must outlive it.
  * mount_time (kvfs_wall_now() seconds) is the times of / and .kvfs/.  Logs
  * why it failed. */
 int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 		struct kvfs_kernel *kernel, struct kvfs_control *control,
-		int64_t mount_time, struct kvfs_fs **ret);
+		int64_t mount_time, struct kvfs_onchange *onchange,
+		struct kvfs_fs **ret);
 /* fuse_destroy(), then the handles the kernel never released (it drops
  * the RELEASE of files closed as the mount goes away).  NULL: nothing. */
 void kvfs_fs_free(struct kvfs_fs *fs);
@@ -36,8 +39,10 @@ struct fuse *kvfs_fs_fuse(struct kvfs_fs *fs);
 int kvfs_fs_loop(struct kvfs_fs *fs);
 
 /* kvfs_reval_ops.invalidate, data the kvfs_fs: make the kernel forget the
- * attributes and page cache of what c concerns.  Never from a request
- * handler (that can deadlock). */
-void kvfs_fs_invalidate(void *data, const struct kvfs_change *c);
+ * attributes and page cache of what c concerns, then hand c to the
+ * on_change= runner (the first time only: again, it is no new change).
+ * Never from a request handler (that can
+ * deadlock). */
+void kvfs_fs_invalidate(void *data, const struct kvfs_change *c, bool again);
 
 #endif

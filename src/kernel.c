@@ -247,19 +247,21 @@ bool kvfs_kernel_files_held(struct kvfs_kernel *k, enum kvfs_collection coll,
 }
 
 size_t kvfs_kernel_flush(struct kvfs_kernel *k,
-			 void (*fn)(void *data, const struct kvfs_change *c),
+			 void (*fn)(void *data, const struct kvfs_change *c,
+				    bool again),
 			 void *data)
 {
 	_cleanup_free_ struct change **todo = NULL;
-	_cleanup_free_ bool *last = NULL;
+	_cleanup_free_ bool *last = NULL, *again = NULL;
 	size_t n = 0, waiting = 0, j;
 
 	pthread_mutex_lock(&k->lock);
 	if (k->nchanges > 0) {
 		todo = malloc(k->nchanges * sizeof(*todo));
 		last = malloc(k->nchanges * sizeof(*last));
+		again = malloc(k->nchanges * sizeof(*again));
 	}
-	if (!todo || !last) {
+	if (!todo || !last || !again) {
 		waiting = k->nchanges;
 		pthread_mutex_unlock(&k->lock);
 		return waiting;
@@ -275,6 +277,7 @@ size_t kvfs_kernel_flush(struct kvfs_kernel *k,
 		if (!closed && c->told)
 			continue;
 		c->flushing = true;
+		again[n] = c->told;
 		c->told = true;
 		last[n] = closed;
 		todo[n++] = c;
@@ -282,7 +285,7 @@ size_t kvfs_kernel_flush(struct kvfs_kernel *k,
 	pthread_mutex_unlock(&k->lock);
 
 	for (size_t i = 0; i < n; i++)
-		fn(data, &todo[i]->pub);
+		fn(data, &todo[i]->pub, again[i]);
 
 	pthread_mutex_lock(&k->lock);
 	for (size_t i = 0; i < n; i++) {

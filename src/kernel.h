@@ -57,11 +57,13 @@ bool kvfs_kernel_files_held(struct kvfs_kernel *k, enum kvfs_collection coll,
 			    const char *name, struct kvfs_files **ret);
 
 /* Hand the kept changes to fn (without the lock held): each change once
- * at once, and once more when its old files are closed, after which it is
- * forgotten.  Returns how many changes are still kept.  A change being
- * handed over by one caller is left to it by the others. */
+ * at once (again false), and once more when its old files are closed
+ * (again true), after which it is forgotten.  Returns how many changes are
+ * still kept.  A change being handed over by one caller is left to it by
+ * the others. */
 size_t kvfs_kernel_flush(struct kvfs_kernel *k,
-			 void (*fn)(void *data, const struct kvfs_change *c),
+			 void (*fn)(void *data, const struct kvfs_change *c,
+				    bool again),
 			 void *data);
 
 #endif

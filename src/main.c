@@ -1,7 +1,8 @@
 /* Start-up order and exit codes.  Harden the process, parse the options (2
  * on a usage error, 0 after --help or --version), refuse a mountpoint that
- * cannot work (1: not a directory, or a kvfs mount already there) before
- * any credential is read, build http -> auth -> vault -> cache,
+ * cannot work (1: not a directory, or a kvfs mount already there) and an
+ * on_change= command that is not safe to run (1) before any credential is
+ * read, build http -> auth -> vault -> cache,
  * authenticate and list the vault BEFORE mounting (1 with one precise line
  * on stderr and nothing mounted), then the mount's ladder (serve()):
  * fuse_new, mount, signal handlers, daemonize, the background threads,
@@ -28,6 +29,7 @@
 #include "http.h"
 #include "kernel.h"
 #include "log.h"
+#include "onchange.h"
 #include "reval.h"
 #include "secmem.h"
 #include "url.h"
@@ -309,7 +311,8 @@ static int set_sighup(struct kvfs_reval *r)
  * in reverse from where it failed. */
 static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		 struct kvfs_kernel *kernel, struct kvfs_auth *auth,
-		 struct kvfs_control *control, int64_t mounted_at)
+		 struct kvfs_control *control, int64_t mounted_at,
+		 struct kvfs_onchange *onchange)
 {
 	struct kvfs_reval *reval = NULL;
 	struct fuse_session *se = NULL;
@@ -318,7 +321,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	char what[256];
 	int r, code = 1;
 
-	r = kvfs_fs_new(c, cache, kernel, control, mounted_at, &fs);
+	r = kvfs_fs_new(c, cache, kernel, control, mounted_at, onchange, &fs);
 	if (r < 0) {
 		/* kvfs_fs_new() names what failed, but for memory */
 		if (r == -ENOMEM)
@@ -365,6 +368,8 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	/* Threads only now: they would not survive the fork. */
 	if (kvfs_auth_start_refresher(auth) < 0)
 		goto out_signals;
+	if (kvfs_onchange_start(onchange) < 0)
+		goto out_threads;
 	if (kvfs_reval_start(reval) < 0)
 		goto out_threads;
 
@@ -379,6 +384,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 
 out_threads:
 	kvfs_reval_stop(reval);
+	kvfs_onchange_stop(onchange);
 	kvfs_auth_stop_refresher(auth);
 out_signals:
 	set_sighup(NULL);
@@ -402,6 +408,7 @@ int main(int argc, char **argv)
 	struct kvfs_cache *cache = NULL;
 	struct kvfs_kernel *kernel = NULL;
 	struct kvfs_control *control = NULL;
+	struct kvfs_onchange *onchange = NULL;
 	struct kvfs_error err;
 	int64_t mounted_at;
 	int r, code = 1;
@@ -423,6 +430,13 @@ int main(int argc, char **argv)
 
 	if (check_mountpoint(&c) < 0)
 		goto out;
+	kvfs_error_clear(&err);
+	r = kvfs_onchange_new(&c, &onchange, &err);
+	if (r < 0) {
+		fprintf(stderr, "kvfs: on_change: %s\n",
+			err.message[0] ? err.message : strerror(-r));
+		goto out;
+	}
 
 	ho.ca_file = c.ca_file;
 	ho.timeout_ms = (long)c.deadline * 1000;
@@ -478,9 +492,10 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
-	code = serve(&c, cache, kernel, auth, control, mounted_at);
+	code = serve(&c, cache, kernel, auth, control, mounted_at, onchange);
 
 out:
+	kvfs_onchange_free(onchange);
 	kvfs_control_free(control);
 	if (cache)
 		kvfs_cache_on_change(cache, NULL, NULL);

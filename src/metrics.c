@@ -24,6 +24,8 @@ static uint64_t throttled;
 static uint64_t counters[KVFS_COUNTER_COUNT_];
 static uint64_t cache_counts[KVFS_OBJ_COUNT_][2];    /* [o][hit] */
 static uint64_t listings[KVFS_COLLECTION_COUNT_][2]; /* [coll][ok] */
+static uint64_t cache_counts[KVFS_OBJ_COUNT_][2];    /* [o][hit] */
+static uint64_t runs[KVFS_RUN_COUNT_];
 static unsigned gate_failures;
 
 static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -46,6 +48,13 @@ static const char *const object_names[] = {
 	[KVFS_OBJ_CERTIFICATE] = "certificate",
 	[KVFS_OBJ_VERSIONS] = "versions",
 	[KVFS_OBJ_SECRET] = "secret",
+};
+
+static const char *const run_names[] = {
+	[KVFS_RUN_OK] = "ok",
+	[KVFS_RUN_FAILED] = "failed",
+	[KVFS_RUN_TIMEOUT] = "timeout",
+	[KVFS_RUN_ERROR] = "error",
 };
 
 static void inc(uint64_t *p, uint64_t n)
@@ -157,6 +166,17 @@ uint64_t kvfs_metrics_listings(enum kvfs_collection coll, bool ok)
 		       : 0;
 }
 
+void kvfs_metrics_on_change(enum kvfs_metrics_run result)
+{
+	if ((size_t)result < KVFS_RUN_COUNT_)
+		inc(&runs[result], 1);
+}
+
+uint64_t kvfs_metrics_on_change_runs(enum kvfs_metrics_run result)
+{
+	return (size_t)result < KVFS_RUN_COUNT_ ? load(&runs[result]) : 0;
+}
+
 unsigned kvfs_metrics_gate_failures(void)
 {
 	return __atomic_load_n(&gate_failures, __ATOMIC_RELAXED);
@@ -192,6 +212,8 @@ void kvfs_metrics_reset(void)
 		__atomic_store_n(&listings[c][0], 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&listings[c][1], 0, __ATOMIC_RELAXED);
 	}
+	for (size_t i = 0; i < KVFS_RUN_COUNT_; i++)
+		__atomic_store_n(&runs[i], 0, __ATOMIC_RELAXED);
 	kvfs_metrics_gate(0);
 	pthread_mutex_lock(&error_lock);
 	error_line[0] = '\0';
@@ -354,6 +376,15 @@ static void render_collections(FILE *f, const struct kvfs_metrics_gauges *g)
 			  false, pick_failing);
 }
 
+static void render_runs(FILE *f)
+{
+	header(f, "kvfs_on_change_runs_total", "counter",
+	       "Runs of the on_change= command, by result.");
+	for (size_t i = 0; i < KVFS_RUN_COUNT_; i++)
+		fprintf(f, "kvfs_on_change_runs_total{result=\"%s\"} %llu\n",
+			run_names[i], (unsigned long long)load(&runs[i]));
+}
+
 /* One gauge per certificate with an expiry: its exp minus since (0 for
  * the timestamp itself, now for the seconds left). */
 static void render_cert_gauge(FILE *f, const struct kvfs_metrics_gauges *g,
@@ -414,6 +445,7 @@ int kvfs_metrics_render(const struct kvfs_metrics_gauges *g, char **ret,
 		       "Key derivation iterations run to open PKCS#12 secrets "
 		       "and credentials, as each PKCS#12 declared them.",
 		       kvfs_metrics_get(KVFS_COUNTER_KDF_ITERATIONS));
+	render_runs(f);
 	render_gauge(f, "kvfs_vault_consecutive_failures",
 		     "Vault attempts failed in a row (0: healthy).",
 		     (int64_t)kvfs_metrics_gate_failures());

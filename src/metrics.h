@@ -54,6 +54,16 @@ enum kvfs_metrics_counter {
 	KVFS_COUNTER_COUNT_,
 };
 
+/* How a run of the on_change= command ended: exit status 0, another
+ * status or a signal, killed at on_change_timeout=, or not started. */
+enum kvfs_metrics_run {
+	KVFS_RUN_OK,
+	KVFS_RUN_FAILED,
+	KVFS_RUN_TIMEOUT,
+	KVFS_RUN_ERROR,
+	KVFS_RUN_COUNT_,
+};
+
 /* ---- hooks ---- */
 
 /* One HTTP exchange for endpoint (an enum kvfs_metrics_endpoint; any
@@ -69,6 +79,8 @@ void kvfs_metrics_cache(enum kvfs_metrics_object o, bool hit);
 /* A listing of collection coll (an enum kvfs_collection; any other value
  * is not counted), all its pages, that succeeded or failed. */
 void kvfs_metrics_listing(unsigned coll, bool ok);
+/* A run of the on_change= command ended so. */
+void kvfs_metrics_on_change(enum kvfs_metrics_run result);
 /* The vault's gate: consecutive failed attempts now (0: healthy). */
 void kvfs_metrics_gate(unsigned failures);
 /* The last error line: one line, never a token (callers pass what they
@@ -88,6 +100,7 @@ uint64_t kvfs_metrics_requests(enum kvfs_metrics_endpoint e, long status);
 uint64_t kvfs_metrics_throttled(void);
 uint64_t kvfs_metrics_cache_count(enum kvfs_metrics_object o, bool hit);
 uint64_t kvfs_metrics_listings(enum kvfs_collection coll, bool ok);
+uint64_t kvfs_metrics_on_change_runs(enum kvfs_metrics_run result);
 unsigned kvfs_metrics_gate_failures(void);
 /* The last error and its Unix time; false (and "" / 0) when none yet. */
 bool kvfs_metrics_last_error(char *buf, size_t size, int64_t *ret_at);

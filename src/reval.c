@@ -83,7 +83,7 @@ void kvfs_reval_trigger(struct kvfs_reval *r)
 	errno = saved;
 }
 
-static void ignore_change(void *data, const struct kvfs_change *c)
+static void ignore_change(void *data, const struct kvfs_change *c, bool again)
 {
 }
 

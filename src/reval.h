@@ -19,8 +19,9 @@
 struct kvfs_reval;
 
 struct kvfs_reval_ops {
-	/* Make the kernel forget what c concerns; runs on the thread. */
-	void (*invalidate)(void *data, const struct kvfs_change *c);
+	/* Make the kernel forget what c concerns; runs on the thread.  again:
+	 * c was handed over before (kvfs_kernel_flush()). */
+	void (*invalidate)(void *data, const struct kvfs_change *c, bool again);
 	void *data;
 };
 

@@ -45,6 +45,15 @@ static void redacted_path(const char *path, char *buf, size_t n)
 static int check_file(const char *path, const struct stat *st, unsigned flags,
 		      struct kvfs_error *err)
 {
+	if (S_ISLNK(st->st_mode)) {
+		/* O_PATH | O_NOFOLLOW opens the link itself */
+		kvfs_error_set_message(
+			err,
+			"'%s' is a symbolic link; give the path of the file "
+			"itself",
+			path);
+		return -ELOOP;
+	}
 	if (!S_ISREG(st->st_mode)) {
 		kvfs_error_set_message(err, "'%s' is not a regular file", path);
 		return -EINVAL;
@@ -60,7 +69,23 @@ static int check_file(const char *path, const struct stat *st, unsigned flags,
 				path, (unsigned)st->st_uid, (unsigned)euid);
 			return -EPERM;
 		}
-		if (st->st_mode & 077) {
+		if ((flags & KVFS_CREDFILE_EXECUTABLE) && (st->st_mode & 022)) {
+			kvfs_error_set_message(
+				err,
+				"permissions %04o for '%s' are too open; it "
+				"must not be writable by group or others",
+				(unsigned)(st->st_mode & 07777), path);
+			return -EPERM;
+		}
+		if ((flags & KVFS_CREDFILE_EXECUTABLE) &&
+		    !(st->st_mode & S_IXUSR)) {
+			kvfs_error_set_message(
+				err, "'%s' is not executable (mode %04o)", path,
+				(unsigned)(st->st_mode & 07777));
+			return -EACCES;
+		}
+		if (!(flags & KVFS_CREDFILE_EXECUTABLE) &&
+		    (st->st_mode & 077)) {
 			kvfs_error_set_message(
 				err,
 				"UNPROTECTED PRIVATE KEY FILE: permissions "
@@ -70,7 +95,8 @@ static int check_file(const char *path, const struct stat *st, unsigned flags,
 			return -EPERM;
 		}
 	}
-	if (st->st_size > (off_t)KVFS_CREDFILE_MAX) {
+	if (!(flags & KVFS_CREDFILE_EXECUTABLE) &&
+	    st->st_size > (off_t)KVFS_CREDFILE_MAX) {
 		kvfs_error_set_message(err, "'%s' is larger than %u KiB", path,
 				       KVFS_CREDFILE_MAX >> 10);
 		return -EFBIG;
@@ -78,14 +104,13 @@ static int check_file(const char *path, const struct stat *st, unsigned flags,
 	return 0;
 }
 
-static int read_file(const char *path, unsigned flags, char **ret,
-		     size_t *ret_len, struct kvfs_error *err)
+/* Open path (oflags, and O_NOFOLLOW as flags ask) and check the file
+ * opened: the descriptor in *ret_fd. */
+static int open_checked(const char *path, unsigned flags, int oflags,
+			int *ret_fd, struct kvfs_error *err)
 {
 	_cleanup_(closep) int fd = -1;
 	struct stat st;
-	char *buf;
-	size_t len = 0, cap;
-	int oflags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 	int r;
 
 	if (!path || !*path) {
@@ -123,6 +148,24 @@ static int read_file(const char *path, unsigned flags, char **ret,
 		return r;
 	}
 	r = check_file(path, &st, flags, err);
+	if (r < 0)
+		return r;
+	*ret_fd = fd;
+	fd = -1;
+	return 0;
+}
+
+static int read_file(const char *path, unsigned flags, char **ret,
+		     size_t *ret_len, struct kvfs_error *err)
+{
+	_cleanup_(closep) int fd = -1;
+	char *buf;
+	size_t len = 0, cap;
+	int r;
+
+	r = open_checked(path, flags,
+			 O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, &fd,
+			 err);
 	if (r < 0)
 		return r;
 
@@ -190,6 +233,19 @@ int kvfs_credfile_read(const char *path, unsigned flags, char **ret,
 {
 	int r = read_file(path, flags, ret, ret_len, err);
 
+	if (r < 0 && r != -ENOMEM && err)
+		err->local = 1;
+	return r;
+}
+
+int kvfs_credfile_check(const char *path, unsigned flags,
+			struct kvfs_error *err)
+{
+	_cleanup_(closep) int fd = -1;
+	int r;
+
+	/* O_PATH: a command need not be readable to be run. */
+	r = open_checked(path, flags, O_PATH | O_CLOEXEC, &fd, err);
 	if (r < 0 && r != -ENOMEM && err)
 		err->local = 1;
 	return r;

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from client import FakeAzure
-from util import vault_log
+from util import vault_log, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +57,6 @@ def bundle_gets(log, name):
 def secret_gets(log, name):
     return [e for e in log
             if e["path"].strip("/").lower().startswith("secrets/" + name.lower() + "/")]
-
-
-def wait_until(cond, timeout, what, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("not within %.0f s: %s" % (timeout, what))
-        time.sleep(step)
 
 
 def hup(m):

@@ -97,6 +97,20 @@ def umount(path):
         subprocess.run(["fusermount3", "-u", "-z", path], check=False)
 
 
+def wait_until(cond, timeout, what, step=0.05):
+    """cond()'s first true value, polled every step seconds; an
+    AssertionError naming what after timeout seconds (longer under
+    KVFS_WRAPPER).  A deadline to fail by, never a time to assert."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("not within %.0f s: %s" % (timeout, what))
+        time.sleep(step)
+
+
 def wait_for_mount(proc, path, timeout=20.0, stderr_path=None):
     deadline = time.monotonic() + timeout * SLOW
     while time.monotonic() < deadline:

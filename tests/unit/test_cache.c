@@ -32,7 +32,7 @@ static struct kvfs_kernel *kernel;
 /* What kvfs_kernel_flush() handed over, as "kind:name" lines. */
 static char flushed[1024];
 
-static void collect_change(void *data, const struct kvfs_change *c)
+static void collect_change(void *data, const struct kvfs_change *c, bool again)
 {
 	static const char *const kinds[] = {
 		[KVFS_CHANGE_LISTING] = "listing",

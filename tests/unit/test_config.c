@@ -175,6 +175,9 @@ static void test_defaults(void)
 	is_int(c.uid, getuid(), "uid defaults to getuid()");
 	is_int(c.gid, getgid(), "gid defaults to getgid()");
 	is_int(c.key_mode, 0400, "key_mode 0400");
+	ok(c.on_change == NULL, "no on_change= by default");
+	is_int(c.on_change_delay, 2, "on_change_delay 2");
+	is_int(c.on_change_timeout, 60, "on_change_timeout 60");
 	is_int(c.collections, 1u << KVFS_COLLECTION_CERTIFICATES,
 	       "collections defaults to certificates");
 	ok(c.include.n == 0 && c.exclude.n == 0 && c.tags.n == 0,
@@ -204,7 +207,9 @@ static void test_options(void)
 		  "secret_file=/etc/kvfs/secret,authority=https://"
 		  "127.0.0.1:9443/,ca_file=ca.pem,resource=https://"
 		  "vault.azure.net/,api_version=7.5",
-		  "-o", "uid=1000,gid=1001,key_mode=0440,allow_expired",
+		  "-o", "uid=1000,gid=1001,key_mode=0440,allow_expired", "-o",
+		  "on_change=/etc/kvfs/reload-nginx,on_change_delay=0,"
+		  "on_change_timeout=5",
 		  "https://127.0.0.1:8443", ".", "-ologlevel=debug", "-f",
 		  NULL);
 	is_int(r, 0, "a full command line parses (%s)", err.message);
@@ -225,6 +230,9 @@ static void test_options(void)
 	is_int(c.gid, 1001, "gid=");
 	is_int(c.key_mode, 0440, "key_mode= is octal");
 	ok(c.allow_expired, "allow_expired");
+	is_str(c.on_change, "/etc/kvfs/reload-nginx", "on_change=");
+	is_int(c.on_change_delay, 0, "on_change_delay=0");
+	is_int(c.on_change_timeout, 5, "on_change_timeout=");
 	is_int(c.loglevel, 7, "loglevel=debug");
 	ok(c.foreground && !c.debug, "-f: foreground without debug");
 	is_str(c.vault_url, "https://127.0.0.1:8443", "URL vault");
@@ -405,6 +413,13 @@ static void test_refusals(void)
 	refused("tag==prod", "a tag= with an empty KEY", "tag=KEY=VALUE");
 	refused("tag=env=prod,tag=env=dev", "one KEY asked with two values",
 		"no object has both");
+	refused("on_change=reload", "a relative on_change=",
+		"invalid on_change 'reload': expected an absolute path");
+	refused("on_change=", "an empty on_change=", "on_change");
+	refused("on_change_timeout=0", "on_change_timeout=0",
+		"on_change_timeout");
+	refused("on_change_delay=1h", "on_change_delay with a unit",
+		"on_change_delay");
 }
 
 static void test_collections(void)
@@ -692,6 +707,9 @@ static void test_help(void)
 		"uid=",
 		"gid=",
 		"key_mode=",
+		"on_change=",
+		"on_change_delay=",
+		"on_change_timeout=",
 		"collections=",
 		"include=",
 		"exclude=",

@@ -41,10 +41,14 @@ static int report(void *data, const struct kvfs_change *c,
  * separated by "; ". */
 static char told_text[512];
 
-static void tell(void *data, const struct kvfs_change *c)
+/* Whether the last change tell() was given had been handed over before. */
+static bool told_again;
+
+static void tell(void *data, const struct kvfs_change *c, bool again)
 {
 	size_t n = strlen(told_text);
 
+	told_again = again;
 	last_told_coll = c->coll;
 	snprintf(told_text + n, sizeof(told_text) - n, "%s%d %s", n ? "; " : "",
 		 (int)c->kind, c->name ? c->name : "-");
@@ -111,6 +115,7 @@ static void test_rotation(void)
 	ok(!kvfs_files_current(v1), "v1 is not current");
 	is_int(told(), 1, "the change is kept while v1 is open");
 	is_str(told_text, "1 www; 0 -", "and told at once, with the listing");
+	ok(!told_again, "the first time");
 	is_int(told(), 1, "still kept");
 	is_str(told_text, "", "and not told again");
 	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www",
@@ -130,6 +135,7 @@ static void test_rotation(void)
 	kvfs_kernel_close(kernel, v1);
 	is_int(told(), 0, "both closed: the change goes");
 	is_str(told_text, "1 www", "told once more");
+	ok(told_again, "again");
 	is_int(told(), 0, "and it is forgotten");
 	is_str(told_text, "", "not told a third time");
 	ok(!kvfs_kernel_files_held(kernel, KVFS_COLLECTION_CERTIFICATES, "www",

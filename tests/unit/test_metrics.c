@@ -207,6 +207,12 @@ static void test_render(void)
 	kvfs_metrics_listing(KVFS_COLLECTION_COUNT_, false); /* not counted */
 	is_int(kvfs_metrics_listings(KVFS_COLLECTION_SECRETS, false), 1,
 	       "a failed listing counted");
+	kvfs_metrics_on_change(KVFS_RUN_TIMEOUT);
+	kvfs_metrics_on_change(KVFS_RUN_TIMEOUT);
+	kvfs_metrics_on_change(KVFS_RUN_OK);
+	kvfs_metrics_on_change((enum kvfs_metrics_run)99);
+	is_int(kvfs_metrics_on_change_runs(KVFS_RUN_TIMEOUT), 2,
+	       "on_change timeouts");
 
 	is_int(kvfs_metrics_render(&g, &text, &len), 0, "renders");
 	if (!text) {
@@ -255,6 +261,17 @@ static void test_render(void)
 	   "every object has its zero");
 	ok(has_line(text, "# TYPE kvfs_cache_hits_total counter"),
 	   "hits are a counter");
+	ok(has_line(text, "# TYPE kvfs_on_change_runs_total counter"),
+	   "on_change runs are a counter");
+	ok(has_line(text, "kvfs_on_change_runs_total{result=\"ok\"} 1") &&
+		   has_line(
+			   text,
+			   "kvfs_on_change_runs_total{result=\"timeout\"} 2") &&
+		   has_line(text,
+			    "kvfs_on_change_runs_total{result=\"failed\"} 0") &&
+		   has_line(text,
+			    "kvfs_on_change_runs_total{result=\"error\"} 0"),
+	   "on_change runs by result, each with its zero");
 	ok(has_line(text, "kvfs_vault_consecutive_failures 3"), "gate");
 	ok(has_line(text, "kvfs_certificates 4"), "certificates");
 	ok(has_line(text, "kvfs_last_refresh_timestamp_seconds{collection="

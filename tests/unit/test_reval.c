@@ -53,7 +53,7 @@ static bool wait_for(int (*get)(void), int want, double seconds)
 static pthread_mutex_t changes_lock = PTHREAD_MUTEX_INITIALIZER;
 static int changed_www;
 
-static void on_change(void *data, const struct kvfs_change *c)
+static void on_change(void *data, const struct kvfs_change *c, bool again)
 {
 	pthread_mutex_lock(&changes_lock);
 	if (c->kind == KVFS_CHANGE_CHANGED && strcmp(c->name, "www") == 0)
