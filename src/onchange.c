@@ -114,10 +114,12 @@ int kvfs_onchange_set_string(const struct kvfs_onchange_set *s, char **ret)
 	for (size_t i = 0; i < s->n; i++)
 		len += strlen(s->paths[i]) + 1;
 	if (!s->overflow && len <= KVFS_ONCHANGE_CHANGES_MAX) {
-		if (s->n > 0 && !(sorted = malloc(s->n * sizeof(*sorted))))
+		if (s->n == 0)
+			return join(NULL, 0, ret);
+		sorted = malloc(s->n * sizeof(*sorted));
+		if (!sorted)
 			return -ENOMEM;
-		if (s->n > 0)
-			memcpy(sorted, s->paths, s->n * sizeof(*sorted));
+		memcpy(sorted, s->paths, s->n * sizeof(*sorted));
 		qsort(sorted, s->n, sizeof(*sorted), compare_paths);
 		/* A collection's directory goes with every change of an
 		 * object in it (its time): the object says more. */
