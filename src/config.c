@@ -54,6 +54,7 @@ enum opt_kind {
 	OPT_HTTPS,   /* https:// URL, trailing slashes dropped */
 	OPT_URL,     /* http:// or https:// URL */
 	OPT_SECONDS, /* decimal, within [min, max] */
+	OPT_DAYS,    /* the same, in days */
 	OPT_FLAG,    /* no value */
 	OPT_AUTH,
 	OPT_CLOUD,
@@ -131,6 +132,9 @@ static const struct opt opts[] = {
 	 "SECONDS",
 	 "kill the command after this (default " KVFS_STR(
 		 KVFS_DEFAULT_ON_CHANGE_TIMEOUT) ")"},
+	{"expiring_days", OPT_DAYS, F(expiring_days), 0, 36500, "DAYS",
+	 "expiring/ lists certificates expiring within this (default " KVFS_STR(
+		 KVFS_DEFAULT_EXPIRING_DAYS) ")"},
 	{"allow_expired", OPT_FLAG, F(allow_expired), 0, 0, NULL,
 	 "keep expired certificates readable"},
 	{"allow_other", OPT_FLAG, F(allow_other), 0, 0, NULL,
@@ -549,12 +553,14 @@ static int apply(struct kvfs_config *c, const struct opt *o, const char *value,
 							 : "http(s)://");
 		return set_string(field, s);
 	case OPT_SECONDS:
+	case OPT_DAYS:
 		r = parse_unsigned(value, 10, o->max, &v);
 		if (r < 0 || v < o->min)
-			return fail(
-				err, -EINVAL,
-				"invalid %s '%s': expected seconds, %u to %u",
-				o->name, value, o->min, o->max);
+			return fail(err, -EINVAL,
+				    "invalid %s '%s': expected %s, %u to %u",
+				    o->name, value,
+				    o->kind == OPT_DAYS ? "days" : "seconds",
+				    o->min, o->max);
 		*(unsigned *)field = (unsigned)v;
 		return 0;
 	case OPT_UID:
@@ -1109,6 +1115,7 @@ int kvfs_config_parse(int argc, char **argv, struct kvfs_config *ret,
 		.key_mode = KVFS_DEFAULT_KEY_MODE,
 		.on_change_delay = KVFS_DEFAULT_ON_CHANGE_DELAY,
 		.on_change_timeout = KVFS_DEFAULT_ON_CHANGE_TIMEOUT,
+		.expiring_days = KVFS_DEFAULT_EXPIRING_DAYS,
 	};
 	char *pos[2] = {NULL, NULL};
 	size_t npos = 0;

@@ -90,6 +90,7 @@ struct kvfs_config {
 	char *on_change;	    /* absolute; NULL: none */
 	unsigned on_change_delay;   /* seconds */
 	unsigned on_change_timeout; /* seconds */
+	unsigned expiring_days;	    /* expiring/'s window; 0: the expired */
 	bool allow_expired;
 	bool allow_other;
 	bool foreground;

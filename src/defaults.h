@@ -19,6 +19,8 @@
 /* on_change_delay=, on_change_timeout=: seconds */
 #define KVFS_DEFAULT_ON_CHANGE_DELAY 2
 #define KVFS_DEFAULT_ON_CHANGE_TIMEOUT 60
+/* expiring_days=: the window of expiring/, in days */
+#define KVFS_DEFAULT_EXPIRING_DAYS 30
 /* collections=: the names of the collection table (collection.h) */
 #define KVFS_DEFAULT_COLLECTIONS "certificates"
 #define KVFS_DEFAULT_IMDS_URL                                                  \

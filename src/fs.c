@@ -39,7 +39,12 @@
 #include "util.h"
 
 /* Long: the tree changes only when the listing does, and revalidation
- * tells the kernel (kvfs_fs_invalidate). */
+ * tells the kernel (kvfs_fs_invalidate).  expiring/ changes with the clock
+ * too, but only grows with it (an expired certificate stays listed): a
+ * link the kernel keeps stays right until the listing changes, and one
+ * that comes into the window is found once the negative entry of an
+ * earlier miss is gone, NEGATIVE_TIMEOUT at most; readdir is never kept
+ * (no cache_readdir), so ls shows it at once. */
 #define ATTR_TIMEOUT 60.0
 #define ENTRY_TIMEOUT 60.0
 #define NEGATIVE_TIMEOUT 5.0
@@ -127,11 +132,12 @@ static void node_clear(struct node *n)
  * network. */
 static int resolve(struct kvfs_fs *fs, const char *path, struct node *ret)
 {
+	int64_t now = kvfs_wall_now();
 	struct node n = {0};
 	int r;
 
 	listings_get(fs->cache, &n.lists);
-	r = kvfs_tree_resolve(&fs->tree, path, listings_of(&n.lists), NULL,
+	r = kvfs_tree_resolve(&fs->tree, path, listings_of(&n.lists), NULL, now,
 			      &n.t);
 	if (r == KVFS_TREE_NEEDS_VERSIONS) {
 		r = kvfs_cache_versions(fs->cache, n.t.coll,
@@ -139,7 +145,7 @@ static int resolve(struct kvfs_fs *fs, const char *path, struct node *ret)
 		if (r == 0)
 			r = kvfs_tree_resolve(&fs->tree, path,
 					      listings_of(&n.lists), n.versions,
-					      &n.t);
+					      now, &n.t);
 	}
 	if (r < 0) {
 		node_clear(&n);
@@ -353,6 +359,11 @@ static int kvfs_getattr(const char *path, struct stat *st,
 		node_clear(&n);
 		return control_getattr(fs, &n, fi, st);
 	}
+	if (n.t.kind == KVFS_NODE_EXPIRING_LINK) {
+		kvfs_tree_stat_link(&fs->tree, &n.t, listings_of(&n.lists), st);
+		node_clear(&n);
+		return 0;
+	}
 	/* With allow_other, a stat of privkey.pem by a user who may not
 	 * open it must not make the daemon fetch the key from the vault. */
 	if (n.t.kind == KVFS_NODE_FILE && kvfs_tree_holds_key(n.t.file))
@@ -415,8 +426,9 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		return control_open(fs, &n, fi);
 	}
 	if (n.t.kind != KVFS_NODE_FILE) {
+		r = n.t.kind == KVFS_NODE_EXPIRING_LINK ? -ELOOP : -EISDIR;
 		node_clear(&n);
-		return -EISDIR;
+		return r;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		node_clear(&n);
@@ -694,8 +706,30 @@ static int readdir_versions(struct kvfs_fs *fs, const struct node *n, void *buf,
 	return 0;
 }
 
+/* expiring/: a link to each certificate in it at now. */
+static void readdir_expiring(struct kvfs_fs *fs, const struct node *dir,
+			     void *buf, fuse_fill_dir_t filler)
+{
+	const struct kvfs_listing *l = dir->lists.held[dir->t.coll];
+	int64_t now = kvfs_wall_now();
+	struct stat st;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct kvfs_tree_node n = {.kind = KVFS_NODE_EXPIRING_LINK,
+					   .coll = dir->t.coll,
+					   .entry = &l->entries[i]};
+
+		if (!kvfs_tree_expiring(&fs->tree, &n.entry->item, now))
+			continue;
+		kvfs_tree_stat_link(&fs->tree, &n, listings_of(&dir->lists),
+				    &st);
+		if (fill(buf, filler, l->entries[i].item.name, &st))
+			break;
+	}
+}
+
 /* The directories of the mount's collections (those with a listing), in
- * the table's order, then .kvfs/. */
+ * the table's order, expiring/ with the certificates, then .kvfs/. */
 static void readdir_root(struct kvfs_fs *fs, const struct node *root, void *buf,
 			 fuse_fill_dir_t filler)
 {
@@ -709,6 +743,13 @@ static void readdir_root(struct kvfs_fs *fs, const struct node *root, void *buf,
 		kvfs_tree_stat_dir(&fs->tree, &d, listings_of(&root->lists),
 				   &st);
 		fill(buf, filler, kvfs_collection_info(d.coll)->name, &st);
+	}
+	if (root->lists.held[KVFS_COLLECTION_CERTIFICATES]) {
+		d.kind = KVFS_NODE_EXPIRING;
+		d.coll = KVFS_COLLECTION_CERTIFICATES;
+		kvfs_tree_stat_dir(&fs->tree, &d, listings_of(&root->lists),
+				   &st);
+		fill(buf, filler, KVFS_TREE_EXPIRING, &st);
 	}
 	d.kind = KVFS_NODE_CONTROL;
 	kvfs_tree_stat_control(&fs->tree, &d, kvfs_wall_now(), &st);
@@ -726,7 +767,8 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	r = resolve(fs, path, &n);
 	if (r < 0)
 		return r;
-	if (n.t.kind == KVFS_NODE_FILE || n.t.kind == KVFS_NODE_CONTROL_FILE) {
+	if (n.t.kind == KVFS_NODE_FILE || n.t.kind == KVFS_NODE_CONTROL_FILE ||
+	    n.t.kind == KVFS_NODE_EXPIRING_LINK) {
 		node_clear(&n);
 		return -ENOTDIR;
 	}
@@ -753,8 +795,12 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	case KVFS_NODE_CONTROL:
 		r = readdir_control(fs, buf, filler);
 		break;
+	case KVFS_NODE_EXPIRING:
+		readdir_expiring(fs, &n, buf, filler);
+		break;
 	case KVFS_NODE_FILE:
 	case KVFS_NODE_CONTROL_FILE:
+	case KVFS_NODE_EXPIRING_LINK:
 		break;
 	}
 	node_clear(&n);
@@ -790,8 +836,8 @@ static int kvfs_getxattr(const char *path, const char *name, char *value,
 	else if (kvfs_tree_xattr_needs_files(&n.t, name))
 		r = xattr_files(fs, &n, true, &files);
 	if (r == 0)
-		r = kvfs_tree_getxattr(&fs->tree, &n.t, files, name, value,
-				       size);
+		r = kvfs_tree_getxattr(&fs->tree, &n.t, files, name,
+				       kvfs_wall_now(), value, size);
 	node_clear(&n);
 	kvfs_files_unref(files);
 	return r;
@@ -815,6 +861,21 @@ static int kvfs_listxattr(const char *path, char *list, size_t size)
 	node_clear(&n);
 	kvfs_files_unref(files);
 	return r;
+}
+
+/* expiring/<name>: its target, computed at each call (FUSE does not ask
+ * the kernel to keep it: no FUSE_CAP_CACHE_SYMLINKS). */
+static int kvfs_readlink(const char *path, char *buf, size_t size)
+{
+	struct node n;
+	int r;
+
+	r = resolve(fs_get(), path, &n);
+	if (r < 0)
+		return r;
+	r = kvfs_tree_link_target(&n.t, buf, size);
+	node_clear(&n);
+	return r < 0 ? r : 0;
 }
 
 static int kvfs_statfs(const char *path, struct statvfs *sv)
@@ -923,6 +984,7 @@ static const struct fuse_operations kvfs_ops = {
 	.read = kvfs_read,
 	.release = kvfs_release,
 	.readdir = kvfs_readdir,
+	.readlink = kvfs_readlink,
 	.statfs = kvfs_statfs,
 	.getxattr = kvfs_getxattr,
 	.listxattr = kvfs_listxattr,
@@ -1025,8 +1087,15 @@ static void invalidate_change(struct fuse *fuse, const struct kvfs_change *c)
 	}
 	if (c->kind == KVFS_CHANGE_LISTING) {
 		invalidate(fuse, "/%s", dir);
+		if (coll == KVFS_COLLECTION_CERTIFICATES)
+			invalidate(fuse, "/" KVFS_TREE_EXPIRING);
 		return;
 	}
+	/* A new version may have moved its exp out of expiring/'s
+	 * window. */
+	if (c->kind != KVFS_CHANGE_VERSIONS &&
+	    coll == KVFS_COLLECTION_CERTIFICATES)
+		invalidate(fuse, "/" KVFS_TREE_EXPIRING "/%s", c->name);
 	if (c->kind != KVFS_CHANGE_VERSIONS)
 		invalidate_dir(fuse, coll, c->name, NULL);
 	for (size_t i = 0; i < c->nversions; i++)

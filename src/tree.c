@@ -6,7 +6,10 @@
  * and ctime, created the atime.  What an object directory holds is a
  * table, one row per file naming its collection, and each collection has
  * one renderer that points a file at its bytes: a collection's files are
- * rows, not branches.  Pure and stateless: callable from any thread. */
+ * rows, not branches.  expiring/ is a view of the certificates' listing
+ * at now: symbolic links, 0777 as every link, to the certificates whose
+ * exp is within expiring_days= of now or past.  Pure and stateless:
+ * callable from any thread. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -233,6 +236,52 @@ static bool component_is(const char *p, size_t len, const char *word)
 	return len == strlen(word) && strncmp(p, word, len) == 0;
 }
 
+/* The listing of collection c in lists; NULL when it is not mounted. */
+static const struct kvfs_listing *
+listing_of(const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
+	   enum kvfs_collection c)
+{
+	return lists ? lists[c] : NULL;
+}
+
+#define SECONDS_PER_DAY 86400
+
+bool kvfs_tree_expiring(const struct kvfs_tree *t,
+			const struct kvfs_object_item *it, int64_t now)
+{
+	int64_t exp = it->attrs.exp;
+
+	return exp != 0 &&
+	       exp - now <= (int64_t)t->config->expiring_days * SECONDS_PER_DAY;
+}
+
+/* The rest of a path after "/expiring": the directory, or a link to a
+ * certificate of l (NULL: certificates are not mounted) in it at now. */
+static int resolve_expiring(const struct kvfs_tree *t, const char *p,
+			    const struct kvfs_listing *l, int64_t now,
+			    struct kvfs_tree_node *ret)
+{
+	struct kvfs_tree_node n = {.kind = KVFS_NODE_EXPIRING,
+				   .coll = KVFS_COLLECTION_CERTIFICATES};
+	char name[KVFS_TREE_NAME_MAX + 1];
+	int len;
+
+	if (!l)
+		return -ENOENT;
+	if (*p != '\0') {
+		len = component(++p, name, sizeof(name));
+		if (len < 0 || p[len] != '\0' ||
+		    !kvfs_vault_object_name_valid(name))
+			return -ENOENT;
+		n.entry = kvfs_listing_find(l, name);
+		if (!n.entry || !kvfs_tree_expiring(t, &n.entry->item, now))
+			return -ENOENT;
+		n.kind = KVFS_NODE_EXPIRING_LINK;
+	}
+	*ret = n;
+	return 0;
+}
+
 /* The rest of a path after "/.kvfs": the directory or one of its files. */
 static int resolve_control(const struct kvfs_tree *t, const char *p,
 			   struct kvfs_tree_node *ret)
@@ -286,14 +335,6 @@ static int resolve_version(const char *p, const struct kvfs_versions *vs,
 	return 0;
 }
 
-/* The listing of collection c in lists; NULL when it is not mounted. */
-static const struct kvfs_listing *
-listing_of(const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
-	   enum kvfs_collection c)
-{
-	return lists ? lists[c] : NULL;
-}
-
 /* The rest of a path after "<collection>/" of a collection whose objects
  * are files: "<name>", ".versions", ".versions/<name>[/<version>]". */
 static int resolve_object_file(const char *p, const struct kvfs_listing *l,
@@ -344,7 +385,7 @@ found:
 int kvfs_tree_resolve(
 	const struct kvfs_tree *t, const char *path,
 	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
-	const struct kvfs_versions *vs, struct kvfs_tree_node *ret)
+	const struct kvfs_versions *vs, int64_t now, struct kvfs_tree_node *ret)
 {
 	const struct kvfs_listing *l;
 	char name[KVFS_TREE_NAME_MAX + 1], part[KVFS_TREE_NAME_MAX + 1];
@@ -361,6 +402,11 @@ int kvfs_tree_resolve(
 	len = (int)strcspn(p, "/");
 	if (component_is(p, (size_t)len, KVFS_CONTROL_DIR))
 		return resolve_control(t, p + len, ret);
+	if (component_is(p, (size_t)len, KVFS_TREE_EXPIRING))
+		return resolve_expiring(
+			t, p + len,
+			listing_of(lists, KVFS_COLLECTION_CERTIFICATES), now,
+			ret);
 	len = component(p, name, sizeof(name));
 	if (len < 0 || !kvfs_collection_from_name(name, &n.coll))
 		return -ENOENT;
@@ -507,6 +553,15 @@ static void stat_times(struct stat *st, int64_t created, int64_t updated)
 	st->st_atim.tv_sec = (time_t)created;
 }
 
+/* The times of a collection's directory, whose listing is l (NULL: not
+ * mounted), and of what is made of it alone (.versions/, expiring/). */
+static void stat_collection_times(const struct kvfs_tree *t,
+				  const struct kvfs_listing *l, struct stat *st)
+{
+	stat_times(st, t->mount_time,
+		   l && l->updated_max ? l->updated_max : t->mount_time);
+}
+
 void kvfs_tree_stat_dir(
 	const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
@@ -519,11 +574,14 @@ void kvfs_tree_stat_dir(
 	st->st_nlink = 2;
 	switch (n->kind) {
 	case KVFS_NODE_ROOT:
-		/* The mount's collections' directories and .kvfs/. */
+		/* The mount's collections' directories, .kvfs/ and, with the
+		 * certificates, expiring/. */
 		st->st_nlink = 2 + 1;
 		for (size_t c = 0; c < KVFS_COLLECTION_COUNT_; c++)
 			if (listing_of(lists, (enum kvfs_collection)c))
 				st->st_nlink++;
+		if (listing_of(lists, KVFS_COLLECTION_CERTIFICATES))
+			st->st_nlink++;
 		stat_times(st, t->mount_time, t->mount_time);
 		break;
 	case KVFS_NODE_COLLECTION:
@@ -531,16 +589,16 @@ void kvfs_tree_stat_dir(
 		/* Every object directory's ".." links here, or that of
 		 * .versions/ when the objects are files. */
 		st->st_nlink = 2 + (shapes[n->coll].is_file ? 1 : l ? l->n : 0);
-		stat_times(st, t->mount_time,
-			   l && l->updated_max ? l->updated_max
-					       : t->mount_time);
+		stat_collection_times(t, l, st);
 		break;
 	case KVFS_NODE_ALL_VERSIONS:
 		l = listing_of(lists, n->coll);
 		st->st_nlink = 2 + (l ? l->n : 0);
-		stat_times(st, t->mount_time,
-			   l && l->updated_max ? l->updated_max
-					       : t->mount_time);
+		stat_collection_times(t, l, st);
+		break;
+	case KVFS_NODE_EXPIRING:
+		/* Links only: no directory's ".." is here. */
+		stat_collection_times(t, listing_of(lists, n->coll), st);
 		break;
 	case KVFS_NODE_OBJECT:
 		st->st_nlink = 3; /* versions/ */
@@ -561,8 +619,36 @@ void kvfs_tree_stat_dir(
 	case KVFS_NODE_FILE:
 	case KVFS_NODE_CONTROL:
 	case KVFS_NODE_CONTROL_FILE:
+	case KVFS_NODE_EXPIRING_LINK:
 		break;
 	}
+}
+
+int kvfs_tree_link_target(const struct kvfs_tree_node *n, char *buf,
+			  size_t size)
+{
+	int len;
+
+	if (n->kind != KVFS_NODE_EXPIRING_LINK)
+		return -EINVAL;
+	len = snprintf(buf, size, "../%s/%s",
+		       kvfs_collection_info(n->coll)->name,
+		       n->entry->item.name);
+	return len < 0 ? -EINVAL : len;
+}
+
+void kvfs_tree_stat_link(
+	const struct kvfs_tree *t, const struct kvfs_tree_node *n,
+	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
+	struct stat *st)
+{
+	int len = kvfs_tree_link_target(n, NULL, 0);
+
+	stat_common(t, st);
+	st->st_mode = S_IFLNK | 0777;
+	st->st_nlink = 1;
+	st->st_size = len < 0 ? 0 : (off_t)len;
+	stat_collection_times(t, listing_of(lists, n->coll), st);
 }
 
 void kvfs_tree_stat_file(const struct kvfs_tree *t,
@@ -641,6 +727,7 @@ enum xattr {
 	X_ENABLED,
 	X_NBF,
 	X_EXP,
+	X_EXPIRES_IN,
 	X_CREATED,
 	X_UPDATED,
 	X_SUBJECT,
@@ -678,6 +765,10 @@ static const struct {
 	[X_ENABLED] = {"user.kvfs.enabled", ALL_COLLECTIONS, 0},
 	[X_NBF] = {"user.kvfs.nbf", ALL_COLLECTIONS, 0},
 	[X_EXP] = {"user.kvfs.exp", ALL_COLLECTIONS, 0},
+	/* exp - now: changes with the clock, which FUSE lets it (the
+	 * kernel keeps no xattr); none without an exp. */
+	[X_EXPIRES_IN] = {"user.kvfs.expires_in",
+			  ONLY(KVFS_COLLECTION_CERTIFICATES), XF_SOME},
 	[X_CREATED] = {"user.kvfs.created", ALL_COLLECTIONS, 0},
 	[X_UPDATED] = {"user.kvfs.updated", ALL_COLLECTIONS, 0},
 	[X_SUBJECT] = {"user.kvfs.subject", ONLY(KVFS_COLLECTION_CERTIFICATES),
@@ -768,14 +859,14 @@ static void files_id(const struct kvfs_files *f, const char **ret_id,
 	*ret_version = h->version;
 }
 
-/* The value of xattr i of n (of n's collection), given its files (NULL:
- * not fetched), in *ret: a string of n's, a number formatted into num, or
- * one made for it in *owned (the caller frees it).  -ENODATA when n has
+/* The value of xattr i of n (of n's collection) at now, given its files
+ * (NULL: not fetched), in *ret: a string of n's, a number formatted into num,
+ * or one made for it in *owned (the caller frees it).  -ENODATA when n has
  * none, or it is from the files and they are not there; -ENOMEM. */
 static int xattr_value(const struct kvfs_tree *t,
 		       const struct kvfs_tree_node *n,
-		       const struct kvfs_files *f, enum xattr i, char *num,
-		       size_t size, char **owned, const char **ret)
+		       const struct kvfs_files *f, enum xattr i, int64_t now,
+		       char *num, size_t size, char **owned, const char **ret)
 {
 	const struct kvfs_object_item *it = item_of(n);
 	const struct kvfs_object_attrs *a = &it->attrs;
@@ -824,6 +915,12 @@ static int xattr_value(const struct kvfs_tree *t,
 		    : i == X_CREATED ? a->created
 				     : a->updated;
 		snprintf(num, size, "%lld", (long long)v);
+		s = num;
+		break;
+	case X_EXPIRES_IN:
+		if (!a->exp)
+			break;
+		snprintf(num, size, "%lld", (long long)(a->exp - now));
 		s = num;
 		break;
 	case X_SUBJECT:
@@ -884,15 +981,16 @@ static bool xattr_listed(const struct kvfs_tree *t,
 	if (xattr_from_files(n, i) && !files)
 		return !(xattrs[i].flags & XF_SOME) &&
 		       !kvfs_tree_fetched_on_open(n->coll);
-	/* Without memory for it, listed all the same: getxattr says so. */
-	return xattr_value(t, n, files, i, num, sizeof(num), &owned, &v) !=
+	/* Without memory for it, listed all the same: getxattr says so.
+	 * Whether there is a value does not depend on the time. */
+	return xattr_value(t, n, files, i, 0, num, sizeof(num), &owned, &v) !=
 	       -ENODATA;
 }
 
 int kvfs_tree_getxattr(const struct kvfs_tree *t,
 		       const struct kvfs_tree_node *n,
 		       const struct kvfs_files *files, const char *name,
-		       char *buf, size_t size)
+		       int64_t now, char *buf, size_t size)
 {
 	_cleanup_free_ char *owned = NULL;
 	int i = xattr_index(name), r;
@@ -902,8 +1000,8 @@ int kvfs_tree_getxattr(const struct kvfs_tree *t,
 	if (i < 0 || !kvfs_tree_has_xattrs(n) ||
 	    !(xattrs[i].colls & ONLY(n->coll)))
 		return -ENODATA;
-	r = xattr_value(t, n, files, (enum xattr)i, num, sizeof(num), &owned,
-			&v);
+	r = xattr_value(t, n, files, (enum xattr)i, now, num, sizeof(num),
+			&owned, &v);
 	return r < 0 ? r : xattr_out(v, strlen(v), buf, size);
 }
 

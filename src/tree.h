@@ -27,6 +27,11 @@
  * (secrets/.versions/<name>/<version>): not a Key Vault name, so it never
  * collides with one, and hidden from ls without -a. */
 #define KVFS_TREE_DOT_VERSIONS ".versions"
+/* The directory of symbolic links to the certificates that expire within
+ * expiring_days= of now, or have expired: expiring/<name> ->
+ * ../certificates/<name>.  At the root when the mount shows certificates;
+ * its set is computed from the listing and the clock on every look. */
+#define KVFS_TREE_EXPIRING "expiring"
 /* The longest name of an object, a version or a file (Key Vault's). */
 #define KVFS_TREE_NAME_MAX 127
 
@@ -43,12 +48,14 @@ enum kvfs_node_kind {
 	KVFS_NODE_ALL_VERSIONS, /* <collection>/.versions/ */
 	KVFS_NODE_CONTROL,	/* .kvfs/ */
 	KVFS_NODE_CONTROL_FILE,
+	KVFS_NODE_EXPIRING,	 /* expiring/ */
+	KVFS_NODE_EXPIRING_LINK, /* expiring/<name>, a symbolic link */
 };
 
 /* What the tree is rendered with, set once at mount. */
 struct kvfs_tree {
 	const struct kvfs_config
-		*config;    /* uid, gid, key_mode, allow_expired */
+		*config; /* uid, gid, key_mode, allow_expired, expiring_days */
 	int64_t mount_time; /* Unix seconds: the times of / and .kvfs/ */
 	bool control;	    /* whether .kvfs/ exists */
 };
@@ -59,8 +66,10 @@ struct kvfs_tree {
  * itself). */
 struct kvfs_tree_node {
 	enum kvfs_node_kind kind;
-	enum kvfs_collection coll;	/* KVFS_NODE_COLLECTION and below */
-	const struct kvfs_entry *entry; /* KVFS_NODE_OBJECT and below */
+	enum kvfs_collection coll;	/* KVFS_NODE_COLLECTION and below, and
+					   KVFS_NODE_EXPIRING* (certificates) */
+	const struct kvfs_entry *entry; /* KVFS_NODE_OBJECT and below, and
+					   KVFS_NODE_EXPIRING_LINK */
 	const struct kvfs_object_item *version; /* inside versions/<v>/ */
 	enum kvfs_file_kind file;		/* KVFS_NODE_FILE */
 	enum kvfs_control_file control;		/* KVFS_NODE_CONTROL_FILE */
@@ -74,7 +83,8 @@ struct kvfs_tree_node {
  * trailing slash) against lists, the listing of each collection (indexed
  * by enum kvfs_collection; NULL for a collection the mount does not
  * show, which then does not exist in the tree; lists NULL: none), and, for a
- * path inside versions/<version>/, the versions listing vs of its object.  A
+ * path inside versions/<version>/, the versions listing vs of its object.
+ * now (Unix seconds) says which certificates expiring/ links.  A
  * collection's directory is spelled exactly as its row of the table; object
  * names are compared without case, as Key Vault does; a name that is not a
  * valid Key Vault name ("..", empty, longer than KVFS_TREE_NAME_MAX) never
@@ -84,7 +94,8 @@ struct kvfs_tree_node {
 int kvfs_tree_resolve(
 	const struct kvfs_tree *t, const char *path,
 	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
-	const struct kvfs_versions *vs, struct kvfs_tree_node *ret);
+	const struct kvfs_versions *vs, int64_t now,
+	struct kvfs_tree_node *ret);
 
 /* Whether path, which resolved to n (KVFS_NODE_OBJECT or below), names
  * the object as the vault spells it: "/<collection>/<name>/...". */
@@ -146,7 +157,8 @@ int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 
 /* The stat of directory n; lists: the listings of the collections, as
  * kvfs_tree_resolve() takes them, for KVFS_NODE_ROOT (which links the
- * collections the mount shows) and KVFS_NODE_COLLECTION (NULL: none). */
+ * collections the mount shows), KVFS_NODE_COLLECTION and KVFS_NODE_EXPIRING
+ * (NULL: none). */
 void kvfs_tree_stat_dir(
 	const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
@@ -171,6 +183,25 @@ void kvfs_tree_statfs(
 bool kvfs_tree_has_xattrs(const struct kvfs_tree_node *n);
 /* Whether name is one of them. */
 bool kvfs_tree_xattr_known(const char *name);
+/* Whether certificate it is in expiring/ at now: it has an exp, and that
+ * is at most expiring_days= days after now (so an expired one is; with
+ * expiring_days=0, only those). */
+bool kvfs_tree_expiring(const struct kvfs_tree *t,
+			const struct kvfs_object_item *it, int64_t now);
+/* The target of the symbolic link n (KVFS_NODE_EXPIRING_LINK),
+ * "../certificates/<name>" with the name as the listing spells it, the
+ * readlink(2) way: truncated to fit size with its '\0' (FUSE's readlink
+ * takes it so); returns its length untruncated, -EINVAL when n is no
+ * link. */
+int kvfs_tree_link_target(const struct kvfs_tree_node *n, char *buf,
+			  size_t size);
+/* The stat of the link n: 0777, its target's length, and the times of
+ * certificates/ (whose listing lists holds). */
+void kvfs_tree_stat_link(
+	const struct kvfs_tree *t, const struct kvfs_tree_node *n,
+	const struct kvfs_listing *const lists[KVFS_COLLECTION_COUNT_],
+	struct stat *st);
+
 /* Whether the objects of collection c are fetched on their first open
  * only, never for their metadata (a secret: its GET is its value). */
 bool kvfs_tree_fetched_on_open(enum kvfs_collection c);
@@ -183,15 +214,16 @@ bool kvfs_tree_xattr_needs_files(const struct kvfs_tree_node *n,
 /* Whether kvfs_tree_listxattr() needs n's files to tell which xattrs n
  * has (one of the files that some objects lack: a key's crv). */
 bool kvfs_tree_listxattr_needs_files(const struct kvfs_tree_node *n);
-/* The value of xattr name of n, the getxattr(2) way, given its version's
- * files (NULL: not fetched; needed when kvfs_tree_xattr_needs_files()):
+/* The value of xattr name of n at now, the getxattr(2) way, given its
+ * version's files (NULL: not fetched; needed when
+ * kvfs_tree_xattr_needs_files()):
  * its length when size is 0, -ERANGE when it does not fit, -ENODATA when
  * name is not n's, n has no value for it or it needs the files and they
  * are NULL, -ENOMEM. */
 int kvfs_tree_getxattr(const struct kvfs_tree *t,
 		       const struct kvfs_tree_node *n,
 		       const struct kvfs_files *files, const char *name,
-		       char *buf, size_t size);
+		       int64_t now, char *buf, size_t size);
 /* The names of n's xattrs, the listxattr(2) way: those with a value,
  * given its files (NULL: not fetched).  One that needs the files is listed
  * without them when it will be there once they are fetched for it (never

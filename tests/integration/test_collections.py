@@ -222,15 +222,17 @@ def test_key_rotation_seen_after_revalidation(mount, az):
 # ---- secrets ----
 
 def test_default_mount_shows_certificates_only(shared_mount):
-    assert sorted(os.listdir(shared_mount.path)) == [".kvfs", "certificates"]
+    assert sorted(os.listdir(shared_mount.path)) == [".kvfs", "certificates",
+                                                     "expiring"]
     for c in ("secrets", "keys"):
         with pytest.raises(FileNotFoundError):
             os.stat(shared_mount.p(c))
 
 
 def test_all_collections_in_table_order(all_mount):
-    assert sorted(os.listdir(all_mount.path)) == [".kvfs", "certificates", "keys", "secrets"]
-    assert os.stat(all_mount.path).st_nlink == 2 + 3 + 1
+    assert sorted(os.listdir(all_mount.path)) == [".kvfs", "certificates", "expiring",
+                                                  "keys", "secrets"]
+    assert os.stat(all_mount.path).st_nlink == 2 + 3 + 1 + 1
 
 
 def test_secrets_listing_costs_its_pages_and_no_get(mount, az):

@@ -51,8 +51,9 @@ def test_cert_pem_and_der_equal_vault(shared_mount, fake):
 
 
 def test_root_lists_the_collections_and_kvfs(shared_mount):
-    assert sorted(os.listdir(shared_mount.path)) == [".kvfs", "certificates"]
-    assert os.stat(shared_mount.path).st_nlink == 4
+    assert sorted(os.listdir(shared_mount.path)) == [".kvfs", "certificates",
+                                                     "expiring"]
+    assert os.stat(shared_mount.path).st_nlink == 5
     for name in ("Certificates", "certificate", "CERTIFICATES"):
         with pytest.raises(FileNotFoundError):
             os.stat(shared_mount.p(name))

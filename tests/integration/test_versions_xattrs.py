@@ -11,6 +11,7 @@ import math
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -21,7 +22,7 @@ from util import vault_requests
 FILES = {"cert.pem", "cert.der", "chain.pem", "fullchain.pem",
          "privkey.pem", "bundle.pem", "cert.pfx"}
 XATTRS = ("id", "version", "x5t", "sha256", "enabled", "nbf", "exp",
-          "created", "updated", "subject", "tags")
+          "expires_in", "created", "updated", "subject", "tags")
 
 
 def version_gets(fake, name):
@@ -147,6 +148,9 @@ def check_xattrs(path, want, tags):
     got = xattrs(path)
     assert sorted(got) == sorted("user.kvfs." + x for x in XATTRS), path
     assert json.loads(got.pop("user.kvfs.tags")) == tags, path
+    # exp - now: a generous bound, the read is not timed
+    left = int(want["user.kvfs.exp"]) - time.time()
+    assert abs(int(got.pop("user.kvfs.expires_in")) - left) < 3600, path
     assert got == want, path
 
 

@@ -178,6 +178,7 @@ static void test_defaults(void)
 	ok(c.on_change == NULL, "no on_change= by default");
 	is_int(c.on_change_delay, 2, "on_change_delay 2");
 	is_int(c.on_change_timeout, 60, "on_change_timeout 60");
+	is_int(c.expiring_days, 30, "expiring_days 30");
 	is_int(c.collections, 1u << KVFS_COLLECTION_CERTIFICATES,
 	       "collections defaults to certificates");
 	ok(c.include.n == 0 && c.exclude.n == 0 && c.tags.n == 0,
@@ -209,7 +210,7 @@ static void test_options(void)
 		  "vault.azure.net/,api_version=7.5",
 		  "-o", "uid=1000,gid=1001,key_mode=0440,allow_expired", "-o",
 		  "on_change=/etc/kvfs/reload-nginx,on_change_delay=0,"
-		  "on_change_timeout=5",
+		  "on_change_timeout=5,expiring_days=0",
 		  "https://127.0.0.1:8443", ".", "-ologlevel=debug", "-f",
 		  NULL);
 	is_int(r, 0, "a full command line parses (%s)", err.message);
@@ -233,6 +234,7 @@ static void test_options(void)
 	is_str(c.on_change, "/etc/kvfs/reload-nginx", "on_change=");
 	is_int(c.on_change_delay, 0, "on_change_delay=0");
 	is_int(c.on_change_timeout, 5, "on_change_timeout=");
+	is_int(c.expiring_days, 0, "expiring_days=0");
 	is_int(c.loglevel, 7, "loglevel=debug");
 	ok(c.foreground && !c.debug, "-f: foreground without debug");
 	is_str(c.vault_url, "https://127.0.0.1:8443", "URL vault");
@@ -420,6 +422,10 @@ static void test_refusals(void)
 		"on_change_timeout");
 	refused("on_change_delay=1h", "on_change_delay with a unit",
 		"on_change_delay");
+	refused("expiring_days=36501", "expiring_days= past a century",
+		"invalid expiring_days '36501': expected days, 0 to 36500");
+	refused("expiring_days=-1",
+		"a negative expiring_days=", "expected days");
 }
 
 static void test_collections(void)
@@ -710,6 +716,7 @@ static void test_help(void)
 		"on_change=",
 		"on_change_delay=",
 		"on_change_timeout=",
+		"expiring_days=",
 		"collections=",
 		"include=",
 		"exclude=",

@@ -2,7 +2,8 @@
  * included, resolved against a hand-made listing and versions listing;
  * the modes of DESIGN §2 (0000 while disabled, not yet valid or expired,
  * key_mode= for the key files, 0444 for the others); the stat of every
- * kind of node; statfs; and the xattrs, the getxattr(2) way. */
+ * kind of node; statfs; the xattrs, the getxattr(2) way; and expiring/,
+ * the links to the certificates within expiring_days= of now. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ static struct kvfs_config config = {
 	.uid = 1234,
 	.gid = 5678,
 	.key_mode = 0400,
+	.expiring_days = 30,
 	.vault_url = "https://v.vault.azure.net",
 };
 
@@ -117,7 +119,7 @@ static int resolve(const char *path, const struct kvfs_versions *vs,
 		   struct kvfs_tree_node *n)
 {
 	memset(n, 0xa5, sizeof(*n));
-	return kvfs_tree_resolve(&tree, path, lists, vs, n);
+	return kvfs_tree_resolve(&tree, path, lists, vs, NOW, n);
 }
 
 static void test_resolve_top(void)
@@ -161,7 +163,7 @@ static void test_resolve_top(void)
 	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
 		is_int(resolve(none[i], NULL, &n), -ENOENT, "'%s' is nothing",
 		       none[i]);
-	is_int(kvfs_tree_resolve(&tree, NULL, lists, NULL, &n), -ENOENT,
+	is_int(kvfs_tree_resolve(&tree, NULL, lists, NULL, NOW, &n), -ENOENT,
 	       "no path is nothing");
 
 	tree.control = false;
@@ -218,8 +220,8 @@ static void test_collections(void)
 
 	n = (struct kvfs_tree_node){.kind = KVFS_NODE_ROOT};
 	kvfs_tree_stat_dir(&tree, &n, lists, &st);
-	is_int(st.st_nlink, 2 + rows + 1, "/ links the %zu rows and .kvfs/",
-	       rows);
+	is_int(st.st_nlink, 2 + rows + 1 + 1,
+	       "/ links the %zu rows, expiring/ and .kvfs/", rows);
 
 	/* Every node below a collection carries it. */
 	static const char *const below[] = {
@@ -338,7 +340,8 @@ static void test_resolve_certificates(void)
 	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
 		is_int(resolve(none[i], NULL, &n), -ENOENT, "'%s' is nothing",
 		       none[i]);
-	is_int(kvfs_tree_resolve(&tree, "/certificates/www", NULL, NULL, &n),
+	is_int(kvfs_tree_resolve(&tree, "/certificates/www", NULL, NULL, NOW,
+				 &n),
 	       -ENOENT, "no certificate without a listing");
 }
 
@@ -351,13 +354,17 @@ static void test_collection_not_mounted(void)
 	struct statvfs sv;
 	struct stat st;
 
-	is_int(kvfs_tree_resolve(&tree, "/certificates", none, NULL, &n),
+	is_int(kvfs_tree_resolve(&tree, "/certificates", none, NULL, NOW, &n),
 	       -ENOENT, "certificates/ is nothing when not mounted");
-	is_int(kvfs_tree_resolve(&tree, "/certificates/www", none, NULL, &n),
+	is_int(kvfs_tree_resolve(&tree, "/certificates/www", none, NULL, NOW,
+				 &n),
 	       -ENOENT, "nor is www under it");
-	is_int(kvfs_tree_resolve(&tree, "/", none, NULL, &n), 0, "/ is there");
+	is_int(kvfs_tree_resolve(&tree, "/", none, NULL, NOW, &n), 0,
+	       "/ is there");
 	kvfs_tree_stat_dir(&tree, &n, none, &st);
 	is_int(st.st_nlink, 2 + 1, "/ links .kvfs/ only");
+	is_int(kvfs_tree_resolve(&tree, "/expiring", none, NULL, NOW, &n),
+	       -ENOENT, "no expiring/ without the certificates");
 	kvfs_tree_statfs(none, &sv);
 	is_int(sv.f_files, 2, "statfs: no objects");
 }
@@ -655,7 +662,7 @@ static void test_stat(void)
 
 	n = (struct kvfs_tree_node){.kind = KVFS_NODE_ROOT};
 	kvfs_tree_stat_dir(&tree, &n, lists, &st);
-	check_stat(&st, S_IFDIR | 0555, 6, MOUNTED, MOUNTED, "/");
+	check_stat(&st, S_IFDIR | 0555, 7, MOUNTED, MOUNTED, "/");
 	n.kind = KVFS_NODE_COLLECTION;
 	kvfs_tree_stat_dir(&tree, &n, lists, &st);
 	check_stat(&st, S_IFDIR | 0555, 5, 60, MOUNTED, "certificates/");
@@ -719,7 +726,8 @@ static const char *xattr(const struct kvfs_tree_node *n,
 			 int *ret_r)
 {
 	static char buf[512];
-	int r = kvfs_tree_getxattr(&tree, n, f, name, buf, sizeof(buf) - 1);
+	int r = kvfs_tree_getxattr(&tree, n, f, name, NOW, buf,
+				   sizeof(buf) - 1);
 
 	buf[r > 0 ? r : 0] = '\0';
 	if (ret_r)
@@ -782,6 +790,7 @@ static void test_xattrs(void)
 		{"user.kvfs.enabled", "true"},
 		{"user.kvfs.nbf", "500"},
 		{"user.kvfs.exp", "2000"},
+		{"user.kvfs.expires_in", "1000"},
 		{"user.kvfs.created", "50"},
 		{"user.kvfs.updated", "60"},
 		{"user.kvfs.subject", "CN=www"},
@@ -799,30 +808,31 @@ static void test_xattrs(void)
 		all += strlen(want[i].name) + 1;
 		ok(kvfs_tree_xattr_known(want[i].name), "%s is known",
 		   want[i].name);
-		is_int(kvfs_tree_getxattr(&tree, &n, files, want[i].name, NULL,
-					  0),
+		is_int(kvfs_tree_getxattr(&tree, &n, files, want[i].name, NOW,
+					  NULL, 0),
 		       len, "%s: its length", want[i].name);
 		memset(buf, 0, sizeof(buf));
-		is_int(kvfs_tree_getxattr(&tree, &n, files, want[i].name, buf,
-					  sizeof(buf)),
+		is_int(kvfs_tree_getxattr(&tree, &n, files, want[i].name, NOW,
+					  buf, sizeof(buf)),
 		       len, "%s: read", want[i].name);
 		is_str(buf, want[i].value, "%s", want[i].name);
-		is_int(kvfs_tree_getxattr(&tree, &n, files, want[i].name, buf,
-					  (size_t)len - 1),
+		is_int(kvfs_tree_getxattr(&tree, &n, files, want[i].name, NOW,
+					  buf, (size_t)len - 1),
 		       -ERANGE, "%s: ERANGE one byte short", want[i].name);
 	}
 	ok(!kvfs_tree_xattr_known("user.kvfs.nope"), "user.kvfs.nope is not");
 	ok(!kvfs_tree_xattr_known("user.kvfs"), "nor user.kvfs");
 	ok(!kvfs_tree_xattr_known("USER.KVFS.ID"), "nor USER.KVFS.ID");
-	is_int(kvfs_tree_getxattr(&tree, &n, files, "security.selinux", buf,
-				  sizeof(buf)),
+	is_int(kvfs_tree_getxattr(&tree, &n, files, "security.selinux", NOW,
+				  buf, sizeof(buf)),
 	       -ENODATA, "security.selinux: ENODATA");
 
 	/* What the listing carries needs no fetch: the attributes and the
 	 * tags, the x5t when the listing has it. */
 	static const char *const listing_only[] = {
-		"user.kvfs.enabled", "user.kvfs.nbf",	  "user.kvfs.exp",
-		"user.kvfs.created", "user.kvfs.updated", "user.kvfs.tags",
+		"user.kvfs.enabled",	"user.kvfs.nbf",     "user.kvfs.exp",
+		"user.kvfs.created",	"user.kvfs.updated", "user.kvfs.tags",
+		"user.kvfs.expires_in",
 	};
 	for (size_t i = 0; i < ELEMENTSOF(listing_only); i++)
 		ok(!kvfs_tree_xattr_needs_files(&n, listing_only[i]),
@@ -883,6 +893,8 @@ static void test_xattrs(void)
 		"/certificates/www/versions/0123abcd",
 		"/certificates/www/versions/0123abcd/cert.pfx",
 	};
+	/* An exp for the version too, so that every one lists them all. */
+	version_items[0].attrs.exp = 3000;
 	for (size_t i = 0; i < ELEMENTSOF(with); i++) {
 		is_int(resolve(with[i], &versions, &n), 0, "%s", with[i]);
 		ok(kvfs_tree_has_xattrs(&n), "%s has xattrs", with[i]);
@@ -901,10 +913,18 @@ static void test_xattrs(void)
 	       "ends with user.kvfs.tags");
 	is_int(kvfs_tree_listxattr(&tree, &n, NULL, buf, all - 1), -ERANGE,
 	       "ERANGE one byte short");
+	is_str(xattr(&n, NULL, "user.kvfs.expires_in", NULL), "2000",
+	       "a version's expires_in: its own exp - now");
+	version_items[0].attrs.exp = 0;
 
 	static const char *const without[] = {
-		"/",	  "/certificates", "/certificates/www/versions",
-		"/.kvfs", "/.kvfs/status",
+		"/",
+		"/certificates",
+		"/certificates/www/versions",
+		"/.kvfs",
+		"/.kvfs/status",
+		"/expiring",
+		"/expiring/www",
 	};
 	for (size_t i = 0; i < ELEMENTSOF(without); i++) {
 		is_int(resolve(without[i], &versions, &n), 0, "%s", without[i]);
@@ -1186,6 +1206,126 @@ static void test_secrets(void)
 	kvfs_files_unref(secret);
 }
 
+/* expiring/: the certificates whose exp is at most expiring_days= after
+ * now, the expired included; never one without an exp. */
+static void test_expiring(void)
+{
+	enum { DAY = 86400 };
+	static struct kvfs_entry e[] = {
+		{.item = {.name = "Edge", /* exactly at the limit */
+			  .attrs = {.enabled = true,
+				    .exp = NOW + 30 * DAY,
+				    .updated = 5}}},
+		{.item = {.name = "gone", /* expired */
+			  .attrs = {.enabled = true, .exp = NOW - 1}}},
+		{.item = {.name = "late", /* one second past the limit */
+			  .attrs = {.enabled = true,
+				    .exp = NOW + 30 * DAY + 1,
+				    .updated = 7}}},
+		{.item = {.name = "never", /* no exp */
+			  .attrs = {.enabled = true}}},
+		{.item = {.name = "now",
+			  .attrs = {.enabled = true, .exp = NOW}}},
+	};
+	struct kvfs_listing l = {
+		.entries = e, .n = ELEMENTSOF(e), .updated_max = 77};
+	const struct kvfs_listing *const ls[KVFS_COLLECTION_COUNT_] = {
+		[KVFS_COLLECTION_CERTIFICATES] = &l,
+	};
+	static const struct {
+		const char *name;
+		bool in, in0;
+	} want[] = {
+		{"Edge", true, false},	{"gone", true, true},
+		{"late", false, false}, {"never", false, false},
+		{"now", true, true},
+	};
+	struct kvfs_tree_node n;
+	char buf[64];
+	struct stat st;
+	int r;
+
+	for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/expiring/%s", want[i].name);
+		is_int(kvfs_tree_expiring(&tree, &e[i].item, NOW), want[i].in,
+		       "%s: %s within 30 days", want[i].name,
+		       want[i].in ? "in" : "not");
+		memset(&n, 0xa5, sizeof(n));
+		r = kvfs_tree_resolve(&tree, path, ls, NULL, NOW, &n);
+		is_int(r, want[i].in ? 0 : -ENOENT, "%s resolves so", path);
+		if (r == 0) {
+			is_int(n.kind, KVFS_NODE_EXPIRING_LINK, "%s is a link",
+			       path);
+			ok(n.entry == &e[i], "%s: to its certificate", path);
+		}
+		config.expiring_days = 0;
+		is_int(kvfs_tree_expiring(&tree, &e[i].item, NOW), want[i].in0,
+		       "%s: expiring_days=0 keeps only the expired",
+		       want[i].name);
+		config.expiring_days = 30;
+	}
+	ok(kvfs_tree_expiring(&tree, &e[2].item, NOW + 1),
+	   "late comes in a second later, with the clock alone");
+
+	is_int(kvfs_tree_resolve(&tree, "/expiring", ls, NULL, NOW, &n), 0,
+	       "/expiring");
+	is_int(n.kind, KVFS_NODE_EXPIRING, "is expiring/");
+	is_int(n.coll, KVFS_COLLECTION_CERTIFICATES, "of the certificates");
+	kvfs_tree_stat_dir(&tree, &n, ls, &st);
+	check_stat(&st, S_IFDIR | 0555, 2, 77, MOUNTED, "expiring/");
+	is_int(kvfs_tree_link_target(&n, buf, sizeof(buf)), -EINVAL,
+	       "expiring/ is no link");
+
+	is_int(kvfs_tree_resolve(&tree, "/expiring/EDGE", ls, NULL, NOW, &n), 0,
+	       "/expiring/EDGE: any case");
+	memset(buf, 'x', sizeof(buf));
+	is_int(kvfs_tree_link_target(&n, buf, sizeof(buf)),
+	       (int)strlen("../certificates/Edge"), "the target's length");
+	is_str(buf, "../certificates/Edge", "to the name as listed");
+	is_int(kvfs_tree_link_target(&n, buf, 8), 20, "untruncated length");
+	is_str(buf, "../cert", "truncated with its NUL");
+	ok(!kvfs_tree_has_xattrs(&n), "a link has no xattrs");
+	kvfs_tree_stat_link(&tree, &n, ls, &st);
+	check_stat(&st, S_IFLNK | 0777, 1, 77, MOUNTED, "expiring/Edge");
+	is_int(st.st_size, 20, "its size: the target's length");
+
+	static const char *const bad[] = {
+		"/expiring/late",	   "/expiring/never",
+		"/expiring/nope",	   "/expiring/..",
+		"/expiring/Edge/cert.pem", "/expiring/",
+		"/expiring/gone/x",	   "/Expiring",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+		is_int(kvfs_tree_resolve(&tree, bad[i], ls, NULL, NOW, &n),
+		       -ENOENT, "'%s' is nothing", bad[i]);
+
+	/* Filtered out: the listing never holds it, nor expiring/. */
+	l.n = 1;
+	is_int(kvfs_tree_resolve(&tree, "/expiring/gone", ls, NULL, NOW, &n),
+	       -ENOENT, "a certificate the listing left out is not there");
+
+	l.n = ELEMENTSOF(e);
+	is_int(kvfs_tree_resolve(&tree, "/certificates/never", ls, NULL, NOW,
+				 &n),
+	       0, "a certificate without exp");
+	xattr(&n, NULL, "user.kvfs.expires_in", &r);
+	is_int(r, -ENODATA, "has no expires_in");
+	ok(!listed(&n, NULL, "user.kvfs.expires_in"), "nor lists it");
+	is_int(kvfs_tree_resolve(&tree, "/certificates/gone", ls, NULL, NOW,
+				 &n),
+	       0, "an expired one");
+	is_str(xattr(&n, NULL, "user.kvfs.expires_in", NULL), "-1",
+	       "expires_in is negative");
+	ok(listed(&n, NULL, "user.kvfs.expires_in"), "and listed");
+	is_int(kvfs_tree_resolve(&tree, "/certificates/now/cert.pem", ls, NULL,
+				 NOW, &n),
+	       0, "a file");
+	is_str(xattr(&n, NULL, "user.kvfs.expires_in", NULL), "0",
+	       "carries it too");
+}
+
 int main(void)
 {
 	test_resolve_top();
@@ -1201,6 +1341,7 @@ int main(void)
 	test_xattrs();
 	test_keys();
 	test_secrets();
+	test_expiring();
 	kvfs_files_unref(files);
 	return done_testing();
 }
