@@ -439,11 +439,12 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		goto out_signals;
 	if (kvfs_onchange_start(onchange) < 0)
 		goto out_threads;
+	/* The mount exists and is about to be served: a unit of Type=notify
+	 * is started only now.  Before the revalidation thread, whose
+	 * RELOADING=1 for an early SIGHUP must come after it. */
+	notify_status(&served, true);
 	if (kvfs_reval_start(reval) < 0)
 		goto out_threads;
-	/* The mount exists and is about to be served: a unit of Type=notify
-	 * is started only now. */
-	notify_status(&served, true);
 
 	r = kvfs_fs_loop(fs);
 	/* 0: unmounted; > 0: the signal that asked us to stop. */

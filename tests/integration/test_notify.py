@@ -128,3 +128,31 @@ def test_no_notify_socket_is_no_obstacle(fake, tmp_path):
             assert os.listdir(m.p("certificates"))
         finally:
             m.unmount()
+
+
+def test_journal_stream_means_syslog_once_mounted(fake, tmp_path):
+    """kvfs -f whose stderr is the journal ($JOURNAL_STREAM names its
+    device and inode) logs through syslog once mounted, like a daemonized
+    kvfs, so that the journal keeps each line's priority; a
+    $JOURNAL_STREAM naming another file changes nothing."""
+    other = tmp_path / "other"
+    other.write_text("")
+    for name, journal in (("other", False), ("journal", True)):
+        errpath = tmp_path / (name + ".stderr")
+        errpath.write_text("")
+        ino = os.stat(errpath).st_ino
+        st = os.stat(errpath if journal else other)
+        mnt = tmp_path / ("mnt-" + name)
+        mnt.mkdir()
+        m = start_mount(fake, mnt, str(errpath), loglevel="info",
+                        env={"JOURNAL_STREAM": "%d:%d" % (st.st_dev,
+                                                          st.st_ino)})
+        # start_mount() truncates the file: the inode stays
+        assert os.stat(errpath).st_ino == ino
+        m.wait_mounted()
+        try:
+            assert os.listdir(m.p("certificates"))
+        finally:
+            m.unmount()
+        mounted = "mounted '%s'" % fake.info["vault_url"] in m.stderr()
+        assert mounted != journal, m.stderr()
