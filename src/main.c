@@ -1,14 +1,16 @@
 /* Start-up order and exit codes.  Harden the process, parse the options (2
- * on a usage error, 0 after --help or --version), refuse a mountpoint that
+ * on a usage error, 0 after --help or --version), take $NOTIFY_SOCKET out
+ * of the environment (notify.h), refuse a mountpoint that
  * cannot work (1: not a directory, or a kvfs mount already there) and an
  * on_change= command that is not safe to run (1) before any credential is
  * read, build http -> auth -> vault -> cache,
  * authenticate and list the vault BEFORE mounting (1 with one precise line
  * on stderr and nothing mounted), then the mount's ladder (serve()):
  * fuse_new, mount, signal handlers, daemonize, the background threads,
- * the FUSE loop, and its undo in reverse.  0 once unmounted, 1 when a rung
- * failed or the loop did.  Single-threaded until the threads start, after
- * the fork of fuse_daemonize(), which they would not survive. */
+ * READY=1 to systemd, the FUSE loop, STOPPING=1, and its undo in reverse.  0
+ * once unmounted, 1 when a rung failed or the loop did.  Single-threaded until
+ * the threads start, after the fork of fuse_daemonize(), which they would not
+ * survive. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <fuse.h>
 
@@ -29,6 +32,7 @@
 #include "http.h"
 #include "kernel.h"
 #include "log.h"
+#include "notify.h"
 #include "onchange.h"
 #include "reval.h"
 #include "secmem.h"
@@ -284,6 +288,67 @@ static enum kvfs_collection load_failed(struct kvfs_cache *cache)
 	return KVFS_COLLECTION_CERTIFICATES;
 }
 
+/* True when stderr is the journal's stream ($JOURNAL_STREAM names its
+ * device and inode, systemd.exec(5)): kvfs -f under systemd.  Syslog is
+ * the journal too, and keeps each line's priority. */
+static bool stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return env && sscanf(env, "%llu:%llu", &dev, &ino) == 2 &&
+	       fstat(STDERR_FILENO, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
+/* What the revalidation thread's callbacks need: the FUSE side that makes
+ * the kernel forget, and what systemd is told. */
+struct served {
+	struct kvfs_fs *fs;
+	struct kvfs_cache *cache;
+	struct kvfs_auth *auth;
+	struct kvfs_notify *notify;
+};
+
+/* Tell systemd the mount serves (ready) and what it shows: "STATUS=12
+ * certificates and 5 secrets; token valid until 2026-12-06T23:00:00Z". */
+static void notify_status(struct served *s, bool ready)
+{
+	char what[256], until[32] = "", msg[384];
+	time_t exp = (time_t)kvfs_auth_expires_at(s->auth);
+	struct tm tm;
+
+	describe_objects(s->cache, what, sizeof(what));
+	if (exp > 0 && gmtime_r(&exp, &tm))
+		strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(msg, sizeof(msg), "%sSTATUS=%s%s%s", ready ? "READY=1\n" : "",
+		 what, until[0] ? "; token valid until " : "", until);
+	(void)kvfs_notify_send(s->notify, msg);
+}
+
+static void served_invalidate(void *data, const struct kvfs_change *c,
+			      bool again)
+{
+	struct served *s = data;
+
+	kvfs_fs_invalidate(s->fs, c, again);
+}
+
+static void served_reloading(void *data)
+{
+	struct served *s = data;
+
+	(void)kvfs_notify_reloading(s->notify);
+}
+
+/* After a SIGHUP's revalidation systemd waits for READY=1 again. */
+static void served_revalidated(void *data, bool asked)
+{
+	notify_status(data, asked);
+}
+
 /* The revalidation the SIGHUP handler wakes; set while it may. */
 static struct kvfs_reval *sighup_reval;
 
@@ -312,8 +377,9 @@ static int set_sighup(struct kvfs_reval *r)
 static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		 struct kvfs_kernel *kernel, struct kvfs_auth *auth,
 		 struct kvfs_control *control, int64_t mounted_at,
-		 struct kvfs_onchange *onchange)
+		 struct kvfs_onchange *onchange, struct kvfs_notify *notify)
 {
+	struct served served = {.cache = cache, .auth = auth, .notify = notify};
 	struct kvfs_reval *reval = NULL;
 	struct fuse_session *se = NULL;
 	struct kvfs_fs *fs = NULL;
@@ -329,12 +395,15 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		return code;
 	}
 	fuse = kvfs_fs_fuse(fs);
+	served.fs = fs;
 	/* Before the fork: its wake-up descriptor keeps a SIGHUP that comes
 	 * before the thread starts. */
 	r = kvfs_reval_new(c, cache, kernel,
 			   &(struct kvfs_reval_ops){
-				   .invalidate = kvfs_fs_invalidate,
-				   .data = fs,
+				   .invalidate = served_invalidate,
+				   .reloading = served_reloading,
+				   .revalidated = served_revalidated,
+				   .data = &served,
 			   },
 			   &reval);
 	if (r < 0) {
@@ -361,7 +430,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		log_error("cannot daemonize");
 		goto out_signals;
 	}
-	if (!c->foreground)
+	if (!c->foreground || stderr_is_journal())
 		kvfs_log_use_syslog(true);
 	describe_objects(cache, what, sizeof(what));
 	log_info("mounted '%s' on '%s': %s", c->vault_url, c->mountpoint, what);
@@ -370,6 +439,10 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		goto out_signals;
 	if (kvfs_onchange_start(onchange) < 0)
 		goto out_threads;
+	/* The mount exists and is about to be served: a unit of Type=notify
+	 * is started only now.  Before the revalidation thread, whose
+	 * RELOADING=1 for an early SIGHUP must come after it. */
+	notify_status(&served, true);
 	if (kvfs_reval_start(reval) < 0)
 		goto out_threads;
 
@@ -380,6 +453,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 			  strerror(-r));
 	else
 		code = 0;
+	(void)kvfs_notify_send(notify, "STOPPING=1");
 	log_info("unmounting '%s'", c->mountpoint);
 
 out_threads:
@@ -409,6 +483,7 @@ int main(int argc, char **argv)
 	struct kvfs_kernel *kernel = NULL;
 	struct kvfs_control *control = NULL;
 	struct kvfs_onchange *onchange = NULL;
+	struct kvfs_notify *notify = NULL;
 	struct kvfs_error err;
 	int64_t mounted_at;
 	int r, code = 1;
@@ -427,6 +502,11 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	kvfs_log_set_level(c.loglevel);
+	/* Before any thread or child (it edits the environment). */
+	if (kvfs_notify_new(&notify) < 0) {
+		fprintf(stderr, "kvfs: out of memory\n");
+		goto out;
+	}
 
 	if (check_mountpoint(&c) < 0)
 		goto out;
@@ -492,7 +572,8 @@ int main(int argc, char **argv)
 			strerror(-r));
 		goto out;
 	}
-	code = serve(&c, cache, kernel, auth, control, mounted_at, onchange);
+	code = serve(&c, cache, kernel, auth, control, mounted_at, onchange,
+		     notify);
 
 out:
 	kvfs_onchange_free(onchange);
@@ -505,5 +586,6 @@ out:
 	kvfs_auth_free(auth);
 	kvfs_http_free(http);
 	kvfs_config_free(&c);
+	kvfs_notify_free(notify);
 	return code;
 }

@@ -2,7 +2,8 @@
  * revalidation is due or someone writes to the eventfd (SIGHUP, or the stop
  * at unmount), revalidates through the cache (which holds the single flight
  * and the stale-on-error state, and reports the changes to the kernel
- * module), then hands the changes the kernel module keeps to the callback.  A
+ * module), then hands the changes the kernel module keeps to the callback,
+ * and tells ops->reloading / ops->revalidated around it.  A
  * change that waits for open files to close is looked at again every
  * WAITING_MS.  Each list page of a revalidation may take at most
  * min(deadline=, refresh=) seconds: a background listing must not sit in the
@@ -120,7 +121,7 @@ static void *reval_main(void *data)
 	for (;;) {
 		struct pollfd pfd = {.fd = r->efd, .events = POLLIN};
 		int64_t wait = next - kvfs_now_ms();
-		bool asked = false;
+		bool asked = false, due;
 		uint64_t n;
 
 		if (wait < 0)
@@ -134,10 +135,14 @@ static void *reval_main(void *data)
 			asked = true;
 		if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
 			break;
-		if (asked || kvfs_now_ms() >= next) {
-			if (asked)
+		due = asked || kvfs_now_ms() >= next;
+		if (due) {
+			if (asked) {
 				log_info("revalidating the listings now "
 					 "(SIGHUP)");
+				if (r->ops.reloading)
+					r->ops.reloading(r->ops.data);
+			}
 			revalidate(r);
 			next = kvfs_now_ms() +
 			       kvfs_reval_delay_ms(r->config->refresh, false,
@@ -149,6 +154,8 @@ static void *reval_main(void *data)
 							    ? r->ops.invalidate
 							    : ignore_change,
 						    r->ops.data);
+		if (due && r->ops.revalidated)
+			r->ops.revalidated(r->ops.data, asked);
 	}
 	return NULL;
 }

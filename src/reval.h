@@ -3,7 +3,9 @@
  * refresh= +/- 20 %, so that a fleet of hosts does not come in step) and at
  * once when asked (SIGHUP), then hands the changes the kernel module keeps
  * (kernel.h) to a callback that tells the kernel, at once and again once the
- * files opened before them are closed.  Knows nothing of FUSE.
+ * files opened before them are closed, and tells the caller before and
+ * after each revalidation (systemd's RELOADING=1 / READY=1).  Knows
+ * nothing of FUSE.
  * kvfs_reval_trigger() is async-signal-safe; everything else is called from
  * one thread. */
 #ifndef KVFS_REVAL_H
@@ -22,6 +24,13 @@ struct kvfs_reval_ops {
 	/* Make the kernel forget what c concerns; runs on the thread.  again:
 	 * c was handed over before (kvfs_kernel_flush()). */
 	void (*invalidate)(void *data, const struct kvfs_change *c, bool again);
+	/* Before a revalidation that kvfs_reval_trigger() asked for; on the
+	 * thread.  NULL: nothing. */
+	void (*reloading)(void *data);
+	/* After each revalidation, once its changes went to invalidate;
+	 * asked: kvfs_reval_trigger() asked for it.  On the thread.  NULL:
+	 * nothing. */
+	void (*revalidated)(void *data, bool asked);
 	void *data;
 };
 
