@@ -66,7 +66,9 @@ def test_notify(fake, tmp_path):
     out.mkdir()
     cmd = tmp_path / "bin" / "cmd"
     cmd.parent.mkdir()
-    cmd.write_text("#!/bin/sh\nenv > %s/env\n" % out)
+    # written whole, then renamed: the test waits for the name
+    cmd.write_text("#!/bin/sh\nenv > %s/env.part && mv %s/env.part %s/env\n"
+                   % (out, out, out))
     os.chmod(cmd, 0o755)
     os.chmod(cmd.parent, 0o755)
     mnt = tmp_path / "mnt"
