@@ -67,17 +67,17 @@ enum slot_state {
 #define FAILED_MIN_MS 200
 
 struct slot {
-	enum kvfs_collection coll;
 	char *key; /* "name", "name/version" or "name/"; the vault's spelling */
-	enum obj_kind kind;
-	enum slot_state state;
+	struct flight *flight; /* SLOT_LOADING */
+	void *obj;	       /* SLOT_READY: the slot's reference */
+	int64_t failed_until;  /* kvfs_now_ms() time */
+	int failed_r;	       /* SLOT_FAILED: the error, until failed_until */
+	/* One byte each (enum kvfs_collection, enum obj_kind, enum
+	 * slot_state): a slot per cached object. */
+	uint8_t coll, kind, state;
 	/* A revalidation saw the certificate change while it was loading:
 	 * the result goes to the waiters but is not kept. */
 	bool stale;
-	struct flight *flight; /* SLOT_LOADING */
-	void *obj;	       /* SLOT_READY: the slot's reference */
-	int failed_r;	       /* SLOT_FAILED: the error, until failed_until */
-	int64_t failed_until;  /* kvfs_now_ms() time */
 };
 
 /* A collection's freshness: the last listing of it that succeeded
@@ -392,7 +392,7 @@ static bool files_fresh_locked(const struct kvfs_cache *cache,
 			       const struct kvfs_files *f,
 			       struct kvfs_log_deferred *why)
 {
-	enum kvfs_collection coll = kvfs_files_header(f)->coll;
+	enum kvfs_collection coll = kvfs_files_header(f).coll;
 	const char *noun = kvfs_collection_info(coll)->noun;
 	const struct coll_state *st = &cache->state[coll];
 	int64_t fetched, seen, now;

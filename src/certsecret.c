@@ -20,9 +20,12 @@ struct kvfs_certsecrets {
 	pthread_cond_t cond; /* a secret's flight landed */
 };
 
-void kvfs_certsecret_clear(struct kvfs_certsecret *s)
+void kvfs_certsecret_free(struct kvfs_certsecret *s)
 {
+	if (!s)
+		return;
 	kvfs_pki_secret_files_clear(&s->files);
+	free(s);
 }
 
 int kvfs_certsecrets_new(const struct kvfs_config *c, struct kvfs_vault *v,
@@ -109,13 +112,20 @@ int kvfs_certsecrets_get(struct kvfs_certsecrets *s, struct kvfs_files *f,
 			 bool fetch, int64_t deadline_ms,
 			 const struct kvfs_pki_secret_files **ret)
 {
-	struct kvfs_certsecret *cs = kvfs_files_certsecret(f);
+	struct kvfs_certsecret **place = kvfs_files_certsecret(f), *cs;
 	struct kvfs_pki_secret_files sf = {0};
 	struct kvfs_log_deferred why = {0};
 	bool waited = false;
 	int r;
 
 	pthread_mutex_lock(&s->lock);
+	if (!*place && fetch)
+		*place = calloc(1, sizeof(**place));
+	cs = *place;
+	if (!cs) {
+		r = fetch ? -ENOMEM : -ENODATA;
+		goto out;
+	}
 	for (;;) {
 		if (kvfs_flight_busy_locked(&cs->flight)) {
 			if (!fetch) {

@@ -36,8 +36,9 @@ struct kvfs_certsecret {
 	struct kvfs_pki_secret_files files; /* READY */
 };
 
-/* Wipes and frees the files; for the last reference of its kvfs_files. */
-void kvfs_certsecret_clear(struct kvfs_certsecret *s);
+/* Wipes and frees s and its files (NULL: nothing); for the last reference
+ * of its kvfs_files. */
+void kvfs_certsecret_free(struct kvfs_certsecret *s);
 
 /* Where the secrets of a mount are fetched: its vault, its configuration
  * (refresh=, NULL: the default) and its lock. */

@@ -1,7 +1,8 @@
 /* The files of one object version: building a certificate's from its
  * bundle (pki.h does the DER), a secret's from its value, a key's from its
- * JWK (jwk.h), or any collection's from what a test made; the index of
- * their header, bytes and metadata every reader goes through; the
+ * JWK (jwk.h), or any collection's from what a test made; the header,
+ * bytes and metadata every reader goes through, found in the collection's
+ * part when asked (no stored index: memory per cached version); the
  * references that share them, the flag that says whether they are current,
  * and the certificate's secret state kept beside them.  Any thread:
  * references, the flag and the hidden size are atomic, and the rest is
@@ -23,22 +24,31 @@
 #include "pki.h"
 #include "util.h"
 
-/* A version's files: the index readers see, and what it points into. */
-struct kvfs_files {
+/* Files as kvfs_files_new_made() copied them: the index and, after it,
+ * every copy, in one wiped allocation of len bytes. */
+struct files_made {
+	size_t len;
 	struct kvfs_files_header h;
 	struct kvfs_files_span bytes[KVFS_FILE_COUNT_];
 	const char *meta[KVFS_META_COUNT_];
+	char data[];
+};
 
+/* A version's files: what the vault answered and what it makes, indexed
+ * on demand by the accessors below (a stored index would cost every
+ * cached version a table). */
+struct kvfs_files {
+	enum kvfs_collection coll;
 	int refs;
-	int64_t fetched_ms; /* fetched_at on the monotonic clock */
 	int current;	    /* atomic: the ready files of the latest slot */
+	int64_t fetched_ms; /* kvfs_now_ms() of the GET */
 	int64_t size_hidden_until; /* atomic, kvfs_now_ms() */
-	struct kvfs_certsecret certsecret;
+	/* A certificate's secret state, made when first asked for: most
+	 * cached versions never have their secret read. */
+	struct kvfs_certsecret *certsecret;
 
-	/* kvfs_files_new_made(): every copy, in one wiped allocation. */
-	char *made;
-	size_t made_len;
-	/* Otherwise the part of h.coll, from the vault's answer. */
+	struct files_made *made; /* kvfs_files_new_made(); else the part */
+	/* The part of coll, from the vault's answer. */
 	union {
 		/* The version's bundle and what its DER makes. */
 		struct {
@@ -66,9 +76,9 @@ struct kvfs_files {
 static void files_free(struct kvfs_files *f)
 {
 	if (f->made) {
-		kvfs_secure_free(f->made, f->made_len);
+		kvfs_secure_free(f->made, f->made->len);
 	} else {
-		switch (f->h.coll) {
+		switch (f->coll) {
 		case KVFS_COLLECTION_CERTIFICATES:
 			kvfs_cert_bundle_clear(&f->cert.bundle);
 			free(f->cert.pem);
@@ -86,7 +96,7 @@ static void files_free(struct kvfs_files *f)
 			break;
 		}
 	}
-	kvfs_certsecret_clear(&f->certsecret);
+	kvfs_certsecret_free(f->certsecret);
 	free(f);
 }
 
@@ -98,29 +108,9 @@ static struct kvfs_files *files_alloc(enum kvfs_collection coll)
 	if (!f)
 		return NULL;
 	f->refs = 1;
-	f->h.coll = coll;
-	f->h.fetched_at = kvfs_wall_now();
+	f->coll = coll;
 	f->fetched_ms = kvfs_now_ms();
 	return f;
-}
-
-static void set_bytes(struct kvfs_files *f, enum kvfs_file_kind k,
-		      const void *data, size_t len)
-{
-	f->bytes[k].data = data;
-	f->bytes[k].len = len;
-}
-
-/* The header of f from the part's common members. */
-static void set_header(struct kvfs_files *f, const char *name, const char *id,
-		       const char *version, const char *tags_json,
-		       const struct kvfs_object_attrs *attrs)
-{
-	f->h.name = name;
-	f->h.id = id;
-	f->h.version = version;
-	f->h.tags_json = tags_json;
-	f->h.attrs = *attrs;
 }
 
 int kvfs_files_new_cert(enum kvfs_collection coll,
@@ -152,13 +142,6 @@ int kvfs_files_new_cert(enum kvfs_collection coll,
 		files_free(f);
 		return -EIO;
 	}
-	set_header(f, b->name, b->id, b->version, b->tags_json, &b->attrs);
-	f->h.exportable = b->exportable;
-	set_bytes(f, KVFS_FILE_CERT_PEM, f->cert.pem, f->cert.pem_len);
-	set_bytes(f, KVFS_FILE_CERT_DER, b->der, b->der_len);
-	f->meta[KVFS_META_X5T] = f->cert.x5t;
-	f->meta[KVFS_META_SHA256] = f->cert.sha256;
-	f->meta[KVFS_META_SUBJECT] = f->cert.subject;
 	*ret = f;
 	return 0;
 }
@@ -166,7 +149,6 @@ int kvfs_files_new_cert(enum kvfs_collection coll,
 int kvfs_files_new_secret(enum kvfs_collection coll, struct kvfs_secret *secret,
 			  struct kvfs_files **ret)
 {
-	struct kvfs_secret *s;
 	struct kvfs_files *f;
 
 	assert(coll == KVFS_COLLECTION_SECRETS);
@@ -175,11 +157,7 @@ int kvfs_files_new_secret(enum kvfs_collection coll, struct kvfs_secret *secret,
 		kvfs_secret_clear(secret);
 		return -ENOMEM;
 	}
-	s = &f->secret;
-	*s = TAKE_STRUCT(*secret);
-	set_header(f, s->name, s->id, s->version, s->tags_json, &s->attrs);
-	set_bytes(f, KVFS_FILE_SECRET_VALUE, s->value, s->value_len);
-	f->meta[KVFS_META_CONTENT_TYPE] = s->content_type;
+	f->secret = TAKE_STRUCT(*secret);
 	*ret = f;
 	return 0;
 }
@@ -249,14 +227,6 @@ int kvfs_files_new_key(enum kvfs_collection coll, struct kvfs_key_bundle *key,
 		return r;
 	}
 	snprintf(f->key.key_size, sizeof(f->key.key_size), "%u", bits);
-	set_header(f, k->name, k->id, k->version, k->tags_json, &k->attrs);
-	set_bytes(f, KVFS_FILE_PUBLIC_PEM, f->key.public_pem,
-		  f->key.public_pem_len);
-	set_bytes(f, KVFS_FILE_PUBLIC_JWK, k->jwk_json, k->jwk_len);
-	f->meta[KVFS_META_KTY] = k->kty;
-	f->meta[KVFS_META_CRV] = k->crv;
-	f->meta[KVFS_META_KEY_OPS] = f->key.key_ops;
-	f->meta[KVFS_META_KEY_SIZE] = f->key.key_size;
 	*ret = f;
 	return 0;
 }
@@ -289,6 +259,7 @@ int kvfs_files_new_made(const struct kvfs_files_made *m,
 			struct kvfs_files **ret)
 {
 	const struct kvfs_files_header *mh = &m->header;
+	struct files_made *made;
 	struct kvfs_files *f;
 	size_t len;
 	char *pos;
@@ -299,67 +270,174 @@ int kvfs_files_new_made(const struct kvfs_files_made *m,
 		len += m->bytes[k].data ? m->bytes[k].len + 1 : 0;
 	for (size_t i = 0; i < KVFS_META_COUNT_; i++)
 		len += made_len(m->meta[i]);
+	len += sizeof(*made);
 
 	f = files_alloc(mh->coll);
 	if (!f)
 		return -ENOMEM;
-	f->made = malloc(len + 1);
-	if (!f->made) {
+	made = calloc(1, len);
+	if (!made) {
 		files_free(f);
 		return -ENOMEM;
 	}
-	f->made_len = len + 1;
-	pos = f->made;
-	f->h.name = made_str(&pos, mh->name);
-	f->h.id = made_str(&pos, mh->id);
-	f->h.version = made_str(&pos, mh->version);
-	f->h.tags_json = made_str(&pos, mh->tags_json);
-	f->h.attrs = mh->attrs;
-	f->h.exportable = mh->exportable;
-	for (size_t k = 0; k < KVFS_FILE_COUNT_; k++)
-		set_bytes(f, (enum kvfs_file_kind)k,
-			  made_put(&pos, m->bytes[k].data, m->bytes[k].len),
-			  m->bytes[k].len);
+	made->len = len;
+	f->made = made;
+	pos = made->data;
+	made->h = *mh;
+	made->h.name = made_str(&pos, mh->name);
+	made->h.id = made_str(&pos, mh->id);
+	made->h.version = made_str(&pos, mh->version);
+	made->h.tags_json = made_str(&pos, mh->tags_json);
+	for (size_t k = 0; k < KVFS_FILE_COUNT_; k++) {
+		made->bytes[k].data =
+			made_put(&pos, m->bytes[k].data, m->bytes[k].len);
+		made->bytes[k].len = m->bytes[k].len;
+	}
 	for (size_t i = 0; i < KVFS_META_COUNT_; i++)
-		f->meta[i] = made_str(&pos, m->meta[i]);
+		made->meta[i] = made_str(&pos, m->meta[i]);
 	*ret = f;
 	return 0;
 }
 
-const struct kvfs_files_header *kvfs_files_header(const struct kvfs_files *f)
+const struct kvfs_object_attrs *kvfs_files_attrs(const struct kvfs_files *f)
 {
-	return &f->h;
+	static const struct kvfs_object_attrs none;
+
+	if (f->made)
+		return &f->made->h.attrs;
+	switch (f->coll) {
+	case KVFS_COLLECTION_CERTIFICATES:
+		return &f->cert.bundle.attrs;
+	case KVFS_COLLECTION_SECRETS:
+		return &f->secret.attrs;
+	case KVFS_COLLECTION_KEYS:
+		return &f->key.bundle.attrs;
+	case KVFS_COLLECTION_COUNT_:
+		break;
+	}
+	return &none;
+}
+
+struct kvfs_files_header kvfs_files_header(const struct kvfs_files *f)
+{
+	struct kvfs_files_header h = {.coll = f->coll,
+				      .attrs = *kvfs_files_attrs(f)};
+
+	if (f->made)
+		return f->made->h;
+	switch (f->coll) {
+	case KVFS_COLLECTION_CERTIFICATES:
+		h.name = f->cert.bundle.name;
+		h.id = f->cert.bundle.id;
+		h.version = f->cert.bundle.version;
+		h.tags_json = f->cert.bundle.tags_json;
+		h.exportable = f->cert.bundle.exportable;
+		break;
+	case KVFS_COLLECTION_SECRETS:
+		h.name = f->secret.name;
+		h.id = f->secret.id;
+		h.version = f->secret.version;
+		h.tags_json = f->secret.tags_json;
+		break;
+	case KVFS_COLLECTION_KEYS:
+		h.name = f->key.bundle.name;
+		h.id = f->key.bundle.id;
+		h.version = f->key.bundle.version;
+		h.tags_json = f->key.bundle.tags_json;
+		break;
+	case KVFS_COLLECTION_COUNT_:
+		break;
+	}
+	return h;
 }
 
 const char *kvfs_files_name(const struct kvfs_files *f)
 {
-	return f->h.name;
+	return kvfs_files_header(f).name;
 }
 
-const struct kvfs_object_attrs *kvfs_files_attrs(const struct kvfs_files *f)
+/* Bytes of a file: set *ret and say true when data is there. */
+static bool span(const void *data, size_t len, struct kvfs_files_span *ret)
 {
-	return &f->h.attrs;
+	ret->data = data;
+	ret->len = len;
+	return data != NULL;
 }
 
 int kvfs_files_bytes(const struct kvfs_files *f, enum kvfs_file_kind k,
 		     const void **ret_data, size_t *ret_len)
 {
-	if ((size_t)k >= KVFS_FILE_COUNT_ || !f->bytes[k].data)
+	struct kvfs_files_span s = {0};
+	bool found = false;
+
+	if ((size_t)k >= KVFS_FILE_COUNT_)
 		return -ENOENT;
-	*ret_data = f->bytes[k].data;
-	*ret_len = f->bytes[k].len;
+	if (f->made) {
+		found = span(f->made->bytes[k].data, f->made->bytes[k].len, &s);
+	} else if (f->coll == KVFS_COLLECTION_CERTIFICATES) {
+		if (k == KVFS_FILE_CERT_PEM)
+			found = span(f->cert.pem, f->cert.pem_len, &s);
+		else if (k == KVFS_FILE_CERT_DER)
+			found = span(f->cert.bundle.der, f->cert.bundle.der_len,
+				     &s);
+	} else if (f->coll == KVFS_COLLECTION_SECRETS) {
+		if (k == KVFS_FILE_SECRET_VALUE)
+			found = span(f->secret.value, f->secret.value_len, &s);
+	} else if (f->coll == KVFS_COLLECTION_KEYS) {
+		if (k == KVFS_FILE_PUBLIC_PEM)
+			found = span(f->key.public_pem, f->key.public_pem_len,
+				     &s);
+		else if (k == KVFS_FILE_PUBLIC_JWK)
+			found = span(f->key.bundle.jwk_json,
+				     f->key.bundle.jwk_len, &s);
+	}
+	if (!found)
+		return -ENOENT;
+	*ret_data = s.data;
+	*ret_len = s.len;
 	return 0;
 }
 
 const char *kvfs_files_meta(const struct kvfs_files *f, enum kvfs_files_meta m)
 {
-	return (size_t)m < KVFS_META_COUNT_ ? f->meta[m] : NULL;
+	if ((size_t)m >= KVFS_META_COUNT_)
+		return NULL;
+	if (f->made)
+		return f->made->meta[m];
+	switch (m) {
+	case KVFS_META_X5T:
+		return f->coll == KVFS_COLLECTION_CERTIFICATES ? f->cert.x5t
+							       : NULL;
+	case KVFS_META_SHA256:
+		return f->coll == KVFS_COLLECTION_CERTIFICATES ? f->cert.sha256
+							       : NULL;
+	case KVFS_META_SUBJECT:
+		return f->coll == KVFS_COLLECTION_CERTIFICATES ? f->cert.subject
+							       : NULL;
+	case KVFS_META_CONTENT_TYPE:
+		return f->coll == KVFS_COLLECTION_SECRETS
+			       ? f->secret.content_type
+			       : NULL;
+	case KVFS_META_KTY:
+		return f->coll == KVFS_COLLECTION_KEYS ? f->key.bundle.kty
+						       : NULL;
+	case KVFS_META_CRV:
+		return f->coll == KVFS_COLLECTION_KEYS ? f->key.bundle.crv
+						       : NULL;
+	case KVFS_META_KEY_OPS:
+		return f->coll == KVFS_COLLECTION_KEYS ? f->key.key_ops : NULL;
+	case KVFS_META_KEY_SIZE:
+		return f->coll == KVFS_COLLECTION_KEYS ? f->key.key_size : NULL;
+	case KVFS_META_COUNT_:
+		break;
+	}
+	return NULL;
 }
 
 const struct kvfs_cert_bundle *
 kvfs_files_cert_bundle(const struct kvfs_files *f)
 {
-	if (f->made || f->h.coll != KVFS_COLLECTION_CERTIFICATES)
+	if (f->made || f->coll != KVFS_COLLECTION_CERTIFICATES)
 		return NULL;
 	return &f->cert.bundle;
 }
@@ -401,7 +479,7 @@ int64_t kvfs_files_fetched_ms(const struct kvfs_files *f)
 	return f->fetched_ms;
 }
 
-struct kvfs_certsecret *kvfs_files_certsecret(struct kvfs_files *f)
+struct kvfs_certsecret **kvfs_files_certsecret(struct kvfs_files *f)
 {
 	return &f->certsecret;
 }

@@ -60,7 +60,6 @@ enum kvfs_files_meta {
 /* What every collection's version has. */
 struct kvfs_files_header {
 	enum kvfs_collection coll;
-	int64_t fetched_at; /* kvfs_wall_now() of the GET */
 	/* The vault's spelling of the object's name (NULL when the vault's
 	 * answer had none), the version's id URL and version. */
 	const char *name, *id, *version;
@@ -99,7 +98,7 @@ struct kvfs_files_span {
 
 /* A version's files as already made, for the unit tests of the layers
  * above, which need files without a certificate or a key to derive them
- * from: the header (but fetched_at: now), the bytes of the files the
+ * from: the header, the bytes of the files the
  * collection's objects hold themselves (NULL: none) and the metadata
  * (NULL: none).  Everything is copied; referenced once.  -ENOMEM. */
 struct kvfs_files_made {
@@ -110,7 +109,9 @@ struct kvfs_files_made {
 int kvfs_files_new_made(const struct kvfs_files_made *m,
 			struct kvfs_files **ret);
 
-const struct kvfs_files_header *kvfs_files_header(const struct kvfs_files *f);
+/* The header of f, made from its part on demand: its strings live as
+ * long as f. */
+struct kvfs_files_header kvfs_files_header(const struct kvfs_files *f);
 /* The header's name and attrs. */
 const char *kvfs_files_name(const struct kvfs_files *f);
 const struct kvfs_object_attrs *kvfs_files_attrs(const struct kvfs_files *f);
@@ -142,9 +143,10 @@ bool kvfs_files_current(const struct kvfs_files *f);
 void kvfs_files_set_current(struct kvfs_files *f, bool current);
 /* When f was fetched, on kvfs_now_ms()'s clock. */
 int64_t kvfs_files_fetched_ms(const struct kvfs_files *f);
-/* The state of the certificate's secret-derived files, kept with f for
- * as long as f lives (certsecret.h). */
-struct kvfs_certsecret *kvfs_files_certsecret(struct kvfs_files *f);
+/* Where the state of the certificate's secret-derived files is kept with
+ * f for as long as f lives: NULL until certsecret.h makes it, under its
+ * lock; freed with f. */
+struct kvfs_certsecret **kvfs_files_certsecret(struct kvfs_files *f);
 
 /* A reader's fetch of something the files show (a bundle, a versions
  * listing, a secret) failed: what (printf-style) and the error, logged.

@@ -488,7 +488,7 @@ bool kvfs_tree_needs_secret(const struct kvfs_files *files,
 {
 	if (!files || !file_is(k, FROM_SECRET))
 		return false;
-	return !kvfs_tree_holds_key(k) || kvfs_files_header(files)->exportable;
+	return !kvfs_tree_holds_key(k) || kvfs_files_header(files).exportable;
 }
 
 int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
@@ -511,7 +511,7 @@ int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 		  : f->flags & (HOLDS_KEY | SECRET_VALUE) ? t->config->key_mode
 							  : 0444;
 
-	if (files && key && !kvfs_files_header(files)->exportable)
+	if (files && key && !kvfs_files_header(files).exportable)
 		return -ENOENT;
 	if (!files)
 		return closed ? 0 : -ENODATA;
@@ -853,10 +853,10 @@ bool kvfs_tree_listxattr_needs_files(const struct kvfs_tree_node *n)
 static void files_id(const struct kvfs_files *f, const char **ret_id,
 		     const char **ret_version)
 {
-	const struct kvfs_files_header *h = kvfs_files_header(f);
+	const struct kvfs_files_header h = kvfs_files_header(f);
 
-	*ret_id = h->id;
-	*ret_version = h->version;
+	*ret_id = h.id;
+	*ret_version = h.version;
 }
 
 /* The value of xattr i of n (of n's collection) at now, given its files
