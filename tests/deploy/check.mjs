@@ -14,10 +14,11 @@
 //   enforces Pod Security "privileged";
 // - there is a kvfs pod (one with a Bidirectional hostPath: its path is a
 //   kvfs root, the vaults are mounted below it); each of its containers
-//   has a startup and a liveness probe reading
-//   ROOT/<KVFS_VAULT>/.kvfs/status (KVFS_VAULT from its ConfigMap) and a
-//   preStop hook; with workload identity, its ServiceAccount carries the
-//   client ID;
+//   mounts (deploy/kubernetes/kvfs-node-start: KVFS_MOUNTPOINT, by default
+//   /run/kvfs/<KVFS_VAULT>, from its ConfigMap) below its Bidirectional
+//   mount, and has a startup and a liveness probe reading the mount's
+//   .kvfs/status and a preStop hook; with workload identity, its
+//   ServiceAccount carries the client ID;
 // - every container has an image;
 // - a consumer (any other pod) mounts no hostPath inside a kvfs root, and
 //   mounts the root (or a parent of it) read-only with HostToContainer.
@@ -174,13 +175,17 @@ async function checkManifests(files) {
 				m.mountPropagation === "Bidirectional" && volumes.get(m.name)?.hostPath);
 			if (!mount)
 				continue;
-			const vaults = (c.envFrom ?? []).map((e) => e.configMapRef &&
-				named("ConfigMap", ns, e.configMapRef.name)?.data?.KVFS_VAULT).filter(Boolean);
-			if (vaults.length !== 1) {
+			const envs = (c.envFrom ?? []).map((e) => e.configMapRef &&
+				named("ConfigMap", ns, e.configMapRef.name)?.data).filter((d) => d?.KVFS_VAULT);
+			if (envs.length !== 1) {
 				problem(pod.where, `container ${c.name}: no ConfigMap here gives it KVFS_VAULT`);
 				continue;
 			}
-			const status = path.posix.join(norm(mount.mountPath), vaults[0], ".kvfs/status");
+			// kvfs-node-start's mount point
+			const mnt = norm(envs[0].KVFS_MOUNTPOINT ?? `/run/kvfs/${envs[0].KVFS_VAULT}`);
+			if (!inside(mnt, norm(mount.mountPath)))
+				problem(pod.where, `container ${c.name}: kvfs mounts ${mnt}, not below its Bidirectional ${mount.mountPath}`);
+			const status = path.posix.join(mnt, ".kvfs/status");
 			for (const p of ["startupProbe", "livenessProbe"]) {
 				const cmd = probeCommand(c[p]);
 				if (!cmd)

@@ -89,6 +89,10 @@ BREAKS = [
      "container kvfs has no startupProbe (exec)"),
     ("20-configmap.yaml", "KVFS_VAULT: myvault", "KVFS_VAULT: othervault",
      "its startupProbe does not read /run/kvfs/othervault/.kvfs/status"),
+    ("20-configmap.yaml", "KVFS_VAULT: myvault",
+     "KVFS_VAULT: myvault\n  KVFS_MOUNTPOINT: /mnt/myvault",
+     "container kvfs: kvfs mounts /mnt/myvault, not below its Bidirectional "
+     "/run/kvfs"),
     ("30-daemonset.yaml", "preStop:", "postStart:",
      "container kvfs has no preStop hook to unmount"),
     ("10-serviceaccount.yaml", "azure.workload.identity/client-id:",
@@ -189,10 +193,11 @@ def test_cloud_config_gives_kvfs_at_service_what_it_needs():
     m = re.fullmatch(r"kvfs@(.+)\.service", enable[0][3])
     assert m, enable
     instance = m.group(1)
-    mountpoint = subprocess.run(["systemd-escape", "--unescape", "--path",
-                                 instance], capture_output=True, text=True,
-                                check=True).stdout.strip()
-    assert mountpoint.startswith("/") and mountpoint != "/"
+    # systemd-escape --unescape --path
+    mountpoint = "/" + re.sub(r"\\x([0-9a-f]{2})",
+                              lambda x: chr(int(x.group(1), 16)),
+                              instance.replace("-", "/"))
+    assert mountpoint == "/run/kv"
     conf = files["/etc/kvfs/%s.conf" % instance]
     assert conf["permissions"] == "0600"
     keys = [line.split("=", 1)[0] for line in conf["content"].splitlines()]
