@@ -164,6 +164,18 @@ def test_cloud_config_is_valid():
     assert r.stdout.strip() == "Valid cloud-config: %s" % CLOUD_CONFIG
 
 
+def test_readme_mounts_snippet_is_valid(tmp_path):
+    """deploy/README.md's fstab route through cloud-init's mounts:."""
+    with open(os.path.join(DEPLOY, "README.md")) as f:
+        blocks = re.findall(r"^```\n(mounts:\n.*?)^```$", f.read(), re.M | re.S)
+    assert len(blocks) == 1
+    assert "noauto,x-systemd.automount" in blocks[0]
+    p = tmp_path / "mounts.yaml"
+    p.write_text("#cloud-config\n" + blocks[0])
+    r = cloud_init_schema(str(p))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_cloud_init_schema_fails_on_a_broken_config(tmp_path):
     with open(CLOUD_CONFIG) as f:
         text = f.read()
