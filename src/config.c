@@ -69,8 +69,8 @@ enum opt_kind {
 	OPT_MODE,
 	OPT_VERSION, /* api_version: [0-9A-Za-z.-] */
 	OPT_COLLECTIONS,
-	OPT_GLOB, /* appended to a struct kvfs_config_globs */
-	OPT_TAG,  /* appended to the struct kvfs_config_tags */
+	OPT_GLOB,    /* appended to a struct kvfs_config_globs */
+	OPT_TAG,     /* appended to the struct kvfs_config_tags */
 	OPT_PROXY,   /* http(s):// proxy URL, no credentials: parse_proxy() */
 	OPT_NOPROXY, /* libcurl's no-proxy list */
 };
@@ -903,12 +903,14 @@ static int env_default(struct kvfs_config *c, const char *env, const char *key,
 	return r;
 }
 
-/* https_proxy and no_proxy, the lower case first as libcurl reads them:
- * the defaults of proxy= (credentials allowed here) and noproxy=.  Read
- * here once: http.c tells libcurl to read no variable of its own. */
+/* https_proxy (else all_proxy) and no_proxy, the lower case first, as
+ * libcurl reads them for an https:// URL: the defaults of proxy=
+ * (credentials allowed here) and noproxy=.  Read here once: http.c tells
+ * libcurl to read no variable of its own. */
 static int proxy_env_defaults(struct kvfs_config *c, struct kvfs_error *err)
 {
-	static const char *const proxies[] = {"https_proxy", "HTTPS_PROXY"};
+	static const char *const proxies[] = {"https_proxy", "HTTPS_PROXY",
+					      "all_proxy", "ALL_PROXY"};
 	static const char *const noproxies[] = {"no_proxy", "NO_PROXY"};
 	int r;
 
@@ -1056,8 +1058,10 @@ static void print_help(void)
 	       "    AZURE_CLIENT_SEND_CERTIFICATE_CHAIN; for auth=imds also\n"
 	       "    IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service) and\n"
 	       "    IDENTITY_ENDPOINT + IMDS_ENDPOINT (Azure Arc);\n"
-	       "    https_proxy, HTTPS_PROXY (proxy=, may hold credentials),\n"
-	       "    no_proxy, NO_PROXY (noproxy=)\n"
+	       "    https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY (proxy=; "
+	       "may "
+	       "hold\n"
+	       "    credentials), no_proxy, NO_PROXY (noproxy=)\n"
 	       "\n"
 	       "systemd credentials (in $CREDENTIALS_DIRECTORY), used when the "
 	       "option is not\n"

@@ -1,6 +1,6 @@
 /* The option table: command line (-o key=value, -f, -d, -s, --help,
- * --version), the Azure SDK environment variables as defaults, validation, and the
- * argument vector handed to libfuse.  An option given twice takes its last
+ * --version), the Azure SDK environment variables as defaults, validation, and
+ * the argument vector handed to libfuse.  An option given twice takes its last
  * value, but for include=, exclude= and tag=, whose every occurrence
  * counts.  Knows nothing of the network.
  * Parsed once in main() before any thread starts; read-only afterwards. */

@@ -208,6 +208,9 @@ int kvfs_http_new(const struct kvfs_http_options *o, struct kvfs_http **ret)
 		}
 		kvfs_url_redact(h->proxy, h->proxy_shown,
 				sizeof(h->proxy_shown));
+		log_info("HTTPS through proxy '%s'%s%s%s", h->proxy_shown,
+			 h->noproxy ? " (not to " : "",
+			 h->noproxy ? h->noproxy : "", h->noproxy ? ")" : "");
 	}
 
 	/* The shared trust store is installed through the SSL_CTX. */
@@ -494,8 +497,8 @@ static bool proxied(const struct kvfs_http *h,
 /* A transfer through the proxy failed with code (-errno r): when the
  * proxy refused the tunnel or could not be reached, say so in err, naming
  * it (redacted), and return -ECONNREFUSED; otherwise r, err untouched. */
-static int proxy_error(const struct kvfs_http *h, CURL *c, CURLcode code,
-		       int r, const char *errbuf, struct kvfs_error *err)
+static int proxy_error(const struct kvfs_http *h, CURL *c, CURLcode code, int r,
+		       const char *errbuf, struct kvfs_error *err)
 {
 	long connect_code = 0;
 
@@ -510,10 +513,9 @@ static int proxy_error(const struct kvfs_http *h, CURL *c, CURLcode code,
 	}
 	if (code == CURLE_COULDNT_RESOLVE_PROXY ||
 	    code == CURLE_COULDNT_CONNECT) {
-		kvfs_error_set_message(err, "cannot reach proxy '%s': %s",
-				       h->proxy_shown,
-				       errbuf[0] ? errbuf
-						 : curl_easy_strerror(code));
+		kvfs_error_set_message(
+			err, "cannot reach proxy '%s': %s", h->proxy_shown,
+			errbuf[0] ? errbuf : curl_easy_strerror(code));
 		return code == CURLE_COULDNT_CONNECT ? r : -EHOSTUNREACH;
 	}
 	return r;
@@ -687,15 +689,14 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 	r = curl_to_errno(code, &t, os_errno);
 	kvfs_metrics_request(rq->label, r < 0 ? 0 : status);
 	if (r < 0) {
+		/* The proxy's own message, when it was the proxy. */
 		if (proxied(h, rq))
 			r = proxy_error(h, c, code, r, errbuf, err);
-		if (err->message[0])
-			; /* the proxy's */
-		else if (r == -EFBIG)
+		if (err->message[0] == '\0' && r == -EFBIG)
 			kvfs_error_set_message(err,
 					       "response larger than %zu bytes",
 					       h->max_body);
-		else
+		else if (err->message[0] == '\0')
 			kvfs_error_set_message(
 				err, "%s",
 				errbuf[0] ? errbuf : curl_easy_strerror(code));

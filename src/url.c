@@ -232,8 +232,9 @@ static bool no_proxy_entry(const char *host, const char *e, size_t n)
 		bits = strtoul(digits, NULL, 10);
 		if (bits > elen * 8)
 			return false;
-		for (size_t i = 0; i < elen; i++, bits = bits > 8 ? bits - 8 : 0) {
-			unsigned mask = bits >= 8 ? 0xff : (0xff00u >> bits) & 0xff;
+		for (size_t i = 0; i<elen; i++, bits = bits> 8 ? bits - 8 : 0) {
+			unsigned mask =
+				bits >= 8 ? 0xff : (0xff00u >> bits) & 0xff;
 
 			if ((ha[i] & mask) != (ea[i] & mask))
 				return false;

@@ -31,10 +31,8 @@ static const char *const azure_env[] = {
 };
 
 static const char *const proxy_env[] = {
-	"https_proxy",
-	"HTTPS_PROXY",
-	"no_proxy",
-	"NO_PROXY",
+	"https_proxy", "HTTPS_PROXY", "all_proxy",
+	"ALL_PROXY",   "no_proxy",    "NO_PROXY",
 };
 
 static void clear_env(void)
@@ -930,6 +928,7 @@ static void test_proxy(void)
 		       "no_proxy, blanks dropped");
 		kvfs_config_free(&c);
 	}
+	setenv("ALL_PROXY", "http://all:1", 1);
 	unsetenv("https_proxy");
 	unsetenv("no_proxy");
 	r = parse(&c, &err, "myvault", ".", NULL);
@@ -945,6 +944,13 @@ static void test_proxy(void)
 	if (r == 0) {
 		is_str(c.proxy, "http://opt:2", "proxy= over HTTPS_PROXY");
 		is_str(c.noproxy, "a.b,c.d,e.f", "noproxy=, '+' and '\\,'");
+		kvfs_config_free(&c);
+	}
+	unsetenv("HTTPS_PROXY");
+	r = parse(&c, &err, "myvault", ".", NULL);
+	is_int(r, 0, "ALL_PROXY parses (%s)", err.message);
+	if (r == 0) {
+		is_str(c.proxy, "http://all:1", "ALL_PROXY after HTTPS_PROXY");
 		kvfs_config_free(&c);
 	}
 	setenv("HTTPS_PROXY", "http://u:pw@bad host", 1);
