@@ -1,8 +1,8 @@
 /* The option table and everything around it: the command line (-o
  * key=value, possibly repeated: the last value wins, but include=, exclude=
- * and tag= keep every occurrence; -f, -d, --help, --version), systemd
- * credentials and then the Azure SDK environment variables as defaults (an
- * option always wins), validation,
+ * and tag= keep every occurrence; -f, -d, -s, --help, --version), systemd
+ * credentials and then the Azure SDK and proxy environment variables as
+ * defaults (an option always wins), validation,
  * and the argument vector handed to libfuse.  A secret is never accepted on
  * the command line.  Runs once in main() before any thread exists. */
 #include <errno.h>
@@ -15,6 +15,10 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
+#include <fuse.h>
+#include <openssl/crypto.h>
 
 #include "collection.h"
 #include "config.h"
@@ -65,8 +69,10 @@ enum opt_kind {
 	OPT_MODE,
 	OPT_VERSION, /* api_version: [0-9A-Za-z.-] */
 	OPT_COLLECTIONS,
-	OPT_GLOB, /* appended to a struct kvfs_config_globs */
-	OPT_TAG,  /* appended to the struct kvfs_config_tags */
+	OPT_GLOB,    /* appended to a struct kvfs_config_globs */
+	OPT_TAG,     /* appended to the struct kvfs_config_tags */
+	OPT_PROXY,   /* http(s):// proxy URL, no credentials: parse_proxy() */
+	OPT_NOPROXY, /* libcurl's no-proxy list */
 };
 
 struct opt {
@@ -113,6 +119,10 @@ static const struct opt opts[] = {
 	 "token audience (default: from the vault)"},
 	{"ca_file", OPT_PATH, F(ca_file), 0, 0, "PATH",
 	 "extra trusted CA certificates (PEM)"},
+	{"proxy", OPT_PROXY, F(proxy), 0, 0, "URL",
+	 "HTTPS goes through it (default $https_proxy)"},
+	{"noproxy", OPT_NOPROXY, F(noproxy), 0, 0, "LIST",
+	 "hosts reached directly (default $no_proxy)"},
 	{"api_version", OPT_VERSION, F(api_version), 0, 0, "V",
 	 "Key Vault API version (default " KVFS_DEFAULT_API_VERSION ")"},
 	{"refresh", OPT_SECONDS, F(refresh), 1, 31536000, "SECONDS",
@@ -139,6 +149,8 @@ static const struct opt opts[] = {
 	 "keep expired certificates readable"},
 	{"allow_other", OPT_FLAG, F(allow_other), 0, 0, NULL,
 	 "let other users in (with default_permissions)"},
+	{"auto_unmount", OPT_FLAG, F(auto_unmount), 0, 0, NULL,
+	 "unmount when kvfs dies, even by SIGKILL"},
 	{"uid", OPT_UID, F(uid), 0, 0, "N",
 	 "owner of every file (default: you)"},
 	{"gid", OPT_GID, F(gid), 0, 0, "N",
@@ -178,6 +190,12 @@ static const char *const dropped[] = {
 	"silent",     "loud",	     "iversion",
 	"noiversion", "nonempty",    "default_permissions",
 };
+
+/* Other FUSE filesystems' mode options (rclone and sshfs's umask=, s3fs
+ * and blobfuse's file_mode=/dir_mode=): refused, with kvfs's own way.  A
+ * mode of kvfs says what a file is (a key 0400, a disabled object 0000),
+ * which one mask for every file would blur. */
+static const char *const mode_options[] = {"umask", "file_mode", "dir_mode"};
 
 /* Options with a value that are dropped whatever the value: ours win. */
 static const char *const dropped_prefixes[] = {
@@ -484,6 +502,115 @@ static int add_tag(struct kvfs_config_tags *t, const char *value,
 	return 0;
 }
 
+/* A proxy URL: "[http[s]://][USER[:PASS]@]host[:port][/]" (no scheme is
+ * http://, as libcurl has it) -> "scheme://[USER[:PASS]@]host[:port]", the
+ * host and port judged as every other URL (kvfs_url_parse).  -EINVAL for
+ * anything else, -ENOMEM. */
+static int parse_proxy(const char *value, bool *ret_credentials, char **ret)
+{
+	const char *sep = strstr(value, "://");
+	const char *scheme = sep ? value : "http";
+	size_t slen = sep ? (size_t)(sep - value) : 4;
+	const char *auth = sep ? sep + 3 : value, *at, *host;
+	_cleanup_free_ char *plain = NULL;
+	struct kvfs_url u;
+	char *s;
+	int r;
+
+	if (!(slen == 4 && strncasecmp(scheme, "http", 4) == 0) &&
+	    !(slen == 5 && strncasecmp(scheme, "https", 5) == 0))
+		return -EINVAL;
+	for (const char *p = value; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return -EINVAL;
+	at = memrchr(auth, '@', strcspn(auth, "/?#"));
+	if (at == auth)
+		return -EINVAL; /* "@host": credentials of nobody */
+	host = at ? at + 1 : auth;
+	/* The URL without its credentials, for the one parser. */
+	if (asprintf(&plain, "%.*s://%s", (int)slen, scheme, host) < 0)
+		return -ENOMEM;
+	r = kvfs_url_parse(plain, KVFS_URL_HTTP, &u);
+	if (r < 0)
+		return r;
+	if (plain[u.rest] && strcmp(plain + u.rest, "/") != 0)
+		return -EINVAL;
+	if (asprintf(&s, "%s://%.*s%.*s", u.scheme,
+		     at ? (int)(at + 1 - auth) : 0, auth,
+		     (int)(u.rest - slen - 3), host) < 0)
+		return -ENOMEM;
+	*ret_credentials = at != NULL;
+	*ret = s;
+	return 0;
+}
+
+/* proxy= (from_env false) or a proxy variable of the environment (name):
+ * credentials only from the environment, which ps does not show.  A
+ * message never holds the URL but redacted. */
+static int set_proxy(char **field, const char *value, bool from_env,
+		     const char *name, struct kvfs_error *err)
+{
+	char shown[256];
+	bool credentials = false;
+	char *s = NULL;
+	int r;
+
+	r = parse_proxy(value, &credentials, &s);
+	if (r == -ENOMEM)
+		return r;
+	kvfs_url_redact(value, shown, sizeof(shown));
+	if (r < 0)
+		return fail(err, r,
+			    "invalid %s '%s': expected http://host:port (or "
+			    "https://)",
+			    name, shown);
+	if (credentials && !from_env) {
+		kvfs_secure_free_str(s);
+		return fail(err, -EINVAL,
+			    "refusing %s with credentials: a password on the "
+			    "command line is visible to every user; set "
+			    "https_proxy in kvfs's environment instead",
+			    name);
+	}
+	kvfs_secure_free_str(*field);
+	*field = s;
+	return 0;
+}
+
+/* libcurl's no-proxy list: entries separated by commas (written "\\," in
+ * -o, as any comma in a value) or '+', blanks around them dropped. */
+static int set_noproxy(char **field, const char *value, const char *name,
+		       struct kvfs_error *err)
+{
+	char *s = malloc(strlen(value) + 1), *o = s;
+
+	if (!s)
+		return -ENOMEM;
+	for (const char *p = value; *p; p++) {
+		char ch = *p == '+' ? ',' : *p;
+
+		if (ch == ' ' || ch == '\t')
+			continue;
+		if (!host_char(ch) && !strchr(",*:/[]_", ch)) {
+			free(s);
+			return fail(err, -EINVAL,
+				    "invalid %s '%s': expected host names, "
+				    "domains, addresses or '*', separated by "
+				    "commas",
+				    name, value);
+		}
+		if (ch == ',' && (o == s || o[-1] == ','))
+			continue;
+		*o++ = ch;
+	}
+	if (o > s && o[-1] == ',')
+		o--;
+	*o = '\0';
+	free(*field);
+	*field = s;
+	return 0;
+}
+
 static int set_string(char **field, char *value)
 {
 	if (!value)
@@ -634,6 +761,10 @@ static int apply(struct kvfs_config *c, const struct opt *o, const char *value,
 		return add_glob(field, o, value, err);
 	case OPT_TAG:
 		return add_tag(field, value, err);
+	case OPT_PROXY:
+		return set_proxy(field, value, false, o->name, err);
+	case OPT_NOPROXY:
+		return set_noproxy(field, value, o->name, err);
 	case OPT_FLAG:
 		break;
 	}
@@ -677,6 +808,17 @@ static int parse_one(struct kvfs_config *c, const char *item,
 		if (strlen(opts[i].name) == klen &&
 		    strncmp(item, opts[i].name, klen) == 0)
 			return apply(c, &opts[i], eq ? eq + 1 : NULL, err);
+
+	for (size_t i = 0; i < ELEMENTSOF(mode_options); i++)
+		if (strlen(mode_options[i]) == klen &&
+		    strncmp(item, mode_options[i], klen) == 0)
+			return fail(err, -EINVAL,
+				    "unsupported option '%s': kvfs sets each "
+				    "mode itself (directories 0555, files "
+				    "0444, files holding a key or secret "
+				    "key_mode=, default 0%o); use key_mode=, "
+				    "uid=, gid= and allow_other",
+				    mode_options[i], KVFS_DEFAULT_KEY_MODE);
 
 	for (size_t i = 0; i < ELEMENTSOF(dropped); i++)
 		if (strcmp(item, dropped[i]) == 0)
@@ -761,6 +903,34 @@ static int env_default(struct kvfs_config *c, const char *env, const char *key,
 	return r;
 }
 
+/* https_proxy (else all_proxy) and no_proxy, the lower case first, as
+ * libcurl reads them for an https:// URL: the defaults of proxy=
+ * (credentials allowed here) and noproxy=.  Read here once: http.c tells
+ * libcurl to read no variable of its own. */
+static int proxy_env_defaults(struct kvfs_config *c, struct kvfs_error *err)
+{
+	static const char *const proxies[] = {"https_proxy", "HTTPS_PROXY",
+					      "all_proxy", "ALL_PROXY"};
+	static const char *const noproxies[] = {"no_proxy", "NO_PROXY"};
+	int r;
+
+	for (size_t i = 0; i < ELEMENTSOF(proxies) && !c->proxy; i++) {
+		const char *v = getenv(proxies[i]);
+
+		if (v && *v) {
+			r = set_proxy(&c->proxy, v, true, proxies[i], err);
+			if (r < 0)
+				return r;
+		}
+	}
+	for (size_t i = 0; i < ELEMENTSOF(noproxies); i++) {
+		r = env_default(c, noproxies[i], "noproxy", &c->noproxy, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* systemd's LoadCredential=/LoadCredentialEncrypted= hand files over in
  * $CREDENTIALS_DIRECTORY, a directory only the service can read that lives
  * as long as the service.  A credential of ours fills in the matching
@@ -833,9 +1003,9 @@ static int build_fuse_argv(struct kvfs_config *c, const char *argv0)
 	/* fsname is VAULT exactly as given, the first field of the fstab line:
 	 * mount -a and findmnt recognise the mount by it, and with anything
 	 * else a second mount -a would stack another kvfs on top. */
-	if (asprintf(&v[n++], "ro,subtype=kvfs,fsname=%s%s", vault,
-		     c->allow_other ? ",allow_other,default_permissions" : "") <
-	    0)
+	if (asprintf(&v[n++], "ro,subtype=kvfs,fsname=%s%s%s", vault,
+		     c->allow_other ? ",allow_other,default_permissions" : "",
+		     c->auto_unmount ? ",auto_unmount" : "") < 0)
 		v[n - 1] = NULL;
 	if (c->debug)
 		v[n++] = strdup("-d");
@@ -859,8 +1029,11 @@ static void print_help(void)
 	       "    -o opt,[opt...]        mount options (below)\n"
 	       "    -f                     stay in the foreground\n"
 	       "    -d                     debug log; implies -f\n"
+	       "    -s                     accepted; kvfs always serves "
+	       "with threads\n"
 	       "    -h, --help             print this help\n"
-	       "    -V, --version          print the version\n"
+	       "    -V, --version          print the versions of kvfs and "
+	       "its libraries\n"
 	       "\n"
 	       "kvfs options:\n");
 	for (size_t i = 0; i < ELEMENTSOF(opts); i++) {
@@ -884,7 +1057,11 @@ static void print_help(void)
 	       "    AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST,\n"
 	       "    AZURE_CLIENT_SEND_CERTIFICATE_CHAIN; for auth=imds also\n"
 	       "    IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service) and\n"
-	       "    IDENTITY_ENDPOINT + IMDS_ENDPOINT (Azure Arc)\n"
+	       "    IDENTITY_ENDPOINT + IMDS_ENDPOINT (Azure Arc);\n"
+	       "    https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY (proxy=; "
+	       "may "
+	       "hold\n"
+	       "    credentials), no_proxy, NO_PROXY (noproxy=)\n"
 	       "\n"
 	       "systemd credentials (in $CREDENTIALS_DIRECTORY), used when the "
 	       "option is not\n"
@@ -898,7 +1075,24 @@ static void print_help(void)
 	       "(_netdev, nofail,\n"
 	       "noauto, x-systemd.*, ...) and generic mount options (rw, "
 	       "dev, suid, ...)\n"
-	       "are accepted and ignored: the mount is always read-only.\n");
+	       "are accepted and ignored: the mount is always read-only.\n"
+	       "umask=, file_mode= and dir_mode= are refused: see "
+	       "key_mode=.\n");
+}
+
+/* kvfs's version first (the man page carries it), then the libraries it
+ * runs with, as loaded. */
+static void print_version(void)
+{
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+
+	printf("kvfs version %s\n"
+	       "libfuse %s\n"
+	       "libcurl %s (%s)\n"
+	       "%s\n",
+	       KVFS_VERSION, fuse_pkgversion(), cv->version,
+	       cv->ssl_version ? cv->ssl_version : "no TLS",
+	       OpenSSL_version(OPENSSL_VERSION));
 }
 
 static void free_globs(struct kvfs_config_globs *g)
@@ -932,6 +1126,8 @@ void kvfs_config_free(struct kvfs_config *c)
 	free(c->default_resource);
 	free(c->ca_file);
 	free(c->api_version);
+	kvfs_secure_free_str(c->proxy);
+	free(c->noproxy);
 	free_globs(&c->include);
 	free_globs(&c->exclude);
 	for (size_t i = 0; i < c->tags.n; i++) {
@@ -976,8 +1172,14 @@ static int parse_args(int argc, char **argv, struct kvfs_config *c, char **pos,
 			return 1;
 		} else if (strcmp(a, "-V") == 0 ||
 			   strcmp(a, "--version") == 0) {
-			printf("kvfs version %s\n", KVFS_VERSION);
+			print_version();
 			return 1;
+		} else if (strcmp(a, "-s") == 0) {
+			/* libfuse's single-threaded loop is for filesystems
+			 * that are not thread-safe; kvfs is, and one file
+			 * operation may wait on the vault for deadline=:
+			 * accepted, and served with threads as ever. */
+			r = 0;
 		} else if (strcmp(a, "-f") == 0) {
 			c->foreground = true;
 			r = 0;
@@ -1049,6 +1251,9 @@ static int finish(struct kvfs_config *c, char **pos, size_t npos,
 		if (r < 0)
 			return r;
 	}
+	r = proxy_env_defaults(c, err);
+	if (r < 0)
+		return r;
 
 	if (!c->send_cert_chain) {
 		const char *v = getenv("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN");

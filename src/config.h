@@ -1,6 +1,6 @@
-/* The option table: command line (-o key=value, -f, -d, --help, --version),
- * the Azure SDK environment variables as defaults, validation, and the
- * argument vector handed to libfuse.  An option given twice takes its last
+/* The option table: command line (-o key=value, -f, -d, -s, --help,
+ * --version), the Azure SDK environment variables as defaults, validation, and
+ * the argument vector handed to libfuse.  An option given twice takes its last
  * value, but for include=, exclude= and tag=, whose every occurrence
  * counts.  Knows nothing of the network.
  * Parsed once in main() before any thread starts; read-only afterwards. */
@@ -83,6 +83,13 @@ struct kvfs_config {
 	char *default_resource; /* from cloud=: "https://vault.azure.net" */
 	char *ca_file;
 	char *api_version; /* "7.4" */
+	/* proxy=, else https_proxy/HTTPS_PROXY: "http[s]://[USER:PASS@]host
+	 * [:port]", credentials only from the environment; wiped when freed.
+	 * NULL: no proxy. */
+	char *proxy;
+	/* noproxy=, else no_proxy/NO_PROXY: libcurl's list, comma-separated
+	 * ("*", host names and domains, addresses, CIDR); NULL: none. */
+	char *noproxy;
 
 	unsigned refresh;	    /* seconds */
 	unsigned max_stale;	    /* seconds */
@@ -93,6 +100,7 @@ struct kvfs_config {
 	unsigned expiring_days;	    /* expiring/'s window; 0: the expired */
 	bool allow_expired;
 	bool allow_other;
+	bool auto_unmount; /* libfuse's: fusermount3 unmounts when we die */
 	bool foreground;
 	bool debug;
 	int loglevel;
@@ -109,7 +117,8 @@ struct kvfs_config {
 	struct kvfs_config_globs exclude;
 	struct kvfs_config_tags tags;
 
-	/* argv for fuse_new(): program name, "-o", "ro,subtype=kvfs,...". */
+	/* argv for fuse_new(): program name, "-o", "ro,subtype=kvfs,...",
+	 * auto_unmount among them when asked for. */
 	int fuse_argc;
 	char **fuse_argv;
 };
@@ -117,8 +126,9 @@ struct kvfs_config {
 /* Parse argv and the environment into *ret.  Returns 0 to go on, 1 when
  * --help or --version was printed (exit 0), or -errno with a message in
  * err->message (exit 2: usage error).  An option that would carry a secret
- * on the command line (secret=, client_secret=, password=, ...) is refused
- * with a message naming the *_file= option to use instead. */
+ * on the command line (secret=, client_secret=, password=, a proxy= with
+ * credentials, ...) is refused with a message naming where to put it
+ * instead. */
 int kvfs_config_parse(int argc, char **argv, struct kvfs_config *ret,
 		      struct kvfs_error *err);
 

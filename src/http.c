@@ -7,7 +7,9 @@
  * The trust store (default CAs + ca_file=) is built once and handed to
  * every handshake.  Every request sets all its options afresh on a reset
  * handle: https only (http when asked, for IMDS), no redirects,
- * verification on, timeouts, a body cap.  CURLcode becomes -errno here and
+ * verification on, timeouts, a body cap, and the proxy: the mount's for a
+ * URL that its no-proxy list leaves to it, else none (libcurl never reads
+ * the environment's).  CURLcode becomes -errno here and
  * nowhere else.  Thread-safe: the pool and the share have their own locks; no
  * lock is held while a transfer runs. */
 #include <errno.h>
@@ -32,6 +34,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "secmem.h"
+#include "url.h"
 #include "util.h"
 
 /* Idle handles kept, each with its connection (defaults.h says why so
@@ -54,6 +57,10 @@ struct kvfs_http {
 	long connect_timeout_ms;
 	long timeout_ms;
 	size_t max_body;
+
+	char *proxy;   /* with its credentials; wiped when freed; or NULL */
+	char *noproxy; /* or NULL */
+	char proxy_shown[256]; /* proxy for a message: redacted */
 };
 
 /* What the callbacks of one transfer write into. */
@@ -192,6 +199,19 @@ int kvfs_http_new(const struct kvfs_http_options *o, struct kvfs_http **ret)
 	h->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms
 					       : KVFS_DEFAULT_HTTP_TIMEOUT_MS;
 	h->max_body = o && o->max_body > 0 ? o->max_body : KVFS_HTTP_MAX_BODY;
+	if (o && o->proxy) {
+		h->proxy = strdup(o->proxy);
+		if (!h->proxy ||
+		    (o->noproxy && !(h->noproxy = strdup(o->noproxy)))) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		kvfs_url_redact(h->proxy, h->proxy_shown,
+				sizeof(h->proxy_shown));
+		log_info("HTTPS through proxy '%s'%s%s%s", h->proxy_shown,
+			 h->noproxy ? " (not to " : "",
+			 h->noproxy ? h->noproxy : "", h->noproxy ? ")" : "");
+	}
 
 	/* The shared trust store is installed through the SSL_CTX. */
 	ver = curl_version_info(CURLVERSION_NOW);
@@ -237,6 +257,8 @@ void kvfs_http_free(struct kvfs_http *h)
 	if (h->share)
 		curl_share_cleanup(h->share);
 	X509_STORE_free(h->store);
+	kvfs_secure_free_str(h->proxy);
+	free(h->noproxy);
 	pthread_mutex_destroy(&h->pool_lock);
 	for (size_t i = 0; i < ELEMENTSOF(h->share_locks); i++)
 		pthread_mutex_destroy(&h->share_locks[i]);
@@ -462,6 +484,43 @@ static int64_t retry_after_ms(const char *v)
 	return (int64_t)s * 1000;
 }
 
+/* Whether rq goes through the mount's proxy: never a request that says
+ * no_proxy (managed identity), nor a URL the no-proxy list names.  Decided
+ * here, not by libcurl, so that an error can say which it was. */
+static bool proxied(const struct kvfs_http *h,
+		    const struct kvfs_http_request *rq)
+{
+	return h->proxy && !rq->no_proxy &&
+	       !kvfs_url_no_proxy(rq->url, h->noproxy);
+}
+
+/* A transfer through the proxy failed with code (-errno r): when the
+ * proxy refused the tunnel or could not be reached, say so in err, naming
+ * it (redacted), and return -ECONNREFUSED; otherwise r, err untouched. */
+static int proxy_error(const struct kvfs_http *h, CURL *c, CURLcode code, int r,
+		       const char *errbuf, struct kvfs_error *err)
+{
+	long connect_code = 0;
+
+	(void)curl_easy_getinfo(c, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+	if (connect_code != 0 && (connect_code < 200 || connect_code > 299)) {
+		kvfs_error_set_message(
+			err, "proxy '%s' refused the tunnel with %ld%s",
+			h->proxy_shown, connect_code,
+			connect_code == 407 ? " (proxy authentication required)"
+					    : "");
+		return -ECONNREFUSED;
+	}
+	if (code == CURLE_COULDNT_RESOLVE_PROXY ||
+	    code == CURLE_COULDNT_CONNECT) {
+		kvfs_error_set_message(
+			err, "cannot reach proxy '%s': %s", h->proxy_shown,
+			errbuf[0] ? errbuf : curl_easy_strerror(code));
+		return code == CURLE_COULDNT_CONNECT ? r : -EHOSTUNREACH;
+	}
+	return r;
+}
+
 /* Everything one request needs, on a freshly reset handle. */
 static int setup(struct kvfs_http *h, CURL *c,
 		 const struct kvfs_http_request *rq, struct curl_slist *headers,
@@ -503,8 +562,17 @@ static int setup(struct kvfs_http *h, CURL *c,
 	SET(CURLOPT_HEADERFUNCTION, header_cb);
 	SET(CURLOPT_HEADERDATA, t);
 	SET(CURLOPT_ERRORBUFFER, errbuf);
-	if (rq->no_proxy)
-		SET(CURLOPT_NOPROXY, "*");
+	/* "" is no proxy, and keeps libcurl off https_proxy and no_proxy:
+	 * config.c read them once, into the options. */
+	if (proxied(h, rq)) {
+		SET(CURLOPT_PROXY, h->proxy);
+		SET(CURLOPT_NOPROXY, "");
+		/* TLS to the vault inside a CONNECT tunnel, verified as
+		 * without a proxy; plain http (IMDS) never comes here. */
+		SET(CURLOPT_HTTPPROXYTUNNEL, 1L);
+	} else {
+		SET(CURLOPT_PROXY, "");
+	}
 	/* libcurl loads no CA of its own; ssl_ctx_cb installs ours. */
 	SET(CURLOPT_CAINFO, NULL);
 	SET(CURLOPT_CAPATH, NULL);
@@ -621,11 +689,14 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 	r = curl_to_errno(code, &t, os_errno);
 	kvfs_metrics_request(rq->label, r < 0 ? 0 : status);
 	if (r < 0) {
-		if (r == -EFBIG)
+		/* The proxy's own message, when it was the proxy. */
+		if (proxied(h, rq))
+			r = proxy_error(h, c, code, r, errbuf, err);
+		if (err->message[0] == '\0' && r == -EFBIG)
 			kvfs_error_set_message(err,
 					       "response larger than %zu bytes",
 					       h->max_body);
-		else
+		else if (err->message[0] == '\0')
 			kvfs_error_set_message(
 				err, "%s",
 				errbuf[0] ? errbuf : curl_easy_strerror(code));

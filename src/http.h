@@ -1,8 +1,10 @@
 /* libcurl behind one small interface: a per-mount client with a pool of
  * reusable easy handles sharing DNS, TLS sessions and connections; TLS
- * verification always on (ca_file= only adds trust); redirects never
- * followed; bodies capped; connect and total timeouts; CURLcode and HTTP
- * status translated to -errno here and nowhere else.  Knows nothing of
+ * verification always on (ca_file= only adds trust; through a proxy too,
+ * whose CONNECT tunnel carries the TLS of the vault); the proxy of the
+ * options and nothing else (no variable of the environment); redirects
+ * never followed; bodies capped; connect and total timeouts; CURLcode and
+ * HTTP status translated to -errno here and nowhere else.  Knows nothing of
  * Azure or JSON.  Thread-safe: any thread may call kvfs_http_perform(). */
 #ifndef KVFS_HTTP_H
 #define KVFS_HTTP_H
@@ -24,6 +26,11 @@ struct kvfs_http_options {
 	/* whole transfer; 0: KVFS_DEFAULT_HTTP_TIMEOUT_MS */
 	long timeout_ms;
 	size_t max_body; /* default KVFS_HTTP_MAX_BODY when 0 */
+	/* "http[s]://[USER:PASS@]host[:port]", or NULL: no proxy.  Copied;
+	 * never logged but redacted. */
+	const char *proxy;
+	/* libcurl's list of hosts reached without the proxy, or NULL. */
+	const char *noproxy;
 };
 
 int kvfs_http_new(const struct kvfs_http_options *o, struct kvfs_http **ret);
@@ -42,7 +49,9 @@ struct kvfs_http_request {
 	const char *body;	    /* POST body, or NULL */
 	size_t body_len;
 	bool allow_http; /* plain http allowed (IMDS on loopback) */
-	bool no_proxy;	 /* bypass any proxy (IMDS, identity) */
+	/* Never through the proxy, whatever noproxy= says: the managed
+	 * identity endpoints, which are link-local or on the host. */
+	bool no_proxy;
 	long timeout_ms; /* whole transfer, at most the client's; 0: its */
 	/* A token request: it gets a handle of its own, closed after it, so
 	 * that libcurl's receive buffer, which keeps the last response for
@@ -59,7 +68,9 @@ struct kvfs_http_response {
 };
 
 /* Perform one request.  Returns 0 when a complete response arrived,
- * whatever its status; -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -ECONNRESET
+ * whatever its status; -ETIMEDOUT, -ECONNREFUSED (also: the proxy refused
+ * the tunnel, or could not be reached; err->message then names it,
+ * redacted), -EHOSTUNREACH, -ECONNRESET
  * (the connection dropped before the response was whole), -EFBIG (body
  * over the cap), -EPROTO (TLS or protocol failure), -EIO otherwise,
  * with err->message and err->endpoint filled.  A bearer token is refused

@@ -520,6 +520,8 @@ int main(int argc, char **argv)
 
 	ho.ca_file = c.ca_file;
 	ho.timeout_ms = (long)c.deadline * 1000;
+	ho.proxy = c.proxy;
+	ho.noproxy = c.noproxy;
 	r = kvfs_http_new(&ho, &http);
 	if (r < 0) {
 		fprintf(stderr, "kvfs: cannot set up HTTPS: %s\n",

@@ -3,6 +3,7 @@
  * in the one form every caller compares (lower-case host, port filled).
  * Redaction works on the string itself, so that a URL CURLU refuses is
  * still stripped of its secrets.  No state; any thread. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,6 +184,97 @@ const char *kvfs_url_path(const char *url)
 	const char *p = url ? strstr(url, "://") : NULL;
 
 	return p ? strchr(p + 3, '/') : NULL;
+}
+
+/* An address without its brackets, as network bytes: 4 (IPv4), 16 (IPv6)
+ * or 0 (not an address). */
+static size_t address(const char *s, size_t n, unsigned char ret[16])
+{
+	char buf[INET6_ADDRSTRLEN + 2];
+
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		s++;
+		n -= 2;
+	}
+	if (n >= sizeof(buf))
+		return 0;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (inet_pton(AF_INET, buf, ret) == 1)
+		return 4;
+	if (inet_pton(AF_INET6, buf, ret) == 1)
+		return 16;
+	return 0;
+}
+
+/* One entry of a no-proxy list (e, n bytes, not empty) against a host as
+ * struct kvfs_url has it. */
+static bool no_proxy_entry(const char *host, const char *e, size_t n)
+{
+	unsigned char ha[16], ea[16];
+	size_t hlen = address(host, strlen(host), ha), elen, len;
+	const char *slash = memchr(e, '/', n);
+
+	if (n == 1 && e[0] == '*')
+		return true;
+	if (slash) { /* a network */
+		unsigned long bits;
+		char digits[4];
+		size_t dn = n - (size_t)(slash - e) - 1;
+
+		elen = address(e, (size_t)(slash - e), ea);
+		if (!elen || elen != hlen || dn == 0 || dn >= sizeof(digits))
+			return false;
+		memcpy(digits, slash + 1, dn);
+		digits[dn] = '\0';
+		if (strspn(digits, "0123456789") != dn)
+			return false;
+		bits = strtoul(digits, NULL, 10);
+		if (bits > elen * 8)
+			return false;
+		for (size_t i = 0; i<elen; i++, bits = bits> 8 ? bits - 8 : 0) {
+			unsigned mask =
+				bits >= 8 ? 0xff : (0xff00u >> bits) & 0xff;
+
+			if ((ha[i] & mask) != (ea[i] & mask))
+				return false;
+		}
+		return true;
+	}
+	elen = address(e, n, ea);
+	if (elen || hlen)
+		return elen == hlen && memcmp(ha, ea, elen) == 0;
+	/* a name: itself, or a name under it */
+	while (n > 0 && e[0] == '.') {
+		e++;
+		n--;
+	}
+	while (n > 0 && e[n - 1] == '.')
+		n--;
+	len = strlen(host);
+	if (n == 0 || len < n || strncasecmp(host + len - n, e, n) != 0)
+		return false;
+	return len == n || host[len - n - 1] == '.';
+}
+
+bool kvfs_url_no_proxy(const char *url, const char *list)
+{
+	struct kvfs_url u;
+
+	if (!list || kvfs_url_parse(url, KVFS_URL_HTTP, &u) < 0)
+		return false;
+	for (const char *p = list; *p;) {
+		size_t n;
+
+		p += strspn(p, " \t,");
+		n = strcspn(p, ",");
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n > 0 && no_proxy_entry(u.host, p, n))
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
 }
 
 /* A precision for "%.*s": n, or what fits in size when less (never above

@@ -53,6 +53,15 @@ int kvfs_url_host(const char *url, char **ret);
  * kvfs_url_parse() and kvfs_url_same_origin(). */
 const char *kvfs_url_path(const char *url);
 
+/* Whether the http(s) URL url is reached without the proxy by the
+ * no-proxy list (comma-separated, blanks around entries ignored): "*"
+ * matches every URL; a host name or domain (a leading '.' optional)
+ * matches itself and every name under it, without case; an IPv4 or IPv6
+ * address (brackets optional) matches itself, and ADDRESS/BITS every
+ * address of that network.  Ports are not compared.  A URL that does not
+ * parse, or a NULL list, matches nothing. */
+bool kvfs_url_no_proxy(const char *url, const char *list);
+
 /* url for a log or error line, into buf (size > 0, always terminated, cut
  * when longer): without its query and fragment, and without the userinfo
  * of its authority (everything up to the last '@'), which may be a

@@ -54,7 +54,7 @@ def test_every_help_option_is_documented():
 
 
 def test_page_carries_kvfs_version():
-    version = run_kvfs(["--version"]).stdout.split()[-1]
+    version = run_kvfs(["--version"]).stdout.splitlines()[0].split()[-1]
     with open(PAGE) as f:
         th = next(l for l in f if l.startswith(".TH "))
     assert '"kvfs %s"' % version in th, th

@@ -1,8 +1,10 @@
 /* Unit tests of config.c: vault name and URL expansion, secrets refused on
  * the command line, environment defaults and options winning over them,
  * fstab options dropped, unknown options refused, numbers, cloud defaults,
- * collections=, the repeatable include=, exclude= and tag=, --help, and
- * the argument vector handed to libfuse.  Runs in tests/data,
+ * collections=, the repeatable include=, exclude= and tag=, proxy= and
+ * noproxy= (and the proxy variables), the libfuse conventions (-s,
+ * auto_unmount, the mode options refused), --help, and the argument vector
+ * handed to libfuse.  Runs in tests/data,
  * which serves as the mountpoint. */
 #include <errno.h>
 #include <stdarg.h>
@@ -28,10 +30,17 @@ static const char *const azure_env[] = {
 	"AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
 };
 
+static const char *const proxy_env[] = {
+	"https_proxy", "HTTPS_PROXY", "all_proxy",
+	"ALL_PROXY",   "no_proxy",    "NO_PROXY",
+};
+
 static void clear_env(void)
 {
 	for (size_t i = 0; i < ELEMENTSOF(azure_env); i++)
 		unsetenv(azure_env[i]);
+	for (size_t i = 0; i < ELEMENTSOF(proxy_env); i++)
+		unsetenv(proxy_env[i]);
 	/* systemd credentials would fill in the *_file= options. */
 	unsetenv("CREDENTIALS_DIRECTORY");
 }
@@ -858,6 +867,124 @@ static void test_credentials(void)
 	clear_env();
 }
 
+/* proxy=value parses to want (NULL: refused, the message naming needle
+ * and never the password "pw"). */
+static void proxy_is(const char *value, const char *want, const char *needle)
+{
+	_cleanup_free_ char *opt = NULL;
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	if (asprintf(&opt, "proxy=%s", value) < 0)
+		abort();
+	r = parse(&c, &err, "-o", opt, "myvault", ".", NULL);
+	if (want) {
+		is_int(r, 0, "proxy=%s accepted (%s)", value, err.message);
+		if (r == 0)
+			is_str(c.proxy, want, "proxy=%s", value);
+	} else {
+		ok(r < 0, "proxy=%s refused", value);
+		ok(r < 0 && strstr(err.message, needle) &&
+			   !strstr(err.message, "pw"),
+		   "message names '%s', no password: %s", needle, err.message);
+	}
+	if (r == 0)
+		kvfs_config_free(&c);
+}
+
+static void test_proxy(void)
+{
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	clear_env();
+	proxy_is("http://proxy.corp:3128", "http://proxy.corp:3128", NULL);
+	proxy_is("HTTP://Proxy.Corp:3128/", "http://Proxy.Corp:3128", NULL);
+	proxy_is("proxy.corp:3128", "http://proxy.corp:3128", NULL);
+	proxy_is("https://10.0.0.1", "https://10.0.0.1", NULL);
+	proxy_is("http://[::1]:8080", "http://[::1]:8080", NULL);
+	proxy_is("socks5://proxy:1080", NULL, "invalid proxy");
+	proxy_is("http://proxy:3128/path", NULL, "invalid proxy");
+	proxy_is("http://proxy:99999", NULL, "invalid proxy");
+	proxy_is("http://u:pw@pro xy:1", NULL, "invalid proxy");
+	proxy_is("http://u:pw@proxy:3128", NULL,
+		 "refusing proxy with credentials");
+	proxy_is("http://u@proxy:3128", NULL,
+		 "refusing proxy with credentials");
+
+	/* The environment's, credentials and all; the lower case first. */
+	setenv("HTTPS_PROXY", "http://upper:1", 1);
+	setenv("https_proxy", "http://u%40x:p%3Aw@lower:3128", 1);
+	setenv("NO_PROXY", "upper.example", 1);
+	setenv("no_proxy", ".corp, 10.0.0.0/8 ,localhost", 1);
+	r = parse(&c, &err, "myvault", ".", NULL);
+	is_int(r, 0, "proxy variables parse (%s)", err.message);
+	if (r == 0) {
+		is_str(c.proxy, "http://u%40x:p%3Aw@lower:3128",
+		       "https_proxy, credentials kept");
+		is_str(c.noproxy, ".corp,10.0.0.0/8,localhost",
+		       "no_proxy, blanks dropped");
+		kvfs_config_free(&c);
+	}
+	setenv("ALL_PROXY", "http://all:1", 1);
+	unsetenv("https_proxy");
+	unsetenv("no_proxy");
+	r = parse(&c, &err, "myvault", ".", NULL);
+	is_int(r, 0, "upper-case variables parse (%s)", err.message);
+	if (r == 0) {
+		is_str(c.proxy, "http://upper:1", "HTTPS_PROXY");
+		is_str(c.noproxy, "upper.example", "NO_PROXY");
+		kvfs_config_free(&c);
+	}
+	r = parse(&c, &err, "-o", "proxy=http://opt:2,noproxy=a.b+c.d\\,e.f",
+		  "myvault", ".", NULL);
+	is_int(r, 0, "options win (%s)", err.message);
+	if (r == 0) {
+		is_str(c.proxy, "http://opt:2", "proxy= over HTTPS_PROXY");
+		is_str(c.noproxy, "a.b,c.d,e.f", "noproxy=, '+' and '\\,'");
+		kvfs_config_free(&c);
+	}
+	unsetenv("HTTPS_PROXY");
+	r = parse(&c, &err, "myvault", ".", NULL);
+	is_int(r, 0, "ALL_PROXY parses (%s)", err.message);
+	if (r == 0) {
+		is_str(c.proxy, "http://all:1", "ALL_PROXY after HTTPS_PROXY");
+		kvfs_config_free(&c);
+	}
+	setenv("HTTPS_PROXY", "http://u:pw@bad host", 1);
+	r = parse(&c, &err, "myvault", ".", NULL);
+	ok(r < 0 && strstr(err.message, "invalid HTTPS_PROXY") &&
+		   !strstr(err.message, "pw"),
+	   "a bad HTTPS_PROXY is named, redacted: %s", err.message);
+	if (r == 0)
+		kvfs_config_free(&c);
+	clear_env();
+	refused("noproxy=a;b", "noproxy= with a ';'", "invalid noproxy");
+}
+
+static void test_fuse_conventions(void)
+{
+	struct kvfs_config c;
+	struct kvfs_error err;
+	int r;
+
+	clear_env();
+	r = parse(&c, &err, "-s", "-o", "auto_unmount", "myvault", ".", NULL);
+	is_int(r, 0, "-s and auto_unmount accepted (%s)", err.message);
+	if (r == 0) {
+		ok(c.auto_unmount, "auto_unmount set");
+		is_str(c.fuse_argv[2],
+		       "ro,subtype=kvfs,fsname=myvault,auto_unmount",
+		       "auto_unmount handed to libfuse");
+		kvfs_config_free(&c);
+	}
+	refused("umask=0077", "umask=", "key_mode=");
+	refused("file_mode=0440", "file_mode=", "key_mode=");
+	refused("dir_mode=0550", "dir_mode=", "unsupported option 'dir_mode'");
+}
+
 int main(void)
 {
 	test_vault_url();
@@ -872,5 +999,7 @@ int main(void)
 	test_credentials();
 	test_help();
 	test_auth_names();
+	test_proxy();
+	test_fuse_conventions();
 	return done_testing();
 }

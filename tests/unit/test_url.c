@@ -1,7 +1,7 @@
 /* The URL module against hostile URLs: userinfo, brackets, ports, case,
  * percent-encoding, backslashes, whitespace, schemes, lengths; each with
  * the exact origin it gives or -EINVAL, then the same-origin verdicts,
- * the host, and the redaction for logs. */
+ * the host, the no-proxy list, and the redaction for logs. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -287,6 +287,53 @@ static void test_path(void)
 	}
 }
 
+static void test_no_proxy(void)
+{
+	static const struct {
+		const char *url, *list;
+		bool bypass;
+	} cases[] = {
+		{"https://v.vault.azure.net", "*", true},
+		{"https://v.vault.azure.net", "vault.azure.net", true},
+		{"https://v.vault.azure.net", ".vault.azure.net", true},
+		{"https://v.vault.azure.net", "VAULT.Azure.NET.", true},
+		{"https://v.vault.azure.net", "v.vault.azure.net", true},
+		{"https://v.vault.azure.net", "ault.azure.net", false},
+		{"https://v.vault.azure.net", "w.vault.azure.net", false},
+		{"https://v.vault.azure.net", "a.b, vault.azure.net ,c", true},
+		{"https://v.vault.azure.net", "a.b,,c", false},
+		{"https://v.vault.azure.net", "", false},
+		{"https://v.vault.azure.net", NULL, false},
+		{"https://10.1.2.3:8443", "10.1.2.3", true},
+		{"https://10.1.2.3", "10.1.2.4", false},
+		{"https://10.1.2.3", "10.0.0.0/8", true},
+		{"https://10.1.2.3", "10.1.2.0/24", true},
+		{"https://10.1.3.3", "10.1.2.0/24", false},
+		{"https://10.1.2.3", "10.1.2.0/31", false},
+		{"https://10.1.2.3", "10.1.2.2/31", true},
+		{"https://10.1.2.3", "10.1.2.2/30", true},
+		{"https://10.1.2.3", "0.0.0.0/0", true},
+		{"https://10.1.2.3", "10.0.0.0/33", false},
+		{"https://10.1.2.3", "10.0.0.0/x", false},
+		{"https://10.1.2.3", "3", false},
+		{"https://127.0.0.1:1", "localhost", false},
+		{"https://[::1]:8443", "::1", true},
+		{"https://[::1]:8443", "[::1]", true},
+		{"https://[fd00::5]", "fd00::/8", true},
+		{"https://[fe80::5]", "fd00::/8", false},
+		{"https://[::1]", "127.0.0.1", false},
+		{"https://10.1.2.3", "::/0", false},
+		{"not a url", "*", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+		ok(kvfs_url_no_proxy(cases[i].url, cases[i].list) ==
+			   cases[i].bypass,
+		   "'%s' %s by '%s'", cases[i].url,
+		   cases[i].bypass ? "bypasses" : "is proxied",
+		   cases[i].list ? cases[i].list : "NULL");
+}
+
 int main(void)
 {
 	test_parse();
@@ -296,5 +343,6 @@ int main(void)
 	test_host();
 	test_redact();
 	test_path();
+	test_no_proxy();
 	return done_testing();
 }
