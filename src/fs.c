@@ -388,18 +388,40 @@ static void audit_open(const struct node *n, const char *path,
 	});
 }
 
-/* The readers= check of an open of key-bearing file n (DESIGN §2: after
- * the mode bits, which the kernel checked), audited either way: 0 or
- * -EACCES.  *id is who the caller is, for the audit of the open once it
- * is served. */
+/* The mode bits of file n for caller id, checked as the kernel does with
+ * default_permissions, which kvfs asks for only with allow_other: without
+ * it, rules that give files to other users are kept here.  Root passes. */
+static bool mode_allows(const struct kvfs_fs *fs, const struct node *n,
+			const struct kvfs_caller_id *id)
+{
+	struct kvfs_tree_view v;
+	struct stat st;
+	mode_t want = S_IROTH;
+
+	/* Without the files: the mode and owner are known without them. */
+	(void)kvfs_tree_view(&fs->tree, &n->t, n->t.file, kvfs_wall_now(), NULL,
+			     -ENODATA, NULL, &v);
+	kvfs_tree_stat_file(&fs->tree, &n->t, &v, &st);
+	if (id->uid == 0)
+		return true;
+	if (id->uid == st.st_uid)
+		want = S_IRUSR;
+	else if (id->gid == st.st_gid)
+		want = S_IRGRP;
+	for (size_t i = 0; want == S_IROTH && i < id->ngroups; i++)
+		if (id->groups[i] == st.st_gid)
+			want = S_IRGRP;
+	return st.st_mode & want;
+}
+
+/* The readers= check of an open of key-bearing file n by caller id (after
+ * the mode bits), audited when it refuses: 0 or -EACCES. */
 static int check_readers(const struct node *n, const char *path,
-			 struct kvfs_caller_id *id)
+			 const struct kvfs_caller_id *id)
 {
 	const struct kvfs_readers *rd = kvfs_rules_readers(n->rules, n->t.rule);
-	const struct fuse_context *ctx = fuse_get_context();
 	struct kvfs_rules_caller c;
 
-	kvfs_caller_identify(ctx->pid, ctx->uid, ctx->gid, id);
 	if (!rd)
 		return 0;
 	c = (struct kvfs_rules_caller){
@@ -492,7 +514,7 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fs_get();
 	struct kvfs_files *files = NULL;
-	bool cacheable = true, counted = false, key;
+	bool cacheable = true, counted = false, key, check_modes;
 	struct kvfs_caller_id id;
 	struct kvfs_tree_view v;
 	struct handle *h;
@@ -521,14 +543,20 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 		node_clear(&n);
 		return -EACCES;
 	}
-	/* Root is not exempt: only readers= says who reads keys. */
 	key = kvfs_tree_key_bearing(n.t.file);
-	if (key) {
+	check_modes = n.rules && !fs->tree.config->allow_other;
+	if (key || check_modes) {
+		const struct fuse_context *ctx = fuse_get_context();
+
+		kvfs_caller_identify(ctx->pid, ctx->uid, ctx->gid, &id);
+	}
+	r = check_modes && !mode_allows(fs, &n, &id) ? -EACCES : 0;
+	/* Root is not exempt: only readers= says who reads keys. */
+	if (r == 0 && key)
 		r = check_readers(&n, path, &id);
-		if (r < 0) {
-			node_clear(&n);
-			return r;
-		}
+	if (r < 0) {
+		node_clear(&n);
+		return r;
 	}
 
 	/* A version's bytes never change: its page cache is always good. */
