@@ -11,12 +11,16 @@
  * handed the same tid to two processes within a second, which takes the
  * whole pid range (kernel.pid_max, 4 million where systemd sets it) used
  * up in that second.)
- * A small direct-mapped table under one mutex held for a copy. */
+ * A small direct-mapped table under one mutex held for a copy.
+ * Who a caller is (kvfs_caller_identify) is read afresh on every call: an
+ * open of a key-bearing file must see the process as it is now. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "caller.h"
 #include "util.h"
@@ -69,4 +73,64 @@ int64_t kvfs_caller_tgid(pid_t tid)
 	slots[i].until_ms = now + TRUST_MS;
 	pthread_mutex_unlock(&lock);
 	return tgid;
+}
+
+/* The "Groups:" line of /proc/<tid>/status. */
+static void groups_from_proc(pid_t tid, struct kvfs_caller_id *id)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (getline(&line, &cap, f) > 0) {
+		char *p = line + 7, *end;
+
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		while (id->ngroups < KVFS_CALLER_GROUPS_MAX) {
+			unsigned long g = strtoul(p, &end, 10);
+
+			if (end == p)
+				break;
+			id->groups[id->ngroups++] = (gid_t)g;
+			p = end;
+		}
+		break;
+	}
+	free(line);
+	fclose(f);
+}
+
+static void exe_from_proc(int64_t pid, struct kvfs_caller_id *id)
+{
+	char path[64];
+	struct stat st;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%lld/exe", (long long)pid);
+	n = readlink(path, id->exe, sizeof(id->exe) - 1);
+	if (n < 0) {
+		id->exe[0] = '\0';
+		return;
+	}
+	id->exe[n] = '\0';
+	/* The file the process runs, even once renamed or replaced. */
+	id->exe_trusted = stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+			  st.st_uid == 0 && !(st.st_mode & 022);
+}
+
+void kvfs_caller_identify(pid_t tid, uid_t uid, gid_t gid,
+			  struct kvfs_caller_id *ret)
+{
+	ret->pid = kvfs_caller_tgid(tid);
+	ret->uid = uid;
+	ret->gid = gid;
+	ret->ngroups = 0;
+	ret->exe_trusted = false;
+	groups_from_proc(tid, ret);
+	exe_from_proc(ret->pid, ret);
 }

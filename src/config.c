@@ -158,6 +158,10 @@ static const struct opt opts[] = {
 	{"key_mode", OPT_MODE, F(key_mode), 0, 0, "0NNN",
 	 "mode of key-bearing files (default " KVFS_STR(
 		 KVFS_DEFAULT_KEY_MODE) ")"},
+	{"rules_file", OPT_PATH, F(rules_file), 0, 0, "PATH",
+	 "owners, modes and key readers per object"},
+	{"key_readers", OPT_STRING, F(key_readers), 0, 0, "SPEC,...",
+	 "who may open key-bearing files (default: the modes say)"},
 	{"collections", OPT_COLLECTIONS, F(collections), 0, 0, "LIST",
 	 "what to mount: a+b or all (default " KVFS_DEFAULT_COLLECTIONS ")"},
 	{"include", OPT_GLOB, F(include), 0, 0, "GLOB",
@@ -1109,6 +1113,8 @@ void kvfs_config_free(struct kvfs_config *c)
 	free(c->vault_arg);
 	free(c->vault_url);
 	free(c->on_change);
+	free(c->rules_file);
+	free(c->key_readers);
 	free(c->mountpoint);
 	free(c->tenant);
 	free(c->client_id);

@@ -108,6 +108,8 @@ struct kvfs_config {
 	uid_t uid;
 	gid_t gid;
 	mode_t key_mode;
+	char *rules_file;  /* rules.h; NULL: none */
+	char *key_readers; /* the readers of every key; NULL: any */
 
 	/* collections=: bit 1u << enum kvfs_collection for each collection
 	 * mounted; never 0 once parsed. */

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "audit.h"
 #include "control.h"
 #include "metrics.h"
 #include "util.h"
@@ -27,6 +28,7 @@ struct kvfs_control {
 static const char *const file_names[] = {
 	[KVFS_CONTROL_STATUS] = "status",
 	[KVFS_CONTROL_METRICS] = "metrics",
+	[KVFS_CONTROL_AUDIT] = "audit",
 };
 
 int kvfs_control_new(const struct kvfs_config *c, struct kvfs_auth *auth,
@@ -291,6 +293,8 @@ int kvfs_control_render(struct kvfs_control *ctl, enum kvfs_control_file f,
 		return render_status(ctl, ret, ret_len);
 	case KVFS_CONTROL_METRICS:
 		return render_metrics(ctl, ret, ret_len);
+	case KVFS_CONTROL_AUDIT:
+		return kvfs_audit_render(ret, ret_len);
 	default:
 		return -ENOENT;
 	}

@@ -4,9 +4,9 @@
  * those the filters left out, each collection's last listing and its
  * failure, vault health, last error), and "metrics",
  * the Prometheus text of metrics.c with the gauges only the cache and
- * auth know.  fs serves these bytes and knows nothing of JSON; this module
- * reads auth, the cache and metrics, and never touches the network.
- * Thread-safe: every render is a fresh snapshot. */
+ * auth know, and "audit", the last key reads (audit.h).  fs serves these bytes
+ * and knows nothing of JSON; this module reads auth, the cache and metrics, and
+ * never touches the network. Thread-safe: every render is a fresh snapshot. */
 #ifndef KVFS_CONTROL_H
 #define KVFS_CONTROL_H
 
@@ -22,6 +22,7 @@
 enum kvfs_control_file {
 	KVFS_CONTROL_STATUS,
 	KVFS_CONTROL_METRICS,
+	KVFS_CONTROL_AUDIT,
 	KVFS_CONTROL_COUNT_,
 };
 
@@ -34,7 +35,7 @@ int kvfs_control_new(const struct kvfs_config *c, struct kvfs_auth *auth,
 		     struct kvfs_control **ret);
 void kvfs_control_free(struct kvfs_control *ctl);
 
-/* "status", "metrics"; NULL for anything else. */
+/* "status", "metrics", "audit"; NULL for anything else. */
 const char *kvfs_control_file_name(enum kvfs_control_file f);
 /* The file called name, or -ENOENT. */
 int kvfs_control_file_of(const char *name, enum kvfs_control_file *ret);

@@ -11,7 +11,10 @@
  * the kernel's page cache is kernel.c's to say, which keeps the changes
  * the kernel must be told; the revalidation thread (reval.c) tells it
  * through kvfs_fs_invalidate(), never from a request handler (that can
- * deadlock). */
+ * deadlock).  The rules (rules.h) are a snapshot that a request holds a
+ * reference to, swapped under a lock of its own (kvfs_fs_set_rules);
+ * every open of a key-bearing file is checked against them and audited
+ * (audit.h), whatever the kernel caches: the kernel always asks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +30,7 @@
 
 #include <fuse.h>
 
+#include "audit.h"
 #include "caller.h"
 #include "control.h"
 #include "defaults.h"
@@ -66,6 +70,9 @@ struct kvfs_fs {
 	 * closed as the mount goes away, so what is left is freed at exit. */
 	pthread_mutex_t handles_lock;
 	struct handle *handles;
+	/* The rules in force (NULL: none), swapped whole. */
+	pthread_mutex_t rules_lock;
+	struct kvfs_rules *rules;
 };
 
 /* The listing of each collection, NULL for one the mount does not show:
@@ -87,6 +94,7 @@ struct node {
 	struct kvfs_tree_node t;
 	struct listings lists;
 	struct kvfs_versions *versions;
+	struct kvfs_rules *rules; /* what t.rule points into */
 };
 
 /* What an open file reads from: one snapshot of one version's files. */
@@ -125,6 +133,19 @@ static void node_clear(struct node *n)
 	n->versions = NULL;
 	n->t.entry = NULL;
 	n->t.version = NULL;
+	n->t.rule = NULL;
+	kvfs_rules_unref(n->rules);
+	n->rules = NULL;
+}
+
+static struct kvfs_rules *rules_get(struct kvfs_fs *fs)
+{
+	struct kvfs_rules *rs;
+
+	pthread_mutex_lock(&fs->rules_lock);
+	rs = kvfs_rules_ref(fs->rules);
+	pthread_mutex_unlock(&fs->rules_lock);
+	return rs;
 }
 
 /* Resolve path against the current listings.  A lookup inside versions/
@@ -151,6 +172,11 @@ static int resolve(struct kvfs_fs *fs, const char *path, struct node *ret)
 		node_clear(&n);
 		return r;
 	}
+	n.rules = rules_get(fs);
+	if (n.t.entry && n.t.kind != KVFS_NODE_EXPIRING_LINK)
+		n.t.rule = kvfs_rules_match(
+			n.rules, kvfs_collection_info(n.t.coll)->name,
+			n.t.entry->item.name);
 	*ret = n;
 	return 0;
 }
@@ -326,12 +352,89 @@ static int readdir_control(const struct kvfs_fs *fs, void *buf,
 	return 0;
 }
 
-/* Whether the caller may open key-bearing files: root, and their owner.
- * (Others whom key_mode= lets in through its group or other bits count as
- * not: they only see size 0 until the secret is fetched.) */
-static bool caller_may_open_keys(const struct kvfs_fs *fs)
+/* Whether the caller may open the key-bearing files of n: root, and their
+ * owner.  (Others whom the key mode lets in through its group or other
+ * bits count as not: they only see size 0 until the secret is fetched.
+ * readers= is only looked at by open.) */
+static bool caller_may_open_keys(const struct kvfs_fs *fs, const struct node *n)
 {
+	uid_t uid = fuse_get_context()->uid;
+
+	if (n->t.rule && (n->t.rule->set & KVFS_RULE_UID))
+		return uid == 0 || uid == n->t.rule->uid;
 	return caller_is_owner(fs);
+}
+
+/* The audit record of an open of key-bearing file path (as FUSE gives
+ * it, "/certificates/www/privkey.pem") of n, whose version is files' (NULL:
+ * not fetched). */
+static void audit_open(const struct node *n, const char *path,
+		       const struct kvfs_files *files,
+		       const struct kvfs_caller_id *id, bool allowed)
+{
+	const char *version = files	     ? kvfs_files_header(files)->version
+			      : n->t.version ? n->t.version->version
+					     : NULL;
+
+	kvfs_audit_key_open(&(struct kvfs_audit_record){
+		.allowed = allowed,
+		.path = path + 1,
+		.version = version,
+		.pid = id->pid,
+		.uid = id->uid,
+		.gid = id->gid,
+		.exe = id->exe,
+		.time = kvfs_wall_now(),
+	});
+}
+
+/* The mode bits of file n for caller id, checked as the kernel does with
+ * default_permissions, which kvfs asks for only with allow_other: without
+ * it, rules that give files to other users are kept here.  Root passes. */
+static bool mode_allows(const struct kvfs_fs *fs, const struct node *n,
+			const struct kvfs_caller_id *id)
+{
+	struct kvfs_tree_view v;
+	struct stat st;
+	mode_t want = S_IROTH;
+
+	/* Without the files: the mode and owner are known without them. */
+	(void)kvfs_tree_view(&fs->tree, &n->t, n->t.file, kvfs_wall_now(), NULL,
+			     -ENODATA, NULL, &v);
+	kvfs_tree_stat_file(&fs->tree, &n->t, &v, &st);
+	if (id->uid == 0)
+		return true;
+	if (id->uid == st.st_uid)
+		want = S_IRUSR;
+	else if (id->gid == st.st_gid)
+		want = S_IRGRP;
+	for (size_t i = 0; want == S_IROTH && i < id->ngroups; i++)
+		if (id->groups[i] == st.st_gid)
+			want = S_IRGRP;
+	return st.st_mode & want;
+}
+
+/* The readers= check of an open of key-bearing file n by caller id (after
+ * the mode bits), audited when it refuses: 0 or -EACCES. */
+static int check_readers(const struct node *n, const char *path,
+			 const struct kvfs_caller_id *id)
+{
+	const struct kvfs_readers *rd = kvfs_rules_readers(n->rules, n->t.rule);
+	struct kvfs_rules_caller c;
+
+	if (!rd)
+		return 0;
+	c = (struct kvfs_rules_caller){
+		.uid = id->uid,
+		.gid = id->gid,
+		.groups = id->groups,
+		.ngroups = id->ngroups,
+		.exe = id->exe_trusted ? id->exe : NULL,
+	};
+	if (kvfs_rules_allow(rd, &c))
+		return 0;
+	audit_open(n, path, NULL, id, false);
+	return -EACCES;
 }
 
 static int kvfs_getattr(const char *path, struct stat *st,
@@ -367,7 +470,7 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	/* With allow_other, a stat of privkey.pem by a user who may not
 	 * open it must not make the daemon fetch the key from the vault. */
 	if (n.t.kind == KVFS_NODE_FILE && kvfs_tree_holds_key(n.t.file))
-		secret = caller_may_open_keys(fs);
+		secret = caller_may_open_keys(fs, &n);
 	if (n.t.kind != KVFS_NODE_FILE) {
 		kvfs_tree_stat_dir(&fs->tree, &n.t, listings_of(&n.lists), st);
 		node_clear(&n);
@@ -411,7 +514,8 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct kvfs_fs *fs = fs_get();
 	struct kvfs_files *files = NULL;
-	bool cacheable = true, counted = false;
+	bool cacheable = true, counted = false, key, check_modes;
+	struct kvfs_caller_id id;
 	struct kvfs_tree_view v;
 	struct handle *h;
 	struct stat st;
@@ -438,6 +542,21 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	if (node_closed(fs, &n)) {
 		node_clear(&n);
 		return -EACCES;
+	}
+	key = kvfs_tree_key_bearing(n.t.file);
+	check_modes = n.rules && !fs->tree.config->allow_other;
+	if (key || check_modes) {
+		const struct fuse_context *ctx = fuse_get_context();
+
+		kvfs_caller_identify(ctx->pid, ctx->uid, ctx->gid, &id);
+	}
+	r = check_modes && !mode_allows(fs, &n, &id) ? -EACCES : 0;
+	/* Root is not exempt: only readers= says who reads keys. */
+	if (r == 0 && key)
+		r = check_readers(&n, path, &id);
+	if (r < 0) {
+		node_clear(&n);
+		return r;
 	}
 
 	/* A version's bytes never change: its page cache is always good. */
@@ -477,6 +596,8 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	}
 	if (r == 0)
 		kvfs_tree_stat_file(&fs->tree, &n.t, &v, &st);
+	if (r == 0 && key)
+		audit_open(&n, path, files, &id, true);
 	node_clear(&n);
 	if (r < 0) {
 		files_release(fs, files, counted);
@@ -1134,6 +1255,7 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 	fs->onchange = onchange;
 	fs->args = (struct fuse_args)FUSE_ARGS_INIT(c->fuse_argc, c->fuse_argv);
 	pthread_mutex_init(&fs->handles_lock, NULL);
+	pthread_mutex_init(&fs->rules_lock, NULL);
 	fs->fuse = fuse_new(&fs->args, &kvfs_ops, sizeof(kvfs_ops), fs);
 	if (!fs->fuse) {
 		log_error("cannot set up FUSE for '%s'", c->mountpoint);
@@ -1150,6 +1272,17 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 	fuse_loop_cfg_set_max_threads(fs->loop, MAX_THREADS);
 	*ret = fs;
 	return 0;
+}
+
+void kvfs_fs_set_rules(struct kvfs_fs *fs, struct kvfs_rules *rules)
+{
+	struct kvfs_rules *old;
+
+	pthread_mutex_lock(&fs->rules_lock);
+	old = fs->rules;
+	fs->rules = rules;
+	pthread_mutex_unlock(&fs->rules_lock);
+	kvfs_rules_unref(old);
 }
 
 struct fuse *kvfs_fs_fuse(struct kvfs_fs *fs)
@@ -1181,5 +1314,7 @@ void kvfs_fs_free(struct kvfs_fs *fs)
 		fuse_loop_cfg_destroy(fs->loop);
 	fuse_opt_free_args(&fs->args);
 	pthread_mutex_destroy(&fs->handles_lock);
+	kvfs_rules_unref(fs->rules);
+	pthread_mutex_destroy(&fs->rules_lock);
 	free(fs);
 }

@@ -8,6 +8,7 @@
 #include "cache.h"
 #include "config.h"
 #include "control.h"
+#include "rules.h"
 
 struct fuse;
 struct kvfs_fs;
@@ -28,6 +29,10 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 /* fuse_destroy(), then the handles the kernel never released (it drops
  * the RELEASE of files closed as the mount goes away).  NULL: nothing. */
 void kvfs_fs_free(struct kvfs_fs *fs);
+
+/* Put rules (NULL: none) in force from the next request on, taking over
+ * its reference; the requests under way finish with the old ones. */
+void kvfs_fs_set_rules(struct kvfs_fs *fs, struct kvfs_rules *rules);
 
 /* The FUSE instance, for fuse_mount(), fuse_get_session() and
  * fuse_unmount(). */

@@ -35,6 +35,7 @@
 #include "notify.h"
 #include "onchange.h"
 #include "reval.h"
+#include "rules.h"
 #include "secmem.h"
 #include "url.h"
 #include "util.h"
@@ -306,6 +307,7 @@ static bool stderr_is_journal(void)
 /* What the revalidation thread's callbacks need: the FUSE side that makes
  * the kernel forget, and what systemd is told. */
 struct served {
+	const struct kvfs_config *c;
 	struct kvfs_fs *fs;
 	struct kvfs_cache *cache;
 	struct kvfs_auth *auth;
@@ -336,11 +338,33 @@ static void served_invalidate(void *data, const struct kvfs_change *c,
 	kvfs_fs_invalidate(s->fs, c, again);
 }
 
+/* SIGHUP re-reads the rules; a file that does not parse leaves the
+ * rules in force. */
+static void reload_rules(const struct served *s)
+{
+	struct kvfs_rules *rules = NULL;
+	struct kvfs_error err;
+	int r;
+
+	if (!s->c->rules_file)
+		return;
+	kvfs_error_clear(&err);
+	r = kvfs_rules_load(s->c->rules_file, s->c->key_readers, &rules, &err);
+	if (r < 0) {
+		log_error("%s; the rules in force stay",
+			  err.message[0] ? err.message : strerror(-r));
+		return;
+	}
+	kvfs_fs_set_rules(s->fs, rules);
+	log_info("rules reloaded from '%s'", s->c->rules_file);
+}
+
 static void served_reloading(void *data)
 {
 	struct served *s = data;
 
 	(void)kvfs_notify_reloading(s->notify);
+	reload_rules(s);
 }
 
 /* After a SIGHUP's revalidation systemd waits for READY=1 again. */
@@ -377,9 +401,11 @@ static int set_sighup(struct kvfs_reval *r)
 static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		 struct kvfs_kernel *kernel, struct kvfs_auth *auth,
 		 struct kvfs_control *control, int64_t mounted_at,
-		 struct kvfs_onchange *onchange, struct kvfs_notify *notify)
+		 struct kvfs_onchange *onchange, struct kvfs_notify *notify,
+		 struct kvfs_rules *rules)
 {
-	struct served served = {.cache = cache, .auth = auth, .notify = notify};
+	struct served served = {
+		.c = c, .cache = cache, .auth = auth, .notify = notify};
 	struct kvfs_reval *reval = NULL;
 	struct fuse_session *se = NULL;
 	struct kvfs_fs *fs = NULL;
@@ -396,6 +422,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	}
 	fuse = kvfs_fs_fuse(fs);
 	served.fs = fs;
+	kvfs_fs_set_rules(fs, kvfs_rules_ref(rules));
 	/* Before the fork: its wake-up descriptor keeps a SIGHUP that comes
 	 * before the thread starts. */
 	r = kvfs_reval_new(c, cache, kernel,
@@ -484,6 +511,7 @@ int main(int argc, char **argv)
 	struct kvfs_control *control = NULL;
 	struct kvfs_onchange *onchange = NULL;
 	struct kvfs_notify *notify = NULL;
+	struct kvfs_rules *rules = NULL;
 	struct kvfs_error err;
 	int64_t mounted_at;
 	int r, code = 1;
@@ -516,6 +544,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvfs: on_change: %s\n",
 			err.message[0] ? err.message : strerror(-r));
 		goto out;
+	}
+
+	if (c.rules_file || c.key_readers) {
+		kvfs_error_clear(&err);
+		r = kvfs_rules_load(c.rules_file, c.key_readers, &rules, &err);
+		if (r < 0) {
+			fprintf(stderr, "kvfs: %s\n",
+				err.message[0] ? err.message : strerror(-r));
+			code = EXIT_USAGE;
+			goto out;
+		}
 	}
 
 	ho.ca_file = c.ca_file;
@@ -575,9 +614,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	code = serve(&c, cache, kernel, auth, control, mounted_at, onchange,
-		     notify);
+		     notify, rules);
 
 out:
+	kvfs_rules_unref(rules);
 	kvfs_onchange_free(onchange);
 	kvfs_control_free(control);
 	if (cache)

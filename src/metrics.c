@@ -26,6 +26,7 @@ static uint64_t cache_counts[KVFS_OBJ_COUNT_][2];    /* [o][hit] */
 static uint64_t listings[KVFS_COLLECTION_COUNT_][2]; /* [coll][ok] */
 static uint64_t cache_counts[KVFS_OBJ_COUNT_][2];    /* [o][hit] */
 static uint64_t runs[KVFS_RUN_COUNT_];
+static uint64_t key_opens[2]; /* [allowed] */
 static unsigned gate_failures;
 
 static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -177,6 +178,16 @@ uint64_t kvfs_metrics_on_change_runs(enum kvfs_metrics_run result)
 	return (size_t)result < KVFS_RUN_COUNT_ ? load(&runs[result]) : 0;
 }
 
+void kvfs_metrics_key_open(bool allowed)
+{
+	inc(&key_opens[allowed], 1);
+}
+
+uint64_t kvfs_metrics_key_opens(bool allowed)
+{
+	return load(&key_opens[allowed]);
+}
+
 unsigned kvfs_metrics_gate_failures(void)
 {
 	return __atomic_load_n(&gate_failures, __ATOMIC_RELAXED);
@@ -214,6 +225,8 @@ void kvfs_metrics_reset(void)
 	}
 	for (size_t i = 0; i < KVFS_RUN_COUNT_; i++)
 		__atomic_store_n(&runs[i], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&key_opens[0], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&key_opens[1], 0, __ATOMIC_RELAXED);
 	kvfs_metrics_gate(0);
 	pthread_mutex_lock(&error_lock);
 	error_line[0] = '\0';
@@ -385,6 +398,16 @@ static void render_runs(FILE *f)
 			run_names[i], (unsigned long long)load(&runs[i]));
 }
 
+static void render_key_opens(FILE *f)
+{
+	header(f, "kvfs_key_opens_total", "counter",
+	       "Opens of key-bearing files, by what the rules said.");
+	fprintf(f, "kvfs_key_opens_total{result=\"allowed\"} %llu\n",
+		(unsigned long long)load(&key_opens[1]));
+	fprintf(f, "kvfs_key_opens_total{result=\"denied\"} %llu\n",
+		(unsigned long long)load(&key_opens[0]));
+}
+
 /* One gauge per certificate with an expiry: its exp minus since (0 for
  * the timestamp itself, now for the seconds left). */
 static void render_cert_gauge(FILE *f, const struct kvfs_metrics_gauges *g,
@@ -446,6 +469,7 @@ int kvfs_metrics_render(const struct kvfs_metrics_gauges *g, char **ret,
 		       "and credentials, as each PKCS#12 declared them.",
 		       kvfs_metrics_get(KVFS_COUNTER_KDF_ITERATIONS));
 	render_runs(f);
+	render_key_opens(f);
 	render_gauge(f, "kvfs_vault_consecutive_failures",
 		     "Vault attempts failed in a row (0: healthy).",
 		     (int64_t)kvfs_metrics_gate_failures());

@@ -81,6 +81,8 @@ void kvfs_metrics_cache(enum kvfs_metrics_object o, bool hit);
 void kvfs_metrics_listing(unsigned coll, bool ok);
 /* A run of the on_change= command ended so. */
 void kvfs_metrics_on_change(enum kvfs_metrics_run result);
+/* An open of a key-bearing file that the rules allowed or denied. */
+void kvfs_metrics_key_open(bool allowed);
 /* The vault's gate: consecutive failed attempts now (0: healthy). */
 void kvfs_metrics_gate(unsigned failures);
 /* The last error line: one line, never a token (callers pass what they
@@ -101,6 +103,7 @@ uint64_t kvfs_metrics_throttled(void);
 uint64_t kvfs_metrics_cache_count(enum kvfs_metrics_object o, bool hit);
 uint64_t kvfs_metrics_listings(enum kvfs_collection coll, bool ok);
 uint64_t kvfs_metrics_on_change_runs(enum kvfs_metrics_run result);
+uint64_t kvfs_metrics_key_opens(bool allowed);
 unsigned kvfs_metrics_gate_failures(void);
 /* The last error and its Unix time; false (and "" / 0) when none yet. */
 bool kvfs_metrics_last_error(char *buf, size_t size, int64_t *ret_at);

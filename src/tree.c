@@ -6,10 +6,12 @@
  * and ctime, created the atime.  What an object directory holds is a
  * table, one row per file naming its collection, and each collection has
  * one renderer that points a file at its bytes: a collection's files are
- * rows, not branches.  expiring/ is a view of the certificates' listing
- * at now: symbolic links, 0777 as every link, to the certificates whose
- * exp is within expiring_days= of now or past.  Pure and stateless:
- * callable from any thread. */
+ * rows, not branches.  An object's rule (rules.h), when it has one, sets
+ * the owner of its directories and files and the modes of its files in
+ * place of uid=, gid=, 0444 and key_mode=.  expiring/ is a view of the
+ * certificates' listing at now: symbolic links, 0777 as every link, to the
+ * certificates whose exp is within expiring_days= of now or past.  Pure and
+ * stateless: callable from any thread. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -491,6 +493,24 @@ bool kvfs_tree_needs_secret(const struct kvfs_files *files,
 	return !kvfs_tree_holds_key(k) || kvfs_files_header(files).exportable;
 }
 
+bool kvfs_tree_key_bearing(enum kvfs_file_kind k)
+{
+	return file_is(k, HOLDS_KEY | SECRET_VALUE);
+}
+
+/* The mode of an open file f of n. */
+static mode_t file_mode(const struct kvfs_tree *t,
+			const struct kvfs_tree_node *n,
+			const struct file_row *f)
+{
+	const struct kvfs_rule *r = n->rule;
+
+	if (f->flags & (HOLDS_KEY | SECRET_VALUE))
+		return r && (r->set & KVFS_RULE_KEY_MODE) ? r->key_mode
+							  : t->config->key_mode;
+	return r && (r->set & KVFS_RULE_MODE) ? r->mode : 0444;
+}
+
 int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 		   enum kvfs_file_kind k, int64_t now,
 		   const struct kvfs_files *files, int secret_r,
@@ -507,9 +527,7 @@ int kvfs_tree_view(const struct kvfs_tree *t, const struct kvfs_tree_node *n,
 	if (!f || of != n->coll)
 		return -ENOENT;
 	key = f->flags & HOLDS_KEY;
-	v->mode = closed				  ? 0000
-		  : f->flags & (HOLDS_KEY | SECRET_VALUE) ? t->config->key_mode
-							  : 0444;
+	v->mode = closed ? 0000 : file_mode(t, n, f);
 
 	if (files && key && !kvfs_files_header(files).exportable)
 		return -ENOENT;
@@ -546,6 +564,15 @@ static void stat_common(const struct kvfs_tree *t, struct stat *st)
 	st->st_blksize = 4096;
 }
 
+/* The owner of an object's directories and files: its rule's, if any. */
+static void stat_owner(const struct kvfs_tree_node *n, struct stat *st)
+{
+	if (n->rule && (n->rule->set & KVFS_RULE_UID))
+		st->st_uid = n->rule->uid;
+	if (n->rule && (n->rule->set & KVFS_RULE_GID))
+		st->st_gid = n->rule->gid;
+}
+
 static void stat_times(struct stat *st, int64_t created, int64_t updated)
 {
 	st->st_mtim.tv_sec = (time_t)updated;
@@ -570,6 +597,7 @@ void kvfs_tree_stat_dir(
 	const struct kvfs_listing *l = NULL;
 
 	stat_common(t, st);
+	stat_owner(n, st);
 	st->st_mode = S_IFDIR | 0555;
 	st->st_nlink = 2;
 	switch (n->kind) {
@@ -658,6 +686,7 @@ void kvfs_tree_stat_file(const struct kvfs_tree *t,
 	const struct kvfs_object_attrs *a = kvfs_tree_attrs(n);
 
 	stat_common(t, st);
+	stat_owner(n, st);
 	st->st_mode = S_IFREG | v->mode;
 	st->st_nlink = 1;
 	st->st_size = (off_t)v->len;

@@ -21,6 +21,7 @@
 #include "collection.h"
 #include "config.h"
 #include "control.h"
+#include "rules.h"
 
 #define KVFS_TREE_VERSIONS "versions"
 /* The directory of every version of a collection whose objects are files
@@ -73,6 +74,10 @@ struct kvfs_tree_node {
 	const struct kvfs_object_item *version; /* inside versions/<v>/ */
 	enum kvfs_file_kind file;		/* KVFS_NODE_FILE */
 	enum kvfs_control_file control;		/* KVFS_NODE_CONTROL_FILE */
+	/* The rule of the object (KVFS_NODE_OBJECT and below): its owner
+	 * and modes instead of the mount's; NULL: none.  The caller sets it
+	 * (kvfs_rules_match()) and keeps it alive with the node. */
+	const struct kvfs_rule *rule;
 };
 
 /* kvfs_tree_resolve(): the path goes inside versions/<version>/ of the
@@ -128,6 +133,10 @@ const char *kvfs_tree_file_name(enum kvfs_file_kind k);
 /* Whether file k holds the private key: privkey.pem, bundle.pem and
  * cert.pfx (mode key_mode=, absent when the key is not exportable). */
 bool kvfs_tree_holds_key(enum kvfs_file_kind k);
+
+/* Whether file k is key-bearing: it holds the key, or is a secret's
+ * value (mode key_mode=, readers= checked at open). */
+bool kvfs_tree_key_bearing(enum kvfs_file_kind k);
 
 /* What a file is right now. */
 struct kvfs_tree_view {

@@ -69,7 +69,9 @@ static int check_file(const char *path, const struct stat *st, unsigned flags,
 				path, (unsigned)st->st_uid, (unsigned)euid);
 			return -EPERM;
 		}
-		if ((flags & KVFS_CREDFILE_EXECUTABLE) && (st->st_mode & 022)) {
+		if ((flags &
+		     (KVFS_CREDFILE_EXECUTABLE | KVFS_CREDFILE_READABLE)) &&
+		    (st->st_mode & 022)) {
 			kvfs_error_set_message(
 				err,
 				"permissions %04o for '%s' are too open; it "
@@ -84,7 +86,8 @@ static int check_file(const char *path, const struct stat *st, unsigned flags,
 				(unsigned)(st->st_mode & 07777));
 			return -EACCES;
 		}
-		if (!(flags & KVFS_CREDFILE_EXECUTABLE) &&
+		if (!(flags &
+		      (KVFS_CREDFILE_EXECUTABLE | KVFS_CREDFILE_READABLE)) &&
 		    (st->st_mode & 077)) {
 			kvfs_error_set_message(
 				err,

@@ -27,6 +27,9 @@ enum {
 	 * and not writable by group or others (readable by them is fine),
 	 * of any size. */
 	KVFS_CREDFILE_EXECUTABLE = 1 << 3,
+	/* A configuration file (rules_file=): readable by group and others,
+	 * but not writable by them. */
+	KVFS_CREDFILE_READABLE = 1 << 4,
 };
 
 /* Read path into a NUL-terminated buffer of *ret_len bytes (the NUL not

@@ -7,6 +7,7 @@ serves the new certificate, and with on_change= nobody has to run it."""
 import base64
 import contextlib
 import os
+import pwd
 import signal
 import shutil
 import socket
@@ -151,6 +152,52 @@ def test_curl_refuses_without_the_root(nginx):
          "https://www.kvfs.test:%d/" % port],
         capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
+
+
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                      "README.md")
+
+
+def readme_rules_recipe():
+    """The README's nginx recipe: (the rules file's line, the fstab line's
+    options)."""
+    with open(README) as f:
+        lines = f.read().splitlines()
+    rules = [line for line in lines
+             if line.startswith("echo '") and "> /etc/kvfs/rules" in line]
+    fstab = [line.split()[3] for line in lines
+             if "rules_file=/etc/kvfs/rules" in line and "fuse.kvfs" in line]
+    assert len(rules) == 1 and len(fstab) == 1, (rules, fstab)
+    return rules[0].split("'")[1], fstab[0].split(",")
+
+
+def test_readme_rules_recipe_serves_nginx_and_no_other_root_program(
+        mount, fake, tmp_path):
+    """The README's recipe as written (but for auth=imds and on_change=,
+    which test_on_change covers): www owned by www-data, its key opened by
+    nginx, refused to root's cat."""
+    line, options = readme_rules_recipe()
+    rules = tmp_path / "rules"
+    rules.write_text(line + "\n")
+    os.chmod(rules, 0o644)
+    assert "allow_other" in options
+    m = mount(rules_file=str(rules), allow_other=True)
+    www = pwd.getpwnam("www-data")
+    st = os.stat(m.p("certificates", "www", "privkey.pem"))
+    assert (st.st_uid, st.st_gid) == (www.pw_uid, www.pw_gid)
+    assert st.st_mode & 0o777 == 0o400
+    r = subprocess.run(["cat", m.p("certificates", "www", "privkey.pem")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    with nginx_serving(m.path, tmp_path) as (port, _):
+        leaf = x509.load_der_x509_certificate(
+            served_leaf(fake, port, "www.kvfs.test"))
+    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value \
+        == "www.kvfs.test"
+    allowed = [x for x in m.stderr().splitlines()
+               if "key read allowed: certificates/www/privkey.pem" in x]
+    assert allowed and all("exe=%s" % os.path.realpath(NGINX) in x
+                           for x in allowed), m.stderr()
 
 
 def served_leaf(fake, port, host):
