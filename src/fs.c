@@ -372,7 +372,7 @@ static void audit_open(const struct node *n, const char *path,
 		       const struct kvfs_files *files,
 		       const struct kvfs_caller_id *id, bool allowed)
 {
-	const char *version = files	     ? kvfs_files_header(files)->version
+	const char *version = files	     ? kvfs_files_header(files).version
 			      : n->t.version ? n->t.version->version
 					     : NULL;
 
