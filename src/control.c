@@ -27,6 +27,7 @@ struct kvfs_control {
 static const char *const file_names[] = {
 	[KVFS_CONTROL_STATUS] = "status",
 	[KVFS_CONTROL_METRICS] = "metrics",
+	[KVFS_CONTROL_EVENTS] = "events",
 };
 
 int kvfs_control_new(const struct kvfs_config *c, struct kvfs_auth *auth,
