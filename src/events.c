@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,32 +165,54 @@ struct kvfs_events {
 	bool started;
 };
 
+/* A collection's objects are sorted by name without case, as its
+ * listing's entries are (listing.c): found by bisection, merged with a
+ * listing in one walk. */
+
+/* Where name is in k, or where it would go. */
+static size_t known_index(const struct knowns *k, const char *name,
+			  bool *ret_found)
+{
+	size_t lo = 0, hi = k->n;
+
+	*ret_found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcasecmp(name, k->v[mid].name);
+
+		if (c == 0) {
+			*ret_found = true;
+			return mid;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
 static struct known *known_find(struct knowns *k, const char *name)
 {
-	for (size_t i = 0; i < k->n; i++)
-		if (strcmp(k->v[i].name, name) == 0)
-			return &k->v[i];
-	return NULL;
+	bool found;
+	size_t i = known_index(k, name, &found);
+
+	return found ? &k->v[i] : NULL;
+}
+
+static void known_free(struct known *o)
+{
+	free(o->name);
+	free(o->version);
 }
 
 static void known_drop(struct knowns *k, struct known *o)
 {
-	free(o->name);
-	free(o->version);
-	*o = k->v[--k->n];
-}
+	size_t i = (size_t)(o - k->v);
 
-static struct known *known_add(struct knowns *k, const char *name)
-{
-	struct known *v = reallocarray(k->v, k->n + 1, sizeof(*v));
-
-	if (!v)
-		return NULL;
-	k->v = v;
-	v[k->n] = (struct known){.name = strdup(name)};
-	if (!v[k->n].name)
-		return NULL;
-	return &v[k->n++];
+	known_free(o);
+	memmove(&k->v[i], &k->v[i + 1], (k->n - i - 1) * sizeof(*k->v));
+	k->n--;
 }
 
 /* o takes item's state; its expiry counts as told when it passed. */
@@ -200,6 +223,41 @@ static void known_set(struct known *o, const struct kvfs_object_attrs *a,
 		o->expiry_told = a->exp && a->exp <= now;
 	o->enabled = a->enabled;
 	o->exp = a->exp;
+}
+
+/* The object of item, first known now: false without memory. */
+static bool known_init(struct known *o, const struct kvfs_object_item *item,
+		       int64_t now)
+{
+	*o = (struct known){.name = strdup(item->name)};
+	if (!o->name)
+		return false;
+	known_set(o, &item->attrs, now);
+	o->expiry_told = item->attrs.exp && item->attrs.exp <= now;
+	return true;
+}
+
+static struct known *known_add(struct knowns *k,
+			       const struct kvfs_object_item *item, int64_t now)
+{
+	bool found;
+	size_t i = known_index(k, item->name, &found);
+	struct known *v = reallocarray(k->v, k->n + 1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	k->v = v;
+	if (!known_init(&v[k->n], item, now))
+		return NULL;
+	/* init'ed past the end, then moved into place */
+	{
+		struct known o = v[k->n];
+
+		memmove(&v[i + 1], &v[i], (k->n - i) * sizeof(*v));
+		v[i] = o;
+	}
+	k->n++;
+	return &v[i];
 }
 
 static void known_set_version(struct known *o, const char *version)
@@ -217,8 +275,8 @@ static void known_set_version(struct known *o, const char *version)
 
 static void knowns_clear(struct knowns *k)
 {
-	while (k->n)
-		known_drop(k, &k->v[k->n - 1]);
+	for (size_t i = 0; i < k->n; i++)
+		known_free(&k->v[i]);
 	free(k->v);
 	*k = (struct knowns){0};
 }
@@ -408,7 +466,6 @@ static void queue_pendings(struct kvfs_events *ev, struct pendings *ps)
  * gone); o NULL: it was not known. */
 static void object_changed_locked(struct kvfs_events *ev,
 				  enum kvfs_collection coll, struct known *o,
-				  const char *name,
 				  const struct kvfs_object_item *item,
 				  int64_t now, struct pendings *ps)
 {
@@ -422,12 +479,10 @@ static void object_changed_locked(struct kvfs_events *ev,
 		return;
 	}
 	if (!o) {
-		o = known_add(k, name);
-		if (!o)
-			return;
-		known_set(o, &item->attrs, now);
-		o->expiry_told = item->attrs.exp && item->attrs.exp <= now;
-		pending_add(ps, KVFS_EVENT_ADDED, coll, o, item->attrs.enabled);
+		o = known_add(k, item, now);
+		if (o)
+			pending_add(ps, KVFS_EVENT_ADDED, coll, o,
+				    item->attrs.enabled);
 		return;
 	}
 	/* A disabled object's version is not fetched: the vault refuses
@@ -440,6 +495,47 @@ static void object_changed_locked(struct kvfs_events *ev,
 	else
 		pending_add(ps, KVFS_EVENT_ROTATED, coll, o, true);
 	known_set(o, &item->attrs, now);
+}
+
+/* The names that came into listing l of coll and those that went from it
+ * (a GONE change tells its own first, so those are the ones no change told
+ * of), in one walk of both; ps NULL: none is told (the first listings). */
+static void knowns_merge_locked(struct knowns *k, enum kvfs_collection coll,
+				const struct kvfs_listing *l, int64_t now,
+				struct pendings *ps)
+{
+	struct known *v = calloc(k->n + l->n + 1, sizeof(*v));
+	size_t i = 0, j = 0, n = 0;
+
+	if (!v)
+		return;
+	while (i < k->n || j < l->n) {
+		const struct kvfs_object_item *it =
+			j < l->n ? &l->entries[j].item : NULL;
+		int c = i >= k->n ? 1
+			: !it	  ? -1
+				  : strcasecmp(k->v[i].name, it->name);
+
+		if (c < 0) {
+			if (ps)
+				pending_add(ps, KVFS_EVENT_REMOVED, coll,
+					    &k->v[i], false);
+			known_free(&k->v[i++]);
+			continue;
+		}
+		if (c == 0) {
+			v[n++] = k->v[i++];
+		} else if (known_init(&v[n], it, now)) {
+			if (ps)
+				pending_add(ps, KVFS_EVENT_ADDED, coll, &v[n],
+					    it->attrs.enabled);
+			n++;
+		}
+		j++;
+	}
+	free(k->v);
+	k->v = v;
+	k->n = n;
 }
 
 void kvfs_events_changed(struct kvfs_events *ev, const struct kvfs_change *c)
@@ -458,20 +554,7 @@ void kvfs_events_changed(struct kvfs_events *ev, const struct kvfs_change *c)
 	k = &ev->known[c->coll];
 	pthread_mutex_lock(&ev->lock);
 	if (c->kind == KVFS_CHANGE_LISTING) {
-		/* Names that came, and those that went without a change of
-		 * their own (each GONE is told with its own). */
-		for (size_t i = k->n; i-- > 0;)
-			if (!kvfs_listing_find(l, k->v[i].name))
-				object_changed_locked(ev, c->coll, &k->v[i],
-						      k->v[i].name, NULL, now,
-						      &ps);
-		for (size_t i = 0; i < l->n; i++) {
-			const struct kvfs_object_item *it = &l->entries[i].item;
-
-			if (!known_find(k, it->name))
-				object_changed_locked(ev, c->coll, NULL,
-						      it->name, it, now, &ps);
-		}
+		knowns_merge_locked(k, c->coll, l, now, &ps);
 	} else if (c->name) {
 		const struct kvfs_entry *e =
 			c->kind == KVFS_CHANGE_GONE
@@ -479,7 +562,7 @@ void kvfs_events_changed(struct kvfs_events *ev, const struct kvfs_change *c)
 				: kvfs_listing_find(l, c->name);
 
 		object_changed_locked(ev, c->coll, known_find(k, c->name),
-				      c->name, e ? &e->item : NULL, now, &ps);
+				      e ? &e->item : NULL, now, &ps);
 	}
 	pthread_cond_signal(&ev->cond);
 	pthread_mutex_unlock(&ev->lock);
@@ -575,17 +658,12 @@ int kvfs_events_new(struct kvfs_cache *cache, const struct kvfs_events_ops *ops,
 	pthread_mutex_init(&ev->lock, NULL);
 	kvfs_cache_listings(cache, ls);
 	for (size_t c = 0; c < KVFS_COLLECTION_COUNT_; c++) {
-		for (size_t i = 0; ls[c] && i < ls[c]->n; i++) {
-			const struct kvfs_object_item *it =
-				&ls[c]->entries[i].item;
-			struct known *o = known_add(&ev->known[c], it->name);
-
-			if (!o) {
+		if (ls[c]) {
+			knowns_merge_locked(&ev->known[c],
+					    (enum kvfs_collection)c, ls[c], now,
+					    NULL);
+			if (ev->known[c].n < ls[c]->n)
 				r = -ENOMEM;
-				break;
-			}
-			known_set(o, &it->attrs, now);
-			o->expiry_told = it->attrs.exp && it->attrs.exp <= now;
 		}
 		kvfs_listing_unref(ls[c]);
 	}
