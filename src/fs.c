@@ -1202,6 +1202,7 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 		struct kvfs_fs **ret)
 {
 	struct kvfs_fs *fs = calloc(1, sizeof(*fs));
+	int r;
 
 	if (!fs)
 		return -ENOMEM;
@@ -1214,15 +1215,17 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 	fs->onchange = onchange;
 	fs->args = (struct fuse_args)FUSE_ARGS_INIT(c->fuse_argc, c->fuse_argv);
 	pthread_mutex_init(&fs->handles_lock, NULL);
-	if (control && kvfs_events_new(cache,
-				       &(struct kvfs_events_ops){
-					       .notify = events_notify,
-					       .drop = events_drop,
-				       },
-				       &fs->events) < 0) {
-		log_error("cannot set up .kvfs/events: out of memory");
+	r = control ? kvfs_events_new(cache,
+				      &(struct kvfs_events_ops){
+					      .notify = events_notify,
+					      .drop = events_drop,
+				      },
+				      &fs->events)
+		    : 0;
+	if (r < 0) {
+		log_error("cannot set up .kvfs/events: %s", strerror(-r));
 		kvfs_fs_free(fs);
-		return -ENOMEM;
+		return r;
 	}
 	fs->fuse = fuse_new(&fs->args, &kvfs_ops, sizeof(kvfs_ops), fs);
 	if (!fs->fuse) {
