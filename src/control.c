@@ -29,6 +29,7 @@ static const char *const file_names[] = {
 	[KVFS_CONTROL_STATUS] = "status",
 	[KVFS_CONTROL_METRICS] = "metrics",
 	[KVFS_CONTROL_AUDIT] = "audit",
+	[KVFS_CONTROL_EVENTS] = "events",
 };
 
 int kvfs_control_new(const struct kvfs_config *c, struct kvfs_auth *auth,

@@ -35,6 +35,19 @@
 #define KVFS_FUSE_MAX_THREADS 32
 #define KVFS_HTTP_POOL_MAX (KVFS_FUSE_MAX_THREADS + 8)
 
+/* .kvfs/events: the lines a reader's queue holds before it overflows;
+ * the reads that may wait for a line at once, each holding a FUSE thread
+ * of its own on top of KVFS_FUSE_MAX_THREADS (one more gets EAGAIN); how
+ * often a waiting read looks whether it was interrupted or the mount is
+ * going away (ms), when no signal told it. */
+#define KVFS_EVENTS_QUEUE_MAX 1024
+#define KVFS_EVENTS_WAITERS_MAX 16
+#define KVFS_EVENTS_CHECK_MS 500
+/* .kvfs/events: the objects of one revalidation whose version kvfs
+ * fetches for the lines (the GETs the next opens would make); past them,
+ * a line carries the version only when the cache already has it. */
+#define KVFS_EVENTS_VERSION_FETCHES_MAX 64
+
 /* The HTTP client's own, for a caller that sets no timeout: connecting,
  * and the whole transfer (one deadline=, the budget of a file
  * operation). */

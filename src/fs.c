@@ -1,6 +1,7 @@
 /* The FUSE side: the operations table over the tree (tree.c resolves
  * paths and renders modes, times and xattrs), open files, .kvfs/, and
- * telling the kernel what a revalidation changed.  main.c owns the mount's
+ * telling the kernel what a revalidation changed, then .kvfs/events'
+ * readers (events.c).  main.c owns the mount's
  * life and calls kvfs_fs_new(), kvfs_fs_loop() and kvfs_fs_free() in its
  * start-up ladder.  Paths are resolved against the listings' snapshots; file
  * contents come from the cache, which an open file keeps a reference to,
@@ -18,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,11 +31,13 @@
 #include <time.h>
 
 #include <fuse.h>
+#include <fuse_lowlevel.h>
 
 #include "audit.h"
 #include "caller.h"
 #include "control.h"
 #include "defaults.h"
+#include "events.h"
 #include "fs.h"
 #include "kernel.h"
 #include "log.h"
@@ -52,7 +56,9 @@
 #define ATTR_TIMEOUT 60.0
 #define ENTRY_TIMEOUT 60.0
 #define NEGATIVE_TIMEOUT 5.0
-#define MAX_THREADS KVFS_FUSE_MAX_THREADS
+/* Reads of .kvfs/events that wait hold a thread each: room for them on
+ * top of the others'. */
+#define MAX_THREADS (KVFS_FUSE_MAX_THREADS + KVFS_EVENTS_WAITERS_MAX)
 /* How long the kernel may keep a size it was given: the attribute and
  * entry timeouts, and a second for the clocks. */
 #define SIZE_HIDDEN_MS ((int64_t)(ATTR_TIMEOUT + 1.0) * 1000)
@@ -63,6 +69,7 @@ struct kvfs_fs {
 	struct kvfs_kernel *kernel;	/* what the kernel saw */
 	struct kvfs_control *control;	/* serves .kvfs/; NULL: none */
 	struct kvfs_onchange *onchange; /* on_change=; NULL: none */
+	struct kvfs_events *events;	/* .kvfs/events; NULL: no .kvfs/ */
 	struct fuse_args args;
 	struct fuse *fuse;
 	struct fuse_loop_config *loop;
@@ -103,7 +110,8 @@ struct handle {
 	struct kvfs_files *files;
 	const void *data;
 	size_t len;
-	char *owned;	/* a .kvfs/ file's snapshot, freed on release */
+	char *owned; /* a .kvfs/ file's snapshot, freed on release */
+	struct kvfs_events_reader *reader; /* .kvfs/events' */
 	bool cached;	/* through the page cache, counted by fs->kernel */
 	struct stat st; /* what fstat() says once the certificate is gone */
 };
@@ -258,12 +266,13 @@ static int fill(void *buf, fuse_fill_dir_t filler, const char *name,
  * Readable by the mount's owner (uid=, or the mounting user) and root
  * only: 0500 and 0400, which the kernel enforces under allow_other
  * (default_permissions); open checks the caller too, for a mount without
- * allow_other whose uid= is not the mounting user.  Each open renders a
- * fresh snapshot (control.c) that the handle owns, so a reader sees one
- * consistent text however it reads; direct_io, so the page cache never
- * serves an old one.  stat reports size 0, as /proc does (the size is
- * only known once rendered); fstat of an open file reports its
- * snapshot's. */
+ * allow_other whose uid= is not the mounting user.  Each open of status
+ * or metrics renders a fresh snapshot (control.c) that the handle owns, so
+ * a reader sees one consistent text however it reads; an open of events
+ * is a reader of events.c (its read may wait, its poll is events.c's);
+ * direct_io, so the page cache never serves an old one.  stat reports size 0,
+ * as /proc does (the size is only known once rendered); fstat of an open file
+ * reports its snapshot's. */
 
 static bool is_control(const struct node *n)
 {
@@ -318,7 +327,14 @@ static int control_open(struct kvfs_fs *fs, const struct node *n,
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	r = kvfs_control_render(fs->control, n->t.control, &h->owned, &h->len);
+	if (n->t.control == KVFS_CONTROL_EVENTS) {
+		/* A stream: no size, no offsets, no page cache. */
+		r = kvfs_events_open(fs->events, &h->reader);
+		fi->nonseekable = 1;
+	} else {
+		r = kvfs_control_render(fs->control, n->t.control, &h->owned,
+					&h->len);
+	}
 	if (r < 0) {
 		free(h);
 		return r;
@@ -631,6 +647,29 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+/* Whether the read of .kvfs/events that waits should end: its caller
+ * was interrupted (a signal), or the mount is going away. */
+static bool events_read_cancelled(void *data)
+{
+	struct fuse *fuse = data;
+
+	return fuse_interrupted() ||
+	       fuse_session_exited(fuse_get_session(fuse));
+}
+
+static int events_read(struct kvfs_fs *fs, struct handle *h, char *buf,
+		       size_t size, const struct fuse_file_info *fi)
+{
+	ssize_t n;
+
+	if (size > INT_MAX)
+		size = INT_MAX;
+	n = kvfs_events_read(fs->events, h->reader, buf, size,
+			     (fi->flags & O_NONBLOCK) != 0,
+			     events_read_cancelled, fs->fuse);
+	return (int)n;
+}
+
 static int kvfs_read(const char *path, char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -638,6 +677,8 @@ static int kvfs_read(const char *path, char *buf, size_t size, off_t off,
 
 	if (!h)
 		return -EBADF;
+	if (h->reader)
+		return events_read(fs_get(), h, buf, size, fi);
 	if (off < 0)
 		return -EINVAL;
 	if ((size_t)off >= h->len)
@@ -672,10 +713,29 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 		handle_unlink_locked(fs, h);
 		pthread_mutex_unlock(&fs->handles_lock);
 		files_release(fs, h->files, h->cached);
+		kvfs_events_close(fs->events, h->reader);
 		free(h->owned);
 		free(h);
 		fi->fh = 0;
 	}
+	return 0;
+}
+
+/* Only .kvfs/events is ever not readable: it waits for a line. */
+static int kvfs_poll(const char *path, struct fuse_file_info *fi,
+		     struct fuse_pollhandle *ph, unsigned *reventsp)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	if (h && h->reader) {
+		*reventsp = kvfs_events_poll(fs_get()->events, h->reader, ph)
+				    ? POLLIN | POLLRDNORM
+				    : 0;
+		return 0;
+	}
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	*reventsp = POLLIN | POLLRDNORM;
 	return 0;
 }
 
@@ -1011,6 +1071,8 @@ static int kvfs_statfs(const char *path, struct statvfs *sv)
 
 static void *kvfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
+	struct kvfs_fs *fs = fuse_get_context()->private_data;
+
 	cfg->entry_timeout = ENTRY_TIMEOUT;
 	cfg->attr_timeout = ATTR_TIMEOUT;
 	cfg->negative_timeout = NEGATIVE_TIMEOUT;
@@ -1018,7 +1080,11 @@ static void *kvfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->kernel_cache = 0; /* per open, in kvfs_open */
 	cfg->direct_io = 0;
 	cfg->nullpath_ok = 0;
-	return fuse_get_context()->private_data;
+	/* In the process that serves the mount, after fuse_daemonize(). */
+	if (fs->events && kvfs_events_start(fs->events) < 0)
+		log_error("cannot start the expiry thread of .kvfs/events: "
+			  "no expired events");
+	return fs;
 }
 
 /* Everything that would change the tree. */
@@ -1104,6 +1170,7 @@ static const struct fuse_operations kvfs_ops = {
 	.open = kvfs_open,
 	.read = kvfs_read,
 	.release = kvfs_release,
+	.poll = kvfs_poll,
 	.readdir = kvfs_readdir,
 	.readlink = kvfs_readlink,
 	.statfs = kvfs_statfs,
@@ -1231,8 +1298,21 @@ void kvfs_fs_invalidate(void *data, const struct kvfs_change *c, bool again)
 	invalidate_change(fs->fuse, c);
 	/* The change is visible now: the kernel forgot what it held.  Told
 	 * again once its old files are closed, it is no new change. */
-	if (!again)
+	if (!again) {
 		kvfs_onchange_add(fs->onchange, c->coll, c->name);
+		kvfs_events_changed(fs->events, c);
+	}
+}
+
+static void events_notify(void *ph)
+{
+	fuse_notify_poll(ph);
+	fuse_pollhandle_destroy(ph);
+}
+
+static void events_drop(void *ph)
+{
+	fuse_pollhandle_destroy(ph);
 }
 
 /* ---- the FUSE instance ---- */
@@ -1243,6 +1323,7 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 		struct kvfs_fs **ret)
 {
 	struct kvfs_fs *fs = calloc(1, sizeof(*fs));
+	int r;
 
 	if (!fs)
 		return -ENOMEM;
@@ -1256,6 +1337,18 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 	fs->args = (struct fuse_args)FUSE_ARGS_INIT(c->fuse_argc, c->fuse_argv);
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	pthread_mutex_init(&fs->rules_lock, NULL);
+	r = control ? kvfs_events_new(cache,
+				      &(struct kvfs_events_ops){
+					      .notify = events_notify,
+					      .drop = events_drop,
+				      },
+				      &fs->events)
+		    : 0;
+	if (r < 0) {
+		log_error("cannot set up .kvfs/events: %s", strerror(-r));
+		kvfs_fs_free(fs);
+		return r;
+	}
 	fs->fuse = fuse_new(&fs->args, &kvfs_ops, sizeof(kvfs_ops), fs);
 	if (!fs->fuse) {
 		log_error("cannot set up FUSE for '%s'", c->mountpoint);
@@ -1299,6 +1392,8 @@ void kvfs_fs_free(struct kvfs_fs *fs)
 {
 	if (!fs)
 		return;
+	/* Before the session goes: the poll handles are its. */
+	kvfs_events_stop(fs->events);
 	if (fs->fuse)
 		fuse_destroy(fs->fuse);
 	/* No request runs any more: free the handles never released. */
@@ -1310,6 +1405,7 @@ void kvfs_fs_free(struct kvfs_fs *fs)
 		free(h->owned);
 		free(h);
 	}
+	kvfs_events_free(fs->events);
 	if (fs->loop)
 		fuse_loop_cfg_destroy(fs->loop);
 	fuse_opt_free_args(&fs->args);

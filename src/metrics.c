@@ -27,6 +27,7 @@ static uint64_t listings[KVFS_COLLECTION_COUNT_][2]; /* [coll][ok] */
 static uint64_t cache_counts[KVFS_OBJ_COUNT_][2];    /* [o][hit] */
 static uint64_t runs[KVFS_RUN_COUNT_];
 static uint64_t key_opens[2]; /* [allowed] */
+static uint64_t events[KVFS_EVENT_COUNT_];
 static unsigned gate_failures;
 
 static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -56,6 +57,13 @@ static const char *const run_names[] = {
 	[KVFS_RUN_FAILED] = "failed",
 	[KVFS_RUN_TIMEOUT] = "timeout",
 	[KVFS_RUN_ERROR] = "error",
+};
+
+static const char *const event_names[] = {
+	[KVFS_EVENT_ADDED] = "added",	    [KVFS_EVENT_REMOVED] = "removed",
+	[KVFS_EVENT_ROTATED] = "rotated",   [KVFS_EVENT_ENABLED] = "enabled",
+	[KVFS_EVENT_DISABLED] = "disabled", [KVFS_EVENT_EXPIRED] = "expired",
+	[KVFS_EVENT_OVERFLOW] = "overflow",
 };
 
 static void inc(uint64_t *p, uint64_t n)
@@ -188,6 +196,23 @@ uint64_t kvfs_metrics_key_opens(bool allowed)
 	return load(&key_opens[allowed]);
 }
 
+const char *kvfs_metrics_event_name(enum kvfs_metrics_event e)
+{
+	return (size_t)e < KVFS_EVENT_COUNT_ ? event_names[e] : NULL;
+}
+
+void kvfs_metrics_event(enum kvfs_metrics_event e, size_t n)
+{
+	if ((size_t)e >= KVFS_EVENT_COUNT_ || n == 0)
+		return;
+	inc(&events[e], e == KVFS_EVENT_OVERFLOW ? n : 1);
+}
+
+uint64_t kvfs_metrics_events(enum kvfs_metrics_event e)
+{
+	return (size_t)e < KVFS_EVENT_COUNT_ ? load(&events[e]) : 0;
+}
+
 unsigned kvfs_metrics_gate_failures(void)
 {
 	return __atomic_load_n(&gate_failures, __ATOMIC_RELAXED);
@@ -227,6 +252,8 @@ void kvfs_metrics_reset(void)
 		__atomic_store_n(&runs[i], 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&key_opens[0], 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&key_opens[1], 0, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < KVFS_EVENT_COUNT_; i++)
+		__atomic_store_n(&events[i], 0, __ATOMIC_RELAXED);
 	kvfs_metrics_gate(0);
 	pthread_mutex_lock(&error_lock);
 	error_line[0] = '\0';
@@ -408,6 +435,19 @@ static void render_key_opens(FILE *f)
 		(unsigned long long)load(&key_opens[0]));
 }
 
+static void render_events(FILE *f)
+{
+	header(f, "kvfs_events_total", "counter",
+	       "Changes queued to the readers of .kvfs/events, by change "
+	       "(once each, however many readers).");
+	for (size_t i = 0; i < KVFS_EVENT_OVERFLOW; i++)
+		fprintf(f, "kvfs_events_total{change=\"%s\"} %llu\n",
+			event_names[i], (unsigned long long)load(&events[i]));
+	render_counter(f, "kvfs_event_overflows_total",
+		       "Readers of .kvfs/events whose queue overflowed.",
+		       load(&events[KVFS_EVENT_OVERFLOW]));
+}
+
 /* One gauge per certificate with an expiry: its exp minus since (0 for
  * the timestamp itself, now for the seconds left). */
 static void render_cert_gauge(FILE *f, const struct kvfs_metrics_gauges *g,
@@ -470,6 +510,7 @@ int kvfs_metrics_render(const struct kvfs_metrics_gauges *g, char **ret,
 		       kvfs_metrics_get(KVFS_COUNTER_KDF_ITERATIONS));
 	render_runs(f);
 	render_key_opens(f);
+	render_events(f);
 	render_gauge(f, "kvfs_vault_consecutive_failures",
 		     "Vault attempts failed in a row (0: healthy).",
 		     (int64_t)kvfs_metrics_gate_failures());

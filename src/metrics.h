@@ -64,6 +64,22 @@ enum kvfs_metrics_run {
 	KVFS_RUN_COUNT_,
 };
 
+/* What a line of .kvfs/events says changed (events.c); its name
+ * (kvfs_metrics_event_name()) is the line's "change". */
+enum kvfs_metrics_event {
+	KVFS_EVENT_ADDED,
+	KVFS_EVENT_REMOVED,
+	KVFS_EVENT_ROTATED,
+	KVFS_EVENT_ENABLED,
+	KVFS_EVENT_DISABLED,
+	KVFS_EVENT_EXPIRED,
+	KVFS_EVENT_OVERFLOW,
+	KVFS_EVENT_COUNT_,
+};
+
+/* "added", ..., "overflow"; NULL for anything else. */
+const char *kvfs_metrics_event_name(enum kvfs_metrics_event e);
+
 /* ---- hooks ---- */
 
 /* One HTTP exchange for endpoint (an enum kvfs_metrics_endpoint; any
@@ -83,6 +99,9 @@ void kvfs_metrics_listing(unsigned coll, bool ok);
 void kvfs_metrics_on_change(enum kvfs_metrics_run result);
 /* An open of a key-bearing file that the rules allowed or denied. */
 void kvfs_metrics_key_open(bool allowed);
+/* An event of kind e was queued to n readers of .kvfs/events (counted
+ * once however many), or (KVFS_EVENT_OVERFLOW) n readers overflowed. */
+void kvfs_metrics_event(enum kvfs_metrics_event e, size_t n);
 /* The vault's gate: consecutive failed attempts now (0: healthy). */
 void kvfs_metrics_gate(unsigned failures);
 /* The last error line: one line, never a token (callers pass what they
@@ -104,6 +123,7 @@ uint64_t kvfs_metrics_cache_count(enum kvfs_metrics_object o, bool hit);
 uint64_t kvfs_metrics_listings(enum kvfs_collection coll, bool ok);
 uint64_t kvfs_metrics_on_change_runs(enum kvfs_metrics_run result);
 uint64_t kvfs_metrics_key_opens(bool allowed);
+uint64_t kvfs_metrics_events(enum kvfs_metrics_event e);
 unsigned kvfs_metrics_gate_failures(void);
 /* The last error and its Unix time; false (and "" / 0) when none yet. */
 bool kvfs_metrics_last_error(char *buf, size_t size, int64_t *ret_at);

@@ -444,8 +444,8 @@ def test_modes_owner_and_listing(mount, az):
     st = os.stat(m.p(".kvfs"))
     assert oct(st.st_mode & 0o7777) == oct(0o500)
     assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
-    assert sorted(os.listdir(m.p(".kvfs"))) == ["audit", "metrics", "status"]
-    for f in ("status", "metrics", "audit"):
+    assert sorted(os.listdir(m.p(".kvfs"))) == ["audit", "events", "metrics", "status"]
+    for f in ("status", "metrics", "audit", "events"):
         st = os.stat(m.p(".kvfs", f))
         assert oct(st.st_mode & 0o7777) == oct(0o400)
         assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())

@@ -210,6 +210,9 @@ static void test_render(void)
 	kvfs_metrics_on_change(KVFS_RUN_TIMEOUT);
 	kvfs_metrics_on_change(KVFS_RUN_TIMEOUT);
 	kvfs_metrics_on_change(KVFS_RUN_OK);
+	kvfs_metrics_event(KVFS_EVENT_ROTATED, 3); /* one event, 3 readers */
+	kvfs_metrics_event(KVFS_EVENT_ADDED, 0);   /* nobody listened */
+	kvfs_metrics_event(KVFS_EVENT_OVERFLOW, 2);
 	kvfs_metrics_on_change((enum kvfs_metrics_run)99);
 	is_int(kvfs_metrics_on_change_runs(KVFS_RUN_TIMEOUT), 2,
 	       "on_change timeouts");
@@ -272,6 +275,14 @@ static void test_render(void)
 		   has_line(text,
 			    "kvfs_on_change_runs_total{result=\"error\"} 0"),
 	   "on_change runs by result, each with its zero");
+	ok(has_line(text, "# TYPE kvfs_events_total counter") &&
+		   has_line(text, "kvfs_events_total{change=\"rotated\"} 1") &&
+		   has_line(text, "kvfs_events_total{change=\"added\"} 0") &&
+		   has_line(text, "kvfs_events_total{change=\"expired\"} 0") &&
+		   !line_of(text, "kvfs_events_total{change=\"overflow\""),
+	   "events by change, once each, however many readers");
+	ok(has_line(text, "kvfs_event_overflows_total 2"),
+	   "overflows, one per reader");
 	ok(has_line(text, "kvfs_vault_consecutive_failures 3"), "gate");
 	ok(has_line(text, "kvfs_certificates 4"), "certificates");
 	ok(has_line(text, "kvfs_last_refresh_timestamp_seconds{collection="
