@@ -137,6 +137,8 @@ static const struct opt opts[] = {
 		 KVFS_DEFAULT_EXPIRING_DAYS) ")"},
 	{"allow_expired", OPT_FLAG, F(allow_expired), 0, 0, NULL,
 	 "keep expired certificates readable"},
+	{"kernel_cache", OPT_FLAG, F(kernel_cache), 0, 0, NULL,
+	 "no open round trips: the page cache serves reads"},
 	{"allow_other", OPT_FLAG, F(allow_other), 0, 0, NULL,
 	 "let other users in (with default_permissions)"},
 	{"uid", OPT_UID, F(uid), 0, 0, "N",

@@ -93,6 +93,8 @@ struct kvfs_config {
 	unsigned expiring_days;	    /* expiring/'s window; 0: the expired */
 	bool allow_expired;
 	bool allow_other;
+	bool kernel_cache; /* no OPEN: reads by inode, changes by invalidation
+			    */
 	bool foreground;
 	bool debug;
 	int loglevel;
