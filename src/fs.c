@@ -945,8 +945,12 @@ static int kvfs_getxattr(const char *path, const char *name, char *value,
 	if (r < 0)
 		return r;
 	/* Metadata, so closed objects show it too; what the listing
-	 * carries costs no request. */
-	if (!kvfs_tree_has_xattrs(&n.t) || !kvfs_tree_xattr_known(name))
+	 * carries costs no request.  A namespace kvfs has nothing in
+	 * (security., system.) is not supported, which ls -l and the like
+	 * remember per file system instead of asking for every file. */
+	if (strncmp(name, "user.", 5) != 0)
+		r = -EOPNOTSUPP;
+	else if (!kvfs_tree_has_xattrs(&n.t) || !kvfs_tree_xattr_known(name))
 		r = -ENODATA;
 	else if (kvfs_tree_xattr_needs_files(&n.t, name))
 		r = xattr_files(fs, &n, true, &files);
