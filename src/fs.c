@@ -269,7 +269,12 @@ static void stat_size(struct stat *st, size_t len)
 	st->st_blocks = (blkcnt_t)((len + 511) / 512);
 }
 
-static bool caller_is_owner(const struct kvfs_fs *fs);
+static bool caller_is_owner(const struct kvfs_fs *fs)
+{
+	uid_t uid = fuse_get_context()->uid;
+
+	return uid == 0 || uid == fs->tree.config->uid;
+}
 
 /* Without open the kernel reads a control file up to the size it was
  * given, so that size is a fresh snapshot's (each read renders its
@@ -291,13 +296,6 @@ static int control_getattr(const struct kvfs_fs *fs, const struct node *n,
 			stat_size(st, len);
 	}
 	return 0;
-}
-
-static bool caller_is_owner(const struct kvfs_fs *fs)
-{
-	uid_t uid = fuse_get_context()->uid;
-
-	return uid == 0 || uid == fs->tree.config->uid;
 }
 
 /* Open handles are listed, so that those the kernel never releases are
