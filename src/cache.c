@@ -71,7 +71,10 @@ struct slot {
 	struct flight *flight; /* SLOT_LOADING */
 	void *obj;	       /* SLOT_READY: the slot's reference */
 	int64_t failed_until;  /* kvfs_now_ms() time */
+	struct slot *hnext;    /* its bucket's chain */
 	int failed_r;	       /* SLOT_FAILED: the error, until failed_until */
+	uint32_t at;	       /* its index in cache->slots */
+	uint32_t hash;	       /* slot_hash(coll, key) */
 	/* One byte each (enum kvfs_collection, enum obj_kind, enum
 	 * slot_state): a slot per cached object. */
 	uint8_t coll, kind, state;
@@ -108,9 +111,13 @@ struct kvfs_cache {
 	/* Per collection; never NULL after kvfs_cache_new for a collection
 	 * of the mount, always NULL for the others. */
 	struct kvfs_listing *listings[KVFS_COLLECTION_COUNT_];
-	/* Sorted by collection, then key, case-insensitively. */
+	/* In no order; found through the buckets (chains by slot_hash(),
+	 * at least as many as slots), so that finding, adding and removing
+	 * a slot costs the same with 100,000 of them as with ten. */
 	struct slot **slots;
 	size_t nslots, aslots;
+	struct slot **buckets;
+	size_t nbuckets; /* a power of 2, or 0 */
 
 	/* The one listing in flight (all the collections), and the error its
 	 * waiters share. */
@@ -233,6 +240,7 @@ void kvfs_cache_free(struct kvfs_cache *cache)
 	for (size_t i = 0; i < cache->nslots; i++)
 		slot_free(cache->slots[i]);
 	free(cache->slots);
+	free(cache->buckets);
 	kvfs_pins_free(cache->pins);
 	kvfs_certsecrets_free(cache->secrets);
 	for (unsigned i = 0; i < KVFS_COLLECTION_COUNT_; i++)
@@ -312,36 +320,77 @@ void kvfs_cache_listings(struct kvfs_cache *cache,
 	pthread_mutex_unlock(&cache->lock);
 }
 
-/* Index of (coll, key) in the slot table, or where it would go
- * (~index).  The collection is part of the key: two collections may have
- * objects of the same name. */
+/* The collection is part of the key: two collections may have objects
+ * of the same name. */
+static uint32_t slot_hash(enum kvfs_collection coll, const char *key)
+{
+	uint64_t h = kvfs_fnv1a(key, true) ^
+		     ((uint64_t)coll * 0x9e3779b97f4a7c15ULL);
+
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+static struct slot **slot_bucket_locked(struct kvfs_cache *cache, uint32_t h)
+{
+	return &cache->buckets[h & (cache->nbuckets - 1)];
+}
+
+/* Index of (coll, key) in the slot table, or -1. */
 static ssize_t slot_index_locked(struct kvfs_cache *cache,
 				 enum kvfs_collection coll, const char *key)
 {
-	size_t lo = 0, hi = cache->nslots;
+	uint32_t h = slot_hash(coll, key);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct slot *s = cache->slots[mid];
-		int c = coll != s->coll ? (coll < s->coll ? -1 : 1)
-					: strcasecmp(key, s->key);
-
-		if (c == 0)
-			return (ssize_t)mid;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return ~(ssize_t)lo;
+	if (!cache->nbuckets)
+		return -1;
+	for (struct slot *s = *slot_bucket_locked(cache, h); s; s = s->hnext)
+		if (s->hash == h && s->coll == coll &&
+		    strcasecmp(key, s->key) == 0)
+			return (ssize_t)s->at;
+	return -1;
 }
 
+/* Room for one more slot in the table and the buckets. */
+static int slot_room_locked(struct kvfs_cache *cache)
+{
+	struct slot **b;
+	size_t nb;
+
+	if (KVFS_GROW(cache->slots, cache->nslots, cache->aslots) < 0)
+		return -ENOMEM;
+	if (cache->nslots < cache->nbuckets)
+		return 0;
+	nb = cache->nbuckets ? cache->nbuckets * 2 : 64;
+	b = calloc(nb, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	free(cache->buckets);
+	cache->buckets = b;
+	cache->nbuckets = nb;
+	for (size_t i = 0; i < cache->nslots; i++) {
+		struct slot *s = cache->slots[i];
+		struct slot **head = slot_bucket_locked(cache, s->hash);
+
+		s->hnext = *head;
+		*head = s;
+	}
+	return 0;
+}
+
+/* Free slot i; the last slot takes its index. */
 static void slot_remove_locked(struct kvfs_cache *cache, size_t i)
 {
-	slot_free(cache->slots[i]);
-	memmove(&cache->slots[i], &cache->slots[i + 1],
-		(cache->nslots - i - 1) * sizeof(cache->slots[0]));
-	cache->nslots--;
+	struct slot *s = cache->slots[i];
+	struct slot **p = slot_bucket_locked(cache, s->hash);
+
+	while (*p != s)
+		p = &(*p)->hnext;
+	*p = s->hnext;
+	slot_free(s);
+	if (i < --cache->nslots) {
+		cache->slots[i] = cache->slots[cache->nslots];
+		cache->slots[i]->at = (uint32_t)i;
+	}
 }
 
 static int slot_get_locked(struct kvfs_cache *cache, enum kvfs_collection coll,
@@ -349,15 +398,14 @@ static int slot_get_locked(struct kvfs_cache *cache, enum kvfs_collection coll,
 			   struct slot **ret)
 {
 	ssize_t i = slot_index_locked(cache, coll, key);
+	struct slot **head;
 	struct slot *s;
-	size_t at;
 
 	if (i >= 0) {
 		*ret = cache->slots[i];
 		return 0;
 	}
-	at = (size_t)~i;
-	if (KVFS_GROW(cache->slots, cache->nslots, cache->aslots) < 0)
+	if (slot_room_locked(cache) < 0)
 		return -ENOMEM;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -369,10 +417,12 @@ static int slot_get_locked(struct kvfs_cache *cache, enum kvfs_collection coll,
 		free(s);
 		return -ENOMEM;
 	}
-	memmove(&cache->slots[at + 1], &cache->slots[at],
-		(cache->nslots - at) * sizeof(cache->slots[0]));
-	cache->slots[at] = s;
-	cache->nslots++;
+	s->hash = slot_hash(coll, key);
+	s->at = (uint32_t)cache->nslots;
+	head = slot_bucket_locked(cache, s->hash);
+	s->hnext = *head;
+	*head = s;
+	cache->slots[cache->nslots++] = s;
 	*ret = s;
 	return 0;
 }
@@ -611,6 +661,7 @@ static void listing_replace_locked(struct kvfs_cache *cache,
 	if (cache->loaded)
 		changes_report_locked(cache, coll, l, notes);
 
+	/* Backwards: a removal moves the last slot, already seen, to i. */
 	for (size_t i = cache->nslots; i-- > 0;) {
 		struct slot *s = cache->slots[i];
 		char name[256];

@@ -147,6 +147,8 @@ static const struct opt opts[] = {
 		 KVFS_DEFAULT_EXPIRING_DAYS) ")"},
 	{"allow_expired", OPT_FLAG, F(allow_expired), 0, 0, NULL,
 	 "keep expired certificates readable"},
+	{"kernel_cache", OPT_FLAG, F(kernel_cache), 0, 0, NULL,
+	 "no open round trips: the page cache serves reads"},
 	{"allow_other", OPT_FLAG, F(allow_other), 0, 0, NULL,
 	 "let other users in (with default_permissions)"},
 	{"auto_unmount", OPT_FLAG, F(auto_unmount), 0, 0, NULL,
@@ -1250,6 +1252,14 @@ static int finish(struct kvfs_config *c, char **pos, size_t npos,
 			    "missing %s (usage: kvfs [options] VAULT "
 			    "MOUNTPOINT)",
 			    npos == 0 ? "VAULT and MOUNTPOINT" : "MOUNTPOINT");
+
+	/* Rules and the audit are kept at open, which kernel_cache gives
+	 * up. */
+	if (c->kernel_cache && (c->rules_file || c->key_readers))
+		return fail(err, -EINVAL,
+			    "kernel_cache cannot be used with %s: the kernel "
+			    "would not ask kvfs at open",
+			    c->rules_file ? "rules_file=" : "key_readers=");
 
 	for (size_t i = 0; i < ELEMENTSOF(envs); i++) {
 		r = env_default(c, envs[i].env, envs[i].key,

@@ -101,6 +101,8 @@ struct kvfs_config {
 	bool allow_expired;
 	bool allow_other;
 	bool auto_unmount; /* libfuse's: fusermount3 unmounts when we die */
+	bool kernel_cache; /* no OPEN: reads by inode, changes by invalidation
+			    */
 	bool foreground;
 	bool debug;
 	int loglevel;

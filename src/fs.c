@@ -15,7 +15,18 @@
  * deadlock).  The rules (rules.h) are a snapshot that a request holds a
  * reference to, swapped under a lock of its own (kvfs_fs_set_rules);
  * every open of a key-bearing file is checked against them and audited
- * (audit.h), whatever the kernel caches: the kernel always asks. */
+ * (audit.h), whatever the kernel caches: the kernel always asks.
+ *
+ * kernel_cache= (no_open): open answers ENOSYS, after which the kernel
+ * sends no OPEN or RELEASE for the mount's files (FUSE_NO_OPEN_SUPPORT)
+ * and keeps their pages; a read comes without a handle and takes one
+ * reference to the current files for itself alone, so that its bytes are
+ * of one version and a closed object is refused at read.  What the
+ * kernel holds must then never need an open to be right: sizes are
+ * fetched with the attributes, never hidden, and a size not known yet is
+ * not given with a directory's listing.  Without opens there are no
+ * rules, audit or .kvfs/events: config.c refuses the first two with
+ * kernel_cache, and the stream answers EOPNOTSUPP. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -73,6 +84,10 @@ struct kvfs_fs {
 	struct fuse_args args;
 	struct fuse *fuse;
 	struct fuse_loop_config *loop;
+	/* kernel_cache= took: stored once by kvfs_init, which may run after
+	 * the revalidation thread started; read with no_open(). */
+	bool no_open;
+	int64_t revalidated; /* the last revalidation's end; its thread's */
 	/* Every open file's handle: the kernel drops the RELEASE of a file
 	 * closed as the mount goes away, so what is left is freed at exit. */
 	pthread_mutex_t handles_lock;
@@ -115,6 +130,11 @@ struct handle {
 	bool cached;	/* through the page cache, counted by fs->kernel */
 	struct stat st; /* what fstat() says once the certificate is gone */
 };
+
+static bool no_open(const struct kvfs_fs *fs)
+{
+	return __atomic_load_n(&fs->no_open, __ATOMIC_RELAXED);
+}
 
 static struct kvfs_fs *fs_get(void)
 {
@@ -280,17 +300,10 @@ static bool is_control(const struct node *n)
 	       n->t.kind == KVFS_NODE_CONTROL_FILE;
 }
 
-static int control_getattr(const struct kvfs_fs *fs, const struct node *n,
-			   struct fuse_file_info *fi, struct stat *st)
+static void stat_size(struct stat *st, size_t len)
 {
-	kvfs_tree_stat_control(&fs->tree, &n->t, kvfs_wall_now(), st);
-	if (n->t.kind == KVFS_NODE_CONTROL_FILE && fi && fi->fh) {
-		const struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-		st->st_size = (off_t)h->len;
-		st->st_blocks = (blkcnt_t)((h->len + 511) / 512);
-	}
-	return 0;
+	st->st_size = (off_t)len;
+	st->st_blocks = (blkcnt_t)((len + 511) / 512);
 }
 
 static bool caller_is_owner(const struct kvfs_fs *fs)
@@ -298,6 +311,28 @@ static bool caller_is_owner(const struct kvfs_fs *fs)
 	uid_t uid = fuse_get_context()->uid;
 
 	return uid == 0 || uid == fs->tree.config->uid;
+}
+
+/* Without open the kernel reads a control file up to the size it was
+ * given, so that size is a fresh snapshot's (each read renders its
+ * own). */
+static int control_getattr(const struct kvfs_fs *fs, const struct node *n,
+			   struct fuse_file_info *fi, struct stat *st)
+{
+	kvfs_tree_stat_control(&fs->tree, &n->t, kvfs_wall_now(), st);
+	if (n->t.kind != KVFS_NODE_CONTROL_FILE)
+		return 0;
+	if (fi && fi->fh) {
+		stat_size(st, ((struct handle *)(uintptr_t)fi->fh)->len);
+	} else if (no_open(fs) && caller_is_owner(fs)) {
+		_cleanup_free_ char *text = NULL;
+		size_t len;
+
+		if (kvfs_control_render(fs->control, n->t.control, &text,
+					&len) == 0)
+			stat_size(st, len);
+	}
+	return 0;
 }
 
 /* Open handles are listed, so that those the kernel never releases are
@@ -359,10 +394,11 @@ static int readdir_control(const struct kvfs_fs *fs, void *buf,
 					   .control =
 						   (enum kvfs_control_file)i};
 
+		/* Its size is a rendering's (control_getattr). */
 		kvfs_tree_stat_control(&fs->tree, &n, now, &st);
 		if (fill(buf, filler,
 			 kvfs_control_file_name((enum kvfs_control_file)i),
-			 &st))
+			 no_open(fs) ? NULL : &st))
 			break;
 	}
 	return 0;
@@ -453,6 +489,17 @@ static int check_readers(const struct node *n, const char *path,
 	return -EACCES;
 }
 
+/* kvfs_tree_stat_file(); without open, a closed file is not empty: the
+ * kernel reads nothing past the size it holds, and only a read that
+ * reaches kvfs_read can be refused. */
+static void stat_file(struct kvfs_fs *fs, const struct node *n,
+		      const struct kvfs_tree_view *v, struct stat *st)
+{
+	kvfs_tree_stat_file(&fs->tree, &n->t, v, st);
+	if (no_open(fs) && st->st_size == 0 && node_closed(fs, n))
+		st->st_size = 1;
+}
+
 static int kvfs_getattr(const char *path, struct stat *st,
 			struct fuse_file_info *fi)
 {
@@ -485,7 +532,8 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	}
 	/* With allow_other, a stat of privkey.pem by a user who may not
 	 * open it must not make the daemon fetch the key from the vault. */
-	if (n.t.kind == KVFS_NODE_FILE && kvfs_tree_holds_key(n.t.file))
+	if (n.t.kind == KVFS_NODE_FILE && kvfs_tree_holds_key(n.t.file) &&
+	    !no_open(fs))
 		secret = caller_may_open_keys(fs, &n);
 	if (n.t.kind != KVFS_NODE_FILE) {
 		kvfs_tree_stat_dir(&fs->tree, &n.t, listings_of(&n.lists), st);
@@ -496,8 +544,9 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	/* A closed file is not fetched just to be stat'ed, nor one whose
 	 * size only its fetch says (a secret: listing secrets/ costs no
 	 * GET); that one is stat'ed from what is there, size 0 until then,
-	 * and read around the kernel's size (kvfs_open). */
-	on_fetch = kvfs_tree_size_on_fetch(n.t.file);
+	 * and read around the kernel's size (kvfs_open).  Without open there
+	 * is no reading around it: the size comes with the attributes. */
+	on_fetch = kvfs_tree_size_on_fetch(n.t.file) && !no_open(fs);
 	r = node_files_kernel(fs, &n, !node_closed(fs, &n) && !on_fetch,
 			      &files);
 	/* Without the secret the size is 0 until someone who may open the
@@ -511,7 +560,7 @@ static int kvfs_getattr(const char *path, struct stat *st,
 	if (r == -ENODATA && (!secret || on_fetch))
 		r = 0;
 	if (r == 0)
-		kvfs_tree_stat_file(&fs->tree, &n.t, &v, st);
+		stat_file(fs, &n, &v, st);
 	kvfs_files_unref(files);
 	node_clear(&n);
 	return r;
@@ -538,6 +587,9 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	struct node n;
 	int r;
 
+	/* Success, and the kernel sends no OPEN any more (kvfs_read). */
+	if (no_open(fs))
+		return -ENOSYS;
 	r = resolve(fs, path, &n);
 	if (r < 0)
 		return r;
@@ -670,27 +722,88 @@ static int events_read(struct kvfs_fs *fs, struct handle *h, char *buf,
 	return (int)n;
 }
 
+/* Bytes [off, off + size) of data, len bytes, into buf: their count. */
+static int read_range(const void *data, size_t len, char *buf, size_t size,
+		      off_t off)
+{
+	if (off < 0)
+		return -EINVAL;
+	if ((size_t)off >= len)
+		return 0;
+	if (size > len - (size_t)off)
+		size = len - (size_t)off;
+	if (size > INT_MAX)
+		size = INT_MAX;
+	memcpy(buf, (const char *)data + off, size);
+	return (int)size;
+}
+
+/* A read without open (no_open): a control file from a snapshot of its
+ * own; a file of the tree from one reference to its current files, taken
+ * for this read alone, refused (EACCES) when the object is closed, as
+ * kvfs_open refuses it. */
+static int read_unopened(struct kvfs_fs *fs, const char *path, char *buf,
+			 size_t size, off_t off)
+{
+	struct kvfs_files *files = NULL;
+	struct kvfs_tree_view v;
+	struct node n;
+	int r;
+
+	r = resolve(fs, path, &n);
+	if (r < 0)
+		return r;
+	if (is_control(&n)) {
+		_cleanup_free_ char *text = NULL;
+		size_t len;
+
+		node_clear(&n);
+		if (n.t.kind != KVFS_NODE_CONTROL_FILE)
+			return -EISDIR;
+		if (!caller_is_owner(fs))
+			return -EACCES;
+		/* A stream needs its open: a queue of its own. */
+		if (n.t.control == KVFS_CONTROL_EVENTS)
+			return -EOPNOTSUPP;
+		r = kvfs_control_render(fs->control, n.t.control, &text, &len);
+		return r < 0 ? r : read_range(text, len, buf, size, off);
+	}
+	if (n.t.kind != KVFS_NODE_FILE)
+		r = n.t.kind == KVFS_NODE_EXPIRING_LINK ? -ELOOP : -EISDIR;
+	else if (node_closed(fs, &n))
+		r = -EACCES;
+	else
+		r = node_files(fs, &n, true, &files);
+	if (r == 0)
+		r = file_view(fs, &n, files, n.t.file, true, &v);
+	if (r == 0 && v.forbidden)
+		r = -EACCES;
+	if (r == 0) {
+		r = read_range(v.data, v.len, buf, size, off);
+		if (r > 0)
+			kvfs_metrics_add(KVFS_COUNTER_READ_BYTES, (uint64_t)r);
+	}
+	node_clear(&n);
+	kvfs_files_unref(files);
+	return r;
+}
+
 static int kvfs_read(const char *path, char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct kvfs_fs *fs = fs_get();
+	int r;
 
 	if (!h)
-		return -EBADF;
+		return no_open(fs) ? read_unopened(fs, path, buf, size, off)
+				   : -EBADF;
 	if (h->reader)
-		return events_read(fs_get(), h, buf, size, fi);
-	if (off < 0)
-		return -EINVAL;
-	if ((size_t)off >= h->len)
-		return 0;
-	if (size > h->len - (size_t)off)
-		size = h->len - (size_t)off;
-	if (size > INT_MAX)
-		size = INT_MAX;
-	memcpy(buf, (const char *)h->data + off, size);
-	if (h->files)
-		kvfs_metrics_add(KVFS_COUNTER_READ_BYTES, size);
-	return (int)size;
+		return events_read(fs, h, buf, size, fi);
+	r = read_range(h->data, h->len, buf, size, off);
+	if (r > 0 && h->files)
+		kvfs_metrics_add(KVFS_COUNTER_READ_BYTES, (uint64_t)r);
+	return r;
 }
 
 static void handle_unlink_locked(struct kvfs_fs *fs, struct handle *h)
@@ -741,17 +854,21 @@ static int kvfs_poll(const char *path, struct fuse_file_info *fi,
 
 /* The stat of the object that is file n->t.file of collection n->t.coll
  * (the latest when n->t.version is NULL): from the files already there,
- * never fetched. */
-static void stat_object_file(struct kvfs_fs *fs, const struct node *n,
-			     struct stat *st)
+ * never fetched.  NULL when the size it would say is not known and the
+ * kernel would keep it (no_open): the kernel then looks the file up. */
+static const struct stat *
+stat_object_file(struct kvfs_fs *fs, const struct node *n, struct stat *st)
 {
 	struct kvfs_files *files = NULL;
 	struct kvfs_tree_view v;
 
 	node_files(fs, n, false, &files);
+	if (!files && no_open(fs) && kvfs_tree_size_on_fetch(n->t.file))
+		return NULL;
 	file_view(fs, n, files, n->t.file, false, &v);
-	kvfs_tree_stat_file(&fs->tree, &n->t, &v, st);
+	stat_file(fs, n, &v, st);
 	kvfs_files_unref(files);
+	return st;
 }
 
 /* A collection whose objects are files: .versions/, then the objects. */
@@ -770,8 +887,8 @@ static void readdir_object_files(struct kvfs_fs *fs, const struct node *dir,
 	kvfs_tree_object_is_file(dir->t.coll, &n.t.file);
 	for (size_t i = 0; i < l->n; i++) {
 		n.t.entry = &l->entries[i];
-		stat_object_file(fs, &n, &st);
-		if (fill(buf, filler, l->entries[i].item.name, &st))
+		if (fill(buf, filler, l->entries[i].item.name,
+			 stat_object_file(fs, &n, &st)))
 			break;
 	}
 }
@@ -842,7 +959,7 @@ static int readdir_cert(struct kvfs_fs *fs, const struct node *n, void *buf,
 		if (r == -ENOENT)
 			continue;
 		if (r == 0)
-			kvfs_tree_stat_file(&fs->tree, &n->t, &v, &st);
+			stat_file(fs, n, &v, &st);
 		if (fill(buf, filler, kvfs_tree_file_name(k),
 			 r == 0 ? &st : NULL))
 			break;
@@ -870,17 +987,18 @@ static int readdir_versions(struct kvfs_fs *fs, const struct node *n, void *buf,
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < vs->list.n; i++) {
+		const struct stat *stp = &st;
 		struct node d = *n;
 
 		d.t.version = &vs->list.items[i];
 		if (kvfs_tree_object_is_file(n->t.coll, &d.t.file)) {
 			d.t.kind = KVFS_NODE_FILE;
-			stat_object_file(fs, &d, &st);
+			stp = stat_object_file(fs, &d, &st);
 		} else {
 			d.t.kind = KVFS_NODE_VERSION;
 			kvfs_tree_stat_dir(&fs->tree, &d.t, NULL, &st);
 		}
-		if (fill(buf, filler, vs->list.items[i].version, &st))
+		if (fill(buf, filler, vs->list.items[i].version, stp))
 			break;
 	}
 	kvfs_versions_unref(vs);
@@ -1011,8 +1129,12 @@ static int kvfs_getxattr(const char *path, const char *name, char *value,
 	if (r < 0)
 		return r;
 	/* Metadata, so closed objects show it too; what the listing
-	 * carries costs no request. */
-	if (!kvfs_tree_has_xattrs(&n.t) || !kvfs_tree_xattr_known(name))
+	 * carries costs no request.  A namespace kvfs has nothing in
+	 * (security., system.) is not supported, which ls -l and the like
+	 * remember per file system instead of asking for every file. */
+	if (strncmp(name, "user.", 5) != 0)
+		r = -EOPNOTSUPP;
+	else if (!kvfs_tree_has_xattrs(&n.t) || !kvfs_tree_xattr_known(name))
 		r = -ENODATA;
 	else if (kvfs_tree_xattr_needs_files(&n.t, name))
 		r = xattr_files(fs, &n, true, &files);
@@ -1073,6 +1195,16 @@ static void *kvfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct kvfs_fs *fs = fuse_get_context()->private_data;
 
+	/* The kernel only says it can: the first open that answers ENOSYS
+	 * turns OPEN and RELEASE off for the mount. */
+	if (fs->tree.config->kernel_cache) {
+		bool can = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
+
+		__atomic_store_n(&fs->no_open, can, __ATOMIC_RELAXED);
+		if (!can)
+			log_warning("kernel_cache: the kernel cannot skip "
+				    "opens; every open is answered");
+	}
 	cfg->entry_timeout = ENTRY_TIMEOUT;
 	cfg->attr_timeout = ATTR_TIMEOUT;
 	cfg->negative_timeout = NEGATIVE_TIMEOUT;
@@ -1315,6 +1447,44 @@ static void events_drop(void *ph)
 	fuse_pollhandle_destroy(ph);
 }
 
+/* Without open, nothing but an invalidation makes the kernel read again:
+ * the control files, whose snapshots change with every revalidation, and
+ * the objects that opened or closed with the clock since the last one
+ * (nbf=, exp=), whose pages would otherwise be served or refused from
+ * what the kernel holds.  On the revalidation thread. */
+void kvfs_fs_revalidated(struct kvfs_fs *fs)
+{
+	int64_t now = kvfs_wall_now(), then = fs->revalidated;
+	struct listings ls;
+
+	fs->revalidated = now;
+	if (!no_open(fs))
+		return;
+	for (size_t i = 0; i < KVFS_CONTROL_COUNT_; i++)
+		invalidate(fs->fuse, "/" KVFS_CONTROL_DIR "/%s",
+			   kvfs_control_file_name((enum kvfs_control_file)i));
+	listings_get(fs->cache, &ls);
+	for (size_t c = 0; c < KVFS_COLLECTION_COUNT_; c++) {
+		const struct kvfs_listing *l = ls.held[c];
+
+		for (size_t i = 0; l && i < l->n; i++) {
+			struct kvfs_tree_node n = {
+				.kind = KVFS_NODE_OBJECT,
+				.coll = (enum kvfs_collection)c,
+				.entry = &l->entries[i]};
+			const struct kvfs_object_attrs *a = kvfs_tree_attrs(&n);
+			struct kvfs_change ch = {.kind = KVFS_CHANGE_CHANGED,
+						 .coll = n.coll,
+						 .name = n.entry->item.name};
+
+			if (kvfs_tree_closed(&fs->tree, a, then) !=
+			    kvfs_tree_closed(&fs->tree, a, now))
+				invalidate_change(fs->fuse, &ch);
+		}
+	}
+	listings_put(&ls);
+}
+
 /* ---- the FUSE instance ---- */
 
 int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
@@ -1334,6 +1504,7 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 	fs->kernel = kernel;
 	fs->control = control;
 	fs->onchange = onchange;
+	fs->revalidated = kvfs_wall_now();
 	fs->args = (struct fuse_args)FUSE_ARGS_INIT(c->fuse_argc, c->fuse_argv);
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	pthread_mutex_init(&fs->rules_lock, NULL);

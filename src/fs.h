@@ -50,4 +50,9 @@ int kvfs_fs_loop(struct kvfs_fs *fs);
  * deadlock). */
 void kvfs_fs_invalidate(void *data, const struct kvfs_change *c, bool again);
 
+/* After each revalidation, on its thread: with kernel_cache=, make the
+ * kernel read again what changed without a change of the vault (the
+ * control files, the objects the clock opened or closed). */
+void kvfs_fs_revalidated(struct kvfs_fs *fs);
+
 #endif

@@ -370,7 +370,10 @@ static void served_reloading(void *data)
 /* After a SIGHUP's revalidation systemd waits for READY=1 again. */
 static void served_revalidated(void *data, bool asked)
 {
-	notify_status(data, asked);
+	struct served *s = data;
+
+	kvfs_fs_revalidated(s->fs);
+	notify_status(s, asked);
 }
 
 /* The revalidation the SIGHUP handler wakes; set while it may. */

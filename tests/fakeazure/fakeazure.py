@@ -3,7 +3,7 @@
 and a control API, in one process on 127.0.0.1.
 
     /usr/bin/python3 tests/fakeazure/fakeazure.py --state-dir DIR [--bulk N]
-        [--bulk-secrets N]
+        [--bulk-one-leaf] [--bulk-secrets N]
 
 Start-up order: generate keys and certificates, bind every server, seed the
 vault, start serving, and only then write DIR/info.json (atomically) as the
@@ -77,6 +77,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description="fake Azure (Entra ID, IMDS, Key Vault) for kvfs tests")
     p.add_argument("--state-dir", required=True)
     p.add_argument("--bulk", type=int, default=60)
+    p.add_argument("--bulk-one-leaf", action="store_true",
+                   help="the bulk certificates share one leaf: a vault of 100,000 in seconds")
     p.add_argument("--bulk-secrets", type=int, default=0)
     p.add_argument("--host", default="127.0.0.1")
     for name in ("vault", "login", "imds", "control", "foreign"):
@@ -131,7 +133,7 @@ def main(argv=None):
 
     now = int(time.time())
     fake.factory = seed.Factory(fake.state, pool, now)
-    seeded = seed.seed_vault(fake.factory, args.bulk)
+    seeded = seed.seed_vault(fake.factory, args.bulk, args.bulk_one_leaf)
     secrets_seeded = seed.seed_secrets(fake.factory)
     secrets_seeded += seed.seed_bulk_secrets(fake.factory, args.bulk_secrets)
     keys_seeded = seed.seed_keys(fake.factory)

@@ -12,6 +12,8 @@ a disabled secret is 403 SecretDisabled, a disabled key 200 with
 """
 
 import base64
+import heapq
+import itertools
 import json
 import re
 import time
@@ -43,6 +45,11 @@ class KVError(Exception):
 
 def bad_parameter(message):
     return KVError(400, "BadParameter", message)
+
+
+def by_name(obj):
+    """The order of a listing: names case-insensitively."""
+    return obj.name.lower()
 
 
 def encode_skiptoken(marker):
@@ -305,14 +312,14 @@ class VaultHandler(BaseHandler):
 
     def list_page(self, objs, path, api, item):
         """One page of a listing of named objects, sorted by name
-        case-insensitively; the $skiptoken holds the last name sent."""
+        case-insensitively; the $skiptoken holds the last name sent.
+        objs(after) gives, in that order, the objects after that name
+        (None: all); the page takes what it sends and one more."""
         k = self.page_args()
         token = self.params.get("$skiptoken")
         after = decode_skiptoken(token) if token else None
-        objs = sorted(objs, key=lambda c: c.name.lower())
-        if after is not None:
-            objs = [c for c in objs if c.name.lower() > after]
-        page, rest = objs[:k], objs[k:]
+        taken = list(itertools.islice(objs(after), k + 1))
+        page, rest = taken[:k], taken[k:]
         marker = None
         if rest or (page and self.state.setting("empty_last_page")):
             marker = page[-1].name.lower()
@@ -320,9 +327,14 @@ class VaultHandler(BaseHandler):
                              "nextLink": self.next_link(path, api, marker, k)})
 
     def list_certificates(self, api):
-        certs = self.state.sorted("certificates")
         # names no real vault would list, each as an item with that raw name
-        certs += [HostileName(n) for n in self.state.setting("hostile_names") or ()]
+        hostile = sorted((HostileName(n) for n in self.state.setting("hostile_names") or ()),
+                         key=by_name)
+
+        def certs(after):
+            return heapq.merge(self.state.after("certificates", after),
+                               (h for h in hostile if after is None or by_name(h) > after),
+                               key=by_name)
         self.list_page(certs, "/certificates", api,
                        lambda c: c.item(self.vault) if isinstance(c, HostileName)
                        else self.item(c, c.latest, with_version=False))
@@ -438,7 +450,9 @@ class VaultHandler(BaseHandler):
             item, bundle = self.key_item, self.key_bundle
         if not rest or rest == [""]:
             self.authorize(principal, list_action, "/" + kind)
-            objs = self.state.sorted(kind) + self.state.sorted("certificates")
+            def objs(after):
+                return heapq.merge(self.state.after(kind, after),
+                                   self.state.after("certificates", after), key=by_name)
             return self.list_page(objs, "/" + kind, api, lambda o: item(o, o.latest, False))
         if len(rest) > 3 or (len(rest) == 3 and rest[2] != ""):
             self.authorize(principal, get_action, "/%s/%s" % (kind, rest[0]))

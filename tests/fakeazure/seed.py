@@ -271,8 +271,11 @@ def _seed_objects(factory, kind, seeds):
     return out
 
 
-def seed_vault(factory, bulk):
-    """The deterministic set of certificates the tests rely on."""
+def seed_vault(factory, bulk, one_leaf=False):
+    """The deterministic set of certificates the tests rely on, and bulk
+    certificates bulk-000...; one_leaf: the bulk certificates' versions
+    share one leaf (names differ, bytes do not), for a vault too large to
+    issue a leaf each."""
     now = factory.now
     pool = factory.pool
     key_a = pool.rsa()       # www, WebFrontend, disabled-cert
@@ -322,11 +325,16 @@ def seed_vault(factory, bulk):
                                 created=now - 44 * DAY)
     add(c, factory.issue(c, now - 44 * DAY, key=key_b))
 
+    leaf = None
     for i in range(bulk):
         name = "bulk-%03d" % i
         created = now - 20 * DAY + i * 60
         c = factory.new_certificate(name, kty="EC", crv="P-256", created=created)
-        add(c, factory.issue(c, created, key=factory.shared_ec))
+        if leaf is None or not one_leaf:
+            leaf = factory.issue(c, created, key=factory.shared_ec)
+            add(c, leaf)
+        else:
+            add(c, leaf.sibling(created))
     return certs
 
 

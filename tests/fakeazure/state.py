@@ -7,8 +7,10 @@ short time; nothing slow (key generation, PKCS#12 encoding) runs under it.
 """
 
 import base64
+import bisect
 import calendar
 import collections
+import copy
 import random
 import re
 import threading
@@ -53,6 +55,17 @@ class Version:
         self._pem = None
         self._pfx = None
         self._lock = threading.Lock()
+
+    def sibling(self, created):
+        """Another version with these bytes (the same leaf, key and chain),
+        its own id and times: for bulk vaults too large to issue a leaf
+        each (--bulk-one-leaf)."""
+        v = copy.copy(self)
+        v.version = pki.random_hex(16)
+        v.created = v.updated = int(created)
+        v._pem = v._pfx = None
+        v._lock = threading.Lock()
+        return v
 
     def pem_value(self, exportable):
         """PEM secret: PKCS#8 key first, then leaf, then issuers."""
@@ -274,6 +287,7 @@ class State:
         self.certs = {}                 # lower-case name -> Certificate
         self.secrets = {}               # lower-case name -> Secret
         self.keys = {}                  # lower-case name -> Key
+        self.names = {}                 # kind -> its sorted names, until an add or delete
         self.denied = {}                # principal name -> set of data actions refused
         self.deny_model = {}            # principal name -> "rbac" or "policy"
         self.tokens = {}                # access token -> dict
@@ -302,6 +316,7 @@ class State:
     def add(self, kind, obj):
         with self.lock:
             self.collection(kind)[obj.name.lower()] = obj
+            self.names.pop(kind, None)
 
     def get(self, kind, name):
         with self.lock:
@@ -309,7 +324,27 @@ class State:
 
     def delete(self, kind, name):
         with self.lock:
+            self.names.pop(kind, None)
             return self.collection(kind).pop(name.lower(), None)
+
+    def after(self, kind, marker):
+        """The objects that have a version whose lower-case names sort
+        after marker (None: all), in that order, as an iterator: a list
+        page costs O(log N) to find its start and O(1) per object after
+        it, not a sort of the vault per page."""
+        with self.lock:
+            names = self.names.get(kind)
+            if names is None:
+                names = self.names[kind] = sorted(self.collection(kind))
+            objs = self.collection(kind)
+        i = 0 if marker is None else bisect.bisect_right(names, marker)
+        # names is replaced on a change, never changed: a listing in
+        # flight keeps the order it started with
+        while i < len(names):
+            o = objs.get(names[i])
+            i += 1
+            if o is not None and o.versions:
+                yield o
 
     def sorted(self, kind):
         """The objects that have a version, by name case-insensitively."""

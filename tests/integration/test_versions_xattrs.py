@@ -198,6 +198,23 @@ def test_no_xattrs_above_certificates_and_none_writable(shared_mount):
     assert e.value.errno == errno.EROFS
 
 
+def test_namespaces_without_attributes_are_not_supported(mount):
+    """security.* and system.* are EOPNOTSUPP, not ENODATA: ls -l
+    remembers that per file system instead of asking for every file
+    (counted in libfuse's debug log)."""
+    m = mount(debug=True)
+    for p in (m.path, m.p("certificates", "www"), m.p("certificates", "www", "cert.pem")):
+        for name in ("security.selinux", "system.posix_acl_access"):
+            with pytest.raises(OSError) as e:
+                os.getxattr(p, name)
+            assert e.value.errno == errno.EOPNOTSUPP, (p, name)
+    before = m.stderr().count("opcode: GETXATTR")
+    subprocess.run(["ls", "-l", m.p("certificates")], capture_output=True, check=True)
+    asked = m.stderr().count("opcode: GETXATTR") - before
+    assert len(os.listdir(m.p("certificates"))) > 10
+    assert 1 <= asked <= 3, asked
+
+
 def test_a_version_costs_its_bundle_and_secret(mount, az):
     cert = state_by_name(az)["mail"]
     old = cert["versions"][0]["version"]
