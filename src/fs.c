@@ -324,6 +324,9 @@ static int control_getattr(const struct kvfs_fs *fs, const struct node *n,
 		return 0;
 	if (fi && fi->fh) {
 		stat_size(st, ((struct handle *)(uintptr_t)fi->fh)->len);
+	} else if (no_open(fs) && n->t.control == KVFS_CONTROL_EVENTS) {
+		/* Not empty: a read must reach kvfs to be refused. */
+		stat_size(st, 1);
 	} else if (no_open(fs) && caller_is_owner(fs)) {
 		_cleanup_free_ char *text = NULL;
 		size_t len;
