@@ -564,12 +564,18 @@ static int set_proxy(char **field, const char *value, bool from_env,
 	r = parse_proxy(value, &credentials, &s);
 	if (r == -ENOMEM)
 		return r;
-	kvfs_url_redact(value, shown, sizeof(shown));
-	if (r < 0)
+	if (r < 0) {
+		/* A value that did not parse may hold a password anywhere
+		 * before its last '@': only what follows it is shown. */
+		const char *at = strrchr(value, '@');
+
+		snprintf(shown, sizeof(shown), "%s%s", at ? "***@" : "",
+			 at ? at + 1 : value);
 		return fail(err, r,
 			    "invalid %s '%s': expected http://host:port (or "
 			    "https://)",
 			    name, shown);
+	}
 	if (credentials && !from_env) {
 		kvfs_secure_free_str(s);
 		return fail(err, -EINVAL,

@@ -160,6 +160,9 @@ struct kvfs_events {
 	struct kvfs_events_reader *readers;
 	unsigned waiters;
 	bool stop;
+	/* Versions fetched for the lines since the last revalidation
+	 * (KVFS_EVENTS_VERSION_FETCHES_MAX); the revalidation thread's. */
+	unsigned fetches;
 
 	pthread_t thread;
 	bool started;
@@ -425,7 +428,6 @@ static void queue_pendings(struct kvfs_events *ev, struct pendings *ps)
 		now, NULL, NULL, kvfs_metrics_event_name(KVFS_EVENT_OVERFLOW),
 		NULL);
 	struct wakes w = {0};
-	size_t fetches = 0;
 
 	if (!overflow_line)
 		return;
@@ -435,14 +437,15 @@ static void queue_pendings(struct kvfs_events *ev, struct pendings *ps)
 		bool listened;
 
 		pthread_mutex_lock(&ev->lock);
-		listened = listened_locked(ev);
+		listened = listened_locked(ev) && !ev->stop;
 		pthread_mutex_unlock(&ev->lock);
 		if (p->fetch) {
-			bool get = listened &&
-				   fetches < KVFS_EVENTS_VERSION_FETCHES_MAX;
+			bool get =
+				listened &&
+				ev->fetches < KVFS_EVENTS_VERSION_FETCHES_MAX;
 			char *v = current_version(ev, p, get);
 
-			fetches += get;
+			ev->fetches += get;
 			if (v) {
 				free(p->version);
 				p->version = v;
@@ -542,6 +545,12 @@ static void knowns_merge_locked(struct knowns *k, enum kvfs_collection coll,
 	k->n = n;
 }
 
+void kvfs_events_revalidated(struct kvfs_events *ev)
+{
+	if (ev)
+		ev->fetches = 0;
+}
+
 void kvfs_events_changed(struct kvfs_events *ev, const struct kvfs_change *c)
 {
 	struct kvfs_listing *l;
@@ -601,7 +610,8 @@ static int64_t expiries_locked(struct kvfs_events *ev, int64_t now,
 			}
 		}
 	}
-	if (!next || (next - now) * 1000 > EXPIRY_RECHECK_MS)
+	/* Seconds first: an exp from the vault may be any int64_t. */
+	if (!next || next - now > EXPIRY_RECHECK_MS / 1000)
 		return EXPIRY_RECHECK_MS;
 	return (next - now) * 1000;
 }

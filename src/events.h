@@ -75,6 +75,10 @@ bool kvfs_events_poll(struct kvfs_events *ev, struct kvfs_events_reader *r,
  * fetch the files of an object that changed (while a reader listens);
  * call it from no FUSE request. */
 void kvfs_events_changed(struct kvfs_events *ev, const struct kvfs_change *c);
+/* A revalidation ended (its changes were told): the versions fetched for
+ * the lines count again from 0.  The revalidation thread's, as
+ * kvfs_events_changed(). */
+void kvfs_events_revalidated(struct kvfs_events *ev);
 
 /* ---- the pure parts, for the unit tests ---- */
 

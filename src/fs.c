@@ -176,6 +176,17 @@ static struct kvfs_rules *rules_get(struct kvfs_fs *fs)
 	return rs;
 }
 
+/* The rule of the object of entry in collection coll (NULL: none): every
+ * node of an object gets it, or a listing would give the kernel other
+ * owners and modes than a lookup. */
+static const struct kvfs_rule *rule_of(const struct kvfs_rules *rules,
+				       enum kvfs_collection coll,
+				       const struct kvfs_entry *entry)
+{
+	return kvfs_rules_match(rules, kvfs_collection_info(coll)->name,
+				entry->item.name);
+}
+
 /* Resolve path against the current listings.  A lookup inside versions/
  * fetches the versions listing (once); nothing else here touches the
  * network. */
@@ -202,9 +213,7 @@ static int resolve(struct kvfs_fs *fs, const char *path, struct node *ret)
 	}
 	n.rules = rules_get(fs);
 	if (n.t.entry && n.t.kind != KVFS_NODE_EXPIRING_LINK)
-		n.t.rule = kvfs_rules_match(
-			n.rules, kvfs_collection_info(n.t.coll)->name,
-			n.t.entry->item.name);
+		n.t.rule = rule_of(n.rules, n.t.coll, n.t.entry);
 	*ret = n;
 	return 0;
 }
@@ -890,6 +899,7 @@ static void readdir_object_files(struct kvfs_fs *fs, const struct node *dir,
 	kvfs_tree_object_is_file(dir->t.coll, &n.t.file);
 	for (size_t i = 0; i < l->n; i++) {
 		n.t.entry = &l->entries[i];
+		n.t.rule = rule_of(dir->rules, dir->t.coll, n.t.entry);
 		if (fill(buf, filler, l->entries[i].item.name,
 			 stat_object_file(fs, &n, &st)))
 			break;
@@ -906,7 +916,10 @@ static void readdir_all_versions(struct kvfs_fs *fs, const struct node *dir,
 	for (size_t i = 0; i < l->n; i++) {
 		struct kvfs_tree_node n = {.kind = KVFS_NODE_VERSIONS,
 					   .coll = dir->t.coll,
-					   .entry = &l->entries[i]};
+					   .entry = &l->entries[i],
+					   .rule = rule_of(dir->rules,
+							   dir->t.coll,
+							   &l->entries[i])};
 
 		kvfs_tree_stat_dir(&fs->tree, &n, NULL, &st);
 		if (fill(buf, filler, l->entries[i].item.name, &st))
@@ -928,7 +941,10 @@ static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 	for (size_t i = 0; i < l->n; i++) {
 		struct kvfs_tree_node n = {.kind = KVFS_NODE_OBJECT,
 					   .coll = dir->t.coll,
-					   .entry = &l->entries[i]};
+					   .entry = &l->entries[i],
+					   .rule = rule_of(dir->rules,
+							   dir->t.coll,
+							   &l->entries[i])};
 
 		kvfs_tree_stat_dir(&fs->tree, &n, listings_of(&dir->lists),
 				   &st);
@@ -1450,22 +1466,13 @@ static void events_drop(void *ph)
 	fuse_pollhandle_destroy(ph);
 }
 
-/* Without open, nothing but an invalidation makes the kernel read again:
- * the control files, whose snapshots change with every revalidation, and
- * the objects that opened or closed with the clock since the last one
- * (nbf=, exp=), whose pages would otherwise be served or refused from
- * what the kernel holds.  On the revalidation thread. */
-void kvfs_fs_revalidated(struct kvfs_fs *fs)
+/* Tell the kernel to drop what it holds of every object that opened or
+ * closed with the clock between then and now; then == now: of every
+ * object.  On the revalidation thread. */
+static void invalidate_objects(struct kvfs_fs *fs, int64_t then, int64_t now)
 {
-	int64_t now = kvfs_wall_now(), then = fs->revalidated;
 	struct listings ls;
 
-	fs->revalidated = now;
-	if (!no_open(fs))
-		return;
-	for (size_t i = 0; i < KVFS_CONTROL_COUNT_; i++)
-		invalidate(fs->fuse, "/" KVFS_CONTROL_DIR "/%s",
-			   kvfs_control_file_name((enum kvfs_control_file)i));
 	listings_get(fs->cache, &ls);
 	for (size_t c = 0; c < KVFS_COLLECTION_COUNT_; c++) {
 		const struct kvfs_listing *l = ls.held[c];
@@ -1480,12 +1487,32 @@ void kvfs_fs_revalidated(struct kvfs_fs *fs)
 						 .coll = n.coll,
 						 .name = n.entry->item.name};
 
-			if (kvfs_tree_closed(&fs->tree, a, then) !=
-			    kvfs_tree_closed(&fs->tree, a, now))
+			if (then == now ||
+			    kvfs_tree_closed(&fs->tree, a, then) !=
+				    kvfs_tree_closed(&fs->tree, a, now))
 				invalidate_change(fs->fuse, &ch);
 		}
 	}
 	listings_put(&ls);
+}
+
+/* Without open, nothing but an invalidation makes the kernel read again:
+ * the control files, whose snapshots change with every revalidation, and
+ * the objects that opened or closed with the clock since the last one
+ * (nbf=, exp=), whose pages would otherwise be served or refused from
+ * what the kernel holds.  On the revalidation thread. */
+void kvfs_fs_revalidated(struct kvfs_fs *fs)
+{
+	int64_t now = kvfs_wall_now(), then = fs->revalidated;
+
+	fs->revalidated = now;
+	kvfs_events_revalidated(fs->events);
+	if (!no_open(fs))
+		return;
+	for (size_t i = 0; i < KVFS_CONTROL_COUNT_; i++)
+		invalidate(fs->fuse, "/" KVFS_CONTROL_DIR "/%s",
+			   kvfs_control_file_name((enum kvfs_control_file)i));
+	invalidate_objects(fs, then, now);
 }
 
 /* ---- the FUSE instance ---- */
@@ -1549,6 +1576,13 @@ void kvfs_fs_set_rules(struct kvfs_fs *fs, struct kvfs_rules *rules)
 	old = fs->rules;
 	fs->rules = rules;
 	pthread_mutex_unlock(&fs->rules_lock);
+	/* The owners and modes the kernel holds (and checks, with
+	 * default_permissions) are the old rules': dropped. */
+	if (old && fs->fuse) {
+		int64_t now = kvfs_wall_now();
+
+		invalidate_objects(fs, now, now);
+	}
 	kvfs_rules_unref(old);
 }
 

@@ -31,7 +31,9 @@ int kvfs_fs_new(const struct kvfs_config *c, struct kvfs_cache *cache,
 void kvfs_fs_free(struct kvfs_fs *fs);
 
 /* Put rules (NULL: none) in force from the next request on, taking over
- * its reference; the requests under way finish with the old ones. */
+ * its reference; the requests under way finish with the old ones.  Once
+ * rules were in force, the kernel is told to drop the owners and modes it
+ * holds of every object: call it then from no FUSE request. */
 void kvfs_fs_set_rules(struct kvfs_fs *fs, struct kvfs_rules *rules);
 
 /* The FUSE instance, for fuse_mount(), fuse_get_session() and

@@ -498,7 +498,7 @@ static bool proxied(const struct kvfs_http *h,
  * proxy refused the tunnel or could not be reached, say so in err, naming
  * it (redacted), and return -ECONNREFUSED; otherwise r, err untouched. */
 static int proxy_error(const struct kvfs_http *h, CURL *c, CURLcode code, int r,
-		       const char *errbuf, struct kvfs_error *err)
+		       struct kvfs_error *err)
 {
 	long connect_code = 0;
 
@@ -513,9 +513,9 @@ static int proxy_error(const struct kvfs_http *h, CURL *c, CURLcode code, int r,
 	}
 	if (code == CURLE_COULDNT_RESOLVE_PROXY ||
 	    code == CURLE_COULDNT_CONNECT) {
-		kvfs_error_set_message(
-			err, "cannot reach proxy '%s': %s", h->proxy_shown,
-			errbuf[0] ? errbuf : curl_easy_strerror(code));
+		kvfs_error_set_message(err, "cannot reach proxy '%s': %s",
+				       h->proxy_shown,
+				       curl_easy_strerror(code));
 		return code == CURLE_COULDNT_CONNECT ? r : -EHOSTUNREACH;
 	}
 	return r;
@@ -689,9 +689,12 @@ int kvfs_http_perform(struct kvfs_http *h, const struct kvfs_http_request *rq,
 	r = curl_to_errno(code, &t, os_errno);
 	kvfs_metrics_request(rq->label, r < 0 ? 0 : status);
 	if (r < 0) {
-		/* The proxy's own message, when it was the proxy. */
-		if (proxied(h, rq))
-			r = proxy_error(h, c, code, r, errbuf, err);
+		/* The proxy's own message, when it was the proxy; libcurl's
+		 * words may quote the proxy, password and all: not kept. */
+		if (proxied(h, rq)) {
+			r = proxy_error(h, c, code, r, err);
+			errbuf[0] = '\0';
+		}
 		if (err->message[0] == '\0' && r == -EFBIG)
 			kvfs_error_set_message(err,
 					       "response larger than %zu bytes",

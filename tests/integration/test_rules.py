@@ -12,6 +12,7 @@ import grp
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -185,6 +186,27 @@ def test_owners_and_modes_per_pattern(users, rules_mount):
     assert got[os.path.join(www, "privkey.pem")] == "EACCES", got
 
 
+def test_a_listing_gives_each_secret_its_rule(users, rules_mount):
+    """secrets/ lists files, whose attributes the kernel keeps from the
+    listing (READDIRPLUS): they must be the rule's, as a lookup says."""
+    alice_uid, _ = users[ALICE]
+    m = rules_mount("secrets/db-password uid=%s key_mode=0400\n" % ALICE,
+                    collections="secrets")
+    path = m.p("secrets", "db-password")
+    # ls -l: the kernel asks with READDIRPLUS once a listing is stat'ed
+    for _ in range(2):
+        out = subprocess.run(["ls", "-ln", m.p("secrets")], check=True,
+                             capture_output=True, text=True).stdout
+    assert re.search(r"^-r-------- 1 %d .* db-password$" % alice_uid, out,
+                     re.M), out
+    st = os.stat(path)
+    assert (st.st_uid, st.st_mode & 0o7777) == (alice_uid, 0o400)
+    got = run_as(users, BOB, [path])
+    assert got[path] == "EACCES", got
+    got = run_as(users, ALICE, [path])
+    assert isinstance(got[path], int) and got[path] > 0, got
+
+
 def test_a_user_outside_readers_gets_eacces_on_the_key_only(users,
                                                            rules_mount):
     m = rules_mount("certificates/www key_mode=0444 readers=user:%s\n"
@@ -273,14 +295,17 @@ def test_sighup_rereads_the_rules_and_a_broken_file_keeps_them(
     key = m.p("certificates", "www", "privkey.pem")
     assert run_as(users, ALICE, [key])[key] > 0
     assert run_as(users, BOB, [key])[key] == "EACCES"
+    assert os.stat(key).st_mode & 0o7777 == 0o444  # the kernel keeps it
 
-    write_rules(place, "certificates/www key_mode=0444 readers=user:%s\n"
+    write_rules(place, "certificates/www key_mode=0404 readers=user:%s\n"
                 % BOB)
     hup(m)
     # the rules are read before the revalidation that SIGHUP asks for
     wait_listings(az, 2)
     assert run_as(users, BOB, [key])[key] > 0
     assert run_as(users, ALICE, [key])[key] == "EACCES"
+    # the kernel was told to drop the modes of the old rules
+    assert os.stat(key).st_mode & 0o7777 == 0o404
 
     path = write_rules(place, "certificates/www readers=user:%s\n"
                        "certificates/api readers=nobody-knows:x\n" % ALICE)

@@ -958,6 +958,24 @@ static void test_proxy(void)
 	ok(r < 0 && strstr(err.message, "invalid HTTPS_PROXY") &&
 		   !strstr(err.message, "pw"),
 	   "a bad HTTPS_PROXY is named, redacted: %s", err.message);
+	/* Passwords where a URL parser would not look for them. */
+	static const char *const hidden[] = {
+		"user:s3cret@proxy:99999",
+		"user:s3cret@proxy:3128/x",
+		"http://user:s3#cret@proxy:3128/x",
+		"http://user:s3/cret@proxy:3128/x",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(hidden); i++) {
+		setenv("HTTPS_PROXY", hidden[i], 1);
+		r = parse(&c, &err, "myvault", ".", NULL);
+		ok(r < 0 && strstr(err.message, "invalid HTTPS_PROXY") &&
+			   !strstr(err.message, "s3") &&
+			   strstr(err.message, "***@proxy:"),
+		   "'%s' is refused without its password: %s", hidden[i],
+		   err.message);
+		if (r == 0)
+			kvfs_config_free(&c);
+	}
 	if (r == 0)
 		kvfs_config_free(&c);
 	clear_env();
