@@ -35,23 +35,34 @@ static struct {
 } slots[SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int64_t tgid_from_proc(pid_t tid)
+/* The line of /proc/<tid>/status that starts with key ("Tgid:"), past
+ * the key; NULL when it has none or is gone.  The caller frees it. */
+static char *status_line(pid_t tid, const char *key)
 {
-	char path[64], line[128];
-	int64_t tgid = tid;
+	char path[64], *line = NULL;
+	size_t cap = 0, klen = strlen(key);
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
 	f = fopen(path, "re");
 	if (!f)
-		return tgid;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "Tgid:", 5) == 0) {
-			tgid = strtoll(line + 5, NULL, 10);
-			break;
+		return NULL;
+	while (getline(&line, &cap, f) > 0)
+		if (strncmp(line, key, klen) == 0) {
+			memmove(line, line + klen, strlen(line + klen) + 1);
+			fclose(f);
+			return line;
 		}
+	free(line);
 	fclose(f);
-	return tgid;
+	return NULL;
+}
+
+static int64_t tgid_from_proc(pid_t tid)
+{
+	_cleanup_free_ char *v = status_line(tid, "Tgid:");
+
+	return v ? strtoll(v, NULL, 10) : tid;
 }
 
 int64_t kvfs_caller_tgid(pid_t tid)
@@ -75,34 +86,21 @@ int64_t kvfs_caller_tgid(pid_t tid)
 	return tgid;
 }
 
-/* The "Groups:" line of /proc/<tid>/status. */
+/* The supplementary groups, from the "Groups:" line of
+ * /proc/<tid>/status. */
 static void groups_from_proc(pid_t tid, struct kvfs_caller_id *id)
 {
-	char path[64], *line = NULL;
-	size_t cap = 0;
-	FILE *f;
+	_cleanup_free_ char *line = status_line(tid, "Groups:");
+	char *p = line, *end;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	while (getline(&line, &cap, f) > 0) {
-		char *p = line + 7, *end;
+	while (p && id->ngroups < KVFS_CALLER_GROUPS_MAX) {
+		unsigned long g = strtoul(p, &end, 10);
 
-		if (strncmp(line, "Groups:", 7) != 0)
-			continue;
-		while (id->ngroups < KVFS_CALLER_GROUPS_MAX) {
-			unsigned long g = strtoul(p, &end, 10);
-
-			if (end == p)
-				break;
-			id->groups[id->ngroups++] = (gid_t)g;
-			p = end;
-		}
-		break;
+		if (end == p)
+			break;
+		id->groups[id->ngroups++] = (gid_t)g;
+		p = end;
 	}
-	free(line);
-	fclose(f);
 }
 
 static void exe_from_proc(int64_t pid, struct kvfs_caller_id *id)
