@@ -11,7 +11,9 @@
  * once unmounted, 1 when a rung failed or the loop did.  Single-threaded until
  * the threads start, after the fork of fuse_daemonize(), which they would not
  * survive. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +22,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <fuse.h>
+#include <fuse_lowlevel.h>
 
 #include "auth/auth.h"
 #include "cache.h"
@@ -399,6 +403,38 @@ static int set_sighup(struct kvfs_reval *r)
 	return sigaction(SIGHUP, &sa, NULL);
 }
 
+/* With auto_unmount, fusermount3 stays behind the mount and unmounts it
+ * once our end of its socket closes, but only if the mount then answers
+ * ENOTCONN: only once the connection is gone.  When a process dies, the
+ * kernel releases its descriptors highest first, and libfuse's /dev/fuse
+ * descriptor sits below that socket: under load, fusermount3 could look
+ * while the connection still lived (its open then fails ECONNABORTED,
+ * not ENOTCONN) and leave the dead mount behind.  A copy of the
+ * connection's descriptor above every one open now is released first.
+ * The copy, or -1 when none could be made (the race stays: logged). */
+static int connection_released_first(struct fuse_session *se)
+{
+	int fd = fuse_session_fd(se), top = fd, copy;
+	struct dirent *e;
+	DIR *d;
+
+	d = opendir("/proc/self/fd");
+	if (!d) {
+		log_debug("auto_unmount: cannot list /proc/self/fd: %s",
+			  strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d)))
+		if (atoi(e->d_name) > top)
+			top = atoi(e->d_name);
+	closedir(d);
+	copy = fcntl(fd, F_DUPFD_CLOEXEC, top + 1);
+	if (copy < 0)
+		log_debug("auto_unmount: no copy of the FUSE descriptor: %s",
+			  strerror(errno));
+	return copy;
+}
+
 /* Mount and serve until unmounted; the exit code.  Each rung is undone
  * in reverse from where it failed. */
 static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
@@ -414,7 +450,7 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 	struct kvfs_fs *fs = NULL;
 	struct fuse *fuse;
 	char what[256];
-	int r, code = 1;
+	int r, code = 1, held = -1;
 
 	r = kvfs_fs_new(c, cache, kernel, control, mounted_at, onchange, &fs);
 	if (r < 0) {
@@ -445,6 +481,8 @@ static int serve(const struct kvfs_config *c, struct kvfs_cache *cache,
 		goto out_reval;
 	}
 	se = fuse_get_session(fuse);
+	if (c->auto_unmount)
+		held = connection_released_first(se);
 	if (fuse_set_signal_handlers(se) != 0) {
 		log_error("cannot install signal handlers");
 		goto out_unmount;
@@ -494,6 +532,10 @@ out_signals:
 	set_sighup(NULL);
 	fuse_remove_signal_handlers(se);
 out_unmount:
+	/* libfuse closes its descriptor before it unmounts, so that the
+	 * unmount does not wait on the connection: so must the copy. */
+	if (held >= 0)
+		close(held);
 	fuse_unmount(fuse);
 out_reval:
 	kvfs_reval_free(reval);
