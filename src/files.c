@@ -98,6 +98,14 @@ static void files_free(struct kvfs_files *f)
 	free(f);
 }
 
+/* Free a string of the vault's answer that the files do not keep: memory
+ * per cached version. */
+static void drop(char **s)
+{
+	free(*s);
+	*s = NULL;
+}
+
 /* New files of collection coll, referenced once, fetched now. */
 static struct kvfs_files *files_alloc(enum kvfs_collection coll)
 {
@@ -127,6 +135,8 @@ int kvfs_files_new_cert(enum kvfs_collection coll,
 	}
 	b = &f->cert.bundle;
 	*b = TAKE_STRUCT(*bundle);
+	drop(&b->tags_json);
+	drop(&b->x5t);
 
 	/* cert.pem is not kept: it is rendered from the DER as it is read
 	 * (kvfs_files_span_read()). */
@@ -155,6 +165,7 @@ int kvfs_files_new_secret(enum kvfs_collection coll, struct kvfs_secret *secret,
 		return -ENOMEM;
 	}
 	f->secret = TAKE_STRUCT(*secret);
+	drop(&f->secret.tags_json);
 	*ret = f;
 	return 0;
 }
@@ -196,6 +207,7 @@ int kvfs_files_new_key(enum kvfs_collection coll, struct kvfs_key_bundle *key,
 	}
 	k = &f->key.bundle;
 	*k = TAKE_STRUCT(*key);
+	drop(&k->tags_json);
 	f->key.key_ops = key_ops_text(k);
 	if (!f->key.key_ops) {
 		files_free(f);
@@ -261,8 +273,7 @@ int kvfs_files_new_made(const struct kvfs_files_made *m,
 	size_t len;
 	char *pos;
 
-	len = made_len(mh->name) + made_len(mh->id) + made_len(mh->version) +
-	      made_len(mh->tags_json);
+	len = made_len(mh->name) + made_len(mh->id) + made_len(mh->version);
 	for (size_t k = 0; k < KVFS_FILE_COUNT_; k++)
 		len += m->bytes[k].data ? m->bytes[k].len + 1 : 0;
 	for (size_t i = 0; i < KVFS_META_COUNT_; i++)
@@ -284,7 +295,6 @@ int kvfs_files_new_made(const struct kvfs_files_made *m,
 	made->h.name = made_str(&pos, mh->name);
 	made->h.id = made_str(&pos, mh->id);
 	made->h.version = made_str(&pos, mh->version);
-	made->h.tags_json = made_str(&pos, mh->tags_json);
 	for (size_t k = 0; k < KVFS_FILE_COUNT_; k++) {
 		made->bytes[k].data =
 			made_put(&pos, m->bytes[k].data, m->bytes[k].len);
@@ -328,20 +338,17 @@ struct kvfs_files_header kvfs_files_header(const struct kvfs_files *f)
 		h.name = f->cert.bundle.name;
 		h.id = f->cert.bundle.id;
 		h.version = f->cert.bundle.version;
-		h.tags_json = f->cert.bundle.tags_json;
 		h.exportable = f->cert.bundle.exportable;
 		break;
 	case KVFS_COLLECTION_SECRETS:
 		h.name = f->secret.name;
 		h.id = f->secret.id;
 		h.version = f->secret.version;
-		h.tags_json = f->secret.tags_json;
 		break;
 	case KVFS_COLLECTION_KEYS:
 		h.name = f->key.bundle.name;
 		h.id = f->key.bundle.id;
 		h.version = f->key.bundle.version;
-		h.tags_json = f->key.bundle.tags_json;
 		break;
 	case KVFS_COLLECTION_COUNT_:
 		break;

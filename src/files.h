@@ -63,7 +63,8 @@ struct kvfs_files_header {
 	/* The vault's spelling of the object's name (NULL when the vault's
 	 * answer had none), the version's id URL and version. */
 	const char *name, *id, *version;
-	const char *tags_json; /* compact JSON, keys sorted; NULL: none */
+	/* Not the tags: the listings show them (tree.h), the files do not
+	 * keep them. */
 	struct kvfs_object_attrs attrs;
 	/* The private key may be shown: a certificate's policy (false for
 	 * the collections that show none). */
@@ -72,7 +73,8 @@ struct kvfs_files_header {
 
 /* The files of a certificate version of collection coll, referenced once,
  * from its bundle, which they take over (the bundle is left empty, on
- * failure too).  -EIO when the bundle's "cer" is not a
+ * failure too); of it they keep neither the tags nor the vault's x5t
+ * (theirs is computed from the DER).  -EIO when the bundle's "cer" is not a
  * certificate (logged), -ENOMEM. */
 int kvfs_files_new_cert(enum kvfs_collection coll,
 			struct kvfs_cert_bundle *bundle,
