@@ -1,6 +1,7 @@
 /* The files of one object version: building a certificate's from its
- * bundle (pki.h does the DER), a secret's from its value, a key's from its
- * JWK (jwk.h), or any collection's from what a test made; the header,
+ * bundle (pki.h checks the DER; cert.pem is rendered from it when read), a
+ * secret's from its value, a key's from its JWK (jwk.h), or any
+ * collection's from what a test made; the header,
  * bytes and metadata every reader goes through, found in the collection's
  * part when asked (no stored index: memory per cached version); the
  * references that share them, the flag that says whether they are current,
@@ -53,8 +54,6 @@ struct kvfs_files {
 		/* The version's bundle and what its DER makes. */
 		struct {
 			struct kvfs_cert_bundle bundle;
-			char *pem;
-			size_t pem_len;
 			char *subject;	 /* RFC 2253 */
 			char sha256[65]; /* lower-case hex of the DER */
 			char x5t[28];	 /* base64url SHA-1 of the DER */
@@ -81,7 +80,6 @@ static void files_free(struct kvfs_files *f)
 		switch (f->coll) {
 		case KVFS_COLLECTION_CERTIFICATES:
 			kvfs_cert_bundle_clear(&f->cert.bundle);
-			free(f->cert.pem);
 			free(f->cert.subject);
 			break;
 		case KVFS_COLLECTION_SECRETS:
@@ -98,6 +96,14 @@ static void files_free(struct kvfs_files *f)
 	}
 	kvfs_certsecret_free(f->certsecret);
 	free(f);
+}
+
+/* Free a string of the vault's answer that the files do not keep: memory
+ * per cached version. */
+static void drop(char **s)
+{
+	free(*s);
+	*s = NULL;
 }
 
 /* New files of collection coll, referenced once, fetched now. */
@@ -129,12 +135,13 @@ int kvfs_files_new_cert(enum kvfs_collection coll,
 	}
 	b = &f->cert.bundle;
 	*b = TAKE_STRUCT(*bundle);
+	drop(&b->tags_json);
+	drop(&b->x5t);
 
-	r = kvfs_pki_der_to_pem(b->der, b->der_len, &f->cert.pem,
-				&f->cert.pem_len);
-	if (r == 0)
-		r = kvfs_pki_cert_info(b->der, b->der_len, &f->cert.subject,
-				       f->cert.sha256, f->cert.x5t);
+	/* cert.pem is not kept: it is rendered from the DER as it is read
+	 * (kvfs_files_span_read()). */
+	r = kvfs_pki_cert_info(b->der, b->der_len, &f->cert.subject,
+			       f->cert.sha256, f->cert.x5t);
 	if (r < 0) {
 		log_warning("%s '%s': the vault's 'cer' is not a certificate",
 			    kvfs_collection_info(coll)->noun,
@@ -158,6 +165,7 @@ int kvfs_files_new_secret(enum kvfs_collection coll, struct kvfs_secret *secret,
 		return -ENOMEM;
 	}
 	f->secret = TAKE_STRUCT(*secret);
+	drop(&f->secret.tags_json);
 	*ret = f;
 	return 0;
 }
@@ -199,6 +207,7 @@ int kvfs_files_new_key(enum kvfs_collection coll, struct kvfs_key_bundle *key,
 	}
 	k = &f->key.bundle;
 	*k = TAKE_STRUCT(*key);
+	drop(&k->tags_json);
 	f->key.key_ops = key_ops_text(k);
 	if (!f->key.key_ops) {
 		files_free(f);
@@ -264,8 +273,7 @@ int kvfs_files_new_made(const struct kvfs_files_made *m,
 	size_t len;
 	char *pos;
 
-	len = made_len(mh->name) + made_len(mh->id) + made_len(mh->version) +
-	      made_len(mh->tags_json);
+	len = made_len(mh->name) + made_len(mh->id) + made_len(mh->version);
 	for (size_t k = 0; k < KVFS_FILE_COUNT_; k++)
 		len += m->bytes[k].data ? m->bytes[k].len + 1 : 0;
 	for (size_t i = 0; i < KVFS_META_COUNT_; i++)
@@ -287,11 +295,11 @@ int kvfs_files_new_made(const struct kvfs_files_made *m,
 	made->h.name = made_str(&pos, mh->name);
 	made->h.id = made_str(&pos, mh->id);
 	made->h.version = made_str(&pos, mh->version);
-	made->h.tags_json = made_str(&pos, mh->tags_json);
 	for (size_t k = 0; k < KVFS_FILE_COUNT_; k++) {
 		made->bytes[k].data =
 			made_put(&pos, m->bytes[k].data, m->bytes[k].len);
 		made->bytes[k].len = m->bytes[k].len;
+		made->bytes[k].pem = m->bytes[k].pem;
 	}
 	for (size_t i = 0; i < KVFS_META_COUNT_; i++)
 		made->meta[i] = made_str(&pos, m->meta[i]);
@@ -330,20 +338,17 @@ struct kvfs_files_header kvfs_files_header(const struct kvfs_files *f)
 		h.name = f->cert.bundle.name;
 		h.id = f->cert.bundle.id;
 		h.version = f->cert.bundle.version;
-		h.tags_json = f->cert.bundle.tags_json;
 		h.exportable = f->cert.bundle.exportable;
 		break;
 	case KVFS_COLLECTION_SECRETS:
 		h.name = f->secret.name;
 		h.id = f->secret.id;
 		h.version = f->secret.version;
-		h.tags_json = f->secret.tags_json;
 		break;
 	case KVFS_COLLECTION_KEYS:
 		h.name = f->key.bundle.name;
 		h.id = f->key.bundle.id;
 		h.version = f->key.bundle.version;
-		h.tags_json = f->key.bundle.tags_json;
 		break;
 	case KVFS_COLLECTION_COUNT_:
 		break;
@@ -356,6 +361,24 @@ const char *kvfs_files_name(const struct kvfs_files *f)
 	return kvfs_files_header(f).name;
 }
 
+size_t kvfs_files_span_size(const struct kvfs_files_span *s)
+{
+	return s->pem ? kvfs_pki_pem_len(s->len) : s->len;
+}
+
+size_t kvfs_files_span_read(const struct kvfs_files_span *s, size_t off,
+			    void *buf, size_t size)
+{
+	if (s->pem)
+		return kvfs_pki_pem_read(s->data, s->len, off, buf, size);
+	if (off >= s->len)
+		return 0;
+	if (size > s->len - off)
+		size = s->len - off;
+	memcpy(buf, (const char *)s->data + off, size);
+	return size;
+}
+
 /* Bytes of a file: set *ret and say true when data is there. */
 static bool span(const void *data, size_t len, struct kvfs_files_span *ret)
 {
@@ -365,7 +388,7 @@ static bool span(const void *data, size_t len, struct kvfs_files_span *ret)
 }
 
 int kvfs_files_bytes(const struct kvfs_files *f, enum kvfs_file_kind k,
-		     const void **ret_data, size_t *ret_len)
+		     struct kvfs_files_span *ret)
 {
 	struct kvfs_files_span s = {0};
 	bool found = false;
@@ -374,10 +397,11 @@ int kvfs_files_bytes(const struct kvfs_files *f, enum kvfs_file_kind k,
 		return -ENOENT;
 	if (f->made) {
 		found = span(f->made->bytes[k].data, f->made->bytes[k].len, &s);
+		s.pem = f->made->bytes[k].pem;
 	} else if (f->coll == KVFS_COLLECTION_CERTIFICATES) {
-		if (k == KVFS_FILE_CERT_PEM)
-			found = span(f->cert.pem, f->cert.pem_len, &s);
-		else if (k == KVFS_FILE_CERT_DER)
+		/* Both files from the DER. */
+		s.pem = k == KVFS_FILE_CERT_PEM;
+		if (k == KVFS_FILE_CERT_PEM || k == KVFS_FILE_CERT_DER)
 			found = span(f->cert.bundle.der, f->cert.bundle.der_len,
 				     &s);
 	} else if (f->coll == KVFS_COLLECTION_SECRETS) {
@@ -393,8 +417,7 @@ int kvfs_files_bytes(const struct kvfs_files *f, enum kvfs_file_kind k,
 	}
 	if (!found)
 		return -ENOENT;
-	*ret_data = s.data;
-	*ret_len = s.len;
+	*ret = s;
 	return 0;
 }
 

@@ -63,7 +63,8 @@ struct kvfs_files_header {
 	/* The vault's spelling of the object's name (NULL when the vault's
 	 * answer had none), the version's id URL and version. */
 	const char *name, *id, *version;
-	const char *tags_json; /* compact JSON, keys sorted; NULL: none */
+	/* Not the tags: the listings show them (tree.h), the files do not
+	 * keep them. */
 	struct kvfs_object_attrs attrs;
 	/* The private key may be shown: a certificate's policy (false for
 	 * the collections that show none). */
@@ -72,8 +73,9 @@ struct kvfs_files_header {
 
 /* The files of a certificate version of collection coll, referenced once,
  * from its bundle, which they take over (the bundle is left empty, on
- * failure too).  -EIO when the bundle's "cer" is not a certificate
- * (logged), -ENOMEM. */
+ * failure too); of it they keep neither the tags nor the vault's x5t
+ * (theirs is computed from the DER).  -EIO when the bundle's "cer" is not a
+ * certificate (logged), -ENOMEM. */
 int kvfs_files_new_cert(enum kvfs_collection coll,
 			struct kvfs_cert_bundle *bundle,
 			struct kvfs_files **ret);
@@ -90,11 +92,21 @@ int kvfs_files_new_secret(enum kvfs_collection coll, struct kvfs_secret *secret,
 int kvfs_files_new_key(enum kvfs_collection coll, struct kvfs_key_bundle *key,
 		       struct kvfs_files **ret);
 
-/* Bytes of a file: where, and how many. */
+/* Bytes of a file: where, and how many; or, pem, the file is the PEM of
+ * the DER certificate data[0..len) (kvfs_pki_der_to_pem()), rendered only
+ * as it is read: a cached certificate keeps its DER alone. */
 struct kvfs_files_span {
 	const void *data;
 	size_t len;
+	bool pem;
 };
+
+/* The size of the file s shows (nothing rendered). */
+size_t kvfs_files_span_size(const struct kvfs_files_span *s);
+/* Bytes [off, off + size) of the file s shows into buf: their count, 0 at
+ * or past its end.  The one reader of every file's bytes. */
+size_t kvfs_files_span_read(const struct kvfs_files_span *s, size_t off,
+			    void *buf, size_t size);
 
 /* A version's files as already made, for the unit tests of the layers
  * above, which need files without a certificate or a key to derive them
@@ -115,11 +127,11 @@ struct kvfs_files_header kvfs_files_header(const struct kvfs_files *f);
 /* The header's name and attrs. */
 const char *kvfs_files_name(const struct kvfs_files *f);
 const struct kvfs_object_attrs *kvfs_files_attrs(const struct kvfs_files *f);
-/* The bytes of file k when f holds them itself: 0 with *ret_data and
- * *ret_len; -ENOENT for a file of another collection, or one made from a
- * certificate's secret (certsecret.h). */
+/* The bytes of file k when f holds them itself: 0 with *ret, which lives
+ * as long as f; -ENOENT for a file of another collection, or one made
+ * from a certificate's secret (certsecret.h). */
 int kvfs_files_bytes(const struct kvfs_files *f, enum kvfs_file_kind k,
-		     const void **ret_data, size_t *ret_len);
+		     struct kvfs_files_span *ret);
 /* Metadata m of f; NULL when f's collection, or this version, has none. */
 const char *kvfs_files_meta(const struct kvfs_files *f, enum kvfs_files_meta m);
 /* The bundle of a certificate's files, for its secret (certsecret.h);

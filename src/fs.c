@@ -123,8 +123,7 @@ struct node {
 struct handle {
 	struct handle *prev, *next; /* fs->handles */
 	struct kvfs_files *files;
-	const void *data;
-	size_t len;
+	struct kvfs_files_span bytes;
 	char *owned; /* a .kvfs/ file's snapshot, freed on release */
 	struct kvfs_events_reader *reader; /* .kvfs/events' */
 	bool cached;	/* through the page cache, counted by fs->kernel */
@@ -332,7 +331,9 @@ static int control_getattr(const struct kvfs_fs *fs, const struct node *n,
 	if (n->t.kind != KVFS_NODE_CONTROL_FILE)
 		return 0;
 	if (fi && fi->fh) {
-		stat_size(st, ((struct handle *)(uintptr_t)fi->fh)->len);
+		const struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+		stat_size(st, kvfs_files_span_size(&h->bytes));
 	} else if (no_open(fs) && n->t.control == KVFS_CONTROL_EVENTS) {
 		/* Not empty: a read must reach kvfs to be refused. */
 		stat_size(st, 1);
@@ -380,13 +381,13 @@ static int control_open(struct kvfs_fs *fs, const struct node *n,
 		fi->nonseekable = 1;
 	} else {
 		r = kvfs_control_render(fs->control, n->t.control, &h->owned,
-					&h->len);
+					&h->bytes.len);
 	}
 	if (r < 0) {
 		free(h);
 		return r;
 	}
-	h->data = h->owned;
+	h->bytes.data = h->owned;
 	handle_track(fs, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
@@ -691,8 +692,7 @@ static int kvfs_open(const char *path, struct fuse_file_info *fi)
 	/* The handle's reference keeps every byte of this version, the
 	 * secret-derived ones included, until release. */
 	h->files = files;
-	h->data = v.data;
-	h->len = v.len;
+	h->bytes = v.bytes;
 	h->cached = counted;
 	h->st = st;
 	handle_track(fs, h);
@@ -734,20 +734,15 @@ static int events_read(struct kvfs_fs *fs, struct handle *h, char *buf,
 	return (int)n;
 }
 
-/* Bytes [off, off + size) of data, len bytes, into buf: their count. */
-static int read_range(const void *data, size_t len, char *buf, size_t size,
+/* Bytes [off, off + size) of the file s shows into buf: their count. */
+static int read_range(const struct kvfs_files_span *s, char *buf, size_t size,
 		      off_t off)
 {
 	if (off < 0)
 		return -EINVAL;
-	if ((size_t)off >= len)
-		return 0;
-	if (size > len - (size_t)off)
-		size = len - (size_t)off;
 	if (size > INT_MAX)
 		size = INT_MAX;
-	memcpy(buf, (const char *)data + off, size);
-	return (int)size;
+	return (int)kvfs_files_span_read(s, (size_t)off, buf, size);
 }
 
 /* A read without open (no_open): a control file from a snapshot of its
@@ -778,7 +773,11 @@ static int read_unopened(struct kvfs_fs *fs, const char *path, char *buf,
 		if (n.t.control == KVFS_CONTROL_EVENTS)
 			return -EOPNOTSUPP;
 		r = kvfs_control_render(fs->control, n.t.control, &text, &len);
-		return r < 0 ? r : read_range(text, len, buf, size, off);
+		if (r < 0)
+			return r;
+		return read_range(
+			&(struct kvfs_files_span){.data = text, .len = len},
+			buf, size, off);
 	}
 	if (n.t.kind != KVFS_NODE_FILE)
 		r = n.t.kind == KVFS_NODE_EXPIRING_LINK ? -ELOOP : -EISDIR;
@@ -791,7 +790,7 @@ static int read_unopened(struct kvfs_fs *fs, const char *path, char *buf,
 	if (r == 0 && v.forbidden)
 		r = -EACCES;
 	if (r == 0) {
-		r = read_range(v.data, v.len, buf, size, off);
+		r = read_range(&v.bytes, buf, size, off);
 		if (r > 0)
 			kvfs_metrics_add(KVFS_COUNTER_READ_BYTES, (uint64_t)r);
 	}
@@ -812,7 +811,7 @@ static int kvfs_read(const char *path, char *buf, size_t size, off_t off,
 				   : -EBADF;
 	if (h->reader)
 		return events_read(fs, h, buf, size, fi);
-	r = read_range(h->data, h->len, buf, size, off);
+	r = read_range(&h->bytes, buf, size, off);
 	if (r > 0 && h->files)
 		kvfs_metrics_add(KVFS_COUNTER_READ_BYTES, (uint64_t)r);
 	return r;

@@ -1,4 +1,5 @@
-/* OpenSSL side of the tree: DER certificates to PEM, the strict base64
+/* OpenSSL side of the tree: DER certificates to PEM (whole, or any range
+ * of it rendered on demand from the DER), the strict base64
  * decoders (the vault client's for "cer", jwk.c's base64url), a
  * certificate's secret (PEM or PKCS#12) to privkey/chain/fullchain/bundle/
  * pfx, and the thumbprints and subject the extended attributes show.  Key
@@ -45,6 +46,31 @@ static int b64_value(unsigned char c, bool url)
 	if (c == (url ? '_' : '/'))
 		return 63;
 	return -1;
+}
+
+/* Character i of the base64 of in[0..n), n > 0 ('=' where the last group
+ * is padded), in the standard alphabet or with url base64url's: the
+ * inverse of b64_value(). */
+static char b64_char(const unsigned char *in, size_t n, size_t i, bool url)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				       "abcdefghijklmnopqrstuvwxyz0123456789";
+	size_t g = i / 4 * 3, k = i % 4, m = n - g;
+	uint32_t v = (uint32_t)in[g] << 16;
+	unsigned c;
+
+	if (k > m)
+		return '=';
+	if (m > 1)
+		v |= (uint32_t)in[g + 1] << 8;
+	if (m > 2)
+		v |= in[g + 2];
+	c = (v >> (18 - 6 * k)) & 63;
+	if (c == 62)
+		return url ? '-' : '+';
+	if (c == 63)
+		return url ? '_' : '/';
+	return alphabet[c];
 }
 
 /* Both alphabets, strictly: standard base64 padded to a multiple of four,
@@ -262,6 +288,58 @@ int kvfs_pki_der_to_pem(const unsigned char *der, size_t len, char **ret_pem,
 	*ret_pem = pem;
 	*ret_len = (size_t)n;
 	return 0;
+}
+
+/* PEM_write_bio()'s framing of a certificate: its lines hold the base64
+ * of 48 bytes each (64 characters), the last one what is left. */
+static const char pem_begin[] = "-----BEGIN CERTIFICATE-----\n";
+static const char pem_end[] = "-----END CERTIFICATE-----\n";
+#define PEM_LINE_BYTES 48
+#define PEM_LINE_CHARS 64
+
+size_t kvfs_pki_pem_len(size_t der_len)
+{
+	return sizeof(pem_begin) - 1 + (der_len + 2) / 3 * 4 +
+	       (der_len + PEM_LINE_BYTES - 1) / PEM_LINE_BYTES +
+	       sizeof(pem_end) - 1;
+}
+
+/* Byte i of the PEM body (the base64 lines) of der[0..len). */
+static char pem_body_char(const unsigned char *der, size_t len, size_t i)
+{
+	size_t line = i / (PEM_LINE_CHARS + 1), col = i % (PEM_LINE_CHARS + 1);
+	size_t left = len - line * PEM_LINE_BYTES;
+
+	if (left > PEM_LINE_BYTES)
+		left = PEM_LINE_BYTES;
+	/* Each line starts on a group of three: the lines are the base64
+	 * of the whole DER, cut. */
+	if (col == (left + 2) / 3 * 4)
+		return '\n';
+	return b64_char(der, len, line * PEM_LINE_CHARS + col, false);
+}
+
+size_t kvfs_pki_pem_read(const unsigned char *der, size_t len, size_t off,
+			 char *buf, size_t size)
+{
+	size_t begin = sizeof(pem_begin) - 1, end = sizeof(pem_end) - 1;
+	size_t total = kvfs_pki_pem_len(len), body = total - begin - end;
+	size_t n;
+
+	if (off >= total)
+		return 0;
+	n = size < total - off ? size : total - off;
+	for (size_t i = 0; i < n; i++) {
+		size_t at = off + i;
+
+		if (at < begin)
+			buf[i] = pem_begin[at];
+		else if (at - begin < body)
+			buf[i] = pem_body_char(der, len, at - begin);
+		else
+			buf[i] = pem_end[at - begin - body];
+	}
+	return n;
 }
 
 /* ---- a certificate's secret ---- */
@@ -1103,15 +1181,13 @@ int kvfs_pki_cert_info(const unsigned char *der, size_t len, char **ret_subject,
 		       char ret_sha256[65], char ret_x5t[28])
 {
 	static const char hex[] = "0123456789abcdef";
-	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				     "abcdefghijklmnopqrstuvwxyz0123456789-_";
 	_cleanup_(X509_NAME_freep) X509_NAME *name = NULL;
 	_cleanup_(BIO_freep) BIO *b = NULL;
 	unsigned char sha256[SHA256_DIGEST_LENGTH], sha1[SHA_DIGEST_LENGTH];
 	struct der_elem s;
 	const unsigned char *p;
 	char *subject;
-	size_t sl, k = 0;
+	size_t sl;
 	int r;
 
 	if (!der || len == 0 || len > LONG_MAX)
@@ -1144,20 +1220,12 @@ int kvfs_pki_cert_info(const unsigned char *der, size_t len, char **ret_subject,
 	}
 	ret_sha256[64] = '\0';
 
-	/* 20 bytes: six groups of three, then two bytes -> 27 characters. */
+	/* 20 bytes: six groups of three, then two bytes -> 27 characters,
+	 * unpadded. */
 	SHA1(der, len, sha1);
-	for (size_t i = 0; i < sizeof(sha1); i += 3) {
-		uint32_t v = (uint32_t)sha1[i] << 16;
-		size_t m = sizeof(sha1) - i >= 3 ? 3 : sizeof(sha1) - i;
-
-		if (m > 1)
-			v |= (uint32_t)sha1[i + 1] << 8;
-		if (m > 2)
-			v |= sha1[i + 2];
-		for (size_t j = 0; j < m + 1; j++)
-			ret_x5t[k++] = b64url[(v >> (18 - 6 * j)) & 63];
-	}
-	ret_x5t[k] = '\0';
+	for (size_t k = 0; k < 27; k++)
+		ret_x5t[k] = b64_char(sha1, sizeof(sha1), k, true);
+	ret_x5t[27] = '\0';
 
 	*ret_subject = subject;
 	return 0;

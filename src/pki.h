@@ -78,6 +78,13 @@ int kvfs_pki_cert_info(const unsigned char *der, size_t len, char **ret_subject,
  * not by decoding it: see pki.c). */
 int kvfs_pki_der_to_pem(const unsigned char *der, size_t len, char **ret_pem,
 			size_t *ret_len);
+/* The length of kvfs_pki_der_to_pem()'s PEM of len bytes of DER. */
+size_t kvfs_pki_pem_len(size_t len);
+/* Bytes [off, off + size) of kvfs_pki_der_to_pem()'s PEM of der[0..len),
+ * len > 0, into buf, rendered from der alone: no allocation, der not
+ * checked.  Their count: 0 at or past the end. */
+size_t kvfs_pki_pem_read(const unsigned char *der, size_t len, size_t off,
+			 char *buf, size_t size);
 
 /* key's public half as SubjectPublicKeyInfo PEM ("-----BEGIN PUBLIC
  * KEY-----"), malloc'ed, NUL-terminated.  0, -EINVAL or -ENOMEM. */

@@ -75,27 +75,27 @@ static void render_certificate(enum kvfs_file_kind k,
 	switch (k) {
 	case KVFS_FILE_CERT_PEM:
 	case KVFS_FILE_CERT_DER:
-		kvfs_files_bytes(files, k, &v->data, &v->len);
+		kvfs_files_bytes(files, k, &v->bytes);
 		break;
 	case KVFS_FILE_CHAIN:
-		v->data = sf->chain;
-		v->len = sf->chain_len;
+		v->bytes = (struct kvfs_files_span){.data = sf->chain,
+						    .len = sf->chain_len};
 		break;
 	case KVFS_FILE_FULLCHAIN:
-		v->data = sf->fullchain;
-		v->len = sf->fullchain_len;
+		v->bytes = (struct kvfs_files_span){.data = sf->fullchain,
+						    .len = sf->fullchain_len};
 		break;
 	case KVFS_FILE_PRIVKEY:
-		v->data = sf->privkey;
-		v->len = sf->privkey_len;
+		v->bytes = (struct kvfs_files_span){.data = sf->privkey,
+						    .len = sf->privkey_len};
 		break;
 	case KVFS_FILE_BUNDLE:
-		v->data = sf->bundle;
-		v->len = sf->bundle_len;
+		v->bytes = (struct kvfs_files_span){.data = sf->bundle,
+						    .len = sf->bundle_len};
 		break;
 	case KVFS_FILE_PFX:
-		v->data = sf->pfx;
-		v->len = sf->pfx_len;
+		v->bytes = (struct kvfs_files_span){.data = sf->pfx,
+						    .len = sf->pfx_len};
 		break;
 	default:
 		break;
@@ -113,7 +113,7 @@ static void render_key(enum kvfs_file_kind k, const struct kvfs_files *files,
 		       struct kvfs_tree_view *v)
 {
 	(void)sf;
-	kvfs_files_bytes(files, k, &v->data, &v->len);
+	kvfs_files_bytes(files, k, &v->bytes);
 }
 
 /* A secret is its value, exactly: no name of its own. */
@@ -126,7 +126,7 @@ static void render_secret(enum kvfs_file_kind k, const struct kvfs_files *files,
 			  struct kvfs_tree_view *v)
 {
 	(void)sf;
-	kvfs_files_bytes(files, k, &v->data, &v->len);
+	kvfs_files_bytes(files, k, &v->bytes);
 }
 
 static const struct object_shape shapes[] = {
@@ -684,13 +684,14 @@ void kvfs_tree_stat_file(const struct kvfs_tree *t,
 			 const struct kvfs_tree_view *v, struct stat *st)
 {
 	const struct kvfs_object_attrs *a = kvfs_tree_attrs(n);
+	size_t len = kvfs_files_span_size(&v->bytes);
 
 	stat_common(t, st);
 	stat_owner(n, st);
 	st->st_mode = S_IFREG | v->mode;
 	st->st_nlink = 1;
-	st->st_size = (off_t)v->len;
-	st->st_blocks = (blkcnt_t)((v->len + 511) / 512);
+	st->st_size = (off_t)len;
+	st->st_blocks = (blkcnt_t)((len + 511) / 512);
 	stat_times(st, a->created, a->updated);
 }
 

@@ -21,6 +21,7 @@
 #include "collection.h"
 #include "config.h"
 #include "control.h"
+#include "files.h"
 #include "rules.h"
 
 #define KVFS_TREE_VERSIONS "versions"
@@ -140,8 +141,9 @@ bool kvfs_tree_key_bearing(enum kvfs_file_kind k);
 
 /* What a file is right now. */
 struct kvfs_tree_view {
-	const void *data; /* NULL when not known without a fetch */
-	size_t len;
+	/* Its bytes (kvfs_files_span_read()); data NULL when not known
+	 * without a fetch. */
+	struct kvfs_files_span bytes;
 	mode_t mode;
 	bool forbidden; /* the vault will not give this identity the secret */
 };

@@ -78,19 +78,26 @@ static void *reader_run(void *p)
 	return NULL;
 }
 
-/* The bytes of file k of f (NUL-terminated, as files keep them), their
- * length in *ret_len unless NULL; NULL when f holds none. */
-static const char *bytes_of(const struct kvfs_files *f, enum kvfs_file_kind k,
-			    size_t *ret_len)
+/* The bytes of file k of f as a reader gets them (kvfs_files_span_read),
+ * malloc'ed and NUL-terminated, their length in *ret_len unless NULL;
+ * NULL when f holds none. */
+static char *bytes_of(const struct kvfs_files *f, enum kvfs_file_kind k,
+		      size_t *ret_len)
 {
-	const void *data;
+	struct kvfs_files_span s;
 	size_t len;
+	char *b;
 
-	if (!f || kvfs_files_bytes(f, k, &data, &len) < 0)
+	if (!f || kvfs_files_bytes(f, k, &s) < 0)
 		return NULL;
+	len = kvfs_files_span_size(&s);
+	b = malloc(len + 1);
+	if (!b)
+		return NULL;
+	b[kvfs_files_span_read(&s, 0, b, len)] = '\0';
 	if (ret_len)
 		*ret_len = len;
-	return data;
+	return b;
 }
 
 static void test_listing(struct kvfs_cache *cache)
@@ -127,7 +134,8 @@ static void test_listing(struct kvfs_cache *cache)
 static void test_fetch_once(struct kvfs_cache *cache)
 {
 	struct kvfs_files *a = NULL, *b = NULL, *p = NULL;
-	size_t der_len;
+	_cleanup_free_ char *pem = NULL, *der = NULL, *want = NULL;
+	size_t der_len, want_len;
 
 	is_int(kvfs_cache_files_peek(cache, KVFS_COLLECTION_CERTIFICATES, "www",
 				     &p),
@@ -137,12 +145,16 @@ static void test_fetch_once(struct kvfs_cache *cache)
 	       0, "files of WWW");
 	is_int(calls(), 1, "one GET");
 	is_str(last_get, "www", "the GET uses the vault's spelling");
-	ok(bytes_of(a, KVFS_FILE_CERT_PEM, NULL) &&
-		   strncmp(bytes_of(a, KVFS_FILE_CERT_PEM, NULL),
-			   "-----BEGIN CERTIFICATE", 22) == 0,
+	pem = bytes_of(a, KVFS_FILE_CERT_PEM, NULL);
+	ok(pem && strncmp(pem, "-----BEGIN CERTIFICATE", 22) == 0,
 	   "cert.pem built");
-	ok(bytes_of(a, KVFS_FILE_CERT_DER, &der_len) && der_len == leaf_der_len,
-	   "cert.der kept");
+	der = bytes_of(a, KVFS_FILE_CERT_DER, &der_len);
+	ok(der && der_len == leaf_der_len, "cert.der kept");
+	ok(pem && der &&
+		   kvfs_pki_der_to_pem((unsigned char *)der, der_len, &want,
+				       &want_len) == 0 &&
+		   strlen(pem) == want_len && strcmp(pem, want) == 0,
+	   "cert.pem read is the PEM of cert.der");
 	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www", &b),
 	       0, "files again");
 	is_int(calls(), 1, "served from the cache: no second GET");
@@ -323,6 +335,7 @@ static void test_revalidate(struct kvfs_cache *cache)
 	struct kvfs_files *old = NULL, *f = NULL, *m1 = NULL, *m2 = NULL;
 	struct kvfs_listing *before, *after;
 	struct kvfs_error err;
+	_cleanup_free_ char *again = NULL;
 	char *copy;
 	int n;
 
@@ -332,7 +345,7 @@ static void test_revalidate(struct kvfs_cache *cache)
 	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "mail",
 				&m1),
 	       0, "mail open");
-	copy = strdup(bytes_of(old, KVFS_FILE_CERT_PEM, NULL));
+	copy = bytes_of(old, KVFS_FILE_CERT_PEM, NULL);
 	before = kvfs_cache_listing(cache, KVFS_COLLECTION_CERTIFICATES);
 
 	list_error = -EIO;
@@ -348,7 +361,8 @@ static void test_revalidate(struct kvfs_cache *cache)
 	is_int(before->n, 4, "a held listing is unchanged");
 	kvfs_listing_unref(before);
 
-	ok(strcmp(bytes_of(old, KVFS_FILE_CERT_PEM, NULL), copy) == 0,
+	again = bytes_of(old, KVFS_FILE_CERT_PEM, NULL);
+	ok(again && copy && strcmp(again, copy) == 0,
 	   "an open file keeps its bytes across a reload");
 	is_int(kvfs_cache_files(cache, KVFS_COLLECTION_CERTIFICATES, "www", &f),
 	       0, "www after rotation");
@@ -380,6 +394,7 @@ static void test_versions_revalidate(struct kvfs_cache *cache)
 	struct kvfs_files *v1 = NULL, *f = NULL;
 	struct kvfs_versions *vs = NULL;
 	const struct kvfs_object_item *it;
+	_cleanup_free_ char *pem = NULL;
 	struct kvfs_error err;
 	int lists, gets;
 
@@ -466,8 +481,8 @@ static void test_versions_revalidate(struct kvfs_cache *cache)
 	       0, "mail/v2 again");
 	kvfs_files_unref(f);
 	is_int(calls() - gets, 1, "v2 not fetched again");
-	ok(bytes_of(v1, KVFS_FILE_CERT_PEM, NULL) != NULL,
-	   "the files held keep their bytes");
+	pem = bytes_of(v1, KVFS_FILE_CERT_PEM, NULL);
+	ok(pem != NULL, "the files held keep their bytes");
 	kvfs_files_unref(v1);
 }
 

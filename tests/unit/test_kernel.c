@@ -96,8 +96,7 @@ static struct kvfs_files *sizes_from(void)
 static void test_rotation(void)
 {
 	struct kvfs_files *v1 = NULL, *v2 = NULL, *held = NULL;
-	const void *pem;
-	size_t pem_len;
+	struct kvfs_files_span pem;
 	bool a, b;
 
 	is_int(rotate_to(1), 0, "listing of www v1");
@@ -150,9 +149,8 @@ static void test_rotation(void)
 	kvfs_kernel_close(kernel, v2);
 	is_int(told(), 0, "v2 closed before the flush: nothing kept");
 	is_str(told_text, "1 www; 0 -", "told once");
-	ok(kvfs_files_bytes(v1, KVFS_FILE_CERT_PEM, &pem, &pem_len) == 0 &&
-		   kvfs_files_bytes(v2, KVFS_FILE_CERT_PEM, &pem, &pem_len) ==
-			   0,
+	ok(kvfs_files_bytes(v1, KVFS_FILE_CERT_PEM, &pem) == 0 &&
+		   kvfs_files_bytes(v2, KVFS_FILE_CERT_PEM, &pem) == 0,
 	   "files held keep their bytes");
 	kvfs_files_unref(v1);
 	kvfs_files_unref(v2);

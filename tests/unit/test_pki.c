@@ -6,7 +6,9 @@
  * and a certificate's secret -> the files of the tree, against the PKI of
  * tests/data/pki (made by gen.sh there): key/leaf match, chain order
  * whatever the stored order, PEM and Key Vault's NULL-password PKCS#12,
- * a key-less secret, a self-signed leaf, and malformed secrets. */
+ * a key-less secret, a self-signed leaf, and malformed secrets; cert.pem
+ * rendered a range at a time from the DER (its size, every split of it)
+ * against the whole PEM, for DER lengths around every line boundary. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -217,6 +219,175 @@ static void test_der_to_pem(void)
 	is_int(kvfs_pki_der_to_pem(NULL, 0, &pem, &len), -EINVAL,
 	       "empty input is refused");
 	test_not_certificates();
+}
+
+/* The length of a DER element of body n: tag, length, body. */
+static size_t tlv_len(size_t n)
+{
+	return 1 + (n < 0x80 ? 1 : n < 0x100 ? 2 : 3) + n;
+}
+
+/* Write the tag and length of an element of body n at p; past them. */
+static unsigned char *tlv_put(unsigned char *p, unsigned char tag, size_t n)
+{
+	*p++ = tag;
+	if (n >= 0x100) {
+		*p++ = 0x82;
+		*p++ = (unsigned char)(n >> 8);
+	} else if (n >= 0x80) {
+		*p++ = 0x81;
+	}
+	*p++ = (unsigned char)n;
+	return p;
+}
+
+/* The smallest shape of a certificate der_cert_walk() takes, of exactly
+ * len bytes (a serial of 1 to 4 bytes and a signature as long as it takes,
+ * its bytes varied so that the base64 uses the whole alphabet), into buf
+ * of at least len bytes; false when no such shape is len bytes long. */
+static bool synthetic_cert(unsigned char *buf, size_t len)
+{
+	for (size_t serial = 1; serial <= 4; serial++) {
+		size_t tbs = tlv_len(serial) + 5 * 2;
+
+		for (size_t sig = 1; sig < len; sig++) {
+			size_t body = tlv_len(tbs) + 2 + tlv_len(sig);
+			unsigned char *p = buf;
+
+			if (tlv_len(body) != len)
+				continue;
+			p = tlv_put(p, 0x30, body);
+			p = tlv_put(p, 0x30, tbs);
+			p = tlv_put(p, 0x02, serial);
+			memset(p, 0x01, serial);
+			p += serial;
+			for (int i = 0; i < 5; i++) /* alg .. key */
+				p = tlv_put(p, 0x30, 0);
+			p = tlv_put(p, 0x30, 0);
+			p = tlv_put(p, 0x03, sig);
+			*p++ = 0;
+			for (size_t i = 1; i < sig; i++)
+				*p++ = (unsigned char)(i * 37 + len);
+			return (size_t)(p - buf) == len;
+		}
+	}
+	return false;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free)
+
+/* What cert.pem of der[0..len) must be: kvfs_pki_der_to_pem()'s, or for
+ * bytes too short to be a certificate, the PEM_write_bio() it calls. */
+static int reference_pem(const unsigned char *der, size_t len, char **ret,
+			 size_t *ret_len)
+{
+	_cleanup_(BIO_freep) BIO *bio = NULL;
+	char *data = NULL;
+	long n;
+
+	if (kvfs_pki_der_to_pem(der, len, ret, ret_len) == 0)
+		return 0;
+	bio = BIO_new(BIO_s_mem());
+	if (!bio ||
+	    PEM_write_bio(bio, PEM_STRING_X509, "", der, (long)len) <= 0)
+		return -ENOMEM;
+	n = BIO_get_mem_data(bio, &data);
+	*ret = malloc((size_t)n);
+	if (!*ret)
+		return -ENOMEM;
+	memcpy(*ret, data, (size_t)n);
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+/* kvfs_pki_pem_read() in chunks of step from offset 0 into buf: the
+ * count. */
+static size_t read_in_chunks(const unsigned char *der, size_t len, size_t step,
+			     char *buf, size_t size)
+{
+	size_t at = 0, n;
+
+	while ((n = kvfs_pki_pem_read(der, len, at, buf + at,
+				      size - at < step ? size - at : step)) > 0)
+		at += n;
+	return at;
+}
+
+/* cert.pem rendered from the DER as it is read: its size by arithmetic
+ * and any range of it, byte for byte kvfs_pki_der_to_pem()'s. */
+static void pem_read_one(const unsigned char *der, size_t len, bool cert)
+{
+	static const size_t steps[] = {1, 7, 4096};
+	_cleanup_free_ char *want = NULL, *got = NULL;
+	size_t want_len = 0, total;
+	bool same = true;
+
+	if (!ok(reference_pem(der, len, &want, &want_len) == 0 &&
+			(!cert ||
+			 kvfs_pki_der_to_pem(der, len, &got, &total) == 0),
+		"DER of %zu bytes: the reference PEM made", len))
+		return;
+	free(got);
+	total = kvfs_pki_pem_len(len);
+	is_int((long long)total, (long long)want_len,
+	       "DER of %zu bytes: the PEM's size", len);
+	got = malloc(want_len + 8);
+	if (total != want_len || !got)
+		return;
+	for (size_t i = 0; i < ELEMENTSOF(steps); i++) {
+		memset(got, 0, want_len + 8);
+		same = same &&
+		       read_in_chunks(der, len, steps[i], got, want_len + 8) ==
+			       want_len &&
+		       memcmp(got, want, want_len) == 0;
+	}
+	/* Every split: [0, off) and [off, end) read apart. */
+	for (size_t off = 0; off <= want_len && same; off++) {
+		memset(got, 0, want_len + 8);
+		same = kvfs_pki_pem_read(der, len, 0, got, off) == off &&
+		       kvfs_pki_pem_read(der, len, off, got + off,
+					 want_len + 8) == want_len - off &&
+		       memcmp(got, want, want_len) == 0;
+	}
+	ok(same && kvfs_pki_pem_read(der, len, want_len + 1, got, 8) == 0,
+	   "DER of %zu bytes%s: any range read equals %s", len,
+	   cert ? " (a certificate)" : "",
+	   cert ? "kvfs_pki_der_to_pem()" : "PEM_write_bio()");
+}
+
+static void test_pem_read(void)
+{
+	size_t der_len = 0;
+	_cleanup_free_ char *der = tap_slurp("pki-leaf.der", &der_len);
+	_cleanup_free_ unsigned char *buf = malloc(48 * 90 + 2);
+	size_t lens[200 + 3 * 18 + 1], n = 0, certs = 0;
+
+	if (!ok(der && buf, "fixture pki-leaf.der read"))
+		return;
+	pem_read_one((unsigned char *)der, der_len, true);
+
+	/* Every length up to 200, around every line boundary (48 bytes a
+	 * line), the bench's 720: a certificate of that length, or, too
+	 * short or of a length DER cannot have (130), other bytes in
+	 * OpenSSL's own framing. */
+	for (size_t len = 1; len <= 200; len++)
+		lens[n++] = len;
+	for (size_t line = 5; line <= 90; line += 5)
+		for (size_t d = 0; d < 3; d++)
+			lens[n++] = line * 48 - 1 + d;
+	lens[n++] = 720;
+	for (size_t i = 0; i < n; i++) {
+		bool cert = synthetic_cert(buf, lens[i]);
+
+		if (cert)
+			certs++;
+		else
+			for (size_t j = 0; j < lens[i]; j++)
+				buf[j] = (unsigned char)(j * 251 + lens[i] * 7);
+		pem_read_one(buf, lens[i], cert);
+	}
+	is_int((long long)certs, (long long)n - 22,
+	       "all but 21 too short and 130 were certificates");
 }
 
 static char *cat2(const char *a, const char *b)
@@ -648,5 +819,6 @@ int main(void)
 	test_cert_info();
 	test_base64();
 	test_der_to_pem();
+	test_pem_read();
 	return done_testing();
 }

@@ -448,8 +448,8 @@ static const struct kvfs_files_made www = {
 			     .exp = 2000,
 			     .created = 50,
 			     .updated = 60}},
-	.bytes = {[KVFS_FILE_CERT_PEM] = {"CERT PEM", 8},
-		  [KVFS_FILE_CERT_DER] = {"DER", 3}},
+	.bytes = {[KVFS_FILE_CERT_PEM] = {.data = "CERT PEM", .len = 8},
+		  [KVFS_FILE_CERT_DER] = {.data = "DER", .len = 3}},
 	.meta = {[KVFS_META_SUBJECT] = "CN=www",
 		 [KVFS_META_SHA256] = "ab12",
 		 [KVFS_META_X5T] = "x5t-value"},
@@ -497,27 +497,28 @@ static void test_modes(void)
 	is_int(view(&open, KVFS_FILE_CERT_PEM, files, -ENODATA, &v), 0,
 	       "cert.pem needs no secret");
 	is_int(v.mode, 0444, "cert.pem is 0444");
-	ok(v.len == 8 && memcmp(v.data, "CERT PEM", 8) == 0, "with its bytes");
+	ok(v.bytes.len == 8 && memcmp(v.bytes.data, "CERT PEM", 8) == 0,
+	   "with its bytes");
 	is_int(view(&open, KVFS_FILE_CERT_DER, files, -ENODATA, &v), 0,
 	       "cert.der");
 	is_int(v.mode, 0444, "cert.der is 0444");
-	ok(v.len == 3 && memcmp(v.data, "DER", 3) == 0, "the DER");
+	ok(v.bytes.len == 3 && memcmp(v.bytes.data, "DER", 3) == 0, "the DER");
 	is_int(view(&open, KVFS_FILE_CHAIN, files, 0, &v), 0, "chain.pem");
 	is_int(v.mode, 0444, "chain.pem is 0444");
-	ok(v.data == secret.chain && v.len == 5, "from the secret");
+	ok(v.bytes.data == secret.chain && v.bytes.len == 5, "from the secret");
 	is_int(view(&open, KVFS_FILE_FULLCHAIN, files, 0, &v), 0,
 	       "fullchain.pem");
 	is_int(v.mode, 0444, "fullchain.pem is 0444");
-	is_int((long long)v.len, 9, "its length");
+	is_int((long long)v.bytes.len, 9, "its length");
 	is_int(view(&open, KVFS_FILE_PRIVKEY, files, 0, &v), 0, "privkey.pem");
 	is_int(v.mode, 0400, "privkey.pem is key_mode 0400");
-	ok(v.data == secret.privkey && v.len == 8, "the key");
+	ok(v.bytes.data == secret.privkey && v.bytes.len == 8, "the key");
 	ok(!v.forbidden, "not forbidden");
 	is_int(view(&open, KVFS_FILE_BUNDLE, files, 0, &v), 0, "bundle.pem");
 	is_int(v.mode, 0400, "bundle.pem is 0400");
 	is_int(view(&open, KVFS_FILE_PFX, files, 0, &v), 0, "cert.pfx");
 	is_int(v.mode, 0400, "cert.pfx is 0400");
-	ok(v.data == secret.pfx && v.len == 3, "the PKCS#12");
+	ok(v.bytes.data == secret.pfx && v.bytes.len == 3, "the PKCS#12");
 	config.key_mode = 0440;
 	is_int(mode_of(&open, KVFS_FILE_PRIVKEY), 0440,
 	       "privkey.pem follows key_mode=0440");
@@ -546,10 +547,10 @@ static void test_modes(void)
 			       closed[i].why, k);
 		}
 		ok(view(closed[i].a, KVFS_FILE_PRIVKEY, files, 0, &v) == 0 &&
-			   v.data == NULL && v.len == 0,
+			   v.bytes.data == NULL && v.bytes.len == 0,
 		   "%s: the key's size is not shown", closed[i].why);
 		ok(view(closed[i].a, KVFS_FILE_CERT_PEM, files, 0, &v) == 0 &&
-			   v.len == 8,
+			   v.bytes.len == 8,
 		   "%s: cert.pem's size is", closed[i].why);
 		is_int(view(closed[i].a, KVFS_FILE_CHAIN, files, -EIO, &v), 0,
 		       "%s: a failing secret does not matter", closed[i].why);
@@ -696,7 +697,7 @@ static void test_stat(void)
 	       "www/privkey.pem");
 	is_int(kvfs_tree_view(&tree, &n, n.file, NOW, files, 0, &secret, &v), 0,
 	       "a view");
-	v.len = 513;
+	v.bytes.len = 513;
 	kvfs_tree_stat_file(&tree, &n, &v, &st);
 	check_stat(&st, S_IFREG | 0400, 1, 60, 50, "privkey.pem");
 	is_int(st.st_size, 513, "size 513");
@@ -947,10 +948,11 @@ static void test_keys(void)
 			   .version = "99aa",
 			   .attrs = {.enabled = true,
 				     .created = 110,
-				     .updated = 120},
-			   .tags_json = "{\"purpose\":\"signing\"}"},
-		.bytes = {[KVFS_FILE_PUBLIC_PEM] = {"PUBLIC PEM", 10},
-			  [KVFS_FILE_PUBLIC_JWK] = {"{\"kty\":\"RSA\"}\n", 14}},
+				     .updated = 120}},
+		.bytes = {[KVFS_FILE_PUBLIC_PEM] = {.data = "PUBLIC PEM",
+						    .len = 10},
+			  [KVFS_FILE_PUBLIC_JWK] =
+				  {.data = "{\"kty\":\"RSA\"}\n", .len = 14}},
 		.meta = {[KVFS_META_KTY] = "RSA",
 			 [KVFS_META_KEY_OPS] = "sign,verify",
 			 [KVFS_META_KEY_SIZE] = "2048"},
@@ -995,12 +997,14 @@ static void test_keys(void)
 	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_PUBLIC_PEM, NOW, key, 0,
 			      NULL, &v),
 	       0, "public.pem's view");
-	ok(v.len == 10 && memcmp(v.data, "PUBLIC PEM", 10) == 0, "is the PEM");
+	ok(v.bytes.len == 10 && memcmp(v.bytes.data, "PUBLIC PEM", 10) == 0,
+	   "is the PEM");
 	is_int(v.mode, 0444, "0444");
 	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_PUBLIC_JWK, NOW, key, 0,
 			      NULL, &v),
 	       0, "public.jwk's view");
-	ok(v.len == 14 && memcmp(v.data, "{\"kty\":\"RSA\"}\n", 14) == 0,
+	ok(v.bytes.len == 14 &&
+		   memcmp(v.bytes.data, "{\"kty\":\"RSA\"}\n", 14) == 0,
 	   "is the JWK");
 	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_CERT_PEM, NOW, key, 0, NULL,
 			      &v),
@@ -1075,9 +1079,9 @@ static void test_secrets(void)
 			   .version = "77bb",
 			   .attrs = {.enabled = true,
 				     .created = 130,
-				     .updated = 140},
-			   .tags_json = "{}"},
-		.bytes = {[KVFS_FILE_SECRET_VALUE] = {"s3cret\n", 7}},
+				     .updated = 140}},
+		.bytes = {[KVFS_FILE_SECRET_VALUE] = {.data = "s3cret\n",
+						      .len = 7}},
 		.meta = {[KVFS_META_CONTENT_TYPE] = "text/plain"},
 	};
 	struct kvfs_files *secret = made(&m);
@@ -1138,7 +1142,7 @@ static void test_secrets(void)
 	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_SECRET_VALUE, NOW, secret,
 			      -ENODATA, NULL, &v),
 	       0, "fetched");
-	ok(v.len == 7 && memcmp(v.data, "s3cret\n", 7) == 0,
+	ok(v.bytes.len == 7 && memcmp(v.bytes.data, "s3cret\n", 7) == 0,
 	   "exactly the value, its newline included");
 	is_int(resolve("/secrets/off", NULL, &n), 0, "a disabled secret");
 	is_int(kvfs_tree_view(&tree, &n, KVFS_FILE_SECRET_VALUE, NOW, NULL,
