@@ -1118,8 +1118,8 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			off_t off, struct fuse_file_info *fi,
 			enum fuse_readdir_flags flags)
 {
-	struct dir_handle *d = fi ? (struct dir_handle *)(uintptr_t)fi->fh
-				  : NULL;
+	struct dir_handle *d =
+		fi ? (struct dir_handle *)(uintptr_t)fi->fh : NULL;
 	struct kvfs_fs *fs = fs_get();
 	struct node n;
 	int r;
