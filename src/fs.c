@@ -289,6 +289,40 @@ static int fill(void *buf, fuse_fill_dir_t filler, const char *name,
 	return filler(buf, name, st, 0, st ? FUSE_FILL_DIR_PLUS : 0);
 }
 
+/* An open directory (fi->fh).  A collection's directory is read a reply
+ * at a time, at offsets (positions in listing; 1 and 2 after "." and
+ * ".."): libfuse then keeps nothing per entry (given offset 0 it keeps
+ * the whole directory, some 200 bytes an entry, until the release), and
+ * the kernel keeps the attributes readdirplus gives.  listing is the
+ * one the directory was read from at offset 0 (the open, or a rewind):
+ * one pass lists each object once even when a revalidation replaces the
+ * listing meanwhile. */
+struct dir_handle {
+	struct kvfs_listing *listing;
+};
+
+static int kvfs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct dir_handle *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	fi->fh = (uintptr_t)d;
+	return 0;
+}
+
+static int kvfs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+
+	if (d) {
+		kvfs_listing_unref(d->listing);
+		free(d);
+		fi->fh = 0;
+	}
+	return 0;
+}
+
 /* ---- the control directory, .kvfs/ (DESIGN §6) ----
  *
  * Readable by the mount's owner (uid=, or the mounting user) and root
@@ -927,17 +961,22 @@ static void readdir_all_versions(struct kvfs_fs *fs, const struct node *dir,
 }
 
 static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
-			      void *buf, fuse_fill_dir_t filler)
+			      struct dir_handle *d, off_t off, void *buf,
+			      fuse_fill_dir_t filler)
 {
-	const struct kvfs_listing *l = dir->lists.held[dir->t.coll];
+	const struct kvfs_listing *l;
 	struct stat st;
 
-	if (kvfs_tree_object_is_file(dir->t.coll, NULL)) {
-		readdir_object_files(fs, dir, buf, filler);
-		return 0;
+	if (off == 0 || !d->listing) {
+		kvfs_listing_unref(d->listing);
+		d->listing = kvfs_listing_ref(dir->lists.held[dir->t.coll]);
 	}
-
-	for (size_t i = 0; i < l->n; i++) {
+	l = d->listing;
+	if (off == 0 && filler(buf, ".", NULL, 1, 0))
+		return 0;
+	if (off <= 1 && filler(buf, "..", NULL, 2, 0))
+		return 0;
+	for (size_t i = off > 2 ? (size_t)off - 2 : 0; i < l->n; i++) {
 		struct kvfs_tree_node n = {.kind = KVFS_NODE_OBJECT,
 					   .coll = dir->t.coll,
 					   .entry = &l->entries[i],
@@ -947,7 +986,8 @@ static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 
 		kvfs_tree_stat_dir(&fs->tree, &n, listings_of(&dir->lists),
 				   &st);
-		if (fill(buf, filler, l->entries[i].item.name, &st))
+		if (filler(buf, l->entries[i].item.name, &st, (off_t)i + 3,
+			   FUSE_FILL_DIR_PLUS))
 			break;
 	}
 	return 0;
@@ -1077,6 +1117,8 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			off_t off, struct fuse_file_info *fi,
 			enum fuse_readdir_flags flags)
 {
+	struct dir_handle *d =
+		fi ? (struct dir_handle *)(uintptr_t)fi->fh : NULL;
 	struct kvfs_fs *fs = fs_get();
 	struct node n;
 	int r;
@@ -1090,6 +1132,14 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		return -ENOTDIR;
 	}
 
+	/* A collection of directories is read at offsets; the rest whole. */
+	if (n.t.kind == KVFS_NODE_COLLECTION &&
+	    !kvfs_tree_object_is_file(n.t.coll, NULL)) {
+		r = d ? readdir_collection(fs, &n, d, off, buf, filler)
+		      : -EBADF;
+		node_clear(&n);
+		return r;
+	}
 	fill(buf, filler, ".", NULL);
 	fill(buf, filler, "..", NULL);
 	switch (n.t.kind) {
@@ -1097,7 +1147,7 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		readdir_root(fs, &n, buf, filler);
 		break;
 	case KVFS_NODE_COLLECTION:
-		r = readdir_collection(fs, &n, buf, filler);
+		readdir_object_files(fs, &n, buf, filler);
 		break;
 	case KVFS_NODE_OBJECT:
 	case KVFS_NODE_VERSION:
@@ -1321,7 +1371,9 @@ static const struct fuse_operations kvfs_ops = {
 	.read = kvfs_read,
 	.release = kvfs_release,
 	.poll = kvfs_poll,
+	.opendir = kvfs_opendir,
 	.readdir = kvfs_readdir,
+	.releasedir = kvfs_releasedir,
 	.readlink = kvfs_readlink,
 	.statfs = kvfs_statfs,
 	.getxattr = kvfs_getxattr,

@@ -14,11 +14,11 @@
 #include "log.h"
 #include "util.h"
 
-/* A kvfs_listing and what is kept with it. */
+/* A kvfs_listing and what is kept with it: its entries own their items'
+ * strings. */
 struct listing {
 	struct kvfs_listing pub;
 	int refs;
-	struct kvfs_object_list owned; /* owns the strings entries point to */
 };
 
 static struct listing *listing_of(struct kvfs_listing *l)
@@ -44,8 +44,9 @@ struct kvfs_listing *kvfs_listing_new_empty(void)
 
 static void listing_free(struct listing *p)
 {
+	for (size_t i = 0; i < p->pub.n; i++)
+		kvfs_object_item_clear(&p->pub.entries[i].item);
 	free(p->pub.entries);
-	kvfs_object_list_clear(&p->owned);
 	free(p);
 }
 
@@ -82,12 +83,16 @@ const struct kvfs_entry *kvfs_listing_find(const struct kvfs_listing *l,
 	return bsearch(name, l->entries, l->n, sizeof(l->entries[0]), key_cmp);
 }
 
+/* The items of list the listing keeps move into its entries, and the
+ * others are freed at once, with list's array: a listing holds each item
+ * once, and nothing of those it does not show. */
 int kvfs_listing_build(enum kvfs_collection coll, struct kvfs_object_list *list,
 		       const struct kvfs_filter *filter,
 		       struct kvfs_listing **ret)
 {
 	const char *noun = kvfs_collection_info(coll)->noun;
 	struct listing *p = listing_new();
+	struct kvfs_entry *shrunk;
 	struct kvfs_listing *l;
 	size_t n = 0;
 
@@ -99,27 +104,32 @@ int kvfs_listing_build(enum kvfs_collection coll, struct kvfs_object_list *list,
 		free(p);
 		return -ENOMEM;
 	}
-	p->owned = TAKE_STRUCT(*list);
 
-	for (size_t i = 0; i < p->owned.n; i++) {
-		const struct kvfs_object_item *it = &p->owned.items[i];
+	for (size_t i = 0; i < list->n; i++) {
+		struct kvfs_object_item *it = &list->items[i];
 
 		if (!it->name || !kvfs_vault_object_name_valid(it->name)) {
 			log_warning_ratelimited(
 				"ignoring %s '%.140s' in the "
 				"listing: not a valid Key Vault name",
 				noun, it->name ? it->name : "");
+			kvfs_object_item_clear(it);
 			continue;
 		}
 		/* Backs a certificate: not shown, and not counted filtered. */
-		if (it->managed)
-			continue;
-		if (filter && !kvfs_filter_match(filter, it)) {
-			l->filtered++;
+		if (it->managed) {
+			kvfs_object_item_clear(it);
 			continue;
 		}
-		l->entries[n++].item = *it;
+		if (filter && !kvfs_filter_match(filter, it)) {
+			l->filtered++;
+			kvfs_object_item_clear(it);
+			continue;
+		}
+		l->entries[n++].item = TAKE_STRUCT(*it);
 	}
+	free(list->items);
+	*list = (struct kvfs_object_list){0};
 
 	qsort(l->entries, n, sizeof(l->entries[0]), entry_cmp);
 	for (size_t i = 0; i < n; i++) {
@@ -127,6 +137,7 @@ int kvfs_listing_build(enum kvfs_collection coll, struct kvfs_object_list *list,
 		    entry_cmp(&l->entries[l->n - 1], &l->entries[i]) == 0) {
 			log_warning("%s '%s' listed twice", noun,
 				    l->entries[i].item.name);
+			kvfs_object_item_clear(&l->entries[i].item);
 			continue;
 		}
 		l->entries[l->n] = l->entries[i];
@@ -134,6 +145,11 @@ int kvfs_listing_build(enum kvfs_collection coll, struct kvfs_object_list *list,
 			l->updated_max = l->entries[l->n].item.attrs.updated;
 		l->n++;
 	}
+	/* What the vault listed but the listing does not keep is not held
+	 * either; a failure to shrink keeps the larger array. */
+	shrunk = realloc(l->entries, (l->n ? l->n : 1) * sizeof(l->entries[0]));
+	if (shrunk)
+		l->entries = shrunk;
 	l->loaded_at = kvfs_wall_now();
 	*ret = l;
 	return 0;

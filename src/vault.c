@@ -418,7 +418,7 @@ static json_t *load(const char *json, size_t len, bool *ret_garbled,
 
 /* ---- list ---- */
 
-static void item_clear(struct kvfs_object_item *it)
+void kvfs_object_item_clear(struct kvfs_object_item *it)
 {
 	free(it->name);
 	free(it->version);
@@ -433,7 +433,7 @@ void kvfs_object_list_clear(struct kvfs_object_list *l)
 	if (!l)
 		return;
 	for (size_t i = 0; i < l->n; i++)
-		item_clear(&l->items[i]);
+		kvfs_object_item_clear(&l->items[i]);
 	free(l->items);
 	memset(l, 0, sizeof(*l));
 }
@@ -520,7 +520,7 @@ static int parse_item(json_t *o, const struct kvfs_collection_info *coll,
 		      const struct item_rules *rules, bool want_version,
 		      struct kvfs_object_item *ret, const char **why)
 {
-	_cleanup_(item_clear) struct kvfs_object_item it = {0};
+	_cleanup_(kvfs_object_item_clear) struct kvfs_object_item it = {0};
 	_cleanup_free_ char *id = NULL;
 	int r;
 
@@ -636,7 +636,7 @@ static int parse_page(json_t *root, const struct kvfs_collection_info *coll,
 		}
 	}
 	for (size_t k = 0; k < n; k++)
-		item_clear(&items[k]);
+		kvfs_object_item_clear(&items[k]);
 	free(items);
 	if (r < 0)
 		return r;

@@ -204,6 +204,8 @@ bool kvfs_vault_error_disabled(const struct kvfs_error *err);
  * a certificate's secret. */
 bool kvfs_vault_error_secret_disabled(const struct kvfs_error *err);
 
+/* Free an item's strings and tags, and zero it. */
+void kvfs_object_item_clear(struct kvfs_object_item *it);
 void kvfs_object_list_clear(struct kvfs_object_list *l);
 void kvfs_secret_clear(struct kvfs_secret *s);
 void kvfs_cert_bundle_clear(struct kvfs_cert_bundle *b);

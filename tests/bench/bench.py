@@ -40,6 +40,9 @@ PAGE = 25
 SAMPLE = ["bulk-%03d" % i for i in range(100, 200)]
 SAMPLE_GLOB = "bulk-1??"
 SAMPLE_MIN = 200
+# The scale job's memory target: the daemon's VmRSS per listed object,
+# after the mount and after `ls -l` of the collection
+SCALE_BYTES_PER_OBJECT = 600
 JOBS = ("cold", "warm", "readers", "curl", "sdk", "secrets", "fleet", "scale")
 # The jobs on a vault of N certificates (the secrets job has its own vault)
 CERT_JOBS = {"cold", "warm", "readers", "curl", "sdk"}
@@ -703,7 +706,9 @@ class Bench:
 
     def scale(self, n):
         """The scale job on a vault of n certificates whose versions share
-        one leaf (--bulk-one-leaf: 100,000 are made in seconds)."""
+        one leaf (--bulk-one-leaf: 100,000 are made in seconds), and the
+        daemon's memory on a vault of one, to subtract."""
+        base = self.scale_base()
         fake = self.start_fake(n, one_leaf=True)
         runs = []
         try:
@@ -715,7 +720,36 @@ class Bench:
                        runs[-1]["ls_s"][-1]))
         finally:
             self.stop_fake(fake)
-        return {"n": n, "minimum": minimum_requests(n), "runs": runs}
+        return {"n": n, "minimum": minimum_requests(n), "runs": runs, "base": base}
+
+    def scale_base(self):
+        """VmRSS (KiB) of a mount of a vault of one certificate, after the
+        mount and after `ls -l certificates/` twice: what a daemon holds
+        whatever the vault's size."""
+        fake = self.start_fake(1, one_leaf=True)
+        try:
+            m = Mount(self, fake, "scale-base").start()
+            try:
+                return self.scale_rss(m)
+            finally:
+                m.stop()
+        finally:
+            self.stop_fake(fake)
+
+    def scale_rss(self, m, ls_s=None):
+        """The daemon's VmRSS (KiB) after the mount and after `ls -l
+        certificates/` twice (cold, then warm; their times go to ls_s)."""
+        rss = {"mount_kib": proc_status(m.proc.pid).get("VmRSS")}
+        for _ in range(2):
+            t0 = time.monotonic()
+            out = subprocess.run(["ls", "-l", os.path.join(m.path, "certificates")],
+                                 check=True, capture_output=True, text=True,
+                                 timeout=3600).stdout
+            if ls_s is not None:
+                ls_s.append(time.monotonic() - t0)
+        rss["ls_kib"] = proc_status(m.proc.pid).get("VmRSS")
+        rss["listed"] = len([x for x in out.splitlines() if not x.startswith("total ")])
+        return rss
 
     def scale_run(self, fake, n):
         """The token and the listing by a plain client (list-baseline.mjs),
@@ -737,16 +771,10 @@ class Bench:
         try:
             res["mount_s"] = m.mount_s
             res["ls_s"] = []
-            for _ in range(2):
-                t0 = time.monotonic()
-                out = subprocess.run(["ls", "-l", os.path.join(m.path, "certificates")],
-                                     check=True, capture_output=True, text=True,
-                                     timeout=3600).stdout
-                res["ls_s"].append(time.monotonic() - t0)
-            res["listed"] = len([x for x in out.splitlines() if not x.startswith("total ")])
+            res["rss"] = self.scale_rss(m, res["ls_s"])
+            res["listed"] = res["rss"]["listed"]
             # the mount's requests, and ls -l must have added none
             res["ls_requests"] = res["mount_requests"] = count_requests(fake.log())
-            res["rss_kib"] = proc_status(m.proc.pid).get("VmRSS")
             if n >= SAMPLE_MIN:
                 small = Mount(self, fake, "scale-sample",
                               extra=["include=" + SAMPLE_GLOB]).start()
@@ -1105,7 +1133,8 @@ def summarize_scale(sc):
     mount time (token + listing) ≤ 1.2× the plain client's token +
     listing, `ls -l certificates/` warm < 2 s, exactly 1 token and the
     list pages to mount and nothing more for ls -l, an open with n objects
-    ≤ 1.5× one with a hundred."""
+    ≤ 1.5× one with a hundred, the daemon's memory per listed object ≤
+    SCALE_BYTES_PER_OBJECT after the mount and after ls -l."""
     n, mn, runs = sc["n"], sc["minimum"], sc["runs"]
     out = {"n": n, "minimum": mn, "runs": len(runs),
            "mount_s": median([r["mount_s"] for r in runs]),
@@ -1115,9 +1144,21 @@ def summarize_scale(sc):
            "ls_cold_s": median([r["ls_s"][0] for r in runs]),
            "ls_warm_s": median([r["ls_s"][-1] for r in runs]),
            "open_us": median([r.get("open_us") for r in runs]),
-           "open_sample_us": median([r.get("open_sample_us") for r in runs]),
-           "rss_kib": median([r.get("rss_kib") for r in runs])}
+           "open_sample_us": median([r.get("open_sample_us") for r in runs])}
     fails = []
+    # The daemon's memory per listed object: its VmRSS less that of a
+    # mount of one certificate at the same point, over the n - 1 others
+    base = sc["base"]
+    for k in ("mount_kib", "ls_kib"):
+        out["rss_" + k] = median([r["rss"][k] for r in runs])
+        out["base_" + k] = base[k]
+        if n > 1:
+            per = (out["rss_" + k] - base[k]) * 1024 / (n - 1)
+            out["per_object_" + k[:-4]] = per
+            if per > SCALE_BYTES_PER_OBJECT:
+                fails.append("scale N=%d: %.0f B of daemon memory per listed object after %s "
+                             "(target ≤ %d B)" % (n, per, "the mount" if k == "mount_kib"
+                                                  else "`ls -l`", SCALE_BYTES_PER_OBJECT))
     for i, r in enumerate(runs, 1):
         q, lq = r["mount_requests"], r["ls_requests"]
         got = (r["client"]["items"], r["listed"], q["token"], q["pages"], q["vault"],
@@ -1165,20 +1206,26 @@ def scale_section(sc, targets):
                  "(`include=%s`) | %.1f µs / %.1f µs = %s | ≤ 1.5× |"
                  % (n, SAMPLE_GLOB, sc["open_us"], sc["open_sample_us"],
                     fmt_ratio(sc["open_ratio"])))
+    if sc.get("per_object_ls") is not None:
+        L.append("| daemon memory per listed object, after the mount / after both `ls -l` "
+                 "(VmRSS %.1f / %.1f MiB, less %.1f / %.1f MiB with one object, ÷ %d) "
+                 "| %.0f B / %.0f B | ≤ %d B |"
+                 % (sc["rss_mount_kib"] / 1024, sc["rss_ls_kib"] / 1024,
+                    sc["base_mount_kib"] / 1024, sc["base_ls_kib"] / 1024, n - 1,
+                    sc["per_object_mount"], sc["per_object_ls"], SCALE_BYTES_PER_OBJECT))
     L.append("")
-    if sc.get("rss_kib"):
-        L.append("Daemon VmRSS after the mount and both `ls -l`: %.1f MiB."
-                 % (sc["rss_kib"] / 1024))
-        L.append("")
     for f in sc["failures"]:
         L.append("- **FAILED**: %s" % f)
     if sc["failures"]:
         L.append("")
     targets.append(("N=%d: mount ≤ 1.2× token + listing, `ls -l` warm < 2 s, open as with "
-                    "100 objects, requests exact (the run fails otherwise)" % n,
-                    not sc["failures"], "%s; %s; %s" % (
+                    "100 objects, ≤ %d B per listed object, requests exact (the run fails "
+                    "otherwise)" % (n, SCALE_BYTES_PER_OBJECT),
+                    not sc["failures"], "%s; %s; %s; %s" % (
                         fmt_ratio(sc["mount_ratio"]), fmt_s(sc["ls_warm_s"]),
-                        fmt_ratio(sc["open_ratio"]) if sc.get("open_ratio") else "–")))
+                        fmt_ratio(sc["open_ratio"]) if sc.get("open_ratio") else "–",
+                        "%.0f B" % sc["per_object_ls"] if sc.get("per_object_ls") is not None
+                        else "–")))
     return L
 
 

@@ -3,15 +3,22 @@ hold the latest leaf, modes and times follow the certificate's attributes,
 and nothing can be written."""
 
 import base64
+import ctypes
 import errno
 import os
+import signal
 import ssl
 import stat
+import struct
 import time
 
 import pytest
 
+import util
+
 CLOSED = ("disabled-cert", "expired-cert", "future-cert")
+LIBC = ctypes.CDLL(None, use_errno=True)
+SYS_GETDENTS64 = {"x86_64": 217, "aarch64": 61}
 
 
 def state_by_name(fake):
@@ -37,6 +44,62 @@ def test_listing_with_empty_last_page(mount, az):
     finally:
         az.settings(empty_last_page=False)
     assert names == set(state_by_name(az))
+
+
+def getdents(fd, size=1024):
+    """The names one getdents64(2) of size bytes gives ([] at the end): a
+    small buffer, so that the kernel reads a directory in several replies,
+    at the offsets kvfs gave."""
+    buf = ctypes.create_string_buffer(size)
+    n = LIBC.syscall(SYS_GETDENTS64[os.uname().machine], fd, buf, size)
+    if n < 0:
+        raise OSError(ctypes.get_errno(), "getdents64")
+    names, pos = [], 0
+    while pos < n:
+        reclen = struct.unpack_from("H", buf.raw, pos + 16)[0]
+        name = buf.raw[pos + 19:pos + reclen].split(b"\0", 1)[0].decode()
+        if name not in (".", ".."):
+            names.append(name)
+        pos += reclen
+    return names
+
+
+def test_directory_read_in_replies_lists_its_open_snapshot_once(mount, az):
+    """A collection's directory is read a reply at a time: a pass that a
+    revalidation interrupts lists each object of the listing it began with
+    exactly once (the first name is gone meanwhile, which moves every
+    later one in the new listing), and the next pass lists the new
+    one."""
+    gone, new = "aaa-offsets-gone", "zzz-offsets-new"
+    az.create(gone, kty="EC", crv="P-256")
+    try:
+        m = mount()
+        before = sorted(state_by_name(az), key=str.lower)
+        fd = os.open(m.p("certificates"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            first = getdents(fd)
+            az.delete(gone)
+            az.create(new, kty="EC", crv="P-256")
+            m.proc.send_signal(signal.SIGHUP)
+            util.wait_until(lambda: new in os.listdir(m.p("certificates")), 15,
+                            "the revalidated listing")
+            rest = []
+            while True:
+                names = getdents(fd)
+                if not names:
+                    break
+                rest += names
+        finally:
+            os.close(fd)
+        assert 0 < len(first) < len(before) // 2  # several replies
+        assert sorted(first + rest, key=str.lower) == before
+        after = sorted(os.listdir(m.p("certificates")), key=str.lower)
+        assert after == sorted(state_by_name(az), key=str.lower)
+        assert new in after and gone not in after
+    finally:
+        for name in (gone, new):
+            if name in state_by_name(az):
+                az.delete(name)
 
 
 def test_cert_pem_and_der_equal_vault(shared_mount, fake):

@@ -342,10 +342,94 @@ static void test_versions(void)
 	kvfs_versions_unref(NULL);
 }
 
+/* An item the listing keeps is moved into it whole: every field reads
+ * as the vault's list had it.  The items it drops (an invalid name, a
+ * certificate's secret, a filtered one, a name listed twice) are freed at
+ * once, tags and all: a leak checker run says so. */
+static void test_items_moved_whole(void)
+{
+	char name_max[128];
+	struct kvfs_config_tag tag = {(char *)"env", (char *)"prod"};
+	struct kvfs_config c = {.tags = {&tag, 1}};
+	struct item items[] = {
+		{name_max, "x5t-of-the-longest", 700, NULL},
+		{"tagged", NULL, 600, NULL},
+		{"TAGGED", "x5t-of-the-twin", 650, NULL},
+		{"managed", NULL, 500, NULL},
+		{"bad_name", "x5t-of-a-bad-one", 400, NULL},
+		{"untagged", "x5t-filtered", 300, NULL},
+	};
+	struct kvfs_object_list list;
+	const struct kvfs_entry *e;
+	struct kvfs_filter f;
+	struct kvfs_listing *l;
+
+	memset(name_max, 'M', sizeof(name_max) - 1);
+	name_max[sizeof(name_max) - 1] = '\0';
+	list = list_of(items, ELEMENTSOF(items));
+	for (size_t i = 0; i < 3; i++) {
+		struct kvfs_object_item *it = &list.items[i];
+
+		it->attrs = (struct kvfs_object_attrs){
+			.enabled = i != 1,
+			.nbf = 10 + (int64_t)i,
+			.exp = 20 + (int64_t)i,
+			.created = 30 + (int64_t)i,
+			.updated = items[i].updated,
+		};
+		it->tags = calloc(2, sizeof(it->tags[0]));
+		if (!it->tags)
+			abort();
+		it->tags[0] = (struct kvfs_tag){strdup("env"), strdup("prod")};
+		it->tags[1] = (struct kvfs_tag){strdup("team"), strdup("web")};
+		it->ntags = 2;
+		it->tags_json = strdup("{\"env\":\"prod\",\"team\":\"web\"}");
+	}
+	list.items[3].managed = true;
+	list.items[3].tags_json = strdup("{\"env\":\"prod\"}");
+
+	kvfs_filter_init(&f, &c);
+	l = build_list(&list, &f);
+	is_int(l->n, 2, "the longest name and one of the twins are kept");
+	is_int(l->filtered, 1, "the untagged one is filtered");
+
+	e = kvfs_listing_find(l, name_max);
+	ok(e && strcmp(e->item.name, name_max) == 0,
+	   "a name of 127 characters is kept whole");
+	ok(e && e->item.x5t && strcmp(e->item.x5t, "x5t-of-the-longest") == 0,
+	   "with its x5t");
+	ok(e && e->item.attrs.enabled && e->item.attrs.nbf == 10 &&
+		   e->item.attrs.exp == 20 && e->item.attrs.created == 30 &&
+		   e->item.attrs.updated == 700,
+	   "and its attributes");
+	ok(e && e->item.ntags == 2 && strcmp(e->item.tags[0].key, "env") == 0 &&
+		   strcmp(e->item.tags[0].value, "prod") == 0 &&
+		   strcmp(e->item.tags[1].key, "team") == 0 &&
+		   strcmp(e->item.tags[1].value, "web") == 0,
+	   "and its tags, in the vault's order");
+	ok(e && e->item.tags_json &&
+		   strcmp(e->item.tags_json,
+			  "{\"env\":\"prod\",\"team\":\"web\"}") == 0,
+	   "and its tags as JSON");
+	ok(e && !e->item.version && !e->item.managed,
+	   "without a version, not managed");
+
+	e = kvfs_listing_find(l, "tagged");
+	ok(e && (e->item.x5t == NULL ||
+		 strcmp(e->item.x5t, "x5t-of-the-twin") == 0),
+	   "a twin is kept with its own x5t");
+	ok(e && e->item.attrs.enabled == (e->item.x5t != NULL) &&
+		   e->item.attrs.nbf == (e->item.x5t ? 12 : 11),
+	   "and its own attributes");
+	is_int(l->updated_max, 700, "updated_max over the kept entries");
+	kvfs_listing_unref(l);
+}
+
 int main(void)
 {
 	test_build_and_find();
 	test_filtered();
+	test_items_moved_whole();
 	test_diff();
 	test_versions();
 	return done_testing();
