@@ -290,13 +290,12 @@ static int fill(void *buf, fuse_fill_dir_t filler, const char *name,
 }
 
 /* An open directory (fi->fh).  A collection's directory is read a reply
- * at a time, at offsets (positions in listing; 1 and 2 after "." and
- * ".."): libfuse then keeps nothing per entry (given offset 0 it keeps
- * the whole directory, some 200 bytes an entry, until the release), and
- * the kernel keeps the attributes readdirplus gives.  listing is the
- * one the directory was read from at offset 0 (the open, or a rewind):
- * one pass lists each object once even when a revalidation replaces the
- * listing meanwhile. */
+ * at a time, at offsets (readdir_collection()): libfuse then keeps
+ * nothing per entry (given offset 0 it keeps the whole directory, some
+ * 200 bytes an entry, until the release), and the kernel keeps the
+ * attributes readdirplus gives.  listing is the one the directory was
+ * read from at offset 0 (the open, or a rewind): one pass lists each
+ * object once even when a revalidation replaces the listing meanwhile. */
 struct dir_handle {
 	struct kvfs_listing *listing;
 };
@@ -916,29 +915,6 @@ stat_object_file(struct kvfs_fs *fs, const struct node *n, struct stat *st)
 	return st;
 }
 
-/* A collection whose objects are files: .versions/, then the objects. */
-static void readdir_object_files(struct kvfs_fs *fs, const struct node *dir,
-				 void *buf, fuse_fill_dir_t filler)
-{
-	const struct kvfs_listing *l = dir->lists.held[dir->t.coll];
-	struct node n = *dir;
-	struct stat st;
-
-	n.t.kind = KVFS_NODE_ALL_VERSIONS;
-	kvfs_tree_stat_dir(&fs->tree, &n.t, listings_of(&dir->lists), &st);
-	if (fill(buf, filler, KVFS_TREE_DOT_VERSIONS, &st))
-		return;
-	n.t.kind = KVFS_NODE_FILE;
-	kvfs_tree_object_is_file(dir->t.coll, &n.t.file);
-	for (size_t i = 0; i < l->n; i++) {
-		n.t.entry = &l->entries[i];
-		n.t.rule = rule_of(dir->rules, dir->t.coll, n.t.entry);
-		if (fill(buf, filler, l->entries[i].item.name,
-			 stat_object_file(fs, &n, &st)))
-			break;
-	}
-}
-
 /* .versions/: a directory of versions per object. */
 static void readdir_all_versions(struct kvfs_fs *fs, const struct node *dir,
 				 void *buf, fuse_fill_dir_t filler)
@@ -960,11 +936,18 @@ static void readdir_all_versions(struct kvfs_fs *fs, const struct node *dir,
 	}
 }
 
+/* A collection's directory, from d's listing (taken at offset 0): "."
+ * and ".." at offsets 1 and 2, then, when its objects are files,
+ * .versions/ at 3, then its objects; the offset of each is one past it,
+ * where the next reply starts. */
 static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 			      struct dir_handle *d, off_t off, void *buf,
 			      fuse_fill_dir_t filler)
 {
+	bool files = kvfs_tree_object_is_file(dir->t.coll, NULL);
+	off_t first = files ? 4 : 3; /* the first object's offset */
 	const struct kvfs_listing *l;
+	struct node n = *dir;
 	struct stat st;
 
 	if (off == 0 || !d->listing) {
@@ -972,22 +955,33 @@ static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 		d->listing = kvfs_listing_ref(dir->lists.held[dir->t.coll]);
 	}
 	l = d->listing;
-	if (off == 0 && filler(buf, ".", NULL, 1, 0))
+	if (off < 1 && filler(buf, ".", NULL, 1, 0))
 		return 0;
-	if (off <= 1 && filler(buf, "..", NULL, 2, 0))
+	if (off < 2 && filler(buf, "..", NULL, 2, 0))
 		return 0;
-	for (size_t i = off > 2 ? (size_t)off - 2 : 0; i < l->n; i++) {
-		struct kvfs_tree_node n = {.kind = KVFS_NODE_OBJECT,
-					   .coll = dir->t.coll,
-					   .entry = &l->entries[i],
-					   .rule = rule_of(dir->rules,
-							   dir->t.coll,
-							   &l->entries[i])};
-
-		kvfs_tree_stat_dir(&fs->tree, &n, listings_of(&dir->lists),
+	if (files && off < 3) {
+		n.t.kind = KVFS_NODE_ALL_VERSIONS;
+		kvfs_tree_stat_dir(&fs->tree, &n.t, listings_of(&dir->lists),
 				   &st);
-		if (filler(buf, l->entries[i].item.name, &st, (off_t)i + 3,
+		if (filler(buf, KVFS_TREE_DOT_VERSIONS, &st, 3,
 			   FUSE_FILL_DIR_PLUS))
+			return 0;
+	}
+	n.t.kind = files ? KVFS_NODE_FILE : KVFS_NODE_OBJECT;
+	kvfs_tree_object_is_file(dir->t.coll, &n.t.file);
+	for (size_t i = off >= first ? (size_t)(off - first + 1) : 0; i < l->n;
+	     i++) {
+		const struct stat *sp = &st;
+
+		n.t.entry = &l->entries[i];
+		n.t.rule = rule_of(dir->rules, dir->t.coll, n.t.entry);
+		if (files)
+			sp = stat_object_file(fs, &n, &st);
+		else
+			kvfs_tree_stat_dir(&fs->tree, &n.t,
+					   listings_of(&dir->lists), &st);
+		if (filler(buf, n.t.entry->item.name, sp, first + (off_t)i,
+			   sp ? FUSE_FILL_DIR_PLUS : 0))
 			break;
 	}
 	return 0;
@@ -1132,9 +1126,8 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		return -ENOTDIR;
 	}
 
-	/* A collection of directories is read at offsets; the rest whole. */
-	if (n.t.kind == KVFS_NODE_COLLECTION &&
-	    !kvfs_tree_object_is_file(n.t.coll, NULL)) {
+	/* A collection is read at offsets; the rest whole. */
+	if (n.t.kind == KVFS_NODE_COLLECTION) {
 		r = d ? readdir_collection(fs, &n, d, off, buf, filler)
 		      : -EBADF;
 		node_clear(&n);
@@ -1146,8 +1139,7 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	case KVFS_NODE_ROOT:
 		readdir_root(fs, &n, buf, filler);
 		break;
-	case KVFS_NODE_COLLECTION:
-		readdir_object_files(fs, &n, buf, filler);
+	case KVFS_NODE_COLLECTION: /* above */
 		break;
 	case KVFS_NODE_OBJECT:
 	case KVFS_NODE_VERSION:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from test_revalidation import wait_until
+import util
 from util import read_concurrently, vault_log
 
 ALL = "all"
@@ -233,6 +234,30 @@ def test_all_collections_in_table_order(all_mount):
     assert sorted(os.listdir(all_mount.path)) == [".kvfs", "certificates", "expiring",
                                                   "keys", "secrets"]
     assert os.stat(all_mount.path).st_nlink == 2 + 3 + 1 + 1
+
+
+@pytest.mark.parametrize("coll", ["certificates", "secrets", "keys"])
+def test_collection_read_an_entry_a_reply(all_mount, coll):
+    """A collection's directory read in replies of one or two entries (a
+    80-byte getdents64) lists every name once, .versions/ of secrets
+    included: what one listdir gives."""
+    whole = os.listdir(all_mount.p(coll))
+    fd = os.open(all_mount.p(coll), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        names, calls = [], 0
+        # Bounded: an offset that does not move on would list forever.
+        while calls <= 2 * len(whole) + 2:
+            got = util.getdents(fd, 80)
+            calls += 1
+            if not got:
+                break
+            names += got
+    finally:
+        os.close(fd)
+    assert calls > len(whole) // 2
+    assert len(names) == len(set(names))
+    assert sorted(names) == sorted(whole)
+    assert (".versions" in names) == (coll == "secrets")
 
 
 def test_secrets_listing_costs_its_pages_and_no_get(mount, az):

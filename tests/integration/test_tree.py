@@ -3,13 +3,11 @@ hold the latest leaf, modes and times follow the certificate's attributes,
 and nothing can be written."""
 
 import base64
-import ctypes
 import errno
 import os
 import signal
 import ssl
 import stat
-import struct
 import time
 
 import pytest
@@ -17,8 +15,6 @@ import pytest
 import util
 
 CLOSED = ("disabled-cert", "expired-cert", "future-cert")
-LIBC = ctypes.CDLL(None, use_errno=True)
-SYS_GETDENTS64 = {"x86_64": 217, "aarch64": 61}
 
 
 def state_by_name(fake):
@@ -46,24 +42,6 @@ def test_listing_with_empty_last_page(mount, az):
     assert names == set(state_by_name(az))
 
 
-def getdents(fd, size=1024):
-    """The names one getdents64(2) of size bytes gives ([] at the end): a
-    small buffer, so that the kernel reads a directory in several replies,
-    at the offsets kvfs gave."""
-    buf = ctypes.create_string_buffer(size)
-    n = LIBC.syscall(SYS_GETDENTS64[os.uname().machine], fd, buf, size)
-    if n < 0:
-        raise OSError(ctypes.get_errno(), "getdents64")
-    names, pos = [], 0
-    while pos < n:
-        reclen = struct.unpack_from("H", buf.raw, pos + 16)[0]
-        name = buf.raw[pos + 19:pos + reclen].split(b"\0", 1)[0].decode()
-        if name not in (".", ".."):
-            names.append(name)
-        pos += reclen
-    return names
-
-
 def test_directory_read_in_replies_lists_its_open_snapshot_once(mount, az):
     """A collection's directory is read a reply at a time: a pass that a
     revalidation interrupts lists each object of the listing it began with
@@ -77,7 +55,7 @@ def test_directory_read_in_replies_lists_its_open_snapshot_once(mount, az):
         before = sorted(state_by_name(az), key=str.lower)
         fd = os.open(m.p("certificates"), os.O_RDONLY | os.O_DIRECTORY)
         try:
-            first = getdents(fd)
+            first = util.getdents(fd)
             az.delete(gone)
             az.create(new, kty="EC", crv="P-256")
             m.proc.send_signal(signal.SIGHUP)
@@ -85,7 +63,7 @@ def test_directory_read_in_replies_lists_its_open_snapshot_once(mount, az):
                             "the revalidated listing")
             rest = []
             while True:
-                names = getdents(fd)
+                names = util.getdents(fd)
                 if not names:
                     break
                 rest += names

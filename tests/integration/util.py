@@ -5,9 +5,11 @@ modules share: a daemonized kvfs, the vault's requests in the fake's log,
 readers released together."""
 
 import contextlib
+import ctypes
 import os
 import re
 import shlex
+import struct
 import subprocess
 import threading
 import time
@@ -24,6 +26,28 @@ SANITIZER_MARKS = (
 # warning is an error report: invalid accesses, uninitialised values, and
 # definite leaks (--errors-for-leak-kinds=definite).
 VALGRIND_REPORT = re.compile(r"^==\d+== (?!Warning: )\S", re.M)
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+SYS_GETDENTS64 = {"x86_64": 217, "aarch64": 61}
+
+
+def getdents(fd, size=1024):
+    """The names one getdents64(2) of size bytes gives ([] at the end): a
+    small buffer, so that the kernel reads a directory in several replies,
+    at the offsets kvfs gave."""
+    buf = ctypes.create_string_buffer(size)
+    n = LIBC.syscall(SYS_GETDENTS64[os.uname().machine], fd, buf, size)
+    if n < 0:
+        raise OSError(ctypes.get_errno(), "getdents64")
+    names, pos = [], 0
+    while pos < n:
+        reclen = struct.unpack_from("H", buf.raw, pos + 16)[0]
+        name = buf.raw[pos + 19:pos + reclen].split(b"\0", 1)[0].decode()
+        if name not in (".", ".."):
+            names.append(name)
+        pos += reclen
+    return names
 
 
 def kvfs_binary():
