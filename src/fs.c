@@ -119,9 +119,17 @@ struct node {
 	struct kvfs_rules *rules; /* what t.rule points into */
 };
 
-/* What an open file reads from: one snapshot of one version's files. */
+/* What an open file reads from: one snapshot of one version's files; or
+ * an open directory.  A collection's directory, and its .versions/, are
+ * read a reply at a time, at offsets (readdir_collection()): libfuse then
+ * keeps nothing per entry (given offset 0 it keeps the whole directory,
+ * some 200 bytes an entry, until the release), and the kernel keeps the
+ * attributes readdirplus gives.  listing is the one it was read from at
+ * offset 0 (the open, or a rewind): one pass lists each object once even
+ * when a revalidation replaces the listing meanwhile. */
 struct handle {
-	struct handle *prev, *next; /* fs->handles */
+	struct handle *prev, *next;   /* fs->handles */
+	struct kvfs_listing *listing; /* readdir_collection()'s */
 	struct kvfs_files *files;
 	struct kvfs_files_span bytes;
 	char *owned; /* a .kvfs/ file's snapshot, freed on release */
@@ -287,39 +295,6 @@ static int fill(void *buf, fuse_fill_dir_t filler, const char *name,
 		const struct stat *st)
 {
 	return filler(buf, name, st, 0, st ? FUSE_FILL_DIR_PLUS : 0);
-}
-
-/* An open directory (fi->fh).  A collection's directory is read a reply
- * at a time, at offsets (readdir_collection()): libfuse then keeps
- * nothing per entry (given offset 0 it keeps the whole directory, some
- * 200 bytes an entry, until the release), and the kernel keeps the
- * attributes readdirplus gives.  listing is the one the directory was
- * read from at offset 0 (the open, or a rewind): one pass lists each
- * object once even when a revalidation replaces the listing meanwhile. */
-struct dir_handle {
-	struct kvfs_listing *listing;
-};
-
-static int kvfs_opendir(const char *path, struct fuse_file_info *fi)
-{
-	struct dir_handle *d = calloc(1, sizeof(*d));
-
-	if (!d)
-		return -ENOMEM;
-	fi->fh = (uintptr_t)d;
-	return 0;
-}
-
-static int kvfs_releasedir(const char *path, struct fuse_file_info *fi)
-{
-	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
-
-	if (d) {
-		kvfs_listing_unref(d->listing);
-		free(d);
-		fi->fh = 0;
-	}
-	return 0;
 }
 
 /* ---- the control directory, .kvfs/ (DESIGN §6) ----
@@ -860,6 +835,15 @@ static void handle_unlink_locked(struct kvfs_fs *fs, struct handle *h)
 		h->next->prev = h->prev;
 }
 
+/* What h holds, and h (unlinked from fs->handles). */
+static void handle_free(struct kvfs_fs *fs, struct handle *h)
+{
+	files_release(fs, h->files, h->cached);
+	kvfs_listing_unref(h->listing);
+	free(h->owned);
+	free(h);
+}
+
 static int kvfs_release(const char *path, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -869,12 +853,23 @@ static int kvfs_release(const char *path, struct fuse_file_info *fi)
 		pthread_mutex_lock(&fs->handles_lock);
 		handle_unlink_locked(fs, h);
 		pthread_mutex_unlock(&fs->handles_lock);
-		files_release(fs, h->files, h->cached);
 		kvfs_events_close(fs->events, h->reader);
-		free(h->owned);
-		free(h);
+		handle_free(fs, h);
 		fi->fh = 0;
 	}
+	return 0;
+}
+
+/* Every directory has a handle, read by readdir_collection() when it is
+ * a collection's or its .versions/, released by kvfs_release(). */
+static int kvfs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	handle_track(fs_get(), h);
+	fi->fh = (uint64_t)(uintptr_t)h;
 	return 0;
 }
 
@@ -915,36 +910,17 @@ stat_object_file(struct kvfs_fs *fs, const struct node *n, struct stat *st)
 	return st;
 }
 
-/* .versions/: a directory of versions per object. */
-static void readdir_all_versions(struct kvfs_fs *fs, const struct node *dir,
-				 void *buf, fuse_fill_dir_t filler)
-{
-	const struct kvfs_listing *l = dir->lists.held[dir->t.coll];
-	struct stat st;
-
-	for (size_t i = 0; i < l->n; i++) {
-		struct kvfs_tree_node n = {.kind = KVFS_NODE_VERSIONS,
-					   .coll = dir->t.coll,
-					   .entry = &l->entries[i],
-					   .rule = rule_of(dir->rules,
-							   dir->t.coll,
-							   &l->entries[i])};
-
-		kvfs_tree_stat_dir(&fs->tree, &n, NULL, &st);
-		if (fill(buf, filler, l->entries[i].item.name, &st))
-			break;
-	}
-}
-
-/* A collection's directory, from d's listing (taken at offset 0): "."
- * and ".." at offsets 1 and 2, then, when its objects are files,
+/* A collection's directory, or its .versions/ (a directory of versions
+ * per object), from d's listing (taken at offset 0): "." and ".." at
+ * offsets 1 and 2, then, in a collection whose objects are files,
  * .versions/ at 3, then its objects; the offset of each is one past it,
  * where the next reply starts. */
 static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
-			      struct dir_handle *d, off_t off, void *buf,
+			      struct handle *d, off_t off, void *buf,
 			      fuse_fill_dir_t filler)
 {
-	bool files = kvfs_tree_object_is_file(dir->t.coll, NULL);
+	bool all = dir->t.kind == KVFS_NODE_ALL_VERSIONS;
+	bool files = !all && kvfs_tree_object_is_file(dir->t.coll, NULL);
 	off_t first = files ? 4 : 3; /* the first object's offset */
 	const struct kvfs_listing *l;
 	struct node n = *dir;
@@ -967,7 +943,9 @@ static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 			   FUSE_FILL_DIR_PLUS))
 			return 0;
 	}
-	n.t.kind = files ? KVFS_NODE_FILE : KVFS_NODE_OBJECT;
+	n.t.kind = all	   ? KVFS_NODE_VERSIONS
+		   : files ? KVFS_NODE_FILE
+			   : KVFS_NODE_OBJECT;
 	kvfs_tree_object_is_file(dir->t.coll, &n.t.file);
 	for (size_t i = off >= first ? (size_t)(off - first + 1) : 0; i < l->n;
 	     i++) {
@@ -978,8 +956,9 @@ static int readdir_collection(struct kvfs_fs *fs, const struct node *dir,
 		if (files)
 			sp = stat_object_file(fs, &n, &st);
 		else
-			kvfs_tree_stat_dir(&fs->tree, &n.t,
-					   listings_of(&dir->lists), &st);
+			kvfs_tree_stat_dir(
+				&fs->tree, &n.t,
+				all ? NULL : listings_of(&dir->lists), &st);
 		if (filler(buf, n.t.entry->item.name, sp, first + (off_t)i,
 			   sp ? FUSE_FILL_DIR_PLUS : 0))
 			break;
@@ -1111,8 +1090,7 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			off_t off, struct fuse_file_info *fi,
 			enum fuse_readdir_flags flags)
 {
-	struct dir_handle *d =
-		fi ? (struct dir_handle *)(uintptr_t)fi->fh : NULL;
+	struct handle *d = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
 	struct kvfs_fs *fs = fs_get();
 	struct node n;
 	int r;
@@ -1126,8 +1104,10 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		return -ENOTDIR;
 	}
 
-	/* A collection is read at offsets; the rest whole. */
-	if (n.t.kind == KVFS_NODE_COLLECTION) {
+	/* A collection and its .versions/ are read at offsets; the rest
+	 * whole. */
+	if (n.t.kind == KVFS_NODE_COLLECTION ||
+	    n.t.kind == KVFS_NODE_ALL_VERSIONS) {
 		r = d ? readdir_collection(fs, &n, d, off, buf, filler)
 		      : -EBADF;
 		node_clear(&n);
@@ -1140,6 +1120,7 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		readdir_root(fs, &n, buf, filler);
 		break;
 	case KVFS_NODE_COLLECTION: /* above */
+	case KVFS_NODE_ALL_VERSIONS:
 		break;
 	case KVFS_NODE_OBJECT:
 	case KVFS_NODE_VERSION:
@@ -1148,9 +1129,7 @@ static int kvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	case KVFS_NODE_VERSIONS:
 		r = readdir_versions(fs, &n, buf, filler);
 		break;
-	case KVFS_NODE_ALL_VERSIONS:
-		readdir_all_versions(fs, &n, buf, filler);
-		break;
+
 	case KVFS_NODE_CONTROL:
 		r = readdir_control(fs, buf, filler);
 		break;
@@ -1365,7 +1344,7 @@ static const struct fuse_operations kvfs_ops = {
 	.poll = kvfs_poll,
 	.opendir = kvfs_opendir,
 	.readdir = kvfs_readdir,
-	.releasedir = kvfs_releasedir,
+	.releasedir = kvfs_release,
 	.readlink = kvfs_readlink,
 	.statfs = kvfs_statfs,
 	.getxattr = kvfs_getxattr,
@@ -1652,9 +1631,7 @@ void kvfs_fs_free(struct kvfs_fs *fs)
 		struct handle *h = fs->handles;
 
 		handle_unlink_locked(fs, h);
-		files_release(fs, h->files, h->cached);
-		free(h->owned);
-		free(h);
+		handle_free(fs, h);
 	}
 	kvfs_events_free(fs->events);
 	if (fs->loop)

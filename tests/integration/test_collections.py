@@ -236,11 +236,12 @@ def test_all_collections_in_table_order(all_mount):
     assert os.stat(all_mount.path).st_nlink == 2 + 3 + 1 + 1
 
 
-@pytest.mark.parametrize("coll", ["certificates", "secrets", "keys"])
+@pytest.mark.parametrize(
+    "coll", ["certificates", "secrets", "keys", "secrets/.versions"])
 def test_collection_read_an_entry_a_reply(all_mount, coll):
-    """A collection's directory read in replies of one or two entries (a
-    80-byte getdents64) lists every name once, .versions/ of secrets
-    included: what one listdir gives."""
+    """A collection's directory, or secrets/.versions/, read in replies of
+    one or two entries (a 80-byte getdents64) lists every name once,
+    .versions/ of secrets included: what one listdir gives."""
     whole = os.listdir(all_mount.p(coll))
     fd = os.open(all_mount.p(coll), os.O_RDONLY | os.O_DIRECTORY)
     try:
